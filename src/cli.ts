@@ -1,0 +1,240 @@
+#!/usr/bin/env node
+// switchboard: start the server, manage users, inspect registrations.
+//
+//   switchboard start [options]
+//   switchboard user add <user>@<realm> --password <pw>|-     ("-" reads the password from stdin)
+//   switchboard user import <file.csv>                         (user,realm,password lines)
+//   switchboard reg list [aor] [--json]
+//   switchboard config                                          (every option, as a Markdown table)
+
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { configFlagSpec, configTableMarkdown, loadConfig, type Config } from './config.ts';
+import { isSwitchboardError } from './errors.ts';
+import { createAccount, newAccount, parseLoginName } from './identity/accounts.ts';
+import { createLogger } from './log.ts';
+import { databaseFile, startServer } from './server.ts';
+import type { NewAccount } from './storage/ports.ts';
+import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
+import { openDatabase } from './storage/sqlite/database.ts';
+import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
+
+const USAGE = `Usage:
+  switchboard start [options]                 run the server (see: switchboard config)
+  switchboard user add <user>@<realm> --password <pw>|-
+  switchboard user import <file.csv>          lines of user,realm,password
+  switchboard reg list [<user>@<domain>] [--json]
+  switchboard config                          list every option with its flag and environment variable
+Options common to all commands: --data-dir <dir>, --realm <realm>, --config <file.json>`;
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { ...configFlagSpec(), password: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+}
+
+function configFrom(values: Record<string, unknown>): Config {
+  return loadConfig({ flags: values as Record<string, string | string[] | boolean | undefined>, file: (values.config as string | undefined) ?? null });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function cmdStart(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel);
+  const server = await startServer(config, { log });
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    if (++signals > 1) process.exit(1);
+    log.info({ signal: sig }, 'shutting down');
+    server.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+async function cmdUserAdd(config: Config, name: string | undefined, password: string | undefined): Promise<void> {
+  if (!name) throw usage('user add needs <user>@<realm>');
+  if (password === undefined) throw usage('user add needs --password <pw> (or --password - to read it from stdin)');
+  const pw = password === '-' ? await readStdin() : password;
+  const { username, realm } = parseLoginName(name, config.realms[0]);
+  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  try {
+    const account = await createAccount(new SqliteAccountStore(db), username, realm, pw);
+    process.stdout.write(`created ${account.username}@${account.realm} (id ${account.id})\n`);
+  } finally {
+    db.close();
+  }
+}
+
+/** Splits one CSV line (RFC 4180 quoting). */
+function csvFields(line: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i <= line.length) {
+    if (line[i] === '"') {
+      let v = '';
+      i++;
+      while (i < line.length) {
+        if (line[i] === '"' && line[i + 1] === '"') {
+          v += '"';
+          i += 2;
+        } else if (line[i] === '"') {
+          i++;
+          break;
+        } else v += line[i++];
+      }
+      out.push(v);
+      i++; // skip comma
+    } else {
+      const c = line.indexOf(',', i);
+      const end = c < 0 ? line.length : c;
+      out.push(line.slice(i, end));
+      i = end + 1;
+    }
+  }
+  return out;
+}
+
+async function cmdUserImport(config: Config, file: string | undefined): Promise<void> {
+  if (!file) throw usage('user import needs <file.csv>');
+  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  const store = new SqliteAccountStore(db);
+  const started = Date.now();
+  let lineNo = 0;
+  let created = 0;
+  let skipped = 0;
+  const errors: string[] = [];
+  let batch: NewAccount[] = [];
+  const tty = process.stderr.isTTY;
+  let lastDraw = 0;
+  const draw = (final: boolean) => {
+    const now = Date.now();
+    if (!final && now - lastDraw < (tty ? 100 : 2000)) return;
+    lastDraw = now;
+    const done = created + skipped;
+    const rate = Math.round(done / Math.max(0.001, (now - started) / 1000));
+    const width = 30;
+    const filled = Math.min(width, Math.round((done % 100000) / 100000 * width));
+    const bar = final ? '#'.repeat(width) : '#'.repeat(filled) + '.'.repeat(width - filled);
+    const text = `[${bar}] ${done} imported (${created} new, ${skipped} existing, ${errors.length} bad) ${rate}/s`;
+    process.stderr.write(tty ? `\r${text}` : `${text}\n`);
+  };
+  const flush = async () => {
+    if (!batch.length) return;
+    const r = await store.createMany(batch);
+    created += r.created;
+    skipped += r.skipped;
+    batch = [];
+    draw(false);
+  };
+  try {
+    const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    for await (const raw of rl) {
+      lineNo++;
+      const line = raw.trim();
+      if (!line || line.startsWith('#')) continue;
+      const [user, realm, password] = csvFields(line);
+      if (lineNo === 1 && user === 'user' && realm === 'realm') continue; // header
+      try {
+        if (!user || realm === undefined || password === undefined) throw new Error('expected user,realm,password');
+        const name = parseLoginName(`${user}@${realm || config.realms[0]}`, config.realms[0]);
+        batch.push(newAccount(name.username, name.realm, password));
+      } catch (e) {
+        errors.push(`line ${lineNo}: ${(e as Error).message}`);
+        continue;
+      }
+      // Short transactions keep the write lock brief for a server running on the same database.
+      if (batch.length >= 2000) await flush();
+    }
+    await flush();
+  } finally {
+    db.close();
+  }
+  draw(true);
+  if (tty) process.stderr.write('\n');
+  for (const e of errors.slice(0, 20)) process.stderr.write(`${e}\n`);
+  if (errors.length > 20) process.stderr.write(`… and ${errors.length - 20} more bad lines\n`);
+  process.stdout.write(`imported ${created} new accounts, ${skipped} already existed, ${errors.length} bad lines, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  if (errors.length) process.exitCode = 1;
+}
+
+async function cmdRegList(config: Config, aor: string | undefined, json: boolean): Promise<void> {
+  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  try {
+    const now = Date.now();
+    const key = aor?.replace(/^sips?:/, '');
+    const rows = (await new SqliteLocationStore(db).list(key)).filter((b) => b.expiresAt > now);
+    if (json) {
+      process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      return;
+    }
+    if (!rows.length) {
+      process.stdout.write(aor ? `no bindings for ${aor}\n` : 'no bindings\n');
+      return;
+    }
+    for (const b of rows) {
+      const expires = Math.round((b.expiresAt - now) / 1000);
+      process.stdout.write(`${b.aor}\t<${b.contact}>${b.params}\texpires=${expires}\t${b.transport} ${b.sourceAddress}:${b.sourcePort}\t${b.userAgent ?? ''}\n`);
+    }
+    process.stdout.write(`${rows.length} binding(s)\n`);
+  } finally {
+    db.close();
+  }
+}
+
+class UsageError extends Error {}
+function usage(msg: string): UsageError {
+  return new UsageError(msg);
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    throw usage((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const [cmd, sub, arg] = positionals;
+  if (values.help || cmd === undefined || cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (cmd === 'config') {
+    process.stdout.write(configTableMarkdown() + '\n');
+    return;
+  }
+  const config = configFrom(values);
+  if (cmd === 'start') return cmdStart(config);
+  if (cmd === 'user' && sub === 'add') return cmdUserAdd(config, arg, values.password as string | undefined);
+  if (cmd === 'user' && sub === 'import') return cmdUserImport(config, arg);
+  if (cmd === 'reg' && sub === 'list') return cmdRegList(config, arg, values.json === true);
+  throw usage(`unknown command: ${positionals.join(' ')}`);
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof UsageError) {
+    process.stderr.write(`switchboard: ${e.message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (isSwitchboardError(e)) {
+    process.stderr.write(`switchboard: ${e.message} (${e.code})\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`switchboard: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,231 @@
+// One typed configuration, from defaults < JSON file (--config / SWITCHBOARD_CONFIG) < environment < flags.
+// Every option is declared once in OPTIONS below; the README's configuration table and `switchboard help`
+// are generated from it, so documentation cannot drift from behaviour.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { sbError } from './errors.ts';
+
+export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
+
+export interface Config {
+  dataDir: string;
+  realms: string[];
+  logLevel: string;
+  sip: {
+    hosts: string[];
+    port: number;
+    transports: Array<'UDP' | 'TCP'>;
+    maxMessageSize: number;
+    tcpIdleTimeout: number;
+    tcpMaxConnections: number;
+    forceRport: boolean;
+    advertisedHost: string | null;
+    serverHeader: string | null;
+  };
+  http: { host: string; port: number };
+  registrar: {
+    defaultExpires: number;
+    minExpires: number;
+    maxExpires: number;
+    maxContacts: number;
+    maxContactsPolicy: 'reject' | 'evict-oldest';
+    expirySpread: number;
+  };
+  digest: {
+    algorithms: DigestAlgorithm[];
+    nonceTtl: number;
+    /** Offer challenges without qop too (RFC 2069 clients); nonces are then single-use. */
+    allowNoQop: boolean;
+  };
+  auth: {
+    accountFailures: number;
+    addressFailures: number;
+    failureWindow: number;
+    lockoutDuration: number;
+    trustedNetworks: string[];
+  };
+  storage: {
+    durability: 'os' | 'fsync';
+    credentialCacheTtl: number;
+  };
+}
+
+type Kind = 'string' | 'int' | 'bool' | 'list' | 'enum';
+
+interface Option {
+  /** Dotted path into Config. */
+  path: string;
+  flag: string;
+  env: string;
+  kind: Kind;
+  values?: readonly string[];
+  default: unknown;
+  doc: string;
+}
+
+const O = (path: string, flag: string, kind: Kind, def: unknown, doc: string, values?: readonly string[]): Option => ({
+  path,
+  flag,
+  env: 'SWITCHBOARD_' + flag.replace(/-/g, '_').toUpperCase(),
+  kind,
+  values,
+  default: def,
+  doc,
+});
+
+export const OPTIONS: Option[] = [
+  O('dataDir', 'data-dir', 'string', './data', 'Directory for the SQLite database and generated secrets.'),
+  O('realms', 'realm', 'list', ['localhost'], 'Domains (realms) served; repeat the flag or comma-separate. The first is the default realm.'),
+  O('logLevel', 'log-level', 'enum', 'info', 'Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+  O('sip.hosts', 'sip-host', 'list', ['0.0.0.0'], 'Addresses to listen on for SIP (IPv4 and/or IPv6, e.g. 0.0.0.0,::).'),
+  O('sip.port', 'sip-port', 'int', 5060, 'SIP port for UDP and TCP.'),
+  O('sip.transports', 'sip-transports', 'list', ['UDP', 'TCP'], 'SIP transports to listen on.'),
+  O('sip.maxMessageSize', 'sip-max-message-size', 'int', 65535, 'Largest SIP message accepted, in bytes (larger: dropped on UDP, 513 and close on TCP).'),
+  O('sip.tcpIdleTimeout', 'sip-tcp-idle-timeout', 'int', 600, 'Seconds before an idle TCP connection without bindings on it is closed.'),
+  O('sip.tcpMaxConnections', 'sip-tcp-max-connections', 'int', 100000, 'Most simultaneous TCP connections.'),
+  O('sip.forceRport', 'sip-force-rport', 'bool', false, 'Answer UDP requests at their source address and port even without rport (NAT).'),
+  O('sip.advertisedHost', 'sip-advertised-host', 'string', null, 'Host to put in Via/Contact of requests Switchboard sends (default: the listening address).'),
+  O('sip.serverHeader', 'sip-server-header', 'string', 'Switchboard', 'Server header on responses (empty to omit).'),
+  O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
+  O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
+  O('registrar.defaultExpires', 'default-expires', 'int', 3600, 'Binding lifetime when the REGISTER names none, in seconds.'),
+  O('registrar.minExpires', 'min-expires', 'int', 60, 'Shortest lifetime accepted; shorter gets 423 with Min-Expires.'),
+  O('registrar.maxExpires', 'max-expires', 'int', 7200, 'Longest lifetime granted; longer is lowered to this.'),
+  O('registrar.maxContacts', 'max-contacts', 'int', 10, 'Most bindings per address of record (0: unlimited).'),
+  O('registrar.maxContactsPolicy', 'max-contacts-policy', 'enum', 'reject', 'What a REGISTER over the limit gets: reject (403) or evict-oldest.', ['reject', 'evict-oldest']),
+  O('registrar.expirySpread', 'expiry-spread', 'int', 0, 'Percent (0-20) by which granted lifetimes are randomly shortened, spreading re-registrations after a restart.'),
+  O('digest.algorithms', 'digest-algorithms', 'list', ['MD5'], 'Digest algorithms offered, one challenge each, in this order (MD5, SHA-256, SHA-512-256).'),
+  O('digest.nonceTtl', 'nonce-ttl', 'int', 300, 'Seconds a nonce stays valid; after that the client is re-challenged with stale=true.'),
+  O('digest.allowNoQop', 'digest-allow-no-qop', 'bool', true, 'Accept RFC 2069 responses without qop (their nonces are single-use).'),
+  O('auth.accountFailures', 'auth-account-failures', 'int', 10, 'Failed authentications per account within the window before it is locked.'),
+  O('auth.addressFailures', 'auth-address-failures', 'int', 100, 'Failed authentications per source address within the window before it is locked.'),
+  O('auth.failureWindow', 'auth-failure-window', 'int', 300, 'Window in seconds over which failures are counted.'),
+  O('auth.lockoutDuration', 'auth-lockout', 'int', 300, 'Seconds a locked account or address stays locked.'),
+  O('auth.trustedNetworks', 'auth-trusted-networks', 'list', [], 'CIDRs never locked out by address (an office NAT, an SBC), e.g. 10.0.0.0/8.'),
+  O('storage.durability', 'durability', 'enum', 'os', 'os: a 200 OK follows the write reaching the OS (survives kill -9); fsync: also flushed to disk (survives power loss).', ['os', 'fsync']),
+  O('storage.credentialCacheTtl', 'credential-cache-ttl', 'int', 60, 'Seconds a credential lookup is cached.'),
+];
+
+function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let o = obj;
+  for (let i = 0; i < parts.length - 1; i++) {
+    o[parts[i]] ??= {};
+    o = o[parts[i]] as Record<string, unknown>;
+  }
+  o[parts[parts.length - 1]] = value;
+}
+
+function getPath(obj: Record<string, unknown>, dotted: string): unknown {
+  let o: unknown = obj;
+  for (const p of dotted.split('.')) {
+    if (o === null || typeof o !== 'object') return undefined;
+    o = (o as Record<string, unknown>)[p];
+  }
+  return o;
+}
+
+function coerce(opt: Option, raw: unknown, origin: string): unknown {
+  const fail = (why: string) => sbError('CONFIG_ERR_INVALID', `${origin}: ${why}`);
+  switch (opt.kind) {
+    case 'string':
+      if (raw === null) return null;
+      if (typeof raw !== 'string') throw fail('expected a string');
+      return raw === '' && opt.default === null ? null : raw;
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      if (!Number.isInteger(n) || n < 0) throw fail(`expected a non-negative integer, got ${JSON.stringify(raw)}`);
+      return n;
+    }
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (/^(1|true|yes|on)$/i.test(String(raw))) return true;
+      if (/^(0|false|no|off)$/i.test(String(raw))) return false;
+      throw fail(`expected a boolean, got ${JSON.stringify(raw)}`);
+    case 'list': {
+      const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+      return items.map((s) => s.trim()).filter(Boolean);
+    }
+    case 'enum':
+      if (!opt.values!.includes(String(raw))) throw fail(`expected one of ${opt.values!.join(', ')}, got ${JSON.stringify(raw)}`);
+      return String(raw);
+  }
+}
+
+export interface ConfigSources {
+  /** Flags already split by parseArgs: option flag name → string or string[] (repeatable). */
+  flags?: Record<string, string | string[] | boolean | undefined>;
+  env?: NodeJS.ProcessEnv;
+  file?: string | null;
+}
+
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? process.env;
+  const cfg: Record<string, unknown> = {};
+  for (const opt of OPTIONS) setPath(cfg, opt.path, structuredClone(opt.default));
+  const file = sources.file ?? env.SWITCHBOARD_CONFIG ?? null;
+  if (file) {
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw sbError('CONFIG_ERR_INVALID', `cannot read config file ${file}: ${(e as Error).message}`);
+    }
+    for (const opt of OPTIONS) {
+      const v = getPath(json, opt.path);
+      if (v !== undefined) setPath(cfg, opt.path, coerce(opt, v, `${file}: ${opt.path}`));
+    }
+  }
+  for (const opt of OPTIONS) {
+    const v = env[opt.env];
+    if (v !== undefined && v !== '') setPath(cfg, opt.path, coerce(opt, v, opt.env));
+  }
+  const flags = sources.flags ?? {};
+  for (const opt of OPTIONS) {
+    const v = flags[opt.flag];
+    if (v === undefined) continue;
+    const raw = Array.isArray(v) ? v.flatMap((x) => x.split(',')) : v;
+    setPath(cfg, opt.path, coerce(opt, raw, `--${opt.flag}`));
+  }
+  const config = cfg as unknown as Config;
+  validate(config);
+  config.dataDir = path.resolve(config.dataDir);
+  config.realms = config.realms.map((r) => r.toLowerCase());
+  config.sip.transports = config.sip.transports.map((t) => t.toUpperCase()) as Config['sip']['transports'];
+  config.digest.algorithms = config.digest.algorithms.map((a) => a.toUpperCase()) as DigestAlgorithm[];
+  return config;
+}
+
+function validate(c: Config): void {
+  const bad = (m: string) => {
+    throw sbError('CONFIG_ERR_INVALID', m);
+  };
+  if (c.realms.length === 0) bad('at least one realm is required');
+  if (c.sip.port > 65535 || c.http.port > 65535) bad('ports must be below 65536');
+  for (const t of c.sip.transports) if (!['UDP', 'TCP'].includes(t.toUpperCase())) bad(`unknown SIP transport ${t}`);
+  for (const a of c.digest.algorithms) if (!['MD5', 'SHA-256', 'SHA-512-256'].includes(a.toUpperCase())) bad(`unknown digest algorithm ${a}`);
+  if (c.digest.algorithms.length === 0) bad('at least one digest algorithm is required');
+  if (c.registrar.minExpires > c.registrar.maxExpires) bad('min-expires above max-expires');
+  if (c.registrar.defaultExpires < c.registrar.minExpires) bad('default-expires below min-expires');
+  if (c.registrar.expirySpread > 20) bad('expiry-spread is a percentage from 0 to 20');
+  if (c.sip.maxMessageSize < 1024) bad('sip-max-message-size below 1024');
+}
+
+/** parseArgs option table for every configuration flag (plus --config). */
+export function configFlagSpec(): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
+  const spec: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { config: { type: 'string' } };
+  for (const opt of OPTIONS) {
+    spec[opt.flag] = opt.kind === 'list' ? { type: 'string', multiple: true } : opt.kind === 'bool' ? { type: 'boolean' } : { type: 'string' };
+  }
+  return spec;
+}
+
+/** The configuration table in Markdown, as the README shows it. */
+export function configTableMarkdown(): string {
+  const rows = OPTIONS.map((o) => {
+    const def = Array.isArray(o.default) ? o.default.join(',') : o.default === null ? '' : String(o.default);
+    return `| \`--${o.flag}\` | \`${o.env}\` | \`${o.path}\` | ${def === '' ? '—' : '`' + def + '`'} | ${o.doc} |`;
+  });
+  return ['| flag | environment | config file key | default | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}

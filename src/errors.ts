@@ -1,0 +1,94 @@
+// The one catalogue of Switchboard's errors, in the manner of fastify's FST_ERR_*: every error a caller can
+// meet has a stable code, a default message and, where it leaves the process, the status it maps to.
+// Code that fails creates errors from here, so logs, SIP reason phrases and HTTP bodies agree.
+
+export interface ErrorSpec {
+  readonly code: string;
+  readonly message: string;
+  /** SIP status when the error answers a SIP request. */
+  readonly sip?: number;
+  /** HTTP status when the error answers an HTTP request. */
+  readonly http?: number;
+}
+
+export class SwitchboardError extends Error {
+  readonly code: string;
+  readonly sip: number | undefined;
+  readonly http: number | undefined;
+  readonly detail: Record<string, unknown> | undefined;
+
+  constructor(spec: ErrorSpec, message?: string, detail?: Record<string, unknown>) {
+    super(message ?? spec.message);
+    this.name = 'SwitchboardError';
+    this.code = spec.code;
+    this.sip = spec.sip;
+    this.http = spec.http;
+    this.detail = detail;
+  }
+}
+
+function spec<const C extends string>(code: C, message: string, status: { sip?: number; http?: number } = {}) {
+  return { code, message, ...status } as const;
+}
+
+export const Errors = {
+  // Wire format (RFC 3261 §7, §25). Parse failures answer 400 (505 for the version) or are dropped.
+  SIP_ERR_START_LINE: spec('SIP_ERR_START_LINE', 'malformed start line', { sip: 400 }),
+  SIP_ERR_VERSION: spec('SIP_ERR_VERSION', 'unsupported SIP version', { sip: 505 }),
+  SIP_ERR_HEADER_SYNTAX: spec('SIP_ERR_HEADER_SYNTAX', 'malformed header', { sip: 400 }),
+  SIP_ERR_MISSING_HEADER: spec('SIP_ERR_MISSING_HEADER', 'missing mandatory header', { sip: 400 }),
+  SIP_ERR_CONTENT_LENGTH: spec('SIP_ERR_CONTENT_LENGTH', 'bad Content-Length', { sip: 400 }),
+  SIP_ERR_TOO_LARGE: spec('SIP_ERR_TOO_LARGE', 'message too large', { sip: 513 }),
+  SIP_ERR_URI: spec('SIP_ERR_URI', 'malformed URI', { sip: 400 }),
+  SIP_ERR_URI_SCHEME: spec('SIP_ERR_URI_SCHEME', 'unsupported URI scheme', { sip: 416 }),
+  SIP_ERR_CSEQ_METHOD: spec('SIP_ERR_CSEQ_METHOD', 'CSeq method does not match the request method', { sip: 400 }),
+  SIP_ERR_MAX_FORWARDS: spec('SIP_ERR_MAX_FORWARDS', 'too many hops', { sip: 483 }),
+  SIP_ERR_EXTENSION: spec('SIP_ERR_EXTENSION', 'bad extension', { sip: 420 }),
+  SIP_ERR_METHOD_NOT_ALLOWED: spec('SIP_ERR_METHOD_NOT_ALLOWED', 'method not allowed', { sip: 405 }),
+  SIP_ERR_NOT_IMPLEMENTED: spec('SIP_ERR_NOT_IMPLEMENTED', 'method not implemented', { sip: 501 }),
+  SIP_ERR_TRANSPORT: spec('SIP_ERR_TRANSPORT', 'transport failure', { sip: 503 }),
+  SIP_ERR_NO_ROUTE: spec('SIP_ERR_NO_ROUTE', 'no route for response'),
+  SIP_ERR_TIMEOUT: spec('SIP_ERR_TIMEOUT', 'transaction timed out', { sip: 408 }),
+
+  // Digest and authentication (RFC 7616, RFC 8760).
+  AUTH_ERR_CREDENTIALS: spec('AUTH_ERR_CREDENTIALS', 'wrong credentials', { sip: 401, http: 401 }),
+  AUTH_ERR_MALFORMED: spec('AUTH_ERR_MALFORMED', 'malformed Authorization header', { sip: 400, http: 400 }),
+  AUTH_ERR_LOCKED: spec('AUTH_ERR_LOCKED', 'too many failed attempts; try again later', { sip: 403, http: 429 }),
+  AUTH_ERR_FORBIDDEN: spec('AUTH_ERR_FORBIDDEN', 'identity may not act for this address of record', { sip: 403, http: 403 }),
+  AUTH_ERR_REPLAY: spec('AUTH_ERR_REPLAY', 'nonce count replayed', { sip: 401 }),
+
+  // Registrar (RFC 3261 §10.3).
+  REG_ERR_NOT_OUR_DOMAIN: spec('REG_ERR_NOT_OUR_DOMAIN', 'domain not served here', { sip: 404, http: 404 }),
+  REG_ERR_UNKNOWN_AOR: spec('REG_ERR_UNKNOWN_AOR', 'address of record not found', { sip: 404, http: 404 }),
+  REG_ERR_WILDCARD: spec('REG_ERR_WILDCARD', 'Contact: * needs Expires: 0 and no other contact', { sip: 400 }),
+  REG_ERR_INTERVAL_TOO_BRIEF: spec('REG_ERR_INTERVAL_TOO_BRIEF', 'interval too brief', { sip: 423 }),
+  REG_ERR_OUT_OF_ORDER: spec('REG_ERR_OUT_OF_ORDER', 'CSeq not higher than the binding\u2019s for the same Call-ID', { sip: 500 }),
+  REG_ERR_TOO_MANY_CONTACTS: spec('REG_ERR_TOO_MANY_CONTACTS', 'too many contacts for this address of record', { sip: 403 }),
+  REG_ERR_CONTACT: spec('REG_ERR_CONTACT', 'malformed Contact', { sip: 400 }),
+
+  // Storage.
+  STORE_ERR_WRITE: spec('STORE_ERR_WRITE', 'could not persist the change', { sip: 500, http: 500 }),
+  STORE_ERR_MIGRATION: spec('STORE_ERR_MIGRATION', 'database migration failed'),
+
+  // Accounts and HTTP.
+  ACCOUNT_ERR_EXISTS: spec('ACCOUNT_ERR_EXISTS', 'account already exists', { http: 409 }),
+  ACCOUNT_ERR_NOT_FOUND: spec('ACCOUNT_ERR_NOT_FOUND', 'account not found', { http: 404 }),
+  ACCOUNT_ERR_NAME: spec('ACCOUNT_ERR_NAME', 'invalid account name: expected user@realm', { http: 400 }),
+  HTTP_ERR_UNAUTHORIZED: spec('HTTP_ERR_UNAUTHORIZED', 'authentication required', { http: 401 }),
+  HTTP_ERR_FORBIDDEN: spec('HTTP_ERR_FORBIDDEN', 'not allowed', { http: 403 }),
+  HTTP_ERR_VALIDATION: spec('HTTP_ERR_VALIDATION', 'invalid request', { http: 400 }),
+  HTTP_ERR_NOT_FOUND: spec('HTTP_ERR_NOT_FOUND', 'not found', { http: 404 }),
+
+  // Configuration.
+  CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),
+} as const;
+
+export type ErrorCode = keyof typeof Errors;
+
+export function sbError(code: ErrorCode, message?: string, detail?: Record<string, unknown>): SwitchboardError {
+  return new SwitchboardError(Errors[code], message, detail);
+}
+
+export function isSwitchboardError(e: unknown, code?: ErrorCode): e is SwitchboardError {
+  return e instanceof SwitchboardError && (code === undefined || e.code === code);
+}

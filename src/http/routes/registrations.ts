@@ -1,0 +1,84 @@
+// Location queries over HTTP: GET /v1/registrations (filter by realm and user) and one AOR's bindings.
+
+import type { FastifyPluginAsync } from 'fastify';
+import type { LocationService } from '../../registrar/location-service.ts';
+import type { BindingRecord } from '../../storage/ports.ts';
+
+export function bindingJson(b: BindingRecord, now: number) {
+  return {
+    contact: b.contact,
+    params: b.params,
+    expires: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
+    expiresAt: new Date(b.expiresAt).toISOString(),
+    q: b.q,
+    callId: b.callId,
+    cseq: b.cseq,
+    path: b.path,
+    instanceId: b.instanceId,
+    regId: b.regId,
+    transport: b.transport,
+    source: { address: b.sourceAddress, port: b.sourcePort },
+    local: { address: b.localAddress, port: b.localPort },
+    connectionId: b.connectionId,
+    node: b.node,
+    userAgent: b.userAgent,
+    registeredAt: new Date(b.createdAt).toISOString(),
+    updatedAt: new Date(b.updatedAt).toISOString(),
+  };
+}
+
+interface Query {
+  realm?: string;
+  user?: string;
+  limit?: number;
+  offset?: number;
+}
+
+export const registrationRoutes: FastifyPluginAsync<{ location: LocationService }> = async (app, opts) => {
+  const { location } = opts;
+  app.get<{ Querystring: Query }>(
+    '/v1/registrations',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            realm: { type: 'string', maxLength: 253 },
+            user: { type: 'string', maxLength: 256 },
+            limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+            offset: { type: 'integer', minimum: 0, default: 0 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const { realm, user } = req.query;
+      const limit = req.query.limit ?? 1000;
+      const offset = req.query.offset ?? 0;
+      const now = Date.now();
+      const wantRealm = realm?.toLowerCase();
+      const out: Array<{ aor: string; user: string; realm: string; bindings: ReturnType<typeof bindingJson>[] }> = [];
+      let total = 0;
+      if (user !== undefined && wantRealm !== undefined) {
+        const aor = `${user}@${wantRealm}`;
+        const bindings = location.lookup(aor);
+        if (bindings.length) {
+          total = 1;
+          if (offset === 0) out.push({ aor, user, realm: wantRealm, bindings: bindings.map((b) => bindingJson(b, now)) });
+        }
+      } else {
+        for (const [aor, bindings] of location.entries()) {
+          const at = aor.lastIndexOf('@');
+          const u = aor.slice(0, at);
+          const r = aor.slice(at + 1);
+          if (wantRealm !== undefined && r !== wantRealm) continue;
+          if (user !== undefined && u !== user) continue;
+          if (total >= offset && out.length < limit) out.push({ aor, user: u, realm: r, bindings: bindings.map((b) => bindingJson(b, now)) });
+          total++;
+        }
+      }
+      return { total, offset, limit, registrations: out };
+    },
+  );
+};

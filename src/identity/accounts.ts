@@ -1,0 +1,35 @@
+// Accounts: one login name (user@realm), every credential derived from one password. Creating an account or
+// changing its password stores the Digest HA1 for every algorithm (so the Digest algorithms offered can change
+// without a password reset) and never the password itself.
+
+import { sbError } from '../errors.ts';
+import { computeHa1, DIGEST_ALGORITHMS } from '../sip/digest.ts';
+import type { Account, AccountStore, NewAccount, SipCredential } from '../storage/ports.ts';
+
+/** user = SIP user part characters (RFC 3261 unreserved / escaped / user-unreserved), without '@'. */
+const USER_RE = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]{1,128}$/;
+const REALM_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+/** Splits "user@realm" (a bare "user" means the default realm). Realms compare lower-case. */
+export function parseLoginName(name: string, defaultRealm: string): { username: string; realm: string } {
+  const at = name.lastIndexOf('@');
+  const username = at < 0 ? name : name.slice(0, at);
+  const realm = (at < 0 ? defaultRealm : name.slice(at + 1)).toLowerCase();
+  if (!USER_RE.test(username)) throw sbError('ACCOUNT_ERR_NAME', `invalid user name ${JSON.stringify(username)}`);
+  if (!REALM_RE.test(realm)) throw sbError('ACCOUNT_ERR_NAME', `invalid realm ${JSON.stringify(realm)}`);
+  return { username, realm };
+}
+
+/** The Digest credentials of a password: one HA1 per algorithm for the account's own realm. */
+export function digestCredentialsFor(username: string, realm: string, password: string): Array<Omit<SipCredential, 'accountId'>> {
+  return DIGEST_ALGORITHMS.map((algorithm) => ({ authUser: username, realm, algorithm, ha1: computeHa1(algorithm, username, realm, password) }));
+}
+
+export function newAccount(username: string, realm: string, password: string, roles: string[] = []): NewAccount {
+  if (password.length === 0) throw sbError('HTTP_ERR_VALIDATION', 'empty password');
+  return { username, realm, roles, passwordHash: null, credentials: digestCredentialsFor(username, realm, password) };
+}
+
+export async function createAccount(store: AccountStore, username: string, realm: string, password: string, roles: string[] = []): Promise<Account> {
+  return store.create(newAccount(username, realm, password, roles));
+}

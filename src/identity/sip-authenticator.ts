@@ -1,0 +1,187 @@
+// Authenticates SIP requests (Kamailio's auth + auth_db split: protocol rules in sip/digest.ts, credentials in
+// the CredentialStore, policy here): Digest challenges per configured algorithm sharing one nonce, response
+// verification against the stored HA1, stale nonces, nonce-count replay protection, and brute-force lockouts
+// per account and per source address (trusted networks exempt from the address lockout).
+
+import { BlockList, isIP } from 'node:net';
+import type { Config, DigestAlgorithm } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { digestChallenge, digestCredentials, parseAuthHeader, verifyDigest, type AuthHeader, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
+import { createResponse, H, type SipRequest, type SipResponse } from '../sip/message/index.ts';
+import type { Source } from '../sip/transport/types.ts';
+import type { CredentialStore, FailureCounter } from '../storage/ports.ts';
+
+const UNKNOWN_USER_HA1: Record<DigestAlgorithm, string> = {
+  MD5: '0'.repeat(32),
+  'SHA-256': '0'.repeat(64),
+  'SHA-512-256': '0'.repeat(64),
+};
+
+export interface SipIdentity {
+  accountId: string;
+  /** The username the client authenticated as. */
+  authUser: string;
+  realm: string;
+  /** Addresses of record (user@domain) this identity may act for. */
+  aors: string[];
+  scheme: 'digest' | 'bearer';
+}
+
+export type AuthFailure = 'no-credentials' | 'malformed' | 'unknown-user' | 'wrong-password' | 'stale-nonce' | 'bad-nonce' | 'replay' | 'locked';
+
+export type AuthOutcome = { ok: true; identity: SipIdentity } | { ok: false; response: SipResponse; reason: AuthFailure };
+
+export interface SipAuthenticatorOptions {
+  credentials: CredentialStore;
+  nonces: NonceIssuer;
+  nonceCounts: NonceCountTracker;
+  failures: FailureCounter;
+  digest: Config['digest'];
+  policy: Config['auth'];
+  log: Logger;
+  now?: () => number;
+  onFailure?: (reason: AuthFailure) => void;
+}
+
+export class SipAuthenticator {
+  private readonly o: SipAuthenticatorOptions;
+  private readonly trusted = new BlockList();
+  private readonly hasTrusted: boolean;
+  private readonly offered: ReadonlySet<DigestAlgorithm>;
+  private readonly now: () => number;
+
+  constructor(o: SipAuthenticatorOptions) {
+    this.o = o;
+    this.now = o.now ?? Date.now;
+    this.offered = new Set(o.digest.algorithms);
+    for (const cidr of o.policy.trustedNetworks) {
+      const [net, bits] = cidr.split('/');
+      const family = isIP(net) === 6 ? 'ipv6' : 'ipv4';
+      if (bits === undefined) this.trusted.addAddress(net, family);
+      else this.trusted.addSubnet(net, Number(bits), family);
+    }
+    this.hasTrusted = o.policy.trustedNetworks.length > 0;
+  }
+
+  private isTrusted(address: string): boolean {
+    if (!this.hasTrusted) return false;
+    return this.trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  /** Authenticates `req` for `realm`; on failure the outcome carries the response to send (401/403/400). */
+  async authenticate(req: SipRequest, source: Source, realm: string): Promise<AuthOutcome> {
+    const { failures, policy } = this.o;
+    const addrKey = 'sip-addr:' + source.address;
+    const trusted = this.isTrusted(source.address);
+    if (!trusted) {
+      const wait = await failures.lockedFor(addrKey);
+      if (wait > 0) return this.locked(req, wait, { address: source.address });
+    }
+
+    const header = this.pickCredentials(req, realm);
+    if (header === null) return this.challenge(req, realm, false, 'no-credentials');
+    if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
+    const creds = digestCredentials(header);
+    if (!creds) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
+    if (!this.offered.has(creds.algorithm)) return this.challenge(req, realm, false, 'bad-nonce');
+    if (creds.qop === null && !this.o.digest.allowNoQop) return this.challenge(req, realm, false, 'bad-nonce');
+
+    const now = this.now();
+    const nonce = this.o.nonces.check(creds.nonce, now);
+    // A nonce we did not issue (or a secret that changed): not the client's fault, just challenge again.
+    if (!nonce.valid) return this.challenge(req, realm, false, 'bad-nonce');
+
+    const acctKey = 'sip-acct:' + creds.username + '@' + realm;
+    const acctWait = await failures.lockedFor(acctKey);
+    if (acctWait > 0) return this.locked(req, acctWait, { account: creds.username, realm });
+
+    const found = await this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
+    // Unknown users cost the same hash work as known ones, so timing does not tell which names exist.
+    const ha1 = found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm];
+    const ok = verifyDigest(header, creds, ha1, req.method, req.body);
+    if (!ok || found === null) {
+      const reason: AuthFailure = found ? 'wrong-password' : 'unknown-user';
+      this.o.log.info({ user: creds.username, realm, from: source.address, reason }, 'SIP authentication failed');
+      const [acctCount, addrCount] = await Promise.all([
+        failures.hit(acctKey, policy.failureWindow),
+        trusted ? Promise.resolve(0) : failures.hit(addrKey, policy.failureWindow),
+      ]);
+      if (acctCount >= policy.accountFailures) {
+        await failures.lock(acctKey, policy.lockoutDuration);
+        this.o.log.warn({ user: creds.username, realm, failures: acctCount, seconds: policy.lockoutDuration }, 'account locked after repeated authentication failures');
+      }
+      if (!trusted && addrCount >= policy.addressFailures) {
+        await failures.lock(addrKey, policy.lockoutDuration);
+        this.o.log.warn({ address: source.address, failures: addrCount, seconds: policy.lockoutDuration }, 'source address locked after repeated authentication failures');
+      }
+      return this.challenge(req, realm, false, reason);
+    }
+    // The client knows the password but used an old nonce: re-challenge with stale=true (RFC 7616 §3.3).
+    if (nonce.stale) return this.challenge(req, realm, true, 'stale-nonce');
+    const counted = await this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
+    if (counted === 'stale') return this.challenge(req, realm, true, 'stale-nonce');
+    if (counted === 'replay') {
+      this.o.log.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
+      return this.challenge(req, realm, false, 'replay');
+    }
+    return {
+      ok: true,
+      identity: { accountId: found.credential.accountId, authUser: creds.username, realm, aors: found.aors, scheme: 'digest' },
+    };
+  }
+
+  /**
+   * The Authorization value answering our realm: the first Digest one for `realm` whose algorithm we offer,
+   * else the first for `realm`. null when none is for us, 'malformed' when one cannot be parsed.
+   */
+  private pickCredentials(req: SipRequest, realm: string): AuthHeader | 'malformed' | null {
+    const values = req.getAll(H.authorization);
+    if (values.length === 0) return null;
+    let fallback: AuthHeader | null = null;
+    let malformed = false;
+    for (const v of values) {
+      const h = parseAuthHeader(v);
+      if (!h) {
+        malformed = true;
+        continue;
+      }
+      if (h.scheme !== 'digest') continue;
+      const r = h.params.get('realm');
+      if (r === undefined || r.toLowerCase() !== realm) continue;
+      const alg = (h.params.get('algorithm') ?? 'MD5').toUpperCase().replace(/-SESS$/, '');
+      if (this.offered.has(alg as DigestAlgorithm)) return h;
+      fallback ??= h;
+    }
+    if (fallback) return fallback;
+    return malformed ? 'malformed' : null;
+  }
+
+  /** 401 with one challenge per configured algorithm, strongest first as configured, sharing one nonce. */
+  challengeResponse(req: SipRequest, realm: string, stale: boolean): SipResponse {
+    const res = createResponse(req, 401);
+    const { nonce, info } = this.o.nonces.issue(this.now());
+    this.o.nonceCounts.issued(info);
+    for (const algorithm of this.o.digest.algorithms) {
+      res.append('WWW-Authenticate', digestChallenge({ realm, nonce, algorithm, stale }));
+    }
+    return res;
+  }
+
+  private challenge(req: SipRequest, realm: string, stale: boolean, reason: AuthFailure): AuthOutcome {
+    if (reason !== 'no-credentials') this.o.onFailure?.(reason);
+    return { ok: false, response: this.challengeResponse(req, realm, stale), reason };
+  }
+
+  private fail(req: SipRequest, status: number, reason: AuthFailure, phrase: string): AuthOutcome {
+    this.o.onFailure?.(reason);
+    return { ok: false, response: createResponse(req, status, phrase), reason };
+  }
+
+  private locked(req: SipRequest, seconds: number, who: Record<string, string>): AuthOutcome {
+    this.o.onFailure?.('locked');
+    this.o.log.debug({ ...who, seconds }, 'request refused: locked out');
+    const res = createResponse(req, 403, 'Forbidden (too many failed authentication attempts)');
+    res.append('Retry-After', String(seconds));
+    return { ok: false, response: res, reason: 'locked' };
+  }
+}

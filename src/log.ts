@@ -1,0 +1,49 @@
+// Structured logs (pino, JSON lines on stdout). Secrets never reach a log line: the redact list covers the
+// fields where they could appear, and SIP Authorization headers are never logged whole.
+
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(level: string, name = 'switchboard'): Logger {
+  return pino({
+    name,
+    level,
+    base: { pid: process.pid },
+    redact: {
+      paths: ['password', '*.password', 'authorization', '*.authorization', 'secret', '*.secret', 'token', '*.token', 'ha1', '*.ha1'],
+      censor: '[redacted]',
+    },
+  });
+}
+
+/**
+ * Logs bad input once per occurrence, at most `perSecond` lines a second; what is suppressed during a flood is
+ * counted and reported in one line when the flood ends, so a garbage storm cannot become a disk-filling storm.
+ */
+export class ThrottledLog {
+  private windowStart = 0;
+  private count = 0;
+  private suppressed = 0;
+  private readonly log: Logger;
+  private readonly perSecond: number;
+
+  constructor(log: Logger, perSecond: number) {
+    this.log = log;
+    this.perSecond = perSecond;
+  }
+
+  warn(obj: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      if (this.suppressed > 0) this.log.warn({ suppressed: this.suppressed }, 'bad input: further lines suppressed in the last second');
+      this.windowStart = now;
+      this.count = 0;
+      this.suppressed = 0;
+    }
+    if (this.count < this.perSecond) {
+      this.count++;
+      this.log.warn(obj, msg);
+    } else this.suppressed++;
+  }
+}

@@ -1,0 +1,259 @@
+// REGISTER processing, RFC 3261 §10.3 step by step (with RFC 3327 Path and RFC 5626 instance/reg-id keys).
+// Protocol rules only: who the client is comes from the SipAuthenticator, where bindings live from the
+// LocationService.
+
+import type { Config } from '../config.ts';
+import type { SipAuthenticator, SipIdentity } from '../identity/sip-authenticator.ts';
+import type { Logger } from '../log.ts';
+import type { RequestContext } from '../sip/endpoint.ts';
+import {
+  aorOf,
+  createResponse,
+  formatUri,
+  H,
+  isSipUri,
+  parseContactValues,
+  type NameAddr,
+  type SipRequest,
+  type SipResponse,
+} from '../sip/message/index.ts';
+import type { BindingRecord } from '../storage/ports.ts';
+import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, parseQ, regIdOf } from './contact.ts';
+import type { BindingChange, LocationService } from './location-service.ts';
+
+export type RegisterOutcome = 'query' | 'updated' | 'unregistered-all' | 'rejected';
+
+export interface RegistrarOptions {
+  location: LocationService;
+  authenticator: SipAuthenticator;
+  rules: Config['registrar'];
+  /** Served domains, lower-case. */
+  realms: string[];
+  /** Hosts that address this server itself in a Request-URI (its IPs and names): the domain then comes from To. */
+  isLocalHost: (host: string) => boolean;
+  node: string;
+  log: Logger;
+  now?: () => number;
+  random?: () => number;
+  onOutcome?: (outcome: RegisterOutcome, changes: BindingChange[]) => void;
+}
+
+export class Registrar {
+  private readonly o: RegistrarOptions;
+  private readonly realms: Set<string>;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private dateCache = { second: 0, text: '' };
+
+  constructor(o: RegistrarOptions) {
+    this.o = o;
+    this.realms = new Set(o.realms);
+    this.now = o.now ?? Date.now;
+    this.random = o.random ?? Math.random;
+  }
+
+  handle = async (req: SipRequest, ctx: RequestContext): Promise<SipResponse> => {
+    // Step 1: the Request-URI names a domain we serve (or this server itself).
+    const ruri = req.requestUri();
+    if (!ruri || !isSipUri(ruri)) return this.reject(req, 416, 'Unsupported URI Scheme');
+    const ruriHost = ruri.host.toLowerCase();
+    if (!this.realms.has(ruriHost) && !this.o.isLocalHost(ruriHost)) {
+      return this.reject(req, 404, 'Not Found (domain not served here)');
+    }
+    // Step 5 (checked before authenticating, to challenge in the right realm): the AOR from To.
+    const to = req.to()!;
+    if (!isSipUri(to.uri)) return this.reject(req, 404, 'Not Found (address of record must be a SIP URI)');
+    const domain = to.uri.host.toLowerCase();
+    if (!this.realms.has(domain)) return this.reject(req, 404, 'Not Found (address of record not in a served domain)');
+    if (to.uri.user === null) return this.reject(req, 404, 'Not Found (address of record has no user part)');
+    const aor = aorOf(to.uri);
+
+    // Steps 3–4: authenticate, then authorise this identity for this AOR.
+    const auth = await this.o.authenticator.authenticate(req, ctx.source, domain);
+    if (!auth.ok) {
+      this.o.onOutcome?.('rejected', []);
+      return auth.response;
+    }
+    const identity = auth.identity;
+    if (!identity.aors.includes(aor)) {
+      this.o.log.info({ user: identity.authUser, realm: identity.realm, aor }, 'REGISTER for an address of record the identity does not own');
+      return this.reject(req, 403, 'Forbidden (not allowed to register this address of record)');
+    }
+
+    // Steps 6–7: the contacts.
+    const contacts = parseContactValues(req);
+    if (contacts === null) return this.reject(req, 400, 'Bad Request (malformed Contact)');
+    if (contacts === '*') return this.unregisterAll(req, aor);
+    if (contacts.length === 0) {
+      this.o.onOutcome?.('query', []);
+      return this.ok(req, aor);
+    }
+    return this.update(req, ctx, aor, contacts, identity);
+  };
+
+  private async unregisterAll(req: SipRequest, aor: string): Promise<SipResponse> {
+    const expires = req.get(H.expires);
+    if (expires === undefined || parseDeltaSeconds(expires) !== 0) {
+      return this.reject(req, 400, 'Bad Request (Contact: * requires Expires: 0)');
+    }
+    const callId = req.callId()!;
+    const cseq = req.cseq()!.seq;
+    const current = this.o.location.lookup(aor);
+    for (const b of current) {
+      if (b.callId === callId && cseq <= b.cseq) return this.reject(req, 400, 'Bad Request (CSeq out of order)');
+    }
+    const changes: BindingChange[] = current.map((binding) => ({ event: 'removed', binding }));
+    const failed = await this.commit(req, aor, [], changes);
+    if (failed) return failed;
+    this.o.onOutcome?.('unregistered-all', changes);
+    return this.ok(req, aor);
+  }
+
+  private async update(req: SipRequest, ctx: RequestContext, aor: string, contacts: NameAddr[], identity: SipIdentity): Promise<SipResponse> {
+    const rules = this.o.rules;
+    const now = this.now();
+    const headerExpires = parseDeltaSeconds(req.get(H.expires));
+    const callId = req.callId()!;
+    const cseq = req.cseq()!.seq;
+
+    // Validate every contact before changing anything: the REGISTER applies whole or not at all.
+    const plans: Array<{ na: NameAddr; key: string; expires: number; q: number | null }> = [];
+    for (const na of contacts) {
+      const q = parseQ(na.params.get('q'));
+      if (q === 'invalid') return this.reject(req, 400, 'Bad Request (invalid q value)');
+      let expires = parseDeltaSeconds(na.params.get('expires')) ?? headerExpires ?? rules.defaultExpires;
+      if (expires !== 0 && expires < rules.minExpires) {
+        const res = createResponse(req, 423);
+        res.append('Min-Expires', String(rules.minExpires));
+        this.o.onOutcome?.('rejected', []);
+        return res;
+      }
+      if (expires > rules.maxExpires) expires = rules.maxExpires;
+      plans.push({ na, key: bindingKey(na), expires, q });
+    }
+
+    const current = this.o.location.lookup(aor);
+    const next = current.slice();
+    const changes: BindingChange[] = [];
+    const touched = new Set<string>();
+    const path = req.values(H.path);
+    const userAgent = req.get(H.userAgent) ?? null;
+    const src = ctx.source;
+    for (const p of plans) {
+      const i = next.findIndex((b) => b.key === p.key);
+      const existing = i >= 0 ? next[i] : null;
+      if (existing && !touched.has(p.key) && existing.callId === callId && cseq <= existing.cseq) {
+        return this.reject(req, 400, 'Bad Request (CSeq out of order)');
+      }
+      touched.add(p.key);
+      if (p.expires === 0) {
+        if (existing) {
+          next.splice(i, 1);
+          changes.push({ event: 'removed', binding: existing });
+        }
+        continue;
+      }
+      const granted = this.spread(p.expires);
+      const binding: BindingRecord = {
+        aor,
+        key: p.key,
+        contact: formatUri(p.na.uri),
+        params: keptParams(p.na.params),
+        q: p.q,
+        expiresAt: now + granted * 1000,
+        callId,
+        cseq,
+        path,
+        instanceId: instanceOf(p.na),
+        regId: regIdOf(p.na),
+        transport: src.transport,
+        sourceAddress: src.address,
+        sourcePort: src.port,
+        localAddress: src.local.address,
+        localPort: src.local.port,
+        connectionId: src.connectionId,
+        node: this.o.node,
+        userAgent,
+        createdAt: existing ? existing.createdAt : now,
+        updatedAt: now,
+        accountId: identity.accountId,
+      };
+      if (existing) {
+        next[i] = binding;
+        // A refresh of a binding this same REGISTER added is still an addition.
+        const prior = changes.findIndex((c) => c.binding === existing);
+        if (prior >= 0) changes[prior] = { event: changes[prior].event, binding };
+        else changes.push({ event: 'refreshed', binding });
+      } else {
+        next.push(binding);
+        changes.push({ event: 'added', binding });
+      }
+    }
+
+    const max = rules.maxContacts;
+    if (max > 0 && next.length > max) {
+      if (rules.maxContactsPolicy === 'reject') {
+        return this.reject(req, 403, `Forbidden (too many contacts: at most ${max} per address of record)`);
+      }
+      // evict-oldest: drop the longest-standing bindings this request did not touch.
+      const evictable = next.filter((b) => !touched.has(b.key)).sort((a, b) => a.createdAt - b.createdAt);
+      while (next.length > max && evictable.length) {
+        const victim = evictable.shift()!;
+        next.splice(next.indexOf(victim), 1);
+        changes.push({ event: 'removed', binding: victim });
+      }
+      if (next.length > max) {
+        return this.reject(req, 403, `Forbidden (too many contacts in one request: at most ${max} per address of record)`);
+      }
+    }
+
+    const failed = await this.commit(req, aor, next, changes);
+    if (failed) return failed;
+    this.o.onOutcome?.('updated', changes);
+    const res = this.ok(req, aor);
+    // RFC 3327 §5.3: echo the stored Path when the client said it supports it.
+    if (path.length && req.values(H.supported).some((t) => t.toLowerCase() === 'path')) {
+      for (const p of path) res.append('Path', p);
+    }
+    return res;
+  }
+
+  /** Shortens a granted lifetime by up to expirySpread percent, never below the minimum. */
+  private spread(expires: number): number {
+    const pct = this.o.rules.expirySpread;
+    if (pct === 0) return expires;
+    const cut = Math.floor(expires * (pct / 100) * this.random());
+    return Math.max(this.o.rules.minExpires, expires - cut);
+  }
+
+  private async commit(req: SipRequest, aor: string, next: BindingRecord[], changes: BindingChange[]): Promise<SipResponse | null> {
+    try {
+      await this.o.location.apply(aor, next, changes);
+      return null;
+    } catch (err) {
+      this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
+      return this.reject(req, 500, 'Server Internal Error (could not store the binding)');
+    }
+  }
+
+  /** 200 OK listing every current binding with its remaining lifetime (step 8). */
+  private ok(req: SipRequest, aor: string): SipResponse {
+    const now = this.now();
+    const res = createResponse(req, 200);
+    for (const b of this.o.location.lookup(aor)) res.append('Contact', contactValue(b, now));
+    res.append('Date', this.httpDate(now));
+    return res;
+  }
+
+  private reject(req: SipRequest, status: number, reason: string): SipResponse {
+    this.o.onOutcome?.('rejected', []);
+    return createResponse(req, status, reason);
+  }
+
+  /** RFC 1123 date, recomputed once a second. */
+  private httpDate(now: number): string {
+    const sec = Math.floor(now / 1000);
+    if (sec !== this.dateCache.second) this.dateCache = { second: sec, text: new Date(sec * 1000).toUTCString() };
+    return this.dateCache.text;
+  }
+}

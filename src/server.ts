@@ -1,0 +1,198 @@
+// The composition root: the only place that picks adapters, wires services to ports, opens listeners and shuts
+// everything down in order. Nothing else imports an adapter.
+
+import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { InProcessBus } from './bus/in-process.ts';
+import type { EventBus } from './bus/event-bus.ts';
+import type { Config } from './config.ts';
+import { CachedCredentialStore } from './identity/credential-cache.ts';
+import { SipAuthenticator } from './identity/sip-authenticator.ts';
+import { buildHttpApp } from './http/app.ts';
+import { createLogger, type Logger } from './log.ts';
+import { childCache, Metrics } from './metrics.ts';
+import { LocationService } from './registrar/location-service.ts';
+import { Registrar } from './registrar/registrar.ts';
+import { deriveKey, loadMasterKey } from './secrets.ts';
+import { NonceIssuer } from './sip/digest.ts';
+import { SipEndpoint } from './sip/endpoint.ts';
+import { parseMessage, canAnswer, createResponse, serialize, type SipRequest } from './sip/message/index.ts';
+import { TransportLayer } from './sip/transport/layer.ts';
+import type { ListenerAddress } from './sip/transport/types.ts';
+import { MemoryFailureCounter } from './storage/memory/failure-counter.ts';
+import { NonceCountWindow } from './storage/memory/nonce-counts.ts';
+import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
+import { openDatabase } from './storage/sqlite/database.ts';
+import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
+import type { DatabaseSync } from 'node:sqlite';
+
+export interface RunningServer {
+  config: Config;
+  log: Logger;
+  sip: ListenerAddress[];
+  http: { address: string; port: number };
+  location: LocationService;
+  accounts: SqliteAccountStore;
+  credentials: CachedCredentialStore;
+  bus: EventBus;
+  metrics: Metrics;
+  stop(): Promise<void>;
+}
+
+export const SERVER_VERSION = '0.1.0';
+
+export function databaseFile(config: Config): string {
+  return path.join(config.dataDir, 'switchboard.db');
+}
+
+export async function startServer(config: Config, opts: { log?: Logger } = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const node = hostname();
+  let ready = false;
+
+  // Storage (embedded default: SQLite) and the in-process bus.
+  const db: DatabaseSync = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  const accounts = new SqliteAccountStore(db);
+  const locationStore = new SqliteLocationStore(db);
+  const credentials = new CachedCredentialStore(accounts, config.storage.credentialCacheTtl);
+  const failures = new MemoryFailureCounter();
+  const bus = new InProcessBus(log.child({ component: 'bus' }));
+
+  // Location service, primed before any listener opens.
+  let metrics: Metrics | null = null;
+  let transports: TransportLayer | null = null;
+  const location = new LocationService({
+    store: locationStore,
+    bus,
+    log: log.child({ component: 'location' }),
+    onChange: (changes) => {
+      for (const c of changes) {
+        metrics?.bindingChanges.labels(c.event).inc(); // once per change, after the write: not per request
+        // A binding on a TCP connection keeps that connection open for as long as the binding lives.
+        const b = c.binding;
+        if (b.connectionId !== null && (c.event === 'added' || c.event === 'refreshed')) transports?.keepConnection(b.connectionId, b.expiresAt);
+      }
+    },
+  });
+  const primed = await location.prime();
+  log.info({ bindings: primed.loaded, expiredWhileDown: primed.expired }, 'location service primed from the store');
+
+  // Digest: nonces keyed from the master key; nonce counts tracked in-process.
+  const master = loadMasterKey(config.dataDir);
+  const boot = randomBytes(4).readUInt32BE(0);
+  const nonces = new NonceIssuer(deriveKey(master, 'digest-nonce'), config.digest.nonceTtl, boot);
+  const nonceCounts = new NonceCountWindow(boot, () => nonces.nextIndex);
+
+  const endpoint = new SipEndpoint({
+    logger: log.child({ component: 'sip' }),
+    supported: ['path'],
+    forceRport: config.sip.forceRport,
+    serverHeader: config.sip.serverHeader,
+  });
+  metrics = new Metrics({
+    activeBindings: () => location.size,
+    aors: () => location.aorCount,
+    tcpConnections: () => transports?.tcp?.connectionCount ?? 0,
+    serverTransactions: () => endpoint.stats.serverTransactions,
+  });
+  const m = metrics;
+  const requests = childCache((method) => m.sipRequests.labels(method));
+  const responses = childCache((method, status) => m.sipResponses.labels(method, status));
+  const durations = childCache((method) => m.sipRequestDuration.labels(method));
+  const statusText: string[] = [];
+  endpoint.setObserver({
+    request: (method) => requests(method).inc(),
+    response: (method, status, arrivedAt) => {
+      responses(method, (statusText[status] ??= String(status))).inc();
+      durations(method).observe((performance.now() - arrivedAt) / 1000);
+    },
+    badMessage: (reason) => m.sipBadMessages.labels(reason).inc(),
+    retransmission: () => m.sipRetransmissions.inc(),
+  });
+
+  const authFailures = childCache((reason) => m.authFailures.labels(reason));
+  const outcomes = childCache((outcome) => m.registrations.labels(outcome));
+  const authenticator = new SipAuthenticator({
+    credentials,
+    nonces,
+    nonceCounts,
+    failures,
+    digest: config.digest,
+    policy: config.auth,
+    log: log.child({ component: 'auth' }),
+    onFailure: (reason) => authFailures(reason).inc(),
+  });
+
+  const localHosts = new Set<string>(['localhost', node.toLowerCase()]);
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) localHosts.add(i.address.toLowerCase());
+  for (const h of config.sip.hosts) localHosts.add(h.toLowerCase());
+  if (config.sip.advertisedHost) localHosts.add(config.sip.advertisedHost.toLowerCase());
+  const registrar = new Registrar({
+    location,
+    authenticator,
+    rules: config.registrar,
+    realms: config.realms,
+    isLocalHost: (h) => localHosts.has(h.charCodeAt(0) === 91 ? h.slice(1, -1) : h),
+    node,
+    log: log.child({ component: 'registrar' }),
+    onOutcome: (outcome) => outcomes(outcome).inc(),
+  });
+  endpoint.handle('REGISTER', registrar.handle);
+
+  transports = new TransportLayer({
+    hosts: config.sip.hosts,
+    port: config.sip.port,
+    transports: config.sip.transports,
+    maxMessageSize: config.sip.maxMessageSize,
+    tcpIdleTimeoutMs: config.sip.tcpIdleTimeout * 1000,
+    tcpMaxConnections: config.sip.tcpMaxConnections,
+    reusePort: false,
+    advertisedHost: config.sip.advertisedHost,
+    logger: log.child({ component: 'transport' }),
+    onMessage: endpoint.receive,
+    onStreamError: (reason, head) => {
+      m.sipBadMessages.labels(reason === 'too-large' ? 'SIP_ERR_TOO_LARGE' : 'SIP_ERR_CONTENT_LENGTH').inc();
+      if (!head) return null;
+      try {
+        const req = parseMessage(head, false);
+        if (!req.isRequest || !canAnswer(req)) return null;
+        return serialize(createResponse(req as SipRequest, reason === 'too-large' ? 513 : 400));
+      } catch {
+        return null;
+      }
+    },
+    onDrop: (reason) => m.sipBadMessages.labels(reason).inc(),
+  });
+  endpoint.attach(transports);
+  const sip = await transports.listen();
+
+  const http: FastifyInstance = buildHttpApp({ log, metrics: m, location, ready: () => ready });
+  await http.listen({ host: config.http.host, port: config.http.port });
+  const httpAddr = http.server.address() as { address: string; port: number };
+  ready = true;
+  log.info({ sip: sip.map((l) => `${l.transport} ${l.address}:${l.port}`), http: `${httpAddr.address}:${httpAddr.port}`, realms: config.realms, version: SERVER_VERSION }, 'Switchboard started');
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      ready = false;
+      log.info('Switchboard stopping');
+      // Stop taking requests, let those in flight finish (their writes commit), then close storage.
+      endpoint.stopAccepting();
+      await endpoint.drain(5000);
+      await transports!.close();
+      location.close();
+      endpoint.close();
+      await http.close();
+      await bus.close();
+      failures.close();
+      db.close();
+      log.info('Switchboard stopped');
+    })();
+    return stopping;
+  };
+
+  return { config, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, metrics: m, stop };
+}

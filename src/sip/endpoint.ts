@@ -1,0 +1,299 @@
+// The SIP endpoint: bytes in from the transports → parse → Via stamping → server transaction → the handler
+// registered for the method → response back through the transaction to the transport. Generic UAS behaviour
+// lives here (OPTIONS, 405/501 with Allow, 420 with Unsupported, 400/505 for bad messages); services register
+// handlers per method and never see transports.
+//
+// Requests Switchboard sends (NOTIFY, MESSAGE, OPTIONS) go out through client transactions.
+
+import { randomBytes } from 'node:crypto';
+import { isSwitchboardError, type SwitchboardError } from '../errors.ts';
+import { ThrottledLog, type Logger } from '../log.ts';
+import { H } from './message/header-names.ts';
+import { SipRequest, SipResponse, type SipMessage } from './message/message.ts';
+import { parseMessage, SipParseError } from './message/parse.ts';
+import { createResponse } from './message/response.ts';
+import { serialize } from './message/serialize.ts';
+import { reasonPhrase } from './message/status.ts';
+import { canAnswer, validateRequest } from './message/validate.ts';
+import { MAGIC_COOKIE } from './message/via.ts';
+import { ClientTransactionTable } from './transaction/client.ts';
+import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
+import { responseDestination, stampVia } from './transport/route.ts';
+import { isReliable, type Destination, type Source, type TransportName } from './transport/types.ts';
+
+export interface RequestContext {
+  readonly source: Source;
+  /** performance.now() when the request arrived. */
+  readonly arrivedAt: number;
+}
+
+export type RequestHandler = (req: SipRequest, ctx: RequestContext) => SipResponse | Promise<SipResponse>;
+
+/** Sends bytes; implemented by the transport layer. */
+export interface Sender {
+  sendNow(data: Buffer, to: Destination): void;
+  send(data: Buffer, to: Destination): Promise<void>;
+  /** The address and port to put in the Via of requests we originate over this transport. */
+  viaAddress(transport: TransportName): { host: string; port: number };
+}
+
+export interface EndpointObserver {
+  request?(method: string): void;
+  response?(method: string, status: number, arrivedAt: number): void;
+  badMessage?(reason: string): void;
+  retransmission?(): void;
+}
+
+export interface EndpointOptions {
+  logger: Logger;
+  /** Option tags we support; a Require naming anything else gets 420 (RFC 3261 §8.2.2.3). */
+  supported: string[];
+  /** Answer UDP requests at their source address and port, whatever the Via says. */
+  forceRport: boolean;
+  serverHeader: string | null;
+  observer?: EndpointObserver;
+}
+
+// Methods from the IANA SIP registry: those we do not implement get 405, anything else 501 (§8.2.1).
+const KNOWN_METHODS = new Set([
+  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO',
+  'REFER', 'MESSAGE', 'UPDATE',
+]);
+
+export class SipEndpoint {
+  private readonly handlers = new Map<string, RequestHandler>();
+  private readonly server = new ServerTransactionTable();
+  private readonly client = new ClientTransactionTable();
+  private readonly opts: EndpointOptions;
+  private readonly log: Logger;
+  private readonly badInput: ThrottledLog;
+  private sender: Sender | null = null;
+  private allowHeader = 'OPTIONS';
+  private readonly supportedSet: Set<string>;
+  private inFlight = 0;
+  private accepting = true;
+  private observer: EndpointObserver | undefined;
+
+  constructor(opts: EndpointOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+    this.badInput = new ThrottledLog(opts.logger, 20);
+    this.supportedSet = new Set(opts.supported.map((s) => s.toLowerCase()));
+    this.observer = opts.observer;
+  }
+
+  setObserver(observer: EndpointObserver): void {
+    this.observer = observer;
+  }
+
+  /** New requests are dropped from now on (clients retransmit to wherever the service comes back). */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Resolves when no handler is still working (or after `timeoutMs`), for a graceful shutdown. */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  attach(sender: Sender): void {
+    this.sender = sender;
+  }
+
+  /** Registers the handler for a method; OPTIONS has a built-in one. */
+  handle(method: string, handler: RequestHandler): void {
+    this.handlers.set(method, handler);
+    this.allowHeader = ['OPTIONS', ...[...this.handlers.keys()].filter((m) => m !== 'OPTIONS')].join(', ');
+  }
+
+  get allow(): string {
+    return this.allowHeader;
+  }
+
+  get stats(): { serverTransactions: number; clientTransactions: number } {
+    return { serverTransactions: this.server.size, clientTransactions: this.client.size };
+  }
+
+  /** Entry point for the transports: one complete message (a datagram, or one framed off a stream). */
+  receive = (data: Buffer, source: Source): void => {
+    if (!this.accepting) return;
+    let msg: SipMessage;
+    try {
+      msg = parseMessage(data, source.transport !== 'UDP');
+    } catch (e) {
+      this.rejectUnparsable(e, source);
+      return;
+    }
+    if (msg.isRequest) this.onRequest(msg as SipRequest, source);
+    else this.onResponse(msg as SipResponse, source);
+  };
+
+  private rejectUnparsable(e: unknown, source: Source): void {
+    const err = e as SipParseError;
+    const partial = e instanceof SipParseError ? err.partial : null;
+    this.observer?.badMessage?.(err.code ?? 'unknown');
+    const answerable = partial !== null && partial.isRequest && (partial as SipRequest).method !== 'ACK' && canAnswer(partial);
+    this.badInput.warn(
+      { code: err.code, reason: err.message, from: `${source.transport} ${source.address}:${source.port}`, answered: answerable ? err.sip : false },
+      'bad SIP message',
+    );
+    if (!answerable) return;
+    const req = partial as SipRequest;
+    stampVia(req, source);
+    this.sendResponse(req, source, this.errorResponse(req, err), null);
+  }
+
+  private onRequest(req: SipRequest, source: Source): void {
+    const arrivedAt = performance.now();
+    const via = stampVia(req, source);
+    if (!via) {
+      this.observer?.badMessage?.('SIP_ERR_MISSING_HEADER');
+      this.badInput.warn({ from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'request without a usable Via dropped');
+      return;
+    }
+    if (req.method === 'ACK') return; // no INVITE server transactions yet: an ACK has nothing to acknowledge
+    const key = transactionKey(req, via);
+    const existing = this.server.get(key);
+    if (existing) {
+      this.observer?.retransmission?.();
+      if (existing.lastResponse && existing.destination && this.sender) this.sender.sendNow(existing.lastResponse, existing.destination);
+      return;
+    }
+    const txn = this.server.create(key, Date.now());
+    this.observer?.request?.(req.method);
+    const ctx: RequestContext = { source, arrivedAt };
+    const invalid = validateRequest(req);
+    if (invalid) {
+      this.badInput.warn({ code: invalid.code, reason: invalid.message, from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'invalid SIP request');
+      this.sendResponse(req, source, this.errorResponse(req, invalid), txn, arrivedAt);
+      return;
+    }
+    let res: SipResponse | Promise<SipResponse>;
+    try {
+      res = this.dispatch(req, ctx);
+    } catch (e) {
+      res = this.internalError(req, e);
+    }
+    if (res instanceof SipResponse) this.sendResponse(req, source, res, txn, arrivedAt);
+    else {
+      this.inFlight++;
+      res.then(
+        (r) => {
+          this.inFlight--;
+          this.sendResponse(req, source, r, txn, arrivedAt);
+        },
+        (e: unknown) => {
+          this.inFlight--;
+          this.sendResponse(req, source, this.internalError(req, e), txn, arrivedAt);
+        },
+      );
+    }
+  }
+
+  private dispatch(req: SipRequest, ctx: RequestContext): SipResponse | Promise<SipResponse> {
+    const method = req.method;
+    if (method === 'CANCEL') return createResponse(req, 481); // nothing cancellable: no INVITE transactions
+    const unsupported = this.unsupportedRequirements(req);
+    if (unsupported.length) {
+      const res = createResponse(req, 420);
+      res.append('Unsupported', unsupported.join(', '));
+      return res;
+    }
+    const handler = this.handlers.get(method);
+    if (handler) return handler(req, ctx);
+    if (method === 'OPTIONS') return this.answerOptions(req);
+    const res = createResponse(req, KNOWN_METHODS.has(method) ? 405 : 501);
+    res.append('Allow', this.allowHeader);
+    return res;
+  }
+
+  private unsupportedRequirements(req: SipRequest): string[] {
+    const required = req.values(H.require);
+    if (required.length === 0) return [];
+    return required.filter((tag) => !this.supportedSet.has(tag.toLowerCase()));
+  }
+
+  /** OPTIONS (RFC 3261 §11.2): what we accept and support. */
+  answerOptions(req: SipRequest): SipResponse {
+    const res = createResponse(req, 200);
+    res.append('Allow', this.allowHeader);
+    res.append('Accept', 'application/sdp, application/pidf+xml');
+    res.append('Accept-Encoding', 'identity');
+    res.append('Accept-Language', 'en');
+    if (this.opts.supported.length) res.append('Supported', this.opts.supported.join(', '));
+    return res;
+  }
+
+  private errorResponse(req: SipRequest, err: SwitchboardError): SipResponse {
+    const status = err.sip ?? 400;
+    // The reason phrase says what was wrong, so a phone's log tells its operator (§21: phrases are free text).
+    const res = createResponse(req, status, `${reasonPhrase(status)} (${sanitizeReason(err.message)})`);
+    if (status === 405 || status === 501) res.append('Allow', this.allowHeader);
+    return res;
+  }
+
+  private internalError(req: SipRequest, e: unknown): SipResponse {
+    if (isSwitchboardError(e) && e.sip) return this.errorResponse(req, e);
+    this.log.error({ err: e, method: req.method, callId: req.callId() }, 'request handler failed');
+    return createResponse(req, 500);
+  }
+
+  private sendResponse(
+    req: SipRequest,
+    source: Source,
+    res: SipResponse,
+    txn: ReturnType<ServerTransactionTable['create']> | null,
+    arrivedAt?: number,
+  ): void {
+    const via = req.topVia();
+    if (!via || !this.sender) return;
+    if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
+    const data = serialize(res);
+    const dest = responseDestination(via, source, this.opts.forceRport);
+    if (txn) this.server.respond(txn, res.status, data, dest, isReliable(source.transport));
+    this.sender.sendNow(data, dest);
+    if (arrivedAt !== undefined) this.observer?.response?.(req.method, res.status, arrivedAt);
+  }
+
+  private onResponse(res: SipResponse, _source: Source): void {
+    const via = res.topVia();
+    const cseq = res.cseq();
+    const branch = via?.params.get('branch');
+    if (!via || !cseq || !branch || !this.client.receive(branch, cseq.method, res)) {
+      // §18.1.2: a response matching no client transaction is discarded.
+      this.observer?.badMessage?.('unmatched-response');
+    }
+  }
+
+  /**
+   * Sends a request in a new client transaction and resolves with its final response. The endpoint adds the top
+   * Via (with a fresh branch and rport), Max-Forwards and Content-Length.
+   */
+  request(req: SipRequest, dest: Destination, onProvisional?: (res: SipResponse) => void): Promise<SipResponse> {
+    if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
+    const sender = this.sender;
+    const branch = MAGIC_COOKIE + randomBytes(10).toString('base64url');
+    const { host, port } = sender.viaAddress(dest.transport);
+    const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
+    req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
+    if (!req.has(H.maxForwards)) req.append('Max-Forwards', '70');
+    const data = serialize(req);
+    const cseq = req.cseq();
+    return this.client.start(branch, cseq?.method ?? req.method, dest, {
+      reliable: isReliable(dest.transport),
+      transmit: () => sender.send(data, dest),
+      onProvisional,
+    });
+  }
+
+  close(): void {
+    this.server.close();
+    this.client.close();
+  }
+}
+
+/** Reason phrases are UTF-8 text without CR/LF; keep them short and printable. */
+function sanitizeReason(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').slice(0, 120);
+}

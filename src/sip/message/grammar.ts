@@ -1,0 +1,186 @@
+// Character classes and small scanners from RFC 3261 §25.1. Strings here are "wire strings": the message bytes
+// decoded as latin1, one char per byte, so offsets equal byte offsets and re-encoding is exact.
+
+const TOKEN = new Uint8Array(128);
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`\'~') TOKEN[c.charCodeAt(0)] = 1;
+
+/** token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~") */
+export function isTokenChar(code: number): boolean {
+  return code < 128 && TOKEN[code] === 1;
+}
+
+export function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) if (!isTokenChar(s.charCodeAt(i))) return false;
+  return true;
+}
+
+export function isWs(code: number): boolean {
+  return code === 32 || code === 9;
+}
+
+/** Linear whitespace inside a header value after unfolding: SP, HTAB, and stray CR/LF. */
+export function isLws(code: number): boolean {
+  return code === 32 || code === 9 || code === 13 || code === 10;
+}
+
+export function skipLws(s: string, i: number, end = s.length): number {
+  while (i < end && isLws(s.charCodeAt(i))) i++;
+  return i;
+}
+
+export function trimLws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isLws(s.charCodeAt(a))) a++;
+  while (b > a && isLws(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+/** Index just past the closing quote of the quoted-string opening at `i`, or -1 when unterminated. */
+export function scanQuoted(s: string, i: number): number {
+  // s[i] === '"'
+  for (let j = i + 1; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 92 /* \ */) {
+      j++;
+      continue;
+    }
+    if (c === 34 /* " */) return j + 1;
+  }
+  return -1;
+}
+
+/** The content of a quoted-string with its quoted-pairs resolved. Input includes the quotes. */
+export function unquote(q: string): string {
+  if (q.length < 2 || q.charCodeAt(0) !== 34) return q;
+  const inner = q.slice(1, -1);
+  if (inner.indexOf('\\') < 0) return inner;
+  let out = '';
+  for (let i = 0; i < inner.length; i++) {
+    const c = inner[i];
+    if (c === '\\' && i + 1 < inner.length) out += inner[++i];
+    else out += c;
+  }
+  return out;
+}
+
+/** A quoted-string for the value, escaping `"` and `\`. */
+export function quote(v: string): string {
+  return '"' + v.replace(/["\\]/g, '\\$&') + '"';
+}
+
+/**
+ * Splits a header value on top-level commas: commas inside quoted strings or angle brackets do not count.
+ * Returns trimmed, non-empty parts. Throws nothing; an unterminated quote or bracket takes the rest of the value.
+ */
+export function splitComma(s: string): string[] {
+  if (s.indexOf(',') < 0) {
+    const t = trimLws(s);
+    return t ? [t] : [];
+  }
+  const out: string[] = [];
+  let start = 0;
+  let angle = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 34) {
+      const end = scanQuoted(s, i);
+      if (end < 0) break;
+      i = end - 1;
+    } else if (c === 60 /* < */) angle = true;
+    else if (c === 62 /* > */) angle = false;
+    else if (c === 44 /* , */ && !angle) {
+      const part = trimLws(s.slice(start, i));
+      if (part) out.push(part);
+      start = i + 1;
+    }
+  }
+  const last = trimLws(s.slice(start));
+  if (last) out.push(last);
+  return out;
+}
+
+export type Params = Map<string, string | null>;
+
+/**
+ * Parses `;name[=value]` parameters starting at `i` (which points at the first ';' or at the end). Names are
+ * lower-cased (they compare case-insensitively); values keep their case, quoted values keep their quotes so
+ * they serialize back unchanged. Returns null on a syntax error.
+ */
+export function parseParams(s: string, i: number, end = s.length): Params | null {
+  const params: Params = new Map();
+  i = skipLws(s, i, end);
+  while (i < end) {
+    if (s.charCodeAt(i) !== 59 /* ; */) return null;
+    i = skipLws(s, i + 1, end);
+    const nameStart = i;
+    while (i < end && isTokenChar(s.charCodeAt(i))) i++;
+    if (i === nameStart) return null;
+    const name = s.slice(nameStart, i).toLowerCase();
+    i = skipLws(s, i, end);
+    let value: string | null = null;
+    if (i < end && s.charCodeAt(i) === 61 /* = */) {
+      i = skipLws(s, i + 1, end);
+      if (i < end && s.charCodeAt(i) === 34) {
+        const q = scanQuoted(s, i);
+        if (q < 0 || q > end) return null;
+        value = s.slice(i, q);
+        i = q;
+      } else {
+        const vStart = i;
+        // gen-value = token / host / quoted-string; IPv6 references bring '[', ']' and ':'.
+        while (i < end) {
+          const c = s.charCodeAt(i);
+          if (isTokenChar(c) || c === 58 || c === 91 || c === 93) i++;
+          else break;
+        }
+        if (i === vStart) return null;
+        value = s.slice(vStart, i);
+      }
+      i = skipLws(s, i, end);
+    }
+    params.set(name, value);
+  }
+  return params;
+}
+
+export function serializeParams(params: Params | undefined): string {
+  if (!params || params.size === 0) return '';
+  let out = '';
+  for (const [k, v] of params) out += v === null ? ';' + k : ';' + k + '=' + v;
+  return out;
+}
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
+
+/** Decodes %HH escapes; invalid escapes are kept literally. */
+export function unescapePercent(s: string): string {
+  if (s.indexOf('%') < 0) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) === 37 && i + 2 < s.length && isHex(s.charCodeAt(i + 1)) && isHex(s.charCodeAt(i + 2))) {
+      out += String.fromCharCode(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else out += s[i];
+  }
+  return out;
+}
+
+/** Converts a wire string (latin1, one char per byte) to the text it encodes as UTF-8. */
+export function wireToText(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) > 127) return Buffer.from(s, 'latin1').toString('utf8');
+  }
+  return s;
+}
+
+/** Converts text to a wire string (its UTF-8 bytes, one char per byte). */
+export function textToWire(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) > 127) return Buffer.from(s, 'utf8').toString('latin1');
+  }
+  return s;
+}

@@ -1,0 +1,205 @@
+// SIP requests and responses (RFC 3261 §7). Header values are kept raw (unfolded, trimmed wire strings) in
+// arrival order; structured views (Via, From, To, CSeq, Contact…) are parsed on first use and memoised, so a
+// header a request never asks for costs only its name lookup.
+
+import { canonicalName, H, headerKey, isListHeader } from './header-names.ts';
+import { splitComma } from './grammar.ts';
+import { parseNameAddr, type NameAddr } from './name-addr.ts';
+import { parseVia, type Via } from './via.ts';
+import { parseUri, type Uri } from './uri.ts';
+
+export interface HeaderField {
+  /** Lower-case full name (see header-names.ts). */
+  readonly key: string;
+  /** Name as written on the wire, or the canonical spelling for headers we add. */
+  readonly name: string;
+  value: string;
+}
+
+export interface CSeq {
+  seq: number;
+  method: string;
+}
+
+export const EMPTY_BODY: Buffer = Buffer.alloc(0);
+
+export abstract class SipMessage {
+  readonly headers: HeaderField[] = [];
+  body: Buffer = EMPTY_BODY;
+  private viaCache: Via[] | undefined = undefined;
+  private fromCache: NameAddr | null | undefined = undefined;
+  private toCache: NameAddr | null | undefined = undefined;
+  private cseqCache: CSeq | null | undefined = undefined;
+
+  abstract readonly isRequest: boolean;
+
+  /** First value of a header (by key or by any spelling), or undefined. */
+  get(key: string): string | undefined {
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) if (hs[i].key === key) return hs[i].value;
+    return undefined;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Every line of a header, in order. */
+  getAll(key: string): string[] {
+    const out: string[] = [];
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) if (hs[i].key === key) out.push(hs[i].value);
+    return out;
+  }
+
+  /** Every value of a list header across all its lines (RFC 3261 §7.3.1). */
+  values(key: string): string[] {
+    const out: string[] = [];
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) {
+      if (hs[i].key !== key) continue;
+      const v = hs[i].value;
+      if (v.indexOf(',') < 0) {
+        if (v) out.push(v);
+      } else for (const part of splitComma(v)) out.push(part);
+    }
+    return out;
+  }
+
+  /** Appends a header line. `key` may be any spelling; the canonical one goes on the wire. */
+  append(nameOrKey: string, value: string): this {
+    const key = headerKey(nameOrKey);
+    this.headers.push({ key, name: canonicalName(key) ?? nameOrKey, value });
+    this.invalidate(key);
+    return this;
+  }
+
+  /** Replaces every line of the header with one line holding `value`. */
+  set(nameOrKey: string, value: string): this {
+    const key = headerKey(nameOrKey);
+    const hs = this.headers;
+    const first = hs.findIndex((h) => h.key === key);
+    if (first < 0) return this.append(nameOrKey, value);
+    hs[first].value = value;
+    for (let i = hs.length - 1; i > first; i--) if (hs[i].key === key) hs.splice(i, 1);
+    this.invalidate(key);
+    return this;
+  }
+
+  remove(nameOrKey: string): this {
+    const key = headerKey(nameOrKey);
+    const hs = this.headers;
+    for (let i = hs.length - 1; i >= 0; i--) if (hs[i].key === key) hs.splice(i, 1);
+    this.invalidate(key);
+    return this;
+  }
+
+  private invalidate(key: string): void {
+    if (key === H.via) this.viaCache = undefined;
+    else if (key === H.from) this.fromCache = undefined;
+    else if (key === H.to) this.toCache = undefined;
+    else if (key === H.cseq) this.cseqCache = undefined;
+  }
+
+  /** Every Via value, top first; throws nothing — values that fail to parse make the list shorter. */
+  vias(): Via[] {
+    if (this.viaCache === undefined) {
+      const out: Via[] = [];
+      for (const v of this.values(H.via)) {
+        const via = parseVia(v);
+        if (via) out.push(via);
+      }
+      this.viaCache = out;
+    }
+    return this.viaCache;
+  }
+
+  topVia(): Via | null {
+    return this.vias()[0] ?? null;
+  }
+
+  from(): NameAddr | null {
+    if (this.fromCache === undefined) {
+      const v = this.get(H.from);
+      this.fromCache = v === undefined ? null : parseNameAddr(v);
+    }
+    return this.fromCache;
+  }
+
+  to(): NameAddr | null {
+    if (this.toCache === undefined) {
+      const v = this.get(H.to);
+      this.toCache = v === undefined ? null : parseNameAddr(v);
+    }
+    return this.toCache;
+  }
+
+  callId(): string | undefined {
+    return this.get(H.callId);
+  }
+
+  cseq(): CSeq | null {
+    if (this.cseqCache === undefined) this.cseqCache = parseCSeq(this.get(H.cseq));
+    return this.cseqCache;
+  }
+}
+
+export class SipRequest extends SipMessage {
+  readonly isRequest = true;
+  method: string;
+  /** Request-URI as written. */
+  uri: string;
+  version: string;
+  private parsedUri: Uri | null | undefined = undefined;
+
+  constructor(method: string, uri: string, version = 'SIP/2.0') {
+    super();
+    this.method = method;
+    this.uri = uri;
+    this.version = version;
+  }
+
+  requestUri(): Uri | null {
+    if (this.parsedUri === undefined) this.parsedUri = parseUri(this.uri);
+    return this.parsedUri;
+  }
+}
+
+export class SipResponse extends SipMessage {
+  readonly isRequest = false;
+  status: number;
+  reason: string;
+  version: string;
+
+  constructor(status: number, reason: string, version = 'SIP/2.0') {
+    super();
+    this.status = status;
+    this.reason = reason;
+    this.version = version;
+  }
+}
+
+/** CSeq = 1*DIGIT LWS Method; the number below 2**31 (RFC 3261 §8.1.1.5). */
+export function parseCSeq(v: string | undefined): CSeq | null {
+  if (v === undefined) return null;
+  const m = /^[ \t]*([0-9]{1,10})[ \t\r\n]+([!%'*+\-.0-9A-Z_`a-z~]+)[ \t]*$/.exec(v);
+  if (!m) return null;
+  const seq = Number(m[1]);
+  if (seq >= 2 ** 31) return null;
+  return { seq, method: m[2] };
+}
+
+export function parseContactValues(msg: SipMessage): NameAddr[] | '*' | null {
+  const values = msg.values(H.contact);
+  if (values.length === 1 && values[0] === '*') return '*';
+  const out: NameAddr[] = [];
+  for (const v of values) {
+    if (v === '*') return null;
+    const na = parseNameAddr(v);
+    if (!na) return null;
+    out.push(na);
+  }
+  return out;
+}
+
+export { isListHeader };

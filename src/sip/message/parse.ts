@@ -1,0 +1,178 @@
+// Framing and parsing of one SIP message (RFC 3261 §7, §18.3, §25).
+//
+// Hot path: a REGISTER is parsed on every request, so this file avoids regular expressions and per-header
+// allocations beyond the name and value slices. Only the start line and the header *names* are examined here;
+// values are parsed on first use (message.ts). Semantic checks of the mandatory headers live in validate.ts.
+//
+// Measured (bench/parse.bench.ts, typical 420-byte REGISTER): see bench/RESULTS.md.
+
+import { Errors, SwitchboardError } from '../../errors.ts';
+import { headerKey, H } from './header-names.ts';
+import { isTokenChar, trimLws } from './grammar.ts';
+import { SipRequest, SipResponse, EMPTY_BODY, type SipMessage } from './message.ts';
+
+export class SipParseError extends SwitchboardError {
+  /** What could be read before the failure: enough, perhaps, to answer 400 (see validate.ts). */
+  readonly partial: SipMessage | null;
+  constructor(code: keyof typeof Errors, message: string, partial: SipMessage | null) {
+    super(Errors[code], message);
+    this.partial = partial;
+  }
+}
+
+/** Exact spelling → key, so the common spellings ("Via", "CSeq") skip toLowerCase. Bounded against floods. */
+const keyBySpelling = new Map<string, string>();
+function keyFor(name: string): string {
+  let key = keyBySpelling.get(name);
+  if (key === undefined) {
+    key = headerKey(name);
+    if (keyBySpelling.size < 512) keyBySpelling.set(name, key);
+  }
+  return key;
+}
+
+/** Offset of the blank line that ends the header section and the offset of the body, or null. */
+export function findHeaderEnd(buf: Buffer, from = 0): { headerEnd: number; bodyStart: number } | null {
+  const crlf = buf.indexOf('\r\n\r\n', from, 'latin1');
+  const lf = buf.indexOf('\n\n', from, 'latin1');
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return { headerEnd: crlf, bodyStart: crlf + 4 };
+  if (lf >= 0) {
+    // "\r\n\n" is a CRLF line followed by a bare LF blank line.
+    return { headerEnd: lf, bodyStart: lf + 2 };
+  }
+  return null;
+}
+
+/** Content-Length value: digits only, at most 10 of them; -1 when malformed. */
+export function parseContentLength(v: string): number {
+  if (v.length === 0 || v.length > 10) return -1;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    n = n * 10 + (c - 48);
+  }
+  return n;
+}
+
+/**
+ * Parses one message from `buf`. On a datagram (`stream` false) the datagram is the message: a missing
+ * Content-Length means the body runs to the end, a larger one is an error, a smaller one truncates (§18.3).
+ * On a stream the framer has already cut exactly one message, so the body is what follows the headers.
+ * Throws SipParseError; never anything else.
+ */
+export function parseMessage(buf: Buffer, stream = false): SipMessage {
+  let start = 0;
+  // §7.5: CRLFs before the start line are ignored.
+  while (start < buf.length && (buf[start] === 13 || buf[start] === 10)) start++;
+  if (start >= buf.length) throw new SipParseError('SIP_ERR_START_LINE', 'empty message', null);
+
+  const end = findHeaderEnd(buf, start);
+  const headerEnd = end ? end.headerEnd : buf.length;
+  const bodyStart = end ? end.bodyStart : buf.length;
+  const s = buf.toString('latin1', start, headerEnd);
+
+  let eol = s.indexOf('\n');
+  if (eol < 0) eol = s.length;
+  const startLine = s.charCodeAt(eol - 1) === 13 ? s.slice(0, eol - 1) : s.slice(0, eol);
+  let msg: SipMessage;
+  let startError: SipParseError | null = null;
+  if (startLine.startsWith('SIP/')) {
+    const sp1 = startLine.indexOf(' ');
+    const sp2 = sp1 < 0 ? -1 : startLine.indexOf(' ', sp1 + 1);
+    const version = sp1 < 0 ? startLine : startLine.slice(0, sp1);
+    const codeText = sp1 < 0 ? '' : sp2 < 0 ? startLine.slice(sp1 + 1) : startLine.slice(sp1 + 1, sp2);
+    const status = codeText.length === 3 ? parseContentLength(codeText) : -1;
+    if (status < 100 || status > 699) {
+      throw new SipParseError('SIP_ERR_START_LINE', 'malformed status line', null);
+    }
+    msg = new SipResponse(status, sp2 < 0 ? '' : startLine.slice(sp2 + 1), version);
+    if (version !== 'SIP/2.0') {
+      throw new SipParseError(isVersion(version) ? 'SIP_ERR_VERSION' : 'SIP_ERR_START_LINE', 'bad SIP version in response', null);
+    }
+  } else {
+    const sp1 = startLine.indexOf(' ');
+    const sp2 = sp1 < 0 ? -1 : startLine.indexOf(' ', sp1 + 1);
+    const method = sp1 < 0 ? startLine : startLine.slice(0, sp1);
+    const uri = sp2 < 0 ? '' : startLine.slice(sp1 + 1, sp2);
+    const version = sp2 < 0 ? '' : startLine.slice(sp2 + 1);
+    const req = new SipRequest(method, uri, version);
+    msg = req;
+    if (!isMethod(method)) {
+      // Not even a method: nothing here is SIP we can answer.
+      throw new SipParseError('SIP_ERR_START_LINE', 'malformed request line', null);
+    }
+    if (sp2 < 0 || uri.length === 0 || hasLws(uri)) {
+      startError = new SipParseError('SIP_ERR_START_LINE', 'malformed Request-Line', msg);
+    } else if (version.toUpperCase() !== 'SIP/2.0') {
+      startError = isVersion(version)
+        ? new SipParseError('SIP_ERR_VERSION', `SIP version ${version} not supported`, msg)
+        : new SipParseError('SIP_ERR_START_LINE', 'malformed SIP-Version', msg);
+    }
+  }
+
+  // Header lines; a line starting with SP or HT continues the previous one (§7.3.1 folding).
+  const headers = msg.headers;
+  let pos = eol + 1;
+  while (pos < s.length) {
+    let next = s.indexOf('\n', pos);
+    if (next < 0) next = s.length;
+    const lineEnd = s.charCodeAt(next - 1) === 13 ? next - 1 : next;
+    const first = s.charCodeAt(pos);
+    if (first === 32 || first === 9) {
+      const last = headers[headers.length - 1];
+      if (!last) throw new SipParseError('SIP_ERR_HEADER_SYNTAX', 'continuation line before any header', msg);
+      const more = trimLws(s.slice(pos, lineEnd));
+      if (more) last.value = last.value ? last.value + ' ' + more : more;
+    } else if (lineEnd > pos) {
+      const colon = s.indexOf(':', pos);
+      if (colon < 0 || colon >= lineEnd) {
+        throw new SipParseError('SIP_ERR_HEADER_SYNTAX', 'header line without a colon', msg);
+      }
+      let nameEnd = colon;
+      while (nameEnd > pos && (s.charCodeAt(nameEnd - 1) === 32 || s.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
+      if (nameEnd === pos) throw new SipParseError('SIP_ERR_HEADER_SYNTAX', 'empty header name', msg);
+      for (let i = pos; i < nameEnd; i++) {
+        if (!isTokenChar(s.charCodeAt(i))) throw new SipParseError('SIP_ERR_HEADER_SYNTAX', 'invalid header name', msg);
+      }
+      const name = s.slice(pos, nameEnd);
+      headers.push({ key: keyFor(name), name, value: trimLws(s.slice(colon + 1, lineEnd)) });
+    }
+    pos = next + 1;
+  }
+
+  // Body framing.
+  const available = buf.length - bodyStart;
+  const clText = msg.get(H.contentLength);
+  if (clText !== undefined) {
+    const cl = parseContentLength(clText);
+    if (cl < 0) throw new SipParseError('SIP_ERR_CONTENT_LENGTH', 'malformed Content-Length', msg);
+    if (cl > available) {
+      throw new SipParseError('SIP_ERR_CONTENT_LENGTH', 'Content-Length larger than the message', msg);
+    }
+    msg.body = cl === 0 ? EMPTY_BODY : buf.subarray(bodyStart, bodyStart + cl);
+  } else if (available > 0) {
+    if (stream) throw new SipParseError('SIP_ERR_CONTENT_LENGTH', 'Content-Length required on a stream', msg);
+    msg.body = buf.subarray(bodyStart);
+  }
+  if (startError) throw startError;
+  return msg;
+}
+
+function isMethod(m: string): boolean {
+  if (m.length === 0 || m.length > 32) return false;
+  for (let i = 0; i < m.length; i++) if (!isTokenChar(m.charCodeAt(i))) return false;
+  return true;
+}
+
+function isVersion(v: string): boolean {
+  return /^SIP\/[0-9]+\.[0-9]+$/i.test(v);
+}
+
+function hasLws(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 13 || c === 10) return true;
+  }
+  return false;
+}

@@ -1,0 +1,45 @@
+// Building responses to requests (RFC 3261 §8.2.6): Via, From, To, Call-ID and CSeq copied, a To tag added when
+// the request had none (except for 100), Content-Length from the body.
+
+import { randomBytes } from 'node:crypto';
+import { H } from './header-names.ts';
+import { SipResponse, type SipRequest } from './message.ts';
+import { reasonPhrase } from './status.ts';
+
+// To tags need only be unique, not secret: a random per-process prefix and a counter (cheaper than
+// randomBytes per response on the REGISTER hot path).
+const tagPrefix = randomBytes(4).toString('hex');
+let tagCounter = 0;
+
+export function newTag(): string {
+  tagCounter = (tagCounter + 1) >>> 0;
+  return tagPrefix + tagCounter.toString(36);
+}
+
+export function createResponse(req: SipRequest, status: number, reason?: string): SipResponse {
+  const res = new SipResponse(status, reason ?? reasonPhrase(status));
+  const hs = req.headers;
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i];
+    if (h.key === H.via || h.key === H.from || h.key === H.callId || h.key === H.cseq) {
+      res.headers.push({ key: h.key, name: h.name, value: h.value });
+    } else if (h.key === H.to) {
+      let value = h.value;
+      if (status !== 100 && !hasTag(value)) value += ';tag=' + newTag();
+      res.headers.push({ key: h.key, name: h.name, value });
+    }
+  }
+  // Timestamp is echoed in 100 Trying (§8.2.6.1).
+  if (status === 100) {
+    const ts = req.get(H.timestamp);
+    if (ts !== undefined) res.append('Timestamp', ts);
+  }
+  return res;
+}
+
+/** True when the To/From value carries a tag parameter outside the URI brackets. */
+function hasTag(value: string): boolean {
+  const gt = value.lastIndexOf('>');
+  const params = gt >= 0 ? value.slice(gt + 1) : value.slice(Math.max(0, value.indexOf(';')));
+  return /;[ \t]*tag[ \t]*=/i.test(params);
+}

@@ -1,0 +1,105 @@
+// Non-INVITE server transactions (RFC 3261 §17.2.2, matching per §17.2.3).
+//
+// A transaction absorbs retransmissions of its request while the handler works (Trying), re-sends the last
+// provisional (Proceeding) or final response (Completed), and lives for Timer J = 64*T1 on unreliable
+// transports (0 on reliable ones) after its final response.
+//
+// Every UDP transaction lives for the same span, so expiry order is creation order: a FIFO swept once a second
+// replaces a timer object per transaction, which at tens of thousands of requests a second is real garbage.
+
+import { MAGIC_COOKIE, type Via } from '../message/via.ts';
+import type { SipRequest } from '../message/message.ts';
+import type { Destination } from '../transport/types.ts';
+
+export const T1 = 500;
+export const T2 = 4000;
+export const T4 = 5000;
+
+export type ServerTransactionState = 'trying' | 'proceeding' | 'completed';
+
+export interface ServerTransaction {
+  readonly key: string;
+  state: ServerTransactionState;
+  /** The last response sent, serialized, and where it went; re-sent on retransmissions. */
+  lastResponse: Buffer | null;
+  destination: Destination | null;
+  expiresAt: number;
+}
+
+/** The transaction key of a request: the branch and sent-by when RFC 3261-compliant, else the §17.2.3 tuple. */
+export function transactionKey(req: SipRequest, via: Via): string {
+  const method = req.method === 'ACK' ? 'INVITE' : req.method;
+  const branch = via.params.get('branch');
+  if (branch && branch.startsWith(MAGIC_COOKIE)) {
+    return branch + '\u0000' + via.host + ':' + (via.port ?? '') + '\u0000' + method;
+  }
+  // RFC 2543 peers: Request-URI, To tag, From tag, Call-ID, CSeq number and top Via.
+  const toTag = req.to()?.params.get('tag') ?? '';
+  const fromTag = req.from()?.params.get('tag') ?? '';
+  return ['2543', req.uri, toTag, fromTag, req.callId() ?? '', req.cseq()?.seq ?? '', via.host, via.port ?? '', branch ?? '', method].join('\u0000');
+}
+
+export class ServerTransactionTable {
+  private readonly table = new Map<string, ServerTransaction>();
+  private fifo: ServerTransaction[] = [];
+  private head = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor() {
+    this.timer = setInterval(() => this.sweep(Date.now()), 1000);
+    this.timer.unref();
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  get(key: string): ServerTransaction | undefined {
+    return this.table.get(key);
+  }
+
+  /**
+   * Creates the transaction for a new request. It is swept 64*T1 after creation at the latest, whether or not
+   * its handler ever answered; on reliable transports `complete` ends it at once.
+   */
+  create(key: string, now: number): ServerTransaction {
+    const txn: ServerTransaction = { key, state: 'trying', lastResponse: null, destination: null, expiresAt: now + 64 * T1 + 1000 };
+    this.table.set(key, txn);
+    this.fifo.push(txn);
+    return txn;
+  }
+
+  /** Records a response; a final one on a reliable transport terminates the transaction (Timer J = 0). */
+  respond(txn: ServerTransaction, status: number, data: Buffer, destination: Destination, reliable: boolean): void {
+    txn.lastResponse = data;
+    txn.destination = destination;
+    if (status < 200) {
+      txn.state = 'proceeding';
+      return;
+    }
+    txn.state = 'completed';
+    if (reliable && this.table.get(txn.key) === txn) this.table.delete(txn.key);
+  }
+
+  sweep(now: number): void {
+    const fifo = this.fifo;
+    let h = this.head;
+    while (h < fifo.length && fifo[h].expiresAt <= now) {
+      const txn = fifo[h];
+      if (this.table.get(txn.key) === txn) this.table.delete(txn.key);
+      h++;
+    }
+    if (h > 4096 && h * 2 > fifo.length) {
+      this.fifo = fifo.slice(h);
+      h = 0;
+    }
+    this.head = h;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.table.clear();
+    this.fifo = [];
+    this.head = 0;
+  }
+}

@@ -1,0 +1,69 @@
+// Where requests' Vias are stamped on arrival (RFC 3261 §18.2.1, RFC 3581) and where responses go
+// (RFC 3261 §18.2.2).
+
+import { H } from '../message/header-names.ts';
+import type { SipMessage } from '../message/message.ts';
+import { splitComma } from '../message/grammar.ts';
+import { defaultPort, formatVia, type Via } from '../message/via.ts';
+import { isReliable, type Destination, type Source } from './types.ts';
+
+/** Host text of a Via sent-by compared with a source address (IPv6 references carry brackets). */
+function sameHost(viaHost: string, address: string): boolean {
+  if (viaHost.charCodeAt(0) === 91) return viaHost.slice(1, -1).toLowerCase() === address.toLowerCase();
+  return viaHost === address;
+}
+
+/**
+ * Adds `received` when the sent-by host is not the source address, and fills in `rport` when the client asked
+ * for it, rewriting the first value of the first Via line. Returns the updated top Via.
+ */
+export function stampVia(msg: SipMessage, source: Source): Via | null {
+  const via = msg.topVia();
+  if (!via) return null;
+  const needReceived = !sameHost(via.host, source.address);
+  const wantsRport = via.params.has('rport') && via.params.get('rport') === null;
+  if (!needReceived && !wantsRport) return via;
+  if (needReceived) via.params.set('received', source.address);
+  if (wantsRport) via.params.set('rport', String(source.port));
+  const hs = msg.headers;
+  for (let i = 0; i < hs.length; i++) {
+    if (hs[i].key !== H.via) continue;
+    const v = hs[i].value;
+    if (v.indexOf(',') < 0) hs[i].value = formatVia(via);
+    else {
+      const parts = splitComma(v);
+      parts[0] = formatVia(via);
+      hs[i].value = parts.join(', ');
+    }
+    break;
+  }
+  return via;
+}
+
+/**
+ * §18.2.2: reliable transports answer on the connection the request came in on (or a new one to the
+ * received address and sent-by port); unreliable ones go to maddr, else received + rport/sent-by port.
+ * `forceRport` answers to the source address and port whatever the Via says (NAT'd clients that forget rport).
+ */
+export function responseDestination(via: Via, source: Source, forceRport: boolean): Destination {
+  const transport = source.transport;
+  if (isReliable(transport)) {
+    return {
+      transport,
+      connectionId: source.connectionId,
+      address: via.params.get('received') ?? unbracket(via.host),
+      port: via.port ?? defaultPort(via.transport),
+    };
+  }
+  if (forceRport) return { transport, address: source.address, port: source.port };
+  const maddr = via.params.get('maddr');
+  if (maddr) return { transport, address: unbracket(maddr), port: via.port ?? defaultPort(via.transport) };
+  const received = via.params.get('received');
+  const rport = via.params.get('rport');
+  const port = rport ? Number(rport) : (via.port ?? defaultPort(via.transport));
+  return { transport, address: received ?? unbracket(via.host), port };
+}
+
+function unbracket(host: string): string {
+  return host.charCodeAt(0) === 91 ? host.slice(1, -1) : host;
+}

@@ -1,0 +1,244 @@
+// SIP over TCP (RFC 3261 §18.3): stream framing, connection table, CRLF keepalive pongs (RFC 5626 §4.4.1),
+// idle timeout, and outbound connections for responses and requests whose connection is gone.
+
+import net from 'node:net';
+import { StreamFramer, type FrameEvent } from './stream-framer.ts';
+import type { Destination, Endpoint, InboundHandler, ListenerAddress, Source, StreamErrorHandler, Transport } from './types.ts';
+
+export interface TcpOptions {
+  hosts: string[];
+  port: number;
+  maxMessageSize: number;
+  /** Close a connection after this long without traffic, unless something asked to keep it. */
+  idleTimeoutMs: number;
+  /** Refuse new connections beyond this many (each costs a file descriptor). */
+  maxConnections: number;
+  reusePort?: boolean;
+  onMessage: InboundHandler;
+  onStreamError: StreamErrorHandler;
+  onClose?: (connectionId: number, remote: Endpoint) => void;
+  onError?: (err: Error, context: string) => void;
+}
+
+interface Connection {
+  id: number;
+  socket: net.Socket;
+  /** Corked until the end of the current turn, so the responses of one turn leave in one write. */
+  corked: boolean;
+  framer: StreamFramer;
+  source: Source;
+  lastActivity: number;
+  /** Epoch ms until which idleness must not close it (a binding or flow rides on it). */
+  keepUntil: number;
+}
+
+let nextConnectionId = 1;
+
+export class TcpTransport implements Transport {
+  readonly name = 'TCP' as const;
+  private readonly servers: net.Server[] = [];
+  private readonly connections = new Map<number, Connection>();
+  /** "address|port" of the remote end → connection, for sending without a connection id. */
+  private readonly byRemote = new Map<string, Connection>();
+  private readonly opts: TcpOptions;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+
+  constructor(opts: TcpOptions) {
+    this.opts = opts;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  async listen(): Promise<ListenerAddress[]> {
+    const out: ListenerAddress[] = [];
+    let port = this.opts.port;
+    for (const host of this.opts.hosts) {
+      const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+      server.maxConnections = this.opts.maxConnections;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port, ipv6Only: net.isIP(host) === 6, reusePort: this.opts.reusePort === true }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (err) => this.opts.onError?.(err, 'tcp server'));
+      const addr = server.address() as net.AddressInfo;
+      port = addr.port;
+      this.servers.push(server);
+      out.push({ transport: 'TCP', address: addr.address, port: addr.port });
+    }
+    const sweepEvery = Math.max(250, Math.min(5000, this.opts.idleTimeoutMs / 4));
+    this.sweepTimer = setInterval(() => this.sweepIdle(), sweepEvery);
+    this.sweepTimer.unref();
+    return out;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.register(socket);
+  }
+
+  private register(socket: net.Socket): Connection {
+    const id = nextConnectionId++;
+    const remoteAddress = socket.remoteAddress ?? '';
+    const source: Source = {
+      transport: 'TCP',
+      address: remoteAddress,
+      port: socket.remotePort ?? 0,
+      family: socket.remoteFamily === 'IPv6' ? 6 : 4,
+      connectionId: id,
+      local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+    };
+    const conn: Connection = {
+      id,
+      socket,
+      framer: new StreamFramer(this.opts.maxMessageSize),
+      source,
+      lastActivity: Date.now(),
+      keepUntil: 0,
+      corked: false,
+    };
+    this.connections.set(id, conn);
+    this.byRemote.set(remoteKey(source.address, source.port), conn);
+    socket.setNoDelay(true);
+    const events: FrameEvent[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      conn.lastActivity = Date.now();
+      conn.framer.push(chunk, events);
+      for (let i = 0; i < events.length; i++) {
+        const ev = events[i];
+        if (ev.kind === 'message') this.opts.onMessage(ev.data, source);
+        else if (ev.kind === 'ping') socket.write('\r\n');
+        else {
+          const answer = this.opts.onStreamError(ev.reason, ev.head, source);
+          if (answer) socket.end(answer);
+          else socket.destroy();
+          break;
+        }
+      }
+      events.length = 0;
+    });
+    socket.on('error', () => {
+      // Resets and timeouts from peers are routine; 'close' follows and cleans up.
+    });
+    socket.on('close', () => {
+      this.connections.delete(id);
+      const key = remoteKey(source.address, source.port);
+      if (this.byRemote.get(key) === conn) this.byRemote.delete(key);
+      this.opts.onClose?.(id, { address: source.address, port: source.port });
+    });
+    return conn;
+  }
+
+  isOpen(connectionId: number): boolean {
+    return this.connections.has(connectionId);
+  }
+
+  /** Keep the connection open at least until `until` (epoch ms), whatever its idleness. */
+  keepAlive(connectionId: number, until: number): void {
+    const c = this.connections.get(connectionId);
+    if (c && c.keepUntil < until) c.keepUntil = until;
+  }
+
+  send(data: Buffer, to: Destination): Promise<void> {
+    const conn = this.route(to);
+    if (conn) return write(conn, data);
+    return this.connect(to).then((c) => write(c, data));
+  }
+
+  /** Response hot path: write on the open connection when there is one, else connect; errors are reported. */
+  sendNow(data: Buffer, to: Destination): void {
+    const conn = this.route(to);
+    if (conn) {
+      conn.lastActivity = Date.now();
+      if (!conn.corked) {
+        conn.corked = true;
+        conn.socket.cork();
+        setImmediate(uncork, conn);
+      }
+      conn.socket.write(data);
+      return;
+    }
+    this.send(data, to).catch((err: Error) => this.opts.onError?.(err, 'tcp send'));
+  }
+
+  private route(to: Destination): Connection | undefined {
+    if (to.connectionId != null) {
+      const c = this.connections.get(to.connectionId);
+      if (c && !c.socket.destroyed) return c;
+    }
+    const c = this.byRemote.get(remoteKey(to.address, to.port));
+    return c && !c.socket.destroyed ? c : undefined;
+  }
+
+  private connect(to: Endpoint): Promise<Connection> {
+    if (this.closing) return Promise.reject(new Error('transport closing'));
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: to.address, port: to.port, noDelay: true });
+      const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), 5000);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', reject);
+        resolve(this.register(socket));
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
+  private sweepIdle(): void {
+    const now = Date.now();
+    const limit = this.opts.idleTimeoutMs;
+    for (const c of this.connections.values()) {
+      if (now - c.lastActivity > limit && now > c.keepUntil) c.socket.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await Promise.all(
+      this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))).concat(
+        [...this.connections.values()].map((c) => {
+          c.socket.end();
+          return new Promise<void>((resolve) => {
+            const t = setTimeout(() => {
+              c.socket.destroy();
+              resolve();
+            }, 1000);
+            c.socket.once('close', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+        }),
+      ),
+    );
+    this.servers.length = 0;
+  }
+}
+
+function uncork(conn: Connection): void {
+  conn.corked = false;
+  conn.socket.uncork();
+}
+
+function remoteKey(address: string, port: number): string {
+  return address + '|' + port;
+}
+
+function write(conn: Connection, data: Buffer): Promise<void> {
+  conn.lastActivity = Date.now();
+  return new Promise((resolve, reject) => {
+    conn.socket.write(data, (err) => (err ? reject(err) : resolve()));
+  });
+}

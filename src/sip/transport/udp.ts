@@ -1,0 +1,106 @@
+// SIP over UDP (RFC 3261 §18): one socket per listening address; datagrams above the size limit are dropped
+// (they cannot be answered 513 reliably, and answering would amplify floods).
+
+import dgram from 'node:dgram';
+import { isIP } from 'node:net';
+import type { Destination, InboundHandler, ListenerAddress, Source, Transport } from './types.ts';
+
+export interface UdpOptions {
+  hosts: string[];
+  port: number;
+  maxMessageSize: number;
+  /** Share the port with sibling processes (SO_REUSEPORT) so every core can serve it. */
+  reusePort?: boolean;
+  onMessage: InboundHandler;
+  onDrop?: (reason: string, source: Source) => void;
+  onError?: (err: Error) => void;
+}
+
+export class UdpTransport implements Transport {
+  readonly name = 'UDP' as const;
+  private readonly sockets: Array<{ socket: dgram.Socket; family: 4 | 6; local: { address: string; port: number } }> = [];
+  private readonly opts: UdpOptions;
+
+  constructor(opts: UdpOptions) {
+    this.opts = opts;
+  }
+
+  async listen(): Promise<ListenerAddress[]> {
+    const out: ListenerAddress[] = [];
+    let port = this.opts.port;
+    for (const host of this.opts.hosts) {
+      const family = isIP(host) === 6 ? 6 : 4;
+      const socket = dgram.createSocket({
+        type: family === 6 ? 'udp6' : 'udp4',
+        ipv6Only: family === 6,
+        reuseAddr: this.opts.reusePort === true,
+        ...(this.opts.reusePort ? { reusePort: true } : {}),
+      });
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(port, host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      // Large kernel buffers absorb bursts (a restart's registration storm) instead of dropping them.
+      try {
+        socket.setRecvBufferSize(8 * 1024 * 1024);
+        socket.setSendBufferSize(4 * 1024 * 1024);
+      } catch {
+        // The kernel caps these at net.core.rmem_max; smaller buffers still work.
+      }
+      const addr = socket.address();
+      const local = { address: addr.address, port: addr.port };
+      port = addr.port; // with port 0, every address shares the first one's port
+      const entry = { socket, family: family as 4 | 6, local };
+      const max = this.opts.maxMessageSize;
+      socket.on('message', (data, rinfo) => {
+        const source: Source = {
+          transport: 'UDP',
+          address: rinfo.address,
+          port: rinfo.port,
+          family: rinfo.family === 'IPv6' ? 6 : 4,
+          connectionId: null,
+          local,
+        };
+        if (data.length > max) {
+          this.opts.onDrop?.('datagram above max message size', source);
+          return;
+        }
+        this.opts.onMessage(data, source);
+      });
+      socket.on('error', (err) => this.opts.onError?.(err));
+      this.sockets.push(entry);
+      out.push({ transport: 'UDP', address: local.address, port: local.port });
+    }
+    return out;
+  }
+
+  send(data: Buffer, to: Destination): Promise<void> {
+    const family = isIP(to.address) === 6 ? 6 : 4;
+    const entry = this.sockets.find((s) => s.family === family) ?? this.sockets[0];
+    if (!entry) return Promise.reject(new Error('UDP transport not listening'));
+    return new Promise((resolve, reject) => {
+      entry.socket.send(data, to.port, to.address, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Fire-and-forget send for the response hot path: errors are reported through onError, not a promise. */
+  sendNow(data: Buffer, to: Destination): void {
+    const family = to.address.indexOf(':') >= 0 ? 6 : 4;
+    const s = this.sockets;
+    const entry = s.length === 1 ? s[0] : (s.find((x) => x.family === family) ?? s[0]);
+    if (!entry) return;
+    entry.socket.send(data, to.port, to.address, this.sendCallback);
+  }
+
+  private readonly sendCallback = (err: Error | null): void => {
+    if (err) this.opts.onError?.(err);
+  };
+
+  async close(): Promise<void> {
+    await Promise.all(this.sockets.map((s) => new Promise<void>((resolve) => s.socket.close(() => resolve()))));
+    this.sockets.length = 0;
+  }
+}
