@@ -77,7 +77,7 @@ const O = (path: string, flag: string, kind: Kind, def: unknown, doc: string, va
 export const OPTIONS: Option[] = [
   O('dataDir', 'data-dir', 'string', './data', 'Directory for the SQLite database and generated secrets.'),
   O('realms', 'realm', 'list', ['localhost'], 'Domains (realms) served; repeat the flag or comma-separate. The first is the default realm.'),
-  O('logLevel', 'log-level', 'enum', 'info', 'Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+  O('logLevel', 'log-level', 'enum', 'info', 'Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   O('sip.hosts', 'sip-host', 'list', ['0.0.0.0'], 'Addresses to listen on for SIP (IPv4 and/or IPv6, e.g. 0.0.0.0,::).'),
   O('sip.port', 'sip-port', 'int', 5060, 'SIP port for UDP and TCP.'),
   O('sip.transports', 'sip-transports', 'list', ['UDP', 'TCP'], 'SIP transports to listen on.'),
