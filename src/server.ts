@@ -18,7 +18,6 @@ import { Registrar } from './registrar/registrar.ts';
 import { deriveKey, loadMasterKey } from './secrets.ts';
 import { NonceIssuer } from './sip/digest.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
-import { parseMessage, canAnswer, createResponse, serialize, type SipRequest } from './sip/message/index.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
 import type { ListenerAddress } from './sip/transport/types.ts';
 import { MemoryFailureCounter } from './storage/memory/failure-counter.ts';
@@ -152,17 +151,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     advertisedHost: config.sip.advertisedHost,
     logger: log.child({ component: 'transport' }),
     onMessage: endpoint.receive,
-    onStreamError: (reason, head) => {
-      m.sipBadMessages.labels(reason === 'too-large' ? 'SIP_ERR_TOO_LARGE' : 'SIP_ERR_CONTENT_LENGTH').inc();
-      if (!head) return null;
-      try {
-        const req = parseMessage(head, false);
-        if (!req.isRequest || !canAnswer(req)) return null;
-        return serialize(createResponse(req as SipRequest, reason === 'too-large' ? 513 : 400));
-      } catch {
-        return null;
-      }
-    },
+    onStreamError: endpoint.streamError,
     onDrop: (reason) => m.sipBadMessages.labels(reason).inc(),
   });
   endpoint.attach(transports);

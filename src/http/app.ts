@@ -22,6 +22,8 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     trustProxy: false,
+    // Unknown query or body properties are errors, not silently dropped: a misspelt filter must not list all.
+    ajv: { customOptions: { removeAdditional: false } },
     // Per-request lines would drown the log at scrape and API rates; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
   });

@@ -129,6 +129,26 @@ export class SipEndpoint {
     else this.onResponse(msg as SipResponse, source);
   };
 
+  /**
+   * A stream that cannot be framed any more (oversized message, bad Content-Length): the bytes for the answer
+   * to send before the connection closes (513 or 400, RFC 3261 §18.3), or null when no answer can be formed.
+   */
+  streamError = (reason: 'too-large' | 'bad-length', head: Buffer | null, source: Source): Buffer | null => {
+    this.observer?.badMessage?.(reason === 'too-large' ? 'SIP_ERR_TOO_LARGE' : 'SIP_ERR_CONTENT_LENGTH');
+    this.badInput.warn({ reason, from: `${source.transport} ${source.address}:${source.port}` }, 'SIP stream closed: cannot frame the next message');
+    if (!head) return null;
+    let req: SipMessage | null;
+    try {
+      req = parseMessage(head, false);
+    } catch (e) {
+      req = e instanceof SipParseError ? e.partial : null;
+    }
+    if (!req || !req.isRequest || (req as SipRequest).method === 'ACK' || !canAnswer(req)) return null;
+    const res = createResponse(req as SipRequest, reason === 'too-large' ? 513 : 400);
+    if (this.opts.serverHeader) res.append('Server', this.opts.serverHeader);
+    return serialize(res);
+  };
+
   private rejectUnparsable(e: unknown, source: Source): void {
     const err = e as SipParseError;
     const partial = e instanceof SipParseError ? err.partial : null;

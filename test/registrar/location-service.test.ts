@@ -1,0 +1,143 @@
+// The location service over a real SQLite store and the in-process bus: priming (expired-while-down bindings
+// removed and announced), the expiry wheel, events after durability, and recovery from a failed write.
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { InProcessBus } from '../../src/bus/in-process.ts';
+import type { BusMessage } from '../../src/bus/event-bus.ts';
+import { createLogger } from '../../src/log.ts';
+import { LocationService } from '../../src/registrar/location-service.ts';
+import type { BindingRecord, LocationStore } from '../../src/storage/ports.ts';
+import { openDatabase } from '../../src/storage/sqlite/database.ts';
+import { SqliteLocationStore } from '../../src/storage/sqlite/location-store.ts';
+import { tempDir } from '../helpers/server.ts';
+import { binding } from '../helpers/bindings.ts';
+
+const log = createLogger('silent');
+const tick = () => new Promise((r) => setImmediate(r));
+
+function setup(dir: string, clock: { now: number }, store?: LocationStore) {
+  const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+  const bus = new InProcessBus(log);
+  const events: BusMessage[] = [];
+  bus.subscribe('binding.*', (m) => {
+    events.push(m);
+  });
+  const location = new LocationService({ store: store ?? new SqliteLocationStore(db), bus, log, now: () => clock.now });
+  return { db, bus, events, location };
+}
+
+describe('LocationService', () => {
+  it('primes from the store, dropping and announcing bindings that expired while it was down', async () => {
+    const dir = tempDir();
+    const clock = { now: Date.now() };
+    const a = setup(dir, clock);
+    await a.location.prime();
+    await a.location.apply('alice@d', [binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 })], [{ event: 'added', binding: binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 }) }]);
+    const bob = binding('bob@d', 'k1', { expiresAt: clock.now + 3_600_000 });
+    await a.location.apply('bob@d', [bob], [{ event: 'added', binding: bob }]);
+    a.location.close();
+    a.db.close();
+
+    clock.now += 120_000; // down for two minutes: alice's binding lapsed
+    const b = setup(dir, clock);
+    try {
+      const primed = await b.location.prime();
+      assert.deepEqual(primed, { loaded: 1, expired: 1 });
+      assert.deepEqual(b.location.lookup('alice@d'), []);
+      assert.equal(b.location.lookup('bob@d').length, 1);
+      await tick();
+      assert.deepEqual(b.events.map((e) => `${e.topic} ${e.payload.aor}`), ['binding.expired alice@d']);
+      // The removal is durable: a third start does not see alice either.
+      const rows = await new SqliteLocationStore(b.db).loadAll();
+      assert.deepEqual(rows.map((r) => r.aor), ['bob@d']);
+    } finally {
+      b.location.close();
+      b.db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('expires bindings on time, from memory and store, and announces each', async () => {
+    const dir = tempDir();
+    const clock = { now: 1_000_000_000_000 };
+    const s = setup(dir, clock);
+    try {
+      await s.location.prime();
+      const short = binding('a@d', 'k1', { expiresAt: clock.now + 5_000 });
+      const long = binding('a@d', 'k2', { expiresAt: clock.now + 60_000 });
+      await s.location.apply('a@d', [short, long], [{ event: 'added', binding: short }, { event: 'added', binding: long }]);
+      await tick();
+      s.events.length = 0;
+      clock.now += 4_000;
+      await s.location.expire();
+      assert.equal(s.location.lookup('a@d').length, 2);
+      clock.now += 1_500;
+      await s.location.expire();
+      assert.deepEqual(s.location.lookup('a@d').map((b) => b.key), ['k2']);
+      assert.equal(s.location.size, 1);
+      await tick();
+      assert.deepEqual(s.events.map((e) => [e.topic, e.payload.expires]), [['binding.expired', 0]]);
+      const rows = await new SqliteLocationStore(s.db).list('a@d');
+      assert.deepEqual(rows.map((r) => r.key), ['k2']);
+    } finally {
+      s.location.close();
+      s.db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not expire a binding that was refreshed since it was scheduled', async () => {
+    const dir = tempDir();
+    const clock = { now: 1_000_000_000_000 };
+    const s = setup(dir, clock);
+    try {
+      await s.location.prime();
+      const first = binding('a@d', 'k1', { expiresAt: clock.now + 5_000 });
+      await s.location.apply('a@d', [first], [{ event: 'added', binding: first }]);
+      const refreshed = { ...first, expiresAt: clock.now + 60_000, cseq: 2 };
+      await s.location.apply('a@d', [refreshed], [{ event: 'refreshed', binding: refreshed }]);
+      clock.now += 10_000;
+      await s.location.expire();
+      assert.equal(s.location.lookup('a@d')[0].cseq, 2);
+    } finally {
+      s.location.close();
+      s.db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('announces only after the change is durable, and restores memory from the store when a write fails', async () => {
+    const dir = tempDir();
+    const clock = { now: Date.now() };
+    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+    const real = new SqliteLocationStore(db);
+    let failNext = false;
+    const flaky: LocationStore = {
+      loadAll: () => real.loadAll(),
+      list: (aor) => real.list(aor),
+      write: (ops) => (failNext ? Promise.reject(new Error('disk full')) : real.write(ops)),
+    };
+    const s = setup(dir, clock, flaky);
+    try {
+      await s.location.prime();
+      const b1 = binding('a@d', 'k1');
+      await s.location.apply('a@d', [b1], [{ event: 'added', binding: b1 }]);
+      await tick();
+      assert.equal(s.events.length, 1);
+      failNext = true;
+      const b2 = binding('a@d', 'k2');
+      await assert.rejects(s.location.apply('a@d', [b1, b2], [{ event: 'added', binding: b2 }]), /disk full/);
+      await tick();
+      assert.equal(s.events.length, 1, 'nothing announced for a change that was not stored');
+      assert.deepEqual(s.location.lookup('a@d').map((b: BindingRecord) => b.key), ['k1'], 'memory agrees with the store again');
+      assert.equal(s.location.size, 1);
+    } finally {
+      s.location.close();
+      s.db.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
