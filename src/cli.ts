@@ -2,9 +2,10 @@
 // switchboard: start the server, manage users, inspect registrations.
 //
 //   switchboard start [options]
-//   switchboard user add <user>@<realm> --password <pw>|-     ("-" reads the password from stdin)
+//   switchboard user add <user>@<realm> --password <pw>|- [--role admin]   ("-" reads the password from stdin)
 //   switchboard user import <file.csv>                         (user,realm,password lines)
 //   switchboard reg list [aor] [--json]
+//   switchboard keys rotate                                     (new JWT signing key; the old one stays published)
 //   switchboard config                                          (every option, as a Markdown table)
 
 import { createReadStream } from 'node:fs';
@@ -12,7 +13,12 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { configFlagSpec, configTableMarkdown, loadConfig, type Config } from './config.ts';
 import { isSwitchboardError } from './errors.ts';
-import { createAccount, newAccount, parseLoginName } from './identity/accounts.ts';
+import { newAccount, parseLoginName } from './identity/accounts.ts';
+import { KeyRing } from './identity/keys.ts';
+import { PasswordHasher } from './identity/passwords.ts';
+import { Sealer } from './identity/seal.ts';
+import { deriveKey, loadMasterKey } from './secrets.ts';
+import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
 import { createLogger } from './log.ts';
 import { databaseFile, startServer } from './server.ts';
 import type { NewAccount } from './storage/ports.ts';
@@ -22,9 +28,10 @@ import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
 
 const USAGE = `Usage:
   switchboard start [options]                 run the server (see: switchboard config)
-  switchboard user add <user>@<realm> --password <pw>|-
+  switchboard user add <user>@<realm> --password <pw>|- [--role admin]
   switchboard user import <file.csv>          lines of user,realm,password
   switchboard reg list [<user>@<domain>] [--json]
+  switchboard keys rotate                     new JWT signing key; tokens signed by the old one stay valid
   switchboard config                          list every option with its flag and environment variable
 Options common to all commands: --data-dir <dir>, --realm <realm>, --config <file.json>`;
 
@@ -33,7 +40,13 @@ function parse(argv: string[]) {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { ...configFlagSpec(), password: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...configFlagSpec(),
+      password: { type: 'string' },
+      role: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
 }
 
@@ -66,15 +79,36 @@ async function cmdStart(config: Config): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'));
 }
 
-async function cmdUserAdd(config: Config, name: string | undefined, password: string | undefined): Promise<void> {
+async function cmdUserAdd(config: Config, name: string | undefined, password: string | undefined, roles: string[]): Promise<void> {
   if (!name) throw usage('user add needs <user>@<realm>');
   if (password === undefined) throw usage('user add needs --password <pw> (or --password - to read it from stdin)');
+  for (const r of roles) if (r !== 'admin') throw usage(`unknown role ${r} (roles: admin)`);
   const pw = password === '-' ? await readStdin() : password;
+  if (!pw) throw usage('empty password');
   const { username, realm } = parseLoginName(name, config.realms[0]);
+  const hasher = new PasswordHasher({ memoryKiB: config.passwords.argon2MemoryKiB, passes: config.passwords.argon2Passes });
+  const passwordHash = await hasher.hash(pw);
   const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
   try {
-    const account = await createAccount(new SqliteAccountStore(db), username, realm, pw);
-    process.stdout.write(`created ${account.username}@${account.realm} (id ${account.id})\n`);
+    const account = await new SqliteAccountStore(db).create({ ...newAccount(username, realm, pw, roles), passwordHash });
+    process.stdout.write(`created ${account.username}@${account.realm} (id ${account.id}${roles.length ? ', roles ' + roles.join(',') : ''})\n`);
+  } finally {
+    db.close();
+  }
+}
+
+async function cmdKeysRotate(config: Config): Promise<void> {
+  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  try {
+    const keys = new KeyRing({
+      store: new SqliteTokenStore(db),
+      sealer: new Sealer(deriveKey(loadMasterKey(config.dataDir), 'jwt-signing-keys'), 'jwt-private-key'),
+      alg: config.tokens.algorithm,
+      tokenTtlSeconds: config.tokens.accessTtl,
+    });
+    await keys.load();
+    const kid = await keys.rotate();
+    process.stdout.write(`new signing key ${kid}; ${keys.jwks().keys.length} key(s) published; running servers pick it up within 30 s\n`);
   } finally {
     db.close();
   }
@@ -220,7 +254,8 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = configFrom(values);
   if (cmd === 'start') return cmdStart(config);
-  if (cmd === 'user' && sub === 'add') return cmdUserAdd(config, arg, values.password as string | undefined);
+  if (cmd === 'user' && sub === 'add') return cmdUserAdd(config, arg, values.password as string | undefined, (values.role as string[] | undefined) ?? []);
+  if (cmd === 'keys' && sub === 'rotate') return cmdKeysRotate(config);
   if (cmd === 'user' && sub === 'import') return cmdUserImport(config, arg);
   if (cmd === 'reg' && sub === 'list') return cmdRegList(config, arg, values.json === true);
   throw usage(`unknown command: ${positionals.join(' ')}`);

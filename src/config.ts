@@ -23,7 +23,17 @@ export interface Config {
     advertisedHost: string | null;
     serverHeader: string | null;
   };
-  http: { host: string; port: number };
+  http: { host: string; port: number; loginRateLimit: number };
+  tokens: {
+    issuer: string;
+    audience: string;
+    algorithm: 'EdDSA' | 'ES256';
+    accessTtl: number;
+    refreshTtl: number;
+    jwksUrl: string | null;
+    sipBearer: boolean;
+  };
+  passwords: { argon2MemoryKiB: number; argon2Passes: number };
   registrar: {
     defaultExpires: number;
     minExpires: number;
@@ -89,13 +99,25 @@ export const OPTIONS: Option[] = [
   O('sip.serverHeader', 'sip-server-header', 'string', 'Switchboard', 'Server header on responses (empty to omit).'),
   O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
   O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
+  O('http.loginRateLimit', 'login-rate-limit', 'int', 60, 'Login and refresh requests per minute per address (0: unlimited); beyond it 429.'),
+  O('tokens.issuer', 'jwt-issuer', 'string', 'switchboard', 'iss of the access tokens we issue, and required of the ones we accept.'),
+  O('tokens.audience', 'jwt-audience', 'string', 'switchboard', 'aud of the access tokens we issue, and required of the ones we accept.'),
+  O('tokens.algorithm', 'jwt-algorithm', 'enum', 'EdDSA', 'Signature algorithm of access tokens (keys are generated and rotated by Switchboard).', ['EdDSA', 'ES256']),
+  O('tokens.accessTtl', 'access-token-ttl', 'int', 900, 'Access token lifetime in seconds.'),
+  O('tokens.refreshTtl', 'refresh-token-ttl', 'int', 2_592_000, 'Refresh token lifetime in seconds (rotated on every use).'),
+  O('tokens.jwksUrl', 'jwks-url', 'string', null, 'Verify Bearer tokens against this remote JWKS (another issuer) instead of our own keys.'),
+  O('tokens.sipBearer', 'sip-bearer', 'bool', true, 'Offer and accept Authorization: Bearer on SIP (RFC 8898) beside Digest.'),
+  O('passwords.argon2MemoryKiB', 'argon2-memory', 'int', 19_456, 'argon2id memory cost in KiB for HTTP passwords (OWASP minimum: 19456).'),
+  O('passwords.argon2Passes', 'argon2-passes', 'int', 2, 'argon2id passes (time cost).'),
   O('registrar.defaultExpires', 'default-expires', 'int', 3600, 'Binding lifetime when the REGISTER names none, in seconds.'),
   O('registrar.minExpires', 'min-expires', 'int', 60, 'Shortest lifetime accepted; shorter gets 423 with Min-Expires.'),
   O('registrar.maxExpires', 'max-expires', 'int', 7200, 'Longest lifetime granted; longer is lowered to this.'),
   O('registrar.maxContacts', 'max-contacts', 'int', 10, 'Most bindings per address of record (0: unlimited).'),
   O('registrar.maxContactsPolicy', 'max-contacts-policy', 'enum', 'reject', 'What a REGISTER over the limit gets: reject (403) or evict-oldest.', ['reject', 'evict-oldest']),
   O('registrar.expirySpread', 'expiry-spread', 'int', 0, 'Percent (0-20) by which granted lifetimes are randomly shortened, spreading re-registrations after a restart.'),
-  O('digest.algorithms', 'digest-algorithms', 'list', ['MD5'], 'Digest algorithms offered, one challenge each, in this order (MD5, SHA-256, SHA-512-256).'),
+  // MD5 alone by default: the strongest offer SIPp 3.6, sipsak 0.9.8 and baresip 1.0 all accept (the first two answer
+  // only the first challenge, MD5 only; baresip refuses a 401 naming any other algorithm). docs/digest-clients.md.
+  O('digest.algorithms', 'digest-algorithms', 'list', ['MD5'], 'Digest algorithms offered, one challenge each, in this order, strongest first (SHA-512-256, SHA-256, MD5); a response to any of them is accepted. Default MD5 only: older clients fail on anything else (docs/digest-clients.md).'),
   O('digest.nonceTtl', 'nonce-ttl', 'int', 300, 'Seconds a nonce stays valid; after that the client is re-challenged with stale=true.'),
   O('digest.allowNoQop', 'digest-allow-no-qop', 'bool', true, 'Accept RFC 2069 responses without qop (their nonces are single-use).'),
   O('auth.accountFailures', 'auth-account-failures', 'int', 10, 'Failed authentications per account within the window before it is locked.'),
@@ -210,6 +232,9 @@ function validate(c: Config): void {
   if (c.registrar.defaultExpires < c.registrar.minExpires) bad('default-expires below min-expires');
   if (c.registrar.expirySpread > 20) bad('expiry-spread is a percentage from 0 to 20');
   if (c.sip.maxMessageSize < 1024) bad('sip-max-message-size below 1024');
+  if (c.passwords.argon2MemoryKiB < 8 || c.passwords.argon2Passes < 1) bad('argon2 cost too low');
+  if (c.tokens.accessTtl < 30) bad('access-token-ttl below 30 seconds');
+  if (c.tokens.jwksUrl !== null && !/^https?:\/\//.test(c.tokens.jwksUrl)) bad('jwks-url must be an http(s) URL');
 }
 
 /** parseArgs option table for every configuration flag (plus --config). */

@@ -10,6 +10,14 @@ import type { EventBus } from './bus/event-bus.ts';
 import type { Config } from './config.ts';
 import { CachedCredentialStore } from './identity/credential-cache.ts';
 import { SipAuthenticator } from './identity/sip-authenticator.ts';
+import { AccountService } from './identity/account-service.ts';
+import { ApiKeys } from './identity/api-keys.ts';
+import { KeyRing } from './identity/keys.ts';
+import { PasswordHasher } from './identity/passwords.ts';
+import { RefreshTokens } from './identity/refresh-tokens.ts';
+import { Sealer } from './identity/seal.ts';
+import { TokenService } from './identity/tokens.ts';
+import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
 import { buildHttpApp } from './http/app.ts';
 import { createLogger, type Logger } from './log.ts';
 import { childCache, Metrics } from './metrics.ts';
@@ -29,6 +37,9 @@ import type { DatabaseSync } from 'node:sqlite';
 
 export interface RunningServer {
   config: Config;
+  accountService: AccountService;
+  tokens: TokenService;
+  keys: KeyRing;
   log: Logger;
   sip: ListenerAddress[];
   http: { address: string; port: number };
@@ -78,8 +89,42 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   const primed = await location.prime();
   log.info({ bindings: primed.loaded, expiredWhileDown: primed.expired }, 'location service primed from the store');
 
-  // Digest: nonces keyed from the master key; nonce counts tracked in-process.
+  // Identity: accounts, password hashing, signing keys (sealed under the master key), tokens, API keys.
   const master = loadMasterKey(config.dataDir);
+  const tokenStore = new SqliteTokenStore(db);
+  const hasher = new PasswordHasher({ memoryKiB: config.passwords.argon2MemoryKiB, passes: config.passwords.argon2Passes });
+  const keys = new KeyRing({
+    store: tokenStore,
+    sealer: new Sealer(deriveKey(master, 'jwt-signing-keys'), 'jwt-private-key'),
+    alg: config.tokens.algorithm,
+    tokenTtlSeconds: config.tokens.accessTtl,
+  });
+  await keys.load();
+  const tokens = new TokenService(
+    {
+      issuer: config.tokens.issuer,
+      audience: config.tokens.audience,
+      accessTtlSeconds: config.tokens.accessTtl,
+      jwksUrl: config.tokens.jwksUrl,
+      // Asymmetric algorithms only: never "none", never HMAC (a public key must not become an HMAC secret).
+      algorithms: config.tokens.jwksUrl ? ['EdDSA', 'ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] : ['EdDSA', 'ES256'],
+    },
+    keys,
+  );
+  const refresh = new RefreshTokens(tokenStore, config.tokens.refreshTtl);
+  const apiKeys = new ApiKeys(tokenStore);
+  const accountService = new AccountService({
+    accounts,
+    credentials: accounts,
+    credentialCache: credentials,
+    hasher,
+    failures,
+    policy: config.auth,
+    defaultRealm: config.realms[0],
+    log: log.child({ component: 'identity' }),
+  });
+
+  // Digest: nonces keyed from the master key; nonce counts tracked in-process.
   const boot = randomBytes(4).readUInt32BE(0);
   const nonces = new NonceIssuer(deriveKey(master, 'digest-nonce'), config.digest.nonceTtl, boot);
   const nonceCounts = new NonceCountWindow(boot, () => nonces.nextIndex);
@@ -157,7 +202,16 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   endpoint.attach(transports);
   const sip = await transports.listen();
 
-  const http: FastifyInstance = buildHttpApp({ log, metrics: m, location, ready: () => ready });
+  const http: FastifyInstance = buildHttpApp({
+    log,
+    metrics: m,
+    location,
+    ready: () => ready,
+    version: SERVER_VERSION,
+    loginRateLimit: config.http.loginRateLimit,
+    identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
+    onAccountDeleted: (account) => location.removeAor(account.aor),
+  });
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddr = http.server.address() as { address: string; port: number };
   ready = true;
@@ -183,5 +237,5 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     return stopping;
   };
 
-  return { config, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, metrics: m, stop };
+  return { config, accountService, tokens, keys, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, metrics: m, stop };
 }

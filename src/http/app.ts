@@ -1,21 +1,49 @@
-// The HTTP application (Fastify): one plugin per domain under routes/, JSON error bodies in one shape
-// ({"error":{"code","message"}}) for every failure, including validation and unknown routes.
+// The HTTP application (Fastify): one plugin per domain under routes/, schemas at the edge (OpenAPI at /docs),
+// and JSON error bodies in one shape ({"error":{"code","message"}}) for every failure, including validation,
+// rate limits and unknown routes.
 
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { isSwitchboardError } from '../errors.ts';
+import type { AccountService } from '../identity/account-service.ts';
+import type { ApiKeys } from '../identity/api-keys.ts';
+import type { KeyRing } from '../identity/keys.ts';
+import type { PasswordHasher } from '../identity/passwords.ts';
+import type { RefreshTokens } from '../identity/refresh-tokens.ts';
+import type { TokenService } from '../identity/tokens.ts';
 import type { Logger } from '../log.ts';
-import type { LocationService } from '../registrar/location-service.ts';
 import type { Metrics } from '../metrics.ts';
+import type { LocationService } from '../registrar/location-service.ts';
+import type { Account, AccountAdmin, AccountStore } from '../storage/ports.ts';
+import type { Authenticator } from './authenticate.ts';
+import { authRoutes } from './routes/auth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { registrationRoutes } from './routes/registrations.ts';
+import { userRoutes } from './routes/users.ts';
+
+export interface IdentityDeps {
+  accounts: AccountService;
+  store: AccountStore & AccountAdmin;
+  hasher: PasswordHasher;
+  tokens: TokenService;
+  refresh: RefreshTokens;
+  keys: KeyRing;
+  apiKeys: ApiKeys;
+}
 
 export interface HttpDeps {
   log: Logger;
   metrics: Metrics;
   location: LocationService;
+  identity: IdentityDeps;
+  loginRateLimit: number;
   /** Readiness: false while starting or shutting down. */
   ready: () => boolean;
+  onAccountDeleted?: (account: Account) => Promise<void> | void;
+  version: string;
 }
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
@@ -27,6 +55,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     // Per-request lines would drown the log at scrape and API rates; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  app.decorateRequest('principal', null);
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (isSwitchboardError(err) && err.http) {
       return reply.status(err.http).send({ error: { code: err.code, message: err.message } });
@@ -36,13 +65,49 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'HTTP handler failed');
-    return reply.status(status).send({ error: { code: err.code ?? 'HTTP_ERR_INTERNAL', message: status === 500 ? 'internal error' : err.message } });
+    const message = status === 500 ? 'internal error' : err.message || 'request failed';
+    return reply.status(status).send({ error: { code: err.code ?? (status === 500 ? 'HTTP_ERR_INTERNAL' : 'HTTP_ERR_REQUEST'), message } });
   });
   app.setNotFoundHandler((req, reply) => {
     reply.status(404).send({ error: { code: 'HTTP_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
   });
+
+  app.register(swagger, {
+    openapi: {
+      info: { title: 'Switchboard', version: deps.version, description: 'Registration, authentication and presence server: HTTP API' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from /auth/login, or an API key (sbk_…)' } } },
+    },
+  });
+  app.register(swaggerUi, { routePrefix: '/docs' });
+  app.register(rateLimit, {
+    global: false,
+    // Thrown into the error handler below, like every other failure, so the body has the one shape.
+    errorResponseBuilder: (_req, ctx) =>
+      Object.assign(new Error(`too many requests; retry after ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429, code: 'HTTP_ERR_RATE_LIMITED' }),
+  });
+
+  const { identity } = deps;
+  const auth: Authenticator = { tokens: identity.tokens, apiKeys: identity.apiKeys };
   app.register(healthRoutes, { ready: deps.ready });
   app.register(metricsRoutes, { metrics: deps.metrics });
-  app.register(registrationRoutes, { location: deps.location });
+  app.register(registrationRoutes, { location: deps.location, auth });
+  app.register(authRoutes, {
+    accounts: identity.accounts,
+    accountStore: identity.store,
+    tokens: identity.tokens,
+    refresh: identity.refresh,
+    keys: identity.keys,
+    auth,
+    rateLimitPerMinute: deps.loginRateLimit,
+  });
+  app.register(userRoutes, {
+    accounts: identity.accounts,
+    store: identity.store,
+    hasher: identity.hasher,
+    refresh: identity.refresh,
+    apiKeys: identity.apiKeys,
+    auth,
+    onDeleted: deps.onAccountDeleted,
+  });
   return app;
 }

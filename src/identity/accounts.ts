@@ -4,7 +4,7 @@
 
 import { sbError } from '../errors.ts';
 import { computeHa1, DIGEST_ALGORITHMS } from '../sip/digest.ts';
-import type { Account, AccountStore, NewAccount, SipCredential } from '../storage/ports.ts';
+import type { NewAccount, SipCredential } from '../storage/ports.ts';
 
 /** user = SIP user part characters (RFC 3261 unreserved / escaped / user-unreserved), without '@'. */
 const USER_RE = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]{1,128}$/;
@@ -28,8 +28,4 @@ export function digestCredentialsFor(username: string, realm: string, password: 
 export function newAccount(username: string, realm: string, password: string, roles: string[] = []): NewAccount {
   if (password.length === 0) throw sbError('HTTP_ERR_VALIDATION', 'empty password');
   return { username, realm, roles, passwordHash: null, credentials: digestCredentialsFor(username, realm, password) };
-}
-
-export async function createAccount(store: AccountStore, username: string, realm: string, password: string, roles: string[] = []): Promise<Account> {
-  return store.create(newAccount(username, realm, password, roles));
 }

@@ -81,7 +81,17 @@ export class LocationService {
     return { loaded: this.bindingCount, expired: gone.length };
   }
 
-  /** Lets a log-structured store compact itself against the live set. */
+  /**
+   * Lets a log-structured store compact itself against the live set.
+   *
+   * The store rewrites the live set in slices and yields to the event loop between them, while REGISTERs keep
+   * changing the index (apply() replaces an AOR's array, expire() splices it in place). So a binding is handed
+   * out only if it is still current when the store asks for it (the store writes each slice in the turn it
+   * gathered it): one refreshed or removed meanwhile already has a newer journal row, or one on its way, and
+   * rewriting the old object after it would bring back a removed binding or roll back an acknowledged refresh.
+   * Each AOR's array is copied before walking it, so an in-place splice cannot make the walk skip a binding
+   * (whose rows the compaction would then delete).
+   */
   maintain(): Promise<void> {
     if (!this.store.maintain) return Promise.resolve();
     const index = this.index;
@@ -89,7 +99,12 @@ export class LocationService {
       .maintain({
         count: this.bindingCount,
         *all() {
-          for (const list of index.values()) yield* list;
+          for (const [aor, list] of index) {
+            for (const b of list.slice()) {
+              const current = index.get(aor);
+              if (current !== undefined && current.includes(b)) yield b;
+            }
+          }
         },
       })
       .catch((err: unknown) => this.log.error({ err }, 'location store maintenance failed'));
@@ -150,6 +165,12 @@ export class LocationService {
       throw e;
     }
     this.announce(changes);
+  }
+
+  /** Removes every binding of an AOR (its account was deleted), durably, announcing each removal. */
+  async removeAor(aor: string): Promise<void> {
+    const current = this.lookup(aor);
+    await this.apply(aor, [], current.map((binding) => ({ event: 'removed' as const, binding })));
   }
 
   /** Re-reads one AOR from the store after a failed write. */

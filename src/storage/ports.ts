@@ -118,3 +118,76 @@ export interface FailureCounter {
   lockedFor(key: string): number | Promise<number>;
   reset(key: string): void | Promise<void>;
 }
+
+export interface AccountQuery {
+  /** Substring of user@realm. */
+  search?: string;
+  realm?: string;
+  limit: number;
+  offset: number;
+}
+
+export interface AccountAdmin {
+  list(q: AccountQuery): Promise<{ total: number; accounts: Account[] }>;
+  update(id: string, changes: { roles?: string[]; disabled?: boolean }): Promise<Account>;
+  /** Deletes the account with its credentials, tokens and keys. */
+  delete(id: string): Promise<boolean>;
+}
+
+/** A JWT signing key; the private half only ever stored sealed. */
+export interface SigningKeyRecord {
+  kid: string;
+  alg: string;
+  publicJwk: Record<string, unknown>;
+  privateSealed: string;
+  createdAt: number;
+  /** When it stopped signing; it stays in the JWKS until the tokens it signed have expired. */
+  retiredAt: number | null;
+}
+
+export interface SigningKeyStore {
+  listKeys(): Promise<SigningKeyRecord[]>;
+  /** Inserts a key and retires every other active key, in one transaction. */
+  addKey(k: SigningKeyRecord): Promise<void>;
+  deleteKeysRetiredBefore(ts: number): Promise<number>;
+}
+
+export interface RefreshTokenRecord {
+  id: string;
+  familyId: string;
+  accountId: string;
+  secretHash: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+  replacedBy: string | null;
+}
+
+export interface RefreshTokenStore {
+  insertRefresh(t: RefreshTokenRecord): Promise<void>;
+  findRefresh(id: string): Promise<RefreshTokenRecord | null>;
+  /** Revokes `id` in favour of `next` if it is still live (compare-and-set); false when it was not. */
+  rotateRefresh(id: string, next: RefreshTokenRecord, now: number): Promise<boolean>;
+  revokeFamily(familyId: string, now: number): Promise<number>;
+  revokeAccountRefresh(accountId: string, now: number): Promise<number>;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  accountId: string;
+  name: string;
+  secretHash: string;
+  permissions: string[];
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+
+export interface ApiKeyStore {
+  insertApiKey(k: ApiKeyRecord): Promise<void>;
+  findApiKey(id: string): Promise<ApiKeyRecord | null>;
+  listApiKeys(accountId: string): Promise<ApiKeyRecord[]>;
+  revokeApiKey(accountId: string, id: string, now: number): Promise<boolean>;
+  touchApiKey(id: string, now: number): Promise<void>;
+}

@@ -145,10 +145,19 @@ export async function spawnServer(dataDir: string, flags: Flags = {}): Promise<C
     logs,
     kill(signal: NodeJS.Signals = 'SIGTERM') {
       return new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        // A process ended by a signal keeps exitCode null (signalCode is set): it has exited all the same, and
+        // no 'exit' event will come again.
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
         proc.once('exit', (code) => resolve(code));
         proc.kill(signal);
       });
     },
   };
+}
+
+/** Creates an admin account in a running test server and returns an access token for it. */
+export async function adminToken(server: RunningServer, login = 'admin@example.test'): Promise<string> {
+  let account = await server.accounts.findByName(login.split('@')[0], login.split('@')[1]);
+  account ??= await server.accountService.create(login, 'admin-password', ['admin']);
+  return (await server.tokens.issue(account)).token;
 }

@@ -2,6 +2,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { LocationService } from '../../registrar/location-service.ts';
+import { guard, type Authenticator } from '../authenticate.ts';
 import type { BindingRecord } from '../../storage/ports.ts';
 
 export function bindingJson(b: BindingRecord, now: number) {
@@ -34,12 +35,17 @@ interface Query {
   offset?: number;
 }
 
-export const registrationRoutes: FastifyPluginAsync<{ location: LocationService }> = async (app, opts) => {
+export const registrationRoutes: FastifyPluginAsync<{ location: LocationService; auth: Authenticator }> = async (app, opts) => {
   const { location } = opts;
   app.get<{ Querystring: Query }>(
     '/v1/registrations',
     {
+      // Contact addresses of every phone: admins, or API keys holding registrations.read.
+      preHandler: guard(opts.auth, { permission: 'registrations.read' }),
       schema: {
+        tags: ['registrations'],
+        summary: 'Current bindings, by address of record, filtered by realm and user',
+        security: [{ bearer: [] }],
         querystring: {
           type: 'object',
           additionalProperties: false,

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { sbError } from '../../errors.ts';
 import type { DigestAlgorithm } from '../../sip/digest.ts';
-import type { Account, AccountStore, CredentialStore, NewAccount, SipCredential } from '../ports.ts';
+import type { Account, AccountAdmin, AccountQuery, AccountStore, CredentialStore, NewAccount, SipCredential } from '../ports.ts';
 
 interface AccountRow {
   id: string;
@@ -18,7 +18,7 @@ interface AccountRow {
   updated_at: number;
 }
 
-export class SqliteAccountStore implements AccountStore, CredentialStore {
+export class SqliteAccountStore implements AccountStore, AccountAdmin, CredentialStore {
   private readonly db: DatabaseSync;
   private readonly findCred: StatementSync;
   private readonly insertAccount: StatementSync;
@@ -113,6 +113,43 @@ export class SqliteAccountStore implements AccountStore, CredentialStore {
 
   async count(): Promise<number> {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM accounts').get() as { n: number }).n;
+  }
+
+  async list(q: AccountQuery): Promise<{ total: number; accounts: Account[] }> {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (q.search) {
+      where.push("instr(lower(username || '@' || realm), lower(?)) > 0");
+      args.push(q.search);
+    }
+    if (q.realm) {
+      where.push('realm = ?');
+      args.push(q.realm.toLowerCase());
+    }
+    const clause = where.length ? 'WHERE ' + where.join(' AND ') : '';
+    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM accounts ${clause}`).get(...args) as { n: number }).n;
+    const rows = this.db.prepare(`SELECT * FROM accounts ${clause} ORDER BY realm, username LIMIT ? OFFSET ?`).all(...args, q.limit, q.offset);
+    return { total, accounts: (rows as unknown as AccountRow[]).map(toAccount) };
+  }
+
+  async update(id: string, changes: { roles?: string[]; disabled?: boolean }): Promise<Account> {
+    const sets: string[] = ['updated_at = ?'];
+    const args: Array<string | number> = [Date.now()];
+    if (changes.roles) {
+      sets.push('roles = ?');
+      args.push(JSON.stringify(changes.roles));
+    }
+    if (changes.disabled !== undefined) {
+      sets.push('disabled = ?');
+      args.push(changes.disabled ? 1 : 0);
+    }
+    const r = this.db.prepare(`UPDATE accounts SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+    if (r.changes === 0) throw sbError('ACCOUNT_ERR_NOT_FOUND');
+    return (await this.findById(id))!;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM accounts WHERE id = ?').run(id).changes > 0;
   }
 }
 

@@ -52,4 +52,43 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'tokens: signing keys, refresh tokens, api keys',
+    sql: `
+      CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        alg TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        -- the private JWK sealed with AES-256-GCM under a key derived from the master key
+        private_sealed TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        retired_at INTEGER
+      );
+      CREATE TABLE refresh_tokens (
+        id TEXT PRIMARY KEY,
+        family_id TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        secret_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        replaced_by TEXT
+      );
+      CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+      CREATE INDEX refresh_tokens_account ON refresh_tokens(account_id);
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER,
+        last_used_at INTEGER
+      );
+      CREATE INDEX api_keys_account ON api_keys(account_id);
+    `,
+  },
 ];
