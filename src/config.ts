@@ -116,8 +116,9 @@ export const OPTIONS: Option[] = [
   O('registrar.maxContactsPolicy', 'max-contacts-policy', 'enum', 'reject', 'What a REGISTER over the limit gets: reject (403) or evict-oldest.', ['reject', 'evict-oldest']),
   O('registrar.expirySpread', 'expiry-spread', 'int', 0, 'Percent (0-20) by which granted lifetimes are randomly shortened, spreading re-registrations after a restart.'),
   // MD5 alone by default: the strongest offer SIPp 3.6, sipsak 0.9.8 and baresip 1.0 all accept (the first two answer
-  // only the first challenge, MD5 only; baresip refuses a 401 naming any other algorithm). docs/digest-clients.md.
-  O('digest.algorithms', 'digest-algorithms', 'list', ['MD5'], 'Digest algorithms offered, one challenge each, in this order, strongest first (SHA-512-256, SHA-256, MD5); a response to any of them is accepted. Default MD5 only: older clients fail on anything else (docs/digest-clients.md).'),
+  // only the first challenge, MD5 only; baresip refuses a 401 naming any other algorithm). A response to any offered
+  // algorithm is accepted. docs/digest-clients.md; the interop tests lock it in.
+  O('digest.algorithms', 'digest-algorithms', 'list', ['MD5'], 'Digest algorithms offered, one challenge each, in this order (MD5, SHA-256, SHA-512-256).'),
   O('digest.nonceTtl', 'nonce-ttl', 'int', 300, 'Seconds a nonce stays valid; after that the client is re-challenged with stale=true.'),
   O('digest.allowNoQop', 'digest-allow-no-qop', 'bool', true, 'Accept RFC 2069 responses without qop (their nonces are single-use).'),
   O('auth.accountFailures', 'auth-account-failures', 'int', 10, 'Failed authentications per account within the window before it is locked.'),

@@ -112,7 +112,11 @@ export async function spawnServer(dataDir: string, flags: Flags = {}): Promise<C
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start within 15 s; stderr: ${stderr}`)), 15000);
+    const timer = setTimeout(() => {
+      // Not left running behind the failed test, holding its ports and data directory.
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not start within 15 s; stderr: ${stderr}`));
+    }, 15000);
     proc.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;

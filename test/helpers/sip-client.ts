@@ -41,7 +41,8 @@ export class SipTestClient {
   private udp: dgram.Socket | null = null;
   private tcp: net.Socket | null = null;
   private queue: string[] = [];
-  private waiting: Array<(s: string) => void> = [];
+  private waiting: Array<{ deliver: (s: string) => void; fail: (e: Error) => void }> = [];
+  private closed = false;
   private tcpBuf = '';
   localPort = 0;
   readonly host: string;
@@ -69,6 +70,11 @@ export class SipTestClient {
       });
       s.on('data', (d) => c.onTcpData(d.toString('latin1')));
       s.on('error', () => {});
+      // The server went away (killed, stopped): waiting for a response on this connection is pointless.
+      s.on('close', () => {
+        c.closed = true;
+        c.failWaiting(new Error('connection closed'));
+      });
       c.tcp = s;
       c.localPort = s.localPort!;
     }
@@ -94,7 +100,7 @@ export class SipTestClient {
 
   private push(msg: string): void {
     const w = this.waiting.shift();
-    if (w) w(msg);
+    if (w) w.deliver(msg);
     else this.queue.push(msg);
   }
 
@@ -108,17 +114,24 @@ export class SipTestClient {
   next(ms = 3000): Promise<string> {
     const q = this.queue.shift();
     if (q !== undefined) return Promise.resolve(q);
+    if (this.closed) return Promise.reject(new Error('client closed'));
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
-        const i = this.waiting.indexOf(done);
+        const i = this.waiting.indexOf(w);
         if (i >= 0) this.waiting.splice(i, 1);
         reject(new Error(`no message within ${ms} ms`));
       }, ms);
-      const done = (s: string) => {
-        clearTimeout(t);
-        resolve(s);
+      const w = {
+        deliver: (s: string) => {
+          clearTimeout(t);
+          resolve(s);
+        },
+        fail: (e: Error) => {
+          clearTimeout(t);
+          reject(e);
+        },
       };
-      this.waiting.push(done);
+      this.waiting.push(w);
     });
   }
 
@@ -145,9 +158,17 @@ export class SipTestClient {
     }
   }
 
+  /** Closes the socket; whoever still waits for a message is told at once instead of timing out. */
   close(): void {
-    this.udp?.close();
     this.tcp?.destroy();
+    if (this.closed) return;
+    this.closed = true;
+    this.udp?.close();
+    this.failWaiting(new Error('client closed'));
+  }
+
+  private failWaiting(e: Error): void {
+    for (const w of this.waiting.splice(0)) w.fail(e);
   }
 }
 

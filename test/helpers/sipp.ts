@@ -2,7 +2,7 @@
 // succeeded, 1 when at least one failed; the error and message traces are kept for failing tests to print.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -26,6 +26,8 @@ export interface SippOptions {
   inject?: string[];
   /** -key name value pairs, visible in scenarios as [name]. */
   keys?: Record<string, string>;
+  /** Credentials for the scenario's plain [authentication] keyword (-au / -ap). */
+  auth?: { username: string; password: string };
   extra?: string[];
   timeoutSeconds?: number;
 }
@@ -46,6 +48,7 @@ export async function runSipp(scenario: string, port: number, o: SippOptions = {
     args.push('-inf', path.join(dir, 'inject.csv'));
   }
   for (const [k, v] of Object.entries(o.keys ?? {})) args.push('-key', k, v);
+  if (o.auth) args.push('-au', o.auth.username, '-ap', o.auth.password);
   args.push(...(o.extra ?? []));
   const proc = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -53,7 +56,11 @@ export async function runSipp(scenario: string, port: number, o: SippOptions = {
   proc.stderr.on('data', (d) => (stdout += d));
   const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
   const read = (f: string) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8') : '');
+  const errors = read('errors.log');
+  const messages = read('messages.log');
   const stats = read('stats.csv').trim().split('\n');
+  // Everything needed is in the result now; each run's traces would otherwise pile up in the temp directory.
+  rmSync(dir, { recursive: true, force: true });
   let successful = 0;
   let failed = 0;
   if (stats.length >= 2) {
@@ -62,7 +69,7 @@ export async function runSipp(scenario: string, port: number, o: SippOptions = {
     successful = Number(last[head.indexOf('SuccessfulCall(C)')] ?? 0);
     failed = Number(last[head.indexOf('FailedCall(C)')] ?? 0);
   }
-  return { code, stdout, errors: read('errors.log'), messages: read('messages.log'), successful, failed };
+  return { code, stdout, errors, messages, successful, failed };
 }
 
 /** A readable summary for assertion messages. */
