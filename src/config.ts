@@ -31,7 +31,8 @@ export interface Config {
     accessTtl: number;
     refreshTtl: number;
     jwksUrl: string | null;
-    sipBearer: boolean;
+    jwksCooldown: number;
+    sipBearer: 'off' | 'accept' | 'offer';
   };
   passwords: { argon2MemoryKiB: number; argon2Passes: number };
   registrar: {
@@ -106,7 +107,10 @@ export const OPTIONS: Option[] = [
   O('tokens.accessTtl', 'access-token-ttl', 'int', 900, 'Access token lifetime in seconds.'),
   O('tokens.refreshTtl', 'refresh-token-ttl', 'int', 2_592_000, 'Refresh token lifetime in seconds (rotated on every use).'),
   O('tokens.jwksUrl', 'jwks-url', 'string', null, 'Verify Bearer tokens against this remote JWKS (another issuer) instead of our own keys.'),
-  O('tokens.sipBearer', 'sip-bearer', 'bool', true, 'Offer and accept Authorization: Bearer on SIP (RFC 8898) beside Digest.'),
+  O('tokens.jwksCooldown', 'jwks-cooldown', 'int', 30, 'Seconds between re-fetches of the remote JWKS for tokens naming an unknown kid.'),
+  // Not offered by default: libre-based clients (baresip) refuse a 401 carrying any challenge but Digest MD5
+  // (docs/digest-clients.md); clients that use tokens send them without being asked.
+  O('tokens.sipBearer', 'sip-bearer', 'enum', 'accept', 'Authorization: Bearer on SIP (RFC 8898): off, accept (tokens work, 401s offer only Digest), or offer (401s add a Bearer challenge).', ['off', 'accept', 'offer']),
   O('passwords.argon2MemoryKiB', 'argon2-memory', 'int', 19_456, 'argon2id memory cost in KiB for HTTP passwords (OWASP minimum: 19456).'),
   O('passwords.argon2Passes', 'argon2-passes', 'int', 2, 'argon2id passes (time cost).'),
   O('registrar.defaultExpires', 'default-expires', 'int', 3600, 'Binding lifetime when the REGISTER names none, in seconds.'),

@@ -106,6 +106,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       audience: config.tokens.audience,
       accessTtlSeconds: config.tokens.accessTtl,
       jwksUrl: config.tokens.jwksUrl,
+      jwksCooldownSeconds: config.tokens.jwksCooldown,
       // Asymmetric algorithms only: never "none", never HMAC (a public key must not become an HMAC secret).
       algorithms: config.tokens.jwksUrl ? ['EdDSA', 'ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] : ['EdDSA', 'ES256'],
     },
@@ -166,6 +167,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     digest: config.digest,
     policy: config.auth,
     log: log.child({ component: 'auth' }),
+    bearer: config.tokens.sipBearer === 'off' ? null : tokens,
+    offerBearer: config.tokens.sipBearer === 'offer',
     onFailure: (reason) => authFailures(reason).inc(),
   });
 

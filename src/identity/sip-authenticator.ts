@@ -1,15 +1,20 @@
 // Authenticates SIP requests (Kamailio's auth + auth_db split: protocol rules in sip/digest.ts, credentials in
 // the CredentialStore, policy here): Digest challenges per configured algorithm sharing one nonce, response
 // verification against the stored HA1, stale nonces, nonce-count replay protection, and brute-force lockouts
-// per account and per source address (trusted networks exempt from the address lockout).
+// per account and per source address (trusted networks exempt from the address lockout). Beside Digest, Bearer
+// tokens (RFC 8898) verified by the TokenService, with RFC 6750's errors.
+//
+// Failure counters are keyed like HTTP login's (account-service.ts): guesses over SIP and HTTP count together.
 
 import { BlockList, isIP } from 'node:net';
 import type { Config, DigestAlgorithm } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { digestChallenge, digestCredentials, parseAuthHeader, verifyDigest, type AuthHeader, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
-import { createResponse, H, type SipRequest, type SipResponse } from '../sip/message/index.ts';
+import { createResponse, H, quote, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
 import type { CredentialStore, FailureCounter } from '../storage/ports.ts';
+import { accountKey, addressKey } from './account-service.ts';
+import { TokenError, type TokenService } from './tokens.ts';
 
 const UNKNOWN_USER_HA1: Record<DigestAlgorithm, string> = {
   MD5: '0'.repeat(32),
@@ -27,7 +32,17 @@ export interface SipIdentity {
   scheme: 'digest' | 'bearer';
 }
 
-export type AuthFailure = 'no-credentials' | 'malformed' | 'unknown-user' | 'wrong-password' | 'stale-nonce' | 'bad-nonce' | 'replay' | 'locked';
+export type AuthFailure =
+  | 'no-credentials'
+  | 'malformed'
+  | 'unknown-user'
+  | 'wrong-password'
+  | 'stale-nonce'
+  | 'bad-nonce'
+  | 'replay'
+  | 'locked'
+  | 'invalid-token'
+  | 'insufficient-scope';
 
 export type AuthOutcome = { ok: true; identity: SipIdentity } | { ok: false; response: SipResponse; reason: AuthFailure };
 
@@ -39,6 +54,10 @@ export interface SipAuthenticatorOptions {
   digest: Config['digest'];
   policy: Config['auth'];
   log: Logger;
+  /** Bearer tokens (RFC 8898): accepted when set. */
+  bearer?: TokenService | null;
+  /** Add a Bearer challenge to 401s (RFC 8898 §2.3) — some Digest clients refuse 401s that carry one. */
+  offerBearer?: boolean;
   now?: () => number;
   onFailure?: (reason: AuthFailure) => void;
 }
@@ -68,10 +87,13 @@ export class SipAuthenticator {
     return this.trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
   }
 
-  /** Authenticates `req` for `realm`; on failure the outcome carries the response to send (401/403/400). */
-  async authenticate(req: SipRequest, source: Source, realm: string): Promise<AuthOutcome> {
+  /**
+   * Authenticates `req` for `realm`; on failure the outcome carries the response to send (401/403/400).
+   * `scope` is what a Bearer token must grant for this request (RFC 8898 §2.2).
+   */
+  async authenticate(req: SipRequest, source: Source, realm: string, scope = 'sip.register'): Promise<AuthOutcome> {
     const { failures, policy } = this.o;
-    const addrKey = 'sip-addr:' + source.address;
+    const addrKey = addressKey(source.address);
     const trusted = this.isTrusted(source.address);
     if (!trusted) {
       const wait = await failures.lockedFor(addrKey);
@@ -79,6 +101,9 @@ export class SipAuthenticator {
     }
 
     const header = this.pickCredentials(req, realm);
+    if (header !== null && header !== 'malformed' && header.scheme === 'bearer') {
+      return this.authenticateBearer(req, source, realm, scope, header.token ?? '', trusted ? null : addrKey);
+    }
     if (header === null) return this.challenge(req, realm, false, 'no-credentials');
     if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
     const creds = digestCredentials(header);
@@ -91,7 +116,7 @@ export class SipAuthenticator {
     // A nonce we did not issue (or a secret that changed): not the client's fault, just challenge again.
     if (!nonce.valid) return this.challenge(req, realm, false, 'bad-nonce');
 
-    const acctKey = 'sip-acct:' + creds.username + '@' + realm;
+    const acctKey = accountKey(creds.username, realm);
     const acctWait = await failures.lockedFor(acctKey);
     if (acctWait > 0) return this.locked(req, acctWait, { account: creds.username, realm });
 
@@ -130,9 +155,50 @@ export class SipAuthenticator {
     };
   }
 
+  /** RFC 8898: a valid token, with the scope, for an account; RFC 6750 errors otherwise. */
+  private async authenticateBearer(req: SipRequest, source: Source, realm: string, scope: string, token: string, addrKey: string | null): Promise<AuthOutcome> {
+    const tokens = this.o.bearer;
+    if (!tokens) return this.challenge(req, realm, false, 'no-credentials');
+    let claims;
+    try {
+      claims = await tokens.verify(token);
+    } catch (e) {
+      if (!(e instanceof TokenError)) throw e;
+      // A bad token is no password guess, but a flood of them from one address still counts against it.
+      if (addrKey && (await this.o.failures.hit(addrKey, this.o.policy.failureWindow)) >= this.o.policy.addressFailures) {
+        await this.o.failures.lock(addrKey, this.o.policy.lockoutDuration);
+      }
+      this.o.log.info({ from: source.address, reason: e.message }, 'SIP Bearer token rejected');
+      this.o.onFailure?.('invalid-token');
+      const res = createResponse(req, 401, `Unauthorized (${e.message})`);
+      res.append('WWW-Authenticate', `Bearer realm=${quote(realm)}, error="invalid_token", error_description=${quote(e.message)}`);
+      return { ok: false, response: res, reason: 'invalid-token' };
+    }
+    const granted = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
+    if (!granted.includes(scope)) {
+      this.o.onFailure?.('insufficient-scope');
+      const res = createResponse(req, 403, 'Forbidden (insufficient scope)');
+      res.append('WWW-Authenticate', `Bearer realm=${quote(realm)}, error="insufficient_scope", scope=${quote(scope)}`);
+      return { ok: false, response: res, reason: 'insufficient-scope' };
+    }
+    const username = claims.username ?? (typeof claims.preferred_username === 'string' ? claims.preferred_username : null);
+    const tokenRealm = claims.realm ?? realm;
+    return {
+      ok: true,
+      identity: {
+        accountId: claims.sub,
+        authUser: username ?? claims.sub,
+        realm: tokenRealm,
+        aors: username ? [`${username}@${tokenRealm}`] : [],
+        scheme: 'bearer',
+      },
+    };
+  }
+
   /**
-   * The Authorization value answering our realm: the first Digest one for `realm` whose algorithm we offer,
-   * else the first for `realm`. null when none is for us, 'malformed' when one cannot be parsed.
+   * The Authorization value answering us: a Bearer token when one is present (and Bearer is on), else the first
+   * Digest one for `realm` whose algorithm we offer, else the first for `realm`. null when none is for us,
+   * 'malformed' when one cannot be parsed.
    */
   private pickCredentials(req: SipRequest, realm: string): AuthHeader | 'malformed' | null {
     const values = req.getAll(H.authorization);
@@ -145,6 +211,7 @@ export class SipAuthenticator {
         malformed = true;
         continue;
       }
+      if (h.scheme === 'bearer' && this.o.bearer && h.token) return h;
       if (h.scheme !== 'digest') continue;
       const r = h.params.get('realm');
       if (r === undefined || r.toLowerCase() !== realm) continue;
@@ -164,6 +231,8 @@ export class SipAuthenticator {
     for (const algorithm of this.o.digest.algorithms) {
       res.append('WWW-Authenticate', digestChallenge({ realm, nonce, algorithm, stale }));
     }
+    // After the Digest challenges: MD5-era clients read only the first one (docs/digest-clients.md).
+    if (this.o.bearer && this.o.offerBearer) res.append('WWW-Authenticate', `Bearer realm=${quote(realm)}, scope="sip.register"`);
     return res;
   }
 

@@ -16,6 +16,8 @@ export interface TokenConfig {
   accessTtlSeconds: number;
   /** Remote JWKS URL: tokens are then verified against that issuer's keys instead of ours. */
   jwksUrl: string | null;
+  /** Least time between remote JWKS fetches triggered by unknown kids. */
+  jwksCooldownSeconds?: number;
   algorithms: string[];
 }
 
@@ -55,7 +57,7 @@ export class TokenService {
   constructor(cfg: TokenConfig, keys: KeyRing, opts: { cacheMax?: number; now?: () => number } = {}) {
     this.cfg = cfg;
     this.keys = keys;
-    this.remote = cfg.jwksUrl ? createRemoteJWKSet(new URL(cfg.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 }) : null;
+    this.remote = cfg.jwksUrl ? createRemoteJWKSet(new URL(cfg.jwksUrl), { cooldownDuration: (cfg.jwksCooldownSeconds ?? 30) * 1000, cacheMaxAge: 600_000 }) : null;
     this.cacheMax = opts.cacheMax ?? 100_000;
     this.now = opts.now ?? Date.now;
   }
