@@ -262,6 +262,9 @@ export class NonceIssuer {
     if (nonce.length !== NONCE_CHARS) return { valid: false };
     const b = Buffer.from(nonce, 'base64url');
     if (b.length !== NONCE_BYTES || b[0] !== 1) return { valid: false };
+    // The decoder forgives: it skips characters outside the alphabet, takes '+' and '/' for '-' and '_', and
+    // ignores the last character's 4 spare bits. Only the one canonical spelling of the bytes is our nonce.
+    if (b.toString('base64url') !== nonce) return { valid: false };
     const mac = createHmac('sha256', this.secret).update(b.subarray(0, NONCE_SIGNED)).digest();
     if (!timingSafeEqual(mac.subarray(0, NONCE_BYTES - NONCE_SIGNED), b.subarray(NONCE_SIGNED))) return { valid: false };
     const issuedAt = b.readUInt32BE(1) * 1000;

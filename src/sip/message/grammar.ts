@@ -51,9 +51,12 @@ export function scanQuoted(s: string, i: number): number {
   return -1;
 }
 
-/** The content of a quoted-string with its quoted-pairs resolved. Input includes the quotes. */
+/**
+ * The content of a quoted-string with its quoted-pairs resolved. Input includes the quotes; anything that is not
+ * exactly one whole quoted-string (unterminated, or with text after the closing quote) is returned unchanged.
+ */
 export function unquote(q: string): string {
-  if (q.length < 2 || q.charCodeAt(0) !== 34) return q;
+  if (q.length < 2 || q.charCodeAt(0) !== 34 || scanQuoted(q, 0) !== q.length) return q;
   const inner = q.slice(1, -1);
   if (inner.indexOf('\\') < 0) return inner;
   let out = '';
@@ -65,9 +68,12 @@ export function unquote(q: string): string {
   return out;
 }
 
-/** A quoted-string for the value, escaping `"` and `\`. */
+/**
+ * A quoted-string for the value, escaping `"` and `\`. CR and LF cannot be carried by a quoted-pair (RFC 3261
+ * §25.1), and written raw they would end the header line (header injection), so each becomes a space.
+ */
 export function quote(v: string): string {
-  return '"' + v.replace(/["\\]/g, '\\$&') + '"';
+  return '"' + v.replace(/[\r\n]/g, ' ').replace(/["\\]/g, '\\$&') + '"';
 }
 
 /**

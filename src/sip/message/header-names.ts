@@ -84,6 +84,16 @@ export function headerKey(name: string): string {
   return KEY_BY_LOWER.get(lower) ?? lower;
 }
 
+/**
+ * The key for a key or a name: keys (the H.* constants) come back as they are, without lower-casing, so code that
+ * passes keys pays one set lookup.
+ */
+export function keyOf(nameOrKey: string): string {
+  return KEYS.has(nameOrKey) ? nameOrKey : headerKey(nameOrKey);
+}
+
+const KEYS = new Set<string>(Object.values(H));
+
 /** The spelling to put on the wire for a key (unknown headers keep the spelling they were given). */
 export function canonicalName(key: string): string | undefined {
   return CANONICAL[key];

@@ -2,8 +2,8 @@
 // arrival order; structured views (Via, From, To, CSeq, Contact…) are parsed on first use and memoised, so a
 // header a request never asks for costs only its name lookup.
 
-import { canonicalName, H, headerKey, isListHeader } from './header-names.ts';
-import { splitComma } from './grammar.ts';
+import { canonicalName, H, headerKey, isListHeader, keyOf } from './header-names.ts';
+import { isLws, isTokenChar, splitComma } from './grammar.ts';
 import { parseNameAddr, type NameAddr } from './name-addr.ts';
 import { parseVia, type Via } from './via.ts';
 import { parseUri, type Uri } from './uri.ts';
@@ -27,16 +27,22 @@ export abstract class SipMessage {
   readonly headers: HeaderField[] = [];
   body: Buffer = EMPTY_BODY;
   private viaCache: Via[] | undefined = undefined;
+  private viaOk = true;
   private fromCache: NameAddr | null | undefined = undefined;
   private toCache: NameAddr | null | undefined = undefined;
   private cseqCache: CSeq | null | undefined = undefined;
 
   abstract readonly isRequest: boolean;
 
-  /** First value of a header (by key or by any spelling), or undefined. */
+  // Lookups take a key (H.via, …) or any spelling ("Via", "v", "VIA"). Keys are tried first, as they are: the
+  // headers hold interned keys, so that is a pointer comparison; only a miss normalises the name and looks again.
+
+  /** First value of a header, or undefined. */
   get(key: string): string | undefined {
     const hs = this.headers;
     for (let i = 0; i < hs.length; i++) if (hs[i].key === key) return hs[i].value;
+    const k = keyOf(key);
+    if (k !== key) for (let i = 0; i < hs.length; i++) if (hs[i].key === k) return hs[i].value;
     return undefined;
   }
 
@@ -49,12 +55,25 @@ export abstract class SipMessage {
     const out: string[] = [];
     const hs = this.headers;
     for (let i = 0; i < hs.length; i++) if (hs[i].key === key) out.push(hs[i].value);
+    if (out.length === 0) {
+      const k = keyOf(key);
+      if (k !== key) for (let i = 0; i < hs.length; i++) if (hs[i].key === k) out.push(hs[i].value);
+    }
     return out;
   }
 
   /** Every value of a list header across all its lines (RFC 3261 §7.3.1). */
   values(key: string): string[] {
     const out: string[] = [];
+    this.collectValues(key, out);
+    if (out.length === 0) {
+      const k = keyOf(key);
+      if (k !== key) this.collectValues(k, out);
+    }
+    return out;
+  }
+
+  private collectValues(key: string, out: string[]): void {
     const hs = this.headers;
     for (let i = 0; i < hs.length; i++) {
       if (hs[i].key !== key) continue;
@@ -63,7 +82,6 @@ export abstract class SipMessage {
         if (v) out.push(v);
       } else for (const part of splitComma(v)) out.push(part);
     }
-    return out;
   }
 
   /** Appends a header line. `key` may be any spelling; the canonical one goes on the wire. */
@@ -101,17 +119,39 @@ export abstract class SipMessage {
     else if (key === H.cseq) this.cseqCache = undefined;
   }
 
-  /** Every Via value, top first; throws nothing — values that fail to parse make the list shorter. */
+  /**
+   * Every Via value, top first, up to the first that fails to parse (so what is here is always the path back).
+   * Throws nothing. A top Via whose parameters are malformed but whose sent-by is usable is still returned, so a
+   * 400 can be sent back; viasWellFormed() is false then, as it is whenever any Via value is malformed.
+   */
   vias(): Via[] {
     if (this.viaCache === undefined) {
       const out: Via[] = [];
-      for (const v of this.values(H.via)) {
-        const via = parseVia(v);
-        if (via) out.push(via);
+      let ok = true;
+      const values = this.values(H.via);
+      for (let i = 0; i < values.length; i++) {
+        const via = parseVia(values[i]);
+        if (via) {
+          out.push(via);
+          continue;
+        }
+        ok = false;
+        if (i === 0) {
+          const rough = parseVia(values[0], true);
+          if (rough) out.push(rough);
+        }
+        break;
       }
       this.viaCache = out;
+      this.viaOk = ok;
     }
     return this.viaCache;
+  }
+
+  /** False when a Via value is malformed (see vias()). */
+  viasWellFormed(): boolean {
+    this.vias();
+    return this.viaOk;
   }
 
   topVia(): Via | null {
@@ -179,14 +219,30 @@ export class SipResponse extends SipMessage {
   }
 }
 
-/** CSeq = 1*DIGIT LWS Method; the number below 2**31 (RFC 3261 §8.1.1.5). */
+/** CSeq = 1*DIGIT LWS Method; the number below 2**31 (RFC 3261 §8.1.1.5). At most ten digits. */
 export function parseCSeq(v: string | undefined): CSeq | null {
   if (v === undefined) return null;
-  const m = /^[ \t]*([0-9]{1,10})[ \t\r\n]+([!%'*+\-.0-9A-Z_`a-z~]+)[ \t]*$/.exec(v);
-  if (!m) return null;
-  const seq = Number(m[1]);
-  if (seq >= 2 ** 31) return null;
-  return { seq, method: m[2] };
+  const n = v.length;
+  let i = 0;
+  while (i < n && (v.charCodeAt(i) === 32 || v.charCodeAt(i) === 9)) i++;
+  const digitsStart = i;
+  let seq = 0;
+  for (; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    seq = seq * 10 + (c - 48);
+  }
+  if (i === digitsStart || i - digitsStart > 10 || seq >= 2 ** 31) return null;
+  const lwsStart = i;
+  while (i < n && isLws(v.charCodeAt(i))) i++;
+  if (i === lwsStart) return null;
+  const methodStart = i;
+  while (i < n && isTokenChar(v.charCodeAt(i))) i++;
+  if (i === methodStart) return null;
+  const methodEnd = i;
+  while (i < n && (v.charCodeAt(i) === 32 || v.charCodeAt(i) === 9)) i++;
+  if (i !== n) return null;
+  return { seq, method: v.slice(methodStart, methodEnd) };
 }
 
 export function parseContactValues(msg: SipMessage): NameAddr[] | '*' | null {

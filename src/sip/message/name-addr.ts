@@ -4,7 +4,7 @@
 // In the addr-spec form (no angle brackets) a ';' ends the URI: what follows are header parameters, and the URI
 // itself may then carry no parameters or headers (§20.10). Serialization always uses angle brackets.
 
-import { isTokenChar, isWs, parseParams, quote, scanQuoted, serializeParams, skipLws, unquote, type Params } from './grammar.ts';
+import { isTokenChar, isWs, parseParams, quote, scanQuoted, serializeParams, skipLws, trimLws, unquote, type Params } from './grammar.ts';
 import { formatUri, parseUri, type Uri } from './uri.ts';
 
 export interface NameAddr {
@@ -33,7 +33,7 @@ export function parseNameAddr(s: string): NameAddr | null {
   if (lt >= 0) {
     if (displayName === null && lt > i) {
       // display-name = *(token LWS) — tokens separated by whitespace only.
-      const dn = s.slice(i, lt).trim();
+      const dn = trimLws(s.slice(i, lt));
       for (let k = 0; k < dn.length; k++) {
         const c = dn.charCodeAt(k);
         if (!isTokenChar(c) && !isWs(c)) return null;

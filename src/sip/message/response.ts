@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { H } from './header-names.ts';
 import { SipResponse, type SipRequest } from './message.ts';
+import { parseNameAddr } from './name-addr.ts';
 import { reasonPhrase } from './status.ts';
 
 // To tags need only be unique, not secret: a random per-process prefix and a counter (cheaper than
@@ -25,7 +26,7 @@ export function createResponse(req: SipRequest, status: number, reason?: string)
       res.headers.push({ key: h.key, name: h.name, value: h.value });
     } else if (h.key === H.to) {
       let value = h.value;
-      if (status !== 100 && !hasTag(value)) value += ';tag=' + newTag();
+      if (status !== 100 && !toHasTag(req, value)) value += ';tag=' + newTag();
       res.headers.push({ key: h.key, name: h.name, value });
     }
   }
@@ -37,8 +38,14 @@ export function createResponse(req: SipRequest, status: number, reason?: string)
   return res;
 }
 
-/** True when the To/From value carries a tag parameter outside the URI brackets. */
-function hasTag(value: string): boolean {
+/**
+ * True when a To value carries a tag header parameter. The parsed To is used (the request's, memoised, for its
+ * first To line), so a "tag" inside the URI's <> or inside a quoted parameter value does not count.
+ */
+function toHasTag(req: SipRequest, value: string): boolean {
+  const to = value === req.get(H.to) ? req.to() : parseNameAddr(value);
+  if (to) return to.params.has('tag');
+  // Unparseable: answered with an error anyway; look for the parameter after the URI as best we can.
   const gt = value.lastIndexOf('>');
   const params = gt >= 0 ? value.slice(gt + 1) : value.slice(Math.max(0, value.indexOf(';')));
   return /;[ \t]*tag[ \t]*=/i.test(params);

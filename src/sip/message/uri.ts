@@ -2,7 +2,7 @@
 // Parsing keeps the user part as written (with its escapes) so that serialization is exact; comparison and
 // address-of-record keys use the unescaped form, as §19.1.4 requires.
 
-import { isTokenChar, unescapePercent, type Params } from './grammar.ts';
+import { unescapePercent, type Params } from './grammar.ts';
 
 export interface SipUri {
   readonly scheme: 'sip' | 'sips';
@@ -174,37 +174,69 @@ function parseTelUri(s: string, start: number): TelUri | null {
   return { scheme: 'tel', number, params };
 }
 
+/** IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT, each at most 255. Scans without allocating. */
 export function isIPv4(h: string): boolean {
-  const parts = h.split('.');
-  if (parts.length !== 4) return false;
-  for (const p of parts) {
-    if (p.length === 0 || p.length > 3) return false;
-    for (let i = 0; i < p.length; i++) {
-      const c = p.charCodeAt(i);
-      if (c < 48 || c > 57) return false;
-    }
-    if (Number(p) > 255) return false;
+  const n = h.length;
+  if (n < 7 || n > 15) return false;
+  let dots = 0;
+  let digits = 0;
+  let value = 0;
+  for (let i = 0; i < n; i++) {
+    const c = h.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return false;
+      digits = 0;
+      value = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (++digits > 3) return false;
+      value = value * 10 + (c - 48);
+      if (value > 255) return false;
+    } else return false;
   }
-  return true;
+  return dots === 3 && digits > 0;
 }
 
-/** hostname = *( domainlabel "." ) toplabel [ "." ]; the top label starts with a letter. */
+function isAlnum(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/**
+ * hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanumerics and inner hyphens, at most 63 long,
+ * and the top label starts with a letter. Scans without allocating.
+ */
 export function isHostname(h: string): boolean {
-  const name = h.endsWith('.') ? h.slice(0, -1) : h;
-  if (!name) return false;
-  const labels = name.split('.');
-  for (const label of labels) {
-    if (!label || label.length > 63) return false;
-    if (label.charCodeAt(0) === 45 || label.charCodeAt(label.length - 1) === 45) return false;
-    for (let i = 0; i < label.length; i++) if (!isTokenChar(label.charCodeAt(i))) return false;
+  let n = h.length;
+  if (n > 0 && h.charCodeAt(n - 1) === 46) n--; // a fully qualified name's trailing dot
+  if (n === 0) return false;
+  let labelStart = 0;
+  for (let i = 0; i < n; i++) {
+    const c = h.charCodeAt(i);
+    if (c === 46) {
+      // A label ends: not empty, not ending in '-', not too long.
+      if (i === labelStart || h.charCodeAt(i - 1) === 45 || i - labelStart > 63) return false;
+      labelStart = i + 1;
+    } else if (c === 45 /* - */) {
+      if (i === labelStart) return false;
+    } else if (!isAlnum(c)) return false;
   }
-  const top = labels[labels.length - 1];
-  const c = top.charCodeAt(0);
-  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+  if (n === labelStart || h.charCodeAt(n - 1) === 45 || n - labelStart > 63) return false;
+  const top = h.charCodeAt(labelStart);
+  return (top >= 65 && top <= 90) || (top >= 97 && top <= 122);
 }
 
+/**
+ * An IPv6 address (RFC 4291 text form, with an optional embedded IPv4 tail), without brackets. The RFC 3261 ABNF
+ * also admits a "::" directly followed by ":" IPv4address ("2001:db8:::192.0.2.1"); RFC 5118 §4.10 asks
+ * implementations to tolerate that bug, so it is read as "::".
+ */
 export function isIPv6(h: string): boolean {
-  if (!h || h.length > 45 || !/^[0-9A-Fa-f:.]+$/.test(h)) return false;
+  if (!h || h.length > 46 || !/^[0-9A-Fa-f:.]+$/.test(h)) return false;
+  const triple = h.indexOf(':::');
+  if (triple >= 0) {
+    if (h.indexOf(':::', triple + 1) >= 0 || h.indexOf('.') < 0 || !isIPv4(h.slice(triple + 3))) return false;
+    h = h.slice(0, triple) + '::' + h.slice(triple + 3);
+  }
+  if (h.length > 45) return false;
   const dbl = h.indexOf('::');
   if (dbl >= 0 && h.indexOf('::', dbl + 1) >= 0) return false;
   let groups = h.split(':');
@@ -260,26 +292,63 @@ export function aorOf(u: SipUri): string {
   return (user ? user + '@' : '') + normalizeHost(u.host);
 }
 
-/** URI equality per RFC 3261 §19.1.4 for the parts registrar contact matching uses. */
+// reserved = ";" / "/" / "?" / ":" / "@" / "&" / "=" / "+" / "$" / "," (RFC 2396), and "%" itself.
+const KEEP_ESCAPED = charset(';/?:@&=+$,%');
+
+/**
+ * A component in the form URI comparison uses (RFC 3261 §19.1.4): "characters other than those in the reserved
+ * set are equivalent to their '%' HEX HEX encoding", so those escapes are decoded; escapes of reserved
+ * characters (and of "%") stay escaped, with upper-case hex.
+ */
+export function canonicalEscapes(s: string): string {
+  if (s.indexOf('%') < 0) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) === 37 && i + 2 < s.length && isHexAt(s, i + 1) && isHexAt(s, i + 2)) {
+      const hex = s.slice(i + 1, i + 3);
+      const code = parseInt(hex, 16);
+      out += code < 128 && KEEP_ESCAPED[code] === 1 ? '%' + hex.toUpperCase() : String.fromCharCode(code);
+      i += 2;
+    } else out += s[i];
+  }
+  return out;
+}
+
+/** uri-parameters with names and values in comparable form (case-insensitive, escapes canonical). */
+function comparableParams(p: Params): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  for (const [k, v] of p) out.set(canonicalEscapes(k).toLowerCase(), v === null ? null : canonicalEscapes(v).toLowerCase());
+  return out;
+}
+
+/** The header components as a sorted list of "name=value" (names case-insensitive, escapes canonical). */
+function comparableHeaders(h: Array<[string, string]>): string[] {
+  return h.map(([k, v]) => canonicalEscapes(k).toLowerCase() + '=' + canonicalEscapes(v)).sort();
+}
+
+/**
+ * SIP and SIPS URI equality per RFC 3261 §19.1.4: scheme; userinfo case-sensitively (a missing user or password
+ * never matches a present one); host case-insensitively; port, and transport, user, ttl, method and maddr
+ * parameters, present in both or neither; other parameters only where both have them; header components always.
+ * Escapes of unreserved characters equal the characters, everywhere.
+ */
 export function sipUriEquals(a: SipUri, b: SipUri): boolean {
   if (a.scheme !== b.scheme) return false;
   if ((a.user === null) !== (b.user === null)) return false;
-  if (a.user !== null && unescapePercent(a.user) !== unescapePercent(b.user!)) return false;
-  if ((a.password ?? '') !== (b.password ?? '')) return false;
+  if (a.user !== null && canonicalEscapes(a.user) !== canonicalEscapes(b.user!)) return false;
+  if ((a.password === null) !== (b.password === null)) return false;
+  if (a.password !== null && canonicalEscapes(a.password) !== canonicalEscapes(b.password!)) return false;
   if (normalizeHost(a.host) !== normalizeHost(b.host)) return false;
   if (a.port !== b.port) return false;
-  // transport, user, ttl, method, maddr must match when present in either; other params only when in both.
+  const pa = comparableParams(a.params);
+  const pb = comparableParams(b.params);
   for (const key of ['transport', 'user', 'ttl', 'method', 'maddr']) {
-    const va = a.params.get(key);
-    const vb = b.params.get(key);
-    if ((va === undefined) !== (vb === undefined)) return false;
-    if (va !== undefined && (va ?? '').toLowerCase() !== (vb ?? '').toLowerCase()) return false;
+    if (pa.has(key) !== pb.has(key)) return false;
   }
-  for (const [k, va] of a.params) {
-    if (!b.params.has(k)) continue;
-    const vb = b.params.get(k);
-    if ((va ?? '').toLowerCase() !== (vb ?? '').toLowerCase()) return false;
+  for (const [k, va] of pa) {
+    if (pb.has(k) && pb.get(k) !== va) return false;
   }
-  if (a.headers.length !== b.headers.length) return false;
-  return true;
+  const ha = comparableHeaders(a.headers);
+  const hb = comparableHeaders(b.headers);
+  return ha.length === hb.length && ha.every((x, i) => x === hb[i]);
 }

@@ -20,8 +20,14 @@ function token(s: string, i: number): number {
   return i;
 }
 
-/** Parses one via-parm; null when malformed. Never throws. */
-export function parseVia(s: string): Via | null {
+/**
+ * Parses one via-parm; null when malformed. Never throws.
+ *
+ * With `lenient`, a value whose sent-protocol and sent-by are well formed but whose parameters are not still
+ * gives a Via, holding the parameters that could be read: enough to send a 400 back to where the request came
+ * from (RFC 4475 §3.1.2.1). Callers must treat such a Via as malformed; SipMessage.viasWellFormed() tells.
+ */
+export function parseVia(s: string, lenient = false): Via | null {
   let i = skipLws(s, 0);
   let e = token(s, i);
   if (e === i) return null;
@@ -54,7 +60,7 @@ export function parseVia(s: string): Via | null {
       else break;
     }
     host = s.slice(hs, i);
-    if (!host || (!isIPv4(host) && !isHostname(host))) return null;
+    if (!host || (!isHostname(host) && !isIPv4(host))) return null;
   }
   i = skipLws(s, i);
   let port: number | null = null;
@@ -64,14 +70,65 @@ export function parseVia(s: string): Via | null {
     while (i < s.length && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
     if (i === ps || i - ps > 5) return null;
     port = Number(s.slice(ps, i));
-    if (port > 65535) return null;
+    // Port 0 is grammatical but names no port: a response cannot be sent there (and the socket API throws).
+    if (port === 0 || port > 65535) return null;
   }
   const params = parseParams(s, i);
-  if (!params) return null;
-  // RFC 3261 §25.1: ttl 0-255, received an IP address, rport empty or a port.
+  if (params && viaParamsValid(params)) return { protocol, version, transport, host, port, params };
+  if (!lenient) return null;
+  return { protocol, version, transport, host, port, params: salvageParams(s, i) };
+}
+
+/**
+ * RFC 3261 §25.1 (with RFC 3581 and RFC 5118 §4.5): ttl 0-255; maddr a host; received an IP address (an IPv6
+ * one with or without brackets); rport empty or a port (1-65535: responses are sent to it).
+ */
+function viaParamsValid(params: Params): boolean {
+  if (params.size === 0) return true;
   const rport = params.get('rport');
-  if (rport != null && !/^[0-9]{1,5}$/.test(rport)) return null;
-  return { protocol, version, transport, host, port, params };
+  if (rport != null && !isPort(rport)) return false;
+  const ttl = params.get('ttl');
+  if (ttl !== undefined && (ttl === null || !/^[0-9]{1,3}$/.test(ttl) || Number(ttl) > 255)) return false;
+  const received = params.get('received');
+  if (received !== undefined && (received === null || !isIpAddress(received))) return false;
+  const maddr = params.get('maddr');
+  if (maddr !== undefined && (maddr === null || !isHost(maddr))) return false;
+  return true;
+}
+
+/** A port a response can be sent to: 1-65535. */
+function isPort(v: string): boolean {
+  if (v.length === 0 || v.length > 5) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  const n = Number(v);
+  return n >= 1 && n <= 65535;
+}
+
+function isIpAddress(v: string): boolean {
+  if (v.charCodeAt(0) === 91) return v.charCodeAt(v.length - 1) === 93 && isIPv6(v.slice(1, -1));
+  return isIPv4(v) || isIPv6(v);
+}
+
+function isHost(v: string): boolean {
+  if (v.charCodeAt(0) === 91) return v.charCodeAt(v.length - 1) === 93 && isIPv6(v.slice(1, -1));
+  return isIPv4(v) || isHostname(v);
+}
+
+/** The well-formed `;name[=value]` parameters of a malformed list, skipping what cannot be read. */
+function salvageParams(s: string, i: number): Params {
+  const out: Params = new Map();
+  for (const part of s.slice(i).split(';')) {
+    const one = parseParams(';' + part, 0);
+    if (one && one.size === 1) {
+      const [k, v] = one.entries().next().value!;
+      if (!out.has(k)) out.set(k, v);
+    }
+  }
+  for (const [k] of out) if (!viaParamsValid(new Map([[k, out.get(k)!]]))) out.delete(k);
+  return out;
 }
 
 export function formatVia(v: Via): string {

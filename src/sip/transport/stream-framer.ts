@@ -2,8 +2,10 @@
 // Content-Length says how many body bytes follow. Also recognises the RFC 5626 §4.4.1 keepalive "ping"
 // (CRLF CRLF), which the transport answers with a "pong" (CRLF).
 //
-// Pipelined messages in one chunk and messages split over many chunks both work; chunks are only copied when a
-// message spans them.
+// Pipelined messages in one chunk and messages split over many chunks both work. Bytes are copied only when a
+// message spans chunks, and then into a buffer that grows geometrically, with the search for the blank line
+// resuming where it stopped: the work is linear in the bytes received however they are split (a peer sending a
+// large message a byte at a time must not cost quadratic time).
 
 import { findHeaderEnd } from '../message/parse.ts';
 
@@ -14,8 +16,17 @@ export type FrameEvent =
   | { kind: 'error'; reason: 'too-large' | 'bad-length'; head: Buffer | null };
 
 export class StreamFramer {
-  private buf: Buffer | null = null;
   private readonly maxMessageSize: number;
+  /**
+   * The bytes of an incomplete message at [0, len), with room to grow. Never handed out: a message cut from it
+   * takes the buffer with it (store becomes null), so emitted messages are never overwritten.
+   */
+  private store: Buffer | null = null;
+  private len = 0;
+  /** How many pending bytes were searched for the blank line already, without finding it. */
+  private scanned = 0;
+  /** The pending message's total length once its header section has been read, else -1. */
+  private need = -1;
 
   constructor(maxMessageSize: number) {
     this.maxMessageSize = maxMessageSize;
@@ -23,51 +34,102 @@ export class StreamFramer {
 
   /** Bytes waiting for the rest of their message. */
   get pending(): number {
-    return this.buf ? this.buf.length : 0;
+    return this.len;
   }
 
   push(chunk: Buffer, out: FrameEvent[]): void {
-    const buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
-    this.buf = null;
+    let buf: Buffer;
+    let owned: boolean;
+    if (this.len === 0) {
+      buf = chunk;
+      owned = false;
+    } else {
+      this.append(chunk);
+      buf = this.store!.subarray(0, this.len);
+      owned = true;
+    }
+    // The resume state describes the message at offset 0 of the pending bytes.
+    let scanned = this.scanned;
+    let need = this.need;
+    this.scanned = 0;
+    this.need = -1;
+    const end = buf.length;
     let pos = 0;
-    while (pos < buf.length) {
-      // Leading CRLFs: a double CRLF is a keepalive ping; a lone one is ignored (§7.5).
-      if (buf[pos] === 13 || buf[pos] === 10) {
-        if (buf[pos] === 13 && buf[pos + 1] === 10 && buf[pos + 2] === 13 && buf[pos + 3] === 10) {
-          out.push({ kind: 'ping' });
-          pos += 4;
+    while (pos < end) {
+      if (need < 0) {
+        // Leading CRLFs: a double CRLF is a keepalive ping; a lone one is ignored (§7.5).
+        const c = buf[pos];
+        if (c === 13 || c === 10) {
+          if (c === 13 && buf[pos + 1] === 10 && buf[pos + 2] === 13 && buf[pos + 3] === 10) {
+            out.push({ kind: 'ping' });
+            pos += 4;
+            continue;
+          }
+          if (c === 13 && pos + 3 >= end) break; // could be the start of a ping; wait for more
+          pos++;
           continue;
         }
-        if (buf[pos] === 13 && pos + 3 >= buf.length) break; // could be the start of a ping; wait for more
-        pos++;
-        continue;
-      }
-      const end = findHeaderEnd(buf, pos);
-      if (!end) {
-        if (buf.length - pos > this.maxMessageSize) {
-          out.push({ kind: 'error', reason: 'too-large', head: null });
-          return;
+        // The blank line may straddle the end of what was searched before: back up by its length.
+        const head = findHeaderEnd(buf, scanned > 3 ? pos + scanned - 3 : pos);
+        if (!head) {
+          if (end - pos > this.maxMessageSize) return this.fail(out, 'too-large', null);
+          scanned = end - pos;
+          break;
         }
-        break;
+        const cl = contentLengthOf(buf, pos, head.headerEnd);
+        if (cl < 0) return this.fail(out, 'bad-length', buf.subarray(pos, head.bodyStart));
+        need = head.bodyStart - pos + cl;
+        if (need > this.maxMessageSize) return this.fail(out, 'too-large', buf.subarray(pos, head.bodyStart));
       }
-      const cl = contentLengthOf(buf, pos, end.headerEnd);
-      if (cl < 0) {
-        out.push({ kind: 'error', reason: 'bad-length', head: buf.subarray(pos, end.bodyStart) });
-        return;
-      }
-      const total = end.bodyStart - pos + cl;
-      if (total > this.maxMessageSize) {
-        out.push({ kind: 'error', reason: 'too-large', head: buf.subarray(pos, end.bodyStart) });
-        return;
-      }
-      if (end.bodyStart + cl > buf.length) break;
-      out.push({ kind: 'message', data: buf.subarray(pos, end.bodyStart + cl) });
-      pos = end.bodyStart + cl;
+      if (end - pos < need) break;
+      out.push({ kind: 'message', data: buf.subarray(pos, pos + need) });
+      if (owned) this.store = null; // the message holds on to that memory now
+      pos += need;
+      need = -1;
+      scanned = 0;
     }
-    if (pos < buf.length) {
-      // Keep the tail; copy it out of the chunk so the chunk can be released.
-      this.buf = pos === 0 && buf !== chunk ? buf : Buffer.from(buf.subarray(pos));
+    if (pos >= end) {
+      this.len = 0;
+      return;
     }
+    this.keep(buf, pos, end, owned);
+    this.scanned = scanned;
+    this.need = need;
+  }
+
+  /** Appends a chunk to the pending bytes, growing the store geometrically. */
+  private append(chunk: Buffer): void {
+    const total = this.len + chunk.length;
+    let store = this.store!;
+    if (store.length < total) {
+      const grown = Buffer.allocUnsafe(Math.max(total, store.length * 2));
+      store.copy(grown, 0, 0, this.len);
+      this.store = store = grown;
+    }
+    chunk.copy(store, this.len);
+    this.len = total;
+  }
+
+  /** Keeps buf[pos, end) as the pending bytes, at the start of a store no emitted message refers to. */
+  private keep(buf: Buffer, pos: number, end: number, owned: boolean): void {
+    const rest = end - pos;
+    if (owned && this.store !== null) {
+      // Nothing was cut from the store this time: move the tail to its start.
+      if (pos > 0) this.store.copyWithin(0, pos, end);
+    } else {
+      // The tail is in the caller's chunk, or in a store a message now holds: copy it out.
+      if (this.store === null || this.store.length < rest) this.store = Buffer.allocUnsafe(Math.max(rest * 2, 1024));
+      buf.copy(this.store, 0, pos, end);
+    }
+    this.len = rest;
+  }
+
+  private fail(out: FrameEvent[], reason: 'too-large' | 'bad-length', head: Buffer | null): void {
+    out.push({ kind: 'error', reason, head: head && Buffer.from(head) });
+    this.store = null;
+    this.len = 0;
+    this.scanned = 0;
+    this.need = -1;
   }
 }
 
