@@ -113,3 +113,20 @@ describe('SIP endpoint', () => {
     }
   });
 });
+
+describe('Via received claimed by the client', () => {
+  it('does not send the response where a spoofed received parameter points', async () => {
+    const server = await startTestServer();
+    const c = await SipTestClient.open('UDP', server.sipPort);
+    try {
+      const msg = buildRequest(c, { method: 'OPTIONS', uri: 'sip:example.test', from: '<sip:p@example.test>', to: '<sip:example.test>' })
+        .replace(/(Via: SIP\/2\.0\/UDP 127\.0\.0\.1:\d+;branch=[^;\r]+)/, '$1;received=192.0.2.66');
+      const r = await c.request(msg);
+      assert.equal(r.status, 200, 'the answer reached the real source');
+      assert.doesNotMatch(r.header('Via')!, /192\.0\.2\.66/);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+});

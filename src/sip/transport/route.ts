@@ -20,10 +20,15 @@ function sameHost(viaHost: string, address: string): boolean {
 export function stampVia(msg: SipMessage, source: Source): Via | null {
   const via = msg.topVia();
   if (!via) return null;
+  // A received the client wrote itself is replaced (or dropped): responses go where the packet came from, not
+  // where the client says.
+  const claimed = via.params.get('received');
   const needReceived = !sameHost(via.host, source.address);
   const wantsRport = via.params.has('rport') && via.params.get('rport') === null;
-  if (!needReceived && !wantsRport) return via;
+  const fixClaim = claimed !== undefined && (needReceived ? claimed !== source.address : true);
+  if (!needReceived && !wantsRport && !fixClaim) return via;
   if (needReceived) via.params.set('received', source.address);
+  else if (claimed !== undefined) via.params.delete('received');
   if (wantsRport) via.params.set('rport', String(source.port));
   const hs = msg.headers;
   for (let i = 0; i < hs.length; i++) {

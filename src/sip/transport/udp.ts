@@ -92,7 +92,12 @@ export class UdpTransport implements Transport {
     const s = this.sockets;
     const entry = s.length === 1 ? s[0] : (s.find((x) => x.family === family) ?? s[0]);
     if (!entry) return;
-    entry.socket.send(data, to.port, to.address, this.sendCallback);
+    try {
+      entry.socket.send(data, to.port, to.address, this.sendCallback);
+    } catch (e) {
+      // dgram throws synchronously on a bad port or address; a peer's Via must never take the server down.
+      this.opts.onError?.(e as Error);
+    }
   }
 
   private readonly sendCallback = (err: Error | null): void => {

@@ -3,7 +3,8 @@
 // older than the window, or issued by another incarnation, cannot be vouched for and is reported stale, so
 // the client is re-challenged (stale=true) rather than refused.
 //
-// 2^22 slots of Uint16 = 8 MiB tracks every nonce of the last 4 million challenges.
+// 2^22 slots of Uint16 = 8 MiB track every nonce of the last 2^22 - 1 challenges (the slot of the next nonce to
+// be issued is never vouched for).
 
 import type { NonceCountResult, NonceCountTracker, NonceInfo } from '../../sip/digest.ts';
 
