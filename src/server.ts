@@ -20,7 +20,7 @@ import { TokenService } from './identity/tokens.ts';
 import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
 import { buildHttpApp } from './http/app.ts';
 import { createLogger, type Logger } from './log.ts';
-import { childCache, Metrics } from './metrics.ts';
+import { Metrics } from './metrics.ts';
 import { LocationService } from './registrar/location-service.ts';
 import { Registrar } from './registrar/registrar.ts';
 import { deriveKey, loadMasterKey } from './secrets.ts';
@@ -79,7 +79,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     log: log.child({ component: 'location' }),
     onChange: (changes) => {
       for (const c of changes) {
-        metrics?.bindingChanges.labels(c.event).inc(); // once per change, after the write: not per request
+        metrics?.bindingChanges.inc(c.event);
         // A binding on a TCP connection keeps that connection open for as long as the binding lives.
         const b = c.binding;
         if (b.connectionId !== null && (c.event === 'added' || c.event === 'refreshed')) transports?.keepConnection(b.connectionId, b.expiresAt);
@@ -141,24 +141,20 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     aors: () => location.aorCount,
     tcpConnections: () => transports?.tcp?.connectionCount ?? 0,
     serverTransactions: () => endpoint.stats.serverTransactions,
+    storeCommits: () => ({ commits: locationStore.commits, writes: locationStore.appended }),
   });
   const m = metrics;
-  const requests = childCache((method) => m.sipRequests.labels(method));
-  const responses = childCache((method, status) => m.sipResponses.labels(method, status));
-  const durations = childCache((method) => m.sipRequestDuration.labels(method));
   const statusText: string[] = [];
   endpoint.setObserver({
-    request: (method) => requests(method).inc(),
+    request: (method) => m.sipRequests.inc(method),
     response: (method, status, arrivedAt) => {
-      responses(method, (statusText[status] ??= String(status))).inc();
-      durations(method).observe((performance.now() - arrivedAt) / 1000);
+      m.sipResponses.inc(method, (statusText[status] ??= String(status)));
+      m.sipRequestDuration.observe(method, (performance.now() - arrivedAt) / 1000);
     },
-    badMessage: (reason) => m.sipBadMessages.labels(reason).inc(),
+    badMessage: (reason) => m.sipBadMessages.inc(reason),
     retransmission: () => m.sipRetransmissions.inc(),
   });
 
-  const authFailures = childCache((reason) => m.authFailures.labels(reason));
-  const outcomes = childCache((outcome) => m.registrations.labels(outcome));
   const authenticator = new SipAuthenticator({
     credentials,
     nonces,
@@ -169,7 +165,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     log: log.child({ component: 'auth' }),
     bearer: config.tokens.sipBearer === 'off' ? null : tokens,
     offerBearer: config.tokens.sipBearer === 'offer',
-    onFailure: (reason) => authFailures(reason).inc(),
+    onFailure: (reason) => m.authFailures.inc(reason),
   });
 
   const localHosts = new Set<string>(['localhost', node.toLowerCase()]);
@@ -184,7 +180,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     isLocalHost: (h) => localHosts.has(h.charCodeAt(0) === 91 ? h.slice(1, -1) : h),
     node,
     log: log.child({ component: 'registrar' }),
-    onOutcome: (outcome) => outcomes(outcome).inc(),
+    onOutcome: (outcome) => m.registrations.inc(outcome),
   });
   endpoint.handle('REGISTER', registrar.handle);
 
@@ -200,7 +196,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     logger: log.child({ component: 'transport' }),
     onMessage: endpoint.receive,
     onStreamError: endpoint.streamError,
-    onDrop: (reason) => m.sipBadMessages.labels(reason).inc(),
+    onDrop: (reason) => m.sipBadMessages.inc(reason),
   });
   endpoint.attach(transports);
   const sip = await transports.listen();

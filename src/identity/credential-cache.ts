@@ -4,9 +4,9 @@
 // process writing the database) show after the TTL.
 
 import type { DigestAlgorithm } from '../sip/digest.ts';
-import type { CredentialStore, SipCredential } from '../storage/ports.ts';
+import type { CredentialStore, FoundCredential } from '../storage/ports.ts';
 
-type Found = { credential: SipCredential; aors: string[] } | null;
+type Found = FoundCredential | null;
 
 interface Entry {
   value: Found;
@@ -31,7 +31,8 @@ export class CachedCredentialStore implements CredentialStore {
     this.now = now;
   }
 
-  async findSipCredential(authUser: string, realm: string, algorithm: DigestAlgorithm): Promise<Found> {
+  /** A cache hit answers synchronously; a miss returns the store's promise. */
+  findSipCredential(authUser: string, realm: string, algorithm: DigestAlgorithm): Found | Promise<Found> {
     const key = authUser + '\u0000' + realm + '\u0000' + algorithm;
     const now = this.now();
     const e = this.map.get(key);
@@ -43,6 +44,10 @@ export class CachedCredentialStore implements CredentialStore {
       return e.value;
     }
     this.misses++;
+    return this.fill(key, now, authUser, realm, algorithm);
+  }
+
+  private async fill(key: string, now: number, authUser: string, realm: string, algorithm: DigestAlgorithm): Promise<Found> {
     const value = await this.inner.findSipCredential(authUser, realm, algorithm);
     if (this.map.size >= this.capacity) {
       const oldest = this.map.keys().next().value;

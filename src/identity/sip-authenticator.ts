@@ -16,6 +16,9 @@ import type { CredentialStore, FailureCounter } from '../storage/ports.ts';
 import { accountKey, addressKey } from './account-service.ts';
 import { TokenError, type TokenService } from './tokens.ts';
 
+// On the REGISTER path the in-process adapters answer synchronously; awaiting a plain value would still cost a
+// microtask and a promise each time, so values are awaited only when they are promises.
+
 const UNKNOWN_USER_HA1: Record<DigestAlgorithm, string> = {
   MD5: '0'.repeat(32),
   'SHA-256': '0'.repeat(64),
@@ -96,7 +99,8 @@ export class SipAuthenticator {
     const addrKey = addressKey(source.address);
     const trusted = this.isTrusted(source.address);
     if (!trusted) {
-      const wait = await failures.lockedFor(addrKey);
+      const l = failures.lockedFor(addrKey);
+      const wait = typeof l === 'number' ? l : await l;
       if (wait > 0) return this.locked(req, wait, { address: source.address });
     }
 
@@ -117,10 +121,12 @@ export class SipAuthenticator {
     if (!nonce.valid) return this.challenge(req, realm, false, 'bad-nonce');
 
     const acctKey = accountKey(creds.username, realm);
-    const acctWait = await failures.lockedFor(acctKey);
+    const w = failures.lockedFor(acctKey);
+    const acctWait = typeof w === 'number' ? w : await w;
     if (acctWait > 0) return this.locked(req, acctWait, { account: creds.username, realm });
 
-    const found = await this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
+    const lookup = this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
+    const found = lookup instanceof Promise ? await lookup : lookup;
     // Unknown users cost the same hash work as known ones, so timing does not tell which names exist.
     const ha1 = found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm];
     const ok = verifyDigest(header, creds, ha1, req.method, req.body);
@@ -143,7 +149,8 @@ export class SipAuthenticator {
     }
     // The client knows the password but used an old nonce: re-challenge with stale=true (RFC 7616 §3.3).
     if (nonce.stale) return this.challenge(req, realm, true, 'stale-nonce');
-    const counted = await this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
+    const claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
+    const counted = typeof claim === 'string' ? claim : await claim;
     if (counted === 'stale') return this.challenge(req, realm, true, 'stale-nonce');
     if (counted === 'replay') {
       this.o.log.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
@@ -226,6 +233,9 @@ export class SipAuthenticator {
   /** 401 with one challenge per configured algorithm, strongest first as configured, sharing one nonce. */
   challengeResponse(req: SipRequest, realm: string, stale: boolean): SipResponse {
     const res = createResponse(req, 401);
+    // A retransmitted REGISTER may just get a fresh challenge (as Kamailio's stateless auth_challenge does):
+    // nothing to keep for 32 s per challenge.
+    res.stateless = true;
     const { nonce, info } = this.o.nonces.issue(this.now());
     this.o.nonceCounts.issued(info);
     for (const algorithm of this.o.digest.algorithms) {

@@ -3,9 +3,11 @@
 // change visible, durable and announced, and expires bindings on time.
 //
 // - Index: Map<aor, BindingRecord[]>, primed from the store at startup.
-// - Expiry: a wheel of one-second buckets; a bucket holds the binding objects due in that second. Refreshing
-//   a binding replaces its object, so a stale entry in an older bucket is recognised (not the current object)
-//   and skipped; no per-binding timers.
+// - Expiry: a wheel of one-second buckets; a bucket holds the AORs that have a binding due in that second, and
+//   the sweep expires whatever of those AORs' bindings is due then. A refresh schedules the AOR again at the new
+//   time and leaves the old entry to find nothing; entries are AOR strings already held by the index (8 bytes
+//   each), not binding objects, which kept every refreshed binding alive for its old lifetime (measured: tens of
+//   MB per 20,000 refreshes in the REGISTER benchmark). No per-binding timers.
 // - Durability: `apply` updates memory synchronously (so concurrent REGISTERs for one AOR see each other in
 //   order) and resolves when the store has committed; if the store fails, the AOR is reloaded from the store
 //   so memory never claims what disk does not hold.
@@ -32,7 +34,7 @@ export interface LocationServiceOptions {
 
 export class LocationService {
   private readonly index = new Map<string, BindingRecord[]>();
-  private readonly wheel = new Map<number, BindingRecord[]>();
+  private readonly wheel = new Map<number, string[]>();
   private wheelCursor = 0;
   private bindingCount = 0;
   private readonly store: LocationStore;
@@ -191,7 +193,7 @@ export class LocationService {
     const sec = Math.ceil(b.expiresAt / 1000);
     let bucket = this.wheel.get(sec);
     if (!bucket) this.wheel.set(sec, (bucket = []));
-    bucket.push(b);
+    bucket.push(b.aor);
   }
 
   /** Removes every binding whose time has come, in one store write, and announces them. */
@@ -199,23 +201,28 @@ export class LocationService {
     const now = this.now();
     const nowSec = Math.floor(now / 1000);
     const expired: BindingRecord[] = [];
+    const aors = new Set<string>();
     for (let sec = this.wheelCursor; sec <= nowSec; sec++) {
       const bucket = this.wheel.get(sec);
       if (!bucket) continue;
       this.wheel.delete(sec);
-      for (const b of bucket) {
-        if (b.expiresAt > now) {
-          this.schedule(b); // cannot happen for a fresh entry; kept for clock adjustments
-          continue;
-        }
-        const list = this.index.get(b.aor);
-        const i = list ? list.indexOf(b) : -1;
-        if (i < 0) continue; // refreshed or removed since
-        list!.splice(i, 1);
-        if (list!.length === 0) this.index.delete(b.aor);
-        this.bindingCount--;
+      for (const aor of bucket) aors.add(aor);
+    }
+    for (const aor of aors) {
+      const list = this.index.get(aor);
+      if (!list) continue; // removed since
+      let due = 0;
+      for (const b of list) {
+        if (b.expiresAt > now) continue;
         expired.push(b);
+        due++;
       }
+      if (due === 0) continue; // refreshed since: nothing due
+      const keep = list.filter((b) => b.expiresAt > now);
+      // A new array, never an in-place splice: a compaction may be walking the old one.
+      if (keep.length) this.index.set(aor, keep);
+      else this.index.delete(aor);
+      this.bindingCount -= list.length - keep.length;
     }
     this.wheelCursor = nowSec + 1;
     if (expired.length === 0) return Promise.resolve();

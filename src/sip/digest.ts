@@ -6,7 +6,7 @@
 // lets a NonceCountTracker (storage/) remember the highest nonce-count seen per nonce in a fixed-size window,
 // the way Kamailio's auth module does.
 
-import { createHash, createHmac, createSecretKey, hash, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import { quote, scanQuoted, skipLws, isTokenChar, unquote } from './message/grammar.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
@@ -226,15 +226,20 @@ const NONCE_CHARS = Math.ceil((NONCE_BYTES * 4) / 3);
  * 25 bytes, 34 characters. The secret never leaves the server; a forged or altered nonce fails the HMAC.
  */
 export class NonceIssuer {
-  // A KeyObject made once: createHmac with a raw Buffer key builds one per call (11 us against 2 us).
-  private readonly secret: KeyObject;
+  private readonly mac: Hmac256;
   private readonly ttlSeconds: number;
   readonly boot: number;
   private index = 0;
   private readonly buf = Buffer.alloc(NONCE_BYTES);
+  /**
+   * The last RECENT nonces issued, by index: a nonce found here verbatim is one we issued, so its check needs no
+   * HMAC (most answers come within milliseconds of their challenge). Older ones, and other nodes', are verified
+   * in full.
+   */
+  private readonly recent: Array<string | undefined> = new Array(RECENT);
 
   constructor(secret: Buffer, ttlSeconds: number, boot: number) {
-    this.secret = createSecretKey(secret);
+    this.mac = new Hmac256(secret);
     this.ttlSeconds = ttlSeconds;
     this.boot = boot >>> 0;
   }
@@ -253,27 +258,68 @@ export class NonceIssuer {
     b.writeUInt32BE(this.boot, 5);
     b.writeUInt32BE(this.index, 9);
     this.index = (this.index + 1) >>> 0;
-    const mac = createHmac('sha256', this.secret).update(b.subarray(0, NONCE_SIGNED)).digest();
-    mac.copy(b, NONCE_SIGNED, 0, NONCE_BYTES - NONCE_SIGNED);
-    return { nonce: b.toString('base64url'), info: { boot: this.boot, index, issuedAt: Math.floor(nowMs / 1000) * 1000 } };
+    this.mac.digest(b.subarray(0, NONCE_SIGNED)).copy(b, NONCE_SIGNED, 0, NONCE_BYTES - NONCE_SIGNED);
+    const nonce = b.toString('base64url');
+    this.recent[index & (RECENT - 1)] = nonce;
+    return { nonce, info: { boot: this.boot, index, issuedAt: Math.floor(nowMs / 1000) * 1000 } };
   }
 
   check(nonce: string, nowMs: number): NonceCheck {
     if (nonce.length !== NONCE_CHARS) return { valid: false };
     const b = Buffer.from(nonce, 'base64url');
     if (b.length !== NONCE_BYTES || b[0] !== 1) return { valid: false };
-    // The decoder forgives: it skips characters outside the alphabet, takes '+' and '/' for '-' and '_', and
-    // ignores the last character's 4 spare bits. Only the one canonical spelling of the bytes is our nonce.
-    if (b.toString('base64url') !== nonce) return { valid: false };
-    const mac = createHmac('sha256', this.secret).update(b.subarray(0, NONCE_SIGNED)).digest();
-    if (!timingSafeEqual(mac.subarray(0, NONCE_BYTES - NONCE_SIGNED), b.subarray(NONCE_SIGNED))) return { valid: false };
+    const boot = b.readUInt32BE(5);
+    const index = b.readUInt32BE(9);
+    if (boot !== this.boot || this.recent[index & (RECENT - 1)] !== nonce) {
+      // The decoder forgives: it skips characters outside the alphabet, takes '+' and '/' for '-' and '_', and
+      // ignores the last character's 4 spare bits. Only the one canonical spelling of the bytes is our nonce.
+      if (b.toString('base64url') !== nonce) return { valid: false };
+      const mac = this.mac.digest(b.subarray(0, NONCE_SIGNED));
+      if (!timingSafeEqual(mac.subarray(0, NONCE_BYTES - NONCE_SIGNED), b.subarray(NONCE_SIGNED))) return { valid: false };
+    }
     const issuedAt = b.readUInt32BE(1) * 1000;
     // A nonce from the future (beyond clock skew between nodes) is not ours.
     if (issuedAt > nowMs + 60_000) return { valid: false };
     const stale = nowMs - issuedAt > this.ttlSeconds * 1000;
-    return { valid: true, stale, info: { boot: b.readUInt32BE(5), index: b.readUInt32BE(9), issuedAt } };
+    return { valid: true, stale, info: { boot, index, issuedAt } };
   }
 }
+
+const RECENT = 1 << 16;
+
+/**
+ * HMAC-SHA256 (RFC 2104) over short messages with a fixed key, from two one-shot crypto.hash calls on buffers
+ * holding the padded key: no Hmac object per call (createHmac with a KeyObject measured 1.9 us, this 1.6 us).
+ */
+export class Hmac256 {
+  /** Key XOR ipad, then room for the message; key XOR opad, then room for the inner digest. */
+  private innerBuf: Buffer;
+  private readonly outerBuf = Buffer.alloc(64 + 32);
+
+  constructor(key: Buffer) {
+    const k = key.length > 64 ? (hash('sha256', key, 'buffer') as unknown as Buffer) : key;
+    this.innerBuf = Buffer.alloc(64 + 32, 0);
+    this.innerBuf.fill(0x36, 0, 64);
+    this.outerBuf.fill(0x5c, 0, 64);
+    for (let i = 0; i < k.length; i++) {
+      this.innerBuf[i] ^= k[i];
+      this.outerBuf[i] ^= k[i];
+    }
+  }
+
+  digest(message: Buffer): Buffer {
+    if (this.innerBuf.length < 64 + message.length) {
+      const grown = Buffer.alloc(64 + message.length);
+      this.innerBuf.copy(grown, 0, 0, 64);
+      this.innerBuf = grown;
+    }
+    message.copy(this.innerBuf, 64);
+    const inner = hash('sha256', this.innerBuf.subarray(0, 64 + message.length), 'buffer') as unknown as Buffer;
+    inner.copy(this.outerBuf, 64);
+    return hash('sha256', this.outerBuf, 'buffer') as unknown as Buffer;
+  }
+}
+
 
 /** The result of presenting nonce-count `nc` for a nonce. */
 export type NonceCountResult = 'ok' | 'replay' | 'stale';

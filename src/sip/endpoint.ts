@@ -271,7 +271,7 @@ export class SipEndpoint {
     if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
     const data = serialize(res);
     const dest = responseDestination(via, source, this.opts.forceRport);
-    if (txn) this.server.respond(txn, res.status, data, dest, isReliable(source.transport));
+    if (txn) this.server.respond(txn, res.status, data, dest, res.stateless || isReliable(source.transport));
     this.sender.sendNow(data, dest);
     if (arrivedAt !== undefined) this.observer?.response?.(req.method, res.status, arrivedAt);
   }

@@ -92,9 +92,17 @@ export interface NewAccount {
   credentials: Array<Omit<SipCredential, 'accountId'>>;
 }
 
+export interface FoundCredential {
+  credential: SipCredential;
+  aors: string[];
+}
+
 export interface CredentialStore {
-  /** The credential and the AORs its account owns; null when unknown or the account is disabled. */
-  findSipCredential(authUser: string, realm: string, algorithm: DigestAlgorithm): Promise<{ credential: SipCredential; aors: string[] } | null>;
+  /**
+   * The credential and the AORs its account owns; null when unknown or the account is disabled. A cache may
+   * answer synchronously (the REGISTER hot path then awaits nothing).
+   */
+  findSipCredential(authUser: string, realm: string, algorithm: DigestAlgorithm): FoundCredential | null | Promise<FoundCredential | null>;
 }
 
 export interface AccountStore {

@@ -141,3 +141,34 @@ describe('LocationService', () => {
     }
   });
 });
+
+describe('LocationService expiry with several bindings per AOR', () => {
+  it('expires only the due bindings of an AOR and keeps the others exactly once', async () => {
+    const dir = tempDir();
+    const clock = { now: 1_000_000_000_000 };
+    const s = setup(dir, clock);
+    try {
+      await s.location.prime();
+      const bs = [
+        binding('a@d', 'k1', { expiresAt: clock.now + 60_000 }),
+        binding('a@d', 'k2', { expiresAt: clock.now + 5_000 }),
+        binding('a@d', 'k3', { expiresAt: clock.now + 60_000 }),
+        binding('a@d', 'k4', { expiresAt: clock.now + 5_000 }),
+      ];
+      await s.location.apply('a@d', bs, bs.map((binding) => ({ event: 'added' as const, binding })));
+      clock.now += 6_000;
+      await s.location.expire();
+      assert.deepEqual(s.location.lookup('a@d').map((b) => b.key), ['k1', 'k3']);
+      assert.equal(s.location.size, 2);
+      clock.now += 60_000;
+      await s.location.expire();
+      assert.deepEqual(s.location.lookup('a@d'), []);
+      assert.equal(s.location.size, 0);
+      assert.equal(s.location.aorCount, 0);
+    } finally {
+      s.location.close();
+      s.db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -371,3 +371,18 @@ describe('NonceCountWindow', () => {
     assert.equal(window.claim(a, 0xffff), 'ok');
   });
 });
+
+describe('Hmac256', () => {
+  it('equals node:crypto HMAC-SHA256 for short, long and oversized keys and messages of any length', async () => {
+    const { createHmac, randomBytes } = await import('node:crypto');
+    const { Hmac256 } = await import('../../src/sip/digest.ts');
+    for (const keyLen of [0, 1, 32, 64, 65, 200]) {
+      const key = randomBytes(keyLen);
+      const h = new Hmac256(key);
+      for (const msgLen of [0, 1, 13, 31, 32, 33, 100, 500]) {
+        const m = randomBytes(msgLen);
+        assert.equal(h.digest(m).toString('hex'), createHmac('sha256', key).update(m).digest('hex'), `key ${keyLen}, message ${msgLen}`);
+      }
+    }
+  });
+});

@@ -210,6 +210,12 @@ export class SipResponse extends SipMessage {
   status: number;
   reason: string;
   version: string;
+  /**
+   * Sent statelessly (RFC 3261 §8.2.7): the transaction ends with it and a retransmitted request is simply handled
+   * again. Right for answers that are as good the second time, such as a fresh Digest challenge; wrong where a
+   * repeat would differ (a REGISTER's 200 OK, after which the same CSeq would be out of order).
+   */
+  stateless = false;
 
   constructor(status: number, reason: string, version = 'SIP/2.0') {
     super();

@@ -6,6 +6,9 @@
 //
 // Every UDP transaction lives for the same span, so expiry order is creation order: a FIFO swept once a second
 // replaces a timer object per transaction, which at tens of thousands of requests a second is real garbage.
+// A transaction that ends early (reliable transport, or a stateless answer) leaves the FIFO at once too, so it
+// dies young instead of being promoted to the old generation and held for 33 s (measured: at 13,000 REGISTERs
+// a second that was 600 MB and most of the GC time).
 
 import { MAGIC_COOKIE, type Via } from '../message/via.ts';
 import type { SipRequest } from '../message/message.ts';
@@ -19,6 +22,8 @@ export type ServerTransactionState = 'trying' | 'proceeding' | 'completed';
 
 export interface ServerTransaction {
   readonly key: string;
+  /** Absolute position in the FIFO, to clear it when the transaction ends early. */
+  readonly slot: number;
   state: ServerTransactionState;
   /** The last response sent, serialized, and where it went; re-sent on retransmissions. */
   lastResponse: Buffer | null;
@@ -41,8 +46,10 @@ export function transactionKey(req: SipRequest, via: Via): string {
 
 export class ServerTransactionTable {
   private readonly table = new Map<string, ServerTransaction>();
-  private fifo: ServerTransaction[] = [];
+  private fifo: Array<ServerTransaction | null> = [];
   private head = 0;
+  /** Absolute slot of fifo[0]. */
+  private base = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor() {
@@ -63,34 +70,59 @@ export class ServerTransactionTable {
    * its handler ever answered; on reliable transports `complete` ends it at once.
    */
   create(key: string, now: number): ServerTransaction {
-    const txn: ServerTransaction = { key, state: 'trying', lastResponse: null, destination: null, expiresAt: now + 64 * T1 + 1000 };
+    const txn: ServerTransaction = {
+      key,
+      slot: this.base + this.fifo.length,
+      state: 'trying',
+      lastResponse: null,
+      destination: null,
+      expiresAt: now + 64 * T1 + 1000,
+    };
     this.table.set(key, txn);
     this.fifo.push(txn);
     return txn;
   }
 
-  /** Records a response; a final one on a reliable transport terminates the transaction (Timer J = 0). */
-  respond(txn: ServerTransaction, status: number, data: Buffer, destination: Destination, reliable: boolean): void {
-    txn.lastResponse = data;
-    txn.destination = destination;
+  /**
+   * Records a response. A final one ends the transaction at once on a reliable transport (Timer J = 0) or when
+   * it was sent statelessly; otherwise it is kept to answer retransmissions until Timer J.
+   */
+  respond(txn: ServerTransaction, status: number, data: Buffer, destination: Destination, endNow: boolean): void {
     if (status < 200) {
+      txn.lastResponse = data;
+      txn.destination = destination;
       txn.state = 'proceeding';
       return;
     }
     txn.state = 'completed';
-    if (reliable && this.table.get(txn.key) === txn) this.table.delete(txn.key);
+    if (endNow) this.end(txn);
+    else {
+      txn.lastResponse = data;
+      txn.destination = destination;
+    }
+  }
+
+  private end(txn: ServerTransaction): void {
+    if (this.table.get(txn.key) === txn) this.table.delete(txn.key);
+    const i = txn.slot - this.base;
+    if (i >= this.head && i < this.fifo.length && this.fifo[i] === txn) this.fifo[i] = null;
   }
 
   sweep(now: number): void {
     const fifo = this.fifo;
     let h = this.head;
-    while (h < fifo.length && fifo[h].expiresAt <= now) {
+    while (h < fifo.length) {
       const txn = fifo[h];
-      if (this.table.get(txn.key) === txn) this.table.delete(txn.key);
+      if (txn !== null) {
+        if (txn.expiresAt > now) break;
+        if (this.table.get(txn.key) === txn) this.table.delete(txn.key);
+        fifo[h] = null;
+      }
       h++;
     }
     if (h > 4096 && h * 2 > fifo.length) {
       this.fifo = fifo.slice(h);
+      this.base += h;
       h = 0;
     }
     this.head = h;

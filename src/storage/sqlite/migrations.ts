@@ -37,18 +37,16 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 2,
     name: 'location binding journal',
-    // The location store is log-structured: every binding change appends one row (the whole binding as JSON,
-    // or NULL for a removal), and the latest row per (aor, binding_key) is the binding. Appends touch only the
-    // table's last pages, so a group commit costs a few page writes however the AORs are spread; an upsert
-    // table would rewrite one random page per binding (measured 50-70 us per row against 5-10 us per append,
-    // bench/RESULTS.md). Compaction rewrites the live bindings and drops older rows once the garbage
-    // outgrows them. Query a binding with json_extract(record, '$.contact') and friends.
+    // The location store is log-structured: each group commit appends ONE row holding every binding write of
+    // that commit (a JSON array; see location-store.ts for the record layout), and replaying the rows in order
+    // gives the bindings. Appends touch only the table's last pages and cost one statement per commit, however
+    // many REGISTERs it carries and however the AORs are spread; an upsert table rewrote one random page per
+    // binding (measured 50-70 us per row against about 2 us per write here, bench/RESULTS.md). Compaction
+    // rewrites the live bindings and drops older rows once the superseded writes outnumber them.
     sql: `
       CREATE TABLE binding_journal (
         seq INTEGER PRIMARY KEY,
-        aor TEXT NOT NULL,
-        binding_key TEXT NOT NULL,
-        record TEXT
+        writes TEXT NOT NULL
       );
     `,
   },
