@@ -236,3 +236,45 @@ describe('signing keys across restarts and rotation', () => {
     }
   });
 });
+
+describe('one account, every credential', () => {
+  it('an account created over HTTP registers over SIP with the same password, and a CLI-created one logs in over HTTP', async () => {
+    const dir = tempDir();
+    await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'user', 'add', 'cli-user@example.test', '--password', 'cli-password', '--data-dir', dir, ...Object.entries(FAST_ARGON).flatMap(([k, v]) => [`--${k}`, v])], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
+    const s = await startTestServer({ dataDir: dir, flags: FAST_ARGON });
+    const { SipTestClient } = await import('../helpers/sip-client.ts');
+    const { register } = await import('../helpers/register.ts');
+    const c = await SipTestClient.open('UDP', s.sipPort);
+    try {
+      const admin = await adminToken(s);
+      assert.equal((await call(s, 'POST', '/users', { username: 'http-user@example.test', password: 'http-password' }, admin)).status, 201);
+      assert.equal((await register(c, { user: 'http-user', password: 'http-password', domain: 'example.test' })).status, 200);
+      assert.equal((await register(c, { user: 'http-user', password: 'wrong', domain: 'example.test' })).status, 401);
+      const login = await call(s, 'POST', '/auth/login', { username: 'cli-user@example.test', password: 'cli-password' });
+      assert.equal(login.status, 200);
+      assert.equal((await register(c, { user: 'cli-user', password: 'cli-password', domain: 'example.test' })).status, 200);
+      const cli = await s.accounts.findByName('cli-user', 'example.test');
+      assert.match(cli!.passwordHash!, /^\$argon2id\$/, 'switchboard user add stores an argon2id hash');
+    } finally {
+      c.close();
+      await s.close();
+    }
+  });
+
+  it('an imported account (SIP credentials only) logs in over HTTP once, and gets an argon2id hash then', async () => {
+    const dir = tempDir();
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(path.join(dir, 'u.csv'), 'imported,example.test,imported-pw\n');
+    await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'user', 'import', path.join(dir, 'u.csv'), '--data-dir', dir], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
+    const s = await startTestServer({ dataDir: dir, flags: FAST_ARGON });
+    try {
+      assert.equal((await s.accounts.findByName('imported', 'example.test'))!.passwordHash, null);
+      assert.equal((await call(s, 'POST', '/auth/login', { username: 'imported', password: 'wrong-pw' })).status, 401);
+      assert.equal((await call(s, 'POST', '/auth/login', { username: 'imported', password: 'imported-pw' })).status, 200);
+      assert.match((await s.accounts.findByName('imported', 'example.test'))!.passwordHash!, /^\$argon2id\$/);
+      assert.equal((await call(s, 'POST', '/auth/login', { username: 'imported', password: 'imported-pw' })).status, 200);
+    } finally {
+      await s.close();
+    }
+  });
+});
