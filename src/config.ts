@@ -15,7 +15,10 @@ export interface Config {
   sip: {
     hosts: string[];
     port: number;
-    transports: Array<'UDP' | 'TCP'>;
+    transports: Array<'UDP' | 'TCP' | 'TLS' | 'WS' | 'WSS'>;
+    tlsPort: number;
+    wsPort: number;
+    wssPort: number;
     maxMessageSize: number;
     tcpIdleTimeout: number;
     tcpMaxConnections: number;
@@ -24,6 +27,7 @@ export interface Config {
     serverHeader: string | null;
   };
   http: { host: string; port: number; loginRateLimit: number };
+  tls: { cert: string | null; key: string | null; verifyPeers: boolean };
   tokens: {
     issuer: string;
     audience: string;
@@ -60,6 +64,11 @@ export interface Config {
     durability: 'os' | 'fsync';
     credentialCacheTtl: number;
   };
+  presence: {
+    defaultExpires: number;
+    minExpires: number;
+    maxExpires: number;
+  };
 }
 
 type Kind = 'string' | 'int' | 'bool' | 'list' | 'enum';
@@ -91,7 +100,13 @@ export const OPTIONS: Option[] = [
   O('logLevel', 'log-level', 'enum', 'info', 'Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   O('sip.hosts', 'sip-host', 'list', ['0.0.0.0'], 'Addresses to listen on for SIP (IPv4 and/or IPv6, e.g. 0.0.0.0,::).'),
   O('sip.port', 'sip-port', 'int', 5060, 'SIP port for UDP and TCP.'),
-  O('sip.transports', 'sip-transports', 'list', ['UDP', 'TCP'], 'SIP transports to listen on.'),
+  O('sip.transports', 'sip-transports', 'list', ['UDP', 'TCP', 'TLS', 'WS', 'WSS'], 'SIP transports to listen on (UDP, TCP, TLS, WS, WSS).'),
+  O('sip.tlsPort', 'sip-tls-port', 'int', 5061, 'SIP over TLS port.'),
+  O('sip.wsPort', 'sip-ws-port', 'int', 8088, 'SIP over WebSocket port (RFC 7118).'),
+  O('sip.wssPort', 'sip-wss-port', 'int', 8089, 'SIP over secure WebSocket port.'),
+  O('tls.cert', 'tls-cert', 'string', null, 'PEM certificate (chain) for TLS and WSS; without it a self-signed one is generated in <data-dir>/tls for local use.'),
+  O('tls.key', 'tls-key', 'string', null, 'PEM private key for --tls-cert.'),
+  O('tls.verifyPeers', 'tls-verify-peers', 'bool', true, 'Verify certificates on TLS connections Switchboard opens itself.'),
   O('sip.maxMessageSize', 'sip-max-message-size', 'int', 65535, 'Largest SIP message accepted, in bytes (larger: dropped on UDP, 513 and close on TCP).'),
   O('sip.tcpIdleTimeout', 'sip-tcp-idle-timeout', 'int', 600, 'Seconds before an idle TCP connection without bindings on it is closed.'),
   O('sip.tcpMaxConnections', 'sip-tcp-max-connections', 'int', 100000, 'Most simultaneous TCP connections.'),
@@ -132,6 +147,9 @@ export const OPTIONS: Option[] = [
   O('auth.trustedNetworks', 'auth-trusted-networks', 'list', [], 'CIDRs never locked out by address (an office NAT, an SBC), e.g. 10.0.0.0/8.'),
   O('storage.durability', 'durability', 'enum', 'os', 'os: a 200 OK follows the write reaching the OS (survives kill -9); fsync: also flushed to disk (survives power loss).', ['os', 'fsync']),
   O('storage.credentialCacheTtl', 'credential-cache-ttl', 'int', 60, 'Seconds a credential lookup is cached.'),
+  O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
+  O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),
+  O('presence.maxExpires', 'presence-max-expires', 'int', 3600, 'Longest presence subscription or publication granted; longer is lowered to this.'),
 ];
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
@@ -230,10 +248,12 @@ function validate(c: Config): void {
   };
   if (c.realms.length === 0) bad('at least one realm is required');
   if (c.sip.port > 65535 || c.http.port > 65535) bad('ports must be below 65536');
-  for (const t of c.sip.transports) if (!['UDP', 'TCP'].includes(t.toUpperCase())) bad(`unknown SIP transport ${t}`);
+  for (const t of c.sip.transports) if (!['UDP', 'TCP', 'TLS', 'WS', 'WSS'].includes(t.toUpperCase())) bad(`unknown SIP transport ${t}`);
+  if ((c.tls.cert === null) !== (c.tls.key === null)) bad('--tls-cert and --tls-key go together');
   for (const a of c.digest.algorithms) if (!['MD5', 'SHA-256', 'SHA-512-256'].includes(a.toUpperCase())) bad(`unknown digest algorithm ${a}`);
   if (c.digest.algorithms.length === 0) bad('at least one digest algorithm is required');
   if (c.registrar.minExpires > c.registrar.maxExpires) bad('min-expires above max-expires');
+  if (c.presence.minExpires < 1 || c.presence.minExpires > c.presence.maxExpires) bad('presence-min-expires must be at least 1 and not above presence-max-expires');
   if (c.registrar.defaultExpires < c.registrar.minExpires) bad('default-expires below min-expires');
   if (c.registrar.expirySpread > 20) bad('expiry-spread is a percentage from 0 to 20');
   if (c.sip.maxMessageSize < 1024) bad('sip-max-message-size below 1024');

@@ -135,7 +135,7 @@ export class Metrics {
     this.authFailures = new HotCounter(r, 'switchboard_auth_failures_total', 'Failed SIP authentications by reason', ['reason']);
     new Gauge({ name: 'switchboard_bindings_active', help: 'Live bindings in the location service', registers, collect() { this.set(gauges.activeBindings()); } });
     new Gauge({ name: 'switchboard_aors_registered', help: 'Addresses of record with at least one binding', registers, collect() { this.set(gauges.aors()); } });
-    new Gauge({ name: 'switchboard_tcp_connections', help: 'Open SIP TCP connections', registers, collect() { this.set(gauges.tcpConnections()); } });
+    new Gauge({ name: 'switchboard_sip_connections', help: 'Open SIP connections (TCP, TLS, WS, WSS)', registers, collect() { this.set(gauges.tcpConnections()); } });
     new Gauge({ name: 'switchboard_sip_server_transactions', help: 'Server transactions held (absorbing retransmissions)', registers, collect() { this.set(gauges.serverTransactions()); } });
     new Counter({ name: 'switchboard_location_commits_total', help: 'Location store commits (each a group of binding writes)', registers, collect() { this.reset(); this.inc(gauges.storeCommits().commits); } });
     new Counter({ name: 'switchboard_location_writes_total', help: 'Binding writes committed to the location store', registers, collect() { this.reset(); this.inc(gauges.storeCommits().writes); } });

@@ -24,6 +24,7 @@ import { Metrics } from './metrics.ts';
 import { LocationService } from './registrar/location-service.ts';
 import { Registrar } from './registrar/registrar.ts';
 import { deriveKey, loadMasterKey } from './secrets.ts';
+import { loadTlsFiles } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
@@ -75,6 +76,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   let transports: TransportLayer | null = null;
   const location = new LocationService({
     store: locationStore,
+    node,
     bus,
     log: log.child({ component: 'location' }),
     onChange: (changes) => {
@@ -87,7 +89,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     },
   });
   const primed = await location.prime();
-  log.info({ bindings: primed.loaded, expiredWhileDown: primed.expired }, 'location service primed from the store');
+  log.info({ bindings: primed.loaded, expiredWhileDown: primed.expired, connectionsGone: primed.orphaned }, 'location service primed from the store');
 
   // Identity: accounts, password hashing, signing keys (sealed under the master key), tokens, API keys.
   const master = loadMasterKey(config.dataDir);
@@ -139,7 +141,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   metrics = new Metrics({
     activeBindings: () => location.size,
     aors: () => location.aorCount,
-    tcpConnections: () => transports?.tcp?.connectionCount ?? 0,
+    tcpConnections: () => transports?.connectionCount ?? 0,
     serverTransactions: () => endpoint.stats.serverTransactions,
     storeCommits: () => ({ commits: locationStore.commits, writes: locationStore.appended }),
   });
@@ -184,9 +186,17 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   });
   endpoint.handle('REGISTER', registrar.handle);
 
+  // TLS and WSS: the operator's certificate, or a self-signed one generated for local use.
+  const needTls = config.sip.transports.includes('TLS') || config.sip.transports.includes('WSS');
+  const tlsFiles = needTls ? loadTlsFiles({ dataDir: config.dataDir, certPath: config.tls.cert, keyPath: config.tls.key }) : null;
+  if (tlsFiles?.selfSigned) log.warn({ cert: tlsFiles.certPath }, 'TLS and WSS use a self-signed certificate: fine for local use; set --tls-cert and --tls-key for production');
   transports = new TransportLayer({
     hosts: config.sip.hosts,
     port: config.sip.port,
+    tlsPort: config.sip.tlsPort,
+    wsPort: config.sip.wsPort,
+    wssPort: config.sip.wssPort,
+    tls: tlsFiles ? { key: tlsFiles.key, cert: tlsFiles.cert, verifyPeers: config.tls.verifyPeers } : null,
     transports: config.sip.transports,
     maxMessageSize: config.sip.maxMessageSize,
     tcpIdleTimeoutMs: config.sip.tcpIdleTimeout * 1000,
@@ -197,6 +207,10 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     onMessage: endpoint.receive,
     onStreamError: endpoint.streamError,
     onDrop: (reason) => m.sipBadMessages.inc(reason),
+    // A flow that closes takes its WebSocket and RFC 5626 bindings with it: nothing can reach them any more.
+    onConnectionClosed: (connectionId) => {
+      location.connectionClosed(node, connectionId).catch((err: unknown) => log.error({ err }, 'could not remove the bindings of a closed connection'));
+    },
   });
   endpoint.attach(transports);
   const sip = await transports.listen();

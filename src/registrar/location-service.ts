@@ -25,6 +25,8 @@ export interface BindingChange {
 
 export interface LocationServiceOptions {
   store: LocationStore;
+  /** This process's node name: bindings it holds connections for carry it. */
+  node?: string;
   bus: EventBus;
   log: Logger;
   now?: () => number;
@@ -44,8 +46,12 @@ export class LocationService {
   private readonly onChange?: (changes: BindingChange[]) => void;
   private timer: NodeJS.Timeout | null = null;
   private maintenance: NodeJS.Timeout | null = null;
+  private readonly node: string | null;
+  /** Connection id → AORs with a binding that lives and dies with that connection (WS, WSS, RFC 5626 flows). */
+  private readonly byConnection = new Map<number, Set<string>>();
 
   constructor(o: LocationServiceOptions) {
+    this.node = o.node ?? null;
     this.store = o.store;
     this.bus = o.bus;
     this.log = o.log;
@@ -54,13 +60,19 @@ export class LocationService {
   }
 
   /** Loads live bindings from the store, deletes the ones that expired while we were down, starts the expiry timer. */
-  async prime(): Promise<{ loaded: number; expired: number }> {
+  async prime(): Promise<{ loaded: number; expired: number; orphaned: number }> {
     const now = this.now();
     const rows = await this.store.loadAll();
     const gone: BindingRecord[] = [];
+    const orphaned: BindingRecord[] = [];
     for (const b of rows) {
       if (b.expiresAt <= now) {
         gone.push(b);
+        continue;
+      }
+      // Our previous incarnation's connections are gone: the bindings that needed them are unreachable.
+      if (b.connectionId !== null && b.node === this.node && diesWithConnection(b)) {
+        orphaned.push(b);
         continue;
       }
       let list = this.index.get(b.aor);
@@ -69,9 +81,9 @@ export class LocationService {
       this.bindingCount++;
       this.schedule(b);
     }
-    if (gone.length) {
-      await this.store.write(gone.map((b) => ({ op: 'delete', aor: b.aor, key: b.key })));
-      this.announce(gone.map((binding) => ({ event: 'expired', binding })));
+    if (gone.length || orphaned.length) {
+      await this.store.write([...gone, ...orphaned].map((b) => ({ op: 'delete' as const, aor: b.aor, key: b.key })));
+      this.announce([...gone.map((binding) => ({ event: 'expired' as const, binding })), ...orphaned.map((binding) => ({ event: 'removed' as const, binding }))]);
     }
     this.wheelCursor = Math.floor(now / 1000);
     this.timer = setInterval(() => this.expire(), 1000);
@@ -80,7 +92,27 @@ export class LocationService {
       this.maintenance = setInterval(() => this.maintain(), 10_000);
       this.maintenance.unref();
     }
-    return { loaded: this.bindingCount, expired: gone.length };
+    return { loaded: this.bindingCount, expired: gone.length, orphaned: orphaned.length };
+  }
+
+  /**
+   * A connection of this node closed: the bindings that can only be reached through it (WebSocket contacts with
+   * .invalid hosts, RFC 5626 flows) go, durably and announced. Plain TCP/TLS bindings stay until they expire:
+   * their contact may be reachable by a new connection.
+   */
+  async connectionClosed(node: string, connectionId: number): Promise<number> {
+    const aors = this.byConnection.get(connectionId);
+    if (!aors) return 0;
+    this.byConnection.delete(connectionId);
+    let removed = 0;
+    for (const aor of aors) {
+      const current = this.lookup(aor);
+      const dead = current.filter((b) => b.connectionId === connectionId && b.node === node && diesWithConnection(b));
+      if (dead.length === 0) continue;
+      removed += dead.length;
+      await this.apply(aor, current.filter((b) => !dead.includes(b)), dead.map((binding) => ({ event: 'removed' as const, binding })));
+    }
+    return removed;
   }
 
   /**
@@ -158,6 +190,12 @@ export class LocationService {
       if (c.event === 'added' || c.event === 'refreshed') {
         writes.push({ op: 'put', binding: c.binding });
         this.schedule(c.binding);
+        const id = c.binding.connectionId;
+        if (id !== null && diesWithConnection(c.binding)) {
+          let set = this.byConnection.get(id);
+          if (!set) this.byConnection.set(id, (set = new Set()));
+          set.add(aor);
+        }
       } else writes.push({ op: 'delete', aor: c.binding.aor, key: c.binding.key });
     }
     try {
@@ -242,6 +280,11 @@ export class LocationService {
     if (this.maintenance) clearInterval(this.maintenance);
     this.timer = this.maintenance = null;
   }
+}
+
+/** Bindings that nothing can reach once their connection closes. */
+export function diesWithConnection(b: BindingRecord): boolean {
+  return b.transport === 'WS' || b.transport === 'WSS' || b.regId !== null;
 }
 
 /** The event payload: the binding as JSON with remaining lifetime, what every bus consumer gets. */

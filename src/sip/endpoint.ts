@@ -111,6 +111,11 @@ export class SipEndpoint {
     return this.allowHeader;
   }
 
+  /** Where this endpoint is reached over `transport` (for the Contact of dialogs it takes part in); null before attach. */
+  localAddress(transport: TransportName): { host: string; port: number } | null {
+    return this.sender ? this.sender.viaAddress(transport) : null;
+  }
+
   get stats(): { serverTransactions: number; clientTransactions: number } {
     return { serverTransactions: this.server.size, clientTransactions: this.client.size };
   }
@@ -120,7 +125,8 @@ export class SipEndpoint {
     if (!this.accepting) return;
     let msg: SipMessage;
     try {
-      msg = parseMessage(data, source.transport !== 'UDP');
+      // Byte streams (TCP, TLS) were framed by Content-Length; datagrams and WebSocket messages are one message each.
+      msg = parseMessage(data, source.transport === 'TCP' || source.transport === 'TLS');
     } catch (e) {
       this.rejectUnparsable(e, source);
       return;

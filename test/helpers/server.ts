@@ -29,6 +29,9 @@ export function testConfig(dataDir: string, flags: Flags = {}): Config {
       realm: ['example.test'],
       'sip-host': ['127.0.0.1'],
       'sip-port': '0',
+      'sip-tls-port': '0',
+      'sip-ws-port': '0',
+      'sip-wss-port': '0',
       'http-host': '127.0.0.1',
       'http-port': '0',
       'log-level': process.env.SWITCHBOARD_TEST_LOG ?? 'silent',
@@ -39,7 +42,10 @@ export function testConfig(dataDir: string, flags: Flags = {}): Config {
 
 export interface TestServer extends RunningServer {
   dataDir: string;
+  /** UDP and TCP port. */
   sipPort: number;
+  /** The port of one transport (TLS, WS and WSS have their own). */
+  portOf(transport: 'UDP' | 'TCP' | 'TLS' | 'WS' | 'WSS'): number;
   httpUrl: string;
   close(): Promise<void>;
 }
@@ -55,6 +61,11 @@ export async function startTestServer(opts: { flags?: Flags; users?: Record<stri
     ...server,
     dataDir,
     sipPort,
+    portOf: (t) => {
+      const l = server.sip.find((x) => x.transport === t);
+      if (!l) throw new Error(`the test server does not listen on ${t}`);
+      return l.port;
+    },
     httpUrl: `http://127.0.0.1:${server.http.port}`,
     async close() {
       await server.stop();
@@ -94,6 +105,9 @@ export async function spawnServer(dataDir: string, flags: Flags = {}): Promise<C
     realm: 'example.test',
     'sip-host': '127.0.0.1',
     'sip-port': '0',
+    'sip-tls-port': '0',
+    'sip-ws-port': '0',
+    'sip-wss-port': '0',
     'http-host': '127.0.0.1',
     'http-port': '0',
     'log-level': 'info',

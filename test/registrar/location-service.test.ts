@@ -44,7 +44,7 @@ describe('LocationService', () => {
     const b = setup(dir, clock);
     try {
       const primed = await b.location.prime();
-      assert.deepEqual(primed, { loaded: 1, expired: 1 });
+      assert.deepEqual(primed, { loaded: 1, expired: 1, orphaned: 0 });
       assert.deepEqual(b.location.lookup('alice@d'), []);
       assert.equal(b.location.lookup('bob@d').length, 1);
       await tick();
@@ -168,6 +168,33 @@ describe('LocationService expiry with several bindings per AOR', () => {
     } finally {
       s.location.close();
       s.db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('LocationService after a restart', () => {
+  it('drops bindings that needed a connection of this node’s previous incarnation, and keeps the rest', async () => {
+    const dir = tempDir();
+    const clock = { now: Date.now() };
+    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+    const store = new SqliteLocationStore(db);
+    const ws = binding('a@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n1' });
+    const flow = binding('a@d', 'flow', { transport: 'TCP', connectionId: 8, regId: 1, node: 'n1' });
+    const tcp = binding('a@d', 'tcp', { transport: 'TCP', connectionId: 9, node: 'n1' });
+    const elsewhere = binding('b@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n2' });
+    await store.write([ws, flow, tcp, elsewhere].map((b) => ({ op: 'put' as const, binding: b })));
+    const bus = new InProcessBus(log);
+    const location = new LocationService({ store, bus, log, node: 'n1', now: () => clock.now });
+    try {
+      const primed = await location.prime();
+      assert.deepEqual(primed, { loaded: 2, expired: 0, orphaned: 2 });
+      assert.deepEqual(location.lookup('a@d').map((b) => b.key), ['tcp']);
+      assert.equal(location.lookup('b@d').length, 1, 'another node’s connections are its own business');
+      assert.deepEqual((await store.list('a@d')).map((b) => b.key), ['tcp']);
+    } finally {
+      location.close();
+      db.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

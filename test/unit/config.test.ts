@@ -11,7 +11,8 @@ describe('config', () => {
   it('has working defaults for npm start', () => {
     const c = loadConfig({ env: {} });
     assert.equal(c.sip.port, 5060);
-    assert.deepEqual(c.sip.transports, ['UDP', 'TCP']);
+    assert.deepEqual(c.sip.transports, ['UDP', 'TCP', 'TLS', 'WS', 'WSS']);
+    assert.deepEqual([c.sip.tlsPort, c.sip.wsPort, c.sip.wssPort], [5061, 8088, 8089]);
     assert.equal(c.http.port, 8080);
     assert.equal(c.registrar.defaultExpires, 3600);
     assert.ok(path.isAbsolute(c.dataDir));

@@ -1,16 +1,24 @@
-// The transport layer: the listening transports behind one send interface, picked by the destination's
-// transport name.
+// The transport layer: the listening transports (UDP, TCP, TLS, WS, WSS) behind one send interface, picked by
+// the destination's transport name.
 
 import type { Logger } from '../../log.ts';
 import type { Sender } from '../endpoint.ts';
-import { TcpTransport } from './tcp.ts';
+import { TcpTransport, type TlsMaterial } from './tcp.ts';
 import type { Destination, Endpoint, InboundHandler, ListenerAddress, StreamErrorHandler, TransportName } from './types.ts';
 import { UdpTransport } from './udp.ts';
+import { WsTransport } from './ws.ts';
 
 export interface TransportLayerOptions {
   hosts: string[];
+  /** UDP and TCP port (RFC 3261's 5060). */
   port: number;
+  /** TLS (5061), WS (8088) and WSS (8089) ports; 0 picks a free one. */
+  tlsPort?: number;
+  wsPort?: number;
+  wssPort?: number;
   transports: TransportName[];
+  /** Certificate and key for TLS and WSS. */
+  tls?: TlsMaterial | null;
   maxMessageSize: number;
   tcpIdleTimeoutMs: number;
   tcpMaxConnections: number;
@@ -20,13 +28,16 @@ export interface TransportLayerOptions {
   logger: Logger;
   onMessage: InboundHandler;
   onStreamError: StreamErrorHandler;
-  onConnectionClosed?: (connectionId: number, remote: Endpoint) => void;
+  onConnectionClosed?: (connectionId: number, remote: Endpoint, transport: TransportName) => void;
   onDrop?: (reason: string) => void;
 }
 
 export class TransportLayer implements Sender {
   udp: UdpTransport | null = null;
   tcp: TcpTransport | null = null;
+  tls: TcpTransport | null = null;
+  ws: WsTransport | null = null;
+  wss: WsTransport | null = null;
   private listeners: ListenerAddress[] = [];
   private readonly opts: TransportLayerOptions;
 
@@ -35,8 +46,8 @@ export class TransportLayer implements Sender {
   }
 
   /**
-   * Opens every transport on the same port. With port 0 the first transport picks a free port and the others
-   * follow it (retrying with a new port if another process holds it for TCP).
+   * Opens every transport. UDP and TCP share one port: with port 0 the first picks a free port and the other
+   * follows it (retrying with a new port if another process holds it for TCP).
    */
   async listen(): Promise<ListenerAddress[]> {
     for (let attempt = 0; ; attempt++) {
@@ -53,6 +64,18 @@ export class TransportLayer implements Sender {
   private async listenOn(requested: number): Promise<ListenerAddress[]> {
     const { opts } = this;
     const log = opts.logger;
+    const onError = (err: Error, context: string) => log.warn({ err: err.message, context }, 'transport error');
+    const stream = (tls?: TlsMaterial) => ({
+      hosts: opts.hosts,
+      maxMessageSize: opts.maxMessageSize,
+      idleTimeoutMs: opts.tcpIdleTimeoutMs,
+      maxConnections: opts.tcpMaxConnections,
+      reusePort: opts.reusePort,
+      onMessage: opts.onMessage,
+      onStreamError: opts.onStreamError,
+      onError,
+      tls,
+    });
     let port = requested;
     if (opts.transports.includes('UDP')) {
       this.udp = new UdpTransport({
@@ -68,32 +91,59 @@ export class TransportLayer implements Sender {
       port = this.listeners[0].port;
     }
     if (opts.transports.includes('TCP')) {
-      this.tcp = new TcpTransport({
+      this.tcp = new TcpTransport({ ...stream(), port, onClose: (id, remote) => opts.onConnectionClosed?.(id, remote, 'TCP') });
+      this.listeners.push(...(await this.tcp.listen()));
+    }
+    const needTls = opts.transports.includes('TLS') || opts.transports.includes('WSS');
+    if (needTls && !opts.tls) throw new Error('TLS and WSS need a certificate and key');
+    if (opts.transports.includes('TLS')) {
+      this.tls = new TcpTransport({ ...stream(opts.tls!), port: opts.tlsPort ?? 5061, onClose: (id, remote) => opts.onConnectionClosed?.(id, remote, 'TLS') });
+      this.listeners.push(...(await this.tls.listen()));
+    }
+    const ws = (secure: boolean) =>
+      new WsTransport({
         hosts: opts.hosts,
-        port,
+        port: (secure ? opts.wssPort : opts.wsPort) ?? (secure ? 8089 : 8088),
+        tls: secure ? { key: opts.tls!.key, cert: opts.tls!.cert } : undefined,
         maxMessageSize: opts.maxMessageSize,
         idleTimeoutMs: opts.tcpIdleTimeoutMs,
-        maxConnections: opts.tcpMaxConnections,
-        reusePort: opts.reusePort,
         onMessage: opts.onMessage,
-        onStreamError: opts.onStreamError,
-        onClose: opts.onConnectionClosed,
-        onError: (err, context) => log.warn({ err: err.message, context }, 'tcp error'),
+        onClose: (id, remote) => opts.onConnectionClosed?.(id, remote, secure ? 'WSS' : 'WS'),
+        onError,
       });
-      this.listeners.push(...(await this.tcp.listen()));
+    if (opts.transports.includes('WS')) {
+      this.ws = ws(false);
+      this.listeners.push(...(await this.ws.listen()));
+    }
+    if (opts.transports.includes('WSS')) {
+      this.wss = ws(true);
+      this.listeners.push(...(await this.wss.listen()));
     }
     return this.listeners;
   }
 
+  private transport(name: TransportName): UdpTransport | TcpTransport | WsTransport | null {
+    switch (name) {
+      case 'UDP':
+        return this.udp;
+      case 'TCP':
+        return this.tcp;
+      case 'TLS':
+        return this.tls;
+      case 'WS':
+        return this.ws;
+      case 'WSS':
+        return this.wss;
+    }
+  }
+
   sendNow(data: Buffer, to: Destination): void {
-    if (to.transport === 'UDP') this.udp?.sendNow(data, to);
-    else if (to.transport === 'TCP') this.tcp?.sendNow(data, to);
+    this.transport(to.transport)?.sendNow(data, to);
   }
 
   send(data: Buffer, to: Destination): Promise<void> {
-    if (to.transport === 'UDP' && this.udp) return this.udp.send(data, to);
-    if (to.transport === 'TCP' && this.tcp) return this.tcp.send(data, to);
-    return Promise.reject(new Error(`no ${to.transport} transport`));
+    const t = this.transport(to.transport);
+    return t ? t.send(data, to) : Promise.reject(new Error(`no ${to.transport} transport`));
   }
 
   viaAddress(transport: TransportName): { host: string; port: number } {
@@ -102,13 +152,18 @@ export class TransportLayer implements Sender {
     return { host, port: l?.port ?? this.opts.port };
   }
 
-  /** Keeps a TCP connection open while a binding depends on it. */
+  /** Keeps a TCP or TLS connection open while a binding depends on it. */
   keepConnection(connectionId: number, until: number): void {
     this.tcp?.keepAlive(connectionId, until);
+    this.tls?.keepAlive(connectionId, until);
   }
 
   isConnectionOpen(connectionId: number): boolean {
-    return this.tcp?.isOpen(connectionId) ?? false;
+    return (this.tcp?.isOpen(connectionId) || this.tls?.isOpen(connectionId) || this.ws?.isOpen(connectionId) || this.wss?.isOpen(connectionId)) ?? false;
+  }
+
+  get connectionCount(): number {
+    return (this.tcp?.connectionCount ?? 0) + (this.tls?.connectionCount ?? 0) + (this.ws?.connectionCount ?? 0) + (this.wss?.connectionCount ?? 0);
   }
 
   get addresses(): ListenerAddress[] {
@@ -116,8 +171,8 @@ export class TransportLayer implements Sender {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.udp?.close(), this.tcp?.close()]);
-    this.udp = null;
-    this.tcp = null;
+    await Promise.all([this.udp?.close(), this.tcp?.close(), this.tls?.close(), this.ws?.close(), this.wss?.close()]);
+    this.udp = this.tcp = this.tls = null;
+    this.ws = this.wss = null;
   }
 }

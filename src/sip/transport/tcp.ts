@@ -1,11 +1,22 @@
-// SIP over TCP (RFC 3261 §18.3): stream framing, connection table, CRLF keepalive pongs (RFC 5626 §4.4.1),
-// idle timeout, and outbound connections for responses and requests whose connection is gone.
+// SIP over TCP and TLS (RFC 3261 §18.3, §26.2): stream framing, connection table, CRLF keepalive pongs
+// (RFC 5626 §4.4.1), idle timeout, and outbound connections for responses and requests whose connection is gone.
+// TLS is the same transport over tls.Server / tls.connect.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { StreamFramer, type FrameEvent } from './stream-framer.ts';
-import type { Destination, Endpoint, InboundHandler, ListenerAddress, Source, StreamErrorHandler, Transport } from './types.ts';
+import { nextConnectionId, type Destination, type Endpoint, type InboundHandler, type ListenerAddress, type Source, type StreamErrorHandler, type Transport } from './types.ts';
+
+export interface TlsMaterial {
+  key: string | Buffer;
+  cert: string | Buffer;
+  /** Verify peers' certificates on connections we open (responses to, or requests for, a closed flow). */
+  verifyPeers: boolean;
+}
 
 export interface TcpOptions {
+  /** TLS when set: listen with tls.Server and open connections with tls.connect. */
+  tls?: TlsMaterial;
   hosts: string[];
   port: number;
   maxMessageSize: number;
@@ -32,10 +43,8 @@ interface Connection {
   keepUntil: number;
 }
 
-let nextConnectionId = 1;
-
 export class TcpTransport implements Transport {
-  readonly name = 'TCP' as const;
+  readonly name: 'TCP' | 'TLS';
   private readonly servers: net.Server[] = [];
   private readonly connections = new Map<number, Connection>();
   /** "address|port" of the remote end → connection, for sending without a connection id. */
@@ -46,6 +55,7 @@ export class TcpTransport implements Transport {
 
   constructor(opts: TcpOptions) {
     this.opts = opts;
+    this.name = opts.tls ? 'TLS' : 'TCP';
   }
 
   get connectionCount(): number {
@@ -56,7 +66,9 @@ export class TcpTransport implements Transport {
     const out: ListenerAddress[] = [];
     let port = this.opts.port;
     for (const host of this.opts.hosts) {
-      const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+      const server: net.Server = this.opts.tls
+        ? tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, noDelay: true }, (socket) => this.accept(socket))
+        : net.createServer({ noDelay: true }, (socket) => this.accept(socket));
       server.maxConnections = this.opts.maxConnections;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -65,11 +77,13 @@ export class TcpTransport implements Transport {
           resolve();
         });
       });
-      server.on('error', (err) => this.opts.onError?.(err, 'tcp server'));
+      server.on('error', (err) => this.opts.onError?.(err, `${this.name} server`));
+      // A failed handshake is the peer's problem: count it in the log, never let it throw.
+      server.on('tlsClientError', (err: Error) => this.opts.onError?.(err, 'TLS handshake'));
       const addr = server.address() as net.AddressInfo;
       port = addr.port;
       this.servers.push(server);
-      out.push({ transport: 'TCP', address: addr.address, port: addr.port });
+      out.push({ transport: this.name, address: addr.address, port: addr.port });
     }
     const sweepEvery = Math.max(250, Math.min(5000, this.opts.idleTimeoutMs / 4));
     this.sweepTimer = setInterval(() => this.sweepIdle(), sweepEvery);
@@ -86,10 +100,10 @@ export class TcpTransport implements Transport {
   }
 
   private register(socket: net.Socket): Connection {
-    const id = nextConnectionId++;
+    const id = nextConnectionId();
     const remoteAddress = socket.remoteAddress ?? '';
     const source: Source = {
-      transport: 'TCP',
+      transport: this.name,
       address: remoteAddress,
       port: socket.remotePort ?? 0,
       family: socket.remoteFamily === 'IPv6' ? 6 : 4,
@@ -181,9 +195,12 @@ export class TcpTransport implements Transport {
   private connect(to: Endpoint): Promise<Connection> {
     if (this.closing) return Promise.reject(new Error('transport closing'));
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: to.address, port: to.port, noDelay: true });
+      const t = this.opts.tls;
+      const socket: net.Socket = t
+        ? tls.connect({ host: to.address, port: to.port, rejectUnauthorized: t.verifyPeers, servername: net.isIP(to.address) ? undefined : to.address })
+        : net.connect({ host: to.address, port: to.port, noDelay: true });
       const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), 5000);
-      socket.once('connect', () => {
+      socket.once(t ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         socket.off('error', reject);
         resolve(this.register(socket));

@@ -46,3 +46,10 @@ export interface Transport {
   send(data: Buffer, to: Destination): Promise<void>;
   close(): Promise<void>;
 }
+
+let connectionCounter = 0;
+
+/** Connection ids are unique across every stream transport of the process (TCP, TLS, WS, WSS). */
+export function nextConnectionId(): number {
+  return ++connectionCounter;
+}
