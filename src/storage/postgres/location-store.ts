@@ -1,0 +1,172 @@
+// Location bindings in PostgreSQL: a bindings table written with group commit. The writes of one event-loop
+// turn are folded by binding (the last write of each wins, as if applied in order) and committed as one
+// multi-row upsert plus one delete in a single transaction; every waiter is released after the COMMIT.
+
+import { sbError } from '../../errors.ts';
+import type { BindingRecord, BindingWrite, LocationStore } from '../ports.ts';
+import { transaction, type Db } from './database.ts';
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+const COLUMNS = [
+  'aor', 'binding_key', 'contact', 'params', 'q', 'expires_at', 'call_id', 'cseq', 'path', 'instance_id', 'reg_id', 'transport',
+  'source_address', 'source_port', 'local_address', 'local_port', 'connection_id', 'node', 'user_agent', 'created_at', 'updated_at', 'account_id',
+] as const;
+
+function values(b: BindingRecord): unknown[] {
+  return [b.aor, b.key, b.contact, b.params, b.q, b.expiresAt, b.callId, b.cseq, JSON.stringify(b.path), b.instanceId, b.regId, b.transport,
+    b.sourceAddress, b.sourcePort, b.localAddress, b.localPort, b.connectionId, b.node, b.userAgent, b.createdAt, b.updatedAt, b.accountId];
+}
+
+interface Row {
+  aor: string;
+  binding_key: string;
+  contact: string;
+  params: string;
+  q: number | null;
+  expires_at: number;
+  call_id: string;
+  cseq: number;
+  path: string[];
+  instance_id: string | null;
+  reg_id: number | null;
+  transport: string;
+  source_address: string;
+  source_port: number;
+  local_address: string;
+  local_port: number;
+  connection_id: number | null;
+  node: string;
+  user_agent: string | null;
+  created_at: number;
+  updated_at: number;
+  account_id: string | null;
+}
+
+function fromRow(r: Row): BindingRecord {
+  return {
+    aor: r.aor,
+    key: r.binding_key,
+    contact: r.contact,
+    params: r.params,
+    q: r.q,
+    expiresAt: r.expires_at,
+    callId: r.call_id,
+    cseq: r.cseq,
+    path: r.path,
+    instanceId: r.instance_id,
+    regId: r.reg_id,
+    transport: r.transport,
+    sourceAddress: r.source_address,
+    sourcePort: r.source_port,
+    localAddress: r.local_address,
+    localPort: r.local_port,
+    connectionId: r.connection_id,
+    node: r.node,
+    userAgent: r.user_agent,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    accountId: r.account_id,
+  };
+}
+
+const UPSERT_SET = COLUMNS.filter((c) => c !== 'aor' && c !== 'binding_key' && c !== 'created_at')
+  .map((c) => `${c} = EXCLUDED.${c}`)
+  .join(', ');
+
+export class PostgresLocationStore implements LocationStore {
+  private readonly db: Db;
+  private pending: BindingWrite[] = [];
+  private waiters: Waiter[] = [];
+  private scheduled = false;
+  /** A commit in progress: the next group waits for it, keeping writes in order. */
+  private inFlight: Promise<void> = Promise.resolve();
+  commits = 0;
+  appended = 0;
+
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  write(ops: BindingWrite[]): Promise<void> {
+    if (ops.length === 0) return Promise.resolve();
+    for (const op of ops) this.pending.push(op);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+    return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const ops = this.pending;
+    const waiters = this.waiters;
+    this.pending = [];
+    this.waiters = [];
+    this.inFlight = this.inFlight.then(() => this.commit(ops)).then(
+      () => {
+        this.commits++;
+        this.appended += ops.length;
+        for (const w of waiters) w.resolve();
+      },
+      (e: unknown) => {
+        const err = sbError('STORE_ERR_WRITE', `binding write failed: ${(e as Error).message}`);
+        for (const w of waiters) w.reject(err);
+      },
+    );
+  };
+
+  private async commit(ops: BindingWrite[]): Promise<void> {
+    // Fold by binding: only the last write of each (aor, key) matters, in the order they were requested.
+    const last = new Map<string, BindingWrite>();
+    for (const op of ops) {
+      const id = op.op === 'put' ? op.binding.aor + '\u0000' + op.binding.key : op.aor + '\u0000' + op.key;
+      last.delete(id);
+      last.set(id, op);
+    }
+    const puts: BindingRecord[] = [];
+    const dels: Array<[string, string]> = [];
+    for (const op of last.values()) {
+      if (op.op === 'put') puts.push(op.binding);
+      else dels.push([op.aor, op.key]);
+    }
+    await transaction(this.db, async (c) => {
+      if (dels.length) {
+        await c.query('DELETE FROM bindings WHERE (aor, binding_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [dels.map((d) => d[0]), dels.map((d) => d[1])]);
+      }
+      // Multi-row upsert in chunks (65,535 parameters per statement at most).
+      for (let i = 0; i < puts.length; i += 1000) {
+        const chunk = puts.slice(i, i + 1000);
+        const params: unknown[] = [];
+        const rows = chunk.map((b) => {
+          const start = params.length;
+          params.push(...values(b));
+          return '(' + COLUMNS.map((_, j) => `$${start + j + 1}`).join(', ') + ')';
+        });
+        await c.query(`INSERT INTO bindings (${COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (aor, binding_key) DO UPDATE SET ${UPSERT_SET}`, params);
+      }
+    });
+  }
+
+  async loadAll(): Promise<BindingRecord[]> {
+    const r = await this.db.query<Row>('SELECT * FROM bindings');
+    return r.rows.map(fromRow);
+  }
+
+  async list(aor?: string): Promise<BindingRecord[]> {
+    const r = aor === undefined
+      ? await this.db.query<Row>('SELECT * FROM bindings ORDER BY aor, binding_key')
+      : await this.db.query<Row>('SELECT * FROM bindings WHERE aor = $1 ORDER BY binding_key', [aor]);
+    return r.rows.map(fromRow);
+  }
+
+  /** Waits for writes already requested to commit. */
+  async drain(): Promise<void> {
+    if (this.scheduled) this.flush();
+    await this.inFlight;
+  }
+}

@@ -1,0 +1,110 @@
+// PostgreSQL schema migrations: the same version numbers and meaning as the SQLite ones (src/storage/sqlite/
+// migrations.ts), so a deployment moving between stores talks about the same schema. Where the engines differ
+// the shape differs: bindings are an upserted table here (PostgreSQL absorbs scattered row updates; SQLite's
+// page-per-row cost made the journal the right shape there).
+
+export interface PgMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const PG_MIGRATIONS: PgMigration[] = [
+  {
+    version: 1,
+    name: 'accounts and sip credentials',
+    sql: `
+      CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        realm TEXT NOT NULL,
+        password_hash TEXT,
+        roles TEXT NOT NULL DEFAULT '[]',
+        disabled BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (username, realm)
+      );
+      CREATE TABLE sip_credentials (
+        auth_user TEXT NOT NULL,
+        realm TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        ha1 TEXT NOT NULL,
+        PRIMARY KEY (auth_user, realm, algorithm)
+      );
+      CREATE INDEX sip_credentials_account ON sip_credentials(account_id);
+    `,
+  },
+  {
+    version: 2,
+    name: 'location bindings',
+    sql: `
+      CREATE TABLE bindings (
+        aor TEXT NOT NULL,
+        binding_key TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        params TEXT NOT NULL,
+        q DOUBLE PRECISION,
+        expires_at BIGINT NOT NULL,
+        call_id TEXT NOT NULL,
+        cseq BIGINT NOT NULL,
+        path JSONB NOT NULL,
+        instance_id TEXT,
+        reg_id INTEGER,
+        transport TEXT NOT NULL,
+        source_address TEXT NOT NULL,
+        source_port INTEGER NOT NULL,
+        local_address TEXT NOT NULL,
+        local_port INTEGER NOT NULL,
+        connection_id BIGINT,
+        node TEXT NOT NULL,
+        user_agent TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        account_id TEXT,
+        PRIMARY KEY (aor, binding_key)
+      );
+      CREATE INDEX bindings_expires ON bindings(expires_at);
+      CREATE INDEX bindings_node ON bindings(node);
+    `,
+  },
+  {
+    version: 3,
+    name: 'tokens: signing keys, refresh tokens, api keys',
+    sql: `
+      CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        alg TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        private_sealed TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        retired_at BIGINT
+      );
+      CREATE TABLE refresh_tokens (
+        id TEXT PRIMARY KEY,
+        family_id TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        secret_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        replaced_by TEXT
+      );
+      CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+      CREATE INDEX refresh_tokens_account ON refresh_tokens(account_id);
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        revoked_at BIGINT,
+        last_used_at BIGINT
+      );
+      CREATE INDEX api_keys_account ON api_keys(account_id);
+    `,
+  },
+];
