@@ -1,0 +1,34 @@
+// One ioredis connection per process for the cache adapters, with every key under a prefix so several
+// deployments (or test runs) can share a Redis. The URL's password never reaches a log.
+
+import { Redis } from 'ioredis';
+
+export interface RedisOptions {
+  url: string;
+  prefix: string;
+}
+
+export function openRedis(o: RedisOptions): Redis {
+  const client = new Redis(o.url, {
+    keyPrefix: o.prefix,
+    // Commands wait for a reconnect instead of failing at once; the caller's request times out if Redis is gone.
+    maxRetriesPerRequest: 3,
+    enableAutoPipelining: true,
+    lazyConnect: false,
+  });
+  client.on('error', () => {
+    // Reconnects are ioredis's job; failing commands report their own errors.
+  });
+  return client;
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

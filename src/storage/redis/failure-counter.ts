@@ -1,0 +1,35 @@
+// Failure counters and lockouts on Redis, shared by every node: a guess counted on one node counts on all.
+
+import type { Redis } from 'ioredis';
+import type { FailureCounter } from '../ports.ts';
+
+// INCR, and start the window on the first failure.
+const HIT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+
+export class RedisFailureCounter implements FailureCounter {
+  private readonly r: Redis;
+
+  constructor(r: Redis) {
+    this.r = r;
+  }
+
+  async hit(key: string, windowSeconds: number): Promise<number> {
+    return (await this.r.eval(HIT, 1, 'fail:' + key, String(windowSeconds * 1000))) as number;
+  }
+
+  async lock(key: string, seconds: number): Promise<void> {
+    await this.r.set('lock:' + key, '1', 'PX', seconds * 1000);
+  }
+
+  async lockedFor(key: string): Promise<number> {
+    const ms = await this.r.pttl('lock:' + key);
+    return ms > 0 ? Math.ceil(ms / 1000) : 0;
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.r.del('fail:' + key);
+  }
+}
