@@ -2,7 +2,8 @@
 // switchboard: start the server, manage users, inspect registrations.
 //
 //   switchboard start [options]
-//   switchboard user add <user>@<realm> --password <pw>|- [--role admin]   ("-" reads the password from stdin)
+//   switchboard user add <user>@<realm> --password <pw>|- [--role admin] [--reversible-sip-password]
+//                                                              ("-" reads the password from stdin)
 //   switchboard user import <file.csv>                         (user,realm,password lines)
 //   switchboard reg list [aor] [--json]
 //   switchboard keys rotate                                     (new JWT signing key; the old one stays published)
@@ -17,6 +18,8 @@ import { newAccount, parseLoginName } from './identity/accounts.ts';
 import { KeyRing } from './identity/keys.ts';
 import { PasswordHasher } from './identity/passwords.ts';
 import { Sealer } from './identity/seal.ts';
+import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
+import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
 import { deriveKey, loadMasterKey } from './secrets.ts';
 import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
 import { createLogger } from './log.ts';
@@ -28,7 +31,8 @@ import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
 
 const USAGE = `Usage:
   switchboard start [options]                 run the server (see: switchboard config)
-  switchboard user add <user>@<realm> --password <pw>|- [--role admin]
+  switchboard user add <user>@<realm> --password <pw>|- [--role admin] [--reversible-sip-password]
+                                              (also keep the SIP password sealed, for switches that need it: Kazoo)
   switchboard user import <file.csv>          lines of user,realm,password
   switchboard reg list [<user>@<domain>] [--json]
   switchboard keys rotate                     new JWT signing key; tokens signed by the old one stay valid
@@ -44,6 +48,7 @@ function parse(argv: string[]) {
       ...configFlagSpec(),
       password: { type: 'string' },
       role: { type: 'string', multiple: true },
+      'reversible-sip-password': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -79,7 +84,7 @@ async function cmdStart(config: Config): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'));
 }
 
-async function cmdUserAdd(config: Config, name: string | undefined, password: string | undefined, roles: string[]): Promise<void> {
+async function cmdUserAdd(config: Config, name: string | undefined, password: string | undefined, roles: string[], reversible = false): Promise<void> {
   if (!name) throw usage('user add needs <user>@<realm>');
   if (password === undefined) throw usage('user add needs --password <pw> (or --password - to read it from stdin)');
   for (const r of roles) if (r !== 'admin') throw usage(`unknown role ${r} (roles: admin)`);
@@ -91,7 +96,11 @@ async function cmdUserAdd(config: Config, name: string | undefined, password: st
   const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
   try {
     const account = await new SqliteAccountStore(db).create({ ...newAccount(username, realm, pw, roles), passwordHash });
-    process.stdout.write(`created ${account.username}@${account.realm} (id ${account.id}${roles.length ? ', roles ' + roles.join(',') : ''})\n`);
+    if (reversible) {
+      const sealed = new ReversibleSipPasswords({ store: new SqliteSealedSipPasswordStore(db), key: deriveKey(loadMasterKey(config.dataDir), REVERSIBLE_SIP_PASSWORD_KEY) });
+      await sealed.enable(account.id, pw);
+    }
+    process.stdout.write(`created ${account.username}@${account.realm} (id ${account.id}${roles.length ? ', roles ' + roles.join(',') : ''}${reversible ? ', SIP password kept sealed (reversible)' : ''})\n`);
   } finally {
     db.close();
   }
@@ -254,7 +263,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = configFrom(values);
   if (cmd === 'start') return cmdStart(config);
-  if (cmd === 'user' && sub === 'add') return cmdUserAdd(config, arg, values.password as string | undefined, (values.role as string[] | undefined) ?? []);
+  if (cmd === 'user' && sub === 'add') return cmdUserAdd(config, arg, values.password as string | undefined, (values.role as string[] | undefined) ?? [], values['reversible-sip-password'] === true);
   if (cmd === 'keys' && sub === 'rotate') return cmdKeysRotate(config);
   if (cmd === 'user' && sub === 'import') return cmdUserImport(config, arg);
   if (cmd === 'reg' && sub === 'list') return cmdRegList(config, arg, values.json === true);

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sbError } from './errors.ts';
+import { limiterDefaultSpecs, parseLimiterSpecs } from './identity/rate-limiter.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
@@ -64,10 +65,38 @@ export interface Config {
     durability: 'os' | 'fsync';
     credentialCacheTtl: number;
   };
+  bus: {
+    /** 'memory' (in-process) or an AMQP URL. */
+    url: string;
+    outboxLimit: number;
+  };
+  kazoo: {
+    directory: 'on' | 'off';
+    node: string | null;
+    expiresDeviation: number;
+  };
   presence: {
     defaultExpires: number;
     minExpires: number;
     maxExpires: number;
+  };
+  phone: {
+    codeProvider: 'local' | 'twilio';
+    codeFile: string | null;
+    twilioUrl: string;
+    twilioAccountSid: string | null;
+    twilioAuthToken: string | null;
+    twilioFrom: string | null;
+    captchaUrl: string | null;
+    captchaSecret: string | null;
+    captchaSiteKey: string | null;
+    providerTimeout: number;
+    smsPacing: number[];
+    voicePacing: number[];
+    checkPacing: number[];
+    rateLimits: string[];
+    maxDevices: number;
+    sweepInterval: number;
   };
 }
 
@@ -147,9 +176,30 @@ export const OPTIONS: Option[] = [
   O('auth.trustedNetworks', 'auth-trusted-networks', 'list', [], 'CIDRs never locked out by address (an office NAT, an SBC), e.g. 10.0.0.0/8.'),
   O('storage.durability', 'durability', 'enum', 'os', 'os: a 200 OK follows the write reaching the OS (survives kill -9); fsync: also flushed to disk (survives power loss).', ['os', 'fsync']),
   O('storage.credentialCacheTtl', 'credential-cache-ttl', 'int', 60, 'Seconds a credential lookup is cached.'),
+  O('bus.url', 'bus', 'string', 'memory', 'Event bus: memory (in-process), or amqp://user:pass@host:port/vhost for RabbitMQ (events shared between nodes, Kazoo directory on its exchanges). The password is never logged.'),
+  O('bus.outboxLimit', 'bus-outbox', 'int', 100_000, 'Most AMQP publications held unconfirmed (while the broker is away); beyond it the oldest are dropped and counted.'),
+  O('kazoo.directory', 'kazoo', 'enum', 'on', 'With an AMQP bus: answer Kazoo directory requests (authn_req, reg_query, reg_flush, reg_sync) and publish reg_success.', ['on', 'off']),
+  O('kazoo.node', 'kazoo-node', 'string', null, 'Node name in Kazoo messages (Node, Registrar-Node); the Server-ID adds the pid and a random suffix (default: switchboard@<hostname>).'),
+  O('kazoo.expiresDeviation', 'kazoo-expires-deviation', 'int', 180, "Seconds added to the Expires of registrations other switches announce before they leave the cache (Kazoo's expires_deviation_time)."),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
   O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),
   O('presence.maxExpires', 'presence-max-expires', 'int', 3600, 'Longest presence subscription or publication granted; longer is lowered to this.'),
+  O('phone.codeProvider', 'verification-provider', 'enum', 'local', 'How verification codes go out: local (written to the log and --verification-code-file; NOT for production) or twilio.', ['local', 'twilio']),
+  O('phone.codeFile', 'verification-code-file', 'string', null, 'File the local provider appends codes and push challenges to, one JSON line each (default: <data-dir>/verification-codes.log).'),
+  O('phone.twilioUrl', 'twilio-url', 'string', 'https://api.twilio.com', 'Base URL of the Twilio-style API (POST /2010-04-01/Accounts/<sid>/Messages.json and Calls.json).'),
+  O('phone.twilioAccountSid', 'twilio-account-sid', 'string', null, 'Twilio account SID (the Basic auth user).'),
+  O('phone.twilioAuthToken', 'twilio-auth-token', 'string', null, 'Twilio auth token (better given in the environment).'),
+  O('phone.twilioFrom', 'twilio-from', 'string', null, 'Sender number (E.164) for verification SMS and calls.'),
+  O('phone.captchaUrl', 'captcha-verify-url', 'string', null, 'hCaptcha/Turnstile-style siteverify URL. Unset: any non-empty captcha is accepted (local use only; NOT for production).'),
+  O('phone.captchaSecret', 'captcha-secret', 'string', null, 'Secret sent with each captcha to --captcha-verify-url (better given in the environment).'),
+  O('phone.captchaSiteKey', 'captcha-site-key', 'string', null, 'Site key sent with each captcha to --captcha-verify-url (optional).'),
+  O('phone.providerTimeout', 'provider-timeout', 'int', 10, 'Seconds to wait for the captcha service or the SMS/voice provider.'),
+  O('phone.smsPacing', 'sms-pacing', 'list', ['0', '60', '120', '300', '600'], 'Seconds before each SMS of a verification session after the previous one (the first: after the session starts); one entry per SMS allowed.'),
+  O('phone.voicePacing', 'voice-pacing', 'list', ['60', '300'], 'Seconds before each voice call of a verification session after the previous call (the first: after the latest SMS); one entry per call allowed.'),
+  O('phone.checkPacing', 'code-check-pacing', 'list', ['0', '0', '0', '60', '120'], 'Seconds before each code check of a verification session after the previous one; one entry per check allowed.'),
+  O('phone.rateLimits', 'rate-limits', 'list', limiterDefaultSpecs(), 'Token buckets as name=size/seconds-per-permit; names not given keep these defaults.'),
+  O('phone.maxDevices', 'max-devices', 'int', 6, 'Most devices of a phone account, the primary included (beyond it 411).'),
+  O('phone.sweepInterval', 'phone-sweep-interval', 'int', 3600, 'Seconds between idle-expiry sweeps of phone accounts and devices (0: none).'),
 ];
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
@@ -239,6 +289,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   config.realms = config.realms.map((r) => r.toLowerCase());
   config.sip.transports = config.sip.transports.map((t) => t.toUpperCase()) as Config['sip']['transports'];
   config.digest.algorithms = config.digest.algorithms.map((a) => a.toUpperCase()) as DigestAlgorithm[];
+  for (const k of ['smsPacing', 'voicePacing', 'checkPacing'] as const) config.phone[k] = config.phone[k].map(Number);
   return config;
 }
 
@@ -260,6 +311,17 @@ function validate(c: Config): void {
   if (c.passwords.argon2MemoryKiB < 8 || c.passwords.argon2Passes < 1) bad('argon2 cost too low');
   if (c.tokens.accessTtl < 30) bad('access-token-ttl below 30 seconds');
   if (c.tokens.jwksUrl !== null && !/^https?:\/\//.test(c.tokens.jwksUrl)) bad('jwks-url must be an http(s) URL');
+  if (c.bus.url !== 'memory' && !/^amqps?:\/\/[^/]/.test(c.bus.url)) bad('bus must be memory or an amqp:// (amqps://) URL');
+  if (c.phone.codeProvider === 'twilio' && (!c.phone.twilioAccountSid || !c.phone.twilioAuthToken || !c.phone.twilioFrom)) {
+    bad('--verification-provider twilio needs --twilio-account-sid, --twilio-auth-token and --twilio-from');
+  }
+  if (c.phone.captchaUrl !== null && (!/^https?:\/\//.test(c.phone.captchaUrl) || !c.phone.captchaSecret)) bad('--captcha-verify-url must be an http(s) URL and needs --captcha-secret');
+  for (const [name, list] of [['sms-pacing', c.phone.smsPacing], ['voice-pacing', c.phone.voicePacing], ['code-check-pacing', c.phone.checkPacing]] as const) {
+    if (!list.every((x) => /^\d+$/.test(String(x)))) bad(`${name} takes whole seconds`);
+  }
+  if (c.phone.smsPacing.length === 0 || c.phone.checkPacing.length === 0) bad('sms-pacing and code-check-pacing need at least one entry');
+  if (c.phone.maxDevices < 1) bad('max-devices must be at least 1');
+  parseLimiterSpecs(c.phone.rateLimits);
 }
 
 /** parseArgs option table for every configuration flag (plus --config). */

@@ -70,6 +70,9 @@ export const Errors = {
   STORE_ERR_WRITE: spec('STORE_ERR_WRITE', 'could not persist the change', { sip: 500, http: 500 }),
   STORE_ERR_MIGRATION: spec('STORE_ERR_MIGRATION', 'database migration failed'),
 
+  // Bus (AMQP, Kazoo directory messages): a message that fails validation is logged and rejected.
+  BUS_ERR_MALFORMED: spec('BUS_ERR_MALFORMED', 'malformed bus message'),
+
   // Accounts and HTTP.
   ACCOUNT_ERR_EXISTS: spec('ACCOUNT_ERR_EXISTS', 'account already exists', { http: 409 }),
   ACCOUNT_ERR_NOT_FOUND: spec('ACCOUNT_ERR_NOT_FOUND', 'account not found', { http: 404 }),
@@ -78,6 +81,29 @@ export const Errors = {
   HTTP_ERR_FORBIDDEN: spec('HTTP_ERR_FORBIDDEN', 'not allowed', { http: 403 }),
   HTTP_ERR_VALIDATION: spec('HTTP_ERR_VALIDATION', 'invalid request', { http: 400 }),
   HTTP_ERR_NOT_FOUND: spec('HTTP_ERR_NOT_FOUND', 'not found', { http: 404 }),
+
+  // Phone sign-up (reference/phone-registration.md): Signal-Server's status codes.
+  PHONE_ERR_INVALID: spec('PHONE_ERR_INVALID', 'invalid request body', { http: 422 }),
+  PHONE_ERR_NUMBER: spec('PHONE_ERR_NUMBER', 'not a valid E.164 phone number', { http: 422 }),
+  PHONE_ERR_SESSION_NOT_FOUND: spec('PHONE_ERR_SESSION_NOT_FOUND', 'verification session not found or expired', { http: 404 }),
+  PHONE_ERR_CHALLENGE: spec('PHONE_ERR_CHALLENGE', 'captcha or push challenge not accepted', { http: 403 }),
+  PHONE_ERR_SESSION_STATE: spec('PHONE_ERR_SESSION_STATE', 'not possible in the session\u2019s current state', { http: 409 }),
+  PHONE_ERR_TRANSPORT: spec('PHONE_ERR_TRANSPORT', 'this transport is not allowed now in this session', { http: 418 }),
+  PHONE_ERR_PROVIDER: spec('PHONE_ERR_PROVIDER', 'the code could not be sent', { http: 440 }),
+  PHONE_ERR_PROVIDER_UNAVAILABLE: spec('PHONE_ERR_PROVIDER_UNAVAILABLE', 'verification provider unavailable', { http: 503 }),
+  PHONE_ERR_RATE_LIMITED: spec('PHONE_ERR_RATE_LIMITED', 'too many requests', { http: 429 }),
+  PHONE_ERR_ATTEMPTS: spec('PHONE_ERR_ATTEMPTS', 'no attempts left in this session: start a new one', { http: 429 }),
+  PHONE_ERR_AUTH_HEADER: spec('PHONE_ERR_AUTH_HEADER', 'Authorization: Basic <number>:<password> required', { http: 400 }),
+  PHONE_ERR_NUMBER_MISMATCH: spec('PHONE_ERR_NUMBER_MISMATCH', 'the number does not match the verification session', { http: 400 }),
+  PHONE_ERR_NOT_VERIFIED: spec('PHONE_ERR_NOT_VERIFIED', 'verification session unknown or not verified', { http: 401 }),
+  PHONE_ERR_DEVICE_TRANSFER: spec('PHONE_ERR_DEVICE_TRANSFER', 'device transfer available', { http: 409 }),
+  PHONE_ERR_NUMBER_TAKEN: spec('PHONE_ERR_NUMBER_TAKEN', 'the number names an account that was not created by phone sign-up', { http: 409 }),
+  PHONE_ERR_REGISTRATION_LOCK: spec('PHONE_ERR_REGISTRATION_LOCK', 'registration lock: the PIN is required', { http: 423 }),
+  PHONE_ERR_DEVICE_AUTH: spec('PHONE_ERR_DEVICE_AUTH', 'device authentication failed', { http: 401 }),
+  PHONE_ERR_DEVICE_LIMIT: spec('PHONE_ERR_DEVICE_LIMIT', 'too many devices on this account', { http: 411 }),
+  PHONE_ERR_LINK_CODE: spec('PHONE_ERR_LINK_CODE', 'link code invalid, used or expired', { http: 403 }),
+  PHONE_ERR_FORBIDDEN: spec('PHONE_ERR_FORBIDDEN', 'not allowed for this device', { http: 403 }),
+  PHONE_ERR_DEVICE_NOT_FOUND: spec('PHONE_ERR_DEVICE_NOT_FOUND', 'no such device', { http: 404 }),
 
   // Configuration.
   CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),

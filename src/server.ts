@@ -6,6 +6,13 @@ import { hostname, networkInterfaces } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
+import { AmqpBus, redactUrl } from './bus/amqp.ts';
+import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './bus/kazoo/exchanges.ts';
+import { KazooDirectory } from './registrar/kazoo-directory.ts';
+import type { BindingChange } from './registrar/location-service.ts';
+import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
+import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
+import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
 import type { EventBus } from './bus/event-bus.ts';
 import type { Config } from './config.ts';
 import { CachedCredentialStore } from './identity/credential-cache.ts';
@@ -23,6 +30,8 @@ import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { LocationService } from './registrar/location-service.ts';
 import { Registrar } from './registrar/registrar.ts';
+import { PresenceService } from './presence/presence-service.ts';
+import { SqlitePresenceStore } from './storage/sqlite/presence-store.ts';
 import { deriveKey, loadMasterKey } from './secrets.ts';
 import { loadTlsFiles } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
@@ -34,6 +43,13 @@ import { NonceCountWindow } from './storage/memory/nonce-counts.ts';
 import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
 import { openDatabase } from './storage/sqlite/database.ts';
 import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
+import { MemoryCache } from './storage/memory/cache.ts';
+import { SqlitePhoneStore } from './storage/sqlite/phone-store.ts';
+import { createRateLimiters, parseLimiterSpecs } from './identity/rate-limiter.ts';
+import { createPhoneServices, type PhoneServices } from './identity/phone/index.ts';
+import { LocalProvider } from './identity/phone/providers/local.ts';
+import { SiteverifyCaptcha } from './identity/phone/providers/siteverify.ts';
+import { TwilioCodeSender } from './identity/phone/providers/twilio.ts';
 import type { DatabaseSync } from 'node:sqlite';
 
 export interface RunningServer {
@@ -48,7 +64,12 @@ export interface RunningServer {
   accounts: SqliteAccountStore;
   credentials: CachedCredentialStore;
   bus: EventBus;
+  /** The Kazoo directory (with an AMQP bus), or null. */
+  kazoo: KazooDirectory | null;
+  sipPasswords: ReversibleSipPasswords;
   metrics: Metrics;
+  presence: PresenceService;
+  phone: PhoneServices;
   stop(): Promise<void>;
 }
 
@@ -58,7 +79,7 @@ export function databaseFile(config: Config): string {
   return path.join(config.dataDir, 'switchboard.db');
 }
 
-export async function startServer(config: Config, opts: { log?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, opts: { log?: Logger; /** Clock of the phone sign-up services (tests move it). */ now?: () => number } = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
   const node = hostname();
   let ready = false;
@@ -69,7 +90,19 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   const locationStore = new SqliteLocationStore(db);
   const credentials = new CachedCredentialStore(accounts, config.storage.credentialCacheTtl);
   const failures = new MemoryFailureCounter();
-  const bus = new InProcessBus(log.child({ component: 'bus' }));
+  // With an AMQP URL the bus is RabbitMQ (events shared between nodes, the Kazoo directory on Kazoo's exchanges);
+  // this process's queue is its Kazoo Server-ID.
+  const kazooNode = config.kazoo.node ?? `switchboard@${node}`;
+  const serverId = `${kazooNode}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const amqp =
+    config.bus.url === 'memory'
+      ? null
+      : new AmqpBus({ url: config.bus.url, log: log.child({ component: 'bus' }), events: SWITCHBOARD_EVENTS, exchanges: KAZOO_EXCHANGES, nodeQueue: serverId, outboxLimit: config.bus.outboxLimit });
+  const bus: EventBus = amqp ?? new InProcessBus(log.child({ component: 'bus' }));
+  amqp?.start();
+  // Binding changes become reg_success once the directory runs; those of the start-up (expired while down) wait.
+  let kazoo: KazooDirectory | null = null;
+  const kazooPending: BindingChange[] = [];
 
   // Location service, primed before any listener opens.
   let metrics: Metrics | null = null;
@@ -86,6 +119,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
         const b = c.binding;
         if (b.connectionId !== null && (c.event === 'added' || c.event === 'refreshed')) transports?.keepConnection(b.connectionId, b.expiresAt);
       }
+      if (kazoo) kazoo.onBindingChanges(changes);
+      else if (amqp && config.kazoo.directory === 'on') kazooPending.push(...changes);
     },
   });
   const primed = await location.prime();
@@ -126,6 +161,80 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     defaultRealm: config.realms[0],
     log: log.child({ component: 'identity' }),
   });
+
+  // Reversible SIP passwords (operator opt-in per account, sealed), and the Kazoo directory over AMQP.
+  const sipPasswords = new ReversibleSipPasswords({
+    store: new SqliteSealedSipPasswordStore(db),
+    key: deriveKey(master, REVERSIBLE_SIP_PASSWORD_KEY),
+    cacheTtlSeconds: config.storage.credentialCacheTtl,
+  });
+  if (amqp && config.kazoo.directory === 'on') {
+    kazoo = new KazooDirectory({
+      bus,
+      credentials,
+      passwords: sipPasswords,
+      location,
+      sender: { appName: 'switchboard', appVersion: SERVER_VERSION, node: kazooNode, serverId },
+      expiresDeviation: config.kazoo.expiresDeviation,
+      log: log.child({ component: 'kazoo' }),
+    });
+    kazoo.start();
+    kazoo.onBindingChanges(kazooPending.splice(0));
+  }
+  if (amqp) {
+    const up = await amqp.ready(5000);
+    log[up ? 'info' : 'warn']({ bus: redactUrl(config.bus.url), serverId, kazoo: kazoo !== null, connected: up }, up ? 'AMQP bus ready' : 'AMQP broker not reachable yet; starting anyway (events wait in the outbox)');
+  }
+
+  // Phone sign-up: sessions and rate-limit buckets in the cache (in-process), phone accounts in SQLite, codes and
+  // captchas through the configured providers (by default the local one, which only logs: not for production).
+  const phoneNow = opts.now ?? Date.now;
+  const cache = new MemoryCache(phoneNow);
+  const localProvider = new LocalProvider(
+    config.phone.codeFile ? path.resolve(config.phone.codeFile) : path.join(config.dataDir, 'verification-codes.log'),
+    log.child({ component: 'phone-provider' }),
+    phoneNow,
+  );
+  const providerTimeoutMs = config.phone.providerTimeout * 1000;
+  const { twilioUrl, twilioAccountSid, twilioAuthToken, twilioFrom, captchaUrl, captchaSecret, captchaSiteKey } = config.phone;
+  const codeSender =
+    config.phone.codeProvider === 'twilio'
+      ? new TwilioCodeSender({ baseUrl: twilioUrl, accountSid: twilioAccountSid!, authToken: twilioAuthToken!, from: twilioFrom!, timeoutMs: providerTimeoutMs })
+      : localProvider;
+  const captcha = captchaUrl ? new SiteverifyCaptcha({ url: captchaUrl, secret: captchaSecret!, siteKey: captchaSiteKey, timeoutMs: providerTimeoutMs }) : localProvider;
+  if (codeSender === localProvider || captcha === localProvider) {
+    log.warn(
+      { codes: codeSender.name, captcha: captcha.name, file: localProvider.file },
+      'NOT FOR PRODUCTION: phone sign-up uses the local provider: ' +
+        (codeSender === localProvider ? 'verification codes are only logged and written to the file, never sent; ' : '') +
+        (captcha === localProvider ? 'any non-empty captcha is accepted; ' : '') +
+        'configure --verification-provider twilio and --captcha-verify-url',
+    );
+  }
+  const phone = createPhoneServices(
+    {
+      store: new SqlitePhoneStore(db),
+      accounts,
+      cache,
+      limiters: createRateLimiters(parseLimiterSpecs(config.phone.rateLimits), cache, phoneNow),
+      tokens,
+      realm: config.realms[0],
+      maxDevices: config.phone.maxDevices,
+      linkKey: deriveKey(master, 'phone-link-code'),
+      now: phoneNow,
+      log: log.child({ component: 'phone' }),
+      invalidate: (authUsers) => {
+        for (const u of authUsers) credentials.invalidateUser(u);
+      },
+      disconnect: (aor) => location.removeAor(aor),
+    },
+    { codes: codeSender, push: localProvider, captcha },
+    {
+      pacing: { sms: config.phone.smsPacing, voice: config.phone.voicePacing, check: config.phone.checkPacing },
+      codeKey: deriveKey(master, 'phone-verification-code'),
+      sweepSeconds: config.phone.sweepInterval,
+    },
+  );
 
   // Digest: nonces keyed from the master key; nonce counts tracked in-process.
   const boot = randomBytes(4).readUInt32BE(0);
@@ -168,6 +277,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     bearer: config.tokens.sipBearer === 'off' ? null : tokens,
     offerBearer: config.tokens.sipBearer === 'offer',
     onFailure: (reason) => m.authFailures.inc(reason),
+    acceptBearer: phone.devices.acceptBearer,
+    onDigestAuthenticated: phone.devices.onSipAuthenticated,
   });
 
   const localHosts = new Set<string>(['localhost', node.toLowerCase()]);
@@ -185,6 +296,33 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     onOutcome: (outcome) => m.registrations.inc(outcome),
   });
   endpoint.handle('REGISTER', registrar.handle);
+
+  // Presence (RFC 3856/3903/6665): subscriptions and publications from the store, NOTIFYs through the endpoint.
+  const presenceStore = new SqlitePresenceStore(db);
+  const presence = new PresenceService({
+    endpoint,
+    authenticator,
+    location,
+    store: presenceStore,
+    bus,
+    presentityExists: async (aor) => {
+      const at = aor.lastIndexOf('@');
+      const a = await accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
+      return a !== null && !a.disabled;
+    },
+    rules: config.presence,
+    realms: config.realms,
+    isLocalHost: (h) => localHosts.has(h.charCodeAt(0) === 91 ? h.slice(1, -1) : h),
+    node,
+    log: log.child({ component: 'presence' }),
+    keepFlow: (flow, until) => {
+      if (flow.connectionId !== null) transports?.keepConnection(flow.connectionId, until);
+    },
+  });
+  const presenceLoaded = await presence.prime();
+  log.info(presenceLoaded, 'presence primed from the store');
+  endpoint.handle('SUBSCRIBE', presence.handleSubscribe);
+  endpoint.handle('PUBLISH', presence.handlePublish);
 
   // TLS and WSS: the operator's certificate, or a self-signed one generated for local use.
   const needTls = config.sip.transports.includes('TLS') || config.sip.transports.includes('WSS');
@@ -223,8 +361,14 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     version: SERVER_VERSION,
     loginRateLimit: config.http.loginRateLimit,
     identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
-    onAccountDeleted: (account) => location.removeAor(account.aor),
+    onAccountDeleted: async (account) => {
+      await location.removeAor(account.aor);
+      await presence.removePresentity(account.aor);
+    },
+    presence,
+    phone: { verification: phone.verification, registration: phone.registration, devices: phone.devices, lock: phone.lock },
   });
+  http.register(sipPasswordRoutes, { accounts, credentials: accounts, passwords: sipPasswords, auth: { tokens, apiKeys } });
   await http.listen({ host: config.http.host, port: config.http.port });
   const httpAddr = http.server.address() as { address: string; port: number };
   ready = true;
@@ -240,15 +384,20 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       await endpoint.drain(5000);
       await transports!.close();
       location.close();
+      presence.close();
       endpoint.close();
       await http.close();
+      kazoo?.stop();
       await bus.close();
       failures.close();
+      phone.close();
+      cache.close();
+      presenceStore.close();
       db.close();
       log.info('Switchboard stopped');
     })();
     return stopping;
   };
 
-  return { config, accountService, tokens, keys, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, metrics: m, stop };
+  return { config, accountService, tokens, keys, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, kazoo, sipPasswords, metrics: m, presence, phone, stop };
 }

@@ -1,31 +1,42 @@
 // In-process EventBus: the embedded default. Delivery is asynchronous (after the current turn), in publication
 // order, so a publisher never runs subscriber code inside its own critical section, and a failing subscriber
-// is logged without touching the publisher or other subscribers.
+// is logged without touching the publisher or other subscribers. An exchange is a separate namespace of topics;
+// subscribers sharing a group take turns (one of them gets each message).
 
 import type { Logger } from '../log.ts';
-import { topicMatches, type BusHandler, type BusMessage, type EventBus } from './event-bus.ts';
+import { topicMatches, type BusHandler, type BusMessage, type EventBus, type PublishOptions, type SubscribeOptions } from './event-bus.ts';
+
+interface Sub {
+  pattern: string;
+  handler: BusHandler;
+  exchange: string | undefined;
+  group: string | undefined;
+}
 
 export class InProcessBus implements EventBus {
-  private readonly subs: Array<{ pattern: string; handler: BusHandler }> = [];
+  private readonly subs: Sub[] = [];
   private queue: BusMessage[] = [];
   private scheduled = false;
   private readonly log: Logger;
+  private readonly turns = new Map<string, number>();
 
   constructor(log: Logger) {
     this.log = log;
   }
 
-  publish(topic: string, payload: Record<string, unknown>): void {
+  publish(topic: string, payload: Record<string, unknown>, opts?: PublishOptions): void {
     if (this.subs.length === 0) return;
-    this.queue.push({ topic, payload, at: Date.now() });
+    const msg: BusMessage = { topic, payload, at: Date.now() };
+    if (opts?.exchange !== undefined) msg.exchange = opts.exchange;
+    this.queue.push(msg);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.drain);
     }
   }
 
-  subscribe(pattern: string, handler: BusHandler): () => void {
-    const sub = { pattern, handler };
+  subscribe(pattern: string, handler: BusHandler, opts?: SubscribeOptions): () => void {
+    const sub: Sub = { pattern, handler, exchange: opts?.exchange, group: opts?.group };
     this.subs.push(sub);
     return () => {
       const i = this.subs.indexOf(sub);
@@ -38,19 +49,38 @@ export class InProcessBus implements EventBus {
     const q = this.queue;
     this.queue = [];
     for (const msg of q) {
+      let groups: Map<string, Sub[]> | null = null;
       for (const sub of this.subs) {
-        if (!topicMatches(sub.pattern, msg.topic)) continue;
-        try {
-          const r = sub.handler(msg);
-          if (r && typeof (r as Promise<void>).catch === 'function') {
-            (r as Promise<void>).catch((err: unknown) => this.log.error({ err, topic: msg.topic }, 'bus subscriber failed'));
-          }
-        } catch (err) {
-          this.log.error({ err, topic: msg.topic }, 'bus subscriber failed');
+        if (sub.exchange !== msg.exchange || !topicMatches(sub.pattern, msg.topic)) continue;
+        if (sub.group !== undefined) {
+          groups ??= new Map();
+          const members = groups.get(sub.group);
+          if (members) members.push(sub);
+          else groups.set(sub.group, [sub]);
+          continue;
+        }
+        this.deliver(sub, msg);
+      }
+      if (groups) {
+        for (const [group, members] of groups) {
+          const turn = this.turns.get(group) ?? 0;
+          this.turns.set(group, turn + 1);
+          this.deliver(members[turn % members.length], msg);
         }
       }
     }
   };
+
+  private deliver(sub: Sub, msg: BusMessage): void {
+    try {
+      const r = sub.handler(msg);
+      if (r && typeof (r as Promise<void>).catch === 'function') {
+        (r as Promise<void>).catch((err: unknown) => this.log.error({ err, topic: msg.topic }, 'bus subscriber failed'));
+      }
+    } catch (err) {
+      this.log.error({ err, topic: msg.topic }, 'bus subscriber failed');
+    }
+  }
 
   async close(): Promise<void> {
     if (this.queue.length) this.drain();

@@ -16,11 +16,14 @@ import type { TokenService } from '../identity/tokens.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { LocationService } from '../registrar/location-service.ts';
+import type { PresenceService } from '../presence/presence-service.ts';
 import type { Account, AccountAdmin, AccountStore } from '../storage/ports.ts';
 import type { Authenticator } from './authenticate.ts';
 import { authRoutes } from './routes/auth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { phoneRoutes, type PhoneRoutesOptions } from './routes/phone-common.ts';
+import { presenceRoutes } from './routes/presence.ts';
 import { registrationRoutes } from './routes/registrations.ts';
 import { userRoutes } from './routes/users.ts';
 
@@ -44,6 +47,10 @@ export interface HttpDeps {
   ready: () => boolean;
   onAccountDeleted?: (account: Account) => Promise<void> | void;
   version: string;
+  /** Presence state, watchers and watcher policy per account (routes/presence.ts). */
+  presence?: PresenceService;
+  /** Phone sign-up: verification sessions, registration, devices, registration lock (routes/phone-common.ts). */
+  phone?: PhoneRoutesOptions;
 }
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
@@ -109,5 +116,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     auth,
     onDeleted: deps.onAccountDeleted,
   });
+  if (deps.presence) app.register(presenceRoutes, { presence: deps.presence, accounts: identity.store, auth });
+  if (deps.phone) app.register(phoneRoutes, deps.phone);
   return app;
 }

@@ -14,7 +14,7 @@ import { createResponse, H, quote, type SipRequest, type SipResponse } from '../
 import type { Source } from '../sip/transport/types.ts';
 import type { CredentialStore, FailureCounter } from '../storage/ports.ts';
 import { accountKey, addressKey } from './account-service.ts';
-import { TokenError, type TokenService } from './tokens.ts';
+import { TokenError, type AccessClaims, type TokenService } from './tokens.ts';
 
 // On the REGISTER path the in-process adapters answer synchronously; awaiting a plain value would still cost a
 // microtask and a promise each time, so values are awaited only when they are promises.
@@ -63,6 +63,10 @@ export interface SipAuthenticatorOptions {
   offerBearer?: boolean;
   now?: () => number;
   onFailure?: (reason: AuthFailure) => void;
+  /** A further check of a verified Bearer token (e.g. that the device it was issued to still exists); false: 401 invalid_token. */
+  acceptBearer?: (claims: AccessClaims) => boolean | Promise<boolean>;
+  /** Called after each successful Digest authentication, on the REGISTER path: must be cheap and must not throw. */
+  onDigestAuthenticated?: (identity: SipIdentity) => void;
 }
 
 export class SipAuthenticator {
@@ -156,10 +160,9 @@ export class SipAuthenticator {
       this.o.log.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
       return this.challenge(req, realm, false, 'replay');
     }
-    return {
-      ok: true,
-      identity: { accountId: found.credential.accountId, authUser: creds.username, realm, aors: found.aors, scheme: 'digest' },
-    };
+    const identity: SipIdentity = { accountId: found.credential.accountId, authUser: creds.username, realm, aors: found.aors, scheme: 'digest' };
+    this.o.onDigestAuthenticated?.(identity);
+    return { ok: true, identity };
   }
 
   /** RFC 8898: a valid token, with the scope, for an account; RFC 6750 errors otherwise. */
@@ -169,6 +172,8 @@ export class SipAuthenticator {
     let claims;
     try {
       claims = await tokens.verify(token);
+      const accepted = this.o.acceptBearer ? this.o.acceptBearer(claims) : true;
+      if (!(typeof accepted === 'boolean' ? accepted : await accepted)) throw new TokenError('invalid_token', 'token revoked');
     } catch (e) {
       if (!(e instanceof TokenError)) throw e;
       // A bad token is no password guess, but a flood of them from one address still counts against it.

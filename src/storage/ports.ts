@@ -199,3 +199,240 @@ export interface ApiKeyStore {
   revokeApiKey(accountId: string, id: string, now: number): Promise<boolean>;
   touchApiKey(id: string, now: number): Promise<void>;
 }
+
+/**
+ * Reversible SIP passwords: for accounts whose operator opted in (a switch that needs the password itself, Kazoo's
+ * `Auth-Method: password`), the password sealed (AES-256-GCM) — never the plaintext. One per account.
+ */
+export interface SealedSipPasswordStore {
+  getSealedSipPassword(accountId: string): Promise<string | null>;
+  putSealedSipPassword(accountId: string, sealed: string): Promise<void>;
+  deleteSealedSipPassword(accountId: string): Promise<boolean>;
+}
+
+// Presence (RFC 3856 / 3903 / 6665): subscriptions, publications and watcher policies. The presence service keeps
+// all three in memory and writes every change through this port, so they survive a restart.
+
+/** Where a request came from and where requests back must go: the subscriber's or publisher's own flow. */
+export interface FlowRecord {
+  transport: string;
+  address: string;
+  port: number;
+  /** Connection of a stream transport, valid on `node` only. */
+  connectionId: number | null;
+  node: string;
+}
+
+/** A subscription to an event package (RFC 6665): a dialog in which we are the notifier. */
+export interface SubscriptionRecord {
+  /** Our identifier for it (also our dialog tag). */
+  id: string;
+  event: string;
+  /** The Event header's id parameter, or null. */
+  eventId: string | null;
+  /** The presentity watched (user@domain). */
+  presentity: string;
+  /** The authenticated watcher (user@domain) and its account. */
+  watcher: string;
+  watcherAccountId: string | null;
+  state: 'pending' | 'active';
+  callId: string;
+  /** Our tag (From of our NOTIFYs) and the subscriber's (From tag of its SUBSCRIBE). */
+  localTag: string;
+  remoteTag: string;
+  /** The To URI of the SUBSCRIBE as written (our From), and its From value without the tag (our To). */
+  localUri: string;
+  remoteNameAddr: string;
+  /** The subscriber's Contact URI (Request-URI of our NOTIFYs), and the Record-Route values in order. */
+  remoteTarget: string;
+  routeSet: string[];
+  /** The last CSeq we sent in this dialog, and the last one the subscriber sent. */
+  localCseq: number;
+  remoteCseq: number;
+  /** MIME types the subscriber accepts (empty: the package's default). */
+  accept: string[];
+  flow: FlowRecord;
+  /** Epoch ms. */
+  expiresAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One PIDF tuple, as published or derived. */
+export interface PresenceTuple {
+  id: string;
+  basic: 'open' | 'closed';
+  contact: string | null;
+  priority: number | null;
+  notes: string[];
+  /** ISO time stamp, as published. */
+  timestamp: string | null;
+}
+
+/** The person element of RFC 4479/4480: what the presentity is doing. */
+export interface PresencePerson {
+  id: string;
+  /** RPID activities (RFC 4480 §3.2), element names such as "busy", "away", "on-the-phone"; "other" keeps its text. */
+  activities: string[];
+  notes: string[];
+}
+
+/** The state one publication carries (a parsed PIDF document, reduced to what Switchboard composes). */
+export interface PresenceState {
+  tuples: PresenceTuple[];
+  person: PresencePerson | null;
+  notes: string[];
+}
+
+/** Event state published with PUBLISH (RFC 3903) or over HTTP. */
+export interface PublicationRecord {
+  /** The current entity tag; a refresh or modification replaces it. */
+  etag: string;
+  aor: string;
+  event: string;
+  state: PresenceState;
+  /** The publisher's flow ('HTTP' for the HTTP API), to tell which registered device published. */
+  flow: FlowRecord;
+  accountId: string | null;
+  expiresAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Who may watch a presentity: everyone in its realm (the default), an allow list, or nobody. */
+export interface WatcherPolicyRecord {
+  aor: string;
+  mode: 'realm' | 'allow-list' | 'nobody';
+  /** Watcher addresses of record (user@domain) allowed in addition to the mode's rule. */
+  allow: string[];
+  updatedAt: number;
+}
+
+export type PresenceWrite =
+  | { op: 'put-subscription'; subscription: SubscriptionRecord }
+  | { op: 'delete-subscription'; id: string }
+  | { op: 'put-publication'; publication: PublicationRecord; replaces?: string }
+  | { op: 'delete-publication'; etag: string };
+
+export interface PresenceStore {
+  loadSubscriptions(): Promise<SubscriptionRecord[]>;
+  loadPublications(): Promise<PublicationRecord[]>;
+  loadPolicies(): Promise<WatcherPolicyRecord[]>;
+  /** Applies the writes atomically; resolves once durable (group-committed with concurrent writes). */
+  write(ops: PresenceWrite[]): Promise<void>;
+  putPolicy(p: WatcherPolicyRecord): Promise<void>;
+  deletePolicy(aor: string): Promise<void>;
+  close?(): void;
+}
+
+// --- Short-lived shared state and phone accounts (issue 5) ---
+
+/** A JSON value as the cache stores it: adapters serialise, so nothing relies on in-process object identity. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * Shared short-lived state with expiry: verification sessions, rate-limit buckets, used link tokens. In-process
+ * (memory/cache.ts) or Redis. Values are JSON; TTLs are in seconds (fractions are rounded up by adapters that
+ * need whole units). Every operation is atomic on its key, so services build read-modify-write on
+ * compareAndSet (Redis: a small Lua script) instead of locks.
+ */
+export interface Cache {
+  get<T extends JsonValue = JsonValue>(key: string): Promise<T | null>;
+  set(key: string, value: JsonValue, ttlSeconds: number): Promise<void>;
+  /** Sets only when the key holds nothing (SET NX); true when it was set. */
+  setIfAbsent(key: string, value: JsonValue, ttlSeconds: number): Promise<boolean>;
+  /**
+   * Replaces the value only if the key still holds `expected` (compared as serialised JSON; null = absent);
+   * true when it did. `value` null deletes.
+   */
+  compareAndSet(key: string, expected: JsonValue | null, value: JsonValue | null, ttlSeconds: number): Promise<boolean>;
+  delete(key: string): Promise<void>;
+}
+
+/** A salted token hash: hex salt, hex HKDF-SHA256(token, salt, "authtoken") (reference/phone-registration.md). */
+export interface SaltedHash {
+  salt: string;
+  hash: string;
+}
+
+/** A device of a phone account: device 1 is the primary, the others are linked. */
+export interface PhoneDevice {
+  accountId: string;
+  deviceId: number;
+  name: string | null;
+  auth: SaltedHash;
+  /** Locked after a failed registration-lock attempt: its password can never verify again. */
+  locked: boolean;
+  capabilities: Record<string, unknown>;
+  fetchesMessages: boolean;
+  registrationId: number | null;
+  createdAt: number;
+  /** Epoch ms of the start of the (UTC) day it was last seen. */
+  lastSeen: number;
+}
+
+/** An account created by phone-number sign-up: a Switchboard account named by its E.164 number. */
+export interface PhoneAccount {
+  accountId: string;
+  number: string;
+  realm: string;
+  pni: string;
+  disabled: boolean;
+  registrationLock: SaltedHash | null;
+  recoveryPassword: SaltedHash | null;
+  identityKeys: Record<string, unknown>;
+  attributes: Record<string, unknown>;
+  createdAt: number;
+  devices: PhoneDevice[];
+}
+
+export type NewPhoneDevice = Omit<PhoneDevice, 'accountId' | 'deviceId' | 'locked'>;
+
+/** The Digest credentials of a device, given its authentication username (`<account-id>.<device-id>`). */
+export type DeviceCredentials = (authUser: string) => Array<Omit<SipCredential, 'accountId'>>;
+
+export interface PhoneRegistration {
+  number: string;
+  realm: string;
+  /** The account the caller found for the number (null: none); the store refuses with 'conflict' if that changed. */
+  expectedAccountId: string | null;
+  primary: NewPhoneDevice;
+  credentials: DeviceCredentials;
+  registrationLock: SaltedHash | null;
+  recoveryPassword: SaltedHash | null;
+  identityKeys: Record<string, unknown>;
+  attributes: Record<string, unknown>;
+  now: number;
+}
+
+export type PhoneRegistrationResult =
+  | { outcome: 'created' | 'reregistered'; account: PhoneAccount; removedAuthUsers: string[] }
+  /** The name belongs to an account that was not made by phone sign-up. */
+  | { outcome: 'taken' }
+  | { outcome: 'conflict' };
+
+export interface PhoneStore {
+  findByNumber(number: string, realm: string): Promise<PhoneAccount | null>;
+  findById(accountId: string): Promise<PhoneAccount | null>;
+  /** One device with its account's disabled flag (device authentication; one indexed lookup). */
+  findDevice(accountId: string, deviceId: number): Promise<{ device: PhoneDevice; disabled: boolean; number: string; realm: string } | null>;
+  /** Creates the account and its primary device, or re-registers: same account, every device replaced. Atomic. */
+  register(r: PhoneRegistration): Promise<PhoneRegistrationResult>;
+  /** Adds a linked device with the next device id, unless the account already has `maxDevices`. */
+  addDevice(accountId: string, d: NewPhoneDevice, credentials: DeviceCredentials, maxDevices: number): Promise<PhoneDevice | 'full' | 'no-account'>;
+  /** Removes a device and its credentials; false when there was none. */
+  removeDevice(accountId: string, deviceId: number): Promise<boolean>;
+  setRegistrationLock(accountId: string, lock: SaltedHash | null): Promise<void>;
+  /** Locks every device of the account and drops their Digest credentials; returns their auth usernames. */
+  lockDevices(accountId: string): Promise<string[]>;
+  /** Raises a device's last-seen day (never lowers it). */
+  touchDevice(accountId: string, deviceId: number, day: number): Promise<void>;
+  /**
+   * Idle expiry: removes linked devices last seen before `linkedBefore`, and whole accounts whose devices were
+   * all last seen before `accountBefore` or whose primary was last seen before `primaryBefore`.
+   */
+  expire(c: { linkedBefore: number; primaryBefore: number; accountBefore: number }): Promise<{
+    devices: Array<{ accountId: string; deviceId: number }>;
+    accounts: Array<{ accountId: string; aor: string; authUsers: string[] }>;
+  }>;
+}

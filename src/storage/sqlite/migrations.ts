@@ -89,4 +89,81 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX api_keys_account ON api_keys(account_id);
     `,
   },
+  {
+    version: 4,
+    name: 'phone sign-up: phone accounts and devices',
+    // A phone account is an accounts row (username = E.164 number, realm = the default realm) plus this row;
+    // its devices carry salted HKDF password hashes, and their Digest HA1s live in sip_credentials under the
+    // auth user "<account-id>.<device-id>", so the REGISTER lookup stays one primary-key read.
+    sql: `
+      CREATE TABLE phone_accounts (
+        account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        pni TEXT NOT NULL UNIQUE,
+        -- salted HKDF hashes as JSON {"salt","hash"}, or NULL
+        registration_lock TEXT,
+        recovery_password TEXT,
+        identity_keys TEXT NOT NULL DEFAULT '{}',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        next_device_id INTEGER NOT NULL DEFAULT 2,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE TABLE phone_devices (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_id INTEGER NOT NULL,
+        name TEXT,
+        auth_salt TEXT NOT NULL,
+        auth_hash TEXT NOT NULL,
+        locked INTEGER NOT NULL DEFAULT 0,
+        capabilities TEXT NOT NULL DEFAULT '{}',
+        fetches_messages INTEGER NOT NULL DEFAULT 0,
+        registration_id INTEGER,
+        created_at INTEGER NOT NULL,
+        -- start of the UTC day the device was last seen (day precision)
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (account_id, device_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX phone_devices_last_seen ON phone_devices(last_seen);
+    `,
+  },
+  {
+    version: 5,
+    name: 'presence: subscriptions, publications, watcher policies',
+    // Rows are upserted by key (a subscription's id, a publication's entity tag) and hold the record as JSON:
+    // the presence service keeps them in memory and reads the tables only at startup.
+    sql: `
+      CREATE TABLE presence_subscriptions (
+        id TEXT PRIMARY KEY,
+        presentity TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE TABLE presence_publications (
+        etag TEXT PRIMARY KEY,
+        aor TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE TABLE presence_policies (
+        aor TEXT PRIMARY KEY,
+        mode TEXT NOT NULL,
+        allow TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 6,
+    name: 'reversible SIP passwords (opt-in, sealed)',
+    // Only for accounts whose operator opted in (a Kazoo/Kamailio switch that needs `Auth-Method: password`): the SIP
+    // password sealed with AES-256-GCM under a key derived from the master key, bound to the account id. Never the
+    // plaintext; gone with the account.
+    sql: `
+      CREATE TABLE sip_passwords_sealed (
+        account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        sealed TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

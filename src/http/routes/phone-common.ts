@@ -1,0 +1,41 @@
+// Phone sign-up over HTTP (reference/phone-registration.md): the four route modules under one plugin whose
+// error handler speaks Signal-Server's dialect. JSON that does not parse is 400; a body that parses but breaks
+// the schema is 422; catalogue errors keep their status, add the body they carry (the verification session,
+// {timeRemaining}, {reason, permanentFailure}) beside the usual {"error":{"code","message"}}, and set
+// Retry-After (every 429 that can name a time has one). Anything else goes to the application's handler.
+
+import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import { isSwitchboardError } from '../../errors.ts';
+import type { DeviceService } from '../../identity/phone/devices.ts';
+import type { PhoneErrorDetail } from '../../identity/phone/errors.ts';
+import type { RegistrationLockService } from '../../identity/phone/registration-lock.ts';
+import type { RegistrationService } from '../../identity/phone/registration.ts';
+import type { VerificationService } from '../../identity/phone/verification.ts';
+import { accountLockRoutes } from './accounts-lock.ts';
+import { deviceRoutes } from './devices.ts';
+import { phoneRegistrationRoutes } from './phone-registration.ts';
+import { verificationRoutes } from './verification.ts';
+
+export interface PhoneRoutesOptions {
+  verification: VerificationService;
+  registration: RegistrationService;
+  devices: DeviceService;
+  lock: RegistrationLockService;
+}
+
+export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o) => {
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (isSwitchboardError(err) && err.http) {
+      const d = (err.detail ?? {}) as PhoneErrorDetail;
+      if (d.retryAfter !== undefined) reply.header('Retry-After', String(d.retryAfter));
+      for (const [k, v] of Object.entries(d.headers ?? {})) reply.header(k, v);
+      return reply.status(err.http).send({ ...(d.body ?? {}), error: { code: err.code, message: err.message } });
+    }
+    if (err.validation) return reply.status(422).send({ error: { code: 'PHONE_ERR_INVALID', message: err.message } });
+    throw err;
+  });
+  await app.register(verificationRoutes, { verification: o.verification });
+  await app.register(phoneRegistrationRoutes, { registration: o.registration });
+  await app.register(deviceRoutes, { devices: o.devices });
+  await app.register(accountLockRoutes, { devices: o.devices, lock: o.lock });
+};

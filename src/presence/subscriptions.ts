@@ -1,0 +1,94 @@
+// Subscriptions held by the notifier: the dialog state of each (RFC 6665 §4.2, RFC 3261 §12), indexed by id,
+// by dialog (Call-ID and both tags) and by presentity, with what NOTIFY sending needs per dialog: at most one
+// NOTIFY in flight (a change meanwhile only marks the dialog dirty, and the next NOTIFY carries the latest
+// state), and a final NOTIFY owed when the subscription ends.
+
+import type { SubscriptionRecord } from '../storage/ports.ts';
+
+export type TerminationReason = 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
+
+export class Subscription {
+  record: SubscriptionRecord;
+  /** A NOTIFY is in flight: changes wait for its answer. */
+  inFlight = false;
+  /** The state changed while a NOTIFY was in flight. */
+  dirty = false;
+  /** The subscription has ended; its final NOTIFY (with this reason) is owed or on its way. */
+  ending: TerminationReason | null = null;
+  /** Out of the table. */
+  gone = false;
+  /** From and To of our NOTIFYs, built once per dialog. */
+  readonly fromValue: string;
+  readonly toValue: string;
+  readonly eventValue: string;
+
+  constructor(record: SubscriptionRecord) {
+    this.record = record;
+    this.fromValue = `<${record.localUri}>;tag=${record.localTag}`;
+    this.toValue = `${record.remoteNameAddr};tag=${record.remoteTag}`;
+    this.eventValue = record.eventId === null ? record.event : `${record.event};id=${record.eventId}`;
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+}
+
+export function dialogKey(callId: string, localTag: string, remoteTag: string): string {
+  return callId + '\u0000' + localTag + '\u0000' + remoteTag;
+}
+
+export class SubscriptionTable {
+  private readonly byId = new Map<string, Subscription>();
+  private readonly byDialog = new Map<string, Subscription>();
+  private readonly byPresentity = new Map<string, Set<Subscription>>();
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  add(s: Subscription): void {
+    const r = s.record;
+    this.byId.set(r.id, s);
+    this.byDialog.set(dialogKey(r.callId, r.localTag, r.remoteTag), s);
+    let set = this.byPresentity.get(r.presentity);
+    if (!set) this.byPresentity.set(r.presentity, (set = new Set()));
+    set.add(s);
+  }
+
+  remove(s: Subscription): void {
+    const r = s.record;
+    if (this.byId.get(r.id) !== s) return;
+    s.gone = true;
+    this.byId.delete(r.id);
+    this.byDialog.delete(dialogKey(r.callId, r.localTag, r.remoteTag));
+    const set = this.byPresentity.get(r.presentity);
+    if (set) {
+      set.delete(s);
+      if (set.size === 0) this.byPresentity.delete(r.presentity);
+    }
+  }
+
+  get(id: string): Subscription | undefined {
+    return this.byId.get(id);
+  }
+
+  findDialog(callId: string, localTag: string, remoteTag: string): Subscription | undefined {
+    return this.byDialog.get(dialogKey(callId, localTag, remoteTag));
+  }
+
+  /** The subscriptions to one presentity (a live set: copy before changing the table while walking it). */
+  of(presentity: string): ReadonlySet<Subscription> {
+    return this.byPresentity.get(presentity) ?? EMPTY;
+  }
+
+  values(): IterableIterator<Subscription> {
+    return this.byId.values();
+  }
+
+  presentities(): IterableIterator<string> {
+    return this.byPresentity.keys();
+  }
+}
+
+const EMPTY: ReadonlySet<Subscription> = new Set();
