@@ -99,7 +99,8 @@ export class PostgresAccountStore implements AccountStore, AccountAdmin, Credent
     await transaction(this.db, async (c) => {
       const r = await c.query('UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3', [passwordHash, Date.now(), accountId]);
       if (r.rowCount === 0) throw sbError('ACCOUNT_ERR_NOT_FOUND');
-      await c.query('DELETE FROM sip_credentials WHERE account_id = $1', [accountId]);
+      // Only the account's own credentials: its devices (auth users "<id>.<device>") keep theirs.
+      await c.query('DELETE FROM sip_credentials WHERE account_id = $1 AND auth_user = (SELECT username FROM accounts WHERE id = $1)', [accountId]);
       for (const cr of credentials) await c.query(INSERT_CRED, [cr.authUser, cr.realm, cr.algorithm, accountId, cr.ha1]);
     });
   }

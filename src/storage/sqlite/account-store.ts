@@ -102,7 +102,8 @@ export class SqliteAccountStore implements AccountStore, AccountAdmin, Credentia
     try {
       const r = this.db.prepare('UPDATE accounts SET password_hash = ?, updated_at = ? WHERE id = ?').run(passwordHash, Date.now(), accountId);
       if (r.changes === 0) throw sbError('ACCOUNT_ERR_NOT_FOUND');
-      this.db.prepare('DELETE FROM sip_credentials WHERE account_id = ?').run(accountId);
+      // Only the account's own credentials: its devices (auth users "<id>.<device>") keep theirs.
+      this.db.prepare('DELETE FROM sip_credentials WHERE account_id = ? AND auth_user = (SELECT username FROM accounts WHERE id = ?)').run(accountId, accountId);
       for (const c of credentials) this.insertCred.run(c.authUser, c.realm, c.algorithm, accountId, c.ha1);
       this.db.exec('COMMIT');
     } catch (e) {
