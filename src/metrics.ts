@@ -116,6 +116,8 @@ export class Metrics {
     serverTransactions: () => number;
     /** Location store group commits and the binding writes they carried. */
     storeCommits: () => { commits: number; writes: number };
+    /** AMQP bus figures, when the bus is AMQP. */
+    bus?: () => { connected: boolean; pending: number; published: number; confirmed: number; dropped: number; delivered: number; rejected: number };
   }) {
     const registers = [this.registry];
     const r = this.registry;
@@ -139,6 +141,18 @@ export class Metrics {
     new Gauge({ name: 'switchboard_sip_server_transactions', help: 'Server transactions held (absorbing retransmissions)', registers, collect() { this.set(gauges.serverTransactions()); } });
     new Counter({ name: 'switchboard_location_commits_total', help: 'Location store commits (each a group of binding writes)', registers, collect() { this.reset(); this.inc(gauges.storeCommits().commits); } });
     new Counter({ name: 'switchboard_location_writes_total', help: 'Binding writes committed to the location store', registers, collect() { this.reset(); this.inc(gauges.storeCommits().writes); } });
+    if (gauges.bus) {
+      const bus = gauges.bus;
+      new Gauge({ name: 'switchboard_bus_connected', help: 'AMQP broker connection up (1) or down (0)', registers, collect() { this.set(bus().connected ? 1 : 0); } });
+      new Gauge({ name: 'switchboard_bus_outbox', help: 'Published events not yet confirmed by the broker', registers, collect() { this.set(bus().pending); } });
+      const counter = (name: string, help: string, pick: (s: ReturnType<typeof bus>) => number) =>
+        new Counter({ name, help, registers, collect() { this.reset(); this.inc(pick(bus())); } });
+      counter('switchboard_bus_published_total', 'Events published on the AMQP bus', (s) => s.published);
+      counter('switchboard_bus_confirmed_total', 'Events the broker confirmed', (s) => s.confirmed);
+      counter('switchboard_bus_dropped_total', 'Events dropped because the outbox was full', (s) => s.dropped);
+      counter('switchboard_bus_delivered_total', 'Messages consumed from the AMQP bus', (s) => s.delivered);
+      counter('switchboard_bus_rejected_total', 'Messages rejected as malformed or failed', (s) => s.rejected);
+    }
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
   }
 }

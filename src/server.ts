@@ -160,6 +160,10 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     policy: config.auth,
     defaultRealm: config.realms[0],
     log: log.child({ component: 'identity' }),
+    // An account opted into a reversible SIP password gets the new one sealed too, so switches never see a stale one.
+    onPasswordChanged: async (account, password) => {
+      if (await sipPasswords.isEnabled(account.id)) await sipPasswords.enable(account.id, password);
+    },
   });
 
   // Reversible SIP passwords (operator opt-in per account, sealed), and the Kazoo directory over AMQP.
@@ -253,6 +257,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     tcpConnections: () => transports?.connectionCount ?? 0,
     serverTransactions: () => endpoint.stats.serverTransactions,
     storeCommits: () => ({ commits: locationStore.commits, writes: locationStore.appended }),
+    bus: amqp ? () => amqp.stats() : undefined,
   });
   const m = metrics;
   const statusText: string[] = [];

@@ -20,6 +20,8 @@ export interface AccountServiceOptions {
   policy: Config['auth'];
   defaultRealm: string;
   log: Logger;
+  /** Told of every new password (after it is stored), e.g. to reseal an opted-in reversible SIP password. */
+  onPasswordChanged?: (account: Account, password: string) => Promise<void>;
 }
 
 /** Failure-counter keys shared by HTTP login and SIP authentication. */
@@ -58,6 +60,7 @@ export class AccountService {
     const passwordHash = await this.o.hasher.hash(password);
     await this.o.accounts.setPassword(account.id, passwordHash, digestCredentialsFor(account.username, account.realm, password));
     this.o.credentialCache.invalidateUser(account.username);
+    await this.o.onPasswordChanged?.(account, password);
   }
 
   /**

@@ -59,6 +59,13 @@ describe('Kazoo directory over RabbitMQ', { skip }, () => {
     Username: user, Realm: 'example.test', 'Account-ID': id, 'Authorizing-ID': id, 'Authorizing-Type': 'device', 'Owner-ID': id, 'Presence-ID': `${user}@example.test`,
   });
 
+  it('reports the broker connection and its traffic on /metrics', async () => {
+    const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    assert.match(text, /^switchboard_bus_connected 1$/m);
+    assert.match(text, /^switchboard_bus_outbox \d+$/m);
+    assert.match(text, /^switchboard_bus_published_total \d+$/m);
+  });
+
   it('answers authn_req on callmgr with authn_resp (a1-hash), field by field', async () => {
     const req = authnReq();
     const [resp] = await kazoo.request('callmgr', 'authn.req.example%2Etest', req);

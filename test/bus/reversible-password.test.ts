@@ -117,4 +117,35 @@ describe('reversible SIP passwords', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('follows a password change over HTTP: the switch gets the new password, never a stale one', { skip: rabbit }, async () => {
+    const dir = tempDir();
+    const vhost = await createVhost();
+    try {
+      await cli(['user', 'add', 'frank@example.test', '--password', 'first-password', '--reversible-sip-password', '--data-dir', dir]);
+      const server = await startServer(testConfig(dir, { bus: vhost.url, 'argon2-memory': '1024', 'argon2-passes': '1' }), { log: pino({ level: 'silent' }) });
+      const kazoo = await KazooPeer.open(vhost.url);
+      try {
+        const account = (await server.accounts.findByName('frank', 'example.test'))!;
+        const admin = await server.accountService.create('root@example.test', 'root-password', ['admin']);
+        const token = (await server.tokens.issue(admin)).token;
+        const r = await fetch(`http://127.0.0.1:${server.http.port}/users/${account.id}/password`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ password: 'second-password' }),
+        });
+        assert.equal(r.status, 204);
+        const req = { ...kazoo.envelope('authn_req'), 'Auth-User': 'frank', 'Auth-Realm': 'example.test', From: 'sip:frank@example.test', To: 'sip:frank@example.test' };
+        const [resp] = await kazoo.request('callmgr', 'authn.req.example%2Etest', req);
+        assert.equal(resp['Auth-Method'], 'password');
+        assert.equal(resp['Auth-Password'], 'second-password');
+      } finally {
+        await kazoo.close();
+        await server.stop();
+      }
+    } finally {
+      await vhost.delete();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
