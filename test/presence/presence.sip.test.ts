@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
 import { basics, pidf, PresencePeer, tagOf } from '../helpers/presence.ts';
 import { register } from '../helpers/register.ts';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
+import { adminToken, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 
 const D = 'example.test';
 const O = 'other.test';
@@ -244,6 +244,23 @@ describe('presence over SIP', () => {
     assert.equal((await fetch(url, { method: 'DELETE', headers: auth })).status, 204);
     assert.deepEqual(basics((await w.notify()).body), ['closed']);
     assert.equal((await fetch(url, { method: 'DELETE', headers: auth })).status, 404);
+  });
+
+  it('a deleted account: its watchers get NOTIFY terminated;reason=noresource, its own subscriptions end', async () => {
+    const admin = await adminToken(server);
+    const gone = (await server.accounts.findByName('ivan-udp', D))!;
+    const w = await open('UDP', 'judy-udp');
+    await w.subscribe(`ivan-udp@${D}`);
+    await w.notify();
+    const own = await open('UDP', 'ivan-udp');
+    await own.subscribe(`judy-tcp@${D}`);
+    await own.notify();
+    const res = await fetch(`${server.httpUrl}/users/${gone.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(res.status, 204);
+    assert.equal((await w.notify()).header('Subscription-State'), 'terminated;reason=noresource');
+    assert.equal((await own.notify()).header('Subscription-State'), 'terminated;reason=rejected');
+    assert.deepEqual(server.presence.watchers(`ivan-udp@${D}`), []);
+    assert.deepEqual(server.presence.watchers(`judy-tcp@${D}`), []);
   });
 
   it('announces changes and subscriptions on the bus', async () => {
