@@ -11,6 +11,8 @@ interface Sub {
   handler: BusHandler;
   exchange: string | undefined;
   group: string | undefined;
+  /** Match results by topic: topics are a small set, and matching splits strings (a REGISTER publishes one). */
+  matches: Map<string, boolean>;
 }
 
 export class InProcessBus implements EventBus {
@@ -36,7 +38,7 @@ export class InProcessBus implements EventBus {
   }
 
   subscribe(pattern: string, handler: BusHandler, opts?: SubscribeOptions): () => void {
-    const sub: Sub = { pattern, handler, exchange: opts?.exchange, group: opts?.group };
+    const sub: Sub = { pattern, handler, exchange: opts?.exchange, group: opts?.group, matches: new Map() };
     this.subs.push(sub);
     return () => {
       const i = this.subs.indexOf(sub);
@@ -51,7 +53,7 @@ export class InProcessBus implements EventBus {
     for (const msg of q) {
       let groups: Map<string, Sub[]> | null = null;
       for (const sub of this.subs) {
-        if (sub.exchange !== msg.exchange || !topicMatches(sub.pattern, msg.topic)) continue;
+        if (sub.exchange !== msg.exchange || !matches(sub, msg.topic)) continue;
         if (sub.group !== undefined) {
           groups ??= new Map();
           const members = groups.get(sub.group);
@@ -85,4 +87,14 @@ export class InProcessBus implements EventBus {
   async close(): Promise<void> {
     if (this.queue.length) this.drain();
   }
+}
+
+function matches(sub: Sub, topic: string): boolean {
+  let m = sub.matches.get(topic);
+  if (m === undefined) {
+    m = topicMatches(sub.pattern, topic);
+    // Topics carry no user data here, but bound the cache anyway.
+    if (sub.matches.size < 1024) sub.matches.set(topic, m);
+  }
+  return m;
 }

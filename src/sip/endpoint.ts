@@ -299,7 +299,7 @@ export class SipEndpoint {
   request(req: SipRequest, dest: Destination, onProvisional?: (res: SipResponse) => void): Promise<SipResponse> {
     if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
     const sender = this.sender;
-    const branch = MAGIC_COOKIE + randomBytes(10).toString('base64url');
+    const branch = newBranch();
     const { host, port } = sender.viaAddress(dest.transport);
     const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
     req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
@@ -322,4 +322,14 @@ export class SipEndpoint {
 /** Reason phrases are UTF-8 text without CR/LF; keep them short and printable. */
 function sanitizeReason(s: string): string {
   return s.replace(/[\r\n]+/g, ' ').slice(0, 120);
+}
+
+// Branches must be unique across space and time (RFC 3261 §8.1.1.7): a random per-process prefix and a counter
+// are, without a randomBytes call per request (NOTIFY fan-out sends thousands at once).
+const branchPrefix = MAGIC_COOKIE + randomBytes(9).toString('base64url') + '.';
+let branchCounter = 0;
+
+function newBranch(): string {
+  branchCounter = (branchCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return branchPrefix + branchCounter.toString(36);
 }
