@@ -16,7 +16,8 @@ export class HotCounter {
   readonly type = 'counter' as const;
   readonly aggregator = 'sum' as const;
   private readonly labelNames: string[];
-  private readonly values = new Map<string, { labels: LabelValues; value: number }>();
+  private readonly series = new Map<string, Map<string, { labels: LabelValues; value: number }>>();
+  private values: Array<{ labels: LabelValues; value: number }> = [];
 
   constructor(registry: Registry, name: string, help: string, labelNames: string[]) {
     this.name = name;
@@ -25,24 +26,32 @@ export class HotCounter {
     registry.registerMetric(this as unknown as Metric);
   }
 
-  /** Adds one under the given label values (in labelNames order). */
-  inc(...labelValues: string[]): void {
-    const key = labelValues.length === 1 ? labelValues[0] : labelValues.join('\u0000');
-    const e = this.values.get(key);
+  /**
+   * Adds one under the given label values (in labelNames order; at most two labels). Nested maps, not a joined
+   * key: the per-request call allocates nothing once a series exists.
+   */
+  inc(a = '', b = ''): void {
+    let inner = this.series.get(a);
+    if (inner === undefined) this.series.set(a, (inner = new Map()));
+    const e = inner.get(b);
     if (e !== undefined) e.value++;
     else {
       const labels: LabelValues = {};
-      this.labelNames.forEach((n, i) => (labels[n] = labelValues[i]));
-      this.values.set(key, { labels, value: 1 });
+      if (this.labelNames[0]) labels[this.labelNames[0]] = a;
+      if (this.labelNames[1]) labels[this.labelNames[1]] = b;
+      const entry = { labels, value: 1 };
+      inner.set(b, entry);
+      this.values.push(entry);
     }
   }
 
   async get() {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.values.values()].map((v) => ({ labels: v.labels, value: v.value })) };
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.values.map((v) => ({ labels: v.labels, value: v.value })) };
   }
 
   reset(): void {
-    this.values.clear();
+    this.series.clear();
+    this.values = [];
   }
 }
 

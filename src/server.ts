@@ -70,6 +70,9 @@ export interface RunningServer {
   metrics: Metrics;
   presence: PresenceService;
   phone: PhoneServices;
+  /** The SIP endpoint and its transports (benchmarks and tests drive them directly). */
+  endpoint: SipEndpoint;
+  transports: TransportLayer;
   stop(): Promise<void>;
 }
 
@@ -404,5 +407,5 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     return stopping;
   };
 
-  return { config, accountService, tokens, keys, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, kazoo, sipPasswords, metrics: m, presence, phone, stop };
+  return { config, accountService, tokens, keys, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, kazoo, sipPasswords, metrics: m, presence, phone, endpoint, transports: transports!, stop };
 }
