@@ -13,4 +13,13 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  // The browser pages (src/http/console): plain ES modules run by the browser.
+  {
+    files: ['src/http/console/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'history', 'fetch', 'sessionStorage', 'localStorage', 'performance', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'console', 'atob', 'URLSearchParams', 'FormData', 'AbortController', 'TextDecoderStream', 'DOMParser', 'Node'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

@@ -5,6 +5,7 @@
 import { rmSync } from 'node:fs';
 import { InProcessBus } from '../src/bus/in-process.ts';
 import { createLogger } from '../src/log.ts';
+import { MemoryLocationIndex } from '../src/storage/memory/location-index.ts';
 import { LocationService } from '../src/registrar/location-service.ts';
 import { openDatabase } from '../src/storage/sqlite/database.ts';
 import { SqliteLocationStore } from '../src/storage/sqlite/location-store.ts';
@@ -20,7 +21,7 @@ const userAgents = ['Yealink SIP-T46S 66.86.0.15', 'Polycom VVX 400/6.4.3', 'Lin
 rmSync(dir, { recursive: true, force: true });
 {
   const db = openDatabase({ file: `${dir}/db`, durability: 'os' });
-  const location = new LocationService({ store: new SqliteLocationStore(db), bus: new InProcessBus(log), log, node: 'n1' });
+  const location = new LocationService({ index: new MemoryLocationIndex(), store: new SqliteLocationStore(db), bus: new InProcessBus(log), log, node: 'n1' });
   await location.prime();
   gc();
   const before = heapMb();
@@ -35,7 +36,7 @@ rmSync(dir, { recursive: true, force: true });
         contact: `sip:user${j}@${ip}:5060;transport=udp`, callId: `${j}-${now}@${ip}`, sourceAddress: ip, userAgent: userAgents[j % 4],
         accountId: `b3f1c2a4-0000-4000-8000-${String(j).padStart(12, '0')}`, expiresAt: now + 3_600_000 + (j % 3600) * 1000,
       });
-      done.push(location.apply(aor, [b], [{ event: 'added', binding: b }]));
+      done.push(location.replace(aor, [b], [{ event: 'added', binding: b }]));
     }
     await Promise.all(done);
   }
@@ -50,7 +51,7 @@ rmSync(dir, { recursive: true, force: true });
 gc();
 {
   const db = openDatabase({ file: `${dir}/db`, durability: 'os' });
-  const location = new LocationService({ store: new SqliteLocationStore(db), bus: new InProcessBus(log), log, node: 'n1' });
+  const location = new LocationService({ index: new MemoryLocationIndex(), store: new SqliteLocationStore(db), bus: new InProcessBus(log), log, node: 'n1' });
   const t = performance.now();
   const primed = await location.prime();
   const secs = (performance.now() - t) / 1000;

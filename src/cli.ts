@@ -19,15 +19,11 @@ import { KeyRing } from './identity/keys.ts';
 import { PasswordHasher } from './identity/passwords.ts';
 import { Sealer } from './identity/seal.ts';
 import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
-import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
 import { deriveKey, loadMasterKey } from './secrets.ts';
-import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
 import { createLogger } from './log.ts';
-import { databaseFile, startServer } from './server.ts';
+import { startServer } from './server.ts';
+import { openDurable } from './adapters.ts';
 import type { NewAccount } from './storage/ports.ts';
-import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
-import { openDatabase } from './storage/sqlite/database.ts';
-import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
 
 const USAGE = `Usage:
   switchboard start [options]                 run the server (see: switchboard config)
@@ -93,24 +89,24 @@ async function cmdUserAdd(config: Config, name: string | undefined, password: st
   const { username, realm } = parseLoginName(name, config.realms[0]);
   const hasher = new PasswordHasher({ memoryKiB: config.passwords.argon2MemoryKiB, passes: config.passwords.argon2Passes });
   const passwordHash = await hasher.hash(pw);
-  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  const db = await openDurable(config);
   try {
-    const account = await new SqliteAccountStore(db).create({ ...newAccount(username, realm, pw, roles), passwordHash });
+    const account = await db.accounts.create({ ...newAccount(username, realm, pw, roles), passwordHash });
     if (reversible) {
-      const sealed = new ReversibleSipPasswords({ store: new SqliteSealedSipPasswordStore(db), key: deriveKey(loadMasterKey(config.dataDir), REVERSIBLE_SIP_PASSWORD_KEY) });
+      const sealed = new ReversibleSipPasswords({ store: db.sealedPasswords, key: deriveKey(loadMasterKey(config.dataDir), REVERSIBLE_SIP_PASSWORD_KEY) });
       await sealed.enable(account.id, pw);
     }
     process.stdout.write(`created ${account.username}@${account.realm} (id ${account.id}${roles.length ? ', roles ' + roles.join(',') : ''}${reversible ? ', SIP password kept sealed (reversible)' : ''})\n`);
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
 async function cmdKeysRotate(config: Config): Promise<void> {
-  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  const db = await openDurable(config);
   try {
     const keys = new KeyRing({
-      store: new SqliteTokenStore(db),
+      store: db.tokens,
       sealer: new Sealer(deriveKey(loadMasterKey(config.dataDir), 'jwt-signing-keys'), 'jwt-private-key'),
       alg: config.tokens.algorithm,
       tokenTtlSeconds: config.tokens.accessTtl,
@@ -119,7 +115,7 @@ async function cmdKeysRotate(config: Config): Promise<void> {
     const kid = await keys.rotate();
     process.stdout.write(`new signing key ${kid}; ${keys.jwks().keys.length} key(s) published; running servers pick it up within 30 s\n`);
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -154,8 +150,8 @@ function csvFields(line: string): string[] {
 
 async function cmdUserImport(config: Config, file: string | undefined): Promise<void> {
   if (!file) throw usage('user import needs <file.csv>');
-  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
-  const store = new SqliteAccountStore(db);
+  const db = await openDurable(config);
+  const store = db.accounts;
   const started = Date.now();
   let lineNo = 0;
   let created = 0;
@@ -205,7 +201,7 @@ async function cmdUserImport(config: Config, file: string | undefined): Promise<
     }
     await flush();
   } finally {
-    db.close();
+    await db.close();
   }
   draw(true);
   if (tty) process.stderr.write('\n');
@@ -216,11 +212,11 @@ async function cmdUserImport(config: Config, file: string | undefined): Promise<
 }
 
 async function cmdRegList(config: Config, aor: string | undefined, json: boolean): Promise<void> {
-  const db = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+  const db = await openDurable(config);
   try {
     const now = Date.now();
     const key = aor?.replace(/^sips?:/, '');
-    const rows = (await new SqliteLocationStore(db).list(key)).filter((b) => b.expiresAt > now);
+    const rows = (await db.location.list(key)).filter((b) => b.expiresAt > now);
     if (json) {
       process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       return;
@@ -235,7 +231,7 @@ async function cmdRegList(config: Config, aor: string | undefined, json: boolean
     }
     process.stdout.write(`${rows.length} binding(s)\n`);
   } finally {
-    db.close();
+    await db.close();
   }
 }
 

@@ -64,6 +64,18 @@ export interface Config {
   storage: {
     durability: 'os' | 'fsync';
     credentialCacheTtl: number;
+    /** 'sqlite' (the file in dataDir) or a postgres:// URL. */
+    database: string;
+    databaseSchema: string;
+    /** 'memory' (in-process) or a redis:// URL. */
+    cache: string;
+    cachePrefix: string;
+  };
+  cluster: {
+    /** This process's node name (default: the host name; workers add -w<n>). */
+    nodeId: string | null;
+    /** Processes sharing the SIP ports on this host: a number, or 'auto' for one per core. */
+    workers: string;
   };
   bus: {
     /** 'memory' (in-process) or an AMQP URL. */
@@ -176,6 +188,12 @@ export const OPTIONS: Option[] = [
   O('auth.trustedNetworks', 'auth-trusted-networks', 'list', [], 'CIDRs never locked out by address (an office NAT, an SBC), e.g. 10.0.0.0/8.'),
   O('storage.durability', 'durability', 'enum', 'os', 'os: a 200 OK follows the write reaching the OS (survives kill -9); fsync: also flushed to disk (survives power loss).', ['os', 'fsync']),
   O('storage.credentialCacheTtl', 'credential-cache-ttl', 'int', 60, 'Seconds a credential lookup is cached.'),
+  O('storage.database', 'database', 'string', 'sqlite', 'Durable store: sqlite (the file in --data-dir) or postgres://user:pass@host:port/db for several nodes. The password is never logged.'),
+  O('storage.databaseSchema', 'database-schema', 'string', 'switchboard', 'PostgreSQL schema (created if missing).'),
+  O('storage.cache', 'cache', 'string', 'memory', 'Shared short-lived state and the location index: memory (in-process) or redis://host:port/db for several nodes.'),
+  O('storage.cachePrefix', 'cache-prefix', 'string', 'switchboard:', 'Prefix of every Redis key (several deployments can share a Redis).'),
+  O('cluster.nodeId', 'node-id', 'string', null, 'This node\u2019s name in bindings and on the bus (default: the host name; workers add -w<n>).'),
+  O('cluster.workers', 'workers', 'string', '1', 'Processes on this host sharing the SIP ports (SO_REUSEPORT): a number, or auto for one per core. More than 1 needs --database postgres, --cache redis and --bus amqp.'),
   O('bus.url', 'bus', 'string', 'memory', 'Event bus: memory (in-process), or amqp://user:pass@host:port/vhost for RabbitMQ (events shared between nodes, Kazoo directory on its exchanges). The password is never logged.'),
   O('bus.outboxLimit', 'bus-outbox', 'int', 100_000, 'Most AMQP publications held unconfirmed (while the broker is away); beyond it the oldest are dropped and counted.'),
   O('kazoo.directory', 'kazoo', 'enum', 'on', 'With an AMQP bus: answer Kazoo directory requests (authn_req, reg_query, reg_flush, reg_sync) and publish reg_success.', ['on', 'off']),
@@ -308,6 +326,12 @@ function validate(c: Config): void {
   if (c.registrar.defaultExpires < c.registrar.minExpires) bad('default-expires below min-expires');
   if (c.registrar.expirySpread > 20) bad('expiry-spread is a percentage from 0 to 20');
   if (c.sip.maxMessageSize < 1024) bad('sip-max-message-size below 1024');
+  if (c.storage.database !== 'sqlite' && !/^postgres(ql)?:\/\//.test(c.storage.database)) bad('--database is sqlite or a postgres:// URL');
+  if (c.storage.cache !== 'memory' && !/^rediss?:\/\//.test(c.storage.cache)) bad('--cache is memory or a redis:// URL');
+  if (c.cluster.workers !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(c.cluster.workers)) bad('--workers is a number or auto');
+  if (c.cluster.workers !== '1' && (c.storage.database === 'sqlite' || c.storage.cache === 'memory' || c.bus.url === 'memory')) {
+    bad('--workers above 1 shares state between processes: it needs --database postgres://…, --cache redis://… and --bus amqp://…');
+  }
   if (c.passwords.argon2MemoryKiB < 8 || c.passwords.argon2Passes < 1) bad('argon2 cost too low');
   if (c.tokens.accessTtl < 30) bad('access-token-ttl below 30 seconds');
   if (c.tokens.jwksUrl !== null && !/^https?:\/\//.test(c.tokens.jwksUrl)) bad('jwks-url must be an http(s) URL');

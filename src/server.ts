@@ -3,7 +3,6 @@
 
 import { randomBytes } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
 import { AmqpBus, redactUrl } from './bus/amqp.ts';
@@ -11,7 +10,6 @@ import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './bus/kazoo/exchanges.ts';
 import { KazooDirectory } from './registrar/kazoo-directory.ts';
 import type { BindingChange } from './registrar/location-service.ts';
 import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
-import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
 import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
 import type { EventBus } from './bus/event-bus.ts';
 import type { Config } from './config.ts';
@@ -24,33 +22,26 @@ import { PasswordHasher } from './identity/passwords.ts';
 import { RefreshTokens } from './identity/refresh-tokens.ts';
 import { Sealer } from './identity/seal.ts';
 import { TokenService } from './identity/tokens.ts';
-import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
 import { buildHttpApp } from './http/app.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { LocationService } from './registrar/location-service.ts';
 import { Registrar } from './registrar/registrar.ts';
 import { PresenceService } from './presence/presence-service.ts';
-import { SqlitePresenceStore } from './storage/sqlite/presence-store.ts';
+import { followReplicas, replicatingStore } from './presence/replication.ts';
+import { openCache, openDurable, type Accounts } from './adapters.ts';
+import path from 'node:path';
 import { deriveKey, loadMasterKey } from './secrets.ts';
 import { loadTlsFiles } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
 import type { ListenerAddress } from './sip/transport/types.ts';
-import { MemoryFailureCounter } from './storage/memory/failure-counter.ts';
-import { NonceCountWindow } from './storage/memory/nonce-counts.ts';
-import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
-import { openDatabase } from './storage/sqlite/database.ts';
-import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
-import { MemoryCache } from './storage/memory/cache.ts';
-import { SqlitePhoneStore } from './storage/sqlite/phone-store.ts';
 import { createRateLimiters, parseLimiterSpecs } from './identity/rate-limiter.ts';
 import { createPhoneServices, type PhoneServices } from './identity/phone/index.ts';
 import { LocalProvider } from './identity/phone/providers/local.ts';
 import { SiteverifyCaptcha } from './identity/phone/providers/siteverify.ts';
 import { TwilioCodeSender } from './identity/phone/providers/twilio.ts';
-import type { DatabaseSync } from 'node:sqlite';
 
 export interface RunningServer {
   config: Config;
@@ -61,7 +52,7 @@ export interface RunningServer {
   sip: ListenerAddress[];
   http: { address: string; port: number };
   location: LocationService;
-  accounts: SqliteAccountStore;
+  accounts: Accounts;
   credentials: CachedCredentialStore;
   bus: EventBus;
   /** The Kazoo directory (with an AMQP bus), or null. */
@@ -78,21 +69,23 @@ export interface RunningServer {
 
 export const SERVER_VERSION = '0.1.0';
 
-export function databaseFile(config: Config): string {
-  return path.join(config.dataDir, 'switchboard.db');
-}
+export { databaseFile } from './adapters.ts';
 
 export async function startServer(config: Config, opts: { log?: Logger; /** Clock of the phone sign-up services (tests move it). */ now?: () => number } = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
-  const node = hostname();
+  const node = config.cluster.nodeId ?? hostname();
+  const phoneNow = opts.now ?? Date.now;
   let ready = false;
 
-  // Storage (embedded default: SQLite) and the in-process bus.
-  const db: DatabaseSync = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
-  const accounts = new SqliteAccountStore(db);
-  const locationStore = new SqliteLocationStore(db);
+  // Storage: durable (SQLite file, or PostgreSQL shared by every node) and short-lived (in-process, or Redis with
+  // the shared location index).
+  const durable = await openDurable(config);
+  const shared = openCache(config, phoneNow, log.child({ component: 'cache' }));
+  log.info({ database: durable.describe, cache: shared.describe, node }, 'storage open');
+  const accounts = durable.accounts;
+  const locationStore = durable.location;
   const credentials = new CachedCredentialStore(accounts, config.storage.credentialCacheTtl);
-  const failures = new MemoryFailureCounter();
+  const failures = shared.failures;
   // With an AMQP URL the bus is RabbitMQ (events shared between nodes, the Kazoo directory on Kazoo's exchanges);
   // this process's queue is its Kazoo Server-ID.
   const kazooNode = config.kazoo.node ?? `switchboard@${node}`;
@@ -112,6 +105,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
   let transports: TransportLayer | null = null;
   const location = new LocationService({
     store: locationStore,
+    index: shared.locationIndex,
     node,
     bus,
     log: log.child({ component: 'location' }),
@@ -131,7 +125,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
 
   // Identity: accounts, password hashing, signing keys (sealed under the master key), tokens, API keys.
   const master = loadMasterKey(config.dataDir);
-  const tokenStore = new SqliteTokenStore(db);
+  const tokenStore = durable.tokens;
   const hasher = new PasswordHasher({ memoryKiB: config.passwords.argon2MemoryKiB, passes: config.passwords.argon2Passes });
   const keys = new KeyRing({
     store: tokenStore,
@@ -171,7 +165,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
 
   // Reversible SIP passwords (operator opt-in per account, sealed), and the Kazoo directory over AMQP.
   const sipPasswords = new ReversibleSipPasswords({
-    store: new SqliteSealedSipPasswordStore(db),
+    store: durable.sealedPasswords,
     key: deriveKey(master, REVERSIBLE_SIP_PASSWORD_KEY),
     cacheTtlSeconds: config.storage.credentialCacheTtl,
   });
@@ -195,8 +189,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
 
   // Phone sign-up: sessions and rate-limit buckets in the cache (in-process), phone accounts in SQLite, codes and
   // captchas through the configured providers (by default the local one, which only logs: not for production).
-  const phoneNow = opts.now ?? Date.now;
-  const cache = new MemoryCache(phoneNow);
+  const cache = shared.cache;
   const localProvider = new LocalProvider(
     config.phone.codeFile ? path.resolve(config.phone.codeFile) : path.join(config.dataDir, 'verification-codes.log'),
     log.child({ component: 'phone-provider' }),
@@ -220,7 +213,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
   }
   const phone = createPhoneServices(
     {
-      store: new SqlitePhoneStore(db),
+      store: durable.phone,
       accounts,
       cache,
       limiters: createRateLimiters(parseLimiterSpecs(config.phone.rateLimits), cache, phoneNow),
@@ -246,7 +239,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
   // Digest: nonces keyed from the master key; nonce counts tracked in-process.
   const boot = randomBytes(4).readUInt32BE(0);
   const nonces = new NonceIssuer(deriveKey(master, 'digest-nonce'), config.digest.nonceTtl, boot);
-  const nonceCounts = new NonceCountWindow(boot, () => nonces.nextIndex);
+  const nonceCounts = shared.nonceCounts(nonces, config.digest.nonceTtl);
 
   const endpoint = new SipEndpoint({
     logger: log.child({ component: 'sip' }),
@@ -306,7 +299,8 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
   endpoint.handle('REGISTER', registrar.handle);
 
   // Presence (RFC 3856/3903/6665): subscriptions and publications from the store, NOTIFYs through the endpoint.
-  const presenceStore = new SqlitePresenceStore(db);
+  // With a shared bus, publications and policies written here are replicated to the other nodes.
+  const presenceStore = amqp ? replicatingStore(durable.presence, bus, node) : durable.presence;
   const presence = new PresenceService({
     endpoint,
     authenticator,
@@ -329,6 +323,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
   });
   const presenceLoaded = await presence.prime();
   log.info(presenceLoaded, 'presence primed from the store');
+  const stopReplicas = amqp ? followReplicas(bus, node, presence) : null;
   endpoint.handle('SUBSCRIBE', presence.handleSubscribe);
   endpoint.handle('PUBLISH', presence.handlePublish);
 
@@ -375,6 +370,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     },
     presence,
     phone: { verification: phone.verification, registration: phone.registration, devices: phone.devices, lock: phone.lock },
+    console: { bus, sip, realms: config.realms },
   });
   http.register(sipPasswordRoutes, { accounts, credentials: accounts, passwords: sipPasswords, auth: { tokens, apiKeys } });
   await http.listen({ host: config.http.host, port: config.http.port });
@@ -397,11 +393,10 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
       await http.close();
       kazoo?.stop();
       await bus.close();
-      failures.close();
+      stopReplicas?.();
       phone.close();
-      cache.close();
-      presenceStore.close();
-      db.close();
+      await shared.close();
+      await durable.close();
       log.info('Switchboard stopped');
     })();
     return stopping;

@@ -26,6 +26,11 @@ import { phoneRoutes, type PhoneRoutesOptions } from './routes/phone-common.ts';
 import { presenceRoutes } from './routes/presence.ts';
 import { registrationRoutes } from './routes/registrations.ts';
 import { userRoutes } from './routes/users.ts';
+import { accountDeviceRoutes } from './routes/account-devices.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { eventRoutes } from './routes/events.ts';
+import type { EventBus } from '../bus/event-bus.ts';
+import type { ListenerAddress } from '../sip/transport/types.ts';
 
 export interface IdentityDeps {
   accounts: AccountService;
@@ -51,6 +56,8 @@ export interface HttpDeps {
   presence?: PresenceService;
   /** Phone sign-up: verification sessions, registration, devices, registration lock (routes/phone-common.ts). */
   phone?: PhoneRoutesOptions;
+  /** The browser pages (/console/, /phone/) and the live event stream (/v1/events): routes/console.ts, routes/events.ts. */
+  console?: { bus: EventBus; sip: ListenerAddress[]; realms: string[] };
 }
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
@@ -118,5 +125,10 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   });
   if (deps.presence) app.register(presenceRoutes, { presence: deps.presence, accounts: identity.store, auth });
   if (deps.phone) app.register(phoneRoutes, deps.phone);
+  if (deps.phone) app.register(accountDeviceRoutes, { devices: deps.phone.devices, auth });
+  if (deps.console) {
+    app.register(consoleRoutes, { sip: deps.console.sip, realms: deps.console.realms, version: deps.version });
+    app.register(eventRoutes, { bus: deps.console.bus, auth });
+  }
   return app;
 }

@@ -67,7 +67,8 @@ export interface NotifySender {
 export interface PresenceServiceOptions {
   endpoint: NotifySender;
   authenticator: Pick<SipAuthenticator, 'authenticate'>;
-  location: { lookup(aor: string): BindingRecord[] };
+  /** Bindings by AOR: synchronous from the in-process index, a promise from a shared one (`shared`). */
+  location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]>; readonly shared?: boolean };
   store: PresenceStore;
   bus: EventBus;
   /** Whether a presentity (an account's AOR) exists and is enabled. */
@@ -118,6 +119,11 @@ export class PresenceService {
   private readonly contactByTransport = new Map<string, string>();
   private touched = new Set<string>();
   private touchScheduled = false;
+  /**
+   * With a shared location index (several nodes), the bindings of the presentities this node composes, read
+   * before each composition (`refresh`) so that composing stays synchronous.
+   */
+  private readonly sharedBindings = new Map<string, BindingRecord[]>();
   private timer: NodeJS.Timeout | null = null;
   private unsubscribeBus: (() => void) | null = null;
   /** Shutting down: NOTIFYs that fail now fail because of us, and their subscriptions are kept. */
@@ -154,6 +160,9 @@ export class PresenceService {
         gone.push({ op: 'delete-subscription', id: r.id });
         continue;
       }
+      // With several nodes a subscription belongs to the node that handed out its Contact: in-dialog requests
+      // come back there. Those of a node that is down wait for it (same --node-id) or expire.
+      if (this.o.location.shared && r.flow.node !== this.o.node) continue;
       // Connections did not survive the restart, and their ids will be handed out again.
       r.flow.connectionId = null;
       r.localCseq += CSEQ_GAP_AFTER_RESTART;
@@ -214,6 +223,7 @@ export class PresenceService {
     const auth = await this.o.authenticator.authenticate(req, ctx.source, realm, 'presence');
     if (!auth.ok) return auth.response;
     if (!auth.identity.aors.includes(watcher)) return this.reject(req, 403, 'Forbidden (From is not the authenticated identity)');
+    await this.refresh(presentity);
 
     const toTag = req.to()!.params.get('tag');
     if (toTag) return this.resubscribe(req, ctx, pkg, toTag, fromTag, watcher, expires);
@@ -330,6 +340,7 @@ export class PresenceService {
     const auth = await this.o.authenticator.authenticate(req, ctx.source, domainOf(aor), 'presence');
     if (!auth.ok) return auth.response;
     if (!auth.identity.aors.includes(aor)) return this.reject(req, 403, 'Forbidden (only the presentity itself may publish its state)');
+    await this.refresh(aor);
 
     const ifMatch = req.get(H.sipIfMatch)?.trim();
     const hasBody = req.body.length > 0;
@@ -423,7 +434,19 @@ export class PresenceService {
     const pubs = this.pubs.of(aor);
     // State set over HTTP speaks for the whole presentity: registrations then add no derived tuples.
     const overHttp = pubs.some((p) => p.flow.transport === 'HTTP');
-    return compose(aor, pubs, overHttp ? [] : this.o.location.lookup(aor));
+    return compose(aor, pubs, overHttp ? [] : this.bindingsOf(aor));
+  }
+
+  private bindingsOf(aor: string): BindingRecord[] {
+    if (this.o.location.shared) return this.sharedBindings.get(aor) ?? [];
+    return this.o.location.lookup(aor) as BindingRecord[];
+  }
+
+  /** With a shared location index: reads the presentity's bindings before it is composed. */
+  async refresh(aor: string): Promise<void> {
+    if (!this.o.location.shared) return;
+    this.sharedBindings.set(aor, await this.o.location.lookup(aor));
+    this.docs.delete(aor);
   }
 
   /** Recomposes a presentity; when its document changed, announces it and notifies every active watcher. */
@@ -455,6 +478,7 @@ export class PresenceService {
   private touch(aor: string): void {
     if (this.subs.of(aor).size === 0 && this.pubs.of(aor).length === 0) {
       this.docs.delete(aor);
+      this.sharedBindings.delete(aor);
       return;
     }
     this.touched.add(aor);
@@ -464,8 +488,53 @@ export class PresenceService {
       this.touchScheduled = false;
       const aors = this.touched;
       this.touched = new Set();
-      for (const a of aors) this.changed(a, 'registration');
+      if (!this.o.location.shared) {
+        for (const a of aors) this.changed(a, 'registration');
+        return;
+      }
+      for (const a of aors) {
+        this.refresh(a).then(
+          () => this.changed(a, 'registration'),
+          (err: unknown) => this.log.error({ err, aor: a }, 'could not read bindings for presence'),
+        );
+      }
     });
+  }
+
+  /**
+   * Publication changes made on another node (`presence.replicate` on the bus): applied to this node's table so
+   * that its watchers are notified and PUBLISH refreshes with SIP-If-Match work wherever they arrive. Nothing is
+   * written: the node that took the PUBLISH stored it.
+   */
+  async applyReplica(ops: PresenceWrite[]): Promise<void> {
+    const aors = new Set<string>();
+    for (const op of ops) {
+      if (op.op === 'put-publication') {
+        const p = op.publication;
+        const prior = this.pubs.get(op.replaces ?? p.etag) ?? this.pubs.get(p.etag);
+        if (prior) this.pubs.remove(prior);
+        const copy: PublicationRecord = { ...p };
+        this.pubs.add(copy);
+        this.pubWheel.add(copy);
+        aors.add(p.aor);
+      } else if (op.op === 'delete-publication') {
+        const prior = this.pubs.get(op.etag);
+        if (prior) {
+          this.pubs.remove(prior);
+          aors.add(prior.aor);
+        }
+      }
+    }
+    for (const aor of aors) {
+      await this.refresh(aor);
+      this.changed(aor, 'publication');
+    }
+  }
+
+  /** A watcher policy changed on another node. */
+  applyPolicyReplica(p: WatcherPolicyRecord | { aor: string; deleted: true }): void {
+    if ('deleted' in p) this.policies.delete(p.aor);
+    else this.policies.set(p.aor, p);
   }
 
   /** Sends the subscription's current state, or marks it dirty when a NOTIFY is already in flight. */
@@ -622,6 +691,7 @@ export class PresenceService {
 
   /** Sets the presentity's state over HTTP: one publication per presentity, replaced on every call. */
   async setState(aor: string, input: HttpPresenceInput, accountId: string | null): Promise<void> {
+    await this.refresh(aor);
     const now = this.now();
     const expires = Math.min(this.o.rules.maxExpires, Math.max(this.o.rules.minExpires, input.expires ?? this.defaultExpires()));
     const state: PresenceState = {
@@ -652,6 +722,7 @@ export class PresenceService {
   async clearState(aor: string): Promise<boolean> {
     const existing = this.pubs.of(aor).find((p) => p.flow.transport === 'HTTP');
     if (!existing) return false;
+    await this.refresh(aor);
     this.pubs.remove(existing);
     await this.o.store.write([{ op: 'delete-publication', etag: existing.etag }]);
     this.o.bus.publish('presence.publication.removed', publicationEvent(existing, this.now()));

@@ -35,8 +35,8 @@ import type { BindingChange } from './location-service.ts';
 
 /** What the directory needs of the location service. */
 export interface LocalBindings {
-  lookup(aor: string): BindingRecord[];
-  entries(): IterableIterator<[string, BindingRecord[]]>;
+  lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]>;
+  entries(): AsyncIterable<[string, BindingRecord[]]>;
   removeAor(aor: string): Promise<void>;
 }
 
@@ -235,14 +235,14 @@ export class KazooDirectory {
   // reg_query -------------------------------------------------------------------------------------------------
 
   /** Our live bindings matching a query, by lower-cased user and realm (null: any). */
-  private localMatches(username: string | null, realm: string | null, rawUser: string | null): BindingRecord[] {
+  private async localMatches(username: string | null, realm: string | null, rawUser: string | null): Promise<BindingRecord[]> {
     if (username !== null && realm !== null) {
-      const out = this.o.location.lookup(`${username}@${realm}`);
-      if (rawUser !== null && rawUser !== username) return [...out, ...this.o.location.lookup(`${rawUser}@${realm}`)];
+      const out = await this.o.location.lookup(`${username}@${realm}`);
+      if (rawUser !== null && rawUser !== username) return [...out, ...(await this.o.location.lookup(`${rawUser}@${realm}`))];
       return out;
     }
     const out: BindingRecord[] = [];
-    for (const [aor, list] of this.o.location.entries()) {
+    for await (const [aor, list] of this.o.location.entries()) {
       const { user, realm: r } = splitAor(aor);
       if (realm !== null && r !== realm) continue;
       if (username !== null && user.toLowerCase() !== username) continue;
@@ -264,12 +264,12 @@ export class KazooDirectory {
     return f;
   }
 
-  private readonly onRegQuery = (bm: BusMessage): void => {
+  private readonly onRegQuery = async (bm: BusMessage): Promise<void> => {
     if (this.own(bm.payload)) return;
     const q = malformed(checkRegQuery(bm.payload));
     if (replyTo(q.msg) === null) throw sbError('BUS_ERR_MALFORMED', 'reg_query without Server-ID');
     const rawUser = nonEmptyString(q.msg.Username) ? q.msg.Username : null;
-    const local = this.localMatches(q.username, q.realm, rawUser);
+    const local = await this.localMatches(q.username, q.realm, rawUser);
     const foreign = this.foreign.query(q.username, q.realm);
     const age = this.registrarAge;
     if (q.countOnly) {
@@ -291,19 +291,19 @@ export class KazooDirectory {
     const f = malformed(checkRegFlush(bm.payload));
     const dropped = this.foreign.flush(f.realm, f.username);
     const rawUser = nonEmptyString(f.msg.Username) ? f.msg.Username : null;
-    const aors = new Set(this.localMatches(f.username, f.realm, rawUser).map((b) => b.aor));
+    const aors = new Set((await this.localMatches(f.username, f.realm, rawUser)).map((b) => b.aor));
     for (const aor of aors) await this.o.location.removeAor(aor);
     this.o.log.info({ realm: f.realm, user: f.username, foreign: dropped, aors: aors.size }, 'reg_flush: registrations dropped');
   };
 
-  private readonly onRegSync = (bm: BusMessage): void => {
+  private readonly onRegSync = async (bm: BusMessage): Promise<void> => {
     if (this.own(bm.payload)) return;
     const req = malformed(checkRegSync(bm.payload));
     const to = replyTo(req);
     if (to === null) throw sbError('BUS_ERR_MALFORMED', 'reg_sync without Server-ID');
     const now = this.now();
     let n = 0;
-    for (const [, list] of this.o.location.entries()) {
+    for await (const [, list] of this.o.location.entries()) {
       for (const b of list) {
         this.announce(b, Math.max(0, Math.round((b.expiresAt - now) / 1000)), Math.floor(now / 1000), undefined, to);
         n++;

@@ -1,20 +1,20 @@
-// The location service (Kamailio's usrloc): bindings by address of record, held in memory for lookups and
-// kept durable in the LocationStore. The registrar decides *what* changes (registrar.ts); this file makes a
-// change visible, durable and announced, and expires bindings on time.
+// The location service (Kamailio's usrloc): bindings by address of record, held in a LocationIndex for lookups
+// (in-process, or shared by every node through Redis) and kept durable in the LocationStore. The registrar
+// decides *what* changes (registrar.ts); this file makes a change visible, durable and announced, and expires
+// bindings on time.
 //
-// - Index: Map<aor, BindingRecord[]>, primed from the store at startup.
-// - Expiry: a wheel of one-second buckets; a bucket holds the AORs that have a binding due in that second, and
-//   the sweep expires whatever of those AORs' bindings is due then. A refresh schedules the AOR again at the new
-//   time and leaves the old entry to find nothing; entries are AOR strings already held by the index (8 bytes
-//   each), not binding objects, which kept every refreshed binding alive for its old lifetime (measured: tens of
-//   MB per 20,000 refreshes in the REGISTER benchmark). No per-binding timers.
-// - Durability: `apply` updates memory synchronously (so concurrent REGISTERs for one AOR see each other in
-//   order) and resolves when the store has committed; if the store fails, the AOR is reloaded from the store
-//   so memory never claims what disk does not hold.
+// - Reads and writes: a write names the version it read (compare-and-set per AOR), so two nodes changing one
+//   AOR cannot lose each other's change; the loser re-reads and recomputes (`mutate`). With the in-process index
+//   reads answer synchronously and nothing yields between read and write, so conflicts never happen there.
+// - Expiry: the index hands out the AORs with a binding due (a one-second wheel in process; a sorted set with a
+//   lease in Redis, so one node expires each); the service removes what is due, durably, and announces it.
+// - Durability: `apply` updates the index first (so concurrent REGISTERs for one AOR see each other in order)
+//   and resolves when the store has committed; if the store fails, the AOR is reloaded from the store so the
+//   index never claims what disk does not hold.
 
 import type { EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
-import type { BindingRecord, BindingWrite, LocationStore } from '../storage/ports.ts';
+import type { AorState, BindingRecord, BindingWrite, LocationIndex, LocationStore } from '../storage/ports.ts';
 
 export type BindingEvent = 'added' | 'refreshed' | 'removed' | 'expired';
 
@@ -23,22 +23,32 @@ export interface BindingChange {
   binding: BindingRecord;
 }
 
+/** Another writer changed the AOR between our read and our write. */
+export class LocationConflict extends Error {
+  constructor(aor: string) {
+    super(`bindings of ${aor} changed concurrently`);
+  }
+}
+
 export interface LocationServiceOptions {
   store: LocationStore;
+  index: LocationIndex;
   /** This process's node name: bindings it holds connections for carry it. */
   node?: string;
   bus: EventBus;
   log: Logger;
   now?: () => number;
-  /** Called for every change after it is durable (metrics, connection keep-alive). */
+  /** Called for every change after it is durable (metrics, connection keep-alive, Kazoo). */
   onChange?: (changes: BindingChange[]) => void;
 }
 
+/** Settles a value that may be a promise, without a microtask when it is not. */
+function then<T, R>(v: T | Promise<T>, f: (t: T) => R | Promise<R>): R | Promise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
 export class LocationService {
-  private readonly index = new Map<string, BindingRecord[]>();
-  private readonly wheel = new Map<number, string[]>();
-  private wheelCursor = 0;
-  private bindingCount = 0;
+  private readonly index: LocationIndex;
   private readonly store: LocationStore;
   private readonly bus: EventBus;
   private readonly log: Logger;
@@ -49,9 +59,11 @@ export class LocationService {
   private readonly node: string | null;
   /** Connection id → AORs with a binding that lives and dies with that connection (WS, WSS, RFC 5626 flows). */
   private readonly byConnection = new Map<number, Set<string>>();
+  private expiring: Promise<void> | null = null;
 
   constructor(o: LocationServiceOptions) {
     this.node = o.node ?? null;
+    this.index = o.index;
     this.store = o.store;
     this.bus = o.bus;
     this.log = o.log;
@@ -59,139 +71,112 @@ export class LocationService {
     this.onChange = o.onChange;
   }
 
-  /** Loads live bindings from the store, deletes the ones that expired while we were down, starts the expiry timer. */
+  /** True when the index is shared by several nodes (reads are then asynchronous). */
+  get shared(): boolean {
+    return this.index.shared;
+  }
+
+  /**
+   * Fills the index from the store (once for all nodes when it is shared), deletes the bindings that expired
+   * while nobody was running and those that needed a connection of this node's previous incarnation, and starts
+   * the expiry timer.
+   */
   async prime(): Promise<{ loaded: number; expired: number; orphaned: number }> {
     const now = this.now();
+    let lease: 'primed' | 'mine' | 'busy' = 'mine';
+    if (this.index.beginPriming) {
+      for (let i = 0; i < 600; i++) {
+        lease = await this.index.beginPriming();
+        if (lease !== 'busy') break;
+        await new Promise((r) => setTimeout(r, 100)); // another node is loading the shared index
+      }
+      if (lease === 'busy') throw new Error('the shared location index is being primed by another node for over a minute');
+    }
     const rows = await this.store.loadAll();
     const gone: BindingRecord[] = [];
     const orphaned: BindingRecord[] = [];
+    const live: BindingRecord[] = [];
     for (const b of rows) {
-      if (b.expiresAt <= now) {
-        gone.push(b);
-        continue;
-      }
+      if (b.expiresAt <= now) gone.push(b);
       // Our previous incarnation's connections are gone: the bindings that needed them are unreachable.
-      if (b.connectionId !== null && b.node === this.node && diesWithConnection(b)) {
-        orphaned.push(b);
-        continue;
-      }
-      let list = this.index.get(b.aor);
-      if (!list) this.index.set(b.aor, (list = []));
-      list.push(b);
-      this.bindingCount++;
-      this.schedule(b);
+      else if (b.connectionId !== null && b.node === this.node && diesWithConnection(b)) orphaned.push(b);
+      else live.push(b);
+    }
+    if (lease === 'mine') {
+      await this.index.load(live);
+      await this.index.endPriming?.();
+    } else {
+      // The shared index is primed already: take our orphans out of it.
+      for (const b of orphaned) await this.mutate(b.aor, (cur) => cur.filter((x) => x.key !== b.key));
     }
     if (gone.length || orphaned.length) {
       await this.store.write([...gone, ...orphaned].map((b) => ({ op: 'delete' as const, aor: b.aor, key: b.key })));
       this.announce([...gone.map((binding) => ({ event: 'expired' as const, binding })), ...orphaned.map((binding) => ({ event: 'removed' as const, binding }))]);
     }
-    this.wheelCursor = Math.floor(now / 1000);
-    this.timer = setInterval(() => this.expire(), 1000);
+    this.timer = setInterval(() => void this.expire(), 1000);
     this.timer.unref();
     if (this.store.maintain) {
       this.maintenance = setInterval(() => this.maintain(), 10_000);
       this.maintenance.unref();
     }
-    return { loaded: this.bindingCount, expired: gone.length, orphaned: orphaned.length };
-  }
-
-  /**
-   * A connection of this node closed: the bindings that can only be reached through it (WebSocket contacts with
-   * .invalid hosts, RFC 5626 flows) go, durably and announced. Plain TCP/TLS bindings stay until they expire:
-   * their contact may be reachable by a new connection.
-   */
-  async connectionClosed(node: string, connectionId: number): Promise<number> {
-    const aors = this.byConnection.get(connectionId);
-    if (!aors) return 0;
-    this.byConnection.delete(connectionId);
-    let removed = 0;
-    for (const aor of aors) {
-      const current = this.lookup(aor);
-      const dead = current.filter((b) => b.connectionId === connectionId && b.node === node && diesWithConnection(b));
-      if (dead.length === 0) continue;
-      removed += dead.length;
-      await this.apply(aor, current.filter((b) => !dead.includes(b)), dead.map((binding) => ({ event: 'removed' as const, binding })));
-    }
-    return removed;
-  }
-
-  /**
-   * Lets a log-structured store compact itself against the live set.
-   *
-   * The store rewrites the live set in slices and yields to the event loop between them, while REGISTERs keep
-   * changing the index (apply() replaces an AOR's array, expire() splices it in place). So a binding is handed
-   * out only if it is still current when the store asks for it (the store writes each slice in the turn it
-   * gathered it): one refreshed or removed meanwhile already has a newer journal row, or one on its way, and
-   * rewriting the old object after it would bring back a removed binding or roll back an acknowledged refresh.
-   * Each AOR's array is copied before walking it, so an in-place splice cannot make the walk skip a binding
-   * (whose rows the compaction would then delete).
-   */
-  maintain(): Promise<void> {
-    if (!this.store.maintain) return Promise.resolve();
-    const index = this.index;
-    return this.store
-      .maintain({
-        count: this.bindingCount,
-        *all() {
-          for (const [aor, list] of index) {
-            for (const b of list.slice()) {
-              const current = index.get(aor);
-              if (current !== undefined && current.includes(b)) yield b;
-            }
-          }
-        },
-      })
-      .catch((err: unknown) => this.log.error({ err }, 'location store maintenance failed'));
+    return { loaded: lease === 'mine' ? live.length : this.index.counts().bindings, expired: gone.length, orphaned: orphaned.length };
   }
 
   get size(): number {
-    return this.bindingCount;
+    return this.index.counts().bindings;
   }
 
   get aorCount(): number {
-    return this.index.size;
+    return this.index.counts().aors;
+  }
+
+  /** The AOR's bindings and their version, for a read-compute-write (registrar). */
+  read(aor: string): AorState | Promise<AorState> {
+    return this.index.read(aor);
   }
 
   /** Current bindings of an AOR (live ones only; an expired binding not yet swept is left out). */
-  lookup(aor: string): BindingRecord[] {
-    const list = this.index.get(aor);
-    if (!list) return [];
-    const now = this.now();
-    for (let i = 0; i < list.length; i++) if (list[i].expiresAt <= now) return list.filter((b) => b.expiresAt > now);
-    return list;
+  lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> {
+    return then(this.index.read(aor), (s) => live(s.bindings, this.now()));
   }
 
   /** Every AOR with its live bindings. */
-  *entries(): IterableIterator<[string, BindingRecord[]]> {
-    for (const aor of this.index.keys()) {
-      const live = this.lookup(aor);
-      if (live.length) yield [aor, live];
+  async *entries(): AsyncIterable<[string, BindingRecord[]]> {
+    const now = this.now();
+    for await (const [aor, list] of this.index.entries()) {
+      const l = live(list, now);
+      if (l.length) yield [aor, l];
     }
   }
 
   /**
-   * Replaces the AOR's bindings with `next`, given the changes that lead there. Memory changes now; the promise
-   * resolves when durable, after which the changes are announced.
+   * Replaces the AOR's bindings with `next`, given the changes that lead there, if they are still as read in
+   * `state` (else LocationConflict). The index changes now; the promise resolves when durable, after which the
+   * changes are announced.
    */
-  async apply(aor: string, next: BindingRecord[], changes: BindingChange[]): Promise<void> {
-    if (changes.length === 0) return;
-    const old = this.index.get(aor);
-    const before = old?.length ?? 0;
+  apply(aor: string, state: AorState, next: BindingRecord[], changes: BindingChange[]): Promise<void> {
+    if (changes.length === 0) return Promise.resolve();
     // Bindings that expired but were not swept yet leave with this change; say so.
-    if (old) {
-      const now = this.now();
-      for (const b of old) if (b.expiresAt <= now && !next.includes(b)) changes.push({ event: 'expired', binding: b });
-    }
-    if (next.length) this.index.set(aor, next);
-    else this.index.delete(aor);
-    this.bindingCount += next.length - before;
+    const now = this.now();
+    for (const b of state.bindings) if (b.expiresAt <= now && !next.includes(b)) changes.push({ event: 'expired', binding: b });
+    const written = this.index.write(aor, state.version, next);
+    if (written instanceof Promise) return written.then((ok) => this.persist(aor, ok, changes));
+    return this.persist(aor, written, changes);
+  }
+
+  /** `apply` against whatever the AOR holds now (callers that did not read first: tools, tests, benchmarks). */
+  async replace(aor: string, next: BindingRecord[], changes: BindingChange[]): Promise<void> {
+    return this.apply(aor, await this.index.read(aor), next, changes);
+  }
+
+  private async persist(aor: string, written: boolean, changes: BindingChange[]): Promise<void> {
+    if (!written) throw new LocationConflict(aor);
     const writes: BindingWrite[] = [];
     for (const c of changes) {
       if (c.event === 'added' || c.event === 'refreshed') {
         writes.push({ op: 'put', binding: c.binding });
-        this.schedule(c.binding);
         const id = c.binding.connectionId;
-        if (id !== null && diesWithConnection(c.binding)) {
+        if (id !== null && c.binding.node === this.node && diesWithConnection(c.binding)) {
           let set = this.byConnection.get(id);
           if (!set) this.byConnection.set(id, (set = new Set()));
           set.add(aor);
@@ -207,67 +192,110 @@ export class LocationService {
     this.announce(changes);
   }
 
-  /** Removes every binding of an AOR (its account was deleted), durably, announcing each removal. */
+  /**
+   * Read-modify-write of one AOR with retries on conflict: `edit` gets the live bindings and returns the ones to
+   * keep (it may only remove); the removed ones are announced as `event`.
+   */
+  private async mutate(aor: string, edit: (live: BindingRecord[]) => BindingRecord[], event: BindingEvent = 'removed'): Promise<BindingRecord[]> {
+    for (let attempt = 0; ; attempt++) {
+      const state = await this.index.read(aor);
+      const current = live(state.bindings, this.now());
+      const keep = edit(current);
+      const gone = current.filter((b) => !keep.includes(b));
+      if (gone.length === 0) return [];
+      try {
+        await this.apply(aor, state, keep, gone.map((binding) => ({ event, binding })));
+        return gone;
+      } catch (e) {
+        if (!(e instanceof LocationConflict) || attempt >= 9) throw e;
+      }
+    }
+  }
+
+  /** Removes every binding of an AOR (its account was deleted, a switch asked), durably, announcing each. */
   async removeAor(aor: string): Promise<void> {
-    const current = this.lookup(aor);
-    await this.apply(aor, [], current.map((binding) => ({ event: 'removed' as const, binding })));
+    await this.mutate(aor, () => []);
+  }
+
+  /**
+   * A connection of this node closed: the bindings that can only be reached through it (WebSocket contacts with
+   * .invalid hosts, RFC 5626 flows) go, durably and announced. Plain TCP/TLS bindings stay until they expire:
+   * their contact may be reachable by a new connection.
+   */
+  async connectionClosed(node: string, connectionId: number): Promise<number> {
+    const aors = this.byConnection.get(connectionId);
+    if (!aors) return 0;
+    this.byConnection.delete(connectionId);
+    let removed = 0;
+    for (const aor of aors) {
+      const gone = await this.mutate(aor, (cur) => cur.filter((b) => !(b.connectionId === connectionId && b.node === node && diesWithConnection(b))));
+      removed += gone.length;
+    }
+    return removed;
+  }
+
+  /** Lets a log-structured store compact itself against the live set (in-process index only). */
+  maintain(): Promise<void> {
+    if (!this.store.maintain || !this.index.walk) return Promise.resolve();
+    const index = this.index;
+    return this.store
+      .maintain({ count: index.counts().bindings, all: () => index.walk!() })
+      .catch((err: unknown) => this.log.error({ err }, 'location store maintenance failed'));
   }
 
   /** Re-reads one AOR from the store after a failed write. */
   private async reload(aor: string): Promise<void> {
     try {
       const rows = (await this.store.list(aor)).filter((b) => b.expiresAt > this.now());
-      const before = this.index.get(aor)?.length ?? 0;
-      if (rows.length) this.index.set(aor, rows);
-      else this.index.delete(aor);
-      this.bindingCount += rows.length - before;
-      for (const b of rows) this.schedule(b);
+      await this.index.load(rows, aor);
     } catch (e) {
       this.log.error({ err: e, aor }, 'could not reload bindings after a failed write');
     }
   }
 
-  private schedule(b: BindingRecord): void {
-    const sec = Math.ceil(b.expiresAt / 1000);
-    let bucket = this.wheel.get(sec);
-    if (!bucket) this.wheel.set(sec, (bucket = []));
-    bucket.push(b.aor);
+  /** Removes every binding whose time has come, durably, and announces them. One sweep at a time. */
+  expire(): Promise<void> {
+    if (this.expiring) return this.expiring;
+    this.expiring = this.sweep().finally(() => (this.expiring = null));
+    return this.expiring;
   }
 
-  /** Removes every binding whose time has come, in one store write, and announces them. */
-  expire(): Promise<void> {
+  private async sweep(): Promise<void> {
     const now = this.now();
-    const nowSec = Math.floor(now / 1000);
+    let due: string[];
+    try {
+      due = await this.index.claimDue(now);
+    } catch (err) {
+      this.log.error({ err }, 'could not read the bindings due to expire');
+      return;
+    }
     const expired: BindingRecord[] = [];
-    const aors = new Set<string>();
-    for (let sec = this.wheelCursor; sec <= nowSec; sec++) {
-      const bucket = this.wheel.get(sec);
-      if (!bucket) continue;
-      this.wheel.delete(sec);
-      for (const aor of bucket) aors.add(aor);
-    }
-    for (const aor of aors) {
-      const list = this.index.get(aor);
-      if (!list) continue; // removed since
-      let due = 0;
-      for (const b of list) {
-        if (b.expiresAt > now) continue;
-        expired.push(b);
-        due++;
+    for (const aor of due) {
+      try {
+        for (let attempt = 0; attempt < 10; attempt++) {
+          const state = await this.index.read(aor);
+          const keep = state.bindings.filter((b) => b.expiresAt > now);
+          if (keep.length === state.bindings.length) {
+            // Nothing due after all (refreshed since): put it back on the wheel at its earliest expiry.
+            if (state.version !== null && this.index.shared) await this.index.write(aor, state.version, state.bindings);
+            break;
+          }
+          if (await this.index.write(aor, state.version, keep)) {
+            for (const b of state.bindings) if (b.expiresAt <= now) expired.push(b);
+            break;
+          }
+        }
+      } catch (err) {
+        this.log.error({ err, aor }, 'could not expire the bindings of an AOR');
       }
-      if (due === 0) continue; // refreshed since: nothing due
-      const keep = list.filter((b) => b.expiresAt > now);
-      // A new array, never an in-place splice: a compaction may be walking the old one.
-      if (keep.length) this.index.set(aor, keep);
-      else this.index.delete(aor);
-      this.bindingCount -= list.length - keep.length;
     }
-    this.wheelCursor = nowSec + 1;
-    if (expired.length === 0) return Promise.resolve();
-    return this.store.write(expired.map((b) => ({ op: 'delete', aor: b.aor, key: b.key }))).then(
-      () => this.announce(expired.map((binding) => ({ event: 'expired', binding }))),
-      (err: unknown) => this.log.error({ err, count: expired.length }, 'could not delete expired bindings from the store; they stay out of memory and are removed on the next start'),
-    );
+    if (expired.length === 0) return;
+    try {
+      await this.store.write(expired.map((b) => ({ op: 'delete', aor: b.aor, key: b.key })));
+      this.announce(expired.map((binding) => ({ event: 'expired', binding })));
+    } catch (err) {
+      this.log.error({ err, count: expired.length }, 'could not delete expired bindings from the store; they stay out of the index and are removed on the next start');
+    }
   }
 
   private announce(changes: BindingChange[]): void {
@@ -279,7 +307,14 @@ export class LocationService {
     if (this.timer) clearInterval(this.timer);
     if (this.maintenance) clearInterval(this.maintenance);
     this.timer = this.maintenance = null;
+    this.index.close?.();
   }
+}
+
+/** The bindings not yet expired at `now` (the same array when all are). */
+export function live(list: BindingRecord[], now: number): BindingRecord[] {
+  for (let i = 0; i < list.length; i++) if (list[i].expiresAt <= now) return list.filter((b) => b.expiresAt > now);
+  return list;
 }
 
 /** Bindings that nothing can reach once their connection closes. */
@@ -294,6 +329,7 @@ export function bindingEvent(c: BindingChange): Record<string, unknown> {
   return {
     event: c.event,
     aor: b.aor,
+    key: b.key,
     contact: b.contact,
     params: b.params,
     expires,
@@ -307,6 +343,7 @@ export function bindingEvent(c: BindingChange): Record<string, unknown> {
     transport: b.transport,
     sourceAddress: b.sourceAddress,
     sourcePort: b.sourcePort,
+    connectionId: b.connectionId,
     node: b.node,
     userAgent: b.userAgent,
     accountId: b.accountId,

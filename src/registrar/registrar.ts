@@ -14,12 +14,12 @@ import {
   isSipUri,
   parseContactValues,
   type NameAddr,
+  SipResponse,
   type SipRequest,
-  type SipResponse,
 } from '../sip/message/index.ts';
 import type { BindingRecord } from '../storage/ports.ts';
 import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, parseQ, regIdOf } from './contact.ts';
-import type { BindingChange, LocationService } from './location-service.ts';
+import { live, LocationConflict, type BindingChange, type LocationService } from './location-service.ts';
 
 export type RegisterOutcome = 'query' | 'updated' | 'unregistered-all' | 'rejected';
 
@@ -86,10 +86,37 @@ export class Registrar {
     if (contacts === '*') return this.unregisterAll(req, aor);
     if (contacts.length === 0) {
       this.o.onOutcome?.('query', []);
-      return this.ok(req, aor);
+      const found = this.o.location.lookup(aor);
+      return this.ok(req, found instanceof Promise ? await found : found);
     }
     return this.update(req, ctx, aor, contacts, identity);
   };
+
+  /**
+   * Reads the AOR, lets `plan` compute the change from its live bindings, and writes it if the AOR is still as
+   * read; when another node changed it meanwhile, reads and plans again. With the in-process index nothing
+   * yields between read and write, so this runs once.
+   */
+  private async change(
+    req: SipRequest,
+    aor: string,
+    plan: (live: BindingRecord[]) => { next: BindingRecord[]; changes: BindingChange[] } | SipResponse,
+  ): Promise<{ next: BindingRecord[]; changes: BindingChange[] } | SipResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const read = this.o.location.read(aor);
+      const state = read instanceof Promise ? await read : read;
+      const p = plan(live(state.bindings, this.now()));
+      if (p instanceof SipResponse) return p;
+      try {
+        await this.o.location.apply(aor, state, p.next, p.changes);
+        return p;
+      } catch (err) {
+        if (err instanceof LocationConflict && attempt < 9) continue;
+        this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
+        return this.reject(req, 500, 'Server Internal Error (could not store the binding)');
+      }
+    }
+  }
 
   private async unregisterAll(req: SipRequest, aor: string): Promise<SipResponse> {
     const expires = req.get(H.expires);
@@ -98,15 +125,15 @@ export class Registrar {
     }
     const callId = req.callId()!;
     const cseq = req.cseq()!.seq;
-    const current = this.o.location.lookup(aor);
-    for (const b of current) {
-      if (b.callId === callId && cseq <= b.cseq) return this.reject(req, 400, 'Bad Request (CSeq out of order)');
-    }
-    const changes: BindingChange[] = current.map((binding) => ({ event: 'removed', binding }));
-    const failed = await this.commit(req, aor, [], changes);
-    if (failed) return failed;
-    this.o.onOutcome?.('unregistered-all', changes);
-    return this.ok(req, aor);
+    const done = await this.change(req, aor, (current) => {
+      for (const b of current) {
+        if (b.callId === callId && cseq <= b.cseq) return this.reject(req, 400, 'Bad Request (CSeq out of order)');
+      }
+      return { next: [], changes: current.map((binding) => ({ event: 'removed' as const, binding })) };
+    });
+    if (done instanceof SipResponse) return done;
+    this.o.onOutcome?.('unregistered-all', done.changes);
+    return this.ok(req, done.next);
   }
 
   private async update(req: SipRequest, ctx: RequestContext, aor: string, contacts: NameAddr[], identity: SipIdentity): Promise<SipResponse> {
@@ -132,85 +159,85 @@ export class Registrar {
       plans.push({ na, key: bindingKey(na), expires, q });
     }
 
-    const current = this.o.location.lookup(aor);
-    const next = current.slice();
-    const changes: BindingChange[] = [];
-    const touched = new Set<string>();
     const path = req.values(H.path);
     const userAgent = req.get(H.userAgent) ?? null;
     const src = ctx.source;
-    for (const p of plans) {
-      const i = next.findIndex((b) => b.key === p.key);
-      const existing = i >= 0 ? next[i] : null;
-      if (existing && !touched.has(p.key) && existing.callId === callId && cseq <= existing.cseq) {
-        return this.reject(req, 400, 'Bad Request (CSeq out of order)');
-      }
-      touched.add(p.key);
-      if (p.expires === 0) {
-        if (existing) {
-          next.splice(i, 1);
-          changes.push({ event: 'removed', binding: existing });
+    const done = await this.change(req, aor, (current) => {
+      const next = current.slice();
+      const changes: BindingChange[] = [];
+      const touched = new Set<string>();
+      for (const p of plans) {
+        const i = next.findIndex((b) => b.key === p.key);
+        const existing = i >= 0 ? next[i] : null;
+        if (existing && !touched.has(p.key) && existing.callId === callId && cseq <= existing.cseq) {
+          return this.reject(req, 400, 'Bad Request (CSeq out of order)');
         }
-        continue;
+        touched.add(p.key);
+        if (p.expires === 0) {
+          if (existing) {
+            next.splice(i, 1);
+            changes.push({ event: 'removed', binding: existing });
+          }
+          continue;
+        }
+        const granted = this.spread(p.expires);
+        const binding: BindingRecord = {
+          aor,
+          key: p.key,
+          contact: formatUri(p.na.uri),
+          params: keptParams(p.na.params),
+          q: p.q,
+          expiresAt: now + granted * 1000,
+          callId,
+          cseq,
+          path,
+          instanceId: instanceOf(p.na),
+          regId: regIdOf(p.na),
+          transport: src.transport,
+          sourceAddress: src.address,
+          sourcePort: src.port,
+          localAddress: src.local.address,
+          localPort: src.local.port,
+          connectionId: src.connectionId,
+          node: this.o.node,
+          userAgent,
+          createdAt: existing ? existing.createdAt : now,
+          updatedAt: now,
+          accountId: identity.accountId,
+        };
+        if (existing) {
+          next[i] = binding;
+          // A refresh of a binding this same REGISTER added is still an addition.
+          const prior = changes.findIndex((c) => c.binding === existing);
+          if (prior >= 0) changes[prior] = { event: changes[prior].event, binding };
+          else changes.push({ event: 'refreshed', binding });
+        } else {
+          next.push(binding);
+          changes.push({ event: 'added', binding });
+        }
       }
-      const granted = this.spread(p.expires);
-      const binding: BindingRecord = {
-        aor,
-        key: p.key,
-        contact: formatUri(p.na.uri),
-        params: keptParams(p.na.params),
-        q: p.q,
-        expiresAt: now + granted * 1000,
-        callId,
-        cseq,
-        path,
-        instanceId: instanceOf(p.na),
-        regId: regIdOf(p.na),
-        transport: src.transport,
-        sourceAddress: src.address,
-        sourcePort: src.port,
-        localAddress: src.local.address,
-        localPort: src.local.port,
-        connectionId: src.connectionId,
-        node: this.o.node,
-        userAgent,
-        createdAt: existing ? existing.createdAt : now,
-        updatedAt: now,
-        accountId: identity.accountId,
-      };
-      if (existing) {
-        next[i] = binding;
-        // A refresh of a binding this same REGISTER added is still an addition.
-        const prior = changes.findIndex((c) => c.binding === existing);
-        if (prior >= 0) changes[prior] = { event: changes[prior].event, binding };
-        else changes.push({ event: 'refreshed', binding });
-      } else {
-        next.push(binding);
-        changes.push({ event: 'added', binding });
-      }
-    }
 
-    const max = rules.maxContacts;
-    if (max > 0 && next.length > max) {
-      if (rules.maxContactsPolicy === 'reject') {
-        return this.reject(req, 403, `Forbidden (too many contacts: at most ${max} per address of record)`);
+      const max = rules.maxContacts;
+      if (max > 0 && next.length > max) {
+        if (rules.maxContactsPolicy === 'reject') {
+          return this.reject(req, 403, `Forbidden (too many contacts: at most ${max} per address of record)`);
+        }
+        // evict-oldest: drop the longest-standing bindings this request did not touch.
+        const evictable = next.filter((b) => !touched.has(b.key)).sort((a, b) => a.createdAt - b.createdAt);
+        while (next.length > max && evictable.length) {
+          const victim = evictable.shift()!;
+          next.splice(next.indexOf(victim), 1);
+          changes.push({ event: 'removed', binding: victim });
+        }
+        if (next.length > max) {
+          return this.reject(req, 403, `Forbidden (too many contacts in one request: at most ${max} per address of record)`);
+        }
       }
-      // evict-oldest: drop the longest-standing bindings this request did not touch.
-      const evictable = next.filter((b) => !touched.has(b.key)).sort((a, b) => a.createdAt - b.createdAt);
-      while (next.length > max && evictable.length) {
-        const victim = evictable.shift()!;
-        next.splice(next.indexOf(victim), 1);
-        changes.push({ event: 'removed', binding: victim });
-      }
-      if (next.length > max) {
-        return this.reject(req, 403, `Forbidden (too many contacts in one request: at most ${max} per address of record)`);
-      }
-    }
-
-    const failed = await this.commit(req, aor, next, changes);
-    if (failed) return failed;
-    this.o.onOutcome?.('updated', changes);
-    const res = this.ok(req, aor);
+      return { next, changes };
+    });
+    if (done instanceof SipResponse) return done;
+    this.o.onOutcome?.('updated', done.changes);
+    const res = this.ok(req, done.next);
     // RFC 3327 §5.3: echo the stored Path when the client said it supports it.
     if (path.length && req.values(H.supported).some((t) => t.toLowerCase() === 'path')) {
       for (const p of path) res.append('Path', p);
@@ -226,21 +253,11 @@ export class Registrar {
     return Math.max(this.o.rules.minExpires, expires - cut);
   }
 
-  private async commit(req: SipRequest, aor: string, next: BindingRecord[], changes: BindingChange[]): Promise<SipResponse | null> {
-    try {
-      await this.o.location.apply(aor, next, changes);
-      return null;
-    } catch (err) {
-      this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
-      return this.reject(req, 500, 'Server Internal Error (could not store the binding)');
-    }
-  }
-
   /** 200 OK listing every current binding with its remaining lifetime (step 8). */
-  private ok(req: SipRequest, aor: string): SipResponse {
+  private ok(req: SipRequest, bindings: BindingRecord[]): SipResponse {
     const now = this.now();
     const res = createResponse(req, 200);
-    for (const b of this.o.location.lookup(aor)) res.append('Contact', contactValue(b, now));
+    for (const b of bindings) res.append('Contact', contactValue(b, now));
     res.append('Date', this.httpDate(now));
     return res;
   }

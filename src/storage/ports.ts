@@ -436,3 +436,42 @@ export interface PhoneStore {
     accounts: Array<{ accountId: string; aor: string; authUsers: string[] }>;
   }>;
 }
+
+// --- The location index (the hot copy of bindings; issue 8) ---
+
+/** An AOR's bindings as read, with the version a write must still find (compare-and-set). */
+export interface AorState {
+  /** May hold bindings that expired but were not swept yet: callers filter by expiresAt. */
+  bindings: BindingRecord[];
+  version: number | BindingRecord[] | null;
+}
+
+/**
+ * The hot copy of the location: in-process (one node; reads answer synchronously) or shared (Redis: every node
+ * reads and writes the same index, with compare-and-set per AOR and expiry claimed by one node at a time).
+ * The LocationStore stays the durable truth; the index is rebuilt from it when empty.
+ */
+export interface LocationIndex {
+  /** True when several nodes share it (writes can then conflict, and priming happens once for all). */
+  readonly shared: boolean;
+  read(aor: string): AorState | Promise<AorState>;
+  /** Replaces the AOR's bindings if they are still at `version`; false when another writer got there first. */
+  write(aor: string, version: AorState['version'], next: BindingRecord[]): boolean | Promise<boolean>;
+  /** Replaces the AOR's bindings unconditionally (priming, reload after a failed store write). */
+  load(bindings: BindingRecord[], aor?: string): void | Promise<void>;
+  /** AORs holding a binding due by `now`, claimed so that one node expires each. */
+  claimDue(now: number): string[] | Promise<string[]>;
+  /** Every AOR with its bindings. */
+  entries(): AsyncIterable<[string, BindingRecord[]]>;
+  /** Binding and AOR counts (a shared index answers from its last refresh). */
+  counts(): { bindings: number; aors: number };
+  /** For a shared index: whether it already holds the deployment's bindings; take the priming lease if not. */
+  beginPriming?(): Promise<'primed' | 'mine' | 'busy'>;
+  endPriming?(): Promise<void>;
+  /**
+   * Synchronous walk of the current bindings, each handed out only while still current (the in-process index),
+   * for a log-structured store's compaction.
+   */
+  walk?(): Iterable<BindingRecord>;
+  close?(): void;
+}

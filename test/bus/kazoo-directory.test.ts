@@ -37,7 +37,7 @@ class Bindings {
   lookup(aor: string) {
     return this.map.get(aor) ?? [];
   }
-  *entries(): IterableIterator<[string, BindingRecord[]]> {
+  async *entries(): AsyncIterable<[string, BindingRecord[]]> {
     yield* this.map.entries();
   }
   async removeAor(aor: string) {

@@ -93,9 +93,9 @@ function startBaresip(o: { port: number; user: string; password: string; transpo
 }
 
 /** Polls until `pred` holds (or fails after `ms`). */
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
+async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -125,7 +125,7 @@ describe('REGISTER with baresip', { skip: missingPeer('baresip') }, () => {
       const ua = startBaresip({ port: server.sipPort, user, password: `${user}-pw`, transport });
       let bound: BindingRecord[] = [];
       try {
-        await until(() => (bound = server.location.lookup(aor)).length > 0, `a binding for ${aor}\n${ua.output().slice(-3000)}`);
+        await until(async () => (bound = (await server.location.lookup(aor))).length > 0, `a binding for ${aor}\n${ua.output().slice(-3000)}`);
         await ua.waitFor(/200 OK \(Switchboard\) \[1 binding\]/);
         assert.equal(bound.length, 1);
         const [b] = bound;
@@ -142,7 +142,7 @@ describe('REGISTER with baresip', { skip: missingPeer('baresip') }, () => {
       }
       // On exit baresip sends REGISTER with expires=0 (challenged and answered like the first).
       assert.match(ua.output(), /;expires=0/);
-      await until(() => server.location.lookup(aor).length === 0, `${aor} to be unregistered\n${ua.output().slice(-3000)}`);
+      await until(async () => (await server.location.lookup(aor)).length === 0, `${aor} to be unregistered\n${ua.output().slice(-3000)}`);
       assert.equal(await registered(user), 0);
     });
   }
@@ -168,10 +168,10 @@ describe('baresip and the Digest challenges offered', { skip: missingPeer('bares
       const ua = startBaresip({ port: server.sipPort, user: 'carol', password: 'carol-pw', transport: 'udp' });
       try {
         if (o.registers) {
-          await until(() => server.location.lookup(`carol@${DOMAIN}`).length > 0, `a binding\n${ua.output().slice(-3000)}`);
+          await until(async () => (await server.location.lookup(`carol@${DOMAIN}`)).length > 0, `a binding\n${ua.output().slice(-3000)}`);
         } else {
           await ua.waitFor(error);
-          assert.deepEqual(server.location.lookup(`carol@${DOMAIN}`), []);
+          assert.deepEqual((await server.location.lookup(`carol@${DOMAIN}`)), []);
           assert.doesNotMatch(ua.output(), /Authorization:/);
         }
       } finally {

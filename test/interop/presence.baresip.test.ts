@@ -94,7 +94,7 @@ describe('presence with baresip', { skip: missingPeer('baresip') }, () => {
         await fetch(`${server.httpUrl}/users/${(await server.accounts.findByName(target, D))!.id}/presence`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
         await presentity.stop();
         presentity = null;
-        await until(() => server.presence.state(aor).publications.length === 0 && server.location.lookup(aor).length === 0, 'the target gone');
+        await until(async () => server.presence.state(aor).publications.length === 0 && (await server.location.lookup(aor)).length === 0, 'the target gone');
         await until(async () => (await seen()) === 'Offline', 'the watcher to show Offline at the end');
 
         // The watcher quits: its subscription ends (SUBSCRIBE Expires: 0 → 200 → NOTIFY terminated).

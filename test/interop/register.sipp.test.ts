@@ -41,7 +41,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
   });
   after(() => server.close());
 
-  const bindings = (user: string) => server.location.lookup(`${user}@${DOMAIN}`);
+  const bindings = async (user: string) => (await server.location.lookup(`${user}@${DOMAIN}`));
   async function overHttp(user: string): Promise<{ total: number; registrations: Array<{ aor: string; bindings: Array<{ contact: string; expires: number }> }> }> {
     const res = await fetch(`${server.httpUrl}/v1/registrations?realm=${DOMAIN}&user=${encodeURIComponent(user)}`, {
       headers: { authorization: `Bearer ${token}` },
@@ -64,7 +64,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         const user = userFor('digest', t.name);
         const r = await sipp('register.xml', t.sipp, user);
         assert.equal(r.code, 0, explain(r));
-        const [b, ...more] = bindings(user);
+        const [b, ...more] = (await bindings(user));
         assert.equal(more.length, 0, 'exactly one binding');
         assert.match(b.contact, new RegExp(`^sip:${user}@127\\.0\\.0\\.1:\\d+;transport=${t.name}$`));
         assert.equal(b.transport, t.name);
@@ -80,7 +80,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         const user = userFor('refresh', t.name);
         const r = await sipp('register-refresh.xml', t.sipp, user);
         assert.equal(r.code, 0, explain(r));
-        const list = bindings(user);
+        const list = (await bindings(user));
         assert.equal(list.length, 1, JSON.stringify(list));
         assert.equal(list[0].cseq, 3);
         assert.ok(remaining(list[0]) > 1190 && remaining(list[0]) <= 1200, `expires in ${remaining(list[0])} s`);
@@ -91,7 +91,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         const user = userFor('multi', t.name);
         const r = await sipp('register-two-contacts.xml', t.sipp, user);
         assert.equal(r.code, 0, explain(r));
-        const list = bindings(user);
+        const list = (await bindings(user));
         assert.equal(list.length, 1, JSON.stringify(list));
         assert.match(list[0].contact, /^sip:mobile@/);
         assert.equal(list[0].q, 0.1);
@@ -101,7 +101,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         const user = userFor('star', t.name);
         const r = await sipp('register-star.xml', t.sipp, user);
         assert.equal(r.code, 0, explain(r));
-        assert.deepEqual(bindings(user), []);
+        assert.deepEqual((await bindings(user)), []);
         assert.equal((await overHttp(user)).total, 0);
       });
 
@@ -109,7 +109,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         const user = userFor('brief', t.name);
         const r = await sipp('register-brief.xml', t.sipp, user);
         assert.equal(r.code, 0, explain(r));
-        assert.deepEqual(bindings(user), []);
+        assert.deepEqual((await bindings(user)), []);
       });
 
       it('a wrong password is re-challenged (401) and binds nothing', async () => {
@@ -117,7 +117,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         const r = await sipp('register-wrong-password.xml', t.sipp, user, { auth: { username: user, password: 'not-the-password' } });
         assert.equal(r.code, 0, explain(r));
         assert.equal((await overHttp(user)).total, 0);
-        assert.deepEqual(bindings(user), []);
+        assert.deepEqual((await bindings(user)), []);
       });
 
       it('the same Authorization sent again in a new transaction (replayed nonce-count) is refused with 401', async () => {
@@ -141,7 +141,7 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         }
         const r = await sipp('register-replay.xml', t.sipp, user, { keys: { authz } });
         assert.equal(r.code, 0, explain(r));
-        const list = bindings(user);
+        const list = (await bindings(user));
         assert.deepEqual(list.map((b) => b.contact.replace(/@.*/, '')), ['sip:genuine'], 'the replayed request bound nothing');
         assert.equal(list[0].cseq, 1);
       });
@@ -163,11 +163,11 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         } finally {
           client.close();
         }
-        const before = bindings(user).map((b) => ({ ...b }));
+        const before = (await bindings(user)).map((b) => ({ ...b }));
         assert.equal(before.length, 2);
         const r = await sipp('register-query.xml', t.sipp, user);
         assert.equal(r.code, 0, explain(r));
-        assert.deepEqual(bindings(user), before, 'a query changes nothing');
+        assert.deepEqual((await bindings(user)), before, 'a query changes nothing');
         const http = await overHttp(user);
         assert.deepEqual(http.registrations[0].bindings.map((b) => b.contact).sort(), ['sip:desk@192.0.2.10:5060', 'sip:mobile@192.0.2.11:5060']);
       });
@@ -177,14 +177,14 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
         const victim = userFor('victim', t.name);
         const r = await sipp('register-forbidden.xml', t.sipp, victim, { auth: { username: owner, password: passwordOf(owner) } });
         assert.equal(r.code, 0, explain(r));
-        assert.deepEqual(bindings(victim), []);
-        assert.deepEqual(bindings(owner), []);
+        assert.deepEqual((await bindings(victim)), []);
+        assert.deepEqual((await bindings(owner)), []);
       });
 
       it('a domain not served gets 404', async () => {
         const r = await sipp('register-not-served.xml', t.sipp, 'digest', { keys: { domain: 'elsewhere.test' } });
         assert.equal(r.code, 0, explain(r));
-        assert.deepEqual(server.location.lookup('digest@elsewhere.test'), []);
+        assert.deepEqual((await server.location.lookup('digest@elsewhere.test')), []);
       });
 
       it('same Call-ID with a CSeq not above the binding’s is refused with 400, leaving the binding as it was', async () => {
@@ -196,13 +196,13 @@ describe('REGISTER with SIPp', { skip: missingPeer('sipp') }, () => {
           const o = { user, password: passwordOf(user), domain: DOMAIN, contact: '<sip:phone@192.0.2.20:5060>', callId };
           const ok = await register(client, { ...o, expires: 600, cseq: 10 });
           assert.equal(ok.status, 200, ok.raw);
-          const before = bindings(user).map((b) => ({ ...b }));
+          const before = (await bindings(user)).map((b) => ({ ...b }));
           assert.equal(before.length, 1);
           assert.equal(before[0].cseq, 11);
           // CSeq 5 then 6: both at or below 11.
           const stale = await register(client, { ...o, expires: 1800, cseq: 5 });
           assert.equal(stale.status, 400, stale.raw);
-          assert.deepEqual(bindings(user), before);
+          assert.deepEqual((await bindings(user)), before);
         } finally {
           client.close();
         }
@@ -237,7 +237,7 @@ describe('SIPp and the Digest challenges offered', { skip: missingPeer('sipp') }
           auth: { username: user, password: passwordOf(user) },
           timeoutSeconds: 10,
         });
-        const bound = server.location.lookup(`${user}@${DOMAIN}`);
+        const bound = (await server.location.lookup(`${user}@${DOMAIN}`));
         if (o.registers) {
           assert.equal(r.code, 0, explain(r));
           assert.equal(bound.length, 1);

@@ -57,7 +57,7 @@ describe('REGISTER with sipsak', { skip: missingPeer('sipsak') }, () => {
   });
   after(() => server.close());
 
-  const bindings = (user: string) => server.location.lookup(`${user}@${DOMAIN}`);
+  const bindings = async (user: string) => (await server.location.lookup(`${user}@${DOMAIN}`));
 
   for (const transport of ['udp', 'tcp'] as const) {
     it(`registers one contact with digest over ${transport.toUpperCase()}`, async () => {
@@ -65,7 +65,7 @@ describe('REGISTER with sipsak', { skip: missingPeer('sipsak') }, () => {
       const r = await sipsak(server.sipPort, user, ['-C', `sip:${user}@192.0.2.1:5060`, '-x', '600'], { password: `pw-${user}`, transport });
       assert.equal(r.code, 0, explain(r));
       assert.match(r.output, /Authorization: Digest username="[^"]+"[^\n]*algorithm=MD5/);
-      const list = bindings(user);
+      const list = (await bindings(user));
       assert.equal(list.length, 1, explain(r));
       assert.equal(list[0].contact, `sip:${user}@192.0.2.1:5060`);
       assert.equal(list[0].transport, transport.toUpperCase());
@@ -84,7 +84,7 @@ describe('REGISTER with sipsak', { skip: missingPeer('sipsak') }, () => {
       // sipsak writes -C as given, so a comma-separated list is one Contact header with two values.
       const reg = await sipsak(server.sipPort, user, ['-C', `sip:${user}@192.0.2.1:5060, sip:${user}@192.0.2.2:5060;q=0.5`, '-x', '900'], { password: pw, transport });
       assert.equal(reg.code, 0, explain(reg));
-      assert.deepEqual(bindings(user).map((b) => [b.contact, b.q]).sort(), [
+      assert.deepEqual((await bindings(user)).map((b) => [b.contact, b.q]).sort(), [
         [`sip:${user}@192.0.2.1:5060`, null],
         [`sip:${user}@192.0.2.2:5060`, 0.5],
       ]);
@@ -95,18 +95,18 @@ describe('REGISTER with sipsak', { skip: missingPeer('sipsak') }, () => {
       const listed = query.output.slice(query.output.lastIndexOf('SIP/2.0 200'));
       assert.match(listed, new RegExp(`Contact: <sip:${user}@192\\.0\\.2\\.1:5060>;expires=\\d+`));
       assert.match(listed, new RegExp(`Contact: <sip:${user}@192\\.0\\.2\\.2:5060>;q=0\\.5;expires=\\d+`));
-      assert.equal(bindings(user).length, 2);
+      assert.equal((await bindings(user)).length, 2);
 
       // Contact: * with a non-zero Expires: 400, nothing removed.
       const bad = await sipsak(server.sipPort, user, ['-C', 'star', '-x', '600'], { password: pw, transport });
       assert.equal(bad.code, 1, explain(bad));
       assert.match(bad.output, /SIP\/2\.0 400 /);
-      assert.equal(bindings(user).length, 2);
+      assert.equal((await bindings(user)).length, 2);
 
       // Contact: * with Expires: 0 removes them all.
       const all = await sipsak(server.sipPort, user, ['-C', 'star', '-x', '0'], { password: pw, transport });
       assert.equal(all.code, 0, explain(all));
-      assert.deepEqual(bindings(user), []);
+      assert.deepEqual((await bindings(user)), []);
     });
   }
 
@@ -116,7 +116,7 @@ describe('REGISTER with sipsak', { skip: missingPeer('sipsak') }, () => {
       const r = await sipsak(server.sipPort, user, ['-C', `sip:${user}@192.0.2.${i}:5060`, '-x', '600'], { password: `pw-${user}` });
       assert.equal(r.code, 0, explain(r));
     }
-    for (let i = 1; i <= 5; i++) assert.deepEqual(bindings(`range${i}`).map((b) => b.contact), [`sip:range${i}@192.0.2.${i}:5060`]);
+    for (let i = 1; i <= 5; i++) assert.deepEqual((await bindings(`range${i}`)).map((b) => b.contact), [`sip:range${i}@192.0.2.${i}:5060`]);
   });
 
   it('range mode (-b/-e) answers with a username the server refuses: 401 again, nothing bound', async () => {
@@ -126,12 +126,12 @@ describe('REGISTER with sipsak', { skip: missingPeer('sipsak') }, () => {
     if (answered === 'user1') {
       // A fixed sipsak: then the range must register like any client.
       assert.equal(r.code, 0, explain(r));
-      for (let i = 1; i <= 3; i++) assert.equal(bindings(`user${i}`).length, 1);
+      for (let i = 1; i <= 3; i++) assert.equal((await bindings(`user${i}`)).length, 1);
       return;
     }
     assert.notEqual(r.code, 0, explain(r));
     assert.match(r.output, /SIP\/2\.0 401 /);
-    for (let i = 1; i <= 3; i++) assert.deepEqual(bindings(`user${i}`), []);
+    for (let i = 1; i <= 3; i++) assert.deepEqual((await bindings(`user${i}`)), []);
   });
 });
 
@@ -149,7 +149,7 @@ describe('sipsak and the Digest challenges offered', { skip: missingPeer('sipsak
       const server = await startTestServer({ users: { [`matrix@${DOMAIN}`]: 'pw-matrix' }, flags: o.algorithms ? { 'digest-algorithms': o.algorithms } : {} });
       try {
         const r = await sipsak(server.sipPort, 'matrix', ['-C', 'sip:matrix@192.0.2.9:5060', '-x', '600'], { password: 'pw-matrix' });
-        const bound = server.location.lookup(`matrix@${DOMAIN}`);
+        const bound = (await server.location.lookup(`matrix@${DOMAIN}`));
         if (o.registers) {
           assert.equal(r.code, 0, explain(r));
           assert.equal(bound.length, 1);

@@ -83,7 +83,7 @@ describe('phone sign-up, devices on SIP, registration lock', () => {
   it('registers a device over SIP with Digest as <account-id>.<device-id>; the binding is under the number’s AOR', async () => {
     const r = await register(sipA, { user: alice.number, password: alice.password, domain: REALM, authUser: `${alice.uuid}.1`, expires: 600 });
     assert.equal(r.status, 200, r.raw);
-    const bindings = s.location.lookup(`${alice.number}@${REALM}`);
+    const bindings = (await s.location.lookup(`${alice.number}@${REALM}`));
     assert.equal(bindings.length, 1);
     assert.equal(bindings[0].accountId, alice.uuid);
     // Another number's device may not register Alice's AOR.
@@ -105,7 +105,7 @@ describe('phone sign-up, devices on SIP, registration lock', () => {
     assert.equal(linked.body.deviceId, 2);
     const r2 = await register(sipB2, { user: bob.number, password: 'bob-tablet-password', domain: REALM, authUser: `${bob.uuid}.2` });
     assert.equal(r2.status, 200, r2.raw);
-    assert.equal(s.location.lookup(`${bob.number}@${REALM}`).length, 2);
+    assert.equal((await s.location.lookup(`${bob.number}@${REALM}`)).length, 2);
 
     // What the HTTP API shows: both numbers' AORs, with their bindings.
     const admin = await adminToken(s);
@@ -140,7 +140,7 @@ describe('phone sign-up, devices on SIP, registration lock', () => {
 
   it('a locked number refuses a new registration without the PIN (423) and locks its devices out of SIP', async () => {
     assert.equal((await call(s, 'PUT', '/v1/accounts/registration_lock', { auth: alice.auth, body: { registrationLock: PIN } })).status, 204);
-    const bobBindings = s.location.lookup(`${bob.number}@${REALM}`).length;
+    const bobBindings = (await s.location.lookup(`${bob.number}@${REALM}`)).length;
     const sessionId = await verifiedSession(s, alice.number);
     const r = await call(s, 'POST', '/v1/registration', {
       auth: basic(alice.number, 'new-phone-password'),
@@ -150,12 +150,12 @@ describe('phone sign-up, devices on SIP, registration lock', () => {
     const remaining = r.body.timeRemaining as number;
     assert.ok(remaining > 6 * DAY && remaining <= 7 * DAY, String(remaining));
     // The existing device is locked: its binding is gone and it cannot register again.
-    assert.equal(s.location.lookup(`${alice.number}@${REALM}`).length, 0);
+    assert.equal((await s.location.lookup(`${alice.number}@${REALM}`)).length, 0);
     const again = await register(sipA, { user: alice.number, password: alice.password, domain: REALM, authUser: `${alice.uuid}.1`, cseq: 50 });
     assert.equal(again.status, 401);
     assert.equal((await call(s, 'GET', '/v1/devices', { auth: alice.auth })).status, 401);
     // Bob is untouched.
-    assert.equal(s.location.lookup(`${bob.number}@${REALM}`).length, bobBindings);
+    assert.equal((await s.location.lookup(`${bob.number}@${REALM}`)).length, bobBindings);
   });
 
   it('after 7 days without any of its devices, the lock has expired: the same registration is accepted', async () => {
@@ -174,18 +174,18 @@ describe('phone sign-up, devices on SIP, registration lock', () => {
     assert.equal(r.body.reregistration, true);
     const sip = await register(sipA, { user: alice.number, password: 'new-phone-password', domain: REALM, authUser: `${alice.uuid}.1`, cseq: 60 });
     assert.equal(sip.status, 200, sip.raw);
-    assert.equal(s.location.lookup(`${alice.number}@${REALM}`).length, 1);
+    assert.equal((await s.location.lookup(`${alice.number}@${REALM}`)).length, 1);
   });
 
   it('re-registering a number disconnects its old devices: their bindings go with them', async () => {
-    assert.ok(s.location.lookup(`${bob.number}@${REALM}`).length > 0);
+    assert.ok((await s.location.lookup(`${bob.number}@${REALM}`)).length > 0);
     const r = await call(s, 'POST', '/v1/registration', {
       auth: basic(bob.number, 'bob-new-phone-pw'),
       body: { sessionId: await verifiedSession(s, bob.number), accountAttributes: {}, skipDeviceTransfer: true },
     });
     assert.equal(r.status, 200);
     assert.equal(r.body.reregistration, true);
-    assert.equal(s.location.lookup(`${bob.number}@${REALM}`).length, 0);
+    assert.equal((await s.location.lookup(`${bob.number}@${REALM}`)).length, 0);
     const old = await register(sipB, { user: bob.number, password: bob.password, domain: REALM, authUser: `${bob.uuid}.1`, cseq: 70 });
     assert.equal(old.status, 401);
   });

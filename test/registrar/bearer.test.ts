@@ -55,7 +55,7 @@ describe('Bearer REGISTER (RFC 8898)', () => {
   it('registers with a valid token, without a challenge round', async () => {
     const r = await registerWith(c, 'alice', `Bearer ${alice}`);
     assert.equal(r.status, 200, r.raw);
-    const [b] = s.location.lookup(`alice@${D}`);
+    const [b] = (await s.location.lookup(`alice@${D}`));
     assert.equal(b.accountId, aliceId);
   });
 
@@ -66,7 +66,7 @@ describe('Bearer REGISTER (RFC 8898)', () => {
       const r = await runSipp('register-bearer.xml', s.sipPort, { transport, keys: { user: 'bob', domain: D, token } });
       assert.equal(r.code, 0, explain(r));
     }
-    assert.equal(s.location.lookup(`bob@${D}`).length, 2, 'one binding per SIPp run (UDP and TCP contacts)');
+    assert.equal((await s.location.lookup(`bob@${D}`)).length, 2, 'one binding per SIPp run (UDP and TCP contacts)');
   });
 
   it('answers a missing Authorization with the Digest challenge (Bearer not offered by default: docs/digest-clients.md)', async () => {
@@ -132,7 +132,7 @@ describe('Bearer REGISTER (RFC 8898)', () => {
 
 describe('Bearer tokens from a remote issuer (--jwks-url)', () => {
   let issuer: Server;
-  let keys: Array<{ kid: string; privateKey: CryptoKey; jwk: JWK }> = [];
+  const keys: Array<{ kid: string; privateKey: CryptoKey; jwk: JWK }> = [];
   let fetches = 0;
   let s: TestServer;
   let c: SipTestClient;

@@ -11,7 +11,8 @@ import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { InProcessBus } from '../../src/bus/in-process.ts';
 import { createLogger } from '../../src/log.ts';
-import { LocationService, type BindingChange } from '../../src/registrar/location-service.ts';
+import { MemoryLocationIndex } from '../../src/storage/memory/location-index.ts';
+import { LocationConflict, LocationService, type BindingChange } from '../../src/registrar/location-service.ts';
 import type { BindingRecord } from '../../src/storage/ports.ts';
 import { openDatabase } from '../../src/storage/sqlite/database.ts';
 import { SqliteLocationStore } from '../../src/storage/sqlite/location-store.ts';
@@ -219,7 +220,7 @@ describe('location journal compaction while bindings change', () => {
   async function open(dir: string, clock: { t: number }) {
     const db = openDatabase({ file: path.join(dir, 'location.db'), durability: 'os' });
     const store = new SqliteLocationStore(db, { sliceRows: 1, minGarbage: 1 });
-    const location = new LocationService({ store, bus: new InProcessBus(log), log, now: () => clock.t });
+    const location = new LocationService({ index: new MemoryLocationIndex(), store, bus: new InProcessBus(log), log, now: () => clock.t });
     await location.prime();
     return {
       location,
@@ -242,31 +243,42 @@ describe('location journal compaction while bindings change', () => {
   }
 
   /** What the registrar does: the AOR's next bindings and the changes leading there. */
-  function change(location: LocationService, aor: string, key: string, op: 'put' | 'remove', expiresAt: number): Promise<void> {
-    const next = location.lookup(aor).slice();
-    const changes: BindingChange[] = [];
-    const i = next.findIndex((b) => b.key === key);
-    if (op === 'remove') {
-      if (i < 0) return Promise.resolve();
-      changes.push({ event: 'removed', binding: next[i] });
-      next.splice(i, 1);
-    } else {
-      const b = binding(aor, key, expiresAt);
-      if (i >= 0) next[i] = b;
-      else next.push(b);
-      changes.push({ event: i >= 0 ? 'refreshed' : 'added', binding: b });
+  /** One REGISTER's worth of change, done as the registrar does: read, compute, compare-and-set, retry on conflict. */
+  async function change(location: LocationService, aor: string, key: string, op: 'put' | 'remove', expiresAt: number): Promise<void> {
+    for (;;) {
+      const state = await location.read(aor);
+      const next = state.bindings.slice();
+      const changes: BindingChange[] = [];
+      const i = next.findIndex((b) => b.key === key);
+      if (op === 'remove') {
+        if (i < 0) return;
+        changes.push({ event: 'removed', binding: next[i] });
+        next.splice(i, 1);
+      } else {
+        const b = binding(aor, key, expiresAt);
+        if (i >= 0) next[i] = b;
+        else next.push(b);
+        changes.push({ event: i >= 0 ? 'refreshed' : 'added', binding: b });
+      }
+      try {
+        return await location.apply(aor, state, next, changes);
+      } catch (e) {
+        if (!(e instanceof LocationConflict)) throw e;
+      }
     }
-    return location.apply(aor, next, changes);
   }
 
-  const describeAll = (location: LocationService) =>
-    [...location.entries()].flatMap(([, list]) => list.map((b) => `${b.aor}/${b.key}:${b.cseq}`)).sort();
+  const describeAll = async (location: LocationService) => {
+    const out: string[] = [];
+    for await (const [, list] of location.entries()) for (const b of list) out.push(`${b.aor}/${b.key}:${b.cseq}`);
+    return out.sort();
+  };
 
   /** The journal as a restarted server would see it. */
   async function afterRestart(dir: string, clock: { t: number }): Promise<string[]> {
     const again = await open(dir, clock);
     try {
-      return describeAll(again.location);
+      return await describeAll(again.location);
     } finally {
       again.close();
     }
@@ -285,8 +297,8 @@ describe('location journal compaction while bindings change', () => {
       await Promise.all([change(location, 'multi@x', 'k7', 'put', far), change(location, 'multi@x', 'k6', 'remove', far)]);
       await done;
       assert.equal(store.compactions, 1, 'the compaction ran');
-      assert.deepEqual(await afterRestart(dir, clock), describeAll(location));
-      assert.ok(!describeAll(location).some((d) => d.startsWith('multi@x/k6:')), 'k6 was removed');
+      assert.deepEqual(await afterRestart(dir, clock), await describeAll(location));
+      assert.ok(!(await describeAll(location)).some((d) => d.startsWith('multi@x/k6:')), 'k6 was removed');
     } finally {
       close();
       rmSync(dir, { recursive: true, force: true });
@@ -307,7 +319,7 @@ describe('location journal compaction while bindings change', () => {
       await location.expire(); // takes k0 out of the AOR's array in place
       await done;
       assert.equal(store.compactions, 1, 'the compaction ran');
-      const live = describeAll(location);
+      const live = await describeAll(location);
       assert.equal(live.length, 7);
       assert.deepEqual(await afterRestart(dir, clock), live);
     } finally {
@@ -343,7 +355,7 @@ describe('location journal compaction while bindings change', () => {
         }
         await done;
         const disk = (await store.list()).map((b) => `${b.aor}/${b.key}:${b.cseq}`).sort();
-        assert.deepEqual(disk, describeAll(location), `round ${round}`);
+        assert.deepEqual(disk, await describeAll(location), `round ${round}`);
       }
       assert.ok(store.compactions > 100);
     } finally {

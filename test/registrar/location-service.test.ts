@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { InProcessBus } from '../../src/bus/in-process.ts';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
 import { createLogger } from '../../src/log.ts';
+import { MemoryLocationIndex } from '../../src/storage/memory/location-index.ts';
 import { LocationService } from '../../src/registrar/location-service.ts';
 import type { BindingRecord, LocationStore } from '../../src/storage/ports.ts';
 import { openDatabase } from '../../src/storage/sqlite/database.ts';
@@ -24,7 +25,7 @@ function setup(dir: string, clock: { now: number }, store?: LocationStore) {
   bus.subscribe('binding.*', (m) => {
     events.push(m);
   });
-  const location = new LocationService({ store: store ?? new SqliteLocationStore(db), bus, log, now: () => clock.now });
+  const location = new LocationService({ index: new MemoryLocationIndex(), store: store ?? new SqliteLocationStore(db), bus, log, now: () => clock.now });
   return { db, bus, events, location };
 }
 
@@ -34,9 +35,9 @@ describe('LocationService', () => {
     const clock = { now: Date.now() };
     const a = setup(dir, clock);
     await a.location.prime();
-    await a.location.apply('alice@d', [binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 })], [{ event: 'added', binding: binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 }) }]);
+    await a.location.replace('alice@d', [binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 })], [{ event: 'added', binding: binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 }) }]);
     const bob = binding('bob@d', 'k1', { expiresAt: clock.now + 3_600_000 });
-    await a.location.apply('bob@d', [bob], [{ event: 'added', binding: bob }]);
+    await a.location.replace('bob@d', [bob], [{ event: 'added', binding: bob }]);
     a.location.close();
     a.db.close();
 
@@ -45,8 +46,8 @@ describe('LocationService', () => {
     try {
       const primed = await b.location.prime();
       assert.deepEqual(primed, { loaded: 1, expired: 1, orphaned: 0 });
-      assert.deepEqual(b.location.lookup('alice@d'), []);
-      assert.equal(b.location.lookup('bob@d').length, 1);
+      assert.deepEqual((await b.location.lookup('alice@d')), []);
+      assert.equal((await b.location.lookup('bob@d')).length, 1);
       await tick();
       assert.deepEqual(b.events.map((e) => `${e.topic} ${e.payload.aor}`), ['binding.expired alice@d']);
       // The removal is durable: a third start does not see alice either.
@@ -67,15 +68,15 @@ describe('LocationService', () => {
       await s.location.prime();
       const short = binding('a@d', 'k1', { expiresAt: clock.now + 5_000 });
       const long = binding('a@d', 'k2', { expiresAt: clock.now + 60_000 });
-      await s.location.apply('a@d', [short, long], [{ event: 'added', binding: short }, { event: 'added', binding: long }]);
+      await s.location.replace('a@d', [short, long], [{ event: 'added', binding: short }, { event: 'added', binding: long }]);
       await tick();
       s.events.length = 0;
       clock.now += 4_000;
       await s.location.expire();
-      assert.equal(s.location.lookup('a@d').length, 2);
+      assert.equal((await s.location.lookup('a@d')).length, 2);
       clock.now += 1_500;
       await s.location.expire();
-      assert.deepEqual(s.location.lookup('a@d').map((b) => b.key), ['k2']);
+      assert.deepEqual((await s.location.lookup('a@d')).map((b) => b.key), ['k2']);
       assert.equal(s.location.size, 1);
       await tick();
       assert.deepEqual(s.events.map((e) => [e.topic, e.payload.expires]), [['binding.expired', 0]]);
@@ -95,12 +96,12 @@ describe('LocationService', () => {
     try {
       await s.location.prime();
       const first = binding('a@d', 'k1', { expiresAt: clock.now + 5_000 });
-      await s.location.apply('a@d', [first], [{ event: 'added', binding: first }]);
+      await s.location.replace('a@d', [first], [{ event: 'added', binding: first }]);
       const refreshed = { ...first, expiresAt: clock.now + 60_000, cseq: 2 };
-      await s.location.apply('a@d', [refreshed], [{ event: 'refreshed', binding: refreshed }]);
+      await s.location.replace('a@d', [refreshed], [{ event: 'refreshed', binding: refreshed }]);
       clock.now += 10_000;
       await s.location.expire();
-      assert.equal(s.location.lookup('a@d')[0].cseq, 2);
+      assert.equal((await s.location.lookup('a@d'))[0].cseq, 2);
     } finally {
       s.location.close();
       s.db.close();
@@ -123,15 +124,15 @@ describe('LocationService', () => {
     try {
       await s.location.prime();
       const b1 = binding('a@d', 'k1');
-      await s.location.apply('a@d', [b1], [{ event: 'added', binding: b1 }]);
+      await s.location.replace('a@d', [b1], [{ event: 'added', binding: b1 }]);
       await tick();
       assert.equal(s.events.length, 1);
       failNext = true;
       const b2 = binding('a@d', 'k2');
-      await assert.rejects(s.location.apply('a@d', [b1, b2], [{ event: 'added', binding: b2 }]), /disk full/);
+      await assert.rejects(s.location.replace('a@d', [b1, b2], [{ event: 'added', binding: b2 }]), /disk full/);
       await tick();
       assert.equal(s.events.length, 1, 'nothing announced for a change that was not stored');
-      assert.deepEqual(s.location.lookup('a@d').map((b: BindingRecord) => b.key), ['k1'], 'memory agrees with the store again');
+      assert.deepEqual((await s.location.lookup('a@d')).map((b: BindingRecord) => b.key), ['k1'], 'memory agrees with the store again');
       assert.equal(s.location.size, 1);
     } finally {
       s.location.close();
@@ -155,14 +156,14 @@ describe('LocationService expiry with several bindings per AOR', () => {
         binding('a@d', 'k3', { expiresAt: clock.now + 60_000 }),
         binding('a@d', 'k4', { expiresAt: clock.now + 5_000 }),
       ];
-      await s.location.apply('a@d', bs, bs.map((binding) => ({ event: 'added' as const, binding })));
+      await s.location.replace('a@d', bs, bs.map((binding) => ({ event: 'added' as const, binding })));
       clock.now += 6_000;
       await s.location.expire();
-      assert.deepEqual(s.location.lookup('a@d').map((b) => b.key), ['k1', 'k3']);
+      assert.deepEqual((await s.location.lookup('a@d')).map((b) => b.key), ['k1', 'k3']);
       assert.equal(s.location.size, 2);
       clock.now += 60_000;
       await s.location.expire();
-      assert.deepEqual(s.location.lookup('a@d'), []);
+      assert.deepEqual((await s.location.lookup('a@d')), []);
       assert.equal(s.location.size, 0);
       assert.equal(s.location.aorCount, 0);
     } finally {
@@ -185,12 +186,12 @@ describe('LocationService after a restart', () => {
     const elsewhere = binding('b@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n2' });
     await store.write([ws, flow, tcp, elsewhere].map((b) => ({ op: 'put' as const, binding: b })));
     const bus = new InProcessBus(log);
-    const location = new LocationService({ store, bus, log, node: 'n1', now: () => clock.now });
+    const location = new LocationService({ index: new MemoryLocationIndex(), store, bus, log, node: 'n1', now: () => clock.now });
     try {
       const primed = await location.prime();
       assert.deepEqual(primed, { loaded: 2, expired: 0, orphaned: 2 });
-      assert.deepEqual(location.lookup('a@d').map((b) => b.key), ['tcp']);
-      assert.equal(location.lookup('b@d').length, 1, 'another node’s connections are its own business');
+      assert.deepEqual((await location.lookup('a@d')).map((b) => b.key), ['tcp']);
+      assert.equal((await location.lookup('b@d')).length, 1, 'another node’s connections are its own business');
       assert.deepEqual((await store.list('a@d')).map((b) => b.key), ['tcp']);
     } finally {
       location.close();

@@ -74,7 +74,7 @@ describe('registrar rules', () => {
     const r = await register(c, { ...alice, callId: 'brief', contact: ['<sip:ok@192.0.2.2>;expires=600', '<sip:short@192.0.2.2>;expires=30'] });
     assert.equal(r.status, 423);
     assert.equal(r.header('Min-Expires'), '60');
-    assert.deepEqual(s.location.lookup('alice@example.test'), [], 'the acceptable contact was not bound either');
+    assert.deepEqual((await s.location.lookup('alice@example.test')), [], 'the acceptable contact was not bound either');
   });
 
   it('orders by CSeq within a Call-ID and lets a new Call-ID replace the binding', async () => {
@@ -83,22 +83,22 @@ describe('registrar rules', () => {
     const stale = await register(c, { ...alice, callId: 'order-1', cseq: 2, contact: [contact, '<sip:other@192.0.2.3>'] });
     assert.equal(stale.status, 400);
     assert.match(stale.reason, /CSeq/);
-    assert.deepEqual(s.location.lookup('alice@example.test').map((b) => b.contact), ['sip:phone@192.0.2.3'], 'nothing of the stale request applied');
+    assert.deepEqual((await s.location.lookup('alice@example.test')).map((b) => b.contact), ['sip:phone@192.0.2.3'], 'nothing of the stale request applied');
     // A different Call-ID (the phone rebooted) may use any CSeq.
     const reboot = await register(c, { ...alice, callId: 'order-2', cseq: 1, contact });
     assert.equal(reboot.status, 200);
-    const [b] = s.location.lookup('alice@example.test');
+    const [b] = (await s.location.lookup('alice@example.test'));
     assert.equal(b.callId, 'order-2');
     assert.equal((await register(c, { ...alice, callId: 'order-2', cseq: 20, contact: '*', expires: 0 })).status, 200);
   });
 
   it('answers a REGISTER without Contact with the current bindings, changing nothing', async () => {
     await register(c, { ...alice, callId: 'q', contact: ['<sip:q1@192.0.2.4>;q=0.5', '<sip:q2@192.0.2.4>;q=1.0'] });
-    const before = s.location.lookup('alice@example.test');
+    const before = (await s.location.lookup('alice@example.test'));
     const r = await register(c, { ...alice, callId: 'q', cseq: 5, contact: [] });
     assert.equal(r.status, 200);
     assert.deepEqual(contactsOf(r.all('Contact')), ['<sip:q1@192.0.2.4>;q=0.5', '<sip:q2@192.0.2.4>;q=1']);
-    assert.deepEqual(s.location.lookup('alice@example.test'), before);
+    assert.deepEqual((await s.location.lookup('alice@example.test')), before);
     await register(c, { ...alice, callId: 'q', cseq: 9, contact: '*', expires: 0 });
   });
 
@@ -114,7 +114,7 @@ describe('registrar rules', () => {
   it('forbids registering an AOR the account does not own, and serves only its realms', async () => {
     const r = await register(c, { user: 'bob', authUser: 'alice', password: 'alice-pw', domain: 'example.test' });
     assert.equal(r.status, 403);
-    assert.deepEqual(s.location.lookup('bob@example.test'), []);
+    assert.deepEqual((await s.location.lookup('bob@example.test')), []);
     const other = await register(c, { user: 'alice', password: 'alice-pw', domain: 'elsewhere.test' });
     assert.equal(other.status, 404);
   });
@@ -124,7 +124,7 @@ describe('registrar rules', () => {
     const without = await register(c, { ...alice, callId: 'path', contact: '<sip:p@192.0.2.6>', headers: path });
     assert.equal(without.status, 200);
     assert.deepEqual(without.all('Path'), []);
-    assert.deepEqual(s.location.lookup('alice@example.test')[0].path, ['<sip:edge1.example.test;lr>', '<sip:edge2.example.test;lr>']);
+    assert.deepEqual((await s.location.lookup('alice@example.test'))[0].path, ['<sip:edge1.example.test;lr>', '<sip:edge2.example.test;lr>']);
     const withSupport = await register(c, { ...alice, callId: 'path', cseq: 5, contact: '<sip:p@192.0.2.6>', headers: [...path, ['Supported', 'path']] });
     assert.deepEqual(withSupport.all('Path'), ['<sip:edge1.example.test;lr>', '<sip:edge2.example.test;lr>']);
     await register(c, { ...alice, callId: 'path', cseq: 9, contact: '*', expires: 0 });
@@ -135,7 +135,7 @@ describe('registrar rules', () => {
     await register(c, { ...alice, callId: 'ob', contact: `<sip:ob@192.0.2.7:5060>;+sip.instance=${inst};reg-id=1` });
     await register(c, { ...alice, callId: 'ob', cseq: 5, contact: `<sip:ob@198.51.100.7:6000>;+sip.instance=${inst};reg-id=1` });
     await register(c, { ...alice, callId: 'ob', cseq: 9, contact: `<sip:ob@198.51.100.7:6001>;+sip.instance=${inst};reg-id=2` });
-    const bs = s.location.lookup('alice@example.test');
+    const bs = (await s.location.lookup('alice@example.test'));
     assert.deepEqual(bs.map((b) => [b.contact, b.regId]).sort(), [['sip:ob@198.51.100.7:6000', 1], ['sip:ob@198.51.100.7:6001', 2]]);
     assert.equal(bs[0].instanceId, '<urn:uuid:00000000-0000-1000-8000-000A95A0E128>');
     await register(c, { ...alice, callId: 'ob', cseq: 20, contact: '*', expires: 0 });
@@ -168,7 +168,7 @@ describe('contact limit', () => {
       const r = await register(c, { ...alice, callId: 'l2', contact: '<sip:3@192.0.2.1>' });
       assert.equal(r.status, 403);
       assert.match(r.reason, /too many contacts/);
-      assert.equal(s.location.lookup('alice@example.test').length, 2);
+      assert.equal((await s.location.lookup('alice@example.test')).length, 2);
       // A refresh of an existing contact is still fine at the limit.
       assert.equal((await register(c, { ...alice, callId: 'l', cseq: 10, contact: '<sip:2@192.0.2.1>' })).status, 200);
     });
@@ -182,7 +182,7 @@ describe('contact limit', () => {
       await new Promise((r) => setTimeout(r, 5));
       const r = await register(c, { ...alice, callId: 'e3', contact: '<sip:newest@192.0.2.1>' });
       assert.equal(r.status, 200);
-      assert.deepEqual(s.location.lookup('alice@example.test').map((b) => b.contact).sort(), ['sip:middle@192.0.2.1', 'sip:newest@192.0.2.1']);
+      assert.deepEqual((await s.location.lookup('alice@example.test')).map((b) => b.contact).sort(), ['sip:middle@192.0.2.1', 'sip:newest@192.0.2.1']);
       await new Promise((r2) => setImmediate(r2));
       assert.ok(events.some((e) => e.topic === 'binding.removed' && e.payload.contact === 'sip:oldest@192.0.2.1'));
     });

@@ -399,7 +399,7 @@ describe('the REGISTER messages at a registrar that serves example.com (byRole r
     const contacts = res.all('Contact');
     assert.equal(contacts.length, 1);
     assert.match(contacts[0], /^<sip:\+19725552222@gw1\.example\.net>;unknownparam;expires=\d+$/);
-    assert.deepEqual(server.location.lookup('watson@example.com').map((b) => [b.contact, b.params]), [['sip:+19725552222@gw1.example.net', ';unknownparam']]);
+    assert.deepEqual((await server.location.lookup('watson@example.com')).map((b) => [b.contact, b.params]), [['sip:+19725552222@gw1.example.net', ';unknownparam']]);
   });
 
   it('cparam02: after authenticating, 200; unknownparam stays a URI parameter', async () => {
@@ -410,7 +410,7 @@ describe('the REGISTER messages at a registrar that serves example.com (byRole r
     assert.equal(res.status, 200, res.reason);
     assert.deepEqual(res.all('Contact').map((c) => c.replace(/;expires=\d+$/, '')), ['<sip:+19725552222@gw1.example.net;unknownparam>']);
     // And a later retrieval of the registration has it there too.
-    assert.deepEqual(server.location.lookup('watson@example.com').map((b) => [b.contact, b.params]), [['sip:+19725552222@gw1.example.net;unknownparam', '']]);
+    assert.deepEqual((await server.location.lookup('watson@example.com')).map((b) => [b.contact, b.params]), [['sip:+19725552222@gw1.example.net;unknownparam', '']]);
   });
 
   it('regescrt: after authenticating, 200; the escaped Route header stays in the binding\'s URI', async () => {
@@ -420,7 +420,7 @@ describe('the REGISTER messages at a registrar that serves example.com (byRole r
     const res = await send(authenticated(e, challenge, 'user'));
     assert.equal(res.status, 200, res.reason);
     assert.deepEqual(res.all('Contact').map((c) => c.replace(/;expires=\d+$/, '')), ['<sip:user@example.com?Route=%3Csip:sip.example.com%3E>']);
-    assert.deepEqual(server.location.lookup('user@example.com').map((b) => b.contact), ['sip:user@example.com?Route=%3Csip:sip.example.com%3E']);
+    assert.deepEqual((await server.location.lookup('user@example.com')).map((b) => b.contact), ['sip:user@example.com?Route=%3Csip:sip.example.com%3E']);
   });
 
   it('regbadct: challenged first; once authenticated, 400 for the unbracketed Contact with URI headers', async () => {

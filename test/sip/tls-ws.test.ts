@@ -135,7 +135,7 @@ describe('SIP over TLS, WS and WSS', () => {
       const user = transport === 'WS' ? 'alice' : 'bob';
       const r = await registerOverWs(peer, user, `${user}-pw`, transport);
       assert.equal(r.status, 200, r.raw);
-      const [b] = s.location.lookup(`${user}@${D}`);
+      const [b] = (await s.location.lookup(`${user}@${D}`));
       assert.equal(b.transport, transport);
       assert.equal(b.contact, `sip:${user}@df7jal23ls0d.invalid;transport=ws`);
       assert.ok(b.connectionId !== null);
@@ -144,8 +144,8 @@ describe('SIP over TLS, WS and WSS', () => {
       assert.equal(await peer.next(), '\r\n');
       events.length = 0;
       await peer.close();
-      for (let i = 0; i < 100 && s.location.lookup(`${user}@${D}`).length; i++) await new Promise((res) => setTimeout(res, 10));
-      assert.deepEqual(s.location.lookup(`${user}@${D}`), [], 'the binding went with its connection');
+      for (let i = 0; i < 100 && (await s.location.lookup(`${user}@${D}`)).length; i++) await new Promise((res) => setTimeout(res, 10));
+      assert.deepEqual((await s.location.lookup(`${user}@${D}`)), [], 'the binding went with its connection');
       // Announced once durable (after the memory change the loop above waited for).
       const announced = () => events.some((e) => e.topic === 'binding.removed' && e.payload.aor === `${user}@${D}`);
       for (let i = 0; i < 100 && !announced(); i++) await new Promise((res) => setTimeout(res, 10));
@@ -158,9 +158,9 @@ describe('SIP over TLS, WS and WSS', () => {
     const inst = '"<urn:uuid:00000000-0000-1000-8000-00000000cafe>"';
     const withFlow = await register(c, { user: 'carol', password: 'carol-pw', domain: D, contact: [`<sip:carol@127.0.0.1:${c.localPort};transport=tcp>;+sip.instance=${inst};reg-id=1`, `<sip:carol-plain@127.0.0.1:${c.localPort};transport=tcp>`] });
     assert.equal(withFlow.status, 200, withFlow.raw);
-    assert.equal(s.location.lookup(`carol@${D}`).length, 2);
+    assert.equal((await s.location.lookup(`carol@${D}`)).length, 2);
     c.close();
-    for (let i = 0; i < 100 && s.location.lookup(`carol@${D}`).length > 1; i++) await new Promise((res) => setTimeout(res, 10));
-    assert.deepEqual(s.location.lookup(`carol@${D}`).map((b) => b.contact), [`sip:carol-plain@127.0.0.1:${c.localPort};transport=tcp`]);
+    for (let i = 0; i < 100 && (await s.location.lookup(`carol@${D}`)).length > 1; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.deepEqual((await s.location.lookup(`carol@${D}`)).map((b) => b.contact), [`sip:carol-plain@127.0.0.1:${c.localPort};transport=tcp`]);
   });
 });

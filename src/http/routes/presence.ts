@@ -57,7 +57,11 @@ export const presenceRoutes: FastifyPluginAsync<PresenceRoutesOptions> = async (
       preHandler: read,
       schema: { tags: ['presence'], summary: 'The composed presence state (tuples per device, activities, the PIDF document)', security, params: idParam, response: errors },
     },
-    async (req) => o.presence.state(await aorOf(req.params.id)),
+    async (req) => {
+      const aor = await aorOf(req.params.id);
+      await o.presence.refresh(aor);
+      return o.presence.state(aor);
+    },
   );
 
   app.put<{ Params: { id: string }; Body: { basic: 'open' | 'closed'; activities?: string[]; note?: string; expires?: number } }>(

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { LocationService } from '../../registrar/location-service.ts';
 import { guard, type Authenticator } from '../authenticate.ts';
 import type { BindingRecord } from '../../storage/ports.ts';
+import { bindingFilter, bindingFilterProperties, type BindingFilterQuery } from '../registration-filters.ts';
 
 export function bindingJson(b: BindingRecord, now: number) {
   return {
@@ -28,7 +29,7 @@ export function bindingJson(b: BindingRecord, now: number) {
   };
 }
 
-interface Query {
+interface Query extends BindingFilterQuery {
   realm?: string;
   user?: string;
   limit?: number;
@@ -54,6 +55,7 @@ export const registrationRoutes: FastifyPluginAsync<{ location: LocationService;
             user: { type: 'string', maxLength: 256 },
             limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
             offset: { type: 'integer', minimum: 0, default: 0 },
+            ...bindingFilterProperties,
           },
         },
       },
@@ -64,23 +66,27 @@ export const registrationRoutes: FastifyPluginAsync<{ location: LocationService;
       const offset = req.query.offset ?? 0;
       const now = Date.now();
       const wantRealm = realm?.toLowerCase();
+      const keep = bindingFilter(req.query, now);
+      const only = (list: BindingRecord[]) => (keep ? list.filter(keep) : list);
       const out: Array<{ aor: string; user: string; realm: string; bindings: ReturnType<typeof bindingJson>[] }> = [];
       let total = 0;
       if (user !== undefined && wantRealm !== undefined) {
         const aor = `${user}@${wantRealm}`;
-        const bindings = location.lookup(aor);
+        const bindings = only(await location.lookup(aor));
         if (bindings.length) {
           total = 1;
           if (offset === 0) out.push({ aor, user, realm: wantRealm, bindings: bindings.map((b) => bindingJson(b, now)) });
         }
       } else {
-        for (const [aor, bindings] of location.entries()) {
+        for await (const [aor, bindings] of location.entries()) {
           const at = aor.lastIndexOf('@');
           const u = aor.slice(0, at);
           const r = aor.slice(at + 1);
           if (wantRealm !== undefined && r !== wantRealm) continue;
           if (user !== undefined && u !== user) continue;
-          if (total >= offset && out.length < limit) out.push({ aor, user: u, realm: r, bindings: bindings.map((b) => bindingJson(b, now)) });
+          const kept = only(bindings);
+          if (kept.length === 0) continue;
+          if (total >= offset && out.length < limit) out.push({ aor, user: u, realm: r, bindings: kept.map((b) => bindingJson(b, now)) });
           total++;
         }
       }

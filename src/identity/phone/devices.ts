@@ -200,6 +200,12 @@ export class DeviceService {
     };
   }
 
+  /** An account's devices for an admin (the console); none when it is not a phone account. */
+  async listOf(accountId: string) {
+    const account = await this.c.store.findById(accountId);
+    return { devices: (account?.devices ?? []).map((x) => ({ id: x.deviceId, name: x.name, created: x.createdAt, lastSeen: x.lastSeen })) };
+  }
+
   /** The primary removes any linked device; a linked device removes itself. The primary cannot be removed. */
   async remove(d: AuthenticatedDevice, deviceId: number): Promise<void> {
     if (deviceId === 1) throw phoneError('PHONE_ERR_FORBIDDEN', { message: 'the primary device cannot be removed' });

@@ -122,7 +122,7 @@ export class PostgresAccountStore implements AccountStore, AccountAdmin, Credent
     }
     const clause = where.length ? 'WHERE ' + where.join(' AND ') : '';
     const total = (await this.db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts ${clause}`, args)).rows[0].n;
-    const rows = await this.db.query<AccountRow>(`SELECT * FROM accounts ${clause} ORDER BY realm, username LIMIT $${args.length + 1} OFFSET $${args.length + 2}`, [...args, q.limit, q.offset]);
+    const rows = await this.db.query<AccountRow>(`SELECT * FROM accounts ${clause} ORDER BY realm COLLATE "C", username COLLATE "C" LIMIT $${args.length + 1} OFFSET $${args.length + 2}`, [...args, q.limit, q.offset]);
     return { total, accounts: rows.rows.map(toAccount) };
   }
 

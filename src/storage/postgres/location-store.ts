@@ -73,7 +73,7 @@ function fromRow(r: Row): BindingRecord {
   };
 }
 
-const UPSERT_SET = COLUMNS.filter((c) => c !== 'aor' && c !== 'binding_key' && c !== 'created_at')
+const UPSERT_SET = COLUMNS.filter((c) => c !== 'aor' && c !== 'binding_key')
   .map((c) => `${c} = EXCLUDED.${c}`)
   .join(', ');
 
@@ -159,8 +159,8 @@ export class PostgresLocationStore implements LocationStore {
 
   async list(aor?: string): Promise<BindingRecord[]> {
     const r = aor === undefined
-      ? await this.db.query<Row>('SELECT * FROM bindings ORDER BY aor, binding_key')
-      : await this.db.query<Row>('SELECT * FROM bindings WHERE aor = $1 ORDER BY binding_key', [aor]);
+      ? await this.db.query<Row>('SELECT * FROM bindings ORDER BY aor COLLATE "C", binding_key COLLATE "C"')
+      : await this.db.query<Row>('SELECT * FROM bindings WHERE aor = $1 ORDER BY binding_key COLLATE "C"', [aor]);
     return r.rows.map(fromRow);
   }
 

@@ -107,4 +107,74 @@ export const PG_MIGRATIONS: PgMigration[] = [
       CREATE INDEX api_keys_account ON api_keys(account_id);
     `,
   },
+  {
+    version: 4,
+    name: 'phone sign-up: phone accounts and devices',
+    // As in SQLite: an accounts row (username = E.164 number) plus this row; device HA1s in sip_credentials under
+    // "<account-id>.<device-id>". Documents the server only reads back (keys, attributes, salted hashes) are JSON,
+    // not JSONB: kept as written, and JSONB would refuse a \u0000 in a client-supplied attribute that SQLite keeps.
+    sql: `
+      CREATE TABLE phone_accounts (
+        account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        pni TEXT NOT NULL UNIQUE,
+        registration_lock JSON,
+        recovery_password JSON,
+        identity_keys JSON NOT NULL DEFAULT '{}',
+        attributes JSON NOT NULL DEFAULT '{}',
+        next_device_id INTEGER NOT NULL DEFAULT 2,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+      CREATE TABLE phone_devices (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_id INTEGER NOT NULL,
+        name TEXT,
+        auth_salt TEXT NOT NULL,
+        auth_hash TEXT NOT NULL,
+        locked BOOLEAN NOT NULL DEFAULT FALSE,
+        capabilities JSON NOT NULL DEFAULT '{}',
+        fetches_messages BOOLEAN NOT NULL DEFAULT FALSE,
+        registration_id INTEGER,
+        created_at BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (account_id, device_id)
+      );
+      CREATE INDEX phone_devices_last_seen ON phone_devices(last_seen);
+    `,
+  },
+  {
+    version: 5,
+    name: 'presence: subscriptions, publications, watcher policies',
+    sql: `
+      CREATE TABLE presence_subscriptions (
+        id TEXT PRIMARY KEY,
+        presentity TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        data JSON NOT NULL
+      );
+      CREATE TABLE presence_publications (
+        etag TEXT PRIMARY KEY,
+        aor TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        data JSON NOT NULL
+      );
+      CREATE TABLE presence_policies (
+        aor TEXT PRIMARY KEY,
+        mode TEXT NOT NULL,
+        allow JSON NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+    `,
+  },
+  {
+    version: 6,
+    name: 'reversible SIP passwords (opt-in, sealed)',
+    sql: `
+      CREATE TABLE sip_passwords_sealed (
+        account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        sealed TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];

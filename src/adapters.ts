@@ -1,0 +1,155 @@
+// The composition root, first half: which adapter serves each port, from the configuration. Embedded default:
+// SQLite file, in-process cache and location index. Scale-out: PostgreSQL (--database) for everything durable,
+// Redis (--cache) for the shared location index and short-lived state. server.ts (and the CLI) take the stores
+// from here and nothing else imports an adapter.
+
+import path from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import type { NonceCountTracker, NonceIssuer } from './sip/digest.ts';
+import type {
+  AccountAdmin,
+  AccountStore,
+  ApiKeyStore,
+  Cache,
+  CredentialStore,
+  FailureCounter,
+  LocationIndex,
+  LocationStore,
+  PhoneStore,
+  PresenceStore,
+  RefreshTokenStore,
+  SealedSipPasswordStore,
+  SigningKeyStore,
+} from './storage/ports.ts';
+import { MemoryCache } from './storage/memory/cache.ts';
+import { MemoryFailureCounter } from './storage/memory/failure-counter.ts';
+import { MemoryLocationIndex } from './storage/memory/location-index.ts';
+import { NonceCountWindow } from './storage/memory/nonce-counts.ts';
+import { PostgresAccountStore } from './storage/postgres/account-store.ts';
+import { openPostgres, type Db } from './storage/postgres/database.ts';
+import { PostgresLocationStore } from './storage/postgres/location-store.ts';
+import { PostgresPhoneStore } from './storage/postgres/phone-store.ts';
+import { PostgresPresenceStore } from './storage/postgres/presence-store.ts';
+import { PostgresSealedSipPasswordStore } from './storage/postgres/sealed-sip-password-store.ts';
+import { PostgresTokenStore } from './storage/postgres/token-store.ts';
+import { RedisCache } from './storage/redis/cache.ts';
+import { openRedis, redactUrl } from './storage/redis/client.ts';
+import { RedisFailureCounter } from './storage/redis/failure-counter.ts';
+import { RedisLocationIndex } from './storage/redis/location-index.ts';
+import { RedisNonceCounts } from './storage/redis/nonce-counts.ts';
+import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
+import { openDatabase } from './storage/sqlite/database.ts';
+import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
+import { SqlitePhoneStore } from './storage/sqlite/phone-store.ts';
+import { SqlitePresenceStore } from './storage/sqlite/presence-store.ts';
+import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
+import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
+
+export type Accounts = AccountStore & AccountAdmin & CredentialStore;
+export type Tokens = SigningKeyStore & RefreshTokenStore & ApiKeyStore;
+
+/** The durable stores: SQLite or PostgreSQL. */
+export interface DurableStores {
+  kind: 'sqlite' | 'postgres';
+  accounts: Accounts;
+  location: LocationStore & { commits: number; appended: number };
+  tokens: Tokens;
+  sealedPasswords: SealedSipPasswordStore;
+  phone: PhoneStore;
+  presence: PresenceStore;
+  /** Where it is, for the logs (never a password). */
+  describe: string;
+  close(): Promise<void>;
+}
+
+export function databaseFile(config: Config): string {
+  return path.join(config.dataDir, 'switchboard.db');
+}
+
+export async function openDurable(config: Config): Promise<DurableStores> {
+  if (config.storage.database === 'sqlite') {
+    const db: DatabaseSync = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+    const location = new SqliteLocationStore(db);
+    const presence = new SqlitePresenceStore(db);
+    return {
+      kind: 'sqlite',
+      accounts: new SqliteAccountStore(db),
+      location,
+      tokens: new SqliteTokenStore(db),
+      sealedPasswords: new SqliteSealedSipPasswordStore(db),
+      phone: new SqlitePhoneStore(db),
+      presence,
+      describe: databaseFile(config),
+      async close() {
+        location.close();
+        presence.close();
+        db.close();
+      },
+    };
+  }
+  const db: Db = await openPostgres({ url: config.storage.database, schema: config.storage.databaseSchema });
+  const location = new PostgresLocationStore(db);
+  const presence = new PostgresPresenceStore(db);
+  return {
+    kind: 'postgres',
+    accounts: new PostgresAccountStore(db),
+    location,
+    tokens: new PostgresTokenStore(db),
+    sealedPasswords: new PostgresSealedSipPasswordStore(db),
+    phone: new PostgresPhoneStore(db),
+    presence,
+    describe: `${redactUrl(config.storage.database)} schema ${config.storage.databaseSchema}`,
+    async close() {
+      await location.drain();
+      await presence.drain?.();
+      await db.end();
+    },
+  };
+}
+
+/** Short-lived shared state and the location index: in-process, or Redis for several nodes. */
+export interface CacheStores {
+  kind: 'memory' | 'redis';
+  cache: Cache & { close?(): void };
+  failures: FailureCounter & { close?(): void };
+  locationIndex: LocationIndex;
+  /** The nonce-count tracker for the issuer (in-process: a window of this process's nonces). */
+  nonceCounts(issuer: NonceIssuer, nonceTtlSeconds: number): NonceCountTracker;
+  describe: string;
+  close(): Promise<void>;
+}
+
+export function openCache(config: Config, now: () => number, log: Logger): CacheStores {
+  if (config.storage.cache === 'memory') {
+    const cache = new MemoryCache(now);
+    const failures = new MemoryFailureCounter();
+    return {
+      kind: 'memory',
+      cache,
+      failures,
+      locationIndex: new MemoryLocationIndex(),
+      nonceCounts: (issuer) => new NonceCountWindow(issuer.boot, () => issuer.nextIndex),
+      describe: 'in-process',
+      async close() {
+        cache.close();
+        failures.close();
+      },
+    };
+  }
+  const redis: Redis = openRedis({ url: config.storage.cache, prefix: config.storage.cachePrefix });
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis error'));
+  return {
+    kind: 'redis',
+    cache: new RedisCache(redis),
+    failures: new RedisFailureCounter(redis),
+    locationIndex: new RedisLocationIndex(redis, config.storage.cachePrefix),
+    nonceCounts: (_issuer, ttl) => new RedisNonceCounts(redis, ttl),
+    describe: `${redactUrl(config.storage.cache)} prefix ${config.storage.cachePrefix}`,
+    async close() {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

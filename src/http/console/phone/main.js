@@ -1,0 +1,159 @@
+// The web softphone: sign in over HTTP, register over WSS with the access token, watch buddies' presence, set
+// our own status with PUBLISH.
+
+import { Session } from '/ui/shared/auth.js';
+import { $, fill, h } from '/ui/shared/dom.js';
+import { clock } from '/ui/shared/format.js';
+import { describe, dotClass } from './pidf.js';
+import { Phone } from './sip.js';
+
+const session = new Session('phone');
+const STATUSES = {
+  available: { basic: 'open' },
+  busy: { basic: 'open', activity: 'busy' },
+  away: { basic: 'open', activity: 'away' },
+  'on-the-phone': { basic: 'open', activity: 'on-the-phone' },
+  meeting: { basic: 'open', activity: 'meeting' },
+  offline: { basic: 'closed' },
+};
+const ADDRESS = /^[^@\s<>"]+@[A-Za-z0-9.-]+$/;
+
+function showLogin(message = '') {
+  $('#app').classList.add('hidden');
+  $('#login').classList.remove('hidden');
+  $('#login-error').textContent = message;
+}
+
+function pill(el, text, kind) {
+  el.textContent = text;
+  el.className = `pill ${kind}`;
+}
+
+async function start(config) {
+  const { username, realm } = session.claims;
+  const aor = `${username}@${realm}`;
+  if (!config.wssPort) return showLogin('This server has no SIP WSS listener (--sip-transports must include WSS).');
+  $('#login').classList.add('hidden');
+  $('#app').classList.remove('hidden');
+  fill($('#who'), 'signed in as ', h('b', {}, aor), ' ');
+  fill($('#aor'), `sip:${aor}`);
+
+  const storeKey = `switchboard.phone.buddies.${aor}`;
+  const buddies = new Map(); // aor → { li, state }
+  const saved = () => JSON.parse(localStorage.getItem(storeKey) ?? '[]');
+  const save = () => localStorage.setItem(storeKey, JSON.stringify([...buddies.keys()]));
+
+  const log = (text) => {
+    const list = $('#log');
+    list.prepend(h('li', {}, h('span', { class: 't' }, clock(Date.now())), text));
+    while (list.children.length > 100) list.lastChild.remove();
+  };
+
+  const phone = new Phone({
+    aor,
+    server: `wss://${location.hostname}:${config.wssPort}`,
+    token: () => session.token,
+    onRegistration: (s) => pill($('#reg-state'), s === 'registered' ? 'registered (WSS)' : s, s === 'registered' ? 'ok' : s.startsWith('refused') || s.startsWith('failed') ? 'bad' : 'warn'),
+    onPublish: (s) => pill($('#pub-state'), s, s === 'published' ? 'ok' : 'warn'),
+    onPresence: (buddy, state, phase) => {
+      const b = buddies.get(buddy);
+      if (!b) return;
+      const before = b.text;
+      b.text = phase === 'pending' ? 'pending authorisation' : phase === 'active' || state ? describe(state) : phase;
+      b.state = state;
+      renderBuddy(buddy);
+      if (b.text !== before) log(`${buddy} is ${b.text}${state?.notes?.length ? ` (${state.notes.join(' · ')})` : ''}`);
+    },
+  });
+
+  function renderBuddy(buddy) {
+    const b = buddies.get(buddy);
+    fill(
+      b.li,
+      h(
+        'div',
+        {},
+        h('div', { class: 'status-line' }, h('span', { class: `dot ${dotClass(b.state)}` }), h('span', { class: 'name' }, buddy)),
+        h('div', { class: 'detail' }, h('span', { 'data-testid': 'buddy-status' }, b.text), b.state?.notes?.length ? ` — ${b.state.notes.join(' · ')}` : ''),
+      ),
+      h('button', { class: 'btn', type: 'button', title: `Remove ${buddy}`, onclick: () => remove(buddy) }, 'Remove'),
+    );
+  }
+
+  function add(buddy) {
+    if (buddies.has(buddy)) return;
+    const li = h('li', { 'data-testid': 'buddy', 'data-aor': buddy });
+    buddies.set(buddy, { li, state: null, text: 'subscribing…' });
+    $('#buddies').append(li);
+    renderBuddy(buddy);
+    save();
+    phone.watch(buddy);
+  }
+
+  function remove(buddy) {
+    const b = buddies.get(buddy);
+    if (!b) return;
+    phone.unwatch(buddy);
+    b.li.remove();
+    buddies.delete(buddy);
+    save();
+  }
+
+  $('#buddy-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = e.target.elements.buddy;
+    const value = input.value.trim().replace(/^sips?:/i, '');
+    if (!ADDRESS.test(value)) {
+      $('#buddy-error').textContent = `${value} is not a SIP address (user@domain)`;
+      return;
+    }
+    $('#buddy-error').textContent = '';
+    add(value.toLowerCase());
+    input.value = '';
+  });
+
+  $('#status-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const status = STATUSES[String(f.get('status'))];
+    pill($('#pub-state'), 'publishing…', 'warn');
+    try {
+      await phone.setStatus({ ...status, note: String(f.get('note') ?? '').trim() });
+      log(`you set ${String(f.get('status'))}`);
+    } catch (err) {
+      pill($('#pub-state'), `failed: ${err.message}`, 'bad');
+    }
+  });
+
+  $('#logout').addEventListener('click', async () => {
+    await phone.stop();
+    await session.logout();
+    location.reload();
+  });
+  window.addEventListener('pagehide', () => phone.stop());
+  session.onChange((claims) => {
+    if (claims === null) phone.stop().then(() => showLogin('Your session ended; sign in again.'));
+  });
+
+  for (const b of saved()) add(b);
+  await phone.start();
+}
+
+async function main() {
+  const config = await fetch('/v1/client-config').then((r) => r.json());
+  $('#login-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    try {
+      await session.login(String(f.get('username')), String(f.get('password')));
+      e.target.reset();
+      await start(config);
+    } catch (err) {
+      $('#login-error').textContent = err.message;
+    }
+  });
+  if (await session.resume()) await start(config);
+  else showLogin();
+}
+
+main();

@@ -1,0 +1,151 @@
+// The shared location index on Redis: every node reads and writes the same bindings.
+//
+// - One hash per AOR (`loc:a:<aor>`): `v` its version, `n` its binding count, `b` the bindings (positional
+//   JSON, storage/binding-codec.ts). A write names the version it read and succeeds only if that is still the
+//   version (a Lua script: compare-and-set), so two nodes changing one AOR cannot lose each other's change.
+//   The hash expires a minute after its last binding would, so Redis cleans up even if no node is running.
+// - A sorted set (`loc:due`) of AORs by their earliest expiry. A node claims the due ones with a lease (their
+//   score moves 30 s ahead), so each is expired by one node, and by another if that one dies mid-way.
+// - Counters (`loc:count`) kept by the scripts, read every few seconds for metrics.
+// - `loc:primed` marks an index filled from the durable store; `loc:priming` is the lease of the node filling it.
+
+import type { Redis } from 'ioredis';
+import { decodePut, encodePut, type StoredWrite } from '../binding-codec.ts';
+import type { AorState, BindingRecord, LocationIndex } from '../ports.ts';
+
+// KEYS: aor hash, due set, counters. ARGV: expected version, bindings JSON, count, earliest expiry (ms), aor,
+// hash expiry (ms epoch).
+const WRITE = `
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return 0 end
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local m = tonumber(ARGV[3])
+if m == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 'v', v + 1, 'n', m, 'b', ARGV[2])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+end
+redis.call('HINCRBY', KEYS[3], 'bindings', m - n)
+if n == 0 and m > 0 then redis.call('HINCRBY', KEYS[3], 'aors', 1) end
+if n > 0 and m == 0 then redis.call('HINCRBY', KEYS[3], 'aors', -1) end
+return 1`;
+
+// KEYS: due set. ARGV: now, limit, lease until.
+const CLAIM = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, a in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], a) end
+return due`;
+
+const AOR_PREFIX = 'loc:a:';
+
+export class RedisLocationIndex implements LocationIndex {
+  readonly shared = true;
+  private readonly r: Redis;
+  private readonly prefix: string;
+  private cached = { bindings: 0, aors: 0 };
+  private readonly timer: NodeJS.Timeout;
+
+  /** @param prefix the key prefix the client was opened with (SCAN does not apply it by itself) */
+  constructor(r: Redis, prefix: string) {
+    this.r = r;
+    this.prefix = prefix;
+    this.timer = setInterval(() => void this.refreshCounts(), 5000);
+    this.timer.unref();
+    void this.refreshCounts();
+  }
+
+  private async refreshCounts(): Promise<void> {
+    try {
+      const c = await this.r.hmget('loc:count', 'bindings', 'aors');
+      this.cached = { bindings: Number(c[0] ?? 0), aors: Number(c[1] ?? 0) };
+    } catch {
+      // keep the last figures
+    }
+  }
+
+  async read(aor: string): Promise<AorState> {
+    const [v, b] = await this.r.hmget(AOR_PREFIX + aor, 'v', 'b');
+    if (v === null || b === null) return { bindings: [], version: 0 };
+    return { bindings: (JSON.parse(b) as StoredWrite[]).map(decodePut), version: Number(v) };
+  }
+
+  async write(aor: string, version: AorState['version'], next: BindingRecord[]): Promise<boolean> {
+    let earliest = Infinity;
+    let latest = 0;
+    for (const b of next) {
+      if (b.expiresAt < earliest) earliest = b.expiresAt;
+      if (b.expiresAt > latest) latest = b.expiresAt;
+    }
+    const ok = await this.r.eval(
+      WRITE,
+      3,
+      AOR_PREFIX + aor,
+      'loc:due',
+      'loc:count',
+      String(typeof version === 'number' ? version : 0),
+      JSON.stringify(next.map(encodePut)),
+      String(next.length),
+      String(earliest === Infinity ? 0 : earliest),
+      aor,
+      String(latest + 60_000),
+    );
+    return ok === 1;
+  }
+
+  async load(bindings: BindingRecord[], aor?: string): Promise<void> {
+    const by = new Map<string, BindingRecord[]>();
+    if (aor !== undefined) by.set(aor, bindings);
+    for (const b of aor === undefined ? bindings : []) {
+      const l = by.get(b.aor);
+      if (l) l.push(b);
+      else by.set(b.aor, [b]);
+    }
+    for (const [a, list] of by) {
+      // Unconditional: read the version and write over it, retrying if a node races us.
+      for (let i = 0; i < 10; i++) {
+        const cur = await this.read(a);
+        if (await this.write(a, cur.version, list)) break;
+      }
+    }
+    await this.refreshCounts();
+  }
+
+  async claimDue(now: number): Promise<string[]> {
+    return (await this.r.eval(CLAIM, 1, 'loc:due', String(now), '500', String(now + 30_000))) as string[];
+  }
+
+  async *entries(): AsyncIterable<[string, BindingRecord[]]> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.r.scan(cursor, 'MATCH', `${this.prefix}${AOR_PREFIX}*`, 'COUNT', 500);
+      cursor = next;
+      for (const k of keys) {
+        const aor = k.slice(this.prefix.length + AOR_PREFIX.length);
+        const s = await this.read(aor);
+        if (s.bindings.length) yield [aor, s.bindings];
+      }
+    } while (cursor !== '0');
+  }
+
+  counts(): { bindings: number; aors: number } {
+    return this.cached;
+  }
+
+  async beginPriming(): Promise<'primed' | 'mine' | 'busy'> {
+    if ((await this.r.exists('loc:primed')) === 1) return 'primed';
+    const got = await this.r.set('loc:priming', String(process.pid), 'PX', 60_000, 'NX');
+    return got === 'OK' ? 'mine' : 'busy';
+  }
+
+  async endPriming(): Promise<void> {
+    await this.r.set('loc:primed', String(Date.now()));
+    await this.r.del('loc:priming');
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
