@@ -23,6 +23,7 @@ import { deriveKey, loadMasterKey } from './secrets.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
 import { openDurable } from './adapters.ts';
+import { superviseWorkers, workerCount, workerNumber } from './workers.ts';
 import type { NewAccount } from './storage/ports.ts';
 
 const USAGE = `Usage:
@@ -63,7 +64,16 @@ async function readStdin(): Promise<string> {
 
 async function cmdStart(config: Config): Promise<void> {
   const log = createLogger(config.logLevel);
-  const server = await startServer(config, { log });
+  const worker = workerNumber();
+  const count = workerCount(config.cluster.workers);
+  if (worker === null && count > 1) {
+    // The supervising process: forks the workers (this same command, each told its number) and waits.
+    const code = await superviseWorkers(config, count, process.argv.slice(1), log);
+    process.exit(code);
+  }
+  const server = await startServer(config, { log, worker });
+  // Tell a supervising process (--workers) that this worker serves.
+  process.send?.({ ready: { sip: server.sip.map((l) => `${l.transport} ${l.address}:${l.port}`), http: `${server.http.address}:${server.http.port}` } });
   let signals = 0;
   const onSignal = (sig: string) => {
     if (++signals > 1) process.exit(1);

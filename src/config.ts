@@ -76,6 +76,8 @@ export interface Config {
     nodeId: string | null;
     /** Processes sharing the SIP ports on this host: a number, or 'auto' for one per core. */
     workers: string;
+    /** Seconds between heartbeats of a node on a shared index; silent for four, it is taken for gone. */
+    heartbeat: number;
   };
   bus: {
     /** 'memory' (in-process) or an AMQP URL. */
@@ -194,6 +196,7 @@ export const OPTIONS: Option[] = [
   O('storage.cachePrefix', 'cache-prefix', 'string', 'switchboard:', 'Prefix of every Redis key (several deployments can share a Redis).'),
   O('cluster.nodeId', 'node-id', 'string', null, 'This node\u2019s name in bindings and on the bus (default: the host name; workers add -w<n>).'),
   O('cluster.workers', 'workers', 'string', '1', 'Processes on this host sharing the SIP ports (SO_REUSEPORT): a number, or auto for one per core. More than 1 needs --database postgres, --cache redis and --bus amqp.'),
+  O('cluster.heartbeat', 'node-heartbeat', 'int', 5, 'Seconds between a node\u2019s heartbeats in Redis; a node silent for four is taken for gone and its WebSocket and outbound-flow bindings are removed.'),
   O('bus.url', 'bus', 'string', 'memory', 'Event bus: memory (in-process), or amqp://user:pass@host:port/vhost for RabbitMQ (events shared between nodes, Kazoo directory on its exchanges). The password is never logged.'),
   O('bus.outboxLimit', 'bus-outbox', 'int', 100_000, 'Most AMQP publications held unconfirmed (while the broker is away); beyond it the oldest are dropped and counted.'),
   O('kazoo.directory', 'kazoo', 'enum', 'on', 'With an AMQP bus: answer Kazoo directory requests (authn_req, reg_query, reg_flush, reg_sync) and publish reg_success.', ['on', 'off']),
@@ -331,6 +334,15 @@ function validate(c: Config): void {
   if (c.cluster.workers !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(c.cluster.workers)) bad('--workers is a number or auto');
   if (c.cluster.workers !== '1' && (c.storage.database === 'sqlite' || c.storage.cache === 'memory' || c.bus.url === 'memory')) {
     bad('--workers above 1 shares state between processes: it needs --database postgres://…, --cache redis://… and --bus amqp://…');
+  }
+  if (c.cluster.heartbeat < 1 || c.cluster.heartbeat > 300) bad('--node-heartbeat is 1 to 300 seconds');
+  if (c.cluster.workers !== '1') {
+    const ports: Array<[string, number]> = [['--sip-port', c.sip.port], ['--http-port', c.http.port]];
+    if (c.sip.transports.includes('TLS')) ports.push(['--sip-tls-port', c.sip.tlsPort]);
+    if (c.sip.transports.includes('WS')) ports.push(['--sip-ws-port', c.sip.wsPort]);
+    if (c.sip.transports.includes('WSS')) ports.push(['--sip-wss-port', c.sip.wssPort]);
+    // Port 0 would give every worker a different port: they share one only when it is named.
+    for (const [flag, port] of ports) if (port === 0) bad(`--workers shares ports between processes: ${flag} cannot be 0`);
   }
   if (c.passwords.argon2MemoryKiB < 8 || c.passwords.argon2Passes < 1) bad('argon2 cost too low');
   if (c.tokens.accessTtl < 30) bad('access-token-ttl below 30 seconds');

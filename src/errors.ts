@@ -65,6 +65,7 @@ export const Errors = {
   REG_ERR_OUT_OF_ORDER: spec('REG_ERR_OUT_OF_ORDER', 'CSeq not higher than the binding\u2019s for the same Call-ID', { sip: 500 }),
   REG_ERR_TOO_MANY_CONTACTS: spec('REG_ERR_TOO_MANY_CONTACTS', 'too many contacts for this address of record', { sip: 403 }),
   REG_ERR_CONTACT: spec('REG_ERR_CONTACT', 'malformed Contact', { sip: 400 }),
+  REG_ERR_NOT_REGISTERED: spec('REG_ERR_NOT_REGISTERED', 'address of record has no live bindings', { http: 404 }),
 
   // Storage.
   STORE_ERR_WRITE: spec('STORE_ERR_WRITE', 'could not persist the change', { sip: 500, http: 500 }),
@@ -72,6 +73,12 @@ export const Errors = {
 
   // Bus (AMQP, Kazoo directory messages): a message that fails validation is logged and rejected.
   BUS_ERR_MALFORMED: spec('BUS_ERR_MALFORMED', 'malformed bus message'),
+
+  // Cross-node delivery (bus/flow-relay.ts): a request for a flow held by another node, sent through that node.
+  RELAY_ERR_FLOW_GONE: spec('RELAY_ERR_FLOW_GONE', 'the connection of that flow is closed on the node that held it', { sip: 480 }),
+  RELAY_ERR_TIMEOUT: spec('RELAY_ERR_TIMEOUT', 'no answer from the node holding the connection', { sip: 408 }),
+  RELAY_ERR_FAILED: spec('RELAY_ERR_FAILED', 'the node holding the connection could not send the request', { sip: 503 }),
+  RELAY_ERR_CLOSED: spec('RELAY_ERR_CLOSED', 'flow relay closed', { sip: 503 }),
 
   // Accounts and HTTP.
   ACCOUNT_ERR_EXISTS: spec('ACCOUNT_ERR_EXISTS', 'account already exists', { http: 409 }),

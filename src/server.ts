@@ -30,6 +30,9 @@ import { Registrar } from './registrar/registrar.ts';
 import { PresenceService } from './presence/presence-service.ts';
 import { followReplicas, replicatingStore } from './presence/replication.ts';
 import { openCache, openDurable, type Accounts } from './adapters.ts';
+import { workerNodeId } from './workers.ts';
+import { FlowRelay } from './bus/flow-relay.ts';
+import { checkSyncService } from './registrar/check-sync.ts';
 import path from 'node:path';
 import { deriveKey, loadMasterKey } from './secrets.ts';
 import { loadTlsFiles } from './certificates.ts';
@@ -71,9 +74,18 @@ export const SERVER_VERSION = '0.1.0';
 
 export { databaseFile } from './adapters.ts';
 
-export async function startServer(config: Config, opts: { log?: Logger; /** Clock of the phone sign-up services (tests move it). */ now?: () => number } = {}): Promise<RunningServer> {
-  const log = opts.log ?? createLogger(config.logLevel);
-  const node = config.cluster.nodeId ?? hostname();
+export interface StartOptions {
+  log?: Logger;
+  /** Clock of the phone sign-up services (tests move it). */
+  now?: () => number;
+  /** This process's number under --workers (workers.ts): its node id gets -w<n> and it shares the ports. */
+  worker?: number | null;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const worker = opts.worker ?? null;
+  const node = worker === null ? (config.cluster.nodeId ?? hostname()) : workerNodeId(config, worker);
+  const log = (opts.log ?? createLogger(config.logLevel)).child(worker === null ? {} : { node });
   const phoneNow = opts.now ?? Date.now;
   let ready = false;
 
@@ -108,6 +120,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     index: shared.locationIndex,
     node,
     bus,
+    heartbeatMs: config.cluster.heartbeat * 1000,
     log: log.child({ component: 'location' }),
     onChange: (changes) => {
       for (const c of changes) {
@@ -247,6 +260,16 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     forceRport: config.sip.forceRport,
     serverHeader: config.sip.serverHeader,
   });
+  // Requests for a flow another node holds (a NOTIFY to a phone on its TCP or WebSocket connection) go through
+  // that node over the bus; it answers for the connections it holds.
+  const relay = new FlowRelay({
+    bus,
+    endpoint,
+    node,
+    log: log.child({ component: 'relay' }),
+    connections: { isConnectionOpen: (id) => transports?.isConnectionOpen(id) ?? false },
+  });
+  relay.start();
   metrics = new Metrics({
     activeBindings: () => location.size,
     aors: () => location.aorCount,
@@ -307,6 +330,7 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     location,
     store: presenceStore,
     bus,
+    relay,
     presentityExists: async (aor) => {
       const at = aor.lastIndexOf('@');
       const a = await accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
@@ -342,7 +366,8 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     maxMessageSize: config.sip.maxMessageSize,
     tcpIdleTimeoutMs: config.sip.tcpIdleTimeout * 1000,
     tcpMaxConnections: config.sip.tcpMaxConnections,
-    reusePort: false,
+    // Workers on one host share each port; the kernel spreads datagrams and connections between them.
+    reusePort: worker !== null,
     advertisedHost: config.sip.advertisedHost,
     logger: log.child({ component: 'transport' }),
     onMessage: endpoint.receive,
@@ -371,12 +396,13 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
     presence,
     phone: { verification: phone.verification, registration: phone.registration, devices: phone.devices, lock: phone.lock },
     console: { bus, sip, realms: config.realms },
+    checkSync: checkSyncService({ location, relay, localAddress: (t) => endpoint.localAddress(t), log: log.child({ component: 'check-sync' }) }),
   });
   http.register(sipPasswordRoutes, { accounts, credentials: accounts, passwords: sipPasswords, auth: { tokens, apiKeys } });
-  await http.listen({ host: config.http.host, port: config.http.port });
+  await http.listen({ host: config.http.host, port: config.http.port, ...(worker !== null ? { reusePort: true } : {}) });
   const httpAddr = http.server.address() as { address: string; port: number };
   ready = true;
-  log.info({ sip: sip.map((l) => `${l.transport} ${l.address}:${l.port}`), http: `${httpAddr.address}:${httpAddr.port}`, realms: config.realms, version: SERVER_VERSION }, 'Switchboard started');
+  log.info({ sip: sip.map((l) => `${l.transport} ${l.address}:${l.port}`), http: `${httpAddr.address}:${httpAddr.port}`, realms: config.realms, version: SERVER_VERSION }, worker === null ? 'Switchboard started' : 'worker started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -386,9 +412,12 @@ export async function startServer(config: Config, opts: { log?: Logger; /** Cloc
       // Stop taking requests, let those in flight finish (their writes commit), then close storage.
       endpoint.stopAccepting();
       await endpoint.drain(5000);
+      // Shared deployment: the bindings only our connections reach go before the connections do.
+      await location.depart();
       await transports!.close();
       location.close();
       presence.close();
+      relay.close();
       endpoint.close();
       await http.close();
       kazoo?.stop();

@@ -15,6 +15,7 @@ import type { RefreshTokens } from '../identity/refresh-tokens.ts';
 import type { TokenService } from '../identity/tokens.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import type { CheckSyncReport } from '../registrar/check-sync.ts';
 import type { LocationService } from '../registrar/location-service.ts';
 import type { PresenceService } from '../presence/presence-service.ts';
 import type { Account, AccountAdmin, AccountStore } from '../storage/ports.ts';
@@ -58,6 +59,8 @@ export interface HttpDeps {
   phone?: PhoneRoutesOptions;
   /** The browser pages (/console/, /phone/) and the live event stream (/v1/events): routes/console.ts, routes/events.ts. */
   console?: { bus: EventBus; sip: ListenerAddress[]; realms: string[] };
+  /** NOTIFY check-sync to an AOR's devices (registrar/check-sync.ts): POST /v1/registrations/{aor}/check-sync. */
+  checkSync?: (aor: string) => Promise<CheckSyncReport>;
 }
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
@@ -104,7 +107,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const auth: Authenticator = { tokens: identity.tokens, apiKeys: identity.apiKeys };
   app.register(healthRoutes, { ready: deps.ready });
   app.register(metricsRoutes, { metrics: deps.metrics });
-  app.register(registrationRoutes, { location: deps.location, auth });
+  app.register(registrationRoutes, { location: deps.location, auth, checkSync: deps.checkSync });
   app.register(authRoutes, {
     accounts: identity.accounts,
     accountStore: identity.store,

@@ -84,6 +84,11 @@ export interface PresenceServiceOptions {
   sweepTimer?: boolean;
   /** A subscription rides on this flow until `until` (epoch ms): keep a TCP connection open that long. */
   keepFlow?: (flow: FlowRecord, until: number) => void;
+  /**
+   * Sends NOTIFYs over their subscription's flow, through the node holding its connection when that is another
+   * node (bus/flow-relay.ts). Without it NOTIFYs go out here, and another node's connection is not used.
+   */
+  relay?: { send(req: SipRequest, flow: FlowRecord): Promise<SipResponse> };
 }
 
 /** Responses to NOTIFY that end the subscription (RFC 6665 §4.2.2; RFC 5057 §5.1 usage-destroying responses). */
@@ -565,9 +570,14 @@ export class PresenceService {
     }
     const req = this.buildNotify(s, state, body);
     const f = r.flow;
-    const dest: Destination = { transport: f.transport as TransportName, address: f.address, port: f.port, connectionId: f.node === this.o.node ? f.connectionId : null };
     this.counters.notifies++;
-    this.o.endpoint.request(req, dest).then(
+    let sent: Promise<SipResponse>;
+    if (this.o.relay) sent = this.o.relay.send(req, f);
+    else {
+      const dest: Destination = { transport: f.transport as TransportName, address: f.address, port: f.port, connectionId: f.node === this.o.node ? f.connectionId : null };
+      sent = this.o.endpoint.request(req, dest);
+    }
+    sent.then(
       (res) => this.notified(s, res.status, final),
       (err: Error) => this.notifyFailed(s, err, final),
     );

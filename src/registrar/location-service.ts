@@ -14,7 +14,9 @@
 
 import type { EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
-import type { AorState, BindingRecord, BindingWrite, LocationIndex, LocationStore } from '../storage/ports.ts';
+import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationIndex, type LocationStore } from '../storage/ports.ts';
+
+export { diesWithConnection };
 
 export type BindingEvent = 'added' | 'refreshed' | 'removed' | 'expired';
 
@@ -38,6 +40,8 @@ export interface LocationServiceOptions {
   bus: EventBus;
   log: Logger;
   now?: () => number;
+  /** Shared index: how often this node says it is alive (ms; default 5000); it is taken for gone after four silent periods. */
+  heartbeatMs?: number;
   /** Called for every change after it is durable (metrics, connection keep-alive, Kazoo). */
   onChange?: (changes: BindingChange[]) => void;
 }
@@ -60,6 +64,9 @@ export class LocationService {
   /** Connection id → AORs with a binding that lives and dies with that connection (WS, WSS, RFC 5626 flows). */
   private readonly byConnection = new Map<number, Set<string>>();
   private expiring: Promise<void> | null = null;
+  private membership: NodeJS.Timeout | null = null;
+  private beating: Promise<void> | null = null;
+  private readonly heartbeatMs: number;
 
   constructor(o: LocationServiceOptions) {
     this.node = o.node ?? null;
@@ -69,6 +76,7 @@ export class LocationService {
     this.log = o.log;
     this.now = o.now ?? Date.now;
     this.onChange = o.onChange;
+    this.heartbeatMs = o.heartbeatMs ?? 5000;
   }
 
   /** True when the index is shared by several nodes (reads are then asynchronous). */
@@ -106,8 +114,16 @@ export class LocationService {
       await this.index.load(live);
       await this.index.endPriming?.();
     } else {
-      // The shared index is primed already: take our orphans out of it.
+      // The shared index is primed already: take our orphans out of it, and what expired while no node ran (announced
+      // below; left in, the expiry sweep would announce it again, and the counts would hold it meanwhile).
       for (const b of orphaned) await this.mutate(b.aor, (cur) => cur.filter((x) => x.key !== b.key));
+      for (const aor of new Set(gone.map((b) => b.aor))) {
+        for (let i = 0; i < 10; i++) {
+          const s = await this.index.read(aor);
+          const keep = s.bindings.filter((x) => x.expiresAt > now);
+          if (keep.length === s.bindings.length || (await this.index.write(aor, s.version, keep))) break;
+        }
+      }
     }
     if (gone.length || orphaned.length) {
       await this.store.write([...gone, ...orphaned].map((b) => ({ op: 'delete' as const, aor: b.aor, key: b.key })));
@@ -115,6 +131,11 @@ export class LocationService {
     }
     this.timer = setInterval(() => void this.expire(), 1000);
     this.timer.unref();
+    if (this.index.heartbeat && this.node !== null) {
+      await this.beat();
+      this.membership = setInterval(() => void this.beat(), this.heartbeatMs);
+      this.membership.unref();
+    }
     if (this.store.maintain) {
       this.maintenance = setInterval(() => this.maintain(), 10_000);
       this.maintenance.unref();
@@ -298,6 +319,62 @@ export class LocationService {
     }
   }
 
+  /**
+   * Shared index: says this node is alive, and cleans up after the nodes that stopped saying so (killed, or cut
+   * off): their connection-bound bindings can no longer be reached through anyone, so they are removed, durably
+   * and announced, and `node.departed` goes out on the bus. Bindings another node can reach (UDP, plain TCP/TLS
+   * contacts) stay: any node serves them.
+   */
+  private beat(): Promise<void> {
+    this.beating ??= (async () => {
+      const index = this.index;
+      try {
+        await index.heartbeat!(this.node!, this.now() + this.heartbeatMs * 4);
+        for (const { node, lapsedAt } of await index.claimDeparted!(this.now())) {
+          if (node === this.node) continue; // our own lapse (a long pause): we are alive, the next beat says so
+          const removed = await this.removeFlowsOf(node, lapsedAt);
+          await index.forgetNode!(node);
+          this.log.warn({ node, removed }, 'node departed: its connection-bound bindings were removed');
+          this.bus.publish('node.departed', { node, removed, graceful: false, by: this.node });
+        }
+      } catch (err) {
+        this.log.error({ err }, 'node heartbeat failed');
+      } finally {
+        this.beating = null;
+      }
+    })();
+    return this.beating;
+  }
+
+  /** Removes the bindings that only `node`'s connections could reach (those it made up to `before`, if given). */
+  private async removeFlowsOf(node: string, before = Infinity): Promise<number> {
+    let removed = 0;
+    for (const aor of await this.index.flowAors!(node)) {
+      const gone = await this.mutate(aor, (cur) => cur.filter((b) => !(b.node === node && diesWithConnection(b) && b.updatedAt <= before)));
+      removed += gone.length;
+    }
+    return removed;
+  }
+
+  /**
+   * Leaving a shared deployment (graceful stop): this node's connections are about to close, so the bindings
+   * that need them go now, and the other nodes hear of it. In-process, nothing to do: a restart finds them.
+   */
+  async depart(): Promise<void> {
+    if (!this.index.heartbeat || this.node === null) return;
+    if (this.membership) clearInterval(this.membership);
+    this.membership = null;
+    await this.beating;
+    try {
+      const removed = await this.removeFlowsOf(this.node);
+      await this.index.forgetNode!(this.node);
+      this.byConnection.clear();
+      this.bus.publish('node.departed', { node: this.node, removed, graceful: true, by: this.node });
+    } catch (err) {
+      this.log.error({ err }, 'could not remove this node\u2019s connection-bound bindings on departure; the other nodes will once its heartbeat lapses');
+    }
+  }
+
   private announce(changes: BindingChange[]): void {
     this.onChange?.(changes);
     for (const c of changes) this.bus.publish(`binding.${c.event}`, bindingEvent(c));
@@ -306,7 +383,8 @@ export class LocationService {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.maintenance) clearInterval(this.maintenance);
-    this.timer = this.maintenance = null;
+    if (this.membership) clearInterval(this.membership);
+    this.timer = this.maintenance = this.membership = null;
     this.index.close?.();
   }
 }
@@ -315,11 +393,6 @@ export class LocationService {
 export function live(list: BindingRecord[], now: number): BindingRecord[] {
   for (let i = 0; i < list.length; i++) if (list[i].expiresAt <= now) return list.filter((b) => b.expiresAt > now);
   return list;
-}
-
-/** Bindings that nothing can reach once their connection closes. */
-export function diesWithConnection(b: BindingRecord): boolean {
-  return b.transport === 'WS' || b.transport === 'WSS' || b.regId !== null;
 }
 
 /** The event payload: the binding as JSON with remaining lifetime, what every bus consumer gets. */

@@ -39,6 +39,11 @@ export interface BindingRecord {
   accountId: string | null;
 }
 
+/** A binding nothing can reach once its connection closes: WebSocket contacts (.invalid hosts), RFC 5626 flows. */
+export function diesWithConnection(b: BindingRecord): boolean {
+  return b.connectionId !== null && (b.transport === 'WS' || b.transport === 'WSS' || b.regId !== null);
+}
+
 export type BindingWrite = { op: 'put'; binding: BindingRecord } | { op: 'delete'; aor: string; key: string };
 
 export interface LocationStore {
@@ -463,6 +468,17 @@ export interface LocationIndex {
   claimDue(now: number): string[] | Promise<string[]>;
   /** Every AOR with its bindings. */
   entries(): AsyncIterable<[string, BindingRecord[]]>;
+  /** Shared index: this node is alive until `until` (epoch ms); refreshed every few seconds. */
+  heartbeat?(node: string, until: number): Promise<void>;
+  /**
+   * Shared index: nodes whose heartbeat lapsed before `now`, each with the time it lapsed, claimed for a minute by
+   * the caller (so one node cleans up after each, and another if that one dies too).
+   */
+  claimDeparted?(now: number): Promise<Array<{ node: string; lapsedAt: number }>>;
+  /** Shared index: the AORs that held a connection-bound binding of `node` (some may no longer). */
+  flowAors?(node: string): Promise<string[]>;
+  /** Shared index: `node` is gone and cleaned up: forget its heartbeat and its flow AORs. */
+  forgetNode?(node: string): Promise<void>;
   /** Binding and AOR counts (a shared index answers from its last refresh). */
   counts(): { bindings: number; aors: number };
   /** For a shared index: whether it already holds the deployment's bindings; take the priming lease if not. */

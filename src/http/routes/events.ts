@@ -44,6 +44,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
   let unsubscribe: (() => void) | null = null;
 
   const fanOut = (msg: BusMessage) => {
+    // Relayed SIP requests between nodes (whole messages, bodies included) are plumbing, not events.
+    if (msg.topic.startsWith('sip.relay')) return;
     for (const s of streams) if (s.patterns.some((p) => topicMatches(p, msg.topic))) s.send(msg);
   };
   const attach = (s: Stream) => {

@@ -1,10 +1,13 @@
-// Location queries over HTTP: GET /v1/registrations (filter by realm and user) and one AOR's bindings.
+// Location queries over HTTP: GET /v1/registrations (filter by realm and user) and one AOR's bindings; and
+// POST /v1/registrations/{aor}/check-sync, which asks the AOR's phones to fetch their configuration again.
 
 import type { FastifyPluginAsync } from 'fastify';
+import type { CheckSyncReport } from '../../registrar/check-sync.ts';
 import type { LocationService } from '../../registrar/location-service.ts';
 import { guard, type Authenticator } from '../authenticate.ts';
 import type { BindingRecord } from '../../storage/ports.ts';
 import { bindingFilter, bindingFilterProperties, type BindingFilterQuery } from '../registration-filters.ts';
+import { errorSchema } from '../schemas.ts';
 
 export function bindingJson(b: BindingRecord, now: number) {
   return {
@@ -36,7 +39,33 @@ interface Query extends BindingFilterQuery {
   offset?: number;
 }
 
-export const registrationRoutes: FastifyPluginAsync<{ location: LocationService; auth: Authenticator }> = async (app, opts) => {
+export interface RegistrationRoutesOptions {
+  location: LocationService;
+  auth: Authenticator;
+  /** Sends check-sync to every live binding of an AOR (registrar/check-sync.ts); without it the route is absent. */
+  checkSync?: (aor: string) => Promise<CheckSyncReport>;
+}
+
+const checkSyncResult = {
+  type: 'object',
+  required: ['key', 'contact', 'transport', 'node'],
+  properties: {
+    key: { type: 'string', description: 'The binding (the +sip.instance and reg-id of an RFC 5626 flow, else the contact URI)' },
+    contact: { type: 'string' },
+    transport: { type: 'string' },
+    node: { type: 'string', description: 'The node holding the flow the NOTIFY went over' },
+    status: { type: 'integer', description: 'The final SIP response of the phone (absent when none came)' },
+    reason: { type: 'string' },
+    error: {
+      type: 'object',
+      description: 'Why no response came: timeout, transport failure, connection gone (absent when the phone answered)',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const;
+
+export const registrationRoutes: FastifyPluginAsync<RegistrationRoutesOptions> = async (app, opts) => {
   const { location } = opts;
   app.get<{ Querystring: Query }>(
     '/v1/registrations',
@@ -78,6 +107,9 @@ export const registrationRoutes: FastifyPluginAsync<{ location: LocationService;
           if (offset === 0) out.push({ aor, user, realm: wantRealm, bindings: bindings.map((b) => bindingJson(b, now)) });
         }
       } else {
+        // In address-of-record order, so that pages (offset, limit) neither overlap nor skip: a shared index yields
+        // its AORs in no particular order, and not in the same one twice.
+        const matched: Array<{ aor: string; user: string; realm: string; bindings: BindingRecord[] }> = [];
         for await (const [aor, bindings] of location.entries()) {
           const at = aor.lastIndexOf('@');
           const u = aor.slice(0, at);
@@ -86,11 +118,50 @@ export const registrationRoutes: FastifyPluginAsync<{ location: LocationService;
           if (user !== undefined && u !== user) continue;
           const kept = only(bindings);
           if (kept.length === 0) continue;
-          if (total >= offset && out.length < limit) out.push({ aor, user: u, realm: r, bindings: kept.map((b) => bindingJson(b, now)) });
-          total++;
+          matched.push({ aor, user: u, realm: r, bindings: kept });
         }
+        matched.sort((x, y) => (x.aor < y.aor ? -1 : x.aor > y.aor ? 1 : 0));
+        total = matched.length;
+        for (const m of matched.slice(offset, offset + limit)) out.push({ ...m, bindings: m.bindings.map((b) => bindingJson(b, now)) });
       }
       return { total, offset, limit, registrations: out };
     },
   );
+
+  const checkSync = opts.checkSync;
+  if (checkSync) {
+    app.post<{ Params: { aor: string } }>(
+      '/v1/registrations/:aor/check-sync',
+      {
+        // Makes phones re-provision and possibly reboot: admins, or API keys holding registrations.write.
+        preHandler: guard(opts.auth, { permission: 'registrations.write' }),
+        schema: {
+          tags: ['registrations'],
+          summary: 'Ask every registered device of an address of record to fetch its configuration again (NOTIFY Event: check-sync)',
+          description:
+            'Sends an out-of-dialog NOTIFY with `Event: check-sync` (honoured by Polycom, Yealink, Cisco, Grandstream and Snom phones: ' +
+            're-provision, and on some settings reboot) to every live binding, over the connection its REGISTER came in on, through ' +
+            'the node holding it. Answers once every device has answered or failed (up to about 34 s for one that does not answer).',
+          security: [{ bearer: [] }],
+          params: {
+            type: 'object',
+            required: ['aor'],
+            properties: { aor: { type: 'string', minLength: 1, maxLength: 512, description: 'user@domain' } },
+          },
+          response: {
+            200: {
+              type: 'object',
+              required: ['aor', 'results'],
+              properties: { aor: { type: 'string' }, results: { type: 'array', items: checkSyncResult } },
+            },
+            400: errorSchema,
+            401: errorSchema,
+            403: errorSchema,
+            404: errorSchema,
+          },
+        },
+      },
+      async (req) => checkSync(req.params.aor),
+    );
+  }
 };

@@ -77,11 +77,27 @@ const UPSERT_SET = COLUMNS.filter((c) => c !== 'aor' && c !== 'binding_key')
   .map((c) => `${c} = EXCLUDED.${c}`)
   .join(', ');
 
+const DELETE = 'DELETE FROM bindings WHERE (aor, binding_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))';
+
+/** The multi-row upsert of `rows` bindings (texts cached: a few sizes recur). */
+const upserts = new Map<number, string>();
+function upsert(rows: BindingRecord[]): string {
+  let text = upserts.get(rows.length);
+  if (text === undefined) {
+    const tuples: string[] = [];
+    for (let r = 0; r < rows.length; r++) tuples.push('(' + COLUMNS.map((_, j) => `$${r * COLUMNS.length + j + 1}`).join(', ') + ')');
+    text = `INSERT INTO bindings (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (aor, binding_key) DO UPDATE SET ${UPSERT_SET}`;
+    if (upserts.size < 64) upserts.set(rows.length, text);
+  }
+  return text;
+}
+
 export class PostgresLocationStore implements LocationStore {
   private readonly db: Db;
   private pending: BindingWrite[] = [];
   private waiters: Waiter[] = [];
   private scheduled = false;
+  private committing = false;
   /** A commit in progress: the next group waits for it, keeping writes in order. */
   private inFlight: Promise<void> = Promise.resolve();
   commits = 0;
@@ -94,20 +110,28 @@ export class PostgresLocationStore implements LocationStore {
   write(ops: BindingWrite[]): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
     for (const op of ops) this.pending.push(op);
-    if (!this.scheduled) {
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.scheduled && !this.committing) {
       this.scheduled = true;
       setImmediate(this.flush);
     }
-    return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return done;
   }
 
+  /**
+   * Group commit: one commit at a time, and everything requested while it runs goes into the next one (measured:
+   * under 200 concurrent REGISTERs, a commit per event-loop turn queued dozens of one-row transactions behind each
+   * other, each paying its round trips).
+   */
   private readonly flush = (): void => {
     this.scheduled = false;
+    if (this.committing || this.pending.length === 0) return;
     const ops = this.pending;
     const waiters = this.waiters;
     this.pending = [];
     this.waiters = [];
-    this.inFlight = this.inFlight.then(() => this.commit(ops)).then(
+    this.committing = true;
+    this.inFlight = this.commit(ops).then(
       () => {
         this.commits++;
         this.appended += ops.length;
@@ -117,7 +141,10 @@ export class PostgresLocationStore implements LocationStore {
         const err = sbError('STORE_ERR_WRITE', `binding write failed: ${(e as Error).message}`);
         for (const w of waiters) w.reject(err);
       },
-    );
+    ).finally(() => {
+      this.committing = false;
+      this.flush();
+    });
   };
 
   private async commit(ops: BindingWrite[]): Promise<void> {
@@ -134,20 +161,15 @@ export class PostgresLocationStore implements LocationStore {
       if (op.op === 'put') puts.push(op.binding);
       else dels.push([op.aor, op.key]);
     }
+    // The common case, a few puts or a few deletes, is one statement: atomic by itself, one round trip.
+    if (dels.length === 0 && puts.length <= 1000) return void (await this.db.query(upsert(puts), puts.flatMap(values)));
+    if (puts.length === 0) return void (await this.db.query(DELETE, [dels.map((d) => d[0]), dels.map((d) => d[1])]));
     await transaction(this.db, async (c) => {
-      if (dels.length) {
-        await c.query('DELETE FROM bindings WHERE (aor, binding_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [dels.map((d) => d[0]), dels.map((d) => d[1])]);
-      }
+      if (dels.length) await c.query(DELETE, [dels.map((d) => d[0]), dels.map((d) => d[1])]);
       // Multi-row upsert in chunks (65,535 parameters per statement at most).
       for (let i = 0; i < puts.length; i += 1000) {
         const chunk = puts.slice(i, i + 1000);
-        const params: unknown[] = [];
-        const rows = chunk.map((b) => {
-          const start = params.length;
-          params.push(...values(b));
-          return '(' + COLUMNS.map((_, j) => `$${start + j + 1}`).join(', ') + ')';
-        });
-        await c.query(`INSERT INTO bindings (${COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (aor, binding_key) DO UPDATE SET ${UPSERT_SET}`, params);
+        await c.query(upsert(chunk), chunk.flatMap(values));
       }
     });
   }
@@ -166,7 +188,9 @@ export class PostgresLocationStore implements LocationStore {
 
   /** Waits for writes already requested to commit. */
   async drain(): Promise<void> {
-    if (this.scheduled) this.flush();
-    await this.inFlight;
+    while (this.committing || this.pending.length) {
+      if (!this.committing) this.flush();
+      await this.inFlight;
+    }
   }
 }

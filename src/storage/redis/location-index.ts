@@ -6,15 +6,19 @@
 //   The hash expires a minute after its last binding would, so Redis cleans up even if no node is running.
 // - A sorted set (`loc:due`) of AORs by their earliest expiry. A node claims the due ones with a lease (their
 //   score moves 30 s ahead), so each is expired by one node, and by another if that one dies mid-way.
-// - Counters (`loc:count`) kept by the scripts, read every few seconds for metrics.
+// - Counters (`loc:count`) kept by the scripts, returned by every write and read every few seconds for metrics.
 // - `loc:primed` marks an index filled from the durable store; `loc:priming` is the lease of the node filling it.
+// - Membership: `loc:nodes` holds each node by the time its heartbeat lapses; `loc:flows:<node>` the AORs that
+//   held a binding reachable only through one of that node's connections (WebSocket, RFC 5626 flow), so that when
+//   the node dies another one can take exactly those out.
 
 import type { Redis } from 'ioredis';
 import { decodePut, encodePut, type StoredWrite } from '../binding-codec.ts';
-import type { AorState, BindingRecord, LocationIndex } from '../ports.ts';
+import { diesWithConnection, type AorState, type BindingRecord, type LocationIndex } from '../ports.ts';
 
-// KEYS: aor hash, due set, counters. ARGV: expected version, bindings JSON, count, earliest expiry (ms), aor,
-// hash expiry (ms epoch).
+// KEYS: aor hash, due set, counters, then the flow sets of the nodes holding a connection-bound binding of the
+// AOR. ARGV: expected version, bindings JSON, count, earliest expiry (ms), aor, hash expiry (ms epoch).
+// Returns 0 when the version no longer matches, else the counters (bindings, aors) after the write.
 const WRITE = `
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return 0 end
@@ -28,10 +32,11 @@ else
   redis.call('PEXPIREAT', KEYS[1], ARGV[6])
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 end
+for i = 4, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
 redis.call('HINCRBY', KEYS[3], 'bindings', m - n)
 if n == 0 and m > 0 then redis.call('HINCRBY', KEYS[3], 'aors', 1) end
 if n > 0 and m == 0 then redis.call('HINCRBY', KEYS[3], 'aors', -1) end
-return 1`;
+return redis.call('HMGET', KEYS[3], 'bindings', 'aors')`;
 
 // KEYS: due set. ARGV: now, limit, lease until.
 const CLAIM = `
@@ -39,7 +44,15 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, a in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], a) end
 return due`;
 
+// KEYS: nodes set. ARGV: now, lease until. Lapsed nodes come back with their lapse time and get a lease.
+const CLAIM_NODES = `
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
+for i = 1, #gone, 2 do redis.call('ZADD', KEYS[1], ARGV[2], gone[i]) end
+return gone`;
+
 const AOR_PREFIX = 'loc:a:';
+const FLOWS_PREFIX = 'loc:flows:';
+const NODES = 'loc:nodes';
 
 export class RedisLocationIndex implements LocationIndex {
   readonly shared = true;
@@ -79,12 +92,17 @@ export class RedisLocationIndex implements LocationIndex {
       if (b.expiresAt < earliest) earliest = b.expiresAt;
       if (b.expiresAt > latest) latest = b.expiresAt;
     }
+    const flowKeys: string[] = [];
+    for (const b of next) {
+      if (b.node !== null && diesWithConnection(b) && !flowKeys.includes(FLOWS_PREFIX + b.node)) flowKeys.push(FLOWS_PREFIX + b.node);
+    }
     const ok = await this.r.eval(
       WRITE,
-      3,
+      3 + flowKeys.length,
       AOR_PREFIX + aor,
       'loc:due',
       'loc:count',
+      ...flowKeys,
       String(typeof version === 'number' ? version : 0),
       JSON.stringify(next.map(encodePut)),
       String(next.length),
@@ -92,7 +110,10 @@ export class RedisLocationIndex implements LocationIndex {
       aor,
       String(latest + 60_000),
     );
-    return ok === 1;
+    if (!Array.isArray(ok)) return false;
+    // The counters after the write: this node's own changes show in its figures at once, others' within 5 s.
+    this.cached = { bindings: Number(ok[0] ?? 0), aors: Number(ok[1] ?? 0) };
+    return true;
   }
 
   async load(bindings: BindingRecord[], aor?: string): Promise<void> {
@@ -128,6 +149,25 @@ export class RedisLocationIndex implements LocationIndex {
         if (s.bindings.length) yield [aor, s.bindings];
       }
     } while (cursor !== '0');
+  }
+
+  async heartbeat(node: string, until: number): Promise<void> {
+    await this.r.zadd(NODES, until, node);
+  }
+
+  async claimDeparted(now: number): Promise<Array<{ node: string; lapsedAt: number }>> {
+    const flat = (await this.r.eval(CLAIM_NODES, 1, NODES, String(now), String(now + 60_000))) as string[];
+    const out: Array<{ node: string; lapsedAt: number }> = [];
+    for (let i = 0; i < flat.length; i += 2) out.push({ node: flat[i], lapsedAt: Number(flat[i + 1]) });
+    return out;
+  }
+
+  async flowAors(node: string): Promise<string[]> {
+    return this.r.smembers(FLOWS_PREFIX + node);
+  }
+
+  async forgetNode(node: string): Promise<void> {
+    await this.r.multi().zrem(NODES, node).unlink(FLOWS_PREFIX + node).exec();
   }
 
   counts(): { bindings: number; aors: number } {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# npm run bench:scaleout — the registrar on the scale-out adapters (PostgreSQL, Redis, RabbitMQ), as one process
+# and then as one worker per core (--workers auto, SO_REUSEPORT), each against the Kamailio reference in the same
+# run (../shared/bench/compare-register.sh), with server CPU counted over the whole process tree.
+#
+# SIPp drives it in `un` mode (a socket per registration, as many phones would): with one socket (`u1`) the kernel
+# hashes every datagram of the run to the same worker, which measures one worker, not the machine.
+# Environment: N (registrations per run, 20000), CONCURRENCY (200), ROUNDS (3), TRANSPORT (un), WORKERS ("1 auto"),
+#              PG (postgres URL), REDIS (redis URL), AMQP (amqp URL), SHARED (the shared bench dir).
+# Needs: apt-get install -y sip-tester kamailio kamailio-sqlite-modules sqlite3 bc; PostgreSQL, Redis, RabbitMQ.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+N=${N:-20000}; L=${CONCURRENCY:-200}; ROUNDS=${ROUNDS:-3}; T=${TRANSPORT:-un}; WORKERS=${WORKERS:-"1 auto"}
+PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
+REDIS=${REDIS:-redis://127.0.0.1:6379}
+AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
+for bin in sipp kamailio sqlite3 bc psql redis-cli; do
+  command -v "$bin" >/dev/null || { echo "missing $bin" >&2; exit 1; }
+done
+NODE="$ROOT/node_modules/.bin/node"
+WORK=$(mktemp -d); OUT=$ROOT/bench/out; mkdir -p "$OUT"
+# SIPp's `un` mode refuses to start when its default -max_socket (50000) exceeds the open-files limit, which a
+# container may not let us raise: a wrapper first on PATH gives it a socket budget that fits.
+mkdir -p "$WORK/bin"
+printf '#!/bin/sh\nexec %s "$@" -max_socket %s\n' "$(command -v sipp)" "$(( $(ulimit -n) - 1000 ))" > "$WORK/bin/sipp"
+chmod +x "$WORK/bin/sipp"; export PATH="$WORK/bin:$PATH"
+SCHEMA=sb_bench_$$; PREFIX="sb-bench-$$:"
+cleanup() {
+  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  psql -q "$PG" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
+  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+STACK=(--database "$PG" --database-schema "$SCHEMA" --cache "$REDIS" --cache-prefix "$PREFIX" --bus "$AMQP" --node-id bench)
+
+for ((i=0;i<N;i++)); do echo "user$i,bench.test,pw$i"; done > "$WORK/users.csv"
+"$NODE" "$ROOT/src/cli.ts" user import "$WORK/users.csv" --data-dir "$WORK/data" "${STACK[@]}" >/dev/null
+
+stamp=$(date -u +%Y-%m-%dT%H:%MZ)
+report="$OUT/register-scaleout-$stamp.txt"
+{
+  echo "date: $stamp"
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(uname -r)"
+  echo "node: $("$NODE" -v), kamailio: $(kamailio -v 2>/dev/null | head -1), sipp: $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1)"
+  echo "stack: PostgreSQL $(psql -tA "$PG" -c 'SHOW server_version' 2>/dev/null), Redis $(redis-cli -u "$REDIS" info server | grep -o 'redis_version:[0-9.]*' | cut -d: -f2), RabbitMQ"
+} | tee "$report"
+for W in $WORKERS; do
+  # Fresh bindings per configuration: every run registers N new phones.
+  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true
+  psql -q "$PG" -c "TRUNCATE $SCHEMA.bindings" >/dev/null
+  "$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/data" --realm bench.test --sip-host 127.0.0.1 --sip-port 5060 \
+    --sip-transports UDP,TCP --http-port 18080 --log-level warn --workers "$W" "${STACK[@]}" > "$WORK/server.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+  sleep 2 # every worker up (the health check answers as soon as one is)
+  echo "--- workers $W (N=$N, concurrency $L, sipp -t $T, rounds $ROUNDS)" | tee -a "$report"
+  (cd "$WORK" && TARGET_PIDS="$PID" "$SHARED/compare-register.sh" 127.0.0.1:5060 "$N" "$L" "$T" "$ROUNDS") 2>&1 | tee -a "$report"
+  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+done
+echo "report: $report"

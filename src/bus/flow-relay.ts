@@ -1,0 +1,339 @@
+// Cross-node delivery (DESIGN.md, Scale-out): a request for a contact held on a TCP/TLS/WS/WSS connection of another
+// node (NOTIFY, MESSAGE) travels over the bus to that node, which sends it over its own connection and publishes the
+// final response back.
+//
+// - Origin side, `send(req, flow)`: a flow of this node, a UDP flow, or a flow without a connection is sent here
+//   through the endpoint (the connection id only when it is this node's: ids are per process). Any other flow is
+//   relayed: the request (without Via: the owner's endpoint adds its own) goes to `sip.relay.<owner>` with a random
+//   id, and the promise settles with the owner's reply on `sip.relay-reply.<origin>` (the final response, or an error
+//   such as a connection that is gone), or rejects after `timeoutMs` (the owner is down, or lost the message).
+// - Owner side: a relayed request is parsed, sent with the endpoint over the named connection, and answered with the
+//   final response or the error. A connection that is no longer open is refused (with `connections`) rather than
+//   re-dialled: a WebSocket `.invalid` contact or a NATed TCP phone cannot be reached that way.
+// - A relay message that is not well formed is logged (throttled) and dropped, or answered with an error when it
+//   names whom to answer; nothing a peer publishes throws out of here. A request whose origin gave up on it already
+//   (past `expiresAt`) is not sent.
+//
+// Node ids may contain dots (host names), so each becomes one topic word (percent-encoded, as routing-keys.ts does
+// for Kazoo, with wildcards escaped too). Requests and responses travel base64-encoded: bodies are bytes.
+
+import { randomBytes } from 'node:crypto';
+import { Errors, isSwitchboardError, sbError, type ErrorCode, type SwitchboardError } from '../errors.ts';
+import { ThrottledLog, type Logger } from '../log.ts';
+import { H } from '../sip/message/header-names.ts';
+import { SipRequest, SipResponse } from '../sip/message/message.ts';
+import { parseMessage } from '../sip/message/parse.ts';
+import { serialize } from '../sip/message/serialize.ts';
+import type { Destination, TransportName } from '../sip/transport/types.ts';
+import type { BusMessage, EventBus } from './event-bus.ts';
+import { encodeKeyWord } from './kazoo/routing-keys.ts';
+
+/** Where a request goes: the flow a binding or subscription recorded (FlowRecord, or a binding's source). */
+export interface RelayFlow {
+  /** The node holding the connection. */
+  node: string;
+  transport: string;
+  address: string;
+  port: number;
+  /** Connection of a stream transport, valid on `node` only. */
+  connectionId: number | null;
+}
+
+export interface FlowRelayOptions {
+  bus: EventBus;
+  /** The SIP endpoint (client transactions). */
+  endpoint: { request(req: SipRequest, dest: Destination): Promise<SipResponse> };
+  /** This node's id (the `node` its bindings and subscriptions record). */
+  node: string;
+  log: Logger;
+  /** How long the origin waits for the owner's reply; default 34 s (a little above Timer F, 64*T1 = 32 s). */
+  timeoutMs?: number;
+  /**
+   * Which connections are open here (the transport layer): a relayed request for a closed one is refused with
+   * RELAY_ERR_FLOW_GONE. Without it the endpoint's own fallback applies (a new connection to the address).
+   */
+  connections?: { isConnectionOpen(connectionId: number): boolean };
+}
+
+export interface FlowRelayStats {
+  /** Requests this node relayed to the owner of their flow, and how they ended. */
+  relayed: number;
+  answered: number;
+  failed: number;
+  timedOut: number;
+  /** Waiting for the owner's reply now. */
+  pending: number;
+  /** Requests this node sent over its own connections for other nodes, and those it could not. */
+  served: number;
+  serveFailed: number;
+  /** Relay messages dropped or answered with an error for being malformed. */
+  malformed: number;
+}
+
+export const RELAY_TOPIC = 'sip.relay';
+export const RELAY_REPLY_TOPIC = 'sip.relay-reply';
+/** A little above Timer F (64*T1 = 32 s): the owner's transaction gives up first, and its error comes back. */
+export const DEFAULT_RELAY_TIMEOUT_MS = 34_000;
+
+const TRANSPORTS: ReadonlySet<string> = new Set<TransportName>(['UDP', 'TCP', 'TLS', 'WS', 'WSS']);
+/** Bounds on what a peer may put in a relay message. */
+const MAX_ID = 64;
+const MAX_NODE = 255;
+const MAX_MESSAGE_B64 = 1 << 20;
+
+/** A node id as one topic word: routing-keys.ts's encoding, and wildcards and the empty id escaped too. */
+export function nodeTopicWord(node: string): string {
+  if (node === '') return '%00';
+  if (node === '*') return '%2A';
+  if (node === '#') return '%23';
+  return encodeKeyWord(node);
+}
+
+export function relayTopic(node: string): string {
+  return `${RELAY_TOPIC}.${nodeTopicWord(node)}`;
+}
+
+export function relayReplyTopic(node: string): string {
+  return `${RELAY_REPLY_TOPIC}.${nodeTopicWord(node)}`;
+}
+
+interface Pending {
+  resolve: (res: SipResponse) => void;
+  reject: (err: SwitchboardError) => void;
+  timer: NodeJS.Timeout;
+  owner: string;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown, max: number): string | null {
+  return typeof v === 'string' && v.length <= max ? v : null;
+}
+
+/** A code of the catalogue (own properties only: a peer's "toString" is not one). */
+function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(Errors, code);
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The request as relayed: every header but Via (the owner's endpoint adds its own), and the body. */
+function wireWithoutVia(req: SipRequest): Buffer {
+  if (!req.has(H.via)) return serialize(req);
+  const copy = new SipRequest(req.method, req.uri, req.version);
+  for (const h of req.headers) if (h.key !== H.via) copy.headers.push({ key: h.key, name: h.name, value: h.value });
+  copy.body = req.body;
+  return serialize(copy);
+}
+
+export class FlowRelay {
+  private readonly o: FlowRelayOptions;
+  private readonly log: Logger;
+  private readonly badInput: ThrottledLog;
+  private readonly timeoutMs: number;
+  private readonly pending = new Map<string, Pending>();
+  private readonly idPrefix = randomBytes(9).toString('base64url');
+  private seq = 0;
+  private unsubscribes: Array<() => void> = [];
+  private closed = false;
+  private readonly counters = { relayed: 0, answered: 0, failed: 0, timedOut: 0, served: 0, serveFailed: 0, malformed: 0 };
+
+  constructor(o: FlowRelayOptions) {
+    this.o = o;
+    this.log = o.log;
+    this.badInput = new ThrottledLog(o.log, 10);
+    this.timeoutMs = o.timeoutMs ?? DEFAULT_RELAY_TIMEOUT_MS;
+  }
+
+  /** Subscribes to this node's relay requests and replies; returns the unsubscribe function (close() calls it too). */
+  start(): () => void {
+    if (this.unsubscribes.length === 0 && !this.closed) {
+      this.unsubscribes = [
+        this.o.bus.subscribe(relayTopic(this.o.node), this.onRequest),
+        this.o.bus.subscribe(relayReplyTopic(this.o.node), this.onReply),
+      ];
+    }
+    return () => this.unsubscribe();
+  }
+
+  stats(): FlowRelayStats {
+    return { ...this.counters, pending: this.pending.size };
+  }
+
+  /** Whether `send` would put this flow on the bus (another node's connection) rather than send it here. */
+  isRemote(flow: RelayFlow): boolean {
+    return flow.node !== this.o.node && flow.transport !== 'UDP' && flow.connectionId !== null;
+  }
+
+  /** Sends `req` over `flow` (here, or through the node holding its connection); resolves with the final response. */
+  send(req: SipRequest, flow: RelayFlow): Promise<SipResponse> {
+    if (!TRANSPORTS.has(flow.transport)) return Promise.reject(sbError('SIP_ERR_TRANSPORT', `cannot send ${req.method} over ${flow.transport}`));
+    const transport = flow.transport as TransportName;
+    if (!this.isRemote(flow)) {
+      const dest: Destination = { transport, address: flow.address, port: flow.port, connectionId: flow.node === this.o.node ? flow.connectionId : null };
+      return this.o.endpoint.request(req, dest);
+    }
+    if (this.closed) return Promise.reject(sbError('RELAY_ERR_CLOSED'));
+    if (this.unsubscribes.length === 0) return Promise.reject(sbError('RELAY_ERR_CLOSED', 'flow relay not started: no reply would be heard'));
+    const id = `${this.idPrefix}.${(++this.seq).toString(36)}`;
+    const owner = flow.node;
+    const request = wireWithoutVia(req).toString('base64');
+    return new Promise<SipResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.get(id)?.timer !== timer) return;
+        this.pending.delete(id);
+        this.counters.timedOut++;
+        reject(sbError('RELAY_ERR_TIMEOUT', `no answer from node ${owner} within ${this.timeoutMs} ms for ${req.method} over its ${transport} connection ${flow.connectionId}`, { node: owner }));
+      }, this.timeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve, reject, timer, owner });
+      this.counters.relayed++;
+      this.o.bus.publish(relayTopic(owner), {
+        v: 1,
+        id,
+        origin: this.o.node,
+        flow: { transport, address: flow.address, port: flow.port, connectionId: flow.connectionId },
+        request,
+        expiresAt: Date.now() + this.timeoutMs,
+      });
+    });
+  }
+
+  // Owner side ------------------------------------------------------------------------------------------------
+
+  private readonly onRequest = (msg: BusMessage): void => {
+    const p = msg.payload;
+    const id = str(p.id, MAX_ID);
+    const origin = str(p.origin, MAX_NODE);
+    if (!id || origin === null) {
+      this.malformed(msg, 'relay request without id or origin: dropped');
+      return;
+    }
+    const fail = (code: ErrorCode, message: string): void => {
+      this.counters.serveFailed++;
+      this.reply(origin, { v: 1, id, node: this.o.node, error: { code, message } });
+    };
+    const f = p.flow;
+    const request = str(p.request, MAX_MESSAGE_B64);
+    if (
+      !isObject(f) ||
+      typeof f.transport !== 'string' ||
+      !TRANSPORTS.has(f.transport) ||
+      typeof f.address !== 'string' ||
+      !Number.isInteger(f.port) ||
+      !Number.isSafeInteger(f.connectionId) ||
+      request === null
+    ) {
+      this.malformed(msg, 'relay request with a malformed flow or request: refused', origin);
+      fail('BUS_ERR_MALFORMED', 'relay request with a malformed flow or request');
+      return;
+    }
+    let req: SipRequest;
+    try {
+      const parsed = parseMessage(Buffer.from(request, 'base64'), false);
+      if (!parsed.isRequest) throw new Error('not a request');
+      req = parsed as SipRequest;
+    } catch (e) {
+      this.malformed(msg, 'relay request whose SIP message does not parse: refused', origin);
+      fail('BUS_ERR_MALFORMED', `relayed SIP request does not parse: ${errText(e)}`);
+      return;
+    }
+    if (typeof p.expiresAt === 'number' && p.expiresAt < Date.now()) {
+      // The origin has given up already: sending now would only surprise the phone.
+      this.counters.serveFailed++;
+      this.log.warn({ origin, method: req.method, late: Date.now() - p.expiresAt }, 'relayed request arrived after its origin gave up: not sent');
+      return;
+    }
+    const connectionId = f.connectionId as number;
+    const dest: Destination = { transport: f.transport as TransportName, address: f.address, port: f.port as number, connectionId };
+    if (this.o.connections && !this.o.connections.isConnectionOpen(connectionId)) {
+      fail('RELAY_ERR_FLOW_GONE', `${dest.transport} connection ${connectionId} to ${dest.address}:${dest.port} is closed on node ${this.o.node}`);
+      return;
+    }
+    // For a node that is shutting down the endpoint rejects at once, and that error goes back like any other.
+    this.o.endpoint.request(req, dest).then(
+      (res) => {
+        this.counters.served++;
+        this.reply(origin, { v: 1, id, node: this.o.node, response: serialize(res).toString('base64') });
+      },
+      (err: unknown) => {
+        const code = isSwitchboardError(err) && isErrorCode(err.code) ? err.code : 'RELAY_ERR_FAILED';
+        fail(code, errText(err));
+      },
+    );
+  };
+
+  private reply(origin: string, payload: Record<string, unknown>): void {
+    this.o.bus.publish(relayReplyTopic(origin), payload);
+  }
+
+  // Origin side -----------------------------------------------------------------------------------------------
+
+  private readonly onReply = (msg: BusMessage): void => {
+    const p = msg.payload;
+    const id = str(p.id, MAX_ID);
+    if (!id) {
+      this.malformed(msg, 'relay reply without id: dropped');
+      return;
+    }
+    const entry = this.pending.get(id);
+    if (!entry) {
+      // Timed out here already (or another process's id): nobody waits.
+      this.log.debug({ id, from: p.node }, 'late or unknown relay reply dropped');
+      return;
+    }
+    this.pending.delete(id);
+    clearTimeout(entry.timer);
+    const node = typeof p.node === 'string' ? p.node : entry.owner;
+    if (isObject(p.error)) {
+      const code = typeof p.error.code === 'string' && isErrorCode(p.error.code) ? p.error.code : 'RELAY_ERR_FAILED';
+      const message = typeof p.error.message === 'string' ? p.error.message : Errors[code].message;
+      this.counters.failed++;
+      entry.reject(sbError(code, message, { node }));
+      return;
+    }
+    const response = str(p.response, MAX_MESSAGE_B64);
+    let res: SipResponse | null = null;
+    if (response !== null) {
+      try {
+        const parsed = parseMessage(Buffer.from(response, 'base64'), false);
+        if (!parsed.isRequest) res = parsed as SipResponse;
+      } catch {
+        res = null;
+      }
+    }
+    if (!res) {
+      this.counters.failed++;
+      this.malformed(msg, 'relay reply with neither a response nor an error');
+      entry.reject(sbError('BUS_ERR_MALFORMED', `node ${node} replied with neither a SIP response nor an error`, { node }));
+      return;
+    }
+    this.counters.answered++;
+    entry.resolve(res);
+  };
+
+  private malformed(msg: BusMessage, what: string, origin?: string): void {
+    this.counters.malformed++;
+    this.badInput.warn({ topic: msg.topic, origin, code: Errors.BUS_ERR_MALFORMED.code }, what);
+  }
+
+  private unsubscribe(): void {
+    for (const u of this.unsubscribes.splice(0)) u();
+  }
+
+  /** Stops listening; whatever still waits for a reply is rejected. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+    for (const [id, entry] of this.pending) {
+      clearTimeout(entry.timer);
+      this.pending.delete(id);
+      entry.reject(sbError('RELAY_ERR_CLOSED', undefined, { node: entry.owner }));
+    }
+  }
+}
