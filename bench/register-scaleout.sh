@@ -56,7 +56,13 @@ for W in $WORKERS; do
   for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
   sleep 2 # every worker up (the health check answers as soon as one is)
   echo "--- workers $W (N=$N, concurrency $L, sipp -t $T, rounds $ROUNDS)" | tee -a "$report"
+  mem0=$(redis-cli -u "$REDIS" info memory | grep -o 'used_memory:[0-9]*' | cut -d: -f2)
   (cd "$WORK" && TARGET_PIDS="$PID" "$SHARED/compare-register.sh" 127.0.0.1:5060 "$N" "$L" "$T" "$ROUNDS") 2>&1 | tee -a "$report"
+  # What the shared state costs per binding: Redis memory and the PostgreSQL table with its index.
+  mem1=$(redis-cli -u "$REDIS" info memory | grep -o 'used_memory:[0-9]*' | cut -d: -f2)
+  rows=$(psql -tA "$PG" -c "SELECT count(*) FROM $SCHEMA.bindings")
+  pgb=$(psql -tA "$PG" -c "SELECT pg_total_relation_size('$SCHEMA.bindings')")
+  echo "state: $rows bindings; Redis +$(( (mem1 - mem0) / (rows > 0 ? rows : 1) )) B/binding; PostgreSQL $(( pgb / (rows > 0 ? rows : 1) )) B/binding (table + index)" | tee -a "$report"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 done
 echo "report: $report"

@@ -330,7 +330,8 @@ export class LocationService {
       const index = this.index;
       try {
         await index.heartbeat!(this.node!, this.now() + this.heartbeatMs * 4);
-        for (const { node, lapsedAt } of await index.claimDeparted!(this.now())) {
+        if (index.isPrimed && !(await index.isPrimed())) await this.reprime();
+        for (const { node, lapsedAt } of await index.claimDeparted!(this.now(), this.now() + this.heartbeatMs * 4)) {
           if (node === this.node) continue; // our own lapse (a long pause): we are alive, the next beat says so
           const removed = await this.removeFlowsOf(node, lapsedAt);
           await index.forgetNode!(node);
@@ -344,6 +345,19 @@ export class LocationService {
       }
     })();
     return this.beating;
+  }
+
+  /**
+   * The shared index lost its data (Redis restarted without persistence, or was flushed): the first node to see
+   * it takes the priming lease and reloads every live binding from the store; the others find it primed.
+   */
+  private async reprime(): Promise<void> {
+    if ((await this.index.beginPriming!()) !== 'mine') return;
+    const now = this.now();
+    const rows = (await this.store.loadAll()).filter((b) => b.expiresAt > now);
+    await this.index.load(rows);
+    await this.index.endPriming!();
+    this.log.warn({ bindings: rows.length }, 'the shared location index had lost its bindings: reloaded them from the store');
   }
 
   /** Removes the bindings that only `node`'s connections could reach (those it made up to `before`, if given). */

@@ -472,9 +472,10 @@ export interface LocationIndex {
   heartbeat?(node: string, until: number): Promise<void>;
   /**
    * Shared index: nodes whose heartbeat lapsed before `now`, each with the time it lapsed, claimed for a minute by
-   * the caller (so one node cleans up after each, and another if that one dies too).
+   * the caller (so one node cleans up after each, and another if that one dies too). A node known to hold flows
+   * but with no heartbeat on record is given one until `graceUntil`.
    */
-  claimDeparted?(now: number): Promise<Array<{ node: string; lapsedAt: number }>>;
+  claimDeparted?(now: number, graceUntil: number): Promise<Array<{ node: string; lapsedAt: number }>>;
   /** Shared index: the AORs that held a connection-bound binding of `node` (some may no longer). */
   flowAors?(node: string): Promise<string[]>;
   /** Shared index: `node` is gone and cleaned up: forget its heartbeat and its flow AORs. */
@@ -484,6 +485,8 @@ export interface LocationIndex {
   /** For a shared index: whether it already holds the deployment's bindings; take the priming lease if not. */
   beginPriming?(): Promise<'primed' | 'mine' | 'busy'>;
   endPriming?(): Promise<void>;
+  /** For a shared index: whether it still holds the deployment's bindings (false after Redis lost its data). */
+  isPrimed?(): Promise<boolean>;
   /**
    * Synchronous walk of the current bindings, each handed out only while still current (the in-process index),
    * for a log-structured store's compaction.

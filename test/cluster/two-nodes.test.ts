@@ -5,6 +5,7 @@
 //   lists its binding over HTTP;
 // - a watcher subscribed on node A is notified when the presentity PUBLISHes through node B;
 // - a check-sync NOTIFY asked of node B reaches a phone over its TCP connection to node A (relayed on the bus);
+// - Redis loses the shared index: a node reloads it from PostgreSQL;
 // - node A is killed with SIGKILL: node B still serves A's UDP bindings (lists them, refreshes them) and, once A's heartbeat lapses, removes the bindings only A's connections could reach (RFC 5626 flow)
 //   and announces A's departure.
 import assert from 'node:assert/strict';
@@ -186,6 +187,16 @@ describe('two nodes sharing PostgreSQL, Redis and RabbitMQ', { skip: missing }, 
     } finally {
       phone.close();
     }
+  });
+
+  it('when Redis loses the shared index, a node reloads it from PostgreSQL within a heartbeat', async () => {
+    const before = await bindingsOf(b, 'alice');
+    assert.equal(before.length, 1);
+    await dropPrefix(prefix); // as a Redis restarted without persistence would
+    assert.deepEqual(await bindingsOf(b, 'alice'), []);
+    await until('the index to be reloaded', async () => (await bindingsOf(b, 'alice')).length === 1);
+    const strip = (l: Binding[]) => l.map(({ contact, node, callId, cseq }) => ({ contact, node, callId, cseq }));
+    assert.deepEqual(strip(await bindingsOf(a, 'alice')), strip(before));
   });
 
   it('node A killed with SIGKILL: node B serves its UDP bindings and removes the ones only A could reach', async () => {

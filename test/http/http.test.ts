@@ -65,11 +65,13 @@ describe('HTTP', () => {
   });
 
   it('pages through registrations', async () => {
-    const p1 = (await (await get(`/v1/registrations?limit=2`)).json()) as { total: number; registrations: unknown[] };
+    const p1 = (await (await get(`/v1/registrations?limit=2`)).json()) as { total: number; registrations: Array<{ aor: string }> };
     const p2 = (await (await get(`/v1/registrations?limit=2&offset=2`)).json()) as typeof p1;
     assert.equal(p1.total, 3);
     assert.equal(p1.registrations.length, 2);
     assert.equal(p2.registrations.length, 1);
+    // By address of record: the pages neither overlap nor skip, whatever order the location index keeps.
+    assert.deepEqual([...p1.registrations, ...p2.registrations].map((r) => r.aor), ['alice@example.test', 'bob@example.test', 'carol@other.test']);
   });
 
   it('lists registrations only for admins (or API keys allowed to)', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { adminToken, ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
+import { adminToken, cliDataArgs, ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 
 const run = promisify(execFile);
 type Json = Record<string, unknown>;
@@ -222,7 +222,7 @@ describe('signing keys across restarts and rotation', () => {
     s = await startTestServer({ dataDir: dir, flags: FAST_ARGON });
     try {
       assert.equal((await call(s, 'GET', '/users', undefined, token)).status, 200, 'valid after a restart');
-      await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'keys', 'rotate', '--data-dir', dir], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
+      await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'keys', 'rotate', ...cliDataArgs(dir)], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
       await s.keys.refresh(true); // what the server does on its own within 30 s
       const jwks = (await call(s, 'GET', '/auth/jwks.json')).body.keys as Json[];
       assert.equal(jwks.length, 2, 'old and new key published');
@@ -240,7 +240,7 @@ describe('signing keys across restarts and rotation', () => {
 describe('one account, every credential', () => {
   it('an account created over HTTP registers over SIP with the same password, and a CLI-created one logs in over HTTP', async () => {
     const dir = tempDir();
-    await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'user', 'add', 'cli-user@example.test', '--password', 'cli-password', '--data-dir', dir, ...Object.entries(FAST_ARGON).flatMap(([k, v]) => [`--${k}`, v])], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
+    await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'user', 'add', 'cli-user@example.test', '--password', 'cli-password', ...cliDataArgs(dir), ...Object.entries(FAST_ARGON).flatMap(([k, v]) => [`--${k}`, v])], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
     const s = await startTestServer({ dataDir: dir, flags: FAST_ARGON });
     const { SipTestClient } = await import('../helpers/sip-client.ts');
     const { register } = await import('../helpers/register.ts');
@@ -265,7 +265,7 @@ describe('one account, every credential', () => {
     const dir = tempDir();
     const { writeFileSync } = await import('node:fs');
     writeFileSync(path.join(dir, 'u.csv'), 'imported,example.test,imported-pw\n');
-    await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'user', 'import', path.join(dir, 'u.csv'), '--data-dir', dir], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
+    await run(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'user', 'import', path.join(dir, 'u.csv'), ...cliDataArgs(dir)], { env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
     const s = await startTestServer({ dataDir: dir, flags: FAST_ARGON });
     try {
       assert.equal((await s.accounts.findByName('imported', 'example.test'))!.passwordHash, null);

@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, hkdfSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { DatabaseSync } from 'node:sqlite';
-import path from 'node:path';
+import { storeQuery } from '../helpers/server.ts';
 import { basic, call, DAY, MINUTE, nextNumber, signUp, startPhoneServer, verifiedSession, type Json, type PhoneTestServer } from './helpers.ts';
 
 const LOCK = 'a1'.repeat(32);
@@ -51,19 +50,14 @@ describe('POST /v1/registration', () => {
 
   it('stores the device password as a salted HKDF hash, and Digest HA1s under <account-id>.<device-id>', async () => {
     const u = await signUp(s, nextNumber(), { password: 'hkdf-password' });
-    const db = new DatabaseSync(path.join(s.dataDir, 'switchboard.db'));
-    try {
-      const row = db.prepare('SELECT auth_salt, auth_hash FROM phone_devices WHERE account_id = ? AND device_id = 1').get(u.uuid) as { auth_salt: string; auth_hash: string };
-      assert.match(row.auth_salt, /^[0-9a-f]{32}$/, '16 random bytes, hex');
-      const expected = Buffer.from(hkdfSync('sha256', Buffer.from('hkdf-password'), Buffer.from(row.auth_salt), 'authtoken', 32)).toString('hex');
-      assert.equal(row.auth_hash, expected);
-      const creds = db.prepare('SELECT algorithm, ha1 FROM sip_credentials WHERE auth_user = ? ORDER BY algorithm').all(`${u.uuid}.1`) as Array<{ algorithm: string; ha1: string }>;
-      assert.deepEqual(creds.map((c) => c.algorithm), ['MD5', 'SHA-256', 'SHA-512-256']);
-      assert.equal(creds[0].ha1, createHash('md5').update(`${u.uuid}.1:example.test:hkdf-password`).digest('hex'));
-      assert.ok(!JSON.stringify(db.prepare('SELECT * FROM phone_devices').all()).includes('hkdf-password'));
-    } finally {
-      db.close();
-    }
+    const [row] = await storeQuery<{ auth_salt: string; auth_hash: string }>(s.dataDir, 'SELECT auth_salt, auth_hash FROM phone_devices WHERE account_id = ? AND device_id = 1', u.uuid);
+    assert.match(row.auth_salt, /^[0-9a-f]{32}$/, '16 random bytes, hex');
+    const expected = Buffer.from(hkdfSync('sha256', Buffer.from('hkdf-password'), Buffer.from(row.auth_salt), 'authtoken', 32)).toString('hex');
+    assert.equal(row.auth_hash, expected);
+    const creds = await storeQuery<{ algorithm: string; ha1: string }>(s.dataDir, 'SELECT algorithm, ha1 FROM sip_credentials WHERE auth_user = ? ORDER BY algorithm', `${u.uuid}.1`);
+    assert.deepEqual(creds.map((c) => c.algorithm), ['MD5', 'SHA-256', 'SHA-512-256']);
+    assert.equal(creds[0].ha1, createHash('md5').update(`${u.uuid}.1:example.test:hkdf-password`).digest('hex'));
+    assert.ok(!JSON.stringify(await storeQuery(s.dataDir, 'SELECT * FROM phone_devices')).includes('hkdf-password'));
   });
 
   it('re-registers: same account id and PNI, linked devices removed, old credentials dead', async () => {
@@ -307,15 +301,10 @@ describe('devices', () => {
     assert.equal(await lastSeen(), today);
     s.clock.advance(DAY);
     assert.equal(await lastSeen(), today + DAY);
-    const db = new DatabaseSync(path.join(s.dataDir, 'switchboard.db'));
-    try {
-      // Rewind the stored day behind the server's back: requests on the same day do not write again.
-      db.prepare('UPDATE phone_devices SET last_seen = 0 WHERE account_id = ?').run(u.uuid);
-      await lastSeen();
-      assert.equal((db.prepare('SELECT last_seen FROM phone_devices WHERE account_id = ?').get(u.uuid) as { last_seen: number }).last_seen, 0);
-    } finally {
-      db.close();
-    }
+    // Rewind the stored day behind the server's back: requests on the same day do not write again.
+    await storeQuery(s.dataDir, 'UPDATE phone_devices SET last_seen = 0 WHERE account_id = ?', u.uuid);
+    await lastSeen();
+    assert.equal((await storeQuery<{ last_seen: number }>(s.dataDir, 'SELECT last_seen FROM phone_devices WHERE account_id = ?', u.uuid))[0].last_seen, 0);
   });
 
   it('the idle-expiry sweep: linked devices after 45 days, the account after 120 days without any device', async () => {

@@ -5,10 +5,9 @@
 // clock the test moves.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { register } from '../helpers/register.ts';
-import { adminToken } from '../helpers/server.ts';
+import { adminToken, storeQuery } from '../helpers/server.ts';
 import { buildRequest, SipTestClient } from '../helpers/sip-client.ts';
 import { basic, call, DAY, localEntries, nextNumber, signUp, startPhoneServer, verifiedSession, type Json, type PhoneTestServer, type SignedUp } from './helpers.ts';
 
@@ -129,13 +128,8 @@ describe('phone sign-up, devices on SIP, registration lock', () => {
     const r = await register(sipA, { user: alice.number, password: alice.password, domain: REALM, authUser: `${alice.uuid}.1`, expires: 600 });
     assert.equal(r.status, 200);
     await new Promise((resolve) => setTimeout(resolve, 50)); // the last-seen write is not awaited by REGISTER
-    const db = new DatabaseSync(path.join(s.dataDir, 'switchboard.db'));
-    try {
-      const row = db.prepare('SELECT last_seen FROM phone_devices WHERE account_id = ? AND device_id = 1').get(alice.uuid) as { last_seen: number };
-      assert.equal(row.last_seen, Math.floor(s.clock.now() / DAY) * DAY);
-    } finally {
-      db.close();
-    }
+    const [row] = await storeQuery<{ last_seen: number }>(s.dataDir, 'SELECT last_seen FROM phone_devices WHERE account_id = ? AND device_id = 1', alice.uuid);
+    assert.equal(row.last_seen, Math.floor(s.clock.now() / DAY) * DAY);
   });
 
   it('a locked number refuses a new registration without the PIN (423) and locks its devices out of SIP', async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { BusMessage } from '../../src/bus/event-bus.ts';
+import { collectEvents, type EventLog } from '../helpers/events.ts';
 import { basics, pidf, PresencePeer, tagOf } from '../helpers/presence.ts';
 import { register } from '../helpers/register.ts';
 import { adminToken, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
@@ -21,12 +21,10 @@ const acct = (name: string, domain = D) => ({ user: name, password: users[`${nam
 
 describe('presence over SIP', () => {
   let server: TestServer;
-  const events: BusMessage[] = [];
+  let log: EventLog;
   before(async () => {
     server = await startTestServer({ users, flags: { realm: [D, O], 'presence-min-expires': '1' } });
-    server.bus.subscribe('presence.#', (m) => {
-      events.push(m);
-    });
+    log = await collectEvents(server.bus, 'presence.#');
   });
   after(() => server.close());
 
@@ -133,7 +131,7 @@ describe('presence over SIP', () => {
     assert.equal((await w.notify()).header('Subscription-State'), 'active;expires=2');
     const end = await w.notify(5000);
     assert.equal(end.header('Subscription-State'), 'terminated;reason=timeout');
-    assert.ok(events.some((e) => e.topic === 'presence.subscription.terminated' && e.payload.watcher === `heidi@${D}` && e.payload.cause === 'expired'));
+    await log.waitFor((events) => events.some((e) => e.topic === 'presence.subscription.terminated' && e.payload.watcher === `heidi@${D}` && e.payload.cause === 'expired'), 'the expiry announced on the bus');
   });
 
   it('489 Bad Event with Allow-Events for other packages, on SUBSCRIBE and on PUBLISH', async () => {
@@ -264,7 +262,8 @@ describe('presence over SIP', () => {
   });
 
   it('announces changes and subscriptions on the bus', async () => {
-    await new Promise((r) => setImmediate(r));
+    await log.settle();
+    const events = log.events;
     const topics = new Set(events.map((e) => e.topic));
     for (const t of ['presence.changed', 'presence.subscription.created', 'presence.subscription.refreshed', 'presence.subscription.terminated', 'presence.subscription.activated', 'presence.publication.created', 'presence.publication.modified', 'presence.publication.removed', 'presence.policy.changed']) {
       assert.ok(topics.has(t), `${t} published`);

@@ -1,48 +1,70 @@
-// The location service over a real SQLite store and the in-process bus: priming (expired-while-down bindings
-// removed and announced), the expiry wheel, events after durability, and recovery from a failed write.
+// The location service over the test stack's store and index (SQLite and the in-process index, or PostgreSQL and
+// the shared Redis index) with the in-process bus: priming (expired-while-down bindings removed and announced),
+// expiry, events after durability, and recovery from a failed write.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
 import { InProcessBus } from '../../src/bus/in-process.ts';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
+import { openCache, openDurable } from '../../src/adapters.ts';
 import { createLogger } from '../../src/log.ts';
-import { MemoryLocationIndex } from '../../src/storage/memory/location-index.ts';
 import { LocationService } from '../../src/registrar/location-service.ts';
 import type { BindingRecord, LocationStore } from '../../src/storage/ports.ts';
-import { openDatabase } from '../../src/storage/sqlite/database.ts';
-import { SqliteLocationStore } from '../../src/storage/sqlite/location-store.ts';
-import { tempDir } from '../helpers/server.ts';
+import { tempDir, testConfig } from '../helpers/server.ts';
 import { binding } from '../helpers/bindings.ts';
 
 const log = createLogger('silent');
 const tick = () => new Promise((r) => setImmediate(r));
 
-function setup(dir: string, clock: { now: number }, store?: LocationStore) {
-  const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+/** The data directory's durable store and location index, as the server opens them. */
+async function openStack(dir: string, clock: { now: number }) {
+  const config = testConfig(dir);
+  const durable = await openDurable(config);
+  const cache = openCache(config, () => clock.now, log);
+  return {
+    store: durable.location,
+    index: cache.locationIndex,
+    async close() {
+      await cache.close();
+      await durable.close();
+    },
+  };
+}
+
+/** A location service on the stack (its store wrapped by `wrap`, if given), and the events it publishes. */
+async function setup(dir: string, clock: { now: number }, wrap?: (real: LocationStore) => LocationStore) {
+  const stack = await openStack(dir, clock);
   const bus = new InProcessBus(log);
   const events: BusMessage[] = [];
   bus.subscribe('binding.*', (m) => {
     events.push(m);
   });
-  const location = new LocationService({ index: new MemoryLocationIndex(), store: store ?? new SqliteLocationStore(db), bus, log, now: () => clock.now });
-  return { db, bus, events, location };
+  const location = new LocationService({ index: stack.index, store: wrap ? wrap(stack.store) : stack.store, bus, log, now: () => clock.now });
+  return {
+    store: stack.store,
+    bus,
+    events,
+    location,
+    async close() {
+      location.close();
+      await stack.close();
+    },
+  };
 }
 
 describe('LocationService', () => {
   it('primes from the store, dropping and announcing bindings that expired while it was down', async () => {
     const dir = tempDir();
     const clock = { now: Date.now() };
-    const a = setup(dir, clock);
+    const a = await setup(dir, clock);
     await a.location.prime();
     await a.location.replace('alice@d', [binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 })], [{ event: 'added', binding: binding('alice@d', 'k1', { expiresAt: clock.now + 60_000 }) }]);
     const bob = binding('bob@d', 'k1', { expiresAt: clock.now + 3_600_000 });
     await a.location.replace('bob@d', [bob], [{ event: 'added', binding: bob }]);
-    a.location.close();
-    a.db.close();
+    await a.close();
 
     clock.now += 120_000; // down for two minutes: alice's binding lapsed
-    const b = setup(dir, clock);
+    const b = await setup(dir, clock);
     try {
       const primed = await b.location.prime();
       assert.deepEqual(primed, { loaded: 1, expired: 1, orphaned: 0 });
@@ -51,19 +73,18 @@ describe('LocationService', () => {
       await tick();
       assert.deepEqual(b.events.map((e) => `${e.topic} ${e.payload.aor}`), ['binding.expired alice@d']);
       // The removal is durable: a third start does not see alice either.
-      const rows = await new SqliteLocationStore(b.db).loadAll();
+      const rows = await b.store.loadAll();
       assert.deepEqual(rows.map((r) => r.aor), ['bob@d']);
     } finally {
-      b.location.close();
-      b.db.close();
+      await b.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it('expires bindings on time, from memory and store, and announces each', async () => {
     const dir = tempDir();
-    const clock = { now: 1_000_000_000_000 };
-    const s = setup(dir, clock);
+    const clock = { now: Date.now() };
+    const s = await setup(dir, clock);
     try {
       await s.location.prime();
       const short = binding('a@d', 'k1', { expiresAt: clock.now + 5_000 });
@@ -80,19 +101,18 @@ describe('LocationService', () => {
       assert.equal(s.location.size, 1);
       await tick();
       assert.deepEqual(s.events.map((e) => [e.topic, e.payload.expires]), [['binding.expired', 0]]);
-      const rows = await new SqliteLocationStore(s.db).list('a@d');
+      const rows = await s.store.list('a@d');
       assert.deepEqual(rows.map((r) => r.key), ['k2']);
     } finally {
-      s.location.close();
-      s.db.close();
+      await s.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it('does not expire a binding that was refreshed since it was scheduled', async () => {
     const dir = tempDir();
-    const clock = { now: 1_000_000_000_000 };
-    const s = setup(dir, clock);
+    const clock = { now: Date.now() };
+    const s = await setup(dir, clock);
     try {
       await s.location.prime();
       const first = binding('a@d', 'k1', { expiresAt: clock.now + 5_000 });
@@ -103,8 +123,7 @@ describe('LocationService', () => {
       await s.location.expire();
       assert.equal((await s.location.lookup('a@d'))[0].cseq, 2);
     } finally {
-      s.location.close();
-      s.db.close();
+      await s.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -112,15 +131,13 @@ describe('LocationService', () => {
   it('announces only after the change is durable, and restores memory from the store when a write fails', async () => {
     const dir = tempDir();
     const clock = { now: Date.now() };
-    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
-    const real = new SqliteLocationStore(db);
     let failNext = false;
-    const flaky: LocationStore = {
+    const flaky = (real: LocationStore): LocationStore => ({
       loadAll: () => real.loadAll(),
       list: (aor) => real.list(aor),
       write: (ops) => (failNext ? Promise.reject(new Error('disk full')) : real.write(ops)),
-    };
-    const s = setup(dir, clock, flaky);
+    });
+    const s = await setup(dir, clock, flaky);
     try {
       await s.location.prime();
       const b1 = binding('a@d', 'k1');
@@ -135,9 +152,7 @@ describe('LocationService', () => {
       assert.deepEqual((await s.location.lookup('a@d')).map((b: BindingRecord) => b.key), ['k1'], 'memory agrees with the store again');
       assert.equal(s.location.size, 1);
     } finally {
-      s.location.close();
-      s.db.close();
-      db.close();
+      await s.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -146,8 +161,8 @@ describe('LocationService', () => {
 describe('LocationService expiry with several bindings per AOR', () => {
   it('expires only the due bindings of an AOR and keeps the others exactly once', async () => {
     const dir = tempDir();
-    const clock = { now: 1_000_000_000_000 };
-    const s = setup(dir, clock);
+    const clock = { now: Date.now() };
+    const s = await setup(dir, clock);
     try {
       await s.location.prime();
       const bs = [
@@ -167,8 +182,7 @@ describe('LocationService expiry with several bindings per AOR', () => {
       assert.equal(s.location.size, 0);
       assert.equal(s.location.aorCount, 0);
     } finally {
-      s.location.close();
-      s.db.close();
+      await s.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -178,15 +192,14 @@ describe('LocationService after a restart', () => {
   it('drops bindings that needed a connection of this node’s previous incarnation, and keeps the rest', async () => {
     const dir = tempDir();
     const clock = { now: Date.now() };
-    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
-    const store = new SqliteLocationStore(db);
+    const { store, index, close } = await openStack(dir, clock);
     const ws = binding('a@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n1' });
     const flow = binding('a@d', 'flow', { transport: 'TCP', connectionId: 8, regId: 1, node: 'n1' });
     const tcp = binding('a@d', 'tcp', { transport: 'TCP', connectionId: 9, node: 'n1' });
     const elsewhere = binding('b@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n2' });
     await store.write([ws, flow, tcp, elsewhere].map((b) => ({ op: 'put' as const, binding: b })));
     const bus = new InProcessBus(log);
-    const location = new LocationService({ index: new MemoryLocationIndex(), store, bus, log, node: 'n1', now: () => clock.now });
+    const location = new LocationService({ index, store, bus, log, node: 'n1', now: () => clock.now });
     try {
       const primed = await location.prime();
       assert.deepEqual(primed, { loaded: 2, expired: 0, orphaned: 2 });
@@ -195,7 +208,7 @@ describe('LocationService after a restart', () => {
       assert.deepEqual((await store.list('a@d')).map((b) => b.key), ['tcp']);
     } finally {
       location.close();
-      db.close();
+      await close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

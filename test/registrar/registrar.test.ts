@@ -2,7 +2,7 @@
 // atomicity, limits and their policies, Path, outbound instance keys, and the events each change publishes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { BusMessage } from '../../src/bus/event-bus.ts';
+import { collectEvents, type EventLog } from '../helpers/events.ts';
 import { register } from '../helpers/register.ts';
 import { SipTestClient } from '../helpers/sip-client.ts';
 import { startTestServer, type TestServer, type Flags } from '../helpers/server.ts';
@@ -11,12 +11,9 @@ const USERS = { 'alice@example.test': 'alice-pw', 'bob@example.test': 'bob-pw' }
 const contactsOf = (raw: string[]) => raw.map((c) => c.replace(/;expires=\d+/, '')).sort();
 const expiresOf = (c: string) => Number(/;expires=(\d+)/.exec(c)?.[1]);
 
-async function withServer(flags: Flags, fn: (s: TestServer, c: SipTestClient, events: BusMessage[]) => Promise<void>) {
+async function withServer(flags: Flags, fn: (s: TestServer, c: SipTestClient, events: EventLog) => Promise<void>) {
   const s = await startTestServer({ flags, users: USERS });
-  const events: BusMessage[] = [];
-  s.bus.subscribe('binding.#', (m) => {
-    events.push(m);
-  });
+  const events = await collectEvents(s.bus, 'binding.#');
   const c = await SipTestClient.open('UDP', s.sipPort);
   try {
     await fn(s, c, events);
@@ -31,13 +28,10 @@ const alice = { user: 'alice', password: 'alice-pw', domain: 'example.test' };
 describe('registrar rules', () => {
   let s: TestServer;
   let c: SipTestClient;
-  let events: BusMessage[];
+  let log: EventLog;
   before(async () => {
     s = await startTestServer({ users: USERS, flags: { 'min-expires': '60', 'max-expires': '7200' } });
-    events = [];
-    s.bus.subscribe('binding.#', (m) => {
-      events.push(m);
-    });
+    log = await collectEvents(s.bus, 'binding.#');
     c = await SipTestClient.open('UDP', s.sipPort);
   });
   after(async () => {
@@ -142,13 +136,14 @@ describe('registrar rules', () => {
   });
 
   it('publishes added, refreshed and removed events after each change, with the binding', async () => {
-    await new Promise((r) => setImmediate(r)); // events of earlier tests are delivered first
+    await log.settle(); // events of earlier tests are delivered first
+    const events = log.events;
     events.length = 0;
     const contact = '<sip:ev@192.0.2.8>';
     await register(c, { ...alice, callId: 'ev', contact });
     await register(c, { ...alice, callId: 'ev', cseq: 5, contact });
     await register(c, { ...alice, callId: 'ev', cseq: 9, contact, expires: 0 });
-    await new Promise((r) => setImmediate(r));
+    await log.settle();
     assert.deepEqual(events.map((e) => e.topic), ['binding.added', 'binding.refreshed', 'binding.removed']);
     const added = events[0].payload;
     assert.equal(added.aor, 'alice@example.test');
@@ -183,8 +178,8 @@ describe('contact limit', () => {
       const r = await register(c, { ...alice, callId: 'e3', contact: '<sip:newest@192.0.2.1>' });
       assert.equal(r.status, 200);
       assert.deepEqual((await s.location.lookup('alice@example.test')).map((b) => b.contact).sort(), ['sip:middle@192.0.2.1', 'sip:newest@192.0.2.1']);
-      await new Promise((r2) => setImmediate(r2));
-      assert.ok(events.some((e) => e.topic === 'binding.removed' && e.payload.contact === 'sip:oldest@192.0.2.1'));
+      await events.settle();
+      assert.ok(events.events.some((e) => e.topic === 'binding.removed' && e.payload.contact === 'sip:oldest@192.0.2.1'));
     });
   });
 });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import type { BusMessage } from '../../src/bus/event-bus.ts';
+import { collectEvents, type EventLog } from '../helpers/events.ts';
 import { digestAuthorization, parseChallenge, parseResponse, SipTestClient, type SipResponseView } from '../helpers/sip-client.ts';
 import { register } from '../helpers/register.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -87,13 +87,11 @@ async function registerOverWs(peer: WsPeer, user: string, password: string, tran
 describe('SIP over TLS, WS and WSS', () => {
   let s: TestServer;
   let ca: string;
-  const events: BusMessage[] = [];
+  let log: EventLog;
   before(async () => {
     s = await startTestServer({ users: { [`alice@${D}`]: 'alice-pw', [`bob@${D}`]: 'bob-pw', [`carol@${D}`]: 'carol-pw' } });
     ca = readFileSync(path.join(s.dataDir, 'tls', 'self-signed-cert.pem'), 'utf8');
-    s.bus.subscribe('binding.#', (m) => {
-      events.push(m);
-    });
+    log = await collectEvents(s.bus, 'binding.#');
   });
   after(() => s.close());
 
@@ -142,14 +140,13 @@ describe('SIP over TLS, WS and WSS', () => {
       // The CRLF keepalive some clients send as a text message gets its pong.
       peer.ws.send('\r\n\r\n');
       assert.equal(await peer.next(), '\r\n');
-      events.length = 0;
+      await log.settle();
+      log.events.length = 0;
       await peer.close();
-      for (let i = 0; i < 100 && (await s.location.lookup(`${user}@${D}`)).length; i++) await new Promise((res) => setTimeout(res, 10));
+      for (let i = 0; i < 500 && (await s.location.lookup(`${user}@${D}`)).length; i++) await new Promise((res) => setTimeout(res, 10));
       assert.deepEqual((await s.location.lookup(`${user}@${D}`)), [], 'the binding went with its connection');
       // Announced once durable (after the memory change the loop above waited for).
-      const announced = () => events.some((e) => e.topic === 'binding.removed' && e.payload.aor === `${user}@${D}`);
-      for (let i = 0; i < 100 && !announced(); i++) await new Promise((res) => setTimeout(res, 10));
-      assert.ok(announced());
+      await log.waitFor((events) => events.some((e) => e.topic === 'binding.removed' && e.payload.aor === `${user}@${D}`), `binding.removed of ${user}@${D}`, 5000);
     });
   }
 
@@ -160,7 +157,7 @@ describe('SIP over TLS, WS and WSS', () => {
     assert.equal(withFlow.status, 200, withFlow.raw);
     assert.equal((await s.location.lookup(`carol@${D}`)).length, 2);
     c.close();
-    for (let i = 0; i < 100 && (await s.location.lookup(`carol@${D}`)).length > 1; i++) await new Promise((res) => setTimeout(res, 10));
+    for (let i = 0; i < 500 && (await s.location.lookup(`carol@${D}`)).length > 1; i++) await new Promise((res) => setTimeout(res, 10));
     assert.deepEqual((await s.location.lookup(`carol@${D}`)).map((b) => b.contact), [`sip:carol-plain@127.0.0.1:${c.localPort};transport=tcp`]);
   });
 });

@@ -16,8 +16,9 @@ import type { Redis } from 'ioredis';
 import { decodePut, encodePut, type StoredWrite } from '../binding-codec.ts';
 import { diesWithConnection, type AorState, type BindingRecord, type LocationIndex } from '../ports.ts';
 
-// KEYS: aor hash, due set, counters, then the flow sets of the nodes holding a connection-bound binding of the
-// AOR. ARGV: expected version, bindings JSON, count, earliest expiry (ms), aor, hash expiry (ms epoch).
+// KEYS: aor hash, due set, counters, and when the AOR has connection-bound bindings: the set of nodes holding
+// flows, then the flow sets of those nodes. ARGV: expected version, bindings JSON, count, earliest expiry (ms),
+// aor, hash expiry (ms epoch), then the names of those nodes.
 // Returns 0 when the version no longer matches, else the counters (bindings, aors) after the write.
 const WRITE = `
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -32,7 +33,10 @@ else
   redis.call('PEXPIREAT', KEYS[1], ARGV[6])
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 end
-for i = 4, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
+if #KEYS > 3 then
+  for i = 5, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
+  for i = 7, #ARGV do redis.call('SADD', KEYS[4], ARGV[i]) end
+end
 redis.call('HINCRBY', KEYS[3], 'bindings', m - n)
 if n == 0 and m > 0 then redis.call('HINCRBY', KEYS[3], 'aors', 1) end
 if n > 0 and m == 0 then redis.call('HINCRBY', KEYS[3], 'aors', -1) end
@@ -44,8 +48,12 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, a in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], a) end
 return due`;
 
-// KEYS: nodes set. ARGV: now, lease until. Lapsed nodes come back with their lapse time and get a lease.
+// KEYS: nodes set, nodes holding flows. ARGV: now, lease until, grace until. A node holding flows but absent from
+// the nodes set (its entry lost with Redis's data, and it died before its next heartbeat) is entered as if it had
+// just beaten: alive, it beats again; dead, it lapses like any other. Lapsed nodes come back with their lapse time
+// and get a lease.
 const CLAIM_NODES = `
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('ZADD', KEYS[1], 'NX', ARGV[3], n) end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
 for i = 1, #gone, 2 do redis.call('ZADD', KEYS[1], ARGV[2], gone[i]) end
 return gone`;
@@ -53,6 +61,7 @@ return gone`;
 const AOR_PREFIX = 'loc:a:';
 const FLOWS_PREFIX = 'loc:flows:';
 const NODES = 'loc:nodes';
+const FLOW_NODES = 'loc:flownodes';
 
 export class RedisLocationIndex implements LocationIndex {
   readonly shared = true;
@@ -92,10 +101,9 @@ export class RedisLocationIndex implements LocationIndex {
       if (b.expiresAt < earliest) earliest = b.expiresAt;
       if (b.expiresAt > latest) latest = b.expiresAt;
     }
-    const flowKeys: string[] = [];
-    for (const b of next) {
-      if (b.node !== null && diesWithConnection(b) && !flowKeys.includes(FLOWS_PREFIX + b.node)) flowKeys.push(FLOWS_PREFIX + b.node);
-    }
+    const flowNodes: string[] = [];
+    for (const b of next) if (b.node !== null && diesWithConnection(b) && !flowNodes.includes(b.node)) flowNodes.push(b.node);
+    const flowKeys = flowNodes.length ? [FLOW_NODES, ...flowNodes.map((n) => FLOWS_PREFIX + n)] : [];
     const ok = await this.r.eval(
       WRITE,
       3 + flowKeys.length,
@@ -109,6 +117,7 @@ export class RedisLocationIndex implements LocationIndex {
       String(earliest === Infinity ? 0 : earliest),
       aor,
       String(latest + 60_000),
+      ...flowNodes,
     );
     if (!Array.isArray(ok)) return false;
     // The counters after the write: this node's own changes show in its figures at once, others' within 5 s.
@@ -155,8 +164,8 @@ export class RedisLocationIndex implements LocationIndex {
     await this.r.zadd(NODES, until, node);
   }
 
-  async claimDeparted(now: number): Promise<Array<{ node: string; lapsedAt: number }>> {
-    const flat = (await this.r.eval(CLAIM_NODES, 1, NODES, String(now), String(now + 60_000))) as string[];
+  async claimDeparted(now: number, graceUntil: number): Promise<Array<{ node: string; lapsedAt: number }>> {
+    const flat = (await this.r.eval(CLAIM_NODES, 2, NODES, FLOW_NODES, String(now), String(now + 60_000), String(graceUntil))) as string[];
     const out: Array<{ node: string; lapsedAt: number }> = [];
     for (let i = 0; i < flat.length; i += 2) out.push({ node: flat[i], lapsedAt: Number(flat[i + 1]) });
     return out;
@@ -167,7 +176,7 @@ export class RedisLocationIndex implements LocationIndex {
   }
 
   async forgetNode(node: string): Promise<void> {
-    await this.r.multi().zrem(NODES, node).unlink(FLOWS_PREFIX + node).exec();
+    await this.r.multi().zrem(NODES, node).srem(FLOW_NODES, node).unlink(FLOWS_PREFIX + node).exec();
   }
 
   counts(): { bindings: number; aors: number } {
@@ -178,6 +187,10 @@ export class RedisLocationIndex implements LocationIndex {
     if ((await this.r.exists('loc:primed')) === 1) return 'primed';
     const got = await this.r.set('loc:priming', String(process.pid), 'PX', 60_000, 'NX');
     return got === 'OK' ? 'mine' : 'busy';
+  }
+
+  async isPrimed(): Promise<boolean> {
+    return (await this.r.exists('loc:primed')) === 1;
   }
 
   async endPriming(): Promise<void> {

@@ -1,8 +1,8 @@
 // Accounts: search and page through them; one account's roles, devices (phone sign-up), registrations,
 // presence with watchers, and API keys.
 
-import { h, fill } from '/ui/shared/dom.js';
-import { duration } from '/ui/shared/format.js';
+import { breakable, h, fill } from '/ui/shared/dom.js';
+import { dateTime, duration } from '/ui/shared/format.js';
 import { apiKeysPanel } from './apikeys.js';
 import { presencePanel } from './presence.js';
 
@@ -13,6 +13,7 @@ export function accountsView(session, feed) {
   const error = h('p', { class: 'error' });
   const detail = h('div', {}, h('p', { class: 'muted' }, 'Select an account.'));
   let presence = null;
+  let selected = null;
 
   async function load(e) {
     e?.preventDefault();
@@ -28,7 +29,7 @@ export function accountsView(session, feed) {
           ? data.users.map((u) =>
               h(
                 'tr',
-                { class: 'clickable', 'data-testid': 'account-row', onclick: () => show(u) },
+                { class: `clickable${selected === u.id ? ' selected' : ''}`, 'data-testid': 'account-row', 'data-id': u.id, onclick: () => show(u) },
                 h('td', {}, u.aor),
                 h('td', {}, u.roles.map((r) => h('span', { class: 'pill info' }, r))),
                 h('td', {}, u.disabled ? h('span', { class: 'pill bad' }, 'disabled') : h('span', { class: 'pill ok' }, 'active')),
@@ -43,6 +44,8 @@ export function accountsView(session, feed) {
   }
 
   async function show(u) {
+    selected = u.id;
+    for (const tr of body.querySelectorAll('tr[data-id]')) tr.classList.toggle('selected', tr.dataset.id === u.id);
     presence?.dispose();
     presence = presencePanel(session, u, feed);
     const id = encodeURIComponent(u.id);
@@ -55,9 +58,9 @@ export function accountsView(session, feed) {
         [h('dt', {}, 'Account id'), h('dd', { class: 'mono' }, u.id)],
         [h('dt', {}, 'Roles'), h('dd', {}, u.roles.join(', ') || 'none')],
         [h('dt', {}, 'Password'), h('dd', {}, u.hasPassword ? 'set' : 'none')],
-        [h('dt', {}, 'Created'), h('dd', {}, u.createdAt)],
+        [h('dt', {}, 'Created'), h('dd', {}, dateTime(Date.parse(u.createdAt)))],
       ]),
-      h('h3', {}, 'Registered devices'),
+      h('h3', {}, 'SIP registrations'),
       h('table', {}, h('thead', {}, h('tr', {}, ['Contact', 'Transport', 'User agent', 'Expires in'].map((t) => h('th', {}, t)))), bindings),
       h('h3', {}, 'Phone devices'),
       h('table', {}, h('thead', {}, h('tr', {}, ['Id', 'Name', 'Created', 'Last seen'].map((t) => h('th', {}, t)))), devices),
@@ -71,7 +74,7 @@ export function accountsView(session, feed) {
       .api('GET', `/v1/registrations?${new URLSearchParams({ realm: u.aor.slice(at + 1), user: u.aor.slice(0, at) })}`)
       .then((r) => {
         const list = r.registrations[0]?.bindings ?? [];
-        fill(bindings, list.length ? list.map((b) => h('tr', {}, h('td', { class: 'wrap mono' }, b.contact), h('td', {}, b.transport), h('td', {}, b.userAgent ?? '–'), h('td', {}, duration(b.expires)))) : h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'Not registered.')));
+        fill(bindings, list.length ? list.map((b) => h('tr', {}, h('td', { class: 'wrap mono' }, breakable(b.contact)), h('td', {}, h('span', { class: 'pill info' }, b.transport)), h('td', {}, b.userAgent ?? '–'), h('td', { class: 'nowrap' }, duration(b.expires)))) : h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'Not registered.')));
       })
       .catch((e) => fill(bindings, h('tr', {}, h('td', { colspan: 4, class: 'error' }, e.message))));
     session

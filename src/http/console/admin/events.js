@@ -1,5 +1,5 @@
 // The live event feed: every bus event from GET /v1/events (read with fetch, so the token stays in the
-// Authorization header), newest first, filtered by kind, with pause.
+// Authorization header), newest first, filtered by kind and by text (an AOR, a user agent, …), with pause.
 
 import { h, fill } from '/ui/shared/dom.js';
 import { clock } from '/ui/shared/format.js';
@@ -44,8 +44,14 @@ export function eventsView(feed) {
   let paused = false;
   const pause = h('button', { class: 'btn', type: 'button', onclick: () => ((paused = !paused), (pause.textContent = paused ? 'Resume' : 'Pause')) }, 'Pause');
   const toggles = Object.keys(kinds).map((k) =>
-    h('label', {}, h('input', { type: 'checkbox', checked: true, onchange: (e) => (kinds[k] = e.target.checked) }), ` ${k}`),
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', checked: true, onchange: (e) => (kinds[k] = e.target.checked) }), ` ${k}`),
   );
+  // The text filter hides the events already listed that do not match, and applies to those that follow.
+  const text = h('input', { type: 'search', placeholder: 'contains…', size: 22, 'data-testid': 'feed-filter' });
+  const matches = (li) => !text.value.trim() || li.textContent.toLowerCase().includes(text.value.trim().toLowerCase());
+  text.addEventListener('input', () => {
+    for (const li of list.children) li.classList.toggle('hidden', !matches(li));
+  });
   feed.onState((s) => {
     status.textContent = s;
     status.className = `pill ${s === 'live' ? 'ok' : 'warn'}`;
@@ -53,14 +59,16 @@ export function eventsView(feed) {
   feed.on((topic, e) => {
     const kind = topic.startsWith('binding.') ? 'binding' : topic.startsWith('presence.') ? 'presence' : 'other';
     if (paused || !kinds[kind]) return;
-    list.prepend(h('li', { 'data-topic': topic }, h('span', { class: 't' }, clock(e.at)), h('span', {}, topic), h('span', { class: 'd' }, summary(topic, e.payload))));
+    const li = h('li', { 'data-topic': topic }, h('span', { class: 't' }, clock(e.at)), h('span', {}, topic), h('span', { class: 'd' }, summary(topic, e.payload)));
+    if (!matches(li)) li.classList.add('hidden');
+    list.prepend(li);
     while (list.children.length > KEEP) list.lastChild.remove();
   });
   return h(
     'section',
     { class: 'card' },
     h('h2', {}, 'Live events ', status),
-    h('div', { class: 'row' }, toggles, pause, h('button', { class: 'btn', type: 'button', onclick: () => fill(list) }, 'Clear')),
+    h('div', { class: 'row center' }, toggles, h('label', { class: 'check' }, 'Filter ', text), pause, h('button', { class: 'btn', type: 'button', onclick: () => fill(list) }, 'Clear')),
     list,
   );
 }

@@ -1,7 +1,7 @@
 // The admin console: sign in (admins only; the API refuses everyone else anyway), then tabs for registrations,
 // accounts, presence, the live event feed, metrics and the signed-in admin's own API keys.
 
-import { Session } from '/ui/shared/auth.js';
+import { bootPage, Session } from '/ui/shared/auth.js';
 import { $, fill, h } from '/ui/shared/dom.js';
 import { accountsView } from './accounts.js';
 import { apiKeysPanel } from './apikeys.js';
@@ -56,21 +56,4 @@ async function start(config) {
   });
 }
 
-async function main() {
-  const config = await fetch('/v1/client-config').then((r) => r.json());
-  $('#login-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const f = new FormData(e.target);
-    try {
-      await session.login(String(f.get('username')), String(f.get('password')));
-      e.target.reset();
-      await start(config);
-    } catch (err) {
-      $('#login-error').textContent = err.message;
-    }
-  });
-  if (await session.resume()) await start(config);
-  else showLogin();
-}
-
-main();
+bootPage(session, start, showLogin);

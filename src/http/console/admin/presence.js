@@ -1,7 +1,7 @@
 // Presence: one account's composed state (basic, activities, note, tuples), its watchers and watcher policy,
 // and the latest presence.changed events of every presentity.
 
-import { h, fill } from '/ui/shared/dom.js';
+import { breakable, h, fill } from '/ui/shared/dom.js';
 import { clock, duration } from '/ui/shared/format.js';
 
 function dotFor(basic, activities) {
@@ -10,6 +10,8 @@ function dotFor(basic, activities) {
   if (activities.some((a) => ['away', 'vacation', 'sleeping'].includes(a))) return 'away';
   return 'open';
 }
+
+const hostPort = (address, port) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
 
 /** The state and watchers of one account, reloaded on presence events for its AOR. */
 export function presencePanel(session, account, feed) {
@@ -23,28 +25,74 @@ export function presencePanel(session, account, feed) {
         session.api('GET', `/users/${id}/presence/watchers`),
         session.api('GET', `/users/${id}/presence/policy`),
       ]);
+      if (!alive) return;
+      // Notes may sit on the document or on a device's tuple (RFC 3863 allows both).
+      const notes = [...new Set([...(state.notes ?? []), ...state.tuples.flatMap((t) => t.notes ?? [])])];
+      const pubs = state.publications.map((p) => `${p.origin === 'http' ? 'HTTP' : p.transport} (${duration(p.expires)} left)`);
       fill(
         el,
         h(
           'div',
-          { class: 'status-line' },
+          { class: 'status-line big' },
           h('span', { class: `dot ${dotFor(state.basic, state.activities)}` }),
           h('b', { 'data-testid': 'presence-basic' }, state.basic),
           state.activities.map((a) => h('span', { class: 'pill' }, a)),
-          h('span', { class: 'muted' }, `from ${state.source}`),
+          h('span', { class: 'muted' }, `from ${state.source === 'published' ? 'publications' : state.source === 'registration' ? 'registrations' : state.source === 'mixed' ? 'publications and registrations' : 'nothing'}`),
         ),
-        state.notes?.length ? h('p', {}, state.notes.join(' · ')) : null,
-        h('p', { class: 'muted' }, `${state.tuples.length} tuple(s), ${state.publications.length} publication(s); policy: ${policy.mode}${policy.allow.length ? ` + ${policy.allow.join(', ')}` : ''}`),
+        notes.length ? h('p', { class: 'note', 'data-testid': 'presence-note' }, notes.join(' · ')) : null,
         h(
-          'table',
-          {},
-          h('thead', {}, h('tr', {}, ['Watcher', 'State', 'Transport', 'Address', 'Expires in'].map((t) => h('th', {}, t)))),
+          'p',
+          { class: 'muted' },
+          `Published by: ${pubs.length ? pubs.join(', ') : 'nobody'} · watcher policy: ${policy.mode}${policy.allow.length ? ` + ${policy.allow.join(', ')}` : ''}`,
+        ),
+        h('h4', {}, `Tuples, one per device (${state.tuples.length})`),
+        h(
+          'div',
+          { class: 'table-wrap' },
           h(
-            'tbody',
-            { 'data-testid': 'watchers' },
-            watchers.length
-              ? watchers.map((w) => h('tr', {}, h('td', {}, w.watcher), h('td', {}, h('span', { class: `pill ${w.state === 'active' ? 'ok' : 'warn'}` }, w.state)), h('td', {}, w.transport), h('td', { class: 'mono' }, `${w.address}:${w.port}`), h('td', {}, duration(w.expires))))
-              : h('tr', {}, h('td', { colspan: 5, class: 'empty' }, 'Nobody watches.')),
+            'table',
+            {},
+            h('thead', {}, h('tr', {}, ['Tuple', 'Status', 'Contact', 'Note'].map((t) => h('th', {}, t)))),
+            h(
+              'tbody',
+              { 'data-testid': 'tuples' },
+              state.tuples.map((t) =>
+                h(
+                  'tr',
+                  {},
+                  h('td', { class: 'mono' }, t.id),
+                  h('td', { class: 'nowrap' }, h('span', { class: `dot ${t.basic === 'open' ? 'open' : 'closed'}` }), t.basic),
+                  h('td', { class: 'mono break' }, t.contact ? breakable(t.contact) : '–'),
+                  h('td', { class: 'break' }, t.notes?.length ? t.notes.join(' · ') : '–'),
+                ),
+              ),
+            ),
+          ),
+        ),
+        h('h4', {}, `Watchers (${watchers.length})`),
+        h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            {},
+            h('thead', {}, h('tr', {}, ['Watcher', 'State', 'Flow', 'Expires in'].map((t) => h('th', {}, t)))),
+            h(
+              'tbody',
+              { 'data-testid': 'watchers' },
+              watchers.length
+                ? watchers.map((w) =>
+                    h(
+                      'tr',
+                      {},
+                      h('td', { class: 'break' }, w.watcher),
+                      h('td', {}, h('span', { class: `pill ${w.state === 'active' ? 'ok' : 'warn'}` }, w.state)),
+                      h('td', { class: 'mono nowrap' }, `${w.transport} ${hostPort(w.address, w.port)}`),
+                      h('td', { class: 'nowrap' }, duration(w.expires)),
+                    ),
+                  )
+                : h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'Nobody watches.')),
+            ),
           ),
         ),
       );
@@ -52,27 +100,29 @@ export function presencePanel(session, account, feed) {
       fill(el, h('p', { class: 'error' }, e.message));
     }
   }
+  let pending = null;
   feed.on((topic, e) => {
     if (!alive || !topic.startsWith('presence.')) return;
     const p = e.payload;
-    if (p.aor === account.aor || p.presentity === account.aor) load();
+    if (p.aor !== account.aor && p.presentity !== account.aor) return;
+    // A burst of events (a PUBLISH notifies, announces, …) is one reload.
+    clearTimeout(pending);
+    pending = setTimeout(load, 100);
   });
   load();
   return { el, dispose: () => (alive = false) };
 }
 
-/** The Presence tab: look up anyone's state; recent changes everywhere. */
+/** The Presence tab: look up anyone's state and watchers; recent changes everywhere (a click shows that presentity). */
 export function presenceView(session, feed) {
   const input = h('input', { placeholder: 'user@realm', size: 28, 'data-testid': 'presence-lookup' });
-  const result = h('div');
+  const result = h('div', {}, h('p', { class: 'muted' }, 'Enter an address, or pick a presentity from the recent changes.'));
   const error = h('p', { class: 'error' });
-  const recent = h('tbody', { 'data-testid': 'presence-recent' });
+  const recent = h('tbody', { 'data-testid': 'presence-recent' }, h('tr', { class: 'placeholder' }, h('td', { colspan: 4, class: 'empty' }, 'No changes since the console opened.')));
   let panel = null;
 
-  async function lookup(e) {
-    e?.preventDefault();
+  async function show(q) {
     error.textContent = '';
-    const q = input.value.trim();
     if (!q) return;
     try {
       const { users } = await session.api('GET', `/users?${new URLSearchParams({ search: q, limit: '10' })}`);
@@ -89,17 +139,29 @@ export function presenceView(session, feed) {
   feed.on((topic, e) => {
     if (topic !== 'presence.changed') return;
     const p = e.payload;
+    recent.querySelector('tr.placeholder')?.remove();
+    const activities = p.activities ?? [];
     recent.prepend(
       h(
         'tr',
-        { class: 'fresh' },
+        {
+          class: 'fresh clickable',
+          title: `Show ${p.aor}`,
+          onclick: () => {
+            input.value = p.aor;
+            show(p.aor);
+          },
+        },
         h('td', { class: 'muted mono' }, clock(e.at)),
-        h('td', {}, p.aor),
-        h('td', {}, h('span', { class: `dot ${dotFor(p.basic, p.activities ?? [])}` }), p.basic),
-        h('td', {}, (p.activities ?? []).join(', ') || '–'),
-        h('td', {}, (p.notes ?? []).join(' · ') || '–'),
-        h('td', {}, p.cause),
-        h('td', {}, String(p.watchers ?? 0)),
+        h('td', { class: 'break' }, p.aor),
+        h(
+          'td',
+          {},
+          h('span', { class: 'nowrap' }, h('span', { class: `dot ${dotFor(p.basic, activities)}` }), p.basic),
+          activities.length ? [' ', activities.map((a) => h('span', { class: 'pill' }, a))] : null,
+          p.notes?.length ? h('div', { class: 'muted' }, p.notes.join(' · ')) : null,
+        ),
+        h('td', {}, p.cause, h('div', { class: 'muted' }, `${p.watchers ?? 0} watcher${p.watchers === 1 ? '' : 's'}`)),
       ),
     );
     while (recent.children.length > 100) recent.lastChild.remove();
@@ -111,9 +173,27 @@ export function presenceView(session, feed) {
     h(
       'section',
       { class: 'card' },
-      h('h2', {}, 'Recent presence changes'),
-      h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Presentity', 'Basic', 'Activities', 'Note', 'Cause', 'Watchers'].map((t) => h('th', {}, t)))), recent),
+      h('h2', {}, 'Presentity'),
+      h(
+        'form',
+        {
+          class: 'row',
+          onsubmit: (e) => {
+            e.preventDefault();
+            show(input.value.trim());
+          },
+        },
+        input,
+        h('button', { class: 'btn primary', type: 'submit' }, 'Show'),
+      ),
+      error,
+      result,
     ),
-    h('section', { class: 'card' }, h('h2', {}, 'Look up a presentity'), h('form', { class: 'row', onsubmit: lookup }, input, h('button', { class: 'btn primary', type: 'submit' }, 'Show')), error, result),
+    h(
+      'section',
+      { class: 'card' },
+      h('h2', {}, 'Recent presence changes'),
+      h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Presentity', 'State', 'Cause'].map((t) => h('th', {}, t)))), recent),
+    ),
   );
 }

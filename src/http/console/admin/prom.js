@@ -37,3 +37,13 @@ export function total(metrics, name, where = {}) {
   for (const s of series) if (Object.entries(where).every(([k, v]) => s.labels[k] === v)) sum += s.value;
   return sum;
 }
+
+/** The metric's series summed by one label: Map<label value (renamed by `key`), sum>; empty when absent. */
+export function byLabel(metrics, name, label, key = (v) => v) {
+  const out = new Map();
+  for (const s of metrics.get(name) ?? []) {
+    const k = key(s.labels[label] ?? '');
+    out.set(k, (out.get(k) ?? 0) + s.value);
+  }
+  return out;
+}

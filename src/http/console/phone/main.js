@@ -1,7 +1,7 @@
 // The web softphone: sign in over HTTP, register over WSS with the access token, watch buddies' presence, set
 // our own status with PUBLISH.
 
-import { Session } from '/ui/shared/auth.js';
+import { bootPage, Session } from '/ui/shared/auth.js';
 import { $, fill, h } from '/ui/shared/dom.js';
 import { clock } from '/ui/shared/format.js';
 import { describe, dotClass } from './pidf.js';
@@ -139,21 +139,4 @@ async function start(config) {
   await phone.start();
 }
 
-async function main() {
-  const config = await fetch('/v1/client-config').then((r) => r.json());
-  $('#login-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const f = new FormData(e.target);
-    try {
-      await session.login(String(f.get('username')), String(f.get('password')));
-      e.target.reset();
-      await start(config);
-    } catch (err) {
-      $('#login-error').textContent = err.message;
-    }
-  });
-  if (await session.resume()) await start(config);
-  else showLogin();
-}
-
-main();
+bootPage(session, start, showLogin);

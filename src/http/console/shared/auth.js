@@ -123,3 +123,25 @@ export class Session {
     }
   }
 }
+
+/**
+ * Starts a page: fetches the client configuration, wires the login form to the session, and starts the page
+ * (`start(config)`) once signed in, now if a stored session still holds, or after a login.
+ */
+export async function bootPage(session, start, showLogin) {
+  const config = await fetch('/v1/client-config').then((r) => r.json());
+  const form = document.querySelector('#login-form');
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    try {
+      await session.login(String(f.get('username')), String(f.get('password')));
+      form.reset();
+      await start(config);
+    } catch (err) {
+      document.querySelector('#login-error').textContent = err.message;
+    }
+  });
+  if (await session.resume()) await start(config);
+  else showLogin();
+}

@@ -45,3 +45,10 @@ export function fill(el, ...children) {
 }
 
 export const $ = (sel, root = document) => root.querySelector(sel);
+
+/** Text with line-break opportunities after URI separators (;params, @host, <…>), so it wraps there, not mid-word. */
+export function breakable(text) {
+  return String(text)
+    .split(/(?<=[;@>,])/)
+    .map((part, i) => [i ? h('wbr', {}) : null, part]);
+}

@@ -35,3 +35,11 @@ export function bytes(n) {
   }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
+
+/** A date and time in the browser's time zone, sortable and unambiguous: 2026-11-23 14:03:07. */
+export function dateTime(ms) {
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return '–';
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
