@@ -71,8 +71,12 @@ describe('--workers 2 on one host', { skip: missing }, () => {
       'node-id': 'box',
       'node-heartbeat': '1',
       workers: '2',
-      'sip-transports': 'UDP,TCP',
+      // Every transport, so that each listener is shown to share its port.
+      'sip-transports': 'UDP,TCP,TLS,WS,WSS',
       'sip-port': String(sipPort),
+      'sip-tls-port': String(await freePort()),
+      'sip-ws-port': String(await freePort()),
+      'sip-wss-port': String(await freePort()),
       'http-port': String(await freePort()),
     };
     const config = testConfig(dir, flags);
@@ -105,6 +109,7 @@ describe('--workers 2 on one host', { skip: missing }, () => {
     const started = server.logs.filter((l) => l.msg === 'worker started');
     assert.deepEqual(started.map((l) => l.node).sort(), ['box-w1', 'box-w2']);
     assert.deepEqual(new Set(started.map((l) => JSON.stringify(l.sip))).size, 1, 'both workers listen on the same SIP ports');
+    assert.deepEqual((started[0].sip as string[]).map((l) => l.split(' ')[0]), ['UDP', 'TCP', 'TLS', 'WS', 'WSS']);
     await registerPhones(24, 'spread');
     const by = await nodesOf();
     assert.deepEqual([...by.keys()].sort(), ['box-w1', 'box-w2'], `bindings by worker: ${JSON.stringify([...by])}`);

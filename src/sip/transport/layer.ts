@@ -107,6 +107,7 @@ export class TransportLayer implements Sender {
         tls: secure ? { key: opts.tls!.key, cert: opts.tls!.cert } : undefined,
         maxMessageSize: opts.maxMessageSize,
         idleTimeoutMs: opts.tcpIdleTimeoutMs,
+        reusePort: opts.reusePort,
         onMessage: opts.onMessage,
         onClose: (id, remote) => opts.onConnectionClosed?.(id, remote, secure ? 'WSS' : 'WS'),
         onError,

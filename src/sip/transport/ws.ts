@@ -19,6 +19,8 @@ export interface WsOptions {
   maxMessageSize: number;
   /** Close a connection that has sent nothing for this long (browsers ping far more often). */
   idleTimeoutMs: number;
+  /** Share the port with other processes (SO_REUSEPORT): --workers. */
+  reusePort?: boolean;
   onMessage: InboundHandler;
   onClose?: (connectionId: number, remote: Endpoint) => void;
   onError?: (err: Error, context: string) => void;
@@ -75,7 +77,7 @@ export class WsTransport implements Transport {
       wss.on('error', (err) => this.opts.onError?.(err, `${this.name} server`));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host, port, ipv6Only: net.isIP(host) === 6 }, () => {
+        server.listen({ host, port, ipv6Only: net.isIP(host) === 6, reusePort: this.opts.reusePort === true }, () => {
           server.off('error', reject);
           resolve();
         });
