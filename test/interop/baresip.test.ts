@@ -6,91 +6,13 @@
 // headers names an algorithm other than MD5 ("Function not implemented"), whatever their order; the matrix at the
 // end records that (docs/digest-clients.md).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BindingRecord } from '../../src/storage/ports.ts';
+import { startBaresip } from '../helpers/baresip.ts';
 import { missingPeer } from '../helpers/peers.ts';
 import { adminToken, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const DOMAIN = 'example.test';
-
-interface Baresip {
-  proc: ChildProcess;
-  output(): string;
-  /** Resolves when the output matches, rejects after `ms`. */
-  waitFor(re: RegExp, ms?: number): Promise<void>;
-  /** SIGINT (baresip then unregisters and quits); SIGKILL if it has not exited within `ms`. */
-  stop(ms?: number): Promise<number | null>;
-  dir: string;
-}
-
-/** Starts baresip with one account registering at 127.0.0.1:port. */
-function startBaresip(o: { port: number; user: string; password: string; transport: 'udp' | 'tcp'; regint?: number }): Baresip {
-  const dir = mkdtempSync(path.join(tmpdir(), 'baresip-'));
-  writeFileSync(
-    path.join(dir, 'config'),
-    [
-      '# headless: no audio or video devices, no user interface; only SIP',
-      'poll_method\t\tepoll',
-      'sip_listen\t\t127.0.0.1:0',
-      'module_path\t\t/usr/lib/baresip/modules',
-      'module_app\t\taccount.so',
-      '',
-    ].join('\n'),
-  );
-  const tp = o.transport === 'tcp' ? ';transport=tcp' : '';
-  writeFileSync(
-    path.join(dir, 'accounts'),
-    `<sip:${o.user}@${DOMAIN}${tp}>;auth_pass=${o.password};outbound="sip:127.0.0.1:${o.port}${tp}";regint=${o.regint ?? 600}\n`,
-  );
-  // -s: SIP trace on stdout, for the assertions and for failures to show.
-  const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: dir } });
-  let out = '';
-  const listeners = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    out += d.toString('latin1');
-    for (const l of listeners) l();
-  };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return {
-    proc,
-    dir,
-    output: () => out,
-    waitFor(re, ms = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (!re.test(out)) return;
-          listeners.delete(check);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          listeners.delete(check);
-          reject(new Error(`baresip output did not match ${re} within ${ms} ms:\n${out.slice(-4000)}`));
-        }, ms);
-        listeners.add(check);
-        check();
-      });
-    },
-    async stop(ms = 10_000) {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGINT');
-        const t = setTimeout(() => proc.kill('SIGKILL'), ms);
-        const code = await exited;
-        clearTimeout(t);
-        rmSync(dir, { recursive: true, force: true });
-        return code;
-      }
-      rmSync(dir, { recursive: true, force: true });
-      return proc.exitCode;
-    },
-  };
-}
 
 /** Polls until `pred` holds (or fails after `ms`). */
 async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
@@ -122,7 +44,7 @@ describe('REGISTER with baresip', { skip: missingPeer('baresip') }, () => {
   ] as const) {
     it(`registers over ${transport.toUpperCase()}, and unregisters when stopped`, async () => {
       const aor = `${user}@${DOMAIN}`;
-      const ua = startBaresip({ port: server.sipPort, user, password: `${user}-pw`, transport });
+      const ua = startBaresip({ port: server.sipPort, user, password: `${user}-pw`, domain: DOMAIN, transport });
       let bound: BindingRecord[] = [];
       try {
         await until(async () => (bound = (await server.location.lookup(aor))).length > 0, `a binding for ${aor}\n${ua.output().slice(-3000)}`);
@@ -165,7 +87,7 @@ describe('baresip and the Digest challenges offered', { skip: missingPeer('bares
     it(`offered ${what}: baresip ${o.registers ? 'registers (answering MD5)' : `fails (${error.source.replace('Register: ', '')})`}`, async () => {
       const flags = { ...(o.algorithms ? { 'digest-algorithms': o.algorithms } : {}), ...(o.bearer ? { 'sip-bearer': 'offer' } : {}) };
       const server = await startTestServer({ users: { [`carol@${DOMAIN}`]: 'carol-pw' }, flags });
-      const ua = startBaresip({ port: server.sipPort, user: 'carol', password: 'carol-pw', transport: 'udp' });
+      const ua = startBaresip({ port: server.sipPort, user: 'carol', password: 'carol-pw', domain: DOMAIN, transport: 'udp' });
       try {
         if (o.registers) {
           await until(async () => (await server.location.lookup(`carol@${DOMAIN}`)).length > 0, `a binding\n${ua.output().slice(-3000)}`);
