@@ -47,3 +47,14 @@ export class ThrottledLog {
     } else this.suppressed++;
   }
 }
+
+/** A connection URL with its password replaced, for logs (never a secret in a log line). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

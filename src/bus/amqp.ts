@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import { ThrottledLog, type Logger } from '../log.ts';
+import { redactUrl, ThrottledLog, type Logger } from '../log.ts';
 import { topicMatches, type BusHandler, type BusMessage, type EventBus, type PublishOptions, type SubscribeOptions } from './event-bus.ts';
 
 export interface AmqpExchange {
@@ -95,16 +95,6 @@ interface QueueState {
   setup: Promise<void> | null;
 }
 
-/** The URL with its password replaced, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'amqp://(unparseable URL)';
-  }
-}
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

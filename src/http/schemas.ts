@@ -27,3 +27,14 @@ export const accountSchema = {
     updatedAt: { type: 'string', format: 'date-time' },
   },
 } as const;
+
+/** A phone account's devices (GET /v1/devices for the device itself, GET /users/{id}/devices for admins). */
+export const deviceListSchema = {
+  type: 'object',
+  properties: {
+    devices: {
+      type: 'array',
+      items: { type: 'object', properties: { id: { type: 'integer' }, name: { type: ['string', 'null'] }, created: { type: 'integer' }, lastSeen: { type: 'integer' } } },
+    },
+  },
+} as const;

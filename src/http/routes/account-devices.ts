@@ -4,7 +4,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { DeviceService } from '../../identity/phone/devices.ts';
 import { guard, type Authenticator } from '../authenticate.ts';
-import { errorSchema } from '../schemas.ts';
+import { deviceListSchema, errorSchema } from '../schemas.ts';
 
 export const accountDeviceRoutes: FastifyPluginAsync<{ devices: DeviceService; auth: Authenticator }> = async (app, o) => {
   app.get<{ Params: { id: string } }>(
@@ -17,15 +17,7 @@ export const accountDeviceRoutes: FastifyPluginAsync<{ devices: DeviceService; a
         security: [{ bearer: [] }],
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              devices: {
-                type: 'array',
-                items: { type: 'object', properties: { id: { type: 'integer' }, name: { type: ['string', 'null'] }, created: { type: 'integer' }, lastSeen: { type: 'integer' } } },
-              },
-            },
-          },
+          200: deviceListSchema,
           401: errorSchema,
           403: errorSchema,
         },

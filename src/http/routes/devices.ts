@@ -3,6 +3,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { DeviceAttributes, DeviceService } from '../../identity/phone/devices.ts';
+import { deviceListSchema } from '../schemas.ts';
 import { deviceAttributesSchema } from './phone-registration.ts';
 
 const tags = ['phone devices'];
@@ -46,15 +47,7 @@ export const deviceRoutes: FastifyPluginAsync<{ devices: DeviceService }> = asyn
         tags,
         summary: "The account's devices (lastSeen at day precision, epoch ms)",
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              devices: {
-                type: 'array',
-                items: { type: 'object', properties: { id: { type: 'integer' }, name: { type: ['string', 'null'] }, created: { type: 'integer' }, lastSeen: { type: 'integer' } } },
-              },
-            },
-          },
+          200: deviceListSchema,
         },
       },
     },

@@ -22,13 +22,3 @@ export function openRedis(o: RedisOptions): Redis {
   return client;
 }
 
-/** The URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
