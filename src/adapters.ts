@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
+import { redactUrl, type Logger } from './log.ts';
 import type { NonceCountTracker, NonceIssuer } from './sip/digest.ts';
 import type {
   AccountAdmin,
@@ -37,7 +37,6 @@ import { PostgresSealedSipPasswordStore } from './storage/postgres/sealed-sip-pa
 import { PostgresTokenStore } from './storage/postgres/token-store.ts';
 import { RedisCache } from './storage/redis/cache.ts';
 import { openRedis } from './storage/redis/client.ts';
-import { redactUrl } from './log.ts';
 import { RedisFailureCounter } from './storage/redis/failure-counter.ts';
 import { RedisLocationIndex } from './storage/redis/location-index.ts';
 import { RedisNonceCounts } from './storage/redis/nonce-counts.ts';
