@@ -13,7 +13,7 @@ import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/
 import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
 import type { EventBus } from './bus/event-bus.ts';
 import type { Config } from './config.ts';
-import { CachedCredentialStore } from './identity/credential-cache.ts';
+import { CachedCredentialStore, shareInvalidations } from './identity/credential-cache.ts';
 import { SipAuthenticator } from './identity/sip-authenticator.ts';
 import { AccountService } from './identity/account-service.ts';
 import { ApiKeys } from './identity/api-keys.ts';
@@ -108,6 +108,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       : new AmqpBus({ url: config.bus.url, log: log.child({ component: 'bus' }), events: SWITCHBOARD_EVENTS, exchanges: KAZOO_EXCHANGES, nodeQueue: serverId, outboxLimit: config.bus.outboxLimit });
   const bus: EventBus = amqp ?? new InProcessBus(log.child({ component: 'bus' }));
   amqp?.start();
+  const invalidate = shareInvalidations(credentials, bus, node);
   // Binding changes become reg_success once the directory runs; those of the start-up (expired while down) wait.
   let kazoo: KazooDirectory | null = null;
   const kazooPending: BindingChange[] = [];
@@ -164,7 +165,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const accountService = new AccountService({
     accounts,
     credentials: accounts,
-    credentialCache: credentials,
+    invalidateCredentials: (authUsers) => invalidate.users(authUsers),
     hasher,
     failures,
     policy: config.auth,
@@ -190,6 +191,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       location,
       sender: { appName: 'switchboard', appVersion: SERVER_VERSION, node: kazooNode, serverId },
       expiresDeviation: config.kazoo.expiresDeviation,
+      foreignRegistrations: config.kazoo.foreignRegistrations === 'on',
       log: log.child({ component: 'kazoo' }),
     });
     kazoo.start();
@@ -236,9 +238,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       linkKey: deriveKey(master, 'phone-link-code'),
       now: phoneNow,
       log: log.child({ component: 'phone' }),
-      invalidate: (authUsers) => {
-        for (const u of authUsers) credentials.invalidateUser(u);
-      },
+      invalidate: (authUsers) => invalidate.users(authUsers),
       disconnect: (aor) => location.removeAor(aor),
     },
     { codes: codeSender, push: localProvider, captcha },
@@ -389,7 +389,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     version: SERVER_VERSION,
     loginRateLimit: config.http.loginRateLimit,
     identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
+    onAccountDisabled: () => invalidate.all(),
     onAccountDeleted: async (account) => {
+      invalidate.all();
       await location.removeAor(account.aor);
       await presence.removePresentity(account.aor);
     },
@@ -423,6 +425,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       kazoo?.stop();
       await bus.close();
       stopReplicas?.();
+      invalidate.stop();
       phone.close();
       await shared.close();
       await durable.close();

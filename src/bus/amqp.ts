@@ -19,7 +19,8 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { redactUrl, ThrottledLog, type Logger } from '../log.ts';
-import { topicMatches, type BusHandler, type BusMessage, type EventBus, type PublishOptions, type SubscribeOptions } from './event-bus.ts';
+import type { BusHandler, BusMessage, EventBus, PublishOptions, SubscribeOptions } from './event-bus.ts';
+import { TopicIndex } from './topic-index.ts';
 
 export interface AmqpExchange {
   name: string;
@@ -78,23 +79,30 @@ interface Outgoing {
 }
 
 interface Sub {
-  pattern: string;
   handler: BusHandler;
-  exchange: string;
-  direct: boolean;
-  queue: string;
+  /** Subscription order: handlers of one message run in it. */
+  seq: number;
 }
+
+const bySeq = (a: Sub, b: Sub) => a.seq - b.seq;
 
 interface QueueState {
   name: string;
   group: boolean;
   /** "exchange\0pattern" → number of subscriptions needing it. */
   bindings: Map<string, number>;
+  /** The subscriptions fed by this queue, by exchange, indexed by pattern (direct exchanges: a pattern is a key). */
+  subs: Map<string, TopicIndex<Sub>>;
   /** Connection generation of the setup below (-1: none yet). */
   setupGen: number;
   setup: Promise<void> | null;
 }
 
+
+/** A direct exchange's key as one topic word: its dots and wildcards mean nothing there. */
+function escapeDirect(key: string): string {
+  return key.replace(/[%.*#]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
+}
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -140,7 +148,9 @@ export class AmqpBus implements EventBus {
   private blocked = false;
   private seq = 0;
 
-  private readonly subs: Sub[] = [];
+  private subSeq = 0;
+  /** Queue bindings requested on the live connection and not yet confirmed by the broker. */
+  private readonly binding = new Set<Promise<unknown>>();
   private readonly queues = new Map<string, QueueState>();
 
   private readonly readyWaiters: Array<() => void> = [];
@@ -305,21 +315,31 @@ export class AmqpBus implements EventBus {
     const ex = opts?.exchange === undefined ? this.o.events : this.exchanges.get(opts.exchange);
     if (!ex) throw new Error(`AMQP bus: subscription to unknown exchange ${opts?.exchange}`);
     const queue = opts?.group ?? this.o.nodeQueue;
-    const sub: Sub = { pattern, handler, exchange: ex.name, direct: ex.type === 'direct', queue };
-    this.subs.push(sub);
+    const sub: Sub = { handler, seq: ++this.subSeq };
     let q = this.queues.get(queue);
     if (!q) {
-      q = { name: queue, group: opts?.group !== undefined, bindings: new Map(), setupGen: -1, setup: null };
+      q = { name: queue, group: opts?.group !== undefined, bindings: new Map(), subs: new Map(), setupGen: -1, setup: null };
       this.queues.set(queue, q);
     }
+    // A direct exchange routes by the whole key: index it as one word, whatever dots it holds.
+    const indexed = ex.type === 'direct' ? escapeDirect(pattern) : ex.type === 'fanout' ? '#' : pattern;
+    let index = q.subs.get(ex.name);
+    if (!index) q.subs.set(ex.name, (index = new TopicIndex()));
+    index.add(indexed, sub);
     const bkey = `${ex.name}\u0000${ex.type === 'fanout' ? '' : pattern}`;
+    const fresh = !q.bindings.has(bkey);
     q.bindings.set(bkey, (q.bindings.get(bkey) ?? 0) + 1);
     const state = q;
-    if (this.conn) this.ensureQueue(state, this.gen).catch((err: unknown) => this.channelFailed(`setting up queue ${queue}: ${errText(err)}`));
+    if (this.conn && (fresh || state.setupGen !== this.gen)) {
+      const bound: Promise<unknown> = this.ensureQueue(state, this.gen, bkey).catch((err: unknown) => this.channelFailed(`setting up queue ${queue}: ${errText(err)}`));
+      this.binding.add(bound);
+      void bound.finally(() => this.binding.delete(bound));
+    }
+    let live = true;
     return () => {
-      const i = this.subs.indexOf(sub);
-      if (i < 0) return;
-      this.subs.splice(i, 1);
+      if (!live) return;
+      live = false;
+      index.remove(indexed, sub);
       const n = (state.bindings.get(bkey) ?? 1) - 1;
       if (n > 0) {
         state.bindings.set(bkey, n);
@@ -331,17 +351,26 @@ export class AmqpBus implements EventBus {
     };
   }
 
+  async subscribed(): Promise<void> {
+    while (this.binding.size) await Promise.all([...this.binding]);
+  }
+
   /**
    * Declares the queue, binds it and starts its consumer, once per connection; called again (a subscription added
    * while connected) it adds the bindings once that setup is done.
    */
-  private ensureQueue(q: QueueState, gen: number): Promise<void> {
+  private ensureQueue(q: QueueState, gen: number, bkey?: string): Promise<void> {
     if (q.setupGen !== gen || !q.setup) {
       q.setupGen = gen;
       q.setup = this.setupQueue(q, gen);
       return q.setup;
     }
-    return q.setup.then(() => this.bindAll(q, gen));
+    if (bkey === undefined) return q.setup.then(() => this.bindAll(q, gen));
+    // One more binding on a queue that is (being) set up: just that one, once the setup is done.
+    return q.setup.then(async () => {
+      const ch = this.sub;
+      if (ch && gen === this.gen && q.bindings.has(bkey)) await this.bind(ch, q.name, bkey);
+    });
   }
 
   private async setupQueue(q: QueueState, gen: number): Promise<void> {
@@ -396,9 +425,11 @@ export class AmqpBus implements EventBus {
     if (exchange !== this.o.events.name) msg.exchange = exchange;
     let waits: Array<PromiseLike<unknown>> | null = null;
     let failed = false;
-    for (const s of this.subs) {
-      if (s.queue !== q.name || s.exchange !== exchange) continue;
-      if (s.direct ? s.pattern !== topic : !topicMatches(s.pattern, topic)) continue;
+    const index = q.subs.get(exchange);
+    const ex = this.exchanges.get(exchange);
+    const found = index ? index.match(ex?.type === 'direct' ? escapeDirect(topic) : topic) : [];
+    if (found.length > 1) found.sort(bySeq);
+    for (const s of found) {
       try {
         const r = s.handler(msg);
         if (r && typeof (r as PromiseLike<void>).then === 'function') (waits ??= []).push(r);

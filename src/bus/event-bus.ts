@@ -37,7 +37,39 @@ export interface EventBus {
   publish(topic: string, payload: Record<string, unknown>, opts?: PublishOptions): void;
   /** Subscribes to a topic pattern; returns the unsubscribe function. */
   subscribe(pattern: string, handler: BusHandler, opts?: SubscribeOptions): () => void;
+  /**
+   * Resolves once every subscription made so far receives what is published from then on (AMQP: its queue binding
+   * is in place). A caller that subscribes and then reads state awaits this in between, so that no change falls
+   * between its read and its first message. While the broker is unreachable it resolves at once: nothing can be
+   * promised then, and the subscriptions are bound again on reconnect.
+   */
+  subscribed(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * One word of a topic made from data (a realm, a user): Kazoo's routing-key encoding (kz_amqp_util:encode/1), so
+ * that no value can end a word or act as a wildcard. [A-Za-z0-9-~_] stay; '.' → %2E; ' ' → '+'; every other byte
+ * of the UTF-8 encoding → %XX, upper-case hex; a lone '*' or '#' passes through (a wildcard in a pattern); '' stays ''.
+ */
+export function topicWord(s: string): string {
+  if (s === '' || s === '*' || s === '#') return s;
+  let plain = true;
+  for (let i = 0; i < s.length && plain; i++) plain = keySafe(s.charCodeAt(i));
+  if (plain) return s;
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    if (keySafe(b)) out += String.fromCharCode(b);
+    else if (b === 0x20) out += '+';
+    else out += '%' + HEX[b >> 4] + HEX[b & 15];
+  }
+  return out;
+}
+
+const HEX = '0123456789ABCDEF';
+
+function keySafe(b: number): boolean {
+  return (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x7e || b === 0x5f;
 }
 
 /** AMQP topic matching: `*` matches exactly one word, `#` zero or more. */

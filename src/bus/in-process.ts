@@ -4,19 +4,23 @@
 // subscribers sharing a group take turns (one of them gets each message).
 
 import type { Logger } from '../log.ts';
-import { topicMatches, type BusHandler, type BusMessage, type EventBus, type PublishOptions, type SubscribeOptions } from './event-bus.ts';
+import type { BusHandler, BusMessage, EventBus, PublishOptions, SubscribeOptions } from './event-bus.ts';
+import { TopicIndex } from './topic-index.ts';
 
 interface Sub {
-  pattern: string;
   handler: BusHandler;
-  exchange: string | undefined;
   group: string | undefined;
-  /** Match results by topic: topics are a small set, and matching splits strings (a REGISTER publishes one). */
-  matches: Map<string, boolean>;
+  /** Subscription order: handlers of one message run in it. */
+  seq: number;
 }
 
+const bySeq = (a: Sub, b: Sub) => a.seq - b.seq;
+
 export class InProcessBus implements EventBus {
-  private readonly subs: Sub[] = [];
+  /** Subscriptions by exchange ('' for the events exchange), indexed by pattern. */
+  private readonly subs = new Map<string, TopicIndex<Sub>>();
+  private count = 0;
+  private seq = 0;
   private queue: BusMessage[] = [];
   private scheduled = false;
   private readonly log: Logger;
@@ -26,8 +30,13 @@ export class InProcessBus implements EventBus {
     this.log = log;
   }
 
+  /** Subscriptions held. */
+  get size(): number {
+    return this.count;
+  }
+
   publish(topic: string, payload: Record<string, unknown>, opts?: PublishOptions): void {
-    if (this.subs.length === 0) return;
+    if (this.count === 0) return;
     const msg: BusMessage = { topic, payload, at: Date.now() };
     if (opts?.exchange !== undefined) msg.exchange = opts.exchange;
     this.queue.push(msg);
@@ -38,12 +47,23 @@ export class InProcessBus implements EventBus {
   }
 
   subscribe(pattern: string, handler: BusHandler, opts?: SubscribeOptions): () => void {
-    const sub: Sub = { pattern, handler, exchange: opts?.exchange, group: opts?.group, matches: new Map() };
-    this.subs.push(sub);
+    const sub: Sub = { handler, group: opts?.group, seq: ++this.seq };
+    const ex = opts?.exchange ?? '';
+    let index = this.subs.get(ex);
+    if (!index) this.subs.set(ex, (index = new TopicIndex()));
+    index.add(pattern, sub);
+    this.count++;
+    let live = true;
     return () => {
-      const i = this.subs.indexOf(sub);
-      if (i >= 0) this.subs.splice(i, 1);
+      if (!live) return;
+      live = false;
+      if (index.remove(pattern, sub)) this.count--;
     };
+  }
+
+  /** In-process subscriptions take effect at once. */
+  subscribed(): Promise<void> {
+    return Promise.resolve();
   }
 
   private readonly drain = (): void => {
@@ -51,9 +71,12 @@ export class InProcessBus implements EventBus {
     const q = this.queue;
     this.queue = [];
     for (const msg of q) {
+      const index = this.subs.get(msg.exchange ?? '');
+      if (!index) continue;
+      const found = index.match(msg.topic);
+      if (found.length > 1) found.sort(bySeq);
       let groups: Map<string, Sub[]> | null = null;
-      for (const sub of this.subs) {
-        if (sub.exchange !== msg.exchange || !matches(sub, msg.topic)) continue;
+      for (const sub of found) {
         if (sub.group !== undefined) {
           groups ??= new Map();
           const members = groups.get(sub.group);
@@ -87,14 +110,4 @@ export class InProcessBus implements EventBus {
   async close(): Promise<void> {
     if (this.queue.length) this.drain();
   }
-}
-
-function matches(sub: Sub, topic: string): boolean {
-  let m = sub.matches.get(topic);
-  if (m === undefined) {
-    m = topicMatches(sub.pattern, topic);
-    // Topics carry no user data here, but bound the cache anyway.
-    if (sub.matches.size < 1024) sub.matches.set(topic, m);
-  }
-  return m;
 }

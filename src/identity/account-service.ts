@@ -8,13 +8,13 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Account, AccountAdmin, AccountStore, CredentialStore, FailureCounter } from '../storage/ports.ts';
 import { digestCredentialsFor, parseLoginName } from './accounts.ts';
-import type { CachedCredentialStore } from './credential-cache.ts';
 import { verifyByHa1, type PasswordHasher } from './passwords.ts';
 
 export interface AccountServiceOptions {
   accounts: AccountStore & AccountAdmin;
   credentials: CredentialStore;
-  credentialCache: CachedCredentialStore;
+  /** Forgets cached Digest credentials of these authentication usernames (on every node). */
+  invalidateCredentials: (authUsers: readonly string[]) => void;
   hasher: PasswordHasher;
   failures: FailureCounter;
   policy: Config['auth'];
@@ -52,14 +52,14 @@ export class AccountService {
     if (password.length < 1) throw sbError('HTTP_ERR_VALIDATION', 'password must not be empty');
     const passwordHash = await this.o.hasher.hash(password);
     const account = await this.o.accounts.create({ username, realm, roles, passwordHash, credentials: digestCredentialsFor(username, realm, password) });
-    this.o.credentialCache.invalidateUser(username);
+    this.o.invalidateCredentials([username]);
     return account;
   }
 
   async setPassword(account: Account, password: string): Promise<void> {
     const passwordHash = await this.o.hasher.hash(password);
     await this.o.accounts.setPassword(account.id, passwordHash, digestCredentialsFor(account.username, account.realm, password));
-    this.o.credentialCache.invalidateUser(account.username);
+    this.o.invalidateCredentials([account.username]);
     await this.o.onPasswordChanged?.(account, password);
   }
 

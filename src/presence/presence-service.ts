@@ -17,8 +17,8 @@
 // - Expiry: one wheel of one-second buckets for subscriptions and one for publications, swept once a second.
 // - Durability: every change is written through the PresenceStore (group-committed) before the 200 OK; memory
 //   is the hot copy, primed from the store at start.
-// - Registration changes arrive as `binding.*` events on the bus; a watched or published presentity is
-//   recomposed once per turn however many of its bindings changed.
+// - Registration changes arrive as binding events on the bus, for the presentities watched or published on this
+//   node only (registration-feed.ts); each is recomposed once per turn however many of its bindings changed.
 
 import type { EventBus } from '../bus/event-bus.ts';
 import type { Config } from '../config.ts';
@@ -56,6 +56,7 @@ import { ExpiryWheel } from './expiry-wheel.ts';
 import { parsePidf, PidfError, renderPidf } from './pidf.ts';
 import { decide } from './policy.ts';
 import { newEntityTag, PublicationTable } from './publications.ts';
+import { RegistrationFeed } from './registration-feed.ts';
 import { Subscription, SubscriptionTable, type TerminationReason } from './subscriptions.ts';
 
 /** What the service needs of the SIP endpoint. */
@@ -130,7 +131,8 @@ export class PresenceService {
    */
   private readonly sharedBindings = new Map<string, BindingRecord[]>();
   private timer: NodeJS.Timeout | null = null;
-  private unsubscribeBus: (() => void) | null = null;
+  private readonly feed: RegistrationFeed;
+  private sweeps = 0;
   /** Shutting down: NOTIFYs that fail now fail because of us, and their subscriptions are kept. */
   private closing = false;
   /** Counters for metrics and the benchmark. */
@@ -144,6 +146,7 @@ export class PresenceService {
     const now = this.now();
     this.subWheel = new ExpiryWheel<Subscription>(now, (s) => s.record.expiresAt, (s) => !s.gone);
     this.pubWheel = new ExpiryWheel<PublicationRecord>(now, (p) => p.expiresAt, (p) => this.pubs.has(p));
+    this.feed = new RegistrationFeed(o.bus, (aor) => this.touch(aor), this.now);
   }
 
   get subscriptionCount(): number {
@@ -174,6 +177,7 @@ export class PresenceService {
       const s = new Subscription(r);
       this.subs.add(s);
       this.subWheel.add(s);
+      this.feed.follow(r.presentity);
     }
     for (const p of pubs) {
       if (p.expiresAt <= now) {
@@ -183,16 +187,14 @@ export class PresenceService {
       p.flow.connectionId = null;
       this.pubs.add(p);
       this.pubWheel.add(p);
+      this.feed.follow(p.aor);
     }
     if (gone.length) await this.o.store.write(gone);
     if (this.o.sweepTimer !== false) {
       this.timer = setInterval(() => this.sweep(), 1000);
       this.timer.unref();
     }
-    this.unsubscribeBus = this.o.bus.subscribe('binding.*', (msg) => {
-      const aor = msg.payload.aor;
-      if (typeof aor === 'string') this.touch(aor);
-    });
+    await this.feed.ready();
     return { subscriptions: this.subs.size, publications: this.pubs.size, expired: gone.length };
   }
 
@@ -201,8 +203,7 @@ export class PresenceService {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.unsubscribeBus?.();
-    this.unsubscribeBus = null;
+    this.feed.close();
   }
 
   // ---- SUBSCRIBE (RFC 6665 §4.2.1, RFC 3856 §6) ----
@@ -228,7 +229,7 @@ export class PresenceService {
     const auth = await this.o.authenticator.authenticate(req, ctx.source, realm, 'presence');
     if (!auth.ok) return auth.response;
     if (!auth.identity.aors.includes(watcher)) return this.reject(req, 403, 'Forbidden (From is not the authenticated identity)');
-    await this.refresh(presentity);
+    await this.follow(presentity);
 
     const toTag = req.to()!.params.get('tag');
     if (toTag) return this.resubscribe(req, ctx, pkg, toTag, fromTag, watcher, expires);
@@ -345,7 +346,7 @@ export class PresenceService {
     const auth = await this.o.authenticator.authenticate(req, ctx.source, domainOf(aor), 'presence');
     if (!auth.ok) return auth.response;
     if (!auth.identity.aors.includes(aor)) return this.reject(req, 403, 'Forbidden (only the presentity itself may publish its state)');
-    await this.refresh(aor);
+    await this.follow(aor);
 
     const ifMatch = req.get(H.sipIfMatch)?.trim();
     const hasBody = req.body.length > 0;
@@ -454,6 +455,16 @@ export class PresenceService {
     this.docs.delete(aor);
   }
 
+  /**
+   * From now on hears of the presentity's binding changes, then reads its bindings: in that order, a change made
+   * meanwhile is either in what is read or in a message still to come.
+   */
+  private async follow(aor: string): Promise<void> {
+    this.feed.follow(aor);
+    await this.feed.ready();
+    await this.refresh(aor);
+  }
+
   /** Recomposes a presentity; when its document changed, announces it and notifies every active watcher. */
   private changed(aor: string, cause: string): void {
     const before = this.docs.get(aor);
@@ -531,7 +542,7 @@ export class PresenceService {
       }
     }
     for (const aor of aors) {
-      await this.refresh(aor);
+      await this.follow(aor);
       this.changed(aor, 'publication');
     }
   }
@@ -655,6 +666,8 @@ export class PresenceService {
   /** Ends what expired: called once a second (tests call it with a clock of their own). */
   sweep(): void {
     const now = this.now();
+    // Every half minute: stop following presentities that nobody here watches or publishes any more.
+    if (++this.sweeps % 30 === 0) this.feed.prune((aor) => this.subs.of(aor).size > 0 || this.pubs.of(aor).length > 0);
     for (const s of this.subWheel.due(now)) this.end(s, 'timeout', 'expired');
     const aors = new Set<string>();
     const writes: PresenceWrite[] = [];
@@ -701,7 +714,7 @@ export class PresenceService {
 
   /** Sets the presentity's state over HTTP: one publication per presentity, replaced on every call. */
   async setState(aor: string, input: HttpPresenceInput, accountId: string | null): Promise<void> {
-    await this.refresh(aor);
+    await this.follow(aor);
     const now = this.now();
     const expires = Math.min(this.o.rules.maxExpires, Math.max(this.o.rules.minExpires, input.expires ?? this.defaultExpires()));
     const state: PresenceState = {

@@ -7,7 +7,7 @@
 //   opted into reversible storage; Custom-Channel-Vars name the account. Unknown or disabled → authn_err.
 // - reg_success: published for every binding change the location service makes durable (added and refreshed with
 //   the granted Expires, removed and expired with `Expires: 0`); consumed from other switches into the foreign cache
-//   (foreign-registrations.ts, ecallmgr's rules).
+//   (foreign-registrations.ts, ecallmgr's rules) unless `foreignRegistrations` is off.
 // - reg_query → reg_query_resp | reg_query_error from the union of our live bindings and the foreign cache. Kazoo's
 //   registrar answers from one shared view; each Switchboard node answers from its own bindings and from what the
 //   bus told it, so a query reaching several registrars gets every registration (possibly more than once).
@@ -53,6 +53,11 @@ export interface KazooDirectoryOptions {
   log: Logger;
   /** Shared queue of authn requests across Switchboard nodes. */
   authnGroup?: string;
+  /**
+   * Keep other registrars' registrations (default true): consume every reg_success, and send reg_sync at start.
+   * Off, the node's queue gets none of the registrations announced on the bus (its own would come back too).
+   */
+  foreignRegistrations?: boolean;
   now?: () => number;
 }
 
@@ -134,15 +139,17 @@ export class KazooDirectory {
   start(): void {
     const { bus } = this.o;
     const group = this.o.authnGroup ?? 'switchboard.authn';
+    const foreign = this.o.foreignRegistrations ?? true;
     this.unsubscribe = [
       bus.subscribe(BINDING.authnReq, this.onAuthn, { exchange: CALLMGR.name, group }),
       bus.subscribe(BINDING.authnEndpointReq, this.onAuthn, { exchange: REGISTRAR.name, group }),
-      bus.subscribe(BINDING.regSuccess, this.onRegSuccess, { exchange: REGISTRAR.name }),
       bus.subscribe(BINDING.regQuery, this.onRegQuery, { exchange: REGISTRAR.name }),
       bus.subscribe(BINDING.regFlush, this.onRegFlush, { exchange: REGISTRAR.name }),
       bus.subscribe(BINDING.regSync, this.onRegSync, { exchange: REGISTRAR.name }),
       bus.subscribe(this.from.serverId, this.onTargeted, { exchange: TARGETED.name }),
     ];
+    if (!foreign) return;
+    this.unsubscribe.push(bus.subscribe(BINDING.regSuccess, this.onRegSuccess, { exchange: REGISTRAR.name }));
     this.foreign.start();
     bus.publish(KEY.regSync, buildRegSync(this.from, randomUUID()), { exchange: REGISTRAR.name });
   }
@@ -229,7 +236,7 @@ export class KazooDirectory {
 
   /** Messages to our own queue: answers to our reg_sync (reg_success), or stray replies. */
   private readonly onTargeted = (bm: BusMessage): void => {
-    if (bm.payload['Event-Name'] === REG_SUCCESS) this.learn(bm.payload);
+    if (bm.payload['Event-Name'] === REG_SUCCESS && (this.o.foreignRegistrations ?? true)) this.learn(bm.payload);
   };
 
   // reg_query -------------------------------------------------------------------------------------------------

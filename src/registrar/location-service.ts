@@ -12,7 +12,7 @@
 //   and resolves when the store has committed; if the store fails, the AOR is reloaded from the store so the
 //   index never claims what disk does not hold.
 
-import type { EventBus } from '../bus/event-bus.ts';
+import { topicWord, type EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
 import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationIndex, type LocationStore } from '../storage/ports.ts';
 
@@ -391,7 +391,7 @@ export class LocationService {
 
   private announce(changes: BindingChange[]): void {
     this.onChange?.(changes);
-    for (const c of changes) this.bus.publish(`binding.${c.event}`, bindingEvent(c));
+    for (const c of changes) this.bus.publish(bindingTopic(c.event, c.binding.aor), bindingEvent(c));
   }
 
   close(): void {
@@ -407,6 +407,22 @@ export class LocationService {
 export function live(list: BindingRecord[], now: number): BindingRecord[] {
   for (let i = 0; i < list.length; i++) if (list[i].expiresAt <= now) return list.filter((b) => b.expiresAt > now);
   return list;
+}
+
+/**
+ * The topic of a binding event: `binding.<event>.<domain>.<user>`, each word encoded as Kazoo encodes routing keys
+ * (registration.success.<realm>.<user>), so a consumer binds to what it follows: `binding.#` for everything,
+ * `binding.*.<domain>.<user>` for one address of record (the presence service's watched presentities), and a
+ * broker delivers nothing to nodes that follow none of it.
+ */
+export function bindingTopic(event: BindingEvent | '*', aor: string): string {
+  const at = aor.lastIndexOf('@');
+  return `binding.${event}.${aorWord(aor.slice(at + 1))}.${aorWord(aor.slice(0, at))}`;
+}
+
+/** A lone `*` or `#` in an address is a name, not a wildcard. */
+function aorWord(s: string): string {
+  return s === '*' ? '%2A' : s === '#' ? '%23' : topicWord(s);
 }
 
 /** The event payload: the binding as JSON with remaining lifetime, what every bus consumer gets. */

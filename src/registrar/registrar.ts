@@ -17,7 +17,7 @@ import {
   SipResponse,
   type SipRequest,
 } from '../sip/message/index.ts';
-import type { BindingRecord } from '../storage/ports.ts';
+import type { AorState, BindingRecord } from '../storage/ports.ts';
 import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, parseQ, regIdOf } from './contact.ts';
 import { live, LocationConflict, type BindingChange, type LocationService } from './location-service.ts';
 
@@ -68,6 +68,14 @@ export class Registrar {
     if (to.uri.user === null) return this.reject(req, 404, 'Not Found (address of record has no user part)');
     const aor = aorOf(to.uri);
 
+    // With a shared index, a REGISTER carrying credentials has its AOR read while it is authenticated: the read
+    // leaves in the same write to the cache as the lockout checks instead of a round trip of its own (the version
+    // it carries still guards the write, so an early read is never a wrong one).
+    let prefetch: Promise<AorState> | null = null;
+    if (this.o.location.shared && req.get(H.authorization) !== undefined) {
+      const r = this.o.location.read(aor);
+      if (r instanceof Promise) (prefetch = r).catch(() => {});
+    }
     // Steps 3–4: authenticate, then authorise this identity for this AOR.
     const auth = await this.o.authenticator.authenticate(req, ctx.source, domain);
     if (!auth.ok) {
@@ -83,13 +91,13 @@ export class Registrar {
     // Steps 6–7: the contacts.
     const contacts = parseContactValues(req);
     if (contacts === null) return this.reject(req, 400, 'Bad Request (malformed Contact)');
-    if (contacts === '*') return this.unregisterAll(req, aor);
+    if (contacts === '*') return this.unregisterAll(req, aor, prefetch);
     if (contacts.length === 0) {
       this.o.onOutcome?.('query', []);
       const found = this.o.location.lookup(aor);
       return this.ok(req, found instanceof Promise ? await found : found);
     }
-    return this.update(req, ctx, aor, contacts, identity);
+    return this.update(req, ctx, aor, contacts, identity, prefetch);
   };
 
   /**
@@ -101,9 +109,10 @@ export class Registrar {
     req: SipRequest,
     aor: string,
     plan: (live: BindingRecord[]) => { next: BindingRecord[]; changes: BindingChange[] } | SipResponse,
+    prefetch: Promise<AorState> | null,
   ): Promise<{ next: BindingRecord[]; changes: BindingChange[] } | SipResponse> {
     for (let attempt = 0; ; attempt++) {
-      const read = this.o.location.read(aor);
+      const read = attempt === 0 && prefetch ? prefetch : this.o.location.read(aor);
       const state = read instanceof Promise ? await read : read;
       const p = plan(live(state.bindings, this.now()));
       if (p instanceof SipResponse) return p;
@@ -118,7 +127,7 @@ export class Registrar {
     }
   }
 
-  private async unregisterAll(req: SipRequest, aor: string): Promise<SipResponse> {
+  private async unregisterAll(req: SipRequest, aor: string, prefetch: Promise<AorState> | null): Promise<SipResponse> {
     const expires = req.get(H.expires);
     if (expires === undefined || parseDeltaSeconds(expires) !== 0) {
       return this.reject(req, 400, 'Bad Request (Contact: * requires Expires: 0)');
@@ -130,13 +139,20 @@ export class Registrar {
         if (b.callId === callId && cseq <= b.cseq) return this.reject(req, 400, 'Bad Request (CSeq out of order)');
       }
       return { next: [], changes: current.map((binding) => ({ event: 'removed' as const, binding })) };
-    });
+    }, prefetch);
     if (done instanceof SipResponse) return done;
     this.o.onOutcome?.('unregistered-all', done.changes);
     return this.ok(req, done.next);
   }
 
-  private async update(req: SipRequest, ctx: RequestContext, aor: string, contacts: NameAddr[], identity: SipIdentity): Promise<SipResponse> {
+  private async update(
+    req: SipRequest,
+    ctx: RequestContext,
+    aor: string,
+    contacts: NameAddr[],
+    identity: SipIdentity,
+    prefetch: Promise<AorState> | null,
+  ): Promise<SipResponse> {
     const rules = this.o.rules;
     const now = this.now();
     const headerExpires = parseDeltaSeconds(req.get(H.expires));
@@ -234,7 +250,7 @@ export class Registrar {
         }
       }
       return { next, changes };
-    });
+    }, prefetch);
     if (done instanceof SipResponse) return done;
     this.o.onOutcome?.('updated', done.changes);
     const res = this.ok(req, done.next);

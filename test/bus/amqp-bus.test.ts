@@ -76,6 +76,31 @@ describe('AMQP bus adapter', { skip }, () => {
     assert.equal(b.stats().confirmed, 5);
   });
 
+  it('binds a queue per subscription pattern: a node gets only what it follows, once the binding is in place', async () => {
+    const pub = await bus('node-pub');
+    const follower = await bus('node-follow');
+    assert.ok(await pub.ready(5000));
+    assert.ok(await follower.ready(5000));
+    const got: string[] = [];
+    // Subscribed after the queue exists: subscribed() waits for just this binding.
+    const unsub = follower.subscribe('binding.*.example%2Etest.alice', (m) => void got.push(m.topic));
+    await follower.subscribed();
+    const delivered0 = follower.stats().delivered;
+    pub.publish('binding.added.example%2Etest.alice', { aor: 'alice@example.test' });
+    pub.publish('binding.added.example%2Etest.bob', { aor: 'bob@example.test' });
+    pub.publish('binding.expired.example%2Etest.alice', { aor: 'alice@example.test' });
+    await until(() => got.length === 2, 5000, 'alice\u2019s two events');
+    await sleep(200);
+    assert.deepEqual(got, ['binding.added.example%2Etest.alice', 'binding.expired.example%2Etest.alice']);
+    assert.equal(follower.stats().delivered - delivered0, 2, 'bob\u2019s event never reached the node');
+    // Unsubscribed: the queue is unbound, the broker stops delivering.
+    unsub();
+    await sleep(200);
+    pub.publish('binding.added.example%2Etest.alice', { aor: 'alice@example.test' });
+    await sleep(300);
+    assert.equal(follower.stats().delivered - delivered0, 2);
+  });
+
   it('shares a group queue between nodes (each message to one) while node subscriptions see every message', async () => {
     const x = await bus('node-x');
     const y = await bus('node-y');

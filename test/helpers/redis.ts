@@ -33,12 +33,16 @@ export function freshPrefix(): string {
 export async function dropPrefix(prefix: string): Promise<void> {
   const r = new Redis(REDIS_URL);
   try {
+    // Every key first, then one DEL: all gone at once, as when Redis restarts (deleting batch by batch let a node's
+    // heartbeat re-prime the index half-way, and the scan then missed what it had put back).
+    const all: string[] = [];
     let cursor = '0';
     do {
       const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
       cursor = next;
-      if (keys.length) await r.del(...keys);
+      all.push(...keys);
     } while (cursor !== '0');
+    for (let i = 0; i < all.length; i += 50_000) await r.del(...all.slice(i, i + 50_000));
   } finally {
     r.disconnect();
   }

@@ -8,6 +8,7 @@ import { InProcessBus } from '../../src/bus/in-process.ts';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
 import { createLogger } from '../../src/log.ts';
 import { PresenceService } from '../../src/presence/presence-service.ts';
+import { bindingTopic } from '../../src/registrar/location-service.ts';
 import { parseMessage, SipResponse, type SipRequest } from '../../src/sip/message/index.ts';
 import type { Destination, Source } from '../../src/sip/transport/types.ts';
 import type { BindingRecord } from '../../src/storage/ports.ts';
@@ -172,8 +173,9 @@ describe('presence notifier (state machine)', () => {
     await tick();
     sent[0].answer(200);
     bindings.set(`alice@${D}`, [binding(`alice@${D}`, 'k', { contact: 'sip:alice@192.0.2.50:5060' })]);
-    bus.publish('binding.added', { aor: `alice@${D}` });
-    bus.publish('binding.refreshed', { aor: `alice@${D}` });
+    bus.publish(bindingTopic('added', `alice@${D}`), { aor: `alice@${D}` });
+    bus.publish(bindingTopic('refreshed', `alice@${D}`), { aor: `alice@${D}` });
+    bus.publish(bindingTopic('added', `bob@${D}`), { aor: `bob@${D}` }); // nobody here follows bob
     await tick();
     await tick();
     assert.equal(sent.length, 2, 'one NOTIFY for both events');

@@ -36,7 +36,7 @@ async function setup(dir: string, clock: { now: number }, wrap?: (real: Location
   const stack = await openStack(dir, clock);
   const bus = new InProcessBus(log);
   const events: BusMessage[] = [];
-  bus.subscribe('binding.*', (m) => {
+  bus.subscribe('binding.#', (m) => {
     events.push(m);
   });
   const location = new LocationService({ index: stack.index, store: wrap ? wrap(stack.store) : stack.store, bus, log, now: () => clock.now });
@@ -71,7 +71,7 @@ describe('LocationService', () => {
       assert.deepEqual((await b.location.lookup('alice@d')), []);
       assert.equal((await b.location.lookup('bob@d')).length, 1);
       await tick();
-      assert.deepEqual(b.events.map((e) => `${e.topic} ${e.payload.aor}`), ['binding.expired alice@d']);
+      assert.deepEqual(b.events.map((e) => `${e.topic} ${e.payload.aor}`), ['binding.expired.d.alice alice@d']);
       // The removal is durable: a third start does not see alice either.
       const rows = await b.store.loadAll();
       assert.deepEqual(rows.map((r) => r.aor), ['bob@d']);
@@ -100,7 +100,7 @@ describe('LocationService', () => {
       assert.deepEqual((await s.location.lookup('a@d')).map((b) => b.key), ['k2']);
       assert.equal(s.location.size, 1);
       await tick();
-      assert.deepEqual(s.events.map((e) => [e.topic, e.payload.expires]), [['binding.expired', 0]]);
+      assert.deepEqual(s.events.map((e) => [e.topic, e.payload.expires]), [['binding.expired.d.a', 0]]);
       const rows = await s.store.list('a@d');
       assert.deepEqual(rows.map((r) => r.key), ['k2']);
     } finally {

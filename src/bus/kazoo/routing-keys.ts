@@ -3,23 +3,10 @@
 //   [A-Za-z0-9-~_] stay; '.' → %2E; ' ' → '+'; every other byte (of the UTF-8 encoding) → %XX, upper-case hex;
 //   a lone '*' or '#' passes through (a wildcard in a binding or query key); '' stays ''.
 
-const HEX = '0123456789ABCDEF';
+import { topicWord } from '../event-bus.ts';
 
-function keySafe(b: number): boolean {
-  return (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x7e || b === 0x5f;
-}
-
-/** Encodes one routing-key word exactly as Kazoo does. */
-export function encodeKeyWord(s: string): string {
-  if (s === '' || s === '*' || s === '#') return s;
-  let out = '';
-  for (const b of Buffer.from(s, 'utf8')) {
-    if (keySafe(b)) out += String.fromCharCode(b);
-    else if (b === 0x20) out += '+';
-    else out += '%' + HEX[b >> 4] + HEX[b & 15];
-  }
-  return out;
-}
+/** Encodes one routing-key word exactly as Kazoo does (the bus's own topic words use the same encoding). */
+export const encodeKeyWord = topicWord;
 
 /** The inverse of encodeKeyWord, for logs and tests ('+' is a space; %XX a byte). */
 export function decodeKeyWord(s: string): string {

@@ -34,7 +34,8 @@ interface Stream {
   end(event?: string): void;
 }
 
-const TOPIC_PATTERN = /^[A-Za-z0-9_*#-]+(\.[A-Za-z0-9_*#-]+)*$/;
+// Words as topics encode them (topicWord: %XX escapes, '+' for a space), and the wildcards.
+const TOPIC_PATTERN = /^[A-Za-z0-9_~%+*#-]+(\.[A-Za-z0-9_~%+*#-]+)*$/;
 
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o) => {
   const heartbeatMs = o.heartbeatMs ?? 15_000;

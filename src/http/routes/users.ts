@@ -20,6 +20,8 @@ export interface UserRoutesOptions {
   auth: Authenticator;
   /** Called after an account is deleted (its bindings go too). */
   onDeleted?: (account: Account) => Promise<void> | void;
+  /** Called after an account is disabled (its cached credentials must stop working at once). */
+  onDisabled?: (account: Account) => Promise<void> | void;
 }
 
 export function accountJson(a: Account) {
@@ -155,7 +157,10 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
       if (req.params.id === req.principal!.accountId) throw sbError('HTTP_ERR_FORBIDDEN', 'an account cannot change its own roles or status');
       await load(req.params.id);
       const updated = await o.store.update(req.params.id, req.body);
-      if (req.body.disabled) await o.refresh.revokeAll(updated.id);
+      if (req.body.disabled) {
+        await o.refresh.revokeAll(updated.id);
+        await o.onDisabled?.(updated);
+      }
       return accountJson(updated);
     },
   );

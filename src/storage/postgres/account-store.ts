@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { sbError } from '../../errors.ts';
 import type { DigestAlgorithm } from '../../sip/digest.ts';
 import type { Account, AccountAdmin, AccountQuery, AccountStore, CredentialStore, FoundCredential, NewAccount, SipCredential } from '../ports.ts';
+import { CredentialLookup } from './credential-lookup.ts';
 import { transaction, type Db } from './database.ts';
 
 interface AccountRow {
@@ -39,20 +40,16 @@ const INSERT_CRED = `INSERT INTO sip_credentials (auth_user, realm, algorithm, a
 export class PostgresAccountStore implements AccountStore, AccountAdmin, CredentialStore {
   private readonly db: Db;
 
+  private readonly lookup: CredentialLookup;
+
   constructor(db: Db) {
     this.db = db;
+    this.lookup = new CredentialLookup(db);
   }
 
-  async findSipCredential(authUser: string, realm: string, algorithm: DigestAlgorithm): Promise<FoundCredential | null> {
-    const r = await this.db.query<{ account_id: string; ha1: string; username: string; realm: string; disabled: boolean }>(
-      `SELECT c.account_id, c.ha1, a.username, a.realm, a.disabled FROM sip_credentials c JOIN accounts a ON a.id = c.account_id
-       WHERE c.auth_user = $1 AND c.realm = $2 AND c.algorithm = $3`,
-      [authUser, realm, algorithm],
-    );
-    const row = r.rows[0];
-    if (!row || row.disabled) return null;
-    const credential: SipCredential = { accountId: row.account_id, authUser, realm, algorithm, ha1: row.ha1 };
-    return { credential, aors: [`${row.username}@${row.realm}`] };
+  /** Grouped with the other lookups of the moment into one query (credential-lookup.ts). */
+  findSipCredential(authUser: string, realm: string, algorithm: DigestAlgorithm): Promise<FoundCredential | null> {
+    return this.lookup.find(authUser, realm, algorithm);
   }
 
   async create(a: NewAccount): Promise<Account> {

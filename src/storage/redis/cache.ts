@@ -3,9 +3,10 @@
 
 import type { Redis } from 'ioredis';
 import type { Cache, JsonValue } from '../ports.ts';
+import { LuaScript } from './lua-script.ts';
 
 // KEYS[1] key; ARGV: expectAbsent ('1'|'0'), expected JSON, new JSON ('' deletes), ttl ms.
-const CAS = `
+const CAS = new LuaScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
   if cur then return 0 end
@@ -13,7 +14,7 @@ elseif cur ~= ARGV[2] then
   return 0
 end
 if ARGV[3] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end
-return 1`;
+return 1`);
 
 export class RedisCache implements Cache {
   private readonly r: Redis;
@@ -40,14 +41,15 @@ export class RedisCache implements Cache {
   }
 
   async compareAndSet(key: string, expected: JsonValue | null, value: JsonValue | null, ttlSeconds: number): Promise<boolean> {
-    const r = await this.r.eval(
-      CAS,
-      1,
-      'cache:' + key,
-      expected === null ? '1' : '0',
-      expected === null ? '' : JSON.stringify(expected),
-      value === null ? '' : JSON.stringify(value),
-      String(Math.max(1, Math.ceil(ttlSeconds * 1000))),
+    const r = await CAS.run(
+      this.r,
+      ['cache:' + key],
+      [
+        expected === null ? '1' : '0',
+        expected === null ? '' : JSON.stringify(expected),
+        value === null ? '' : JSON.stringify(value),
+        Math.max(1, Math.ceil(ttlSeconds * 1000)),
+      ],
     );
     return r === 1;
   }

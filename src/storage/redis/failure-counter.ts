@@ -2,12 +2,13 @@
 
 import type { Redis } from 'ioredis';
 import type { FailureCounter } from '../ports.ts';
+import { LuaScript } from './lua-script.ts';
 
 // INCR, and start the window on the first failure.
-const HIT = `
+const HIT = new LuaScript(`
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+return n`);
 
 export class RedisFailureCounter implements FailureCounter {
   private readonly r: Redis;
@@ -17,7 +18,7 @@ export class RedisFailureCounter implements FailureCounter {
   }
 
   async hit(key: string, windowSeconds: number): Promise<number> {
-    return (await this.r.eval(HIT, 1, 'fail:' + key, String(windowSeconds * 1000))) as number;
+    return (await HIT.run(this.r, ['fail:' + key], [windowSeconds * 1000])) as number;
   }
 
   async lock(key: string, seconds: number): Promise<void> {

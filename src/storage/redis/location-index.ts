@@ -15,12 +15,13 @@
 import type { Redis } from 'ioredis';
 import { decodePut, encodePut, type StoredWrite } from '../binding-codec.ts';
 import { diesWithConnection, type AorState, type BindingRecord, type LocationIndex } from '../ports.ts';
+import { LuaScript } from './lua-script.ts';
 
 // KEYS: aor hash, due set, counters, and when the AOR has connection-bound bindings: the set of nodes holding
 // flows, then the flow sets of those nodes. ARGV: expected version, bindings JSON, count, earliest expiry (ms),
 // aor, hash expiry (ms epoch), then the names of those nodes.
 // Returns 0 when the version no longer matches, else the counters (bindings, aors) after the write.
-const WRITE = `
+const WRITE = new LuaScript(`
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return 0 end
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
@@ -40,23 +41,23 @@ end
 redis.call('HINCRBY', KEYS[3], 'bindings', m - n)
 if n == 0 and m > 0 then redis.call('HINCRBY', KEYS[3], 'aors', 1) end
 if n > 0 and m == 0 then redis.call('HINCRBY', KEYS[3], 'aors', -1) end
-return redis.call('HMGET', KEYS[3], 'bindings', 'aors')`;
+return redis.call('HMGET', KEYS[3], 'bindings', 'aors')`);
 
 // KEYS: due set. ARGV: now, limit, lease until.
-const CLAIM = `
+const CLAIM = new LuaScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, a in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], a) end
-return due`;
+return due`);
 
 // KEYS: nodes set, nodes holding flows. ARGV: now, lease until, grace until. A node holding flows but absent from
 // the nodes set (its entry lost with Redis's data, and it died before its next heartbeat) is entered as if it had
 // just beaten: alive, it beats again; dead, it lapses like any other. Lapsed nodes come back with their lapse time
 // and get a lease.
-const CLAIM_NODES = `
+const CLAIM_NODES = new LuaScript(`
 for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('ZADD', KEYS[1], 'NX', ARGV[3], n) end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
 for i = 1, #gone, 2 do redis.call('ZADD', KEYS[1], ARGV[2], gone[i]) end
-return gone`;
+return gone`);
 
 const AOR_PREFIX = 'loc:a:';
 const FLOWS_PREFIX = 'loc:flows:';
@@ -104,20 +105,18 @@ export class RedisLocationIndex implements LocationIndex {
     const flowNodes: string[] = [];
     for (const b of next) if (b.node !== null && diesWithConnection(b) && !flowNodes.includes(b.node)) flowNodes.push(b.node);
     const flowKeys = flowNodes.length ? [FLOW_NODES, ...flowNodes.map((n) => FLOWS_PREFIX + n)] : [];
-    const ok = await this.r.eval(
-      WRITE,
-      3 + flowKeys.length,
-      AOR_PREFIX + aor,
-      'loc:due',
-      'loc:count',
-      ...flowKeys,
-      String(typeof version === 'number' ? version : 0),
-      JSON.stringify(next.map(encodePut)),
-      String(next.length),
-      String(earliest === Infinity ? 0 : earliest),
-      aor,
-      String(latest + 60_000),
-      ...flowNodes,
+    const ok = await WRITE.run(
+      this.r,
+      [AOR_PREFIX + aor, 'loc:due', 'loc:count', ...flowKeys],
+      [
+        typeof version === 'number' ? version : 0,
+        JSON.stringify(next.map(encodePut)),
+        next.length,
+        earliest === Infinity ? 0 : earliest,
+        aor,
+        latest + 60_000,
+        ...flowNodes,
+      ],
     );
     if (!Array.isArray(ok)) return false;
     // The counters after the write: this node's own changes show in its figures at once, others' within 5 s.
@@ -144,7 +143,7 @@ export class RedisLocationIndex implements LocationIndex {
   }
 
   async claimDue(now: number): Promise<string[]> {
-    return (await this.r.eval(CLAIM, 1, 'loc:due', String(now), '500', String(now + 30_000))) as string[];
+    return (await CLAIM.run(this.r, ['loc:due'], [now, 500, now + 30_000])) as string[];
   }
 
   async *entries(): AsyncIterable<[string, BindingRecord[]]> {
@@ -165,7 +164,7 @@ export class RedisLocationIndex implements LocationIndex {
   }
 
   async claimDeparted(now: number, graceUntil: number): Promise<Array<{ node: string; lapsedAt: number }>> {
-    const flat = (await this.r.eval(CLAIM_NODES, 2, NODES, FLOW_NODES, String(now), String(now + 60_000), String(graceUntil))) as string[];
+    const flat = (await CLAIM_NODES.run(this.r, [NODES, FLOW_NODES], [now, now + 60_000, graceUntil])) as string[];
     const out: Array<{ node: string; lapsedAt: number }> = [];
     for (let i = 0; i < flat.length; i += 2) out.push({ node: flat[i], lapsedAt: Number(flat[i + 1]) });
     return out;

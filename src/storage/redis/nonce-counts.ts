@@ -4,13 +4,14 @@
 
 import type { Redis } from 'ioredis';
 import type { NonceCountResult, NonceCountTracker, NonceInfo } from '../../sip/digest.ts';
+import { LuaScript } from './lua-script.ts';
 
 // Accept nc only above the stored one; keep the key as long as the nonce can be presented.
-const CLAIM = `
+const CLAIM = new LuaScript(`
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) <= cur then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`;
+return 1`);
 
 export class RedisNonceCounts implements NonceCountTracker {
   private readonly r: Redis;
@@ -27,7 +28,7 @@ export class RedisNonceCounts implements NonceCountTracker {
   }
 
   async claim(info: NonceInfo, nc: number): Promise<NonceCountResult> {
-    const ok = await this.r.eval(CLAIM, 1, `nc:${info.boot}:${info.index}`, String(nc), String(this.ttlMs));
+    const ok = await CLAIM.run(this.r, [`nc:${info.boot}:${info.index}`], [nc, this.ttlMs]);
     return ok === 1 ? 'ok' : 'replay';
   }
 }

@@ -59,7 +59,9 @@ export function eventsView(feed) {
   feed.on((topic, e) => {
     const kind = topic.startsWith('binding.') ? 'binding' : topic.startsWith('presence.') ? 'presence' : 'other';
     if (paused || !kinds[kind]) return;
-    const li = h('li', { 'data-topic': topic }, h('span', { class: 't' }, clock(e.at)), h('span', {}, topic), h('span', { class: 'd' }, summary(topic, e.payload)));
+    // binding.<event>.<domain>.<user>: the address is in the summary, so the feed names just the event.
+    const name = kind === 'binding' ? topic.split('.', 2).join('.') : topic;
+    const li = h('li', { 'data-topic': topic }, h('span', { class: 't' }, clock(e.at)), h('span', {}, name), h('span', { class: 'd' }, summary(topic, e.payload)));
     if (!matches(li)) li.classList.add('hidden');
     list.prepend(li);
     while (list.children.length > KEEP) list.lastChild.remove();
