@@ -6,7 +6,9 @@
 # SIPp drives it in `un` mode (a socket per registration, as many phones would): with one socket (`u1`) the kernel
 # hashes every datagram of the run to the same worker, which measures one worker, not the machine.
 # Environment: N (registrations per run, 20000), CONCURRENCY (200), ROUNDS (3), TRANSPORT (un), WORKERS ("1 auto"),
-#              PG (postgres URL), REDIS (redis URL), AMQP (amqp URL), SHARED (the shared bench dir).
+#              PG (postgres URL), REDIS (redis URL), AMQP (amqp URL), SHARED (the shared bench dir),
+#              SERVER_ARGS (more `switchboard start` flags; default: --kazoo-foreign-registrations off, the setting for a
+#              deployment where Switchboard is the only registrar on the bus — reg_success is still published).
 # Needs: apt-get install -y sip-tester kamailio kamailio-sqlite-modules sqlite3 bc; PostgreSQL, Redis, RabbitMQ.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 STACK=(--database "$PG" --database-schema "$SCHEMA" --cache "$REDIS" --cache-prefix "$PREFIX" --bus "$AMQP" --node-id bench)
+read -r -a EXTRA <<< "${SERVER_ARGS---kazoo-foreign-registrations off}"
 
 for ((i=0;i<N;i++)); do echo "user$i,bench.test,pw$i"; done > "$WORK/users.csv"
 "$NODE" "$ROOT/src/cli.ts" user import "$WORK/users.csv" --data-dir "$WORK/data" "${STACK[@]}" >/dev/null
@@ -51,11 +54,11 @@ for W in $WORKERS; do
   redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true
   psql -q "$PG" -c "TRUNCATE $SCHEMA.bindings" >/dev/null
   "$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/data" --realm bench.test --sip-host 127.0.0.1 --sip-port 5060 \
-    --sip-transports UDP,TCP --http-port 18080 --log-level warn --workers "$W" "${STACK[@]}" > "$WORK/server.log" 2>&1 &
+    --sip-transports UDP,TCP --http-port 18080 --log-level warn --workers "$W" "${STACK[@]}" "${EXTRA[@]}" > "$WORK/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
   sleep 2 # every worker up (the health check answers as soon as one is)
-  echo "--- workers $W (N=$N, concurrency $L, sipp -t $T, rounds $ROUNDS)" | tee -a "$report"
+  echo "--- workers $W (N=$N, concurrency $L, sipp -t $T, rounds $ROUNDS, ${EXTRA[*]:-no extra flags})" | tee -a "$report"
   mem0=$(redis-cli -u "$REDIS" info memory | grep -o 'used_memory:[0-9]*' | cut -d: -f2)
   (cd "$WORK" && TARGET_PIDS="$PID" "$SHARED/compare-register.sh" 127.0.0.1:5060 "$N" "$L" "$T" "$ROUNDS") 2>&1 | tee -a "$report"
   # What the shared state costs per binding: Redis memory and the PostgreSQL table with its index.

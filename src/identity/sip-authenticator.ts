@@ -9,10 +9,10 @@
 import { BlockList, isIP } from 'node:net';
 import type { Config, DigestAlgorithm } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { digestChallenge, digestCredentials, parseAuthHeader, verifyDigest, type AuthHeader, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
+import { digestChallenge, digestCredentials, parseAuthHeader, verifyDigest, type AuthHeader, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
 import { createResponse, H, quote, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
-import type { CredentialStore, FailureCounter } from '../storage/ports.ts';
+import type { CredentialStore, FailureCounter, FoundCredential } from '../storage/ports.ts';
 import { accountKey, addressKey } from './account-service.ts';
 import { TokenError, type AccessClaims, type TokenService } from './tokens.ts';
 
@@ -102,9 +102,13 @@ export class SipAuthenticator {
     const { failures, policy } = this.o;
     const addrKey = addressKey(source.address);
     const trusted = this.isTrusted(source.address);
-    const addrLock = trusted ? 0 : failures.lockedFor(addrKey);
     const header = this.pickCredentials(req, realm);
-    const creds = header !== null && header !== 'malformed' && header.scheme === 'digest' ? digestCredentials(header) : null;
+    // No credentials, nothing to check: the challenge goes out without asking the failure counters (a locked address
+    // or account meets its lockout on the request that answers it). Over a shared cache that is a round trip saved on
+    // every REGISTER's first leg.
+    if (header === null) return this.challenge(req, realm, false, 'no-credentials');
+    const addrLock = trusted ? 0 : failures.lockedFor(addrKey);
+    const creds = header !== 'malformed' && header.scheme === 'digest' ? digestCredentials(header) : null;
     // The account's lockout is read now, beside the address's (one round trip to a shared cache instead of two),
     // and looked at where it always was: after the nonce is known to be ours.
     const acctKey = creds ? accountKey(creds.username, realm) : '';
@@ -113,10 +117,9 @@ export class SipAuthenticator {
     const wait = typeof addrLock === 'number' ? addrLock : await addrLock;
     if (wait > 0) return this.locked(req, wait, { address: source.address });
 
-    if (header !== null && header !== 'malformed' && header.scheme === 'bearer') {
+    if (header !== 'malformed' && header.scheme === 'bearer') {
       return this.authenticateBearer(req, source, realm, scope, header.token ?? '', trusted ? null : addrKey);
     }
-    if (header === null) return this.challenge(req, realm, false, 'no-credentials');
     if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
     if (!creds) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
     if (!this.offered.has(creds.algorithm)) return this.challenge(req, realm, false, 'bad-nonce');
@@ -127,14 +130,31 @@ export class SipAuthenticator {
     // A nonce we did not issue (or a secret that changed): not the client's fault, just challenge again.
     if (!nonce.valid) return this.challenge(req, realm, false, 'bad-nonce');
 
+    // With the credential cached, the response is verified now, and a correct one with a fresh nonce has its nonce
+    // count claimed at once: the claim then goes to a shared cache in the same write as the lockout reads (a round
+    // trip saved per REGISTER). The lockout is still looked at first; a claim made for a locked account is
+    // harmless (the count is the client's own, for a request we refuse).
+    const lookup = this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
+    let found: FoundCredential | null = null;
+    let ok = false;
+    let claim: NonceCountResult | Promise<NonceCountResult> | null = null;
+    if (!(lookup instanceof Promise)) {
+      found = lookup;
+      ok = verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
+      if (ok && found && !nonce.stale) {
+        claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
+        if (claim instanceof Promise) claim.catch(() => {}); // awaited below, unless the account is locked
+      }
+    } else lookup.catch(() => {});
+
     const acctWait = typeof acctLock === 'number' ? acctLock : await acctLock;
     if (acctWait > 0) return this.locked(req, acctWait, { account: creds.username, realm });
 
-    const lookup = this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
-    const found = lookup instanceof Promise ? await lookup : lookup;
-    // Unknown users cost the same hash work as known ones, so timing does not tell which names exist.
-    const ha1 = found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm];
-    const ok = verifyDigest(header, creds, ha1, req.method, req.body);
+    if (lookup instanceof Promise) {
+      found = await lookup;
+      // Unknown users cost the same hash work as known ones, so timing does not tell which names exist.
+      ok = verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
+    }
     if (!ok || found === null) {
       const reason: AuthFailure = found ? 'wrong-password' : 'unknown-user';
       this.o.log.info({ user: creds.username, realm, from: source.address, reason }, 'SIP authentication failed');
@@ -154,7 +174,7 @@ export class SipAuthenticator {
     }
     // The client knows the password but used an old nonce: re-challenge with stale=true (RFC 7616 §3.3).
     if (nonce.stale) return this.challenge(req, realm, true, 'stale-nonce');
-    const claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
+    claim ??= this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
     const counted = typeof claim === 'string' ? claim : await claim;
     if (counted === 'stale') return this.challenge(req, realm, true, 'stale-nonce');
     if (counted === 'replay') {
