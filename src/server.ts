@@ -389,7 +389,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     version: SERVER_VERSION,
     loginRateLimit: config.http.loginRateLimit,
     identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
-    onAccountDisabled: () => invalidate.all(),
+    onAccountStatusChanged: () => invalidate.all(),
     onAccountDeleted: async (account) => {
       invalidate.all();
       await location.removeAor(account.aor);

@@ -99,6 +99,9 @@ interface QueueState {
 }
 
 
+/** Longest wait in `subscribed()`. */
+const SUBSCRIBED_WAIT_MS = 2000;
+
 /** A direct exchange's key as one topic word: its dots and wildcards mean nothing there. */
 function escapeDirect(key: string): string {
   return key.replace(/[%.*#]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
@@ -351,8 +354,19 @@ export class AmqpBus implements EventBus {
     };
   }
 
+  /** As the port says; a broker that takes over `SUBSCRIBED_WAIT_MS` to bind holds a caller up no longer. */
   async subscribed(): Promise<void> {
-    while (this.binding.size) await Promise.all([...this.binding]);
+    const deadline = Date.now() + SUBSCRIBED_WAIT_MS;
+    while (this.binding.size) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.badInput.warn({ pending: this.binding.size }, 'AMQP queue bindings not confirmed in time; going on without them');
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all([...this.binding]), new Promise((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
   }
 
   /**

@@ -52,7 +52,7 @@ export interface HttpDeps {
   /** Readiness: false while starting or shutting down. */
   ready: () => boolean;
   onAccountDeleted?: (account: Account) => Promise<void> | void;
-  onAccountDisabled?: (account: Account) => Promise<void> | void;
+  onAccountStatusChanged?: (account: Account) => Promise<void> | void;
   version: string;
   /** Presence state, watchers and watcher policy per account (routes/presence.ts). */
   presence?: PresenceService;
@@ -126,7 +126,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     apiKeys: identity.apiKeys,
     auth,
     onDeleted: deps.onAccountDeleted,
-    onDisabled: deps.onAccountDisabled,
+    onStatusChanged: deps.onAccountStatusChanged,
   });
   if (deps.presence) app.register(presenceRoutes, { presence: deps.presence, accounts: identity.store, auth });
   if (deps.phone) app.register(phoneRoutes, deps.phone);

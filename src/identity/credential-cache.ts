@@ -52,7 +52,9 @@ export class CachedCredentialStore implements CredentialStore {
     this.misses++;
     const inFlight = this.loading.get(key);
     if (inFlight) return inFlight;
-    const p = this.fill(key, now, authUser, realm, algorithm).finally(() => this.loading.delete(key));
+    const p: Promise<Found> = this.fill(key, now, authUser, realm, algorithm).finally(() => {
+      if (this.loading.get(key) === p) this.loading.delete(key);
+    });
     this.loading.set(key, p);
     return p;
   }

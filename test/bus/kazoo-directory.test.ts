@@ -239,6 +239,28 @@ describe('Kazoo directory', () => {
     for (const m of got) assert.ok((m.payload.Expires as number) >= 599);
   });
 
+  it('with foreign registrations off: takes no reg_success in, sends no reg_sync, still announces and answers', async () => {
+    const quiet = new InProcessBus(log);
+    const heard: BusMessage[] = [];
+    const sent: BusMessage[] = [];
+    quiet.subscribe(KAZOO, (m) => void heard.push(m), { exchange: 'targeted' });
+    quiet.subscribe('registration.#', (m) => void sent.push(m), { exchange: 'registrar' });
+    const before = quiet.size;
+    const own = new KazooDirectory({ bus: quiet, credentials, passwords, location: local, sender: ME, expiresDeviation: 180, log, foreignRegistrations: false });
+    own.start();
+    assert.equal(quiet.size - before, 6, 'no registration.success.*.* subscription (the broker then delivers none)');
+    quiet.publish('registration.success.example%2Ecom.carol', request('reg_success', { 'Event-Timestamp': 1, Contact: '<sip:carol@198.51.100.1:5060>', Expires: 120, Username: 'carol', Realm: 'example.com' }), { exchange: 'registrar' });
+    quiet.publish(ME.serverId, request('reg_success', { 'Event-Timestamp': 1, Contact: 'sip:dave@x', Expires: 60, Username: 'dave', Realm: 'example.com' }), { exchange: 'targeted' });
+    own.onBindingChanges([{ event: 'added', binding: binding('alice@example.com', 'k1', { expiresAt: Date.now() + 60_000 }) }]);
+    await sleep(20);
+    assert.equal(own.foreign.size, 0);
+    assert.deepEqual(sent.map((m) => m.payload['Event-Name']), ['reg_success', 'reg_success'], 'carol\u2019s (published by the test) and ours, no reg_sync');
+    quiet.publish('registration.query.example%2Ecom.*', request('reg_query', { Realm: 'example.com', 'Count-Only': true }), { exchange: 'registrar' });
+    await until(() => heard.length === 1, 'reg_query answered');
+    assert.equal(heard[0].payload.Count, 0, 'our bindings only (the fake location holds none)');
+    own.stop();
+  });
+
   it('takes answers to its own reg_sync from its queue into the foreign cache', async () => {
     bus.publish(ME.serverId, request('reg_success', { 'Event-Timestamp': 1, Contact: 'sip:dave@x', Expires: 60, Username: 'dave', Realm: 'example.com' }), { exchange: 'targeted' });
     await until(() => dir.foreign.query('dave', 'example.com').length === 1, 'dave learnt');

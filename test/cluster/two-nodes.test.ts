@@ -25,7 +25,7 @@ import { spawnServer, tempDir, testConfig, type ChildServer, type Flags } from '
 import { buildRequest, digestAuthorization, parseChallenge, SipTestClient } from '../helpers/sip-client.ts';
 
 const D = 'example.test';
-const PW = { alice: 'alice-pw', bob: 'bob-pw', carol: 'carol-pw', admin: 'admin-pw' };
+const PW: Record<'alice' | 'bob' | 'carol' | 'admin', string> = { alice: 'alice-pw', bob: 'bob-pw', carol: 'carol-pw', admin: 'admin-pw' };
 
 const missing = (await postgresMissing()) || (await redisMissing()) || (await missingRabbit());
 
@@ -167,6 +167,50 @@ describe('two nodes sharing PostgreSQL, Redis and RabbitMQ', { skip: missing }, 
     } finally {
       bob.close();
       carol.close();
+    }
+  });
+
+  it('a watcher on node A hears of a registration made through node B (node A follows that presentity\u2019s binding events)', async () => {
+    const bob = await PresencePeer.open('TCP', a.sipPort, { user: 'bob', password: PW.bob, domain: D });
+    const phone = await SipTestClient.open('UDP', b.sipPort);
+    try {
+      const { res } = await bob.subscribe(`admin@${D}`, { expires: 600 });
+      assert.equal(res.status, 200);
+      assert.deepEqual(basics((await bob.notify(5000)).body), ['closed']);
+      const contact = `<sip:admin@127.0.0.1:${phone.localPort}>`;
+      const callId = `watched-${randomBytes(4).toString('hex')}@test`;
+      assert.equal((await register(phone, { user: 'admin', password: PW.admin, domain: D, contact, callId, expires: 300 })).status, 200);
+      const open = await bob.notify(10_000);
+      assert.deepEqual(basics(open.body), ['open'], 'registered through B, composed and notified on A');
+      assert.equal((await register(phone, { user: 'admin', password: PW.admin, domain: D, contact, callId, cseq: 5, expires: 0 })).status, 200);
+      assert.deepEqual(basics((await bob.notify(10_000)).body), ['closed']);
+    } finally {
+      bob.close();
+      phone.close();
+    }
+  });
+
+  it('a password changed through node A stops working through node B at once, though B had it cached', async () => {
+    const phone = await SipTestClient.open('UDP', b.sipPort);
+    try {
+      const reg = (password: string, expires = 300) => register(phone, { user: 'bob', password, domain: D, contact: `<sip:bob@127.0.0.1:${phone.localPort}>`, expires });
+      assert.equal((await reg(PW.bob)).status, 200, 'node B has bob\u2019s HA1 in its cache now');
+      const login = await fetch(`http://127.0.0.1:${a.httpPort}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: `bob@${D}`, password: PW.bob }) });
+      const { access_token } = (await login.json()) as { access_token: string };
+      const id = JSON.parse(Buffer.from(access_token.split('.')[1], 'base64url').toString()).sub as string;
+      const put = await fetch(`http://127.0.0.1:${a.httpPort}/users/${id}/password`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${access_token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ password: 'bob-new-pw', currentPassword: PW.bob }),
+      });
+      assert.equal(put.status, 204);
+      await new Promise((r) => setTimeout(r, 300)); // the invalidation's trip over the bus (the cache TTL is 60 s)
+      assert.equal((await reg(PW.bob)).status, 401, 'the old password is refused through node B');
+      assert.equal((await reg('bob-new-pw')).status, 200);
+      PW.bob = 'bob-new-pw';
+      assert.equal((await reg(PW.bob, 0)).status, 200, 'and gone again: later tests count bob\u2019s bindings');
+    } finally {
+      phone.close();
     }
   });
 

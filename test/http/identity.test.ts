@@ -261,6 +261,29 @@ describe('one account, every credential', () => {
     }
   });
 
+  it('a disabled or deleted account stops registering over SIP at once, its cached credentials notwithstanding', async () => {
+    const s = await startTestServer({ flags: FAST_ARGON });
+    const { SipTestClient } = await import('../helpers/sip-client.ts');
+    const { register } = await import('../helpers/register.ts');
+    const c = await SipTestClient.open('UDP', s.sipPort);
+    try {
+      const admin = await adminToken(s);
+      const made = await call(s, 'POST', '/users', { username: 'dora@example.test', password: 'dora-password' }, admin);
+      assert.equal(made.status, 201);
+      const dora = { user: 'dora', password: 'dora-password', domain: 'example.test' };
+      assert.equal((await register(c, dora)).status, 200, 'registers (and the HA1 is cached now)');
+      assert.equal((await call(s, 'PATCH', `/users/${made.body.id as string}`, { disabled: true }, admin)).status, 200);
+      assert.equal((await register(c, dora)).status, 401, 'disabled: refused on the next REGISTER, not after the cache TTL');
+      assert.equal((await call(s, 'PATCH', `/users/${made.body.id as string}`, { disabled: false }, admin)).status, 200);
+      assert.equal((await register(c, dora)).status, 200, 'enabled again');
+      assert.equal((await call(s, 'DELETE', `/users/${made.body.id as string}`, undefined, admin)).status, 204);
+      assert.equal((await register(c, dora)).status, 401, 'deleted: refused at once');
+    } finally {
+      c.close();
+      await s.close();
+    }
+  });
+
   it('an imported account (SIP credentials only) logs in over HTTP once, and gets an argon2id hash then', async () => {
     const dir = tempDir();
     const { writeFileSync } = await import('node:fs');

@@ -209,3 +209,45 @@ describe('PostgreSQL adapters: racing transactions', { skip: await postgresMissi
     assert.deepEqual((await other.loadSubscriptions()).map((s) => [s.id, s.localCseq]).sort(), [['x', 2], ['y', 1], ['z', 1]]);
   });
 });
+
+describe('PostgreSQL adapters: grouped credential lookups', { skip: await postgresMissing() }, () => {
+  let schema: string;
+  let db: Db;
+  beforeEach(async () => {
+    schema = freshSchema();
+    db = await openPostgres({ url: PG_URL, schema });
+  });
+  afterEach(async () => {
+    await db.end();
+    await dropSchema(schema);
+  });
+
+  it('answers many concurrent lookups, each right, in a few queries', async () => {
+    const store = new PostgresAccountStore(db);
+    await store.createMany(Array.from({ length: 40 }, (_, i) => ({ username: `u${i}`, realm: REALM, passwordHash: null, credentials: credentials(`pw${i}`)(`u${i}`) })));
+    const off = await store.findByName('u7', REALM);
+    await store.update(off!.id, { disabled: true });
+    let queries = 0;
+    const counting = new Proxy(db, {
+      get(target, prop, receiver) {
+        if (prop === 'query') return (...args: unknown[]) => (queries++, (target.query as (...a: unknown[]) => unknown)(...args));
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const grouped = new PostgresAccountStore(counting as Db);
+    const asks = [...Array.from({ length: 40 }, (_, i) => `u${i}`), 'u3', 'u3', 'nobody'];
+    const found = await Promise.all(asks.map((u) => grouped.findSipCredential(u, REALM, 'MD5')));
+    const want = (u: string) => credentials(`pw${u.slice(1)}`)(u).find((c) => c.algorithm === 'MD5')!.ha1;
+    asks.forEach((u, i) => {
+      if (u === 'nobody' || u === 'u7') assert.equal(found[i], null, `${u}: unknown or disabled`);
+      else {
+        assert.equal(found[i]?.credential.ha1, want(u), u);
+        assert.deepEqual(found[i]?.aors, [`${u}@${REALM}`]);
+      }
+    });
+    assert.ok(queries <= 2, `43 lookups took ${queries} queries`);
+    const sha = await grouped.findSipCredential('u1', REALM, 'SHA-256');
+    assert.equal(sha?.credential.algorithm, 'SHA-256');
+    assert.equal(sha?.credential.ha1, credentials('pw1')('u1').find((c) => c.algorithm === 'SHA-256')!.ha1);
+  });
+});

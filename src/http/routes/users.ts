@@ -20,8 +20,8 @@ export interface UserRoutesOptions {
   auth: Authenticator;
   /** Called after an account is deleted (its bindings go too). */
   onDeleted?: (account: Account) => Promise<void> | void;
-  /** Called after an account is disabled (its cached credentials must stop working at once). */
-  onDisabled?: (account: Account) => Promise<void> | void;
+  /** Called after an account is disabled or enabled again (cached credentials must follow at once). */
+  onStatusChanged?: (account: Account) => Promise<void> | void;
 }
 
 export function accountJson(a: Account) {
@@ -157,10 +157,8 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
       if (req.params.id === req.principal!.accountId) throw sbError('HTTP_ERR_FORBIDDEN', 'an account cannot change its own roles or status');
       await load(req.params.id);
       const updated = await o.store.update(req.params.id, req.body);
-      if (req.body.disabled) {
-        await o.refresh.revokeAll(updated.id);
-        await o.onDisabled?.(updated);
-      }
+      if (req.body.disabled) await o.refresh.revokeAll(updated.id);
+      if (req.body.disabled !== undefined) await o.onStatusChanged?.(updated);
       return accountJson(updated);
     },
   );
