@@ -624,6 +624,9 @@ export class AmqpBus implements EventBus {
     this.closing = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    // The node queue is this process's alone (its name is the Server-ID): nobody will consume it again. Left to
+    // expire it would go on taking in every message bound to it for a minute, at the broker's expense.
+    await this.sub?.deleteQueue(this.o.nodeQueue).catch(() => {});
     const conn = this.conn;
     this.conn = null;
     this.live = false;

@@ -101,6 +101,19 @@ describe('AMQP bus adapter', { skip }, () => {
     assert.equal(follower.stats().delivered - delivered0, 2);
   });
 
+  it('deletes its node queue when it closes cleanly (nobody else will consume it), and keeps group queues', async () => {
+    const b = await bus('node-leaving');
+    b.subscribe('registration.success.*.*', () => {}, { exchange: 'registrar' });
+    b.subscribe('job.*', () => {}, { group: 'leaving-group', exchange: 'registrar' });
+    assert.ok(await b.ready(5000));
+    const ch = await raw.createChannel();
+    ch.on('error', () => {}); // the 404 below closes this channel, as AMQP does
+    await ch.checkQueue('node-leaving');
+    await b.close(500);
+    await ch.checkQueue('leaving-group');
+    await assert.rejects(ch.checkQueue('node-leaving'), /404|NOT_FOUND/);
+  });
+
   it('shares a group queue between nodes (each message to one) while node subscriptions see every message', async () => {
     const x = await bus('node-x');
     const y = await bus('node-y');
