@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# bench/tools/register-components.sh WORKERS [ROUNDS] [switchboard start flags...]
+# Where the CPU of a registration goes on the scale-out stack: Switchboard (its whole process tree), PostgreSQL,
+# Redis and RabbitMQ, from /proc ticks around each SIPp run (N registrations, REGISTER → 401 → REGISTER → 200,
+# `un` mode), with the machine's idle share and PostgreSQL's commit count. Rounds run back to back on a server
+# that stays up (round 1: cold credential caches). Environment as bench/register-scaleout.sh (N, CONCURRENCY, PG,
+# REDIS, AMQP, SHARED).
+set -euo pipefail
+W=${1:?workers}; ROUNDS=${2:-2}; shift $(( $# >= 2 ? 2 : 1 ))
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+N=${N:-20000}; L=${CONCURRENCY:-200}
+PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
+REDIS=${REDIS:-redis://127.0.0.1:6379}
+AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
+NODE="$ROOT/node_modules/.bin/node"
+WORK=$(mktemp -d)
+mkdir -p "$WORK/bin"
+printf '#!/bin/sh\nexec %s "$@" -max_socket %s\n' "$(command -v sipp)" "$(( $(ulimit -n) - 1000 ))" > "$WORK/bin/sipp"
+chmod +x "$WORK/bin/sipp"; export PATH="$WORK/bin:$PATH"
+SCHEMA=sb_comp_$$; PREFIX="sb-comp-$$:"
+cleanup() {
+  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  psql -q "$PG" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
+  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+STACK=(--database "$PG" --database-schema "$SCHEMA" --cache "$REDIS" --cache-prefix "$PREFIX" --bus "$AMQP" --node-id comp)
+for ((i=0;i<N;i++)); do echo "user$i,bench.test,pw$i"; done > "$WORK/users.csv"
+"$NODE" "$ROOT/src/cli.ts" user import "$WORK/users.csv" --data-dir "$WORK/data" "${STACK[@]}" >/dev/null
+"$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/data" --realm bench.test --sip-host 127.0.0.1 --sip-port 5060 \
+  --sip-transports UDP,TCP --http-port 18080 --log-level warn --workers "$W" "${STACK[@]}" "$@" > "$WORK/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+sleep 2
+HZ=$(getconf CLK_TCK)
+tree() { local p; for p in "$@"; do echo "$p"; tree $(pgrep -P "$p"); done; }
+ticks() { local s=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $s; }
+snap() { echo "$(ticks $(tree "$PID")) $(ticks $(pgrep postgres)) $(ticks $(pgrep redis-server)) $(ticks $(pgrep beam.smp)) $(head -1 /proc/stat | awk '{print $5, $2+$3+$4+$5+$6+$7+$8}')"; }
+commits() { psql -tA "$PG" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+us() { echo $(( ($2 - $1) * 1000000 / HZ / N )); }
+echo "workers $W, N=$N, concurrency $L, flags: ${*:-none}; CPU per registration in µs"
+for ((r=1;r<=ROUNDS;r++)); do
+  x0=$(commits); read -r -a a <<< "$(snap)"
+  out=$("$SHARED/sipp/register-rate.sh" 127.0.0.1:5060 "$N" "$L" un)
+  read -r -a b <<< "$(snap)"; x1=$(commits)
+  idle=$(( (b[4] - a[4]) * 100 / (b[5] - a[5]) ))
+  echo "round $r: $out | switchboard $(us "${a[0]}" "${b[0]}") postgres $(us "${a[1]}" "${b[1]}") redis $(us "${a[2]}" "${b[2]}") rabbitmq $(us "${a[3]}" "${b[3]}") | machine idle ${idle}% | postgres transactions $((x1 - x0))"
+done
