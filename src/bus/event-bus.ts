@@ -23,6 +23,11 @@ export type BusHandler = (msg: BusMessage) => void | Promise<void>;
 export interface PublishOptions {
   /** Exchange to publish on (one the adapter was configured with); default: Switchboard's own events exchange. */
   exchange?: string;
+  /**
+   * An announcement nobody waits on (a binding event, a reg_success): an adapter may hold it a few milliseconds to
+   * send it with others. Requests and replies leave at once.
+   */
+  batch?: boolean;
 }
 
 export interface SubscribeOptions {

@@ -218,7 +218,7 @@ export class KazooDirectory {
   private announce(b: BindingRecord, expires: number, timestamp: number, first: boolean | undefined, to?: string): void {
     const fields = bindingFields(b, { node: this.from.node, expires, timestamp, first });
     const msg = buildRegSuccess(this.from, randomUUID(), fields);
-    if (to === undefined) this.o.bus.publish(KEY.regSuccess(fields.Realm as string, fields.Username as string), msg, { exchange: REGISTRAR.name });
+    if (to === undefined) this.o.bus.publish(KEY.regSuccess(fields.Realm as string, fields.Username as string), msg, { exchange: REGISTRAR.name, batch: true });
     else this.o.bus.publish(to, msg, { exchange: TARGETED.name });
   }
 

@@ -25,6 +25,8 @@ export interface BindingChange {
   binding: BindingRecord;
 }
 
+const BATCH = { batch: true } as const;
+
 /** Another writer changed the AOR between our read and our write. */
 export class LocationConflict extends Error {
   constructor(aor: string) {
@@ -391,7 +393,7 @@ export class LocationService {
 
   private announce(changes: BindingChange[]): void {
     this.onChange?.(changes);
-    for (const c of changes) this.bus.publish(bindingTopic(c.event, c.binding.aor), bindingEvent(c));
+    for (const c of changes) this.bus.publish(bindingTopic(c.event, c.binding.aor), bindingEvent(c), BATCH);
   }
 
   close(): void {

@@ -114,6 +114,23 @@ describe('AMQP bus adapter', { skip }, () => {
     await assert.rejects(ch.checkQueue('node-leaving'), /404|NOT_FOUND/);
   });
 
+  it('sends batched announcements together a few milliseconds later, confirmed like the rest, and all of them on close', async () => {
+    const pub = await bus('node-batch');
+    const sub = await bus('node-batch-sub');
+    const got: number[] = [];
+    sub.subscribe('batch.*', (m) => void got.push(m.payload.n as number));
+    assert.ok(await pub.ready(5000));
+    assert.ok(await sub.ready(5000));
+    for (let n = 0; n < 20; n++) pub.publish('batch.event', { n }, { batch: true });
+    assert.equal(pub.stats().pending, 20, 'held, not yet sent');
+    await until(() => got.length === 20, 5000, 'twenty announcements');
+    assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => i), 'in publication order');
+    await until(() => pub.stats().pending === 0, 5000, 'confirms');
+    pub.publish('batch.event', { n: 20 }, { batch: true });
+    await pub.close(2000);
+    await until(() => got.length === 21, 5000, 'the last one, sent by close');
+  });
+
   it('shares a group queue between nodes (each message to one) while node subscriptions see every message', async () => {
     const x = await bus('node-x');
     const y = await bus('node-y');
