@@ -9,7 +9,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { Config, DigestAlgorithm } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { digestChallenge, digestCredentials, parseAuthHeader, verifyDigest, type AuthHeader, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
+import { digestChallenge, digestCredentials, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
 import { createResponse, H, quote, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
 import type { CredentialStore, FailureCounter, FoundCredential } from '../storage/ports.ts';
@@ -109,11 +109,16 @@ export class SipAuthenticator {
     if (header === null) return this.challenge(req, realm, false, 'no-credentials');
     const addrLock = trusted ? 0 : failures.lockedFor(addrKey);
     const creds = header !== 'malformed' && header.scheme === 'digest' ? digestCredentials(header) : null;
-    // The account's lockout is read now, beside the address's (one round trip to a shared cache instead of two),
-    // and looked at where it always was: after the nonce is known to be ours.
+    // The account's lockout is read now, beside the address's, and looked at where it always was: after the nonce is
+    // known to be ours.
     const acctKey = creds ? accountKey(creds.username, realm) : '';
     const acctLock = creds ? failures.lockedFor(acctKey) : 0;
     if (acctLock instanceof Promise) acctLock.catch(() => {}); // awaited below, unless an earlier answer goes out
+    // With the credential cached, a Digest answer is checked now (nonce, then response: CPU only), and a correct one
+    // with a fresh nonce has its count claimed at once: the claim then leaves in the same write to a shared cache as
+    // the two lockout reads, one round trip for all three. The lockouts are still looked at first; a claim made for a
+    // locked account or address is harmless (the count is the client's own, on a request we refuse).
+    const early = creds && header !== 'malformed' ? this.verifyEarly(header, creds, req, realm) : null;
     const wait = typeof addrLock === 'number' ? addrLock : await addrLock;
     if (wait > 0) return this.locked(req, wait, { address: source.address });
 
@@ -121,31 +126,13 @@ export class SipAuthenticator {
       return this.authenticateBearer(req, source, realm, scope, header.token ?? '', trusted ? null : addrKey);
     }
     if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
-    if (!creds) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
+    if (!creds || !early) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
     if (!this.offered.has(creds.algorithm)) return this.challenge(req, realm, false, 'bad-nonce');
     if (creds.qop === null && !this.o.digest.allowNoQop) return this.challenge(req, realm, false, 'bad-nonce');
-
-    const now = this.now();
-    const nonce = this.o.nonces.check(creds.nonce, now);
+    const { nonce, lookup } = early;
     // A nonce we did not issue (or a secret that changed): not the client's fault, just challenge again.
     if (!nonce.valid) return this.challenge(req, realm, false, 'bad-nonce');
-
-    // With the credential cached, the response is verified now, and a correct one with a fresh nonce has its nonce
-    // count claimed at once: the claim then goes to a shared cache in the same write as the lockout reads (a round
-    // trip saved per REGISTER). The lockout is still looked at first; a claim made for a locked account is
-    // harmless (the count is the client's own, for a request we refuse).
-    const lookup = this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
-    let found: FoundCredential | null = null;
-    let ok = false;
-    let claim: NonceCountResult | Promise<NonceCountResult> | null = null;
-    if (!(lookup instanceof Promise)) {
-      found = lookup;
-      ok = verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
-      if (ok && found && !nonce.stale) {
-        claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
-        if (claim instanceof Promise) claim.catch(() => {}); // awaited below, unless the account is locked
-      }
-    } else lookup.catch(() => {});
+    let { found, ok, claim } = early;
 
     const acctWait = typeof acctLock === 'number' ? acctLock : await acctLock;
     if (acctWait > 0) return this.locked(req, acctWait, { account: creds.username, realm });
@@ -226,6 +213,31 @@ export class SipAuthenticator {
         scheme: 'bearer',
       },
     };
+  }
+
+  /**
+   * The part of a Digest check that needs no I/O when the credential is cached: the nonce, the response, and for a
+   * correct response with a fresh nonce the nonce-count claim (started, not awaited). A credential lookup that is
+   * not answered at once is left running for the caller.
+   */
+  private verifyEarly(header: AuthHeader, creds: DigestCredentials, req: SipRequest, realm: string) {
+    const nonce = this.o.nonces.check(creds.nonce, this.now());
+    let found: FoundCredential | null = null;
+    let ok = false;
+    let claim: NonceCountResult | Promise<NonceCountResult> | null = null;
+    if (!nonce.valid || !this.offered.has(creds.algorithm)) return { nonce, lookup: null, found, ok, claim };
+    const lookup = this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
+    if (lookup instanceof Promise) {
+      lookup.catch(() => {}); // awaited by the caller, unless an earlier answer goes out
+      return { nonce, lookup, found, ok, claim };
+    }
+    found = lookup;
+    ok = verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
+    if (ok && found && !nonce.stale && (creds.qop !== null || this.o.digest.allowNoQop)) {
+      claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
+      if (claim instanceof Promise) claim.catch(() => {}); // awaited by the caller, unless it refuses first
+    }
+    return { nonce, lookup: null, found, ok, claim };
   }
 
   /**

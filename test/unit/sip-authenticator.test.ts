@@ -1,0 +1,109 @@
+// The SIP authenticator's use of the failure counters and the nonce-count tracker, with both made slow by hand so
+// that what is asked before anything answers can be seen: over a shared cache (Redis) every ask is a command, and
+// the asks made together leave in one round trip.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { SipAuthenticator } from '../../src/identity/sip-authenticator.ts';
+import { computeHa1, NonceIssuer, type NonceCountResult, type NonceCountTracker, type NonceInfo } from '../../src/sip/digest.ts';
+import { parseMessage, type SipRequest } from '../../src/sip/message/index.ts';
+import type { Source } from '../../src/sip/transport/types.ts';
+import { createLogger } from '../../src/log.ts';
+import type { CredentialStore, FailureCounter } from '../../src/storage/ports.ts';
+import { digestAuthorization, parseChallenge } from '../helpers/sip-client.ts';
+import { testConfig, tempDir } from '../helpers/server.ts';
+
+const D = 'example.test';
+const source: Source = { transport: 'UDP', family: 4, address: '192.0.2.7', port: 5060, local: { address: '127.0.0.1', port: 5060 }, connectionId: null };
+
+/** Answers only when told to, and records what was asked in order. */
+class Slow {
+  asks: string[] = [];
+  private held: Array<() => void> = [];
+  ask<T>(what: string, value: T): Promise<T> {
+    this.asks.push(what);
+    return new Promise((r) => this.held.push(() => r(value)));
+  }
+  release(): void {
+    for (const h of this.held.splice(0)) h();
+  }
+}
+
+function setup(locked: Record<string, number> = {}) {
+  const slow = new Slow();
+  const failures: FailureCounter = {
+    lockedFor: (key) => slow.ask(`lockedFor ${key}`, locked[key] ?? 0),
+    hit: (key) => slow.ask(`hit ${key}`, 1),
+    lock: (key) => slow.ask(`lock ${key}`, undefined),
+    reset: (key) => slow.ask(`reset ${key}`, undefined),
+  } as FailureCounter;
+  const nonceCounts: NonceCountTracker = {
+    issued: () => {},
+    claim: (_info: NonceInfo, nc: number) => slow.ask<NonceCountResult>(`claim ${nc}`, 'ok'),
+  };
+  const credentials: CredentialStore = {
+    findSipCredential: (authUser, realm, algorithm) =>
+      authUser === 'alice' ? { credential: { accountId: 'a1', authUser, realm, algorithm, ha1: computeHa1(algorithm, authUser, realm, 'pw') }, aors: [`alice@${D}`] } : null,
+  };
+  const config = testConfig(tempDir('sb-auth-'));
+  const auth = new SipAuthenticator({
+    credentials, nonces: new NonceIssuer(randomBytes(32), 300, 1), nonceCounts, failures,
+    digest: config.digest, policy: config.auth, log: createLogger('silent'),
+  });
+  return { slow, auth };
+}
+
+function register(authorization?: string): SipRequest {
+  const text = [
+    `REGISTER sip:${D} SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK-1', `From: <sip:alice@${D}>;tag=1`, `To: <sip:alice@${D}>`,
+    'Call-ID: c1@test', 'CSeq: 1 REGISTER', `Contact: <sip:alice@192.0.2.7:5060>`, 'Max-Forwards: 70',
+    ...(authorization ? [`Authorization: ${authorization}`] : []), 'Content-Length: 0', '', '',
+  ].join('\r\n');
+  return parseMessage(Buffer.from(text)) as SipRequest;
+}
+
+async function answer(auth: SipAuthenticator, slow: Slow, password: string): Promise<string> {
+  const first = await auth.authenticate(register(), source, D);
+  assert.equal(first.ok, false);
+  const challenge = parseChallenge((first as { response: { get(h: string): string | undefined } }).response.get('WWW-Authenticate')!);
+  const a = digestAuthorization(challenge, { username: 'alice', password, method: 'REGISTER', uri: `sip:${D}` });
+  slow.asks = [];
+  const pending = auth.authenticate(register(a), source, D);
+  await new Promise((r) => setImmediate(r));
+  const before = [...slow.asks];
+  // Answer everything, also what is asked once the first answers are in (failure counting), until it is done.
+  let done = false;
+  void pending.finally(() => (done = true));
+  while (!done) {
+    slow.release();
+    await new Promise((r) => setImmediate(r));
+  }
+  const out = await pending;
+  return `${before.join(', ')} => ${out.ok ? 'ok' : out.response.status}`;
+}
+
+describe('SIP authenticator and the shared cache', () => {
+  it('challenges a request without credentials without asking the failure counters', async () => {
+    const { slow, auth } = setup();
+    const out = await auth.authenticate(register(), source, D);
+    assert.equal(out.ok, false);
+    assert.equal((out as { response: { status: number } }).response.status, 401);
+    assert.deepEqual(slow.asks, []);
+  });
+
+  it('asks for both lockouts and claims the nonce count of a correct answer at once, before any reply', async () => {
+    const { slow, auth } = setup();
+    assert.equal(await answer(auth, slow, 'pw'), `lockedFor addr:${source.address}, lockedFor acct:alice@${D}, claim 1 => ok`);
+  });
+
+  it('claims nothing for a wrong password, and a locked account gets 403 whatever the password', async () => {
+    let t = setup();
+    assert.match(await answer(t.auth, t.slow, 'guess'), new RegExp(`^lockedFor addr:[^,]+, lockedFor acct:alice@${D} => 401$`));
+    t = setup({ [`acct:alice@${D}`]: 60 });
+    assert.match(await answer(t.auth, t.slow, 'pw'), / => 403$/);
+    t = setup({ [`acct:alice@${D}`]: 60 });
+    assert.match(await answer(t.auth, t.slow, 'guess'), / => 403$/, 'no guess is counted, or told apart, while locked');
+    t = setup({ [`addr:${source.address}`]: 60 });
+    assert.match(await answer(t.auth, t.slow, 'pw'), / => 403$/);
+  });
+});
