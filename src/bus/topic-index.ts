@@ -20,6 +20,8 @@ function node<T>(): TrieNode<T> {
 export class TopicIndex<T> {
   private readonly root: TrieNode<T> = node();
   private count = 0;
+  /** Entries whose pattern holds a `#`: only through one can a match reach the same end twice. */
+  private hashes = 0;
 
   get size(): number {
     return this.count;
@@ -39,6 +41,7 @@ export class TopicIndex<T> {
     }
     (n.values ??= []).push(value);
     this.count++;
+    if (pattern.includes('#')) this.hashes++;
   }
 
   /** Removes one entry of `value` under `pattern`; false when there is none. Emptied branches are pruned. */
@@ -55,6 +58,7 @@ export class TopicIndex<T> {
     n.values!.splice(i, 1);
     if (n.values!.length === 0) n.values = null;
     this.count--;
+    if (pattern.includes('#')) this.hashes--;
     for (let k = path.length - 1; k >= 0 && empty(n); k--) {
       const [parent, w] = path[k];
       if (w === '*') parent.star = null;
@@ -72,8 +76,8 @@ export class TopicIndex<T> {
   match(topic: string): T[] {
     const out: T[] = [];
     if (this.count === 0) return out;
-    const seen = new Set<TrieNode<T>>();
-    walk(this.root, topic.split('.'), 0, out, seen);
+    // Every publication is matched here (a REGISTER's binding event among them): no set to allocate without `#`.
+    walk(this.root, topic.split('.'), 0, out, this.hashes > 0 ? new Set() : null);
     return out;
   }
 }
@@ -83,14 +87,14 @@ function empty<T>(n: TrieNode<T>): boolean {
 }
 
 /** Collects the values of every pattern end reachable with words[i..]; `seen` keeps a `#` path from adding twice. */
-function walk<T>(n: TrieNode<T>, words: string[], i: number, out: T[], seen: Set<TrieNode<T>>): void {
+function walk<T>(n: TrieNode<T>, words: string[], i: number, out: T[], seen: Set<TrieNode<T>> | null): void {
   if (n.hash) {
     // `#` takes zero or more words: try the rest of the pattern after each possible split.
     for (let k = i; k <= words.length; k++) walk(n.hash, words, k, out, seen);
   }
   if (i === words.length) {
-    if (n.values && !seen.has(n)) {
-      seen.add(n);
+    if (n.values && !seen?.has(n)) {
+      seen?.add(n);
       for (const v of n.values) out.push(v);
     }
     return;
