@@ -25,6 +25,11 @@ const UNKNOWN_USER_HA1: Record<DigestAlgorithm, string> = {
   'SHA-512-256': '0'.repeat(64),
 };
 
+/** The Digest response checked against the credential found; unknown users cost the same hash work as known ones, so timing does not tell which names exist. */
+function checkResponse(header: AuthHeader, creds: DigestCredentials, found: FoundCredential | null, req: SipRequest): boolean {
+  return verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
+}
+
 export interface SipIdentity {
   accountId: string;
   /** The username the client authenticated as. */
@@ -139,8 +144,7 @@ export class SipAuthenticator {
 
     if (lookup instanceof Promise) {
       found = await lookup;
-      // Unknown users cost the same hash work as known ones, so timing does not tell which names exist.
-      ok = verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
+      ok = checkResponse(header, creds, found, req);
     }
     if (!ok || found === null) {
       const reason: AuthFailure = found ? 'wrong-password' : 'unknown-user';
@@ -232,7 +236,7 @@ export class SipAuthenticator {
       return { nonce, lookup, found, ok, claim };
     }
     found = lookup;
-    ok = verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
+    ok = checkResponse(header, creds, found, req);
     if (ok && found && !nonce.stale && (creds.qop !== null || this.o.digest.allowNoQop)) {
       claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
       if (claim instanceof Promise) claim.catch(() => {}); // awaited by the caller, unless it refuses first

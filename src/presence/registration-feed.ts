@@ -35,10 +35,6 @@ export class RegistrationFeed {
     return this.followed.size;
   }
 
-  has(aor: string): boolean {
-    return this.followed.has(aor);
-  }
-
   /** Follows `aor`'s binding changes (once however often called); `ready` says when the broker delivers them. */
   follow(aor: string): void {
     const f = this.followed.get(aor);

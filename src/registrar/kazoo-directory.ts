@@ -124,6 +124,8 @@ export class KazooDirectory {
   private readonly now: () => number;
   private readonly startedAt: number;
   private readonly warn: ThrottledLog;
+  /** Other registrars' reg_success are taken in (KazooDirectoryOptions.foreignRegistrations). */
+  private readonly intake: boolean;
   private unsubscribe: Array<() => void> = [];
 
   constructor(o: KazooDirectoryOptions) {
@@ -132,6 +134,7 @@ export class KazooDirectory {
     this.now = o.now ?? Date.now;
     this.startedAt = this.now();
     this.warn = new ThrottledLog(o.log, 10);
+    this.intake = o.foreignRegistrations ?? true;
     this.foreign = new ForeignRegistrations({ deviationSeconds: o.expiresDeviation, now: this.now });
   }
 
@@ -139,7 +142,6 @@ export class KazooDirectory {
   start(): void {
     const { bus } = this.o;
     const group = this.o.authnGroup ?? 'switchboard.authn';
-    const foreign = this.o.foreignRegistrations ?? true;
     this.unsubscribe = [
       bus.subscribe(BINDING.authnReq, this.onAuthn, { exchange: CALLMGR.name, group }),
       bus.subscribe(BINDING.authnEndpointReq, this.onAuthn, { exchange: REGISTRAR.name, group }),
@@ -148,7 +150,7 @@ export class KazooDirectory {
       bus.subscribe(BINDING.regSync, this.onRegSync, { exchange: REGISTRAR.name }),
       bus.subscribe(this.from.serverId, this.onTargeted, { exchange: TARGETED.name }),
     ];
-    if (!foreign) return;
+    if (!this.intake) return;
     this.unsubscribe.push(bus.subscribe(BINDING.regSuccess, this.onRegSuccess, { exchange: REGISTRAR.name }));
     this.foreign.start();
     bus.publish(KEY.regSync, buildRegSync(this.from, randomUUID()), { exchange: REGISTRAR.name });
@@ -236,7 +238,7 @@ export class KazooDirectory {
 
   /** Messages to our own queue: answers to our reg_sync (reg_success), or stray replies. */
   private readonly onTargeted = (bm: BusMessage): void => {
-    if (bm.payload['Event-Name'] === REG_SUCCESS && (this.o.foreignRegistrations ?? true)) this.learn(bm.payload);
+    if (bm.payload['Event-Name'] === REG_SUCCESS && this.intake) this.learn(bm.payload);
   };
 
   // reg_query -------------------------------------------------------------------------------------------------

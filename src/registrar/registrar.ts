@@ -94,6 +94,7 @@ export class Registrar {
     if (contacts === '*') return this.unregisterAll(req, aor, prefetch);
     if (contacts.length === 0) {
       this.o.onOutcome?.('query', []);
+      if (prefetch) return this.ok(req, live((await prefetch).bindings, this.now()));
       const found = this.o.location.lookup(aor);
       return this.ok(req, found instanceof Promise ? await found : found);
     }
