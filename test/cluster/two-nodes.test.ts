@@ -18,7 +18,7 @@ import { newAccount } from '../../src/identity/accounts.ts';
 import { PasswordHasher } from '../../src/identity/passwords.ts';
 import { basics, parseRequest, pidf, PresencePeer, responseTo } from '../helpers/presence.ts';
 import { dropSchema, freshSchema, PG_URL, postgresMissing } from '../helpers/postgres.ts';
-import { createVhost, missingRabbit, type TestVhost } from '../helpers/rabbitmq.ts';
+import { createVhost, missingRabbit, queueBindings, type TestVhost } from '../helpers/rabbitmq.ts';
 import { dropPrefix, freshPrefix, REDIS_URL, redisMissing } from '../helpers/redis.ts';
 import { register } from '../helpers/register.ts';
 import { spawnServer, tempDir, testConfig, type ChildServer, type Flags } from '../helpers/server.ts';
@@ -177,6 +177,10 @@ describe('two nodes sharing PostgreSQL, Redis and RabbitMQ', { skip: missing }, 
       const { res } = await bob.subscribe(`admin@${D}`, { expires: 600 });
       assert.equal(res.status, 200);
       assert.deepEqual(basics((await bob.notify(5000)).body), ['closed']);
+      // At the broker: binding events reach a node's queue only for the presentities its watchers follow.
+      const onEvents = (await queueBindings(vhost.name, 'switchboard')).filter((b) => b.key.startsWith('binding.'));
+      assert.ok(onEvents.some((b) => b.key === 'binding.*.example%2Etest.admin'), JSON.stringify(onEvents));
+      assert.ok(onEvents.every((b) => /^binding\.\*\.[^.*#]+\.[^.*#]+$/.test(b.key)), `no node takes every binding event: ${JSON.stringify(onEvents)}`);
       const contact = `<sip:admin@127.0.0.1:${phone.localPort}>`;
       const callId = `watched-${randomBytes(4).toString('hex')}@test`;
       assert.equal((await register(phone, { user: 'admin', password: PW.admin, domain: D, contact, callId, expires: 300 })).status, 200);

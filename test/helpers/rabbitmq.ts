@@ -95,3 +95,14 @@ export async function queueDepth(vhost: string, queue: string): Promise<number> 
   }
   return -1;
 }
+
+/** The bindings of a vhost's queues to `exchange`, as the broker holds them: routing keys by queue. */
+export async function queueBindings(vhost: string, exchange: string): Promise<Array<{ queue: string; key: string }>> {
+  const out = await ctl('list_bindings', '-q', '--no-table-headers', '-p', vhost, 'source_name', 'destination_name', 'routing_key');
+  const found: Array<{ queue: string; key: string }> = [];
+  for (const line of out.split('\n')) {
+    const [source, queue, key] = line.split('\t');
+    if (source === exchange && queue) found.push({ queue, key: key ?? '' });
+  }
+  return found;
+}
