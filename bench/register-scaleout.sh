@@ -14,32 +14,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 N=${N:-20000}; L=${CONCURRENCY:-200}; ROUNDS=${ROUNDS:-3}; T=${TRANSPORT:-un}; WORKERS=${WORKERS:-"1 auto"}
-PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
-REDIS=${REDIS:-redis://127.0.0.1:6379}
-AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
 for bin in sipp kamailio sqlite3 bc psql redis-cli; do
   command -v "$bin" >/dev/null || { echo "missing $bin" >&2; exit 1; }
 done
-NODE="$ROOT/node_modules/.bin/node"
-WORK=$(mktemp -d); OUT=$ROOT/bench/out; mkdir -p "$OUT"
-# SIPp's `un` mode refuses to start when its default -max_socket (50000) exceeds the open-files limit, which a
-# container may not let us raise: a wrapper first on PATH gives it a socket budget that fits.
-mkdir -p "$WORK/bin"
-printf '#!/bin/sh\nexec %s "$@" -max_socket %s\n' "$(command -v sipp)" "$(( $(ulimit -n) - 1000 ))" > "$WORK/bin/sipp"
-chmod +x "$WORK/bin/sipp"; export PATH="$WORK/bin:$PATH"
-SCHEMA=sb_bench_$$; PREFIX="sb-bench-$$:"
-cleanup() {
-  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  psql -q "$PG" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-STACK=(--database "$PG" --database-schema "$SCHEMA" --cache "$REDIS" --cache-prefix "$PREFIX" --bus "$AMQP" --node-id bench)
+OUT=$ROOT/bench/out; mkdir -p "$OUT"
+source "$ROOT/bench/tools/scaleout-stack.sh" bench
 read -r -a EXTRA <<< "${SERVER_ARGS---kazoo-foreign-registrations off}"
-
-for ((i=0;i<N;i++)); do echo "user$i,bench.test,pw$i"; done > "$WORK/users.csv"
-"$NODE" "$ROOT/src/cli.ts" user import "$WORK/users.csv" --data-dir "$WORK/data" "${STACK[@]}" >/dev/null
 
 stamp=$(date -u +%Y-%m-%dT%H:%MZ)
 report="$OUT/register-scaleout-$stamp.txt"
@@ -51,13 +31,9 @@ report="$OUT/register-scaleout-$stamp.txt"
 } | tee "$report"
 for W in $WORKERS; do
   # Fresh bindings per configuration: every run registers N new phones.
-  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true
+  drop_cached
   psql -q "$PG" -c "TRUNCATE $SCHEMA.bindings" >/dev/null
-  "$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/data" --realm bench.test --sip-host 127.0.0.1 --sip-port 5060 \
-    --sip-transports UDP,TCP --http-port 18080 --log-level warn --workers "$W" "${STACK[@]}" "${EXTRA[@]}" > "$WORK/server.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
-  sleep 2 # every worker up (the health check answers as soon as one is)
+  start_switchboard "$W" "${EXTRA[@]}"
   echo "--- workers $W (N=$N, concurrency $L, sipp -t $T, rounds $ROUNDS, ${EXTRA[*]:-no extra flags})" | tee -a "$report"
   mem0=$(redis-cli -u "$REDIS" info memory | grep -o 'used_memory:[0-9]*' | cut -d: -f2)
   (cd "$WORK" && TARGET_PIDS="$PID" "$SHARED/compare-register.sh" 127.0.0.1:5060 "$N" "$L" "$T" "$ROUNDS") 2>&1 | tee -a "$report"
@@ -66,6 +42,6 @@ for W in $WORKERS; do
   rows=$(psql -tA "$PG" -c "SELECT count(*) FROM $SCHEMA.bindings")
   pgb=$(psql -tA "$PG" -c "SELECT pg_total_relation_size('$SCHEMA.bindings')")
   echo "state: $rows bindings; Redis +$(( (mem1 - mem0) / (rows > 0 ? rows : 1) )) B/binding; PostgreSQL $(( pgb / (rows > 0 ? rows : 1) )) B/binding (table + index)" | tee -a "$report"
-  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+  stop_switchboard
 done
 echo "report: $report"

@@ -10,30 +10,8 @@ W=${1:?workers}; ROUNDS=${2:-2}; shift $(( $# >= 2 ? 2 : 1 ))
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 N=${N:-20000}; L=${CONCURRENCY:-200}
-PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
-REDIS=${REDIS:-redis://127.0.0.1:6379}
-AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
-NODE="$ROOT/node_modules/.bin/node"
-WORK=$(mktemp -d)
-mkdir -p "$WORK/bin"
-printf '#!/bin/sh\nexec %s "$@" -max_socket %s\n' "$(command -v sipp)" "$(( $(ulimit -n) - 1000 ))" > "$WORK/bin/sipp"
-chmod +x "$WORK/bin/sipp"; export PATH="$WORK/bin:$PATH"
-SCHEMA=sb_comp_$$; PREFIX="sb-comp-$$:"
-cleanup() {
-  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  psql -q "$PG" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-STACK=(--database "$PG" --database-schema "$SCHEMA" --cache "$REDIS" --cache-prefix "$PREFIX" --bus "$AMQP" --node-id comp)
-for ((i=0;i<N;i++)); do echo "user$i,bench.test,pw$i"; done > "$WORK/users.csv"
-"$NODE" "$ROOT/src/cli.ts" user import "$WORK/users.csv" --data-dir "$WORK/data" "${STACK[@]}" >/dev/null
-"$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/data" --realm bench.test --sip-host 127.0.0.1 --sip-port 5060 \
-  --sip-transports UDP,TCP --http-port 18080 --log-level warn --workers "$W" "${STACK[@]}" "$@" > "$WORK/server.log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
-sleep 2
+source "$ROOT/bench/tools/scaleout-stack.sh" comp
+start_switchboard "$W" "$@"
 HZ=$(getconf CLK_TCK)
 tree() { local p; for p in "$@"; do echo "$p"; tree $(pgrep -P "$p"); done; }
 ticks() { local s=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $s; }
