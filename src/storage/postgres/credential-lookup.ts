@@ -3,11 +3,12 @@
 // group-committed. A node with a cold credential cache — every REGISTER of a new phone, and every node of a
 // deployment after a restart — otherwise sends PostgreSQL one query per REGISTER; measured under the scale-out
 // benchmark with cold caches, PostgreSQL then spent more CPU on those queries than on the binding writes. Under load
-// a query also waits GATHER_MS for company (misses are rare in a warm node, so the wait is too).
+// a query also waits 2 ms for company (gathering.ts; misses are rare in a warm node, so the wait is too).
 
 import type { DigestAlgorithm } from '../../sip/digest.ts';
 import type { FoundCredential, SipCredential } from '../ports.ts';
 import type { Db } from './database.ts';
+import { Gathering } from './gathering.ts';
 
 const FIND = {
   name: 'switchboard_find_sip_credentials',
@@ -35,17 +36,13 @@ interface Ask {
 
 /** Most keys in one query. */
 const MAX_BATCH = 500;
-/** Under load (the last query carried several keys) a query waits this long for more misses to join it. */
-const GATHER_MS = 2;
-const GATHER_AFTER = 2;
 
 export class CredentialLookup {
   private readonly db: Db;
   private next = new Map<string, Ask>();
   private running = false;
   private scheduled = false;
-  private gathering = false;
-  private lastSize = 0;
+  private readonly gathering = new Gathering(2, 2, MAX_BATCH);
   queries = 0;
 
   constructor(db: Db) {
@@ -68,12 +65,11 @@ export class CredentialLookup {
   private readonly run = (): void => {
     this.scheduled = false;
     if (this.running || this.next.size === 0) return;
-    if (!this.gathering && this.lastSize >= GATHER_AFTER && this.next.size < MAX_BATCH) {
-      this.gathering = this.scheduled = true;
-      setTimeout(this.run, GATHER_MS);
+    if (this.gathering.wait(this.next.size)) {
+      this.scheduled = true;
+      setTimeout(this.run, this.gathering.ms);
       return;
     }
-    this.gathering = false;
     const asks: Ask[] = [];
     for (const [key, ask] of this.next) {
       asks.push(ask);
@@ -82,7 +78,7 @@ export class CredentialLookup {
     }
     this.running = true;
     this.queries++;
-    this.lastSize = asks.length;
+    this.gathering.sent(asks.length);
     this.query(asks).then(
       (found) => asks.forEach((a, i) => a.waiters.forEach((w) => w.resolve(found[i]))),
       (e: unknown) => asks.forEach((a) => a.waiters.forEach((w) => w.reject(e as Error))),

@@ -2,14 +2,14 @@
 // turn are folded by binding (the last write of each wins, as if applied in order) and committed as one
 // multi-row upsert plus one delete in a single transaction; every waiter is released after the COMMIT.
 //
-// Under load (the last commit carried several writes) a commit waits GATHER_MS for more writes to join it: with
-// several worker processes each one's commits are small (measured, --workers 2 on 2 cores: 7 bindings a commit
-// against 33 with one process), and PostgreSQL's cost is mostly per commit (bench/RESULTS.md). A lone REGISTER
-// never waits.
+// Under load (the last commit carried 4 writes or more) a commit waits 2 ms for more writes to join it (gathering.ts):
+// with several worker processes each one's commits are small (measured, --workers 2 on 2 cores: 7 bindings a commit
+// against 33 with one process).
 
 import { sbError } from '../../errors.ts';
 import type { BindingRecord, BindingWrite, LocationStore } from '../ports.ts';
 import { transaction, type Db } from './database.ts';
+import { Gathering } from './gathering.ts';
 
 interface Waiter {
   resolve: () => void;
@@ -82,12 +82,6 @@ const UPSERT_SET = COLUMNS.filter((c) => c !== 'aor' && c !== 'binding_key')
   .map((c) => `${c} = EXCLUDED.${c}`)
   .join(', ');
 
-/** How long a commit under load waits for company; and how many writes make "under load". */
-const GATHER_MS = 2;
-const GATHER_AFTER = 4;
-/** A commit this big goes at once. */
-const GATHER_ENOUGH = 64;
-
 const DELETE = 'DELETE FROM bindings WHERE (aor, binding_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))';
 
 /** PostgreSQL types of COLUMNS, for the array parameters of the upsert. */
@@ -119,9 +113,7 @@ export class PostgresLocationStore implements LocationStore {
   private waiters: Waiter[] = [];
   private scheduled = false;
   private committing = false;
-  /** Writes in the last commit (before folding). */
-  private lastSize = 0;
-  private gathering = false;
+  private readonly gathering = new Gathering(2, 4, 64);
   /** A commit in progress: the next group waits for it, keeping writes in order. */
   private inFlight: Promise<void> = Promise.resolve();
   commits = 0;
@@ -150,14 +142,13 @@ export class PostgresLocationStore implements LocationStore {
   private readonly flush = (): void => {
     this.scheduled = false;
     if (this.committing || this.pending.length === 0) return;
-    if (!this.gathering && this.lastSize >= GATHER_AFTER && this.pending.length < GATHER_ENOUGH) {
-      this.gathering = this.scheduled = true;
-      setTimeout(this.flush, GATHER_MS);
+    if (this.gathering.wait(this.pending.length)) {
+      this.scheduled = true;
+      setTimeout(this.flush, this.gathering.ms);
       return;
     }
-    this.gathering = false;
     const ops = this.pending;
-    this.lastSize = ops.length;
+    this.gathering.sent(ops.length);
     const waiters = this.waiters;
     this.pending = [];
     this.waiters = [];
