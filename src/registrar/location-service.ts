@@ -27,6 +27,9 @@ export interface BindingChange {
 
 const BATCH = { batch: true } as const;
 
+/** How long a starting node waits for another to finish loading the shared index before it gives up. */
+const PRIMING_WAIT_MS = 15 * 60_000;
+
 /** Another writer changed the AOR between our read and our write. */
 export class LocationConflict extends Error {
   constructor(aor: string) {
@@ -95,12 +98,18 @@ export class LocationService {
     const now = this.now();
     let lease: 'primed' | 'mine' | 'busy' = 'mine';
     if (this.index.beginPriming) {
-      for (let i = 0; i < 600; i++) {
-        lease = await this.index.beginPriming();
-        if (lease !== 'busy') break;
-        await new Promise((r) => setTimeout(r, 100)); // another node is loading the shared index
+      // Another node is loading the shared index: wait for it, as long as it keeps its lease (a million AORs take
+      // a minute or so); a node that dies mid-way lets its lease lapse and one of the waiters takes over.
+      const deadline = this.now() + PRIMING_WAIT_MS;
+      let told = 0;
+      while ((lease = await this.index.beginPriming()) === 'busy') {
+        if (this.now() > deadline) throw new Error(`the shared location index has been being primed by another node for over ${PRIMING_WAIT_MS / 60_000} minutes`);
+        if (this.now() - told > 10_000) {
+          told = this.now();
+          this.log.info('waiting for another node to finish loading the shared location index');
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      if (lease === 'busy') throw new Error('the shared location index is being primed by another node for over a minute');
     }
     const rows = await this.store.loadAll();
     const gone: BindingRecord[] = [];
