@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
 import { AmqpBus } from './bus/amqp.ts';
 import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './bus/kazoo/exchanges.ts';
-import { KazooDirectory } from './registrar/kazoo-directory.ts';
+import { KazooDirectory, kazooServerId } from './registrar/kazoo-directory.ts';
 import type { BindingChange } from './registrar/location-service.ts';
 import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
 import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
@@ -101,7 +101,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // With an AMQP URL the bus is RabbitMQ (events shared between nodes, the Kazoo directory on Kazoo's exchanges);
   // this process's queue is its Kazoo Server-ID.
   const kazooNode = config.kazoo.node ?? `switchboard@${node}`;
-  const serverId = `${kazooNode}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  // Nodes sharing the location index are one registrar to Kazoo (kazoo-directory.ts): their Server-IDs carry a tag
+  // each derives alike from the deployment's master key.
+  const master = loadMasterKey(config.dataDir);
+  const kazooCluster = shared.locationIndex.shared ? deriveKey(master, 'kazoo-cluster').toString('hex').slice(0, 12) : null;
+  const serverId = kazooServerId(kazooNode, kazooCluster);
   const amqp =
     config.bus.url === 'memory'
       ? null
@@ -138,7 +142,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   log.info({ bindings: primed.loaded, expiredWhileDown: primed.expired, connectionsGone: primed.orphaned }, 'location service primed from the store');
 
   // Identity: accounts, password hashing, signing keys (sealed under the master key), tokens, API keys.
-  const master = loadMasterKey(config.dataDir);
   const tokenStore = durable.tokens;
   const hasher = new PasswordHasher({ memoryKiB: config.passwords.argon2MemoryKiB, passes: config.passwords.argon2Passes });
   const keys = new KeyRing({
@@ -192,6 +195,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       sender: { appName: 'switchboard', appVersion: SERVER_VERSION, node: kazooNode, serverId },
       expiresDeviation: config.kazoo.expiresDeviation,
       foreignRegistrations: config.kazoo.foreignRegistrations === 'on',
+      cluster: kazooCluster,
       log: log.child({ component: 'kazoo' }),
     });
     kazoo.start();

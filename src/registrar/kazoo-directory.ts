@@ -8,16 +8,18 @@
 // - reg_success: published for every binding change the location service makes durable (added and refreshed with
 //   the granted Expires, removed and expired with `Expires: 0`); consumed from other switches into the foreign cache
 //   (foreign-registrations.ts, ecallmgr's rules) unless `foreignRegistrations` is off.
-// - reg_query → reg_query_resp | reg_query_error from the union of our live bindings and the foreign cache. Kazoo's
-//   registrar answers from one shared view; each Switchboard node answers from its own bindings and from what the
-//   bus told it, so a query reaching several registrars gets every registration (possibly more than once).
+// - reg_query → reg_query_resp | reg_query_error from the union of our live bindings and the foreign cache.
+// - Nodes sharing one location index (Redis) are one registrar to Kazoo, as Kazoo's own registrar nodes answer from
+//   one shared view: one of them answers each reg_query and reg_sync (a queue they share), and a reg_success from one
+//   of them is no foreign registration to the others. They know each other by a tag every node of the deployment
+//   derives alike, carried in each one's Server-ID (`kazooServerId`).
 // - reg_flush drops the foreign entries and our own bindings (announced as removals) of a realm or of one user in it.
 // - reg_sync → one reg_success per live binding to the requester; and we send a reg_sync when we start, so the
 //   foreign cache fills from the other registrars' answers.
 //
 // Messages this node published itself come back through the broker and are recognised by their Server-ID.
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { AUTHN_REQ, buildAuthnErr, buildAuthnResp, parseAuthnReq } from '../bus/kazoo/authn.ts';
 import { nonEmptyString, replyTo, type Checked, type KazooMessage, type Sender } from '../bus/kazoo/envelope.ts';
 import { CALLMGR, REGISTRAR, TARGETED } from '../bus/kazoo/exchanges.ts';
@@ -53,12 +55,19 @@ export interface KazooDirectoryOptions {
   log: Logger;
   /** Shared queue of authn requests across Switchboard nodes. */
   authnGroup?: string;
+  /** The tag of the nodes sharing this one's location index (in their Server-IDs, `kazooServerId`); none: alone. */
+  cluster?: string | null;
   /**
    * Keep other registrars' registrations (default true): consume every reg_success, and send reg_sync at start.
    * Off, the node's queue gets none of the registrations announced on the bus (its own would come back too).
    */
   foreignRegistrations?: boolean;
   now?: () => number;
+}
+
+/** A process's Server-ID, its queue on the targeted exchange: unique to the process, and carrying its cluster's tag. */
+export function kazooServerId(node: string, cluster: string | null): string {
+  return `${node}-${cluster === null ? '' : cluster + '-'}${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 /** Custom-Channel-Vars of an account: it is the endpoint (Kazoo's device) and its own owner. */
@@ -126,6 +135,8 @@ export class KazooDirectory {
   private readonly warn: ThrottledLog;
   /** Other registrars' reg_success are taken in (KazooDirectoryOptions.foreignRegistrations). */
   private readonly intake: boolean;
+  /** `-<cluster>-`, found in the Server-ID of every node sharing our location index; null when we are alone. */
+  private readonly tag: string | null;
   private unsubscribe: Array<() => void> = [];
 
   constructor(o: KazooDirectoryOptions) {
@@ -135,6 +146,7 @@ export class KazooDirectory {
     this.startedAt = this.now();
     this.warn = new ThrottledLog(o.log, 10);
     this.intake = o.foreignRegistrations ?? true;
+    this.tag = o.cluster ? `-${o.cluster}-` : null;
     this.foreign = new ForeignRegistrations({ deviationSeconds: o.expiresDeviation, now: this.now });
   }
 
@@ -145,9 +157,10 @@ export class KazooDirectory {
     this.unsubscribe = [
       bus.subscribe(BINDING.authnReq, this.onAuthn, { exchange: CALLMGR.name, group }),
       bus.subscribe(BINDING.authnEndpointReq, this.onAuthn, { exchange: REGISTRAR.name, group }),
-      bus.subscribe(BINDING.regQuery, this.onRegQuery, { exchange: REGISTRAR.name }),
+      // One answer from the cluster (every node sees the same bindings); a reg_flush is every node's (its foreign cache).
+      bus.subscribe(BINDING.regQuery, this.onRegQuery, { exchange: REGISTRAR.name, group: this.answerGroup }),
       bus.subscribe(BINDING.regFlush, this.onRegFlush, { exchange: REGISTRAR.name }),
-      bus.subscribe(BINDING.regSync, this.onRegSync, { exchange: REGISTRAR.name }),
+      bus.subscribe(BINDING.regSync, this.onRegSync, { exchange: REGISTRAR.name, group: this.answerGroup }),
       bus.subscribe(this.from.serverId, this.onTargeted, { exchange: TARGETED.name }),
     ];
     if (!this.intake) return;
@@ -168,6 +181,16 @@ export class KazooDirectory {
 
   private own(m: Record<string, unknown>): boolean {
     return m['Server-ID'] === this.from.serverId;
+  }
+
+  /** Sent by this node or by another sharing its location index. */
+  private fellow(m: Record<string, unknown>): boolean {
+    const id = m['Server-ID'];
+    return id === this.from.serverId || (this.tag !== null && typeof id === 'string' && id.includes(this.tag));
+  }
+
+  private get answerGroup(): string | undefined {
+    return this.o.cluster ? `switchboard.${this.o.cluster}.directory` : undefined;
   }
 
   private reply(request: KazooMessage, msg: KazooMessage): void {
@@ -225,7 +248,7 @@ export class KazooDirectory {
   }
 
   private readonly onRegSuccess = (bm: BusMessage): void => {
-    if (this.own(bm.payload)) return;
+    if (this.fellow(bm.payload)) return; // ours: in the shared index already
     this.learn(bm.payload);
   };
 
@@ -238,7 +261,7 @@ export class KazooDirectory {
 
   /** Messages to our own queue: answers to our reg_sync (reg_success), or stray replies. */
   private readonly onTargeted = (bm: BusMessage): void => {
-    if (bm.payload['Event-Name'] === REG_SUCCESS && this.intake) this.learn(bm.payload);
+    if (bm.payload['Event-Name'] === REG_SUCCESS && this.intake && !this.fellow(bm.payload)) this.learn(bm.payload);
   };
 
   // reg_query -------------------------------------------------------------------------------------------------
@@ -274,7 +297,7 @@ export class KazooDirectory {
   }
 
   private readonly onRegQuery = async (bm: BusMessage): Promise<void> => {
-    if (this.own(bm.payload)) return;
+    if (this.fellow(bm.payload)) return;
     const q = malformed(checkRegQuery(bm.payload));
     if (replyTo(q.msg) === null) throw sbError('BUS_ERR_MALFORMED', 'reg_query without Server-ID');
     const rawUser = nonEmptyString(q.msg.Username) ? q.msg.Username : null;
@@ -306,7 +329,7 @@ export class KazooDirectory {
   };
 
   private readonly onRegSync = async (bm: BusMessage): Promise<void> => {
-    if (this.own(bm.payload)) return;
+    if (this.fellow(bm.payload)) return; // a fellow node sees our bindings in the shared index
     const req = malformed(checkRegSync(bm.payload));
     const to = replyTo(req);
     if (to === null) throw sbError('BUS_ERR_MALFORMED', 'reg_sync without Server-ID');

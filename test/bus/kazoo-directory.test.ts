@@ -7,7 +7,7 @@ import { InProcessBus } from '../../src/bus/in-process.ts';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
 import { ReversibleSipPasswords } from '../../src/identity/reversible-passwords.ts';
 import { createLogger } from '../../src/log.ts';
-import { KazooDirectory } from '../../src/registrar/kazoo-directory.ts';
+import { KazooDirectory, kazooServerId } from '../../src/registrar/kazoo-directory.ts';
 import { computeHa1 } from '../../src/sip/digest.ts';
 import type { BindingRecord, CredentialStore, FoundCredential, SealedSipPasswordStore } from '../../src/storage/ports.ts';
 import { binding } from '../helpers/bindings.ts';
@@ -264,5 +264,65 @@ describe('Kazoo directory', () => {
   it('takes answers to its own reg_sync from its queue into the foreign cache', async () => {
     bus.publish(ME.serverId, request('reg_success', { 'Event-Timestamp': 1, Contact: 'sip:dave@x', Expires: 60, Username: 'dave', Realm: 'example.com' }), { exchange: 'targeted' });
     await until(() => dir.foreign.query('dave', 'example.com').length === 1, 'dave learnt');
+  });
+});
+
+describe('Kazoo directory on nodes sharing one location index', () => {
+  const CLUSTER = 'c0ffee15cafe';
+  let bus: InProcessBus;
+  let replies: BusMessage[];
+  let shared: Bindings;
+  let nodes: KazooDirectory[];
+  const sender = (node: string) => ({ appName: 'switchboard', appVersion: '0.1.0', node, serverId: kazooServerId(node, CLUSTER) });
+
+  beforeEach(() => {
+    bus = new InProcessBus(log);
+    replies = [];
+    shared = new Bindings();
+    shared.add(binding('alice@example.com', 'k1', { expiresAt: Date.now() + 600_000 }));
+    shared.add(binding('bob@example.com', 'k1', { expiresAt: Date.now() + 600_000 }));
+    bus.subscribe(KAZOO, (m) => void replies.push(m), { exchange: 'targeted' });
+    nodes = ['switchboard@a', 'switchboard@b'].map((n) => new KazooDirectory({ bus, credentials, passwords: null, location: shared, sender: sender(n), expiresDeviation: 180, log, cluster: CLUSTER }));
+    for (const n of nodes) n.start();
+  });
+
+  it('answers a reg_query once, with each registration once, as one registrar', async () => {
+    bus.publish('registration.query.example%2Ecom.*', request('reg_query', { Realm: 'example.com' }), { exchange: 'registrar' });
+    await until(() => replies.length >= 1, 'an answer');
+    await sleep(30);
+    assert.equal(replies.length, 1, 'one answer from the two nodes');
+    const fields = replies[0].payload.Fields as Array<Record<string, unknown>>;
+    assert.deepEqual(fields.map((f) => f.Username).sort(), ['alice', 'bob']);
+  });
+
+  it('answers a reg_sync once: one reg_success per binding', async () => {
+    bus.publish('registration.sync', request('reg_sync'), { exchange: 'registrar' });
+    await until(() => replies.length >= 2, 'the re-announcements');
+    await sleep(30);
+    assert.deepEqual(replies.map((m) => m.payload.Username).sort(), ['alice', 'bob']);
+  });
+
+  it('takes a fellow node\u2019s reg_success and its reg_sync answers for its own, not for foreign registrations', async () => {
+    const [a, b] = nodes;
+    // Node B announces a registration (in the shared index already) and answers node A's reg_sync to A's queue.
+    b.onBindingChanges([{ event: 'added', binding: binding('carol@example.com', 'k1', { expiresAt: Date.now() + 60_000 }) }]);
+    const fromB = { ...request('reg_success', { 'Event-Timestamp': 1, Contact: 'sip:dave@x', Expires: 60, Username: 'dave', Realm: 'example.com' }), 'Server-ID': sender('switchboard@b').serverId };
+    bus.publish(sender('switchboard@a').serverId, fromB, { exchange: 'targeted' });
+    // A real foreign registrar's announcement is taken in.
+    bus.publish('registration.success.example%2Ecom.erin', request('reg_success', { 'Event-Timestamp': 1, Contact: '<sip:erin@198.51.100.1:5060>', Expires: 120, Username: 'erin', Realm: 'example.com' }), { exchange: 'registrar' });
+    await until(() => a.foreign.size === 1 && b.foreign.size === 1, 'erin learnt by both');
+    await sleep(20);
+    assert.deepEqual([a.foreign.query('carol', 'example.com'), a.foreign.query('dave', 'example.com'), b.foreign.query('carol', 'example.com')], [[], [], []]);
+    assert.equal(a.foreign.query('erin', 'example.com').length, 1);
+  });
+
+  it('does not answer a fellow node\u2019s reg_query or reg_sync (it sees the same bindings)', async () => {
+    const fellow = sender('switchboard@c').serverId;
+    const heard: BusMessage[] = [];
+    bus.subscribe(fellow, (m) => void heard.push(m), { exchange: 'targeted' });
+    bus.publish('registration.sync', { ...request('reg_sync'), 'Server-ID': fellow }, { exchange: 'registrar' });
+    bus.publish('registration.query.example%2Ecom.*', { ...request('reg_query', { Realm: 'example.com' }), 'Server-ID': fellow }, { exchange: 'registrar' });
+    await sleep(50);
+    assert.deepEqual(heard, []);
   });
 });

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connect } from 'amqplib';
 import { openDurable } from '../../src/adapters.ts';
 import { newAccount } from '../../src/identity/accounts.ts';
 import { PasswordHasher } from '../../src/identity/passwords.ts';
@@ -191,6 +192,37 @@ describe('two nodes sharing PostgreSQL, Redis and RabbitMQ', { skip: missing }, 
     } finally {
       bob.close();
       phone.close();
+    }
+  });
+
+  it('Kazoo sees the two nodes as one registrar: a reg_query answered once, each registration once', async () => {
+    const phone = await SipTestClient.open('UDP', a.sipPort);
+    const conn = await connect(vhost.url);
+    try {
+      const contact = `<sip:carol@127.0.0.1:${phone.localPort}>`;
+      assert.equal((await register(phone, { user: 'carol', password: PW.carol, domain: D, contact, callId: `kz-${randomBytes(4).toString('hex')}@test`, expires: 300 })).status, 200);
+      // Kazoo's side: a reply queue on the targeted exchange, a reg_query on the registrar exchange.
+      const ch = await conn.createChannel();
+      const serverId = `kazoo-test-${randomBytes(3).toString('hex')}`;
+      const q = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(q.queue, 'targeted', serverId);
+      const answers: Array<Record<string, unknown>> = [];
+      await ch.consume(q.queue, (m) => void (m && answers.push(JSON.parse(m.content.toString()))), { noAck: true });
+      const query = {
+        'App-Name': 'ecallmgr', 'App-Version': '4.3', 'Event-Category': 'directory', 'Event-Name': 'reg_query', 'Msg-ID': randomBytes(4).toString('hex'),
+        'Server-ID': serverId, Node: 'ecallmgr@kazoo', Realm: D, Username: 'carol',
+      };
+      ch.publish('registrar', 'registration.query.example%2Etest.carol', Buffer.from(JSON.stringify(query)), { contentType: 'application/json' });
+      await until('the answer', async () => answers.length > 0, 5000);
+      await new Promise((r) => setTimeout(r, 500)); // a second node's answer would have come by now
+      assert.equal(answers.length, 1, `one answer from the two nodes: ${answers.map((x) => x['Server-ID']).join(', ')}`);
+      assert.equal(answers[0]['Event-Name'], 'reg_query_resp');
+      const fields = answers[0].Fields as Array<Record<string, unknown>>;
+      assert.equal(fields.length, 1, 'carol\u2019s binding once: not again as a foreign registration learnt from the other node');
+      assert.equal(fields[0].Contact, `sip:carol@127.0.0.1:${phone.localPort}`);
+    } finally {
+      phone.close();
+      await conn.close();
     }
   });
 

@@ -7,18 +7,13 @@ import type { Redis } from 'ioredis';
 import { openRedis } from '../../src/storage/redis/client.ts';
 import { RedisLocationIndex } from '../../src/storage/redis/location-index.ts';
 import type { BindingRecord } from '../../src/storage/ports.ts';
+import { binding } from '../helpers/bindings.ts';
 import { dropPrefix, freshPrefix, REDIS_URL, redisMissing } from '../helpers/redis.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function binding(user: string, host: string, now: number): BindingRecord {
-  const contact = `sip:${user}@${host}:5060`;
-  return {
-    aor: `${user}@example.test`, key: contact, contact, params: '', q: null, expiresAt: now + 3_600_000, callId: `call-${user}-${host}`,
-    cseq: 1, path: [], instanceId: null, regId: null, transport: 'UDP', sourceAddress: host, sourcePort: 5060,
-    localAddress: '127.0.0.1', localPort: 5060, connectionId: null, node: 'n1', userAgent: null, accountId: null, createdAt: now, updatedAt: now,
-  };
-}
+const at = (user: string, host: string, now: number) =>
+  binding(`${user}@example.test`, `sip:${user}@${host}:5060`, { contact: `sip:${user}@${host}:5060`, callId: `call-${user}-${host}`, expiresAt: now + 3_600_000 });
 
 describe('Redis location index', { skip: await redisMissing() }, () => {
   const prefix = freshPrefix();
@@ -47,13 +42,13 @@ describe('Redis location index', { skip: await redisMissing() }, () => {
     const now = Date.now();
     // Already there: 50 AORs with a stale binding, some of them written twice (version 2).
     for (let i = 0; i < 50; i++) {
-      assert.ok(await ib.write(`u${i}@example.test`, 0, [binding(`u${i}`, '10.9.9.9', now)]));
-      if (i % 2) assert.ok(await ib.write(`u${i}@example.test`, 1, [binding(`u${i}`, '10.9.9.8', now)]));
+      assert.ok(await ib.write(`u${i}@example.test`, 0, [at(`u${i}`, '10.9.9.9', now)]));
+      if (i % 2) assert.ok(await ib.write(`u${i}@example.test`, 1, [at(`u${i}`, '10.9.9.8', now)]));
     }
     const rows: BindingRecord[] = [];
     for (let i = 0; i < 1000; i++) {
-      rows.push(binding(`u${i}`, '10.0.0.1', now));
-      if (i % 10 === 0) rows.push(binding(`u${i}`, '10.0.0.2', now));
+      rows.push(at(`u${i}`, '10.0.0.1', now));
+      if (i % 10 === 0) rows.push(at(`u${i}`, '10.0.0.2', now));
     }
     await ia.load(rows);
     for (const i of [0, 1, 10, 49, 50, 999]) {
