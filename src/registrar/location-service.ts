@@ -103,7 +103,7 @@ export class LocationService {
       const deadline = this.now() + PRIMING_WAIT_MS;
       let told = 0;
       while ((lease = await this.index.beginPriming()) === 'busy') {
-        if (this.now() > deadline) throw new Error(`the shared location index has been being primed by another node for over ${PRIMING_WAIT_MS / 60_000} minutes`);
+        if (this.now() > deadline) throw new Error(`another node has been loading the shared location index for over ${PRIMING_WAIT_MS / 60_000} minutes`);
         if (this.now() - told > 10_000) {
           told = this.now();
           this.log.info('waiting for another node to finish loading the shared location index');
