@@ -101,10 +101,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // With an AMQP URL the bus is RabbitMQ (events shared between nodes, the Kazoo directory on Kazoo's exchanges);
   // this process's queue is its Kazoo Server-ID.
   const kazooNode = config.kazoo.node ?? `switchboard@${node}`;
-  // Nodes sharing the location index are one registrar to Kazoo (kazoo-directory.ts): their Server-IDs carry a tag
-  // each derives alike from the deployment's master key.
+  // Every node of a deployment derives the same tag from the master key it shares. It names the queue the deployment's
+  // nodes share for Kazoo's authn requests (another deployment on the broker, with other accounts, has its own and
+  // answers too, deferring what it does not know), and where the nodes share the location index they are one
+  // registrar to Kazoo: their Server-IDs carry the tag (kazoo-directory.ts).
   const master = loadMasterKey(config.dataDir);
-  const kazooCluster = shared.locationIndex.shared ? deriveKey(master, 'kazoo-cluster').toString('hex').slice(0, 12) : null;
+  const deployment = deriveKey(master, 'kazoo-cluster').toString('hex').slice(0, 12);
+  const kazooCluster = shared.locationIndex.shared ? deployment : null;
   const serverId = kazooServerId(kazooNode, kazooCluster);
   const amqp =
     config.bus.url === 'memory'
@@ -196,6 +199,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       expiresDeviation: config.kazoo.expiresDeviation,
       foreignRegistrations: config.kazoo.foreignRegistrations === 'on',
       cluster: kazooCluster,
+      authnGroup: `switchboard.${deployment}.authn`,
       log: log.child({ component: 'kazoo' }),
     });
     kazoo.start();

@@ -2,7 +2,7 @@
 // the bus (reference: shared/reference/kazoo-amqp.md). The protocol rules live in src/bus/kazoo/ (codec); this
 // service applies them to Switchboard's own state, through ports only:
 //
-// - authn_req (callmgr `authn.req.*`, registrar `authn.endpoint.req.*`; one queue shared by every Switchboard node)
+// - authn_req (callmgr `authn.req.*`, registrar `authn.endpoint.req.*`; one queue shared by the nodes of a deployment)
 //   → authn_resp from the CredentialStore: `a1-hash` with the MD5 HA1, or `password` for an account whose operator
 //   opted into reversible storage; Custom-Channel-Vars name the account. Unknown or disabled → authn_err.
 // - reg_success: published for every binding change the location service makes durable (added and refreshed with
@@ -53,7 +53,7 @@ export interface KazooDirectoryOptions {
   /** Seconds added to Expires of foreign registrations (Kazoo: 180). */
   expiresDeviation: number;
   log: Logger;
-  /** Shared queue of authn requests across Switchboard nodes. */
+  /** The queue of authn requests shared by the nodes of this deployment (default `switchboard.authn`). */
   authnGroup?: string;
   /** The tag of the nodes sharing this one's location index (in their Server-IDs, `kazooServerId`); none: alone. */
   cluster?: string | null;

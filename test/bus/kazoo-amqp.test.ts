@@ -278,3 +278,35 @@ describe('Kazoo directory over RabbitMQ', { skip }, () => {
     await until(() => (server.bus as unknown as { stats(): { rejected: number } }).stats().rejected >= 8, 'eight rejections');
   });
 });
+
+describe('two Switchboard deployments on one broker', { skip }, () => {
+  let vhost: TestVhost;
+  const servers: TestServer[] = [];
+  let kazoo: KazooPeer;
+
+  before(async () => {
+    vhost = await createVhost();
+    // Each its own data directory, so its own master key and accounts: two registrars, not two nodes of one.
+    servers.push(await startTestServer({ flags: { bus: vhost.url, 'kazoo-node': 'switchboard@one', realm: ['example.test'] }, users: { 'alice@example.test': 'alice-pw' } }));
+    servers.push(await startTestServer({ flags: { bus: vhost.url, 'kazoo-node': 'switchboard@two', realm: ['example.test'] }, users: { 'carol@example.test': 'carol-pw' } }));
+    kazoo = await KazooPeer.open(vhost.url);
+  });
+  after(async () => {
+    await kazoo?.close();
+    for (const s of servers) await s.close();
+    await vhost?.delete();
+  });
+
+  it('both get every authn_req: the one that knows the user answers it, the other defers', async () => {
+    for (const [user, knows] of [['alice', 'switchboard@one'], ['carol', 'switchboard@two'], ['alice', 'switchboard@one'], ['carol', 'switchboard@two']]) {
+      const req = { ...kazoo.envelope('authn_req'), Method: 'REGISTER', 'Auth-User': user, 'Auth-Realm': 'example.test', From: `sip:${user}@example.test`, To: `sip:${user}@example.test` };
+      const replies = await kazoo.request('callmgr', 'authn.req.example%2Etest', req, { want: 2 });
+      const byNode = Object.fromEntries(replies.map((r) => [r.Node as string, r]));
+      assert.deepEqual(Object.keys(byNode).sort(), ['switchboard@one', 'switchboard@two'], `${user}: an answer from each deployment`);
+      assert.equal(byNode[knows]['Event-Name'], 'authn_resp', `${user}: answered by ${knows}`);
+      const other = byNode[knows === 'switchboard@one' ? 'switchboard@two' : 'switchboard@one'];
+      assert.equal(other['Event-Name'], 'authn_err');
+      assert.equal(other['Defer-Response'], 'true');
+    }
+  });
+});
