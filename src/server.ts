@@ -106,7 +106,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // answers too, deferring what it does not know), and where the nodes share the location index they are one
   // registrar to Kazoo: their Server-IDs carry the tag (kazoo-directory.ts).
   const master = loadMasterKey(config.dataDir);
-  const deployment = deriveKey(master, 'kazoo-cluster').toString('hex').slice(0, 12);
+  const deployment = deriveKey(master, 'kazoo-deployment').toString('hex').slice(0, 12);
   const kazooCluster = shared.locationIndex.shared ? deployment : null;
   const serverId = kazooServerId(kazooNode, kazooCluster);
   const amqp =

@@ -627,7 +627,10 @@ export class AmqpBus implements EventBus {
   /** Waits (up to `drainMs`) for every pending message to be confirmed, then disconnects. */
   async close(drainMs = 2000): Promise<void> {
     if (this.closing) return;
-    if (this.lingering) this.pumpLingering();
+    if (this.lingering) {
+      clearTimeout(this.lingering);
+      this.pumpLingering();
+    }
     if (this.conn && this.pending.size > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, drainMs);
