@@ -132,8 +132,7 @@ export class SipAuthenticator {
     }
     if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
     if (!creds || !early) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
-    if (!this.offered.has(creds.algorithm)) return this.challenge(req, realm, false, 'bad-nonce');
-    if (creds.qop === null && !this.o.digest.allowNoQop) return this.challenge(req, realm, false, 'bad-nonce');
+    if (!this.answerable(creds)) return this.challenge(req, realm, false, 'bad-nonce');
     const { nonce, lookup } = early;
     // A nonce we did not issue (or a secret that changed): not the client's fault, just challenge again.
     if (!nonce.valid) return this.challenge(req, realm, false, 'bad-nonce');
@@ -219,6 +218,11 @@ export class SipAuthenticator {
     };
   }
 
+  /** An answer in an algorithm we offer, with qop unless we accept RFC 2069 answers: else it is challenged again. */
+  private answerable(creds: DigestCredentials): boolean {
+    return this.offered.has(creds.algorithm) && (creds.qop !== null || this.o.digest.allowNoQop);
+  }
+
   /**
    * The part of a Digest check that needs no I/O when the credential is cached: the nonce, the response, and for a
    * correct response with a fresh nonce the nonce-count claim (started, not awaited). A credential lookup that is
@@ -229,7 +233,7 @@ export class SipAuthenticator {
     let found: FoundCredential | null = null;
     let ok = false;
     let claim: NonceCountResult | Promise<NonceCountResult> | null = null;
-    if (!nonce.valid || !this.offered.has(creds.algorithm)) return { nonce, lookup: null, found, ok, claim };
+    if (!nonce.valid || !this.answerable(creds)) return { nonce, lookup: null, found, ok, claim };
     const lookup = this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
     if (lookup instanceof Promise) {
       lookup.catch(() => {}); // awaited by the caller, unless an earlier answer goes out
@@ -237,7 +241,7 @@ export class SipAuthenticator {
     }
     found = lookup;
     ok = checkResponse(header, creds, found, req);
-    if (ok && found && !nonce.stale && (creds.qop !== null || this.o.digest.allowNoQop)) {
+    if (ok && found && !nonce.stale) {
       claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
       if (claim instanceof Promise) claim.catch(() => {}); // awaited by the caller, unless it refuses first
     }
