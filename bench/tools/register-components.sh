@@ -5,7 +5,8 @@
 # `un` mode), with the machine's idle share and PostgreSQL's commit count. Rounds run back to back on a server
 # that stays up (round 1: cold credential caches). Environment as bench/register-scaleout.sh (N, CONCURRENCY, PG,
 # REDIS, AMQP, SHARED), and RATE: offer registrations at this many a second instead of as fast as they are answered
-# (the same SIPp scenario with `-r RATE`), to compare what one process and several cost at the same load.
+# (the shared driver, its SIPp capped by the stack's wrapper), to compare what one process and several cost at the
+# same load.
 set -euo pipefail
 W=${1:?workers}; ROUNDS=${2:-2}; shift $(( $# >= 2 ? 2 : 1 ))
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,23 +22,10 @@ switches() { local s=0 p; for p in "$@"; do s=$((s + $(cat /proc/"$p"/task/*/sta
 snap() { local t; t=$(tree "$PID"); echo "$(ticks $t) $(ticks $(pgrep postgres)) $(ticks $(pgrep redis-server)) $(ticks $(pgrep beam.smp)) $(head -1 /proc/stat | awk '{print $5, $2+$3+$4+$5+$6+$7+$8}') $(switches $t)"; }
 commits() { psql -tA "$PG" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
 us() { echo $(( ($2 - $1) * 1000000 / HZ / N )); }
-# The shared driver offers as fast as it is answered; at a fixed RATE the same scenario and users go through sipp here.
-drive() {
-  [ -z "$RATE" ] && { "$SHARED/sipp/register-rate.sh" 127.0.0.1:5060 "$N" "$L" un; return; }
-  "$SHARED/sipp/users.sh" "$N" bench.test > "$WORK/sipp-users.csv"
-  local t0 t1 ok
-  t0=$(date +%s.%N)
-  timeout 300 sipp 127.0.0.1:5060 -sf "$SHARED/sipp/register-digest.xml" -inf "$WORK/sipp-users.csv" -m "$N" -r "$RATE" \
-    -l "$L" -t un -i 127.0.0.1 -p $(( 20000 + RANDOM % 20000 )) -nostdin -timeout 280 -recv_timeout 5000 -trace_screen \
-    -screen_file "$WORK/sipp-screen.log" >/dev/null 2>&1 || true
-  t1=$(date +%s.%N)
-  ok=$(grep -m1 "Successful call" "$WORK/sipp-screen.log" | awk -F'|' '{gsub(/ /,"",$3); print $3}')
-  printf "%s ok at %s/s offered, %.2f s %.0f reg/s\n" "${ok:-0}" "$RATE" "$(echo "$t1 - $t0" | bc -l)" "$(echo "${ok:-0} / ($t1 - $t0)" | bc -l)"
-}
 echo "workers $W, N=$N, concurrency $L, ${RATE:+offered $RATE/s, }flags: ${*:-none}; CPU per registration in µs"
 for ((r=1;r<=ROUNDS;r++)); do
   x0=$(commits); read -r -a a <<< "$(snap)"
-  out=$(drive)
+  out=$(SIPP_RATE=$RATE "$SHARED/sipp/register-rate.sh" 127.0.0.1:5060 "$N" "$L" un)
   read -r -a b <<< "$(snap)"; x1=$(commits)
   idle=$(( (b[4] - a[4]) * 100 / (b[5] - a[5]) ))
   echo "round $r: $out | switchboard $(us "${a[0]}" "${b[0]}") postgres $(us "${a[1]}" "${b[1]}") redis $(us "${a[2]}" "${b[2]}") rabbitmq $(us "${a[3]}" "${b[3]}") | machine idle ${idle}% | postgres transactions $((x1 - x0)) | switchboard context switches $(echo "scale=2; (${b[6]} - ${a[6]}) / $N" | bc)/reg"

@@ -9,9 +9,10 @@ AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672}
 NODE="$ROOT/node_modules/.bin/node"
 WORK=$(mktemp -d)
 # SIPp's `un` mode refuses to start when its default -max_socket (50000) exceeds the open-files limit, which a
-# container may not let us raise: a wrapper first on PATH gives it a socket budget that fits.
+# container may not let us raise: a wrapper first on PATH gives it a socket budget that fits. With SIPP_RATE set it
+# also caps the call rate (a later -r overrides the shared driver's), for runs at a fixed offered load.
 mkdir -p "$WORK/bin"
-printf '#!/bin/sh\nexec %s "$@" -max_socket %s\n' "$(command -v sipp)" "$(( $(ulimit -n) - 1000 ))" > "$WORK/bin/sipp"
+printf '#!/bin/sh\nexec %s "$@" -max_socket %s ${SIPP_RATE:+-r $SIPP_RATE}\n' "$(command -v sipp)" "$(( $(ulimit -n) - 1000 ))" > "$WORK/bin/sipp"
 chmod +x "$WORK/bin/sipp"; export PATH="$WORK/bin:$PATH"
 SCHEMA=sb_${1}_$$; PREFIX="sb-${1}-$$:"
 STACK=(--database "$PG" --database-schema "$SCHEMA" --cache "$REDIS" --cache-prefix "$PREFIX" --bus "$AMQP" --node-id "$1")
