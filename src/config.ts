@@ -198,7 +198,7 @@ export const OPTIONS: Option[] = [
   O('auth.trustedNetworks', 'auth-trusted-networks', 'list', [], 'CIDRs never locked out by address (an office NAT, an SBC), e.g. 10.0.0.0/8.'),
   O('auth.accountAddressFailures', 'auth-account-address-failures', 'int', 10, 'Failed authentications for one account from one address (IPv6: one /64) within the window before that address is locked out of that account, even with the right password.'),
   O('auth.knownAddressTtl', 'auth-known-address-ttl', 'int', 2592000, 'Seconds an address an account authenticated from stays known to it: known addresses are not refused by the account lockout (0: none are).'),
-  O('auth.challengeBurst', 'auth-challenge-burst', 'int', 500, 'Digest challenges (401) sent to one UDP source address (IPv6: one /64) in a burst; beyond it and --auth-challenge-rate they are dropped (a spoofed-source flood must not aim 401s at a victim). 0: unlimited.'),
+  O('auth.challengeBurst', 'auth-challenge-burst', 'int', 500, 'Digest challenges (401) sent to one UDP source address (IPv6: one /64) in a burst; beyond it and --auth-challenge-rate they are dropped (a spoofed-source flood must not aim 401s at a victim). Loopback and --auth-trusted-networks are not limited. 0: unlimited.'),
   O('auth.challengeRate', 'auth-challenge-rate', 'int', 50, 'Digest challenges per second one UDP source address regains after its burst.'),
   O('storage.durability', 'durability', 'enum', 'os', 'os: a 200 OK follows the write reaching the OS (survives kill -9); fsync: also flushed to disk (survives power loss).', ['os', 'fsync']),
   O('storage.credentialCacheTtl', 'credential-cache-ttl', 'int', 60, 'Seconds a credential lookup is cached.'),

@@ -288,7 +288,7 @@ export class SipAuthenticator {
 
   private challenge(req: SipRequest, source: Source, realm: string, stale: boolean, reason: AuthFailure): AuthOutcome {
     if (reason !== 'no-credentials') this.o.onFailure?.(reason);
-    if (source.transport === 'UDP' && this.challenges.enabled) {
+    if (source.transport === 'UDP' && this.challenges.enabled && !this.lockout.isTrusted(source.address)) {
       const take = this.challenges.take(source.address);
       if (take !== 'ok') {
         // No nonce issued, nothing serialized: the flood costs as little as it can.
