@@ -3,6 +3,7 @@
 // are generated from it, so documentation cannot drift from behaviour.
 
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { sbError } from './errors.ts';
 import { limiterDefaultSpecs, parseLimiterSpecs } from './identity/rate-limiter.ts';
@@ -27,7 +28,7 @@ export interface Config {
     advertisedHost: string | null;
     serverHeader: string | null;
   };
-  http: { host: string; port: number; loginRateLimit: number };
+  http: { host: string; port: number; loginRateLimit: number; trustProxy: string[] };
   tls: { cert: string | null; key: string | null; verifyPeers: boolean };
   tokens: {
     issuer: string;
@@ -60,10 +61,15 @@ export interface Config {
     failureWindow: number;
     lockoutDuration: number;
     trustedNetworks: string[];
+    accountAddressFailures: number;
+    knownAddressTtl: number;
+    challengeBurst: number;
+    challengeRate: number;
   };
   storage: {
     durability: 'os' | 'fsync';
     credentialCacheTtl: number;
+    credentialCacheBytes: number;
     /** 'sqlite' (the file in dataDir) or a postgres:// URL. */
     database: string;
     databaseSchema: string;
@@ -160,6 +166,7 @@ export const OPTIONS: Option[] = [
   O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
   O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
   O('http.loginRateLimit', 'login-rate-limit', 'int', 60, 'Login and refresh requests per minute per address (0: unlimited); beyond it 429.'),
+  O('http.trustProxy', 'http-trust-proxy', 'list', [], 'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (default none: the header is ignored and the peer address counts).'),
   O('tokens.issuer', 'jwt-issuer', 'string', 'switchboard', 'iss of the access tokens we issue, and required of the ones we accept.'),
   O('tokens.audience', 'jwt-audience', 'string', 'switchboard', 'aud of the access tokens we issue, and required of the ones we accept.'),
   O('tokens.algorithm', 'jwt-algorithm', 'enum', 'EdDSA', 'Signature algorithm of access tokens (keys are generated and rotated by Switchboard).', ['EdDSA', 'ES256']),
@@ -184,13 +191,18 @@ export const OPTIONS: Option[] = [
   O('digest.algorithms', 'digest-algorithms', 'list', ['MD5'], 'Digest algorithms offered, one challenge each, in this order (MD5, SHA-256, SHA-512-256).'),
   O('digest.nonceTtl', 'nonce-ttl', 'int', 300, 'Seconds a nonce stays valid; after that the client is re-challenged with stale=true.'),
   O('digest.allowNoQop', 'digest-allow-no-qop', 'bool', true, 'Accept RFC 2069 responses without qop (their nonces are single-use).'),
-  O('auth.accountFailures', 'auth-account-failures', 'int', 10, 'Failed authentications per account within the window before it is locked.'),
-  O('auth.addressFailures', 'auth-address-failures', 'int', 100, 'Failed authentications per source address within the window before it is locked.'),
+  O('auth.accountFailures', 'auth-account-failures', 'int', 50, 'Failed authentications per account, from all addresses, within the window before it is locked to addresses it has not authenticated from (its known addresses keep working).'),
+  O('auth.addressFailures', 'auth-address-failures', 'int', 100, 'Failed authentications per source address (IPv6: one /64), across accounts, within the window before it is locked.'),
   O('auth.failureWindow', 'auth-failure-window', 'int', 300, 'Window in seconds over which failures are counted.'),
   O('auth.lockoutDuration', 'auth-lockout', 'int', 300, 'Seconds a locked account or address stays locked.'),
   O('auth.trustedNetworks', 'auth-trusted-networks', 'list', [], 'CIDRs never locked out by address (an office NAT, an SBC), e.g. 10.0.0.0/8.'),
+  O('auth.accountAddressFailures', 'auth-account-address-failures', 'int', 10, 'Failed authentications for one account from one address (IPv6: one /64) within the window before that address is locked out of that account, even with the right password.'),
+  O('auth.knownAddressTtl', 'auth-known-address-ttl', 'int', 2592000, 'Seconds an address an account authenticated from stays known to it: known addresses are not refused by the account lockout (0: none are).'),
+  O('auth.challengeBurst', 'auth-challenge-burst', 'int', 500, 'Digest challenges (401) sent to one UDP source address (IPv6: one /64) in a burst; beyond it and --auth-challenge-rate they are dropped (a spoofed-source flood must not aim 401s at a victim). Loopback and --auth-trusted-networks are not limited. 0: unlimited.'),
+  O('auth.challengeRate', 'auth-challenge-rate', 'int', 50, 'Digest challenges per second one UDP source address regains after its burst.'),
   O('storage.durability', 'durability', 'enum', 'os', 'os: a 200 OK follows the write reaching the OS (survives kill -9); fsync: also flushed to disk (survives power loss).', ['os', 'fsync']),
   O('storage.credentialCacheTtl', 'credential-cache-ttl', 'int', 60, 'Seconds a credential lookup is cached.'),
+  O('storage.credentialCacheBytes', 'credential-cache-bytes', 'int', 67108864, 'Heap the credential cache may hold, in bytes (estimated); lookups of unknown users get an eighth of it.'),
   O('storage.database', 'database', 'string', 'sqlite', 'Durable store: sqlite (the file in --data-dir) or postgres://user:pass@host:port/db for several nodes. The password is never logged.'),
   O('storage.databaseSchema', 'database-schema', 'string', 'switchboard', 'PostgreSQL schema (created if missing).'),
   O('storage.cache', 'cache', 'string', 'memory', 'Shared short-lived state and the location index: memory (in-process) or redis://host:port/db for several nodes.'),
@@ -360,6 +372,16 @@ function validate(c: Config): void {
   if (c.phone.smsPacing.length === 0 || c.phone.checkPacing.length === 0) bad('sms-pacing and code-check-pacing need at least one entry');
   if (c.phone.maxDevices < 1) bad('max-devices must be at least 1');
   parseLimiterSpecs(c.phone.rateLimits);
+  for (const [flag, list] of [['http-trust-proxy', c.http.trustProxy], ['auth-trusted-networks', c.auth.trustedNetworks]] as const) {
+    for (const cidr of list) {
+      const [net, bits] = cidr.split('/');
+      const family = isIP(net);
+      if (family === 0 || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)))) bad(`--${flag}: ${cidr} is not an address or CIDR`);
+    }
+  }
+  if (c.auth.accountAddressFailures < 1 || c.auth.accountFailures < 1 || c.auth.addressFailures < 1) bad('auth failure limits must be at least 1');
+  if (c.auth.challengeBurst < 0 || c.auth.challengeRate < 0) bad('--auth-challenge-burst and --auth-challenge-rate cannot be negative');
+  if (c.storage.credentialCacheBytes < 65536) bad('--credential-cache-bytes below 65536');
 }
 
 /** parseArgs option table for every configuration flag (plus --config). */

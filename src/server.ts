@@ -15,6 +15,7 @@ import type { EventBus } from './bus/event-bus.ts';
 import type { Config } from './config.ts';
 import { CachedCredentialStore, shareInvalidations } from './identity/credential-cache.ts';
 import { SipAuthenticator } from './identity/sip-authenticator.ts';
+import { Lockout } from './identity/lockout.ts';
 import { AccountService } from './identity/account-service.ts';
 import { ApiKeys } from './identity/api-keys.ts';
 import { KeyRing } from './identity/keys.ts';
@@ -96,8 +97,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   log.info({ database: durable.describe, cache: shared.describe, node }, 'storage open');
   const accounts = durable.accounts;
   const locationStore = durable.location;
-  const credentials = new CachedCredentialStore(accounts, config.storage.credentialCacheTtl);
+  const credentials = new CachedCredentialStore(accounts, config.storage.credentialCacheTtl, { maxBytes: config.storage.credentialCacheBytes });
   const failures = shared.failures;
+  // One lockout for SIP Digest, HTTP login and device Basic authentication (lockout.ts).
+  const lockout = new Lockout({ failures, policy: config.auth, log: log.child({ component: 'auth' }) });
   // With an AMQP URL the bus is RabbitMQ (events shared between nodes, the Kazoo directory on Kazoo's exchanges);
   // this process's queue is its Kazoo Server-ID.
   const kazooNode = config.kazoo.node ?? `switchboard@${node}`;
@@ -174,6 +177,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     invalidateCredentials: (authUsers) => invalidate.users(authUsers),
     hasher,
     failures,
+    lockout,
     policy: config.auth,
     defaultRealm: config.realms[0],
     log: log.child({ component: 'identity' }),
@@ -248,6 +252,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       log: log.child({ component: 'phone' }),
       invalidate: (authUsers) => invalidate.users(authUsers),
       disconnect: (aor) => location.removeAor(aor),
+      lockout,
     },
     { codes: codeSender, push: localProvider, captcha },
     {
@@ -303,6 +308,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     nonces,
     nonceCounts,
     failures,
+    lockout,
     digest: config.digest,
     policy: config.auth,
     log: log.child({ component: 'auth' }),
@@ -396,6 +402,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ready: () => ready,
     version: SERVER_VERSION,
     loginRateLimit: config.http.loginRateLimit,
+    trustProxy: config.http.trustProxy,
     identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
     onAccountStatusChanged: () => invalidate.all(),
     onAccountDeleted: async (account) => {
@@ -426,6 +433,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       await location.depart();
       await transports!.close();
       location.close();
+      credentials.close();
       presence.close();
       relay.close();
       endpoint.close();

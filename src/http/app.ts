@@ -49,6 +49,8 @@ export interface HttpDeps {
   location: LocationService;
   identity: IdentityDeps;
   loginRateLimit: number;
+  /** Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed (--http-trust-proxy); none by default. */
+  trustProxy?: string[];
   /** Readiness: false while starting or shutting down. */
   ready: () => boolean;
   onAccountDeleted?: (account: Account) => Promise<void> | void;
@@ -67,7 +69,9 @@ export interface HttpDeps {
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
-    trustProxy: false,
+    // X-Forwarded-For is believed only from the configured proxies (--http-trust-proxy); from anyone else req.ip is
+    // the peer, so a client cannot pick the address its rate limits and lockouts are counted under.
+    trustProxy: deps.trustProxy && deps.trustProxy.length > 0 ? deps.trustProxy : false,
     // Unknown query or body properties are errors, not silently dropped: a misspelt filter must not list all.
     ajv: { customOptions: { removeAdditional: false } },
     // Per-request lines would drown the log at scrape and API rates; failures are logged by the error handler.
@@ -127,6 +131,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     auth,
     onDeleted: deps.onAccountDeleted,
     onStatusChanged: deps.onAccountStatusChanged,
+    passwordRateLimitPerMinute: deps.loginRateLimit,
   });
   if (deps.presence) app.register(presenceRoutes, { presence: deps.presence, accounts: identity.store, auth });
   if (deps.phone) app.register(phoneRoutes, deps.phone);

@@ -1,13 +1,15 @@
 // Accounts with every credential derived from one password: creating an account or changing its password
 // stores an argon2id hash for HTTP login and the Digest HA1s for SIP together. Login takes the same time
-// whether or not the account exists, and failures lock the account (and, beside it, the source address) for a
-// while — counted together with SIP failures, since they guess the same password.
+// whether or not the account exists, and failures are counted and locked as lockout.ts says (per account and
+// source, per source, per account for sources it never logged in from) — together with SIP failures, since they
+// guess the same password. A password change that asks for the current one counts the same way.
 
 import { sbError, SwitchboardError, Errors } from '../errors.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Account, AccountAdmin, AccountStore, CredentialStore, FailureCounter } from '../storage/ports.ts';
 import { digestCredentialsFor, parseLoginName } from './accounts.ts';
+import { Lockout, type LockoutKeys } from './lockout.ts';
 import { verifyByHa1, type PasswordHasher } from './passwords.ts';
 
 export interface AccountServiceOptions {
@@ -17,6 +19,8 @@ export interface AccountServiceOptions {
   invalidateCredentials: (authUsers: readonly string[]) => void;
   hasher: PasswordHasher;
   failures: FailureCounter;
+  /** Built from `failures` and `policy` when not given (server.ts shares one with SIP and devices). */
+  lockout?: Lockout;
   policy: Config['auth'];
   defaultRealm: string;
   log: Logger;
@@ -24,9 +28,8 @@ export interface AccountServiceOptions {
   onPasswordChanged?: (account: Account, password: string) => Promise<void>;
 }
 
-/** Failure-counter keys shared by HTTP login and SIP authentication. */
+/** The lockout subject shared by HTTP login and SIP authentication (lockout.ts adds the source). */
 export const accountKey = (username: string, realm: string) => `acct:${username}@${realm}`;
-export const addressKey = (address: string) => `addr:${address}`;
 
 export class LockedError extends SwitchboardError {
   readonly retryAfter: number;
@@ -38,9 +41,33 @@ export class LockedError extends SwitchboardError {
 
 export class AccountService {
   private readonly o: AccountServiceOptions;
+  private readonly lockout: Lockout;
 
   constructor(o: AccountServiceOptions) {
     this.o = o;
+    this.lockout = o.lockout ?? new Lockout({ failures: o.failures, policy: o.policy, log: o.log });
+  }
+
+  /** Throws LockedError (429) while `keys` are locked out. */
+  private async refuseLocked(keys: LockoutKeys): Promise<void> {
+    const verdict = await this.lockout.check(keys);
+    if (verdict !== 0) throw new LockedError(verdict.seconds);
+  }
+
+  /**
+   * The account's current password, as a password change asks for it: locked and counted like a login (an argon2
+   * per guess is CPU the lockout also saves). Throws LockedError (429) or AUTH_ERR_CREDENTIALS (401).
+   */
+  async checkPassword(account: Account, password: string, address: string): Promise<void> {
+    const keys = this.lockout.keys(accountKey(account.username, account.realm), address);
+    await this.refuseLocked(keys);
+    const ok = account.passwordHash ? await this.o.hasher.verify(account.passwordHash, password) : (await this.o.hasher.verifyNobody(password), false);
+    if (!ok) {
+      await this.lockout.fail(keys);
+      this.o.log.info({ account: account.id, from: address }, 'password change with a wrong current password');
+      throw sbError('AUTH_ERR_CREDENTIALS', 'current password is wrong');
+    }
+    this.lockout.succeeded(keys);
   }
 
   name(login: string): { username: string; realm: string } {
@@ -68,7 +95,6 @@ export class AccountService {
    * for a wrong name or password — after the same argon2 work either way.
    */
   async login(login: string, password: string, address: string): Promise<Account> {
-    const { failures, policy } = this.o;
     let name: { username: string; realm: string };
     try {
       name = this.name(login);
@@ -76,10 +102,8 @@ export class AccountService {
       await this.o.hasher.verifyNobody(password);
       throw sbError('AUTH_ERR_CREDENTIALS', 'wrong user name or password');
     }
-    const acctKey = accountKey(name.username, name.realm);
-    const addrKey = addressKey(address);
-    const wait = Math.max(await failures.lockedFor(acctKey), await failures.lockedFor(addrKey));
-    if (wait > 0) throw new LockedError(wait);
+    const keys = this.lockout.keys(accountKey(name.username, name.realm), address);
+    await this.refuseLocked(keys);
 
     const account = await this.o.accounts.findByName(name.username, name.realm);
     let ok = false;
@@ -96,13 +120,12 @@ export class AccountService {
       if (ok) await this.setPassword(account, password);
     }
     if (!ok || !account) {
-      const [a, b] = await Promise.all([failures.hit(acctKey, policy.failureWindow), failures.hit(addrKey, policy.failureWindow)]);
-      if (a >= policy.accountFailures) await failures.lock(acctKey, policy.lockoutDuration);
-      if (b >= policy.addressFailures) await failures.lock(addrKey, policy.lockoutDuration);
+      await this.lockout.fail(keys);
       this.o.log.info({ login, from: address }, 'HTTP login failed');
       throw sbError('AUTH_ERR_CREDENTIALS', 'wrong user name or password');
     }
-    await failures.reset(acctKey);
+    this.lockout.succeeded(keys);
+    await this.lockout.clear(keys);
     return account;
   }
 }

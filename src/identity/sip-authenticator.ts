@@ -1,19 +1,23 @@
 // Authenticates SIP requests (Kamailio's auth + auth_db split: protocol rules in sip/digest.ts, credentials in
 // the CredentialStore, policy here): Digest challenges per configured algorithm sharing one nonce, response
 // verification against the stored HA1, stale nonces, nonce-count replay protection, and brute-force lockouts
-// per account and per source address (trusted networks exempt from the address lockout). Beside Digest, Bearer
-// tokens (RFC 8898) verified by the TokenService, with RFC 6750's errors.
+// (lockout.ts: per account and source, per source, per account for sources it never authenticated from). Beside
+// Digest, Bearer tokens (RFC 8898) verified by the TokenService, with RFC 6750's errors.
 //
 // Failure counters are keyed like HTTP login's (account-service.ts): guesses over SIP and HTTP count together.
+// Everything the client chose is bounded (oversizedDirective) and the lockouts are checked before any credential
+// is looked up, so a locked source costs no query and no cache entry. 401s to UDP sources are bounded per source
+// (challenge-limiter.ts): beyond it they are dropped, not aimed at whoever a forged source address names.
 
-import { BlockList, isIP } from 'node:net';
 import type { Config, DigestAlgorithm } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { digestChallenge, digestCredentials, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
+import { digestChallenge, digestCredentials, oversizedDirective, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
 import { createResponse, H, quote, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
 import type { CredentialStore, FailureCounter, FoundCredential } from '../storage/ports.ts';
-import { accountKey, addressKey } from './account-service.ts';
+import { accountKey } from './account-service.ts';
+import { ChallengeLimiter } from './challenge-limiter.ts';
+import { Lockout, type LockoutKeys, type Locked } from './lockout.ts';
 import { TokenError, type AccessClaims, type TokenService } from './tokens.ts';
 
 // On the REGISTER path the in-process adapters answer synchronously; awaiting a plain value would still cost a
@@ -49,16 +53,20 @@ export type AuthFailure =
   | 'bad-nonce'
   | 'replay'
   | 'locked'
+  | 'challenge-limited'
   | 'invalid-token'
   | 'insufficient-scope';
 
 export type AuthOutcome = { ok: true; identity: SipIdentity } | { ok: false; response: SipResponse; reason: AuthFailure };
 
 export interface SipAuthenticatorOptions {
-  credentials: CredentialStore;
+  /** peekSipCredential, when there, answers from a cache without asking the store (see CachedCredentialStore). */
+  credentials: CredentialStore & { peekSipCredential?(authUser: string, realm: string, algorithm: DigestAlgorithm): FoundCredential | null | undefined };
   nonces: NonceIssuer;
   nonceCounts: NonceCountTracker;
   failures: FailureCounter;
+  /** Built from `failures` and `policy` when not given (server.ts shares one with HTTP login and devices). */
+  lockout?: Lockout;
   digest: Config['digest'];
   policy: Config['auth'];
   log: Logger;
@@ -76,8 +84,8 @@ export interface SipAuthenticatorOptions {
 
 export class SipAuthenticator {
   private readonly o: SipAuthenticatorOptions;
-  private readonly trusted = new BlockList();
-  private readonly hasTrusted: boolean;
+  private readonly lockout: Lockout;
+  private readonly challenges: ChallengeLimiter;
   private readonly offered: ReadonlySet<DigestAlgorithm>;
   private readonly now: () => number;
 
@@ -85,18 +93,8 @@ export class SipAuthenticator {
     this.o = o;
     this.now = o.now ?? Date.now;
     this.offered = new Set(o.digest.algorithms);
-    for (const cidr of o.policy.trustedNetworks) {
-      const [net, bits] = cidr.split('/');
-      const family = isIP(net) === 6 ? 'ipv6' : 'ipv4';
-      if (bits === undefined) this.trusted.addAddress(net, family);
-      else this.trusted.addSubnet(net, Number(bits), family);
-    }
-    this.hasTrusted = o.policy.trustedNetworks.length > 0;
-  }
-
-  private isTrusted(address: string): boolean {
-    if (!this.hasTrusted) return false;
-    return this.trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+    this.lockout = o.lockout ?? new Lockout({ failures: o.failures, policy: o.policy, log: o.log, now: o.now });
+    this.challenges = new ChallengeLimiter(o.policy.challengeBurst ?? 0, o.policy.challengeRate ?? 0, this.now);
   }
 
   /**
@@ -104,82 +102,75 @@ export class SipAuthenticator {
    * `scope` is what a Bearer token must grant for this request (RFC 8898 §2.2).
    */
   async authenticate(req: SipRequest, source: Source, realm: string, scope = 'sip.register'): Promise<AuthOutcome> {
-    const { failures, policy } = this.o;
-    const addrKey = addressKey(source.address);
-    const trusted = this.isTrusted(source.address);
     const header = this.pickCredentials(req, realm);
     // No credentials, nothing to check: the challenge goes out without asking the failure counters (a locked address
     // or account meets its lockout on the request that answers it). Over a shared cache that is a round trip saved on
     // every REGISTER's first leg.
-    if (header === null) return this.challenge(req, realm, false, 'no-credentials');
-    const addrLock = trusted ? 0 : failures.lockedFor(addrKey);
-    const creds = header !== 'malformed' && header.scheme === 'digest' ? digestCredentials(header) : null;
-    // The account's lockout is read now, beside the address's, and looked at where it always was: after the nonce is
-    // known to be ours.
-    const acctKey = creds ? accountKey(creds.username, realm) : '';
-    const acctLock = creds ? failures.lockedFor(acctKey) : 0;
-    if (acctLock instanceof Promise) acctLock.catch(() => {}); // awaited below, unless an earlier answer goes out
+    if (header === null) return this.challenge(req, source, realm, false, 'no-credentials');
+    if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
+    if (header.scheme === 'bearer') {
+      const keys = this.lockout.sourceKeys(source.address);
+      const verdict = this.lockout.check(keys);
+      const v = verdict instanceof Promise ? await verdict : verdict;
+      if (v !== 0) return this.locked(req, v, { address: source.address });
+      return this.authenticateBearer(req, source, realm, scope, header.token ?? '', keys);
+    }
+    const long = oversizedDirective(header);
+    if (long !== null) {
+      this.o.log.info({ from: source.address, directive: long }, 'SIP Digest credentials with an oversized directive refused');
+      return this.fail(req, 400, 'malformed', `Bad Request (Digest ${long} longer than 256 bytes)`);
+    }
+    const creds = digestCredentials(header);
+    if (!creds) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
+    // The lockouts first: the reads leave together (one round trip to a shared cache); in-process they answer at once
+    // and a locked source is refused before anything else is done for it.
+    const keys = this.lockout.keys(accountKey(creds.username, realm), source.address);
+    const verdict = this.lockout.check(keys);
+    if (verdict !== 0 && !(verdict instanceof Promise)) return this.locked(req, verdict, { account: creds.username, realm, address: source.address });
+    if (verdict instanceof Promise) verdict.catch(() => {}); // awaited below, unless an earlier answer goes out
     // With the credential cached, a Digest answer is checked now (nonce, then response: CPU only), and a correct one
     // with a fresh nonce has its count claimed at once: the claim then leaves in the same write to a shared cache as
-    // the two lockout reads, one round trip for all three. The lockouts are still looked at first; a claim made for a
-    // locked account or address is harmless (the count is the client's own, on a request we refuse).
-    const early = creds && header !== 'malformed' ? this.verifyEarly(header, creds, req, realm) : null;
-    const wait = typeof addrLock === 'number' ? addrLock : await addrLock;
-    if (wait > 0) return this.locked(req, wait, { address: source.address });
-
-    if (header !== 'malformed' && header.scheme === 'bearer') {
-      return this.authenticateBearer(req, source, realm, scope, header.token ?? '', trusted ? null : addrKey);
-    }
-    if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
-    if (!creds || !early) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
-    if (!this.answerable(creds)) return this.challenge(req, realm, false, 'bad-nonce');
-    const { nonce, lookup } = early;
+    // the lockout reads, one round trip for all. A claim made for a locked account or address is harmless (the count
+    // is the client's own, on a request we refuse). The store is asked only once the lockouts are known to allow it.
+    const early = this.verifyEarly(header, creds, req, realm, verdict === 0);
+    const v = verdict === 0 ? 0 : await verdict;
+    if (v !== 0) return this.locked(req, v, { account: creds.username, realm, address: source.address });
+    if (!this.answerable(creds)) return this.challenge(req, source, realm, false, 'bad-nonce');
+    const { nonce } = early;
     // A nonce we did not issue (or a secret that changed): not the client's fault, just challenge again.
-    if (!nonce.valid) return this.challenge(req, realm, false, 'bad-nonce');
+    if (!nonce.valid) return this.challenge(req, source, realm, false, 'bad-nonce');
     let { found, ok, claim } = early;
 
-    const acctWait = typeof acctLock === 'number' ? acctLock : await acctLock;
-    if (acctWait > 0) return this.locked(req, acctWait, { account: creds.username, realm });
-
-    if (lookup instanceof Promise) {
-      found = await lookup;
+    if (early.lookup !== null || early.deferred) {
+      const lookup = early.lookup ?? this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
+      found = lookup instanceof Promise ? await lookup : lookup;
       ok = checkResponse(header, creds, found, req);
     }
     if (!ok || found === null) {
       const reason: AuthFailure = found ? 'wrong-password' : 'unknown-user';
       this.o.log.info({ user: creds.username, realm, from: source.address, reason }, 'SIP authentication failed');
-      const [acctCount, addrCount] = await Promise.all([
-        failures.hit(acctKey, policy.failureWindow),
-        trusted ? Promise.resolve(0) : failures.hit(addrKey, policy.failureWindow),
-      ]);
-      if (acctCount >= policy.accountFailures) {
-        await failures.lock(acctKey, policy.lockoutDuration);
-        this.o.log.warn({ user: creds.username, realm, failures: acctCount, seconds: policy.lockoutDuration }, 'account locked after repeated authentication failures');
-      }
-      if (!trusted && addrCount >= policy.addressFailures) {
-        await failures.lock(addrKey, policy.lockoutDuration);
-        this.o.log.warn({ address: source.address, failures: addrCount, seconds: policy.lockoutDuration }, 'source address locked after repeated authentication failures');
-      }
-      return this.challenge(req, realm, false, reason);
+      await this.lockout.fail(keys);
+      return this.challenge(req, source, realm, false, reason);
     }
     // The client knows the password but used an old nonce: re-challenge with stale=true (RFC 7616 §3.3).
-    if (nonce.stale) return this.challenge(req, realm, true, 'stale-nonce');
+    if (nonce.stale) return this.challenge(req, source, realm, true, 'stale-nonce');
     claim ??= this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
     const counted = typeof claim === 'string' ? claim : await claim;
-    if (counted === 'stale') return this.challenge(req, realm, true, 'stale-nonce');
+    if (counted === 'stale') return this.challenge(req, source, realm, true, 'stale-nonce');
     if (counted === 'replay') {
       this.o.log.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
-      return this.challenge(req, realm, false, 'replay');
+      return this.challenge(req, source, realm, false, 'replay');
     }
+    this.lockout.succeeded(keys);
     const identity: SipIdentity = { accountId: found.credential.accountId, authUser: creds.username, realm, aors: found.aors, scheme: 'digest' };
     this.o.onDigestAuthenticated?.(identity);
     return { ok: true, identity };
   }
 
   /** RFC 8898: a valid token, with the scope, for an account; RFC 6750 errors otherwise. */
-  private async authenticateBearer(req: SipRequest, source: Source, realm: string, scope: string, token: string, addrKey: string | null): Promise<AuthOutcome> {
+  private async authenticateBearer(req: SipRequest, source: Source, realm: string, scope: string, token: string, keys: LockoutKeys): Promise<AuthOutcome> {
     const tokens = this.o.bearer;
-    if (!tokens) return this.challenge(req, realm, false, 'no-credentials');
+    if (!tokens) return this.challenge(req, source, realm, false, 'no-credentials');
     let claims;
     try {
       claims = await tokens.verify(token);
@@ -188,9 +179,7 @@ export class SipAuthenticator {
     } catch (e) {
       if (!(e instanceof TokenError)) throw e;
       // A bad token is no password guess, but a flood of them from one address still counts against it.
-      if (addrKey && (await this.o.failures.hit(addrKey, this.o.policy.failureWindow)) >= this.o.policy.addressFailures) {
-        await this.o.failures.lock(addrKey, this.o.policy.lockoutDuration);
-      }
+      await this.lockout.fail(keys);
       this.o.log.info({ from: source.address, reason: e.message }, 'SIP Bearer token rejected');
       this.o.onFailure?.('invalid-token');
       const res = createResponse(req, 401, `Unauthorized (${e.message})`);
@@ -225,19 +214,24 @@ export class SipAuthenticator {
 
   /**
    * The part of a Digest check that needs no I/O when the credential is cached: the nonce, the response, and for a
-   * correct response with a fresh nonce the nonce-count claim (started, not awaited). A credential lookup that is
-   * not answered at once is left running for the caller.
+   * correct response with a fresh nonce the nonce-count claim (started, not awaited). With `mayLoad` (the lockouts
+   * already allow the request) a lookup the cache cannot answer at once is started and left running for the caller;
+   * without it, only the cache is asked and the lookup is `deferred` until the lockouts are known.
    */
-  private verifyEarly(header: AuthHeader, creds: DigestCredentials, req: SipRequest, realm: string) {
+  private verifyEarly(header: AuthHeader, creds: DigestCredentials, req: SipRequest, realm: string, mayLoad: boolean) {
     const nonce = this.o.nonces.check(creds.nonce, this.now());
     let found: FoundCredential | null = null;
     let ok = false;
     let claim: NonceCountResult | Promise<NonceCountResult> | null = null;
-    if (!nonce.valid || !this.answerable(creds)) return { nonce, lookup: null, found, ok, claim };
-    const lookup = this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
+    if (!nonce.valid || !this.answerable(creds)) return { nonce, lookup: null, deferred: false, found, ok, claim };
+    const { credentials } = this.o;
+    let lookup: FoundCredential | null | Promise<FoundCredential | null> | undefined;
+    if (mayLoad) lookup = credentials.findSipCredential(creds.username, realm, creds.algorithm);
+    else if (credentials.peekSipCredential) lookup = credentials.peekSipCredential(creds.username, realm, creds.algorithm);
+    if (lookup === undefined) return { nonce, lookup: null, deferred: true, found, ok, claim };
     if (lookup instanceof Promise) {
       lookup.catch(() => {}); // awaited by the caller, unless an earlier answer goes out
-      return { nonce, lookup, found, ok, claim };
+      return { nonce, lookup, deferred: false, found, ok, claim };
     }
     found = lookup;
     ok = checkResponse(header, creds, found, req);
@@ -245,7 +239,7 @@ export class SipAuthenticator {
       claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
       if (claim instanceof Promise) claim.catch(() => {}); // awaited by the caller, unless it refuses first
     }
-    return { nonce, lookup: null, found, ok, claim };
+    return { nonce, lookup: null, deferred: false, found, ok, claim };
   }
 
   /**
@@ -292,8 +286,21 @@ export class SipAuthenticator {
     return res;
   }
 
-  private challenge(req: SipRequest, realm: string, stale: boolean, reason: AuthFailure): AuthOutcome {
+  private challenge(req: SipRequest, source: Source, realm: string, stale: boolean, reason: AuthFailure): AuthOutcome {
     if (reason !== 'no-credentials') this.o.onFailure?.(reason);
+    if (source.transport === 'UDP' && this.challenges.enabled && !this.lockout.isTrusted(source.address)) {
+      const take = this.challenges.take(source.address);
+      if (take !== 'ok') {
+        // No nonce issued, nothing serialized: the flood costs as little as it can.
+        this.o.onFailure?.('challenge-limited');
+        if (take === 'start') {
+          this.o.log.warn({ from: source.address, burst: this.o.policy.challengeBurst, perSecond: this.o.policy.challengeRate }, 'too many challenges for one UDP source: dropping them (a flood, or a forged source address)');
+        }
+        const res = createResponse(req, 401);
+        res.drop = true;
+        return { ok: false, response: res, reason: 'challenge-limited' };
+      }
+    }
     return { ok: false, response: this.challengeResponse(req, realm, stale), reason };
   }
 
@@ -302,11 +309,11 @@ export class SipAuthenticator {
     return { ok: false, response: createResponse(req, status, phrase), reason };
   }
 
-  private locked(req: SipRequest, seconds: number, who: Record<string, string>): AuthOutcome {
+  private locked(req: SipRequest, lock: Locked, who: Record<string, string>): AuthOutcome {
     this.o.onFailure?.('locked');
-    this.o.log.debug({ ...who, seconds }, 'request refused: locked out');
+    this.o.log.debug({ ...who, seconds: lock.seconds, scope: lock.scope }, 'request refused: locked out');
     const res = createResponse(req, 403, 'Forbidden (too many failed authentication attempts)');
-    res.append('Retry-After', String(seconds));
+    res.append('Retry-After', String(lock.seconds));
     return { ok: false, response: res, reason: 'locked' };
   }
 }

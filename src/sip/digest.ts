@@ -93,6 +93,22 @@ export function parseAuthHeader(value: string): AuthHeader | null {
   return { scheme, params, token: null };
 }
 
+/**
+ * Longest directive (name or value) taken from credentials, in bytes (wire strings hold one byte a character).
+ * RFC 7616 sets no limit; real ones are far shorter (a username, a 34-character nonce, a 64-hex-digit response).
+ * Every one of them is the client's choice and some become cache and counter keys, so longer ones are refused.
+ */
+export const MAX_DIRECTIVE_BYTES = 256;
+
+/** The name of the first directive of `h` longer than MAX_DIRECTIVE_BYTES (or with such a name); null when none is. */
+export function oversizedDirective(h: AuthHeader): string | null {
+  for (const [name, value] of h.params) {
+    if (name.length > MAX_DIRECTIVE_BYTES) return name.slice(0, 32) + '…';
+    if (value.length > MAX_DIRECTIVE_BYTES) return name;
+  }
+  return null;
+}
+
 export interface DigestCredentials {
   username: string;
   realm: string;

@@ -274,6 +274,10 @@ export class SipEndpoint {
   ): void {
     const via = req.topVia();
     if (!via || !this.sender) return;
+    if (res.drop) {
+      if (txn) this.server.respond(txn, res.status, Buffer.alloc(0), source, true);
+      return;
+    }
     if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
     const data = serialize(res);
     const dest = responseDestination(via, source, this.opts.forceRport);

@@ -130,6 +130,10 @@ export interface FailureCounter {
   /** Seconds the key stays locked, 0 when not locked. */
   lockedFor(key: string): number | Promise<number>;
   reset(key: string): void | Promise<void>;
+  /** Marks `key` (a source an account authenticated from) for `seconds`. */
+  remember(key: string, seconds: number): void | Promise<void>;
+  /** Whether `key` is marked. */
+  remembered(key: string): boolean | Promise<boolean>;
 }
 
 export interface AccountQuery {

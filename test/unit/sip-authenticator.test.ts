@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { SipAuthenticator } from '../../src/identity/sip-authenticator.ts';
-import { computeHa1, NonceIssuer, type NonceCountResult, type NonceCountTracker, type NonceInfo } from '../../src/sip/digest.ts';
+import { computeHa1, NonceIssuer, type DigestAlgorithm, type NonceCountResult, type NonceCountTracker, type NonceInfo } from '../../src/sip/digest.ts';
 import { parseMessage, type SipRequest } from '../../src/sip/message/index.ts';
 import type { Source } from '../../src/sip/transport/types.ts';
 import { createLogger } from '../../src/log.ts';
-import type { CredentialStore, FailureCounter } from '../../src/storage/ports.ts';
+import type { FailureCounter, FoundCredential } from '../../src/storage/ports.ts';
 import { digestAuthorization, parseChallenge } from '../helpers/sip-client.ts';
 import { testConfig, tempDir } from '../helpers/server.ts';
 
@@ -29,22 +29,24 @@ class Slow {
   }
 }
 
-function setup(locked: Record<string, number> = {}) {
+function setup(locked: Record<string, number> = {}, known: string[] = []) {
   const slow = new Slow();
   const failures: FailureCounter = {
     lockedFor: (key) => slow.ask(`lockedFor ${key}`, locked[key] ?? 0),
     hit: (key) => slow.ask(`hit ${key}`, 1),
     lock: (key) => slow.ask(`lock ${key}`, undefined),
     reset: (key) => slow.ask(`reset ${key}`, undefined),
-  } as FailureCounter;
+    remember: (key) => slow.ask(`remember ${key}`, undefined),
+    remembered: (key) => slow.ask(`remembered ${key}`, known.includes(key)),
+  };
   const nonceCounts: NonceCountTracker = {
     issued: () => {},
     claim: (_info: NonceInfo, nc: number) => slow.ask<NonceCountResult>(`claim ${nc}`, 'ok'),
   };
-  const credentials: CredentialStore = {
-    findSipCredential: (authUser, realm, algorithm) =>
-      authUser === 'alice' ? { credential: { accountId: 'a1', authUser, realm, algorithm, ha1: computeHa1(algorithm, authUser, realm, 'pw') }, aors: [`alice@${D}`] } : null,
-  };
+  const find = (authUser: string, realm: string, algorithm: DigestAlgorithm): FoundCredential | null =>
+    authUser === 'alice' ? { credential: { accountId: 'a1', authUser, realm, algorithm, ha1: computeHa1(algorithm, authUser, realm, 'pw') }, aors: [`alice@${D}`] } : null;
+  // As the credential cache does: it answers what it holds without the store.
+  const credentials = { findSipCredential: find, peekSipCredential: find };
   const config = testConfig(tempDir('sb-auth-'));
   const auth = new SipAuthenticator({
     credentials, nonces: new NonceIssuer(randomBytes(32), 300, 1), nonceCounts, failures,
@@ -91,16 +93,20 @@ describe('SIP authenticator and the shared cache', () => {
     assert.deepEqual(slow.asks, []);
   });
 
-  it('asks for both lockouts and claims the nonce count of a correct answer at once, before any reply', async () => {
+  it('asks for the three lockouts and claims the nonce count of a correct answer at once, before any reply', async () => {
     const { slow, auth } = setup();
-    assert.equal(await answer(auth, slow, 'pw'), `lockedFor addr:${source.address}, lockedFor acct:alice@${D}, claim 1 => ok`);
+    assert.equal(await answer(auth, slow, 'pw'), `lockedFor addr:${source.address}, lockedFor acct:alice@${D}|${source.address}, lockedFor acct:alice@${D}, claim 1 => ok`);
   });
 
   it('claims nothing for a wrong password, and a locked account gets 403 whatever the password', async () => {
     let t = setup();
-    assert.match(await answer(t.auth, t.slow, 'guess'), new RegExp(`^lockedFor addr:[^,]+, lockedFor acct:alice@${D} => 401$`));
+    assert.match(await answer(t.auth, t.slow, 'guess'), new RegExp(`^lockedFor addr:[^,]+, lockedFor acct:alice@${D}\\|[^,]+, lockedFor acct:alice@${D} => 401$`));
     t = setup({ [`acct:alice@${D}`]: 60 });
-    assert.match(await answer(t.auth, t.slow, 'pw'), / => 403$/);
+    assert.match(await answer(t.auth, t.slow, 'pw'), / => 403$/, 'an account locked for sources it has not authenticated from');
+    t = setup({ [`acct:alice@${D}`]: 60 }, [`known:acct:alice@${D}|${source.address}`]);
+    assert.match(await answer(t.auth, t.slow, 'pw'), / => ok$/, 'a source it authenticated from before still gets in');
+    t = setup({ [`acct:alice@${D}|${source.address}`]: 60 }, [`known:acct:alice@${D}|${source.address}`]);
+    assert.match(await answer(t.auth, t.slow, 'pw'), / => 403$/, 'unless that very source guessed too often');
     t = setup({ [`acct:alice@${D}`]: 60 });
     assert.match(await answer(t.auth, t.slow, 'guess'), / => 403$/, 'no guess is counted, or told apart, while locked');
     t = setup({ [`addr:${source.address}`]: 60 });

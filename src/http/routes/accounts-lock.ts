@@ -16,13 +16,13 @@ export const accountLockRoutes: FastifyPluginAsync<{ devices: DeviceService; loc
       },
     },
     async (req, reply) => {
-      const d = await o.devices.authenticate(req.headers.authorization);
+      const d = await o.devices.authenticate(req.headers.authorization, req.ip);
       await o.lock.set(d.accountId, req.body.registrationLock);
       return reply.status(204).send();
     },
   );
   app.delete('/v1/accounts/registration_lock', { schema: { tags, summary: 'Clear the registration lock' } }, async (req, reply) => {
-    const d = await o.devices.authenticate(req.headers.authorization);
+    const d = await o.devices.authenticate(req.headers.authorization, req.ip);
     await o.lock.clear(d.accountId);
     return reply.status(204).send();
   });

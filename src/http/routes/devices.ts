@@ -20,7 +20,7 @@ export const deviceRoutes: FastifyPluginAsync<{ devices: DeviceService }> = asyn
         response: { 200: { type: 'object', properties: { verificationCode: { type: 'string' }, tokenIdentifier: { type: 'string' } } } },
       },
     },
-    async (req) => devices.provisioningCode(await devices.authenticate(req.headers.authorization)),
+    async (req) => devices.provisioningCode(await devices.authenticate(req.headers.authorization, req.ip)),
   );
 
   app.put<{ Body: { verificationCode: string; accountAttributes?: DeviceAttributes } }>(
@@ -51,7 +51,7 @@ export const deviceRoutes: FastifyPluginAsync<{ devices: DeviceService }> = asyn
         },
       },
     },
-    async (req) => devices.list(await devices.authenticate(req.headers.authorization)),
+    async (req) => devices.list(await devices.authenticate(req.headers.authorization, req.ip)),
   );
 
   app.delete<{ Params: { deviceId: number } }>(
@@ -64,7 +64,7 @@ export const deviceRoutes: FastifyPluginAsync<{ devices: DeviceService }> = asyn
       },
     },
     async (req, reply) => {
-      await devices.remove(await devices.authenticate(req.headers.authorization), req.params.deviceId);
+      await devices.remove(await devices.authenticate(req.headers.authorization, req.ip), req.params.deviceId);
       return reply.status(204).send();
     },
   );
@@ -78,6 +78,6 @@ export const deviceRoutes: FastifyPluginAsync<{ devices: DeviceService }> = asyn
         response: { 200: { type: 'object', properties: { access_token: { type: 'string' }, token_type: { type: 'string' }, expires_in: { type: 'integer' } } } },
       },
     },
-    async (req) => devices.issueToken(await devices.authenticate(req.headers.authorization)),
+    async (req) => devices.issueToken(await devices.authenticate(req.headers.authorization, req.ip)),
   );
 };

@@ -3,7 +3,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { sbError } from '../../errors.ts';
-import type { AccountService } from '../../identity/account-service.ts';
+import { LockedError, type AccountService } from '../../identity/account-service.ts';
 import { API_KEY_PERMISSIONS, type ApiKeys } from '../../identity/api-keys.ts';
 import type { PasswordHasher } from '../../identity/passwords.ts';
 import type { RefreshTokens } from '../../identity/refresh-tokens.ts';
@@ -22,6 +22,8 @@ export interface UserRoutesOptions {
   onDeleted?: (account: Account) => Promise<void> | void;
   /** Called after an account is disabled or enabled again (cached credentials must follow at once). */
   onStatusChanged?: (account: Account) => Promise<void> | void;
+  /** Password changes per minute per address (as login: --login-rate-limit; 0 or absent: unlimited). */
+  passwordRateLimitPerMinute?: number;
 }
 
 export function accountJson(a: Account) {
@@ -177,6 +179,8 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
   app.put<{ Params: { id: string }; Body: { password: string; currentPassword?: string } }>(
     '/users/:id/password',
     {
+      // Each one may cost an argon2 verification: limited per address like login, before anything else is done.
+      config: (o.passwordRateLimitPerMinute ?? 0) > 0 ? { rateLimit: { max: o.passwordRateLimitPerMinute!, timeWindow: 60_000 } } : {},
       preHandler: adminOrSelf,
       schema: {
         tags: ['users'],
@@ -189,15 +193,19 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
           required: ['password'],
           properties: { password: { type: 'string', minLength: 8, maxLength: 1024 }, currentPassword: { type: 'string', maxLength: 1024 } },
         },
-        response: { 204: { type: 'null' }, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
+        response: { 204: { type: 'null' }, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema },
       },
     },
     async (req, reply) => {
       const account = await load(req.params.id);
+      // Counted and locked like login (a stolen access token must not become a password-guessing oracle).
       if (!isAdmin(req.principal)) {
-        const current = req.body.currentPassword ?? '';
-        const ok = account.passwordHash ? await o.hasher.verify(account.passwordHash, current) : false;
-        if (!ok) throw sbError('AUTH_ERR_CREDENTIALS', 'current password is wrong');
+        try {
+          await o.accounts.checkPassword(account, req.body.currentPassword ?? '', req.ip);
+        } catch (e) {
+          if (e instanceof LockedError) reply.header('Retry-After', String(e.retryAfter));
+          throw e;
+        }
       }
       await o.accounts.setPassword(account, req.body.password);
       await o.refresh.revokeAll(account.id);

@@ -3,6 +3,7 @@
 
 import type { Logger } from '../../log.ts';
 import type { AccountStore, Cache, PhoneStore } from '../../storage/ports.ts';
+import type { Lockout } from '../lockout.ts';
 import type { RateLimiters } from '../rate-limiter.ts';
 import type { TokenService } from '../tokens.ts';
 
@@ -25,6 +26,8 @@ export interface PhoneContext {
   invalidate: (authUsers: string[]) => void;
   /** Remove every SIP binding of an address of record (its devices were replaced, locked or expired). */
   disconnect: (aor: string) => Promise<void>;
+  /** Failure counting and lockouts of device Basic authentication (shared with SIP and HTTP login). */
+  lockout?: Lockout;
 }
 
 /** Start of the UTC day of `t`: last-seen times are kept at day precision. */

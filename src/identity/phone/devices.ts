@@ -3,12 +3,17 @@
 // code the primary asks for (HMAC-signed, valid 10 minutes, used once); listing and removal; at most
 // `maxDevices` devices; last-seen kept at day precision and written at most once a day (HTTP and SIP alike);
 // access tokens for SIP Bearer REGISTER that die with their device; and the idle-expiry sweep.
+//
+// Basic authentication failures are counted and locked like SIP Digest's (lockout.ts), the device as the subject:
+// per device and source, per source, and per device for sources it never authenticated from. The right password
+// from a source the device has used keeps working while an attacker elsewhere is locked out.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PhoneDevice } from '../../storage/ports.ts';
 import { digestCredentialsFor } from '../accounts.ts';
 import type { SipIdentity } from '../sip-authenticator.ts';
 import type { AccessClaims } from '../tokens.ts';
+import type { Lockout } from '../lockout.ts';
 import { dayOf, DAY_MS, type PhoneContext } from './context.ts';
 import { phoneError } from './errors.ts';
 import { normalizeE164 } from './number.ts';
@@ -79,18 +84,35 @@ export class DeviceService {
 
   // --- authentication and last seen ---------------------------------------------------------------------------
 
-  /** The device the Basic credentials name, or 401. */
-  async authenticate(header: string | undefined): Promise<AuthenticatedDevice> {
+  /** The device the Basic credentials name, or 401; 429 while `address` is locked out of it (lockout.ts). */
+  async authenticate(header: string | undefined, address: string): Promise<AuthenticatedDevice> {
     const fail = (message?: string) => phoneError('PHONE_ERR_DEVICE_AUTH', { message, headers: { 'WWW-Authenticate': 'Basic realm="switchboard"' } });
     const creds = parseBasic(header);
     if (!creds) throw fail('Authorization: Basic <account-id>.<device-id>:<password> required');
     const m = DEVICE_USER.exec(creds.user.toLowerCase());
-    const found = m ? await this.c.store.findDevice(m[1], m[2] ? Number(m[2]) : 1) : null;
+    const accountId = m ? m[1] : '';
+    const deviceId = m && m[2] ? Number(m[2]) : 1;
+    // A user that cannot name a device counts against the source only (no key of the client's choosing is kept).
+    const lockout: Lockout | undefined = this.c.lockout;
+    const keys = lockout ? (m ? lockout.keys(`dev:${accountId}.${deviceId}`, address) : lockout.sourceKeys(address)) : null;
+    if (lockout && keys) {
+      const verdict = await lockout.check(keys);
+      if (verdict !== 0) {
+        throw phoneError('AUTH_ERR_LOCKED', { retryAfter: verdict.seconds, message: `too many failed authentications; retry after ${verdict.seconds} s` });
+      }
+    }
+    const found = m ? await this.c.store.findDevice(accountId, deviceId) : null;
+    let ok: boolean;
     if (!found) {
       verifySaltedHash(DUMMY, creds.password);
+      ok = false;
+    } else ok = verifySaltedHash(found.device.auth, creds.password, found.device.locked) && !found.disabled;
+    if (!ok || !found) {
+      if (lockout && keys) await lockout.fail(keys);
+      this.c.log.info({ user: m ? `${accountId}.${deviceId}` : 'malformed', from: address }, 'device authentication failed');
       throw fail();
     }
-    if (!verifySaltedHash(found.device.auth, creds.password, found.device.locked) || found.disabled) throw fail();
+    if (lockout && keys) lockout.succeeded(keys);
     await this.touch(found.device.accountId, found.device.deviceId, found.device.lastSeen);
     return { accountId: found.device.accountId, deviceId: found.device.deviceId, number: found.number, realm: found.realm, device: found.device };
   }

@@ -216,6 +216,11 @@ export class SipResponse extends SipMessage {
    * repeat would differ (a REGISTER's 200 OK, after which the same CSeq would be out of order).
    */
   stateless = false;
+  /**
+   * Not sent at all, the transaction ended (as Kamailio's pike drops a flood): for answers that would go to a source
+   * that may be forged, beyond what it may be sent (a 401 flood aimed at a victim).
+   */
+  drop = false;
 
   constructor(status: number, reason: string, version = 'SIP/2.0') {
     super();

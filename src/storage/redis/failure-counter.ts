@@ -1,4 +1,5 @@
-// Failure counters and lockouts on Redis, shared by every node: a guess counted on one node counts on all.
+// Failure counters, lockouts and known sources on Redis, shared by every node: a guess counted on one node counts
+// on all, and a source an account authenticated from through one node is known to all.
 
 import type { Redis } from 'ioredis';
 import type { FailureCounter } from '../ports.ts';
@@ -32,5 +33,13 @@ export class RedisFailureCounter implements FailureCounter {
 
   async reset(key: string): Promise<void> {
     await this.r.del('fail:' + key);
+  }
+
+  async remember(key: string, seconds: number): Promise<void> {
+    if (seconds > 0) await this.r.set('seen:' + key, '1', 'PX', seconds * 1000);
+  }
+
+  async remembered(key: string): Promise<boolean> {
+    return (await this.r.exists('seen:' + key)) === 1;
   }
 }
