@@ -34,6 +34,14 @@ export class ThrottledLog {
   }
 
   warn(obj: Record<string, unknown>, msg: string): void {
+    if (this.admit()) this.log.warn(obj, msg);
+  }
+
+  info(obj: Record<string, unknown>, msg: string): void {
+    if (this.admit()) this.log.info(obj, msg);
+  }
+
+  private admit(): boolean {
     const now = Date.now();
     if (now - this.windowStart >= 1000) {
       if (this.suppressed > 0) this.log.warn({ suppressed: this.suppressed }, 'bad input: further lines suppressed in the last second');
@@ -43,8 +51,10 @@ export class ThrottledLog {
     }
     if (this.count < this.perSecond) {
       this.count++;
-      this.log.warn(obj, msg);
-    } else this.suppressed++;
+      return true;
+    }
+    this.suppressed++;
+    return false;
   }
 }
 

@@ -10,7 +10,7 @@
 // (challenge-limiter.ts): beyond it they are dropped, not aimed at whoever a forged source address names.
 
 import type { Config, DigestAlgorithm } from '../config.ts';
-import type { Logger } from '../log.ts';
+import { ThrottledLog, type Logger } from '../log.ts';
 import { digestChallenge, digestCredentials, oversizedDirective, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
 import { createResponse, H, quote, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
@@ -86,6 +86,8 @@ export class SipAuthenticator {
   private readonly o: SipAuthenticatorOptions;
   private readonly lockout: Lockout;
   private readonly challenges: ChallengeLimiter;
+  /** Failed checks are logged once each, at most 20 lines a second: a guessing flood must not become a log flood. */
+  private readonly failures: ThrottledLog;
   private readonly offered: ReadonlySet<DigestAlgorithm>;
   private readonly now: () => number;
 
@@ -95,6 +97,7 @@ export class SipAuthenticator {
     this.offered = new Set(o.digest.algorithms);
     this.lockout = o.lockout ?? new Lockout({ failures: o.failures, policy: o.policy, log: o.log, now: o.now });
     this.challenges = new ChallengeLimiter(o.policy.challengeBurst ?? 0, o.policy.challengeRate ?? 0, this.now);
+    this.failures = new ThrottledLog(o.log, 20);
   }
 
   /**
@@ -117,7 +120,7 @@ export class SipAuthenticator {
     }
     const long = oversizedDirective(header);
     if (long !== null) {
-      this.o.log.info({ from: source.address, directive: long }, 'SIP Digest credentials with an oversized directive refused');
+      this.failures.info({ from: source.address, directive: long }, 'SIP Digest credentials with an oversized directive refused');
       return this.fail(req, 400, 'malformed', `Bad Request (Digest ${long} longer than 256 bytes)`);
     }
     const creds = digestCredentials(header);
@@ -148,7 +151,7 @@ export class SipAuthenticator {
     }
     if (!ok || found === null) {
       const reason: AuthFailure = found ? 'wrong-password' : 'unknown-user';
-      this.o.log.info({ user: creds.username, realm, from: source.address, reason }, 'SIP authentication failed');
+      this.failures.info({ user: creds.username, realm, from: source.address, reason }, 'SIP authentication failed');
       await this.lockout.fail(keys);
       return this.challenge(req, source, realm, false, reason);
     }
@@ -158,7 +161,7 @@ export class SipAuthenticator {
     const counted = typeof claim === 'string' ? claim : await claim;
     if (counted === 'stale') return this.challenge(req, source, realm, true, 'stale-nonce');
     if (counted === 'replay') {
-      this.o.log.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
+      this.failures.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
       return this.challenge(req, source, realm, false, 'replay');
     }
     this.lockout.succeeded(keys);
@@ -180,7 +183,7 @@ export class SipAuthenticator {
       if (!(e instanceof TokenError)) throw e;
       // A bad token is no password guess, but a flood of them from one address still counts against it.
       await this.lockout.fail(keys);
-      this.o.log.info({ from: source.address, reason: e.message }, 'SIP Bearer token rejected');
+      this.failures.info({ from: source.address, reason: e.message }, 'SIP Bearer token rejected');
       this.o.onFailure?.('invalid-token');
       const res = createResponse(req, 401, `Unauthorized (${e.message})`);
       res.append('WWW-Authenticate', `Bearer realm=${quote(realm)}, error="invalid_token", error_description=${quote(e.message)}`);
@@ -306,7 +309,11 @@ export class SipAuthenticator {
 
   private fail(req: SipRequest, status: number, reason: AuthFailure, phrase: string): AuthOutcome {
     this.o.onFailure?.(reason);
-    return { ok: false, response: createResponse(req, status, phrase), reason };
+    const res = createResponse(req, status, phrase);
+    // Malformed credentials are answered statelessly (as Kamailio's sl_send_reply): a retransmission gets the same
+    // 400 again, and a flood of them holds no transaction (each held its request's answer for 33 s).
+    if (status === 400) res.stateless = true;
+    return { ok: false, response: res, reason };
   }
 
   private locked(req: SipRequest, lock: Locked, who: Record<string, string>): AuthOutcome {
@@ -314,6 +321,7 @@ export class SipAuthenticator {
     this.o.log.debug({ ...who, seconds: lock.seconds, scope: lock.scope }, 'request refused: locked out');
     const res = createResponse(req, 403, 'Forbidden (too many failed authentication attempts)');
     res.append('Retry-After', String(lock.seconds));
+    res.stateless = true; // nothing was checked: a retransmission is refused the same way, and holds nothing meanwhile
     return { ok: false, response: res, reason: 'locked' };
   }
 }
