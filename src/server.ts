@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
 import { AmqpBus } from './bus/amqp.ts';
 import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './bus/kazoo/exchanges.ts';
-import { KazooDirectory, kazooServerId } from './registrar/kazoo-directory.ts';
+import { KazooDirectory, kazooServerId, registrarOf } from './registrar/kazoo-directory.ts';
 import type { BindingChange } from './registrar/location-service.ts';
 import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
 import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
@@ -197,7 +197,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       location,
       sender: { appName: 'switchboard', appVersion: SERVER_VERSION, node: kazooNode, serverId },
       expiresDeviation: config.kazoo.expiresDeviation,
-      foreignRegistrations: config.kazoo.foreignRegistrations === 'on',
+      foreignRegistrations: config.kazoo.foreignRegistrations !== 'off',
+      ownsAor: config.kazoo.foreignRegistrations === 'all' ? undefined : registrarOf(config.realms, accounts),
       cluster: kazooCluster,
       authnGroup: `switchboard.${deployment}.authn`,
       log: log.child({ component: 'kazoo' }),
