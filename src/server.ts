@@ -32,6 +32,7 @@ import { followReplicas, replicatingStore } from './presence/replication.ts';
 import { openCache, openDurable, type Accounts } from './adapters.ts';
 import { workerNodeId } from './workers.ts';
 import { FlowRelay } from './bus/flow-relay.ts';
+import { BUS_MAC_KEY, BusAuthenticator } from './bus/internal-auth.ts';
 import { checkSyncService } from './registrar/check-sync.ts';
 import path from 'node:path';
 import { deriveKey, loadMasterKey } from './secrets.ts';
@@ -112,7 +113,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const amqp =
     config.bus.url === 'memory'
       ? null
-      : new AmqpBus({ url: config.bus.url, log: log.child({ component: 'bus' }), events: SWITCHBOARD_EVENTS, exchanges: KAZOO_EXCHANGES, nodeQueue: serverId, outboxLimit: config.bus.outboxLimit });
+      : new AmqpBus({
+          url: config.bus.url, log: log.child({ component: 'bus' }), events: SWITCHBOARD_EVENTS, exchanges: KAZOO_EXCHANGES, nodeQueue: serverId, outboxLimit: config.bus.outboxLimit,
+          authenticator: new BusAuthenticator(deriveKey(master, BUS_MAC_KEY)), requireAuthentication: config.bus.authenticate,
+        });
   const bus: EventBus = amqp ?? new InProcessBus(log.child({ component: 'bus' }));
   amqp?.start();
   const invalidate = shareInvalidations(credentials, bus, node);
@@ -276,7 +280,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     endpoint,
     node,
     log: log.child({ component: 'relay' }),
-    connections: { isConnectionOpen: (id) => transports?.isConnectionOpen(id) ?? false },
+    connections: { isConnectionOpen: (id) => transports?.isConnectionOpen(id) ?? false, connectionPeer: (id) => transports?.connectionPeer(id) ?? null },
   });
   relay.start();
   metrics = new Metrics({
