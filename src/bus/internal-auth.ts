@@ -13,7 +13,8 @@
 // nodes act on only as a hint to read the shared state again (registration-feed.ts) or pass on to observers.
 // Replays of a message a broker client captured are not stopped here: the relay serves a request id once and within
 // its expiry (flow-relay.ts); broker permissions (README, Security) keep others from reading these topics at all.
-// Cost: one HMAC of a few hundred bytes (~2 µs) per inter-node message; nothing on the REGISTER path.
+// Cost (measured on the 2-core dev VM): one HMAC per inter-node message, ~15 µs for a 1 KB relay request; every
+// other publication on Switchboard's exchange (binding.* per REGISTER) pays only `covers`, 25-60 ns.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { topicMatches } from './event-bus.ts';
