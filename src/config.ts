@@ -89,10 +89,11 @@ export interface Config {
     /** 'memory' (in-process) or an AMQP URL. */
     url: string;
     outboxLimit: number;
+    authenticate: boolean;
   };
   kazoo: {
     directory: 'on' | 'off';
-    foreignRegistrations: 'on' | 'off';
+    foreignRegistrations: 'on' | 'off' | 'all';
     node: string | null;
     expiresDeviation: number;
   };
@@ -211,9 +212,10 @@ export const OPTIONS: Option[] = [
   O('cluster.workers', 'workers', 'string', '1', 'Processes on this host sharing the SIP ports (SO_REUSEPORT): a number, or auto for one per core. More than 1 needs --database postgres, --cache redis and --bus amqp.'),
   O('cluster.heartbeat', 'node-heartbeat', 'int', 5, 'Seconds between a node\u2019s heartbeats in Redis; a node silent for four is taken for gone and its WebSocket and outbound-flow bindings are removed.'),
   O('bus.url', 'bus', 'string', 'memory', 'Event bus: memory (in-process), or amqp://user:pass@host:port/vhost for RabbitMQ (events shared between nodes, Kazoo directory on its exchanges). The password is never logged.'),
+  O('bus.authenticate', 'bus-authenticate', 'bool', true, 'Drop inter-node messages (sip.relay, credential-cache invalidation, presence replication, node departure) that lack an HMAC under a key derived from the master key: only nodes sharing SWITCHBOARD_MASTER_KEY can send them. They are signed either way; false only while a cluster is upgraded from a version that did not sign.'),
   O('bus.outboxLimit', 'bus-outbox', 'int', 100_000, 'Most AMQP publications held unconfirmed (while the broker is away); beyond it the oldest are dropped and counted.'),
   O('kazoo.directory', 'kazoo', 'enum', 'on', 'With an AMQP bus: answer Kazoo directory requests (authn_req, reg_query, reg_flush, reg_sync) and publish reg_success.', ['on', 'off']),
-  O('kazoo.foreignRegistrations', 'kazoo-foreign-registrations', 'enum', 'on', "With the Kazoo directory: keep the registrations other registrars announce (reg_success; reg_sync at start) so reg_query answers for them too, as ecallmgr does. Every node's queue then gets every registration of every registrar, its own included: off where Switchboard is the only registrar on the bus.", ['on', 'off']),
+  O('kazoo.foreignRegistrations', 'kazoo-foreign-registrations', 'enum', 'on', "With the Kazoo directory: keep the registrations other registrars announce (reg_success; reg_sync at start) so reg_query answers for them too, as ecallmgr does. Every node's queue then gets every registration of every registrar, its own included: off where Switchboard is the only registrar on the bus. Never for an account we hold in a realm we serve (a broker client could otherwise take its calls); all: for those too, where a Kamailio registers Switchboard's accounts itself (then only broker permissions stand between a broker client and their calls).", ['on', 'off', 'all']),
   O('kazoo.node', 'kazoo-node', 'string', null, 'Node name in Kazoo messages (Node, Registrar-Node); the Server-ID adds the pid and a random suffix, after the deployment tag where nodes share a location index (default: switchboard@<hostname>).'),
   O('kazoo.expiresDeviation', 'kazoo-expires-deviation', 'int', 180, "Seconds added to the Expires of registrations other switches announce before they leave the cache (Kazoo's expires_deviation_time)."),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),

@@ -73,12 +73,15 @@ export const Errors = {
 
   // Bus (AMQP, Kazoo directory messages): a message that fails validation is logged and rejected.
   BUS_ERR_MALFORMED: spec('BUS_ERR_MALFORMED', 'malformed bus message'),
+  BUS_ERR_UNAUTHENTICATED: spec('BUS_ERR_UNAUTHENTICATED', 'inter-node bus message without a valid signature of this deployment'),
+  BUS_ERR_OWN_AOR: spec('BUS_ERR_OWN_AOR', 'reg_success from another registrar for an address of record we are the registrar of'),
 
   // Cross-node delivery (bus/flow-relay.ts): a request for a flow held by another node, sent through that node.
   RELAY_ERR_FLOW_GONE: spec('RELAY_ERR_FLOW_GONE', 'the connection of that flow is closed on the node that held it', { sip: 480 }),
   RELAY_ERR_TIMEOUT: spec('RELAY_ERR_TIMEOUT', 'no answer from the node holding the connection', { sip: 408 }),
   RELAY_ERR_FAILED: spec('RELAY_ERR_FAILED', 'the node holding the connection could not send the request', { sip: 503 }),
   RELAY_ERR_CLOSED: spec('RELAY_ERR_CLOSED', 'flow relay closed', { sip: 503 }),
+  RELAY_ERR_NOT_PEER: spec('RELAY_ERR_NOT_PEER', 'the relayed request names a target that is not the peer of its connection', { sip: 403 }),
 
   // Accounts and HTTP.
   ACCOUNT_ERR_EXISTS: spec('ACCOUNT_ERR_EXISTS', 'account already exists', { http: 409 }),

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
 import { AmqpBus } from './bus/amqp.ts';
 import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './bus/kazoo/exchanges.ts';
-import { KazooDirectory, kazooServerId } from './registrar/kazoo-directory.ts';
+import { KazooDirectory, kazooServerId, registrarOf } from './registrar/kazoo-directory.ts';
 import type { BindingChange } from './registrar/location-service.ts';
 import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
 import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
@@ -33,6 +33,7 @@ import { followReplicas, replicatingStore } from './presence/replication.ts';
 import { openCache, openDurable, type Accounts } from './adapters.ts';
 import { workerNodeId } from './workers.ts';
 import { FlowRelay } from './bus/flow-relay.ts';
+import { BUS_MAC_KEY, BusAuthenticator } from './bus/internal-auth.ts';
 import { checkSyncService } from './registrar/check-sync.ts';
 import path from 'node:path';
 import { deriveKey, loadMasterKey } from './secrets.ts';
@@ -115,7 +116,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const amqp =
     config.bus.url === 'memory'
       ? null
-      : new AmqpBus({ url: config.bus.url, log: log.child({ component: 'bus' }), events: SWITCHBOARD_EVENTS, exchanges: KAZOO_EXCHANGES, nodeQueue: serverId, outboxLimit: config.bus.outboxLimit });
+      : new AmqpBus({
+          url: config.bus.url, log: log.child({ component: 'bus' }), events: SWITCHBOARD_EVENTS, exchanges: KAZOO_EXCHANGES, nodeQueue: serverId, outboxLimit: config.bus.outboxLimit,
+          authenticator: new BusAuthenticator(deriveKey(master, BUS_MAC_KEY)), requireAuthentication: config.bus.authenticate,
+        });
   const bus: EventBus = amqp ?? new InProcessBus(log.child({ component: 'bus' }));
   amqp?.start();
   const invalidate = shareInvalidations(credentials, bus, node);
@@ -201,7 +205,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       location,
       sender: { appName: 'switchboard', appVersion: SERVER_VERSION, node: kazooNode, serverId },
       expiresDeviation: config.kazoo.expiresDeviation,
-      foreignRegistrations: config.kazoo.foreignRegistrations === 'on',
+      foreignRegistrations: config.kazoo.foreignRegistrations !== 'off',
+      ownsAor: config.kazoo.foreignRegistrations === 'all' ? undefined : registrarOf(config.realms, accounts),
       cluster: kazooCluster,
       authnGroup: `switchboard.${deployment}.authn`,
       log: log.child({ component: 'kazoo' }),
@@ -280,7 +285,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     endpoint,
     node,
     log: log.child({ component: 'relay' }),
-    connections: { isConnectionOpen: (id) => transports?.isConnectionOpen(id) ?? false },
+    connections: { isConnectionOpen: (id) => transports?.isConnectionOpen(id) ?? false, connectionPeer: (id) => transports?.connectionPeer(id) ?? null },
   });
   relay.start();
   metrics = new Metrics({

@@ -15,11 +15,17 @@
 // Topology: Switchboard's own events go to `events` (durable topic exchange, persistent messages; routing key = the
 // topic). Other exchanges (`exchanges`) are declared with the flags given; an exchange that already exists with other
 // flags is used as it is. The node queue is not durable and expires a minute after its consumer is gone.
+//
+// Inter-node messages (internal-auth.ts): with `authenticator`, publications on Switchboard's exchange whose topic it
+// covers carry a MAC in a header, and with `requireAuthentication` deliveries on those topics without a valid one are
+// logged and rejected before any handler sees them.
 
 import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { redactUrl, ThrottledLog, type Logger } from '../log.ts';
+import { Errors } from '../errors.ts';
 import type { BusHandler, BusMessage, EventBus, PublishOptions, SubscribeOptions } from './event-bus.ts';
+import { MAC_HEADER, type BusAuthenticator } from './internal-auth.ts';
 import { TopicIndex } from './topic-index.ts';
 
 export interface AmqpExchange {
@@ -51,6 +57,10 @@ export interface AmqpBusOptions {
   /** x-expires and x-message-ttl of group queues (requests that waited longer are not worth answering). */
   groupQueueExpiresMs?: number;
   groupMessageTtlMs?: number;
+  /** Signs inter-node messages (internal-auth.ts); absent: nothing is signed or checked. */
+  authenticator?: BusAuthenticator;
+  /** Drop inter-node messages without a valid MAC (default true with an authenticator). */
+  requireAuthentication?: boolean;
 }
 
 export interface AmqpBusStats {
@@ -66,6 +76,8 @@ export interface AmqpBusStats {
   delivered: number;
   /** Rejected: not a JSON object, or a handler failed. */
   rejected: number;
+  /** Inter-node messages rejected for a missing or wrong MAC (counted in `rejected` too). */
+  forged: number;
 }
 
 interface Outgoing {
@@ -76,6 +88,8 @@ interface Outgoing {
   persistent: boolean;
   at: number;
   done: boolean;
+  /** MAC of an inter-node message, else undefined. */
+  mac?: string;
 }
 
 interface Sub {
@@ -124,7 +138,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 export class AmqpBus implements EventBus {
-  private readonly o: Required<Omit<AmqpBusOptions, 'exchanges'>>;
+  private readonly o: Required<Omit<AmqpBusOptions, 'exchanges' | 'authenticator' | 'requireAuthentication'>>;
+  private readonly auth: BusAuthenticator | null;
+  private readonly requireAuth: boolean;
   private readonly log: Logger;
   private readonly badInput: ThrottledLog;
   private readonly exchanges = new Map<string, AmqpExchange>();
@@ -161,7 +177,7 @@ export class AmqpBus implements EventBus {
 
   private readonly readyWaiters: Array<() => void> = [];
   private readonly drainWaiters: Array<() => void> = [];
-  private readonly counters = { connections: 0, published: 0, confirmed: 0, dropped: 0, nacked: 0, delivered: 0, rejected: 0 };
+  private readonly counters = { connections: 0, published: 0, confirmed: 0, dropped: 0, nacked: 0, delivered: 0, rejected: 0, forged: 0 };
 
   constructor(o: AmqpBusOptions) {
     this.o = {
@@ -179,6 +195,8 @@ export class AmqpBus implements EventBus {
       groupMessageTtlMs: o.groupMessageTtlMs ?? 60_000,
     };
     this.log = o.log;
+    this.auth = o.authenticator ?? null;
+    this.requireAuth = this.auth !== null && (o.requireAuthentication ?? true);
     this.badInput = new ThrottledLog(o.log, 10);
     this.exchanges.set(o.events.name, o.events);
     for (const ex of o.exchanges ?? []) this.exchanges.set(ex.name, ex);
@@ -226,6 +244,7 @@ export class AmqpBus implements EventBus {
       return;
     }
     const o: Outgoing = { id: ++this.seq, exchange: ex.name, key: topic, body: Buffer.from(JSON.stringify(payload)), persistent: ex.durable, at: Date.now(), done: false };
+    if (this.auth && ex === this.o.events && this.auth.covers(topic)) o.mac = this.auth.mac(topic, o.at, o.body);
     if (this.pending.size >= this.o.outboxLimit) {
       const oldest = this.pending.values().next().value!;
       oldest.done = true;
@@ -291,7 +310,7 @@ export class AmqpBus implements EventBus {
             contentType: 'application/json',
             timestamp: Math.floor(o.at / 1000),
             messageId: `${this.instance}-${o.id}`,
-            headers: { 'x-published-at': o.at },
+            headers: o.mac === undefined ? { 'x-published-at': o.at } : { 'x-published-at': o.at, [MAC_HEADER]: o.mac },
           },
           (err: unknown) => this.confirmed(o, gen, err),
         );
@@ -448,7 +467,14 @@ export class AmqpBus implements EventBus {
       this.settle(ch, m, false);
       return;
     }
-    const published = (m.properties.headers as Record<string, unknown> | undefined)?.['x-published-at'];
+    const headers = m.properties.headers as Record<string, unknown> | undefined;
+    const published = headers?.['x-published-at'];
+    if (this.requireAuth && exchange === this.o.events.name && this.auth!.covers(topic) && !this.auth!.verify(topic, published, m.content, headers?.[MAC_HEADER])) {
+      this.counters.forged++;
+      this.badInput.warn({ queue: q.name, exchange, topic, code: Errors.BUS_ERR_UNAUTHENTICATED.code }, 'inter-node message without a valid MAC of this deployment: rejected');
+      this.settle(ch, m, false);
+      return;
+    }
     const at = typeof published === 'number' ? published : typeof m.properties.timestamp === 'number' ? m.properties.timestamp * 1000 : Date.now();
     const msg: BusMessage = { topic, payload, at };
     if (exchange !== this.o.events.name) msg.exchange = exchange;

@@ -10,6 +10,12 @@
 // - Owner side: a relayed request is parsed, sent with the endpoint over the named connection, and answered with the
 //   final response or the error. A connection that is no longer open is refused (with `connections`) rather than
 //   re-dialled: a WebSocket `.invalid` contact or a NATed TCP phone cannot be reached that way.
+// - Any client of the broker can publish on `sip.relay.<node>`, so the owner sends only to the peer of the connection
+//   the request names: the connection must be open here and its transport, address and port must be the flow's
+//   (else RELAY_ERR_NOT_PEER); a connection id is random (53 bits, transport/types.ts), not a counter to enumerate;
+//   each request id is random (128 bits), so nobody can answer another's request, and an id is served once (a
+//   replayed request is dropped). Between nodes of one deployment the AMQP adapter also authenticates these
+//   messages (bus/internal-auth.ts).
 // - A relay message that is not well formed is logged (throttled) and dropped, or answered with an error when it
 //   names whom to answer; nothing a peer publishes throws out of here. A request whose origin gave up on it already
 //   (past `expiresAt`) is not sent.
@@ -51,8 +57,12 @@ export interface FlowRelayOptions {
   /**
    * Which connections are open here (the transport layer): a relayed request for a closed one is refused with
    * RELAY_ERR_FLOW_GONE. Without it the endpoint's own fallback applies (a new connection to the address).
+   * With `connectionPeer`, a request whose target is not the peer of its connection is refused (RELAY_ERR_NOT_PEER).
    */
-  connections?: { isConnectionOpen(connectionId: number): boolean };
+  connections?: {
+    isConnectionOpen(connectionId: number): boolean;
+    connectionPeer?(connectionId: number): { transport: string; address: string; port: number } | null;
+  };
 }
 
 export interface FlowRelayStats {
@@ -80,6 +90,10 @@ const TRANSPORTS: ReadonlySet<string> = new Set<TransportName>(['UDP', 'TCP', 'T
 const MAX_ID = 64;
 const MAX_NODE = 255;
 const MAX_MESSAGE_B64 = 1 << 20;
+/** Request ids served, kept until their expiry to refuse replays; beyond this many the oldest go. */
+const MAX_SERVED_IDS = 100_000;
+/** Longest an origin may ask us to remember an id (a peer's expiresAt far ahead would pin it). */
+const MAX_RELAY_LIFE_MS = 10 * 60_000;
 
 /** A node id as one topic word: routing-keys.ts's encoding, and wildcards and the empty id escaped too. */
 export function nodeTopicWord(node: string): string {
@@ -136,8 +150,8 @@ export class FlowRelay {
   private readonly badInput: ThrottledLog;
   private readonly timeoutMs: number;
   private readonly pending = new Map<string, Pending>();
-  private readonly idPrefix = randomBytes(9).toString('base64url');
-  private seq = 0;
+  /** Request ids served (owner side) → until when a replay of them is refused (epoch ms); insertion-ordered. */
+  private readonly served = new Map<string, number>();
   private unsubscribes: Array<() => void> = [];
   private closed = false;
   private readonly counters = { relayed: 0, answered: 0, failed: 0, timedOut: 0, served: 0, serveFailed: 0, malformed: 0 };
@@ -179,7 +193,8 @@ export class FlowRelay {
     }
     if (this.closed) return Promise.reject(sbError('RELAY_ERR_CLOSED'));
     if (this.unsubscribes.length === 0) return Promise.reject(sbError('RELAY_ERR_CLOSED', 'flow relay not started: no reply would be heard'));
-    const id = `${this.idPrefix}.${(++this.seq).toString(36)}`;
+    // 128 random bits: a reply is taken for the request of that id only, so the id must not be guessable.
+    const id = randomBytes(16).toString('base64url');
     const owner = flow.node;
     const request = wireWithoutVia(req).toString('base64');
     return new Promise<SipResponse>((resolve, reject) => {
@@ -242,16 +257,29 @@ export class FlowRelay {
       fail('BUS_ERR_MALFORMED', `relayed SIP request does not parse: ${errText(e)}`);
       return;
     }
-    if (typeof p.expiresAt === 'number' && p.expiresAt < Date.now()) {
+    const now = Date.now();
+    if (typeof p.expiresAt !== 'number' || p.expiresAt < now) {
       // The origin has given up already: sending now would only surprise the phone.
       this.counters.serveFailed++;
-      this.log.warn({ origin, method: req.method, late: Date.now() - p.expiresAt }, 'relayed request arrived after its origin gave up: not sent');
+      this.badInput.warn({ origin, method: req.method, late: typeof p.expiresAt === 'number' ? now - p.expiresAt : undefined }, 'relayed request arrived after its origin gave up (or names no expiry): not sent');
+      return;
+    }
+    if (!this.firstTime(id, Math.min(p.expiresAt, now + MAX_RELAY_LIFE_MS), now)) {
+      this.counters.serveFailed++;
+      this.badInput.warn({ origin, method: req.method, code: Errors.BUS_ERR_MALFORMED.code }, 'relay request id served already (a replay): not sent');
       return;
     }
     const connectionId = f.connectionId as number;
     const dest: Destination = { transport: f.transport as TransportName, address: f.address, port: f.port as number, connectionId };
-    if (this.o.connections && !this.o.connections.isConnectionOpen(connectionId)) {
+    const conns = this.o.connections;
+    if (conns && !conns.isConnectionOpen(connectionId)) {
       fail('RELAY_ERR_FLOW_GONE', `${dest.transport} connection ${connectionId} to ${dest.address}:${dest.port} is closed on node ${this.o.node}`);
+      return;
+    }
+    const peer = conns?.connectionPeer ? conns.connectionPeer(connectionId) : undefined;
+    if (peer !== undefined && (peer === null || peer.transport !== dest.transport || peer.address !== dest.address || peer.port !== dest.port)) {
+      this.badInput.warn({ origin, method: req.method, transport: dest.transport, address: dest.address, port: dest.port, code: Errors.RELAY_ERR_NOT_PEER.code }, 'relay request for a target that is not the peer of the connection it names: refused');
+      fail('RELAY_ERR_NOT_PEER', `${dest.transport} ${dest.address}:${dest.port} is not the peer of that connection on node ${this.o.node}`);
       return;
     }
     // For a node that is shutting down the endpoint rejects at once, and that error goes back like any other.
@@ -266,6 +294,17 @@ export class FlowRelay {
       },
     );
   };
+
+  /** Records a request id as served until `until`; false when it was already (a replay). */
+  private firstTime(id: string, until: number, now: number): boolean {
+    for (const [old, t] of this.served) {
+      if (t > now && this.served.size < MAX_SERVED_IDS) break;
+      this.served.delete(old);
+    }
+    if (this.served.has(id)) return false;
+    this.served.set(id, until);
+    return true;
+  }
 
   private reply(origin: string, payload: Record<string, unknown>): void {
     this.o.bus.publish(relayReplyTopic(origin), payload);

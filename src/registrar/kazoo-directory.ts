@@ -7,7 +7,11 @@
 //   opted into reversible storage; Custom-Channel-Vars name the account. Unknown or disabled → authn_err.
 // - reg_success: published for every binding change the location service makes durable (added and refreshed with
 //   the granted Expires, removed and expired with `Expires: 0`); consumed from other switches into the foreign cache
-//   (foreign-registrations.ts, ecallmgr's rules) unless `foreignRegistrations` is off.
+//   (foreign-registrations.ts, ecallmgr's rules) unless `foreignRegistrations` is off. Never for an address of
+//   record we are the registrar of (`ownsAor`: an account we hold in a realm we serve): any client of the broker can
+//   publish a reg_success, and one for alice@our-realm would put the sender's contact into the reg_query answers
+//   that route alice's calls. For the same reason reg_query leaves out a foreign entry for an AOR we hold live
+//   bindings of (whatever the case of its user part).
 // - reg_query → reg_query_resp | reg_query_error from the union of our live bindings and the foreign cache.
 // - Nodes sharing one location index (Redis) are one registrar to Kazoo, as Kazoo's own registrar nodes answer from
 //   one shared view: one of them answers each reg_query and reg_sync (a queue they share), and a reg_success from one
@@ -28,11 +32,11 @@ import { buildRegQueryError, buildRegQueryResp, checkRegQuery, pickFields } from
 import { bridgeRuri, buildRegSuccess, checkRegSuccess, cleanContact, REG_SUCCESS } from '../bus/kazoo/reg-success.ts';
 import { BINDING, KEY } from '../bus/kazoo/routing-keys.ts';
 import type { BusMessage, EventBus } from '../bus/event-bus.ts';
-import { sbError } from '../errors.ts';
+import { Errors, sbError } from '../errors.ts';
 import type { ReversibleSipPasswords } from '../identity/reversible-passwords.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
-import type { BindingRecord, CredentialStore, FoundCredential } from '../storage/ports.ts';
-import { ForeignRegistrations, type ApplyResult } from './foreign-registrations.ts';
+import type { AccountStore, BindingRecord, CredentialStore, FoundCredential } from '../storage/ports.ts';
+import { ForeignRegistrations, type ApplyResult, type ForeignRegistration } from './foreign-registrations.ts';
 import type { BindingChange } from './location-service.ts';
 
 /** What the directory needs of the location service. */
@@ -62,7 +66,29 @@ export interface KazooDirectoryOptions {
    * Off, the node's queue gets none of the registrations announced on the bus (its own would come back too).
    */
   foreignRegistrations?: boolean;
+  /**
+   * Whether we are the registrar of user@realm (the user as announced, the realm lower-cased): other registrars'
+   * reg_success for such an AOR are refused. Absent: any AOR may be registered elsewhere
+   * (`--kazoo-foreign-registrations all`, for a Kamailio that registers our accounts itself).
+   */
+  ownsAor?: (user: string, realm: string) => boolean | Promise<boolean>;
   now?: () => number;
+}
+
+/**
+ * The AORs a deployment is the registrar of: those of an account it holds (disabled ones included: a disabled
+ * account's calls must not go to whoever announces a contact for it) in a realm it serves. The user part is tried as
+ * announced and lower-cased (Kazoo lower-cases it, and the foreign cache is keyed lower-cased). Realms we do not serve
+ * cost nothing; the others one indexed account read per announcement.
+ */
+export function registrarOf(realms: readonly string[], accounts: Pick<AccountStore, 'findByName'>): (user: string, realm: string) => Promise<boolean> {
+  const served = new Set(realms.map((r) => r.toLowerCase()));
+  return async (user, realm) => {
+    if (!served.has(realm)) return false;
+    if (await accounts.findByName(user, realm)) return true;
+    const lower = user.toLowerCase();
+    return lower !== user && (await accounts.findByName(lower, realm)) !== null;
+  };
 }
 
 /** A process's Server-ID, its queue on the targeted exchange: unique to the process, and carrying its cluster's tag. */
@@ -138,6 +164,8 @@ export class KazooDirectory {
   /** `-<cluster>-`, found in the Server-ID of every node sharing our location index; null when we are alone. */
   private readonly tag: string | null;
   private unsubscribe: Array<() => void> = [];
+  /** reg_success from elsewhere for AORs we are the registrar of, refused (ownsAor). */
+  refused = 0;
 
   constructor(o: KazooDirectoryOptions) {
     this.o = o;
@@ -247,21 +275,29 @@ export class KazooDirectory {
     else this.o.bus.publish(to, msg, { exchange: TARGETED.name });
   }
 
-  private readonly onRegSuccess = (bm: BusMessage): void => {
+  private readonly onRegSuccess = async (bm: BusMessage): Promise<void> => {
     if (this.fellow(bm.payload)) return; // ours: in the shared index already
-    this.learn(bm.payload);
+    await this.learn(bm.payload);
   };
 
-  private learn(payload: Record<string, unknown>): ApplyResult {
+  private async learn(payload: Record<string, unknown>): Promise<ApplyResult | 'refused'> {
     const rs = malformed(checkRegSuccess(payload));
+    if (this.o.ownsAor && (await this.o.ownsAor(rs.username, rs.realm.toLowerCase()))) {
+      this.refused++;
+      this.warn.warn(
+        { user: rs.username, realm: rs.realm, node: payload.Node, serverId: payload['Server-ID'], code: Errors.BUS_ERR_OWN_AOR.code },
+        'reg_success from another registrar for an address of record we are the registrar of: refused',
+      );
+      return 'refused';
+    }
     const r = this.foreign.apply(rs);
     this.o.log.debug({ user: rs.username, realm: rs.realm, expires: rs.expires, result: r }, 'reg_success from another registrar');
     return r;
   }
 
   /** Messages to our own queue: answers to our reg_sync (reg_success), or stray replies. */
-  private readonly onTargeted = (bm: BusMessage): void => {
-    if (bm.payload['Event-Name'] === REG_SUCCESS && this.intake && !this.fellow(bm.payload)) this.learn(bm.payload);
+  private readonly onTargeted = async (bm: BusMessage): Promise<void> => {
+    if (bm.payload['Event-Name'] === REG_SUCCESS && this.intake && !this.fellow(bm.payload)) await this.learn(bm.payload);
   };
 
   // reg_query -------------------------------------------------------------------------------------------------
@@ -302,7 +338,7 @@ export class KazooDirectory {
     if (replyTo(q.msg) === null) throw sbError('BUS_ERR_MALFORMED', 'reg_query without Server-ID');
     const rawUser = nonEmptyString(q.msg.Username) ? q.msg.Username : null;
     const local = await this.localMatches(q.username, q.realm, rawUser);
-    const foreign = this.foreign.query(q.username, q.realm);
+    const foreign = this.withoutOurs(this.foreign.query(q.username, q.realm), local);
     const age = this.registrarAge;
     if (q.countOnly) {
       this.reply(q.msg, buildRegQueryResp(this.from, q.msg, age, [], local.length + foreign.length));
@@ -315,6 +351,16 @@ export class KazooDirectory {
     const rows = [...local.map((b) => pickFields(this.localView(b), q.fields)), ...foreign.map((r) => pickFields(r.fields, q.fields))];
     this.reply(q.msg, buildRegQueryResp(this.from, q.msg, age, rows));
   };
+
+  /**
+   * Foreign entries for AORs we hold live bindings of are not reported: those AORs are ours (an entry taken before
+   * the account existed, or under another case of its user part than the account's).
+   */
+  private withoutOurs(foreign: ForeignRegistration[], local: readonly BindingRecord[]): ForeignRegistration[] {
+    if (foreign.length === 0 || local.length === 0) return foreign;
+    const ours = new Set(local.map((b) => b.aor.toLowerCase()));
+    return foreign.filter((r) => !ours.has(r.key));
+  }
 
   // reg_flush, reg_sync ---------------------------------------------------------------------------------------
 

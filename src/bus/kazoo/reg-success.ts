@@ -8,6 +8,8 @@
 import { bad, checkEnvelope, envelope, nonEmptyString, ok, type Checked, type KazooMessage, type Sender } from './envelope.ts';
 
 export const REG_SUCCESS = 'reg_success';
+/** Longest Username or Realm taken (256, as SIP Digest usernames and realms are bounded). */
+const MAX_NAME = 256;
 
 export const REG_SUCCESS_REQUIRED = ['Event-Timestamp', 'Contact', 'Expires', 'Username', 'Realm'] as const;
 export const REG_SUCCESS_OPTIONAL = [
@@ -38,6 +40,8 @@ export function checkRegSuccess(msg: unknown): Checked<RegSuccess> {
   if (!env.ok) return env;
   const m = env.value;
   for (const k of ['Contact', 'Username', 'Realm']) if (!nonEmptyString(m[k])) return bad(`${k} missing or empty`);
+  // Each is a key of the foreign cache and a store lookup (is the AOR ours?): bounded as on the SIP auth path.
+  for (const k of ['Username', 'Realm']) if ((m[k] as string).length > MAX_NAME) return bad(`${k} longer than ${MAX_NAME} characters`);
   if (m['Event-Timestamp'] === undefined || m['Event-Timestamp'] === null || m['Event-Timestamp'] === '') return bad('Event-Timestamp missing');
   const expires = seconds(m.Expires);
   if (expires === null) return bad(`Expires ${JSON.stringify(m.Expires)} is not a number of seconds`);

@@ -4,7 +4,7 @@
 import type { Logger } from '../../log.ts';
 import type { Sender } from '../endpoint.ts';
 import { TcpTransport, type TlsMaterial } from './tcp.ts';
-import type { Destination, Endpoint, InboundHandler, ListenerAddress, StreamErrorHandler, TransportName } from './types.ts';
+import type { Destination, Endpoint, InboundHandler, ListenerAddress, Source, StreamErrorHandler, TransportName } from './types.ts';
 import { UdpTransport } from './udp.ts';
 import { WsTransport } from './ws.ts';
 
@@ -163,7 +163,12 @@ export class TransportLayer implements Sender {
     return (this.tcp?.isOpen(connectionId) || this.tls?.isOpen(connectionId) || this.ws?.isOpen(connectionId) || this.wss?.isOpen(connectionId)) ?? false;
   }
 
-  get connectionCount(): number {
+  /** The peer of an open stream connection (transport, address, port as accepted), or null. */
+  connectionPeer(connectionId: number): Source | null {
+    return this.tcp?.peerOf(connectionId) ?? this.tls?.peerOf(connectionId) ?? this.ws?.peerOf(connectionId) ?? this.wss?.peerOf(connectionId) ?? null;
+  }
+
+    get connectionCount(): number {
     return (this.tcp?.connectionCount ?? 0) + (this.tls?.connectionCount ?? 0) + (this.ws?.connectionCount ?? 0) + (this.wss?.connectionCount ?? 0);
   }
 

@@ -155,6 +155,11 @@ export class TcpTransport implements Transport {
     return this.connections.has(connectionId);
   }
 
+  /** Where an open connection goes (its peer as accepted), or null. */
+  peerOf(connectionId: number): Source | null {
+    return this.connections.get(connectionId)?.source ?? null;
+  }
+
   /** Keep the connection open at least until `until` (epoch ms), whatever its idleness. */
   keepAlive(connectionId: number, until: number): void {
     const c = this.connections.get(connectionId);

@@ -1,5 +1,7 @@
 // What the transport layer tells the layers above about where a message came from and where one should go.
 
+import { randomBytes } from 'node:crypto';
+
 export type TransportName = 'UDP' | 'TCP' | 'TLS' | 'WS' | 'WSS';
 
 export function isReliable(t: TransportName): boolean {
@@ -47,9 +49,14 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-let connectionCounter = 0;
-
-/** Connection ids are unique across every stream transport of the process (TCP, TLS, WS, WSS). */
+/**
+ * Connection ids are unique across every stream transport of the process (TCP, TLS, WS, WSS), and random: another
+ * node asks this one over the bus to send a request over "connection n" (bus/flow-relay.ts), so an id must not be
+ * guessable (a counter let any broker client enumerate them). 53 random bits, the most a number holds exactly
+ * (bindings store the id as a number on every backend); two live connections share one with a probability of about
+ * n²/2^54 (100,000 connections: 6e-7), and a guess hits one of n with n/2^53.
+ */
 export function nextConnectionId(): number {
-  return ++connectionCounter;
+  const b = randomBytes(8);
+  return (b.readUInt32BE(0) & 0x1f_ffff) * 0x1_0000_0000 + b.readUInt32BE(4) || 1;
 }

@@ -133,6 +133,11 @@ export class WsTransport implements Transport {
     return this.connections.has(connectionId);
   }
 
+  /** Where an open connection goes (its peer as accepted), or null. */
+  peerOf(connectionId: number): Source | null {
+    return this.connections.get(connectionId)?.source ?? null;
+  }
+
   send(data: Buffer, to: Destination): Promise<void> {
     const conn = to.connectionId != null ? this.connections.get(to.connectionId) : undefined;
     if (!conn) return Promise.reject(new Error(`${this.name} connection ${to.connectionId ?? '?'} is closed; a browser cannot be reached otherwise`));
