@@ -11,6 +11,8 @@ export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
 export interface Config {
   dataDir: string;
+  /** What an existing secret file (master.key, the SQLite files) readable by other users gets at start. */
+  fileModeCheck: 'refuse' | 'warn';
   realms: string[];
   logLevel: string;
   sip: {
@@ -28,6 +30,12 @@ export interface Config {
     serverHeader: string | null;
   };
   http: { host: string; port: number; loginRateLimit: number };
+  metrics: {
+    /** host:port of a listener of its own serving only /metrics, or null (served on the HTTP port). */
+    listen: string | null;
+    /** CIDRs that may scrape /metrics without credentials. */
+    openTo: string[];
+  };
   tls: { cert: string | null; key: string | null; verifyPeers: boolean };
   tokens: {
     issuer: string;
@@ -140,6 +148,7 @@ const O = (path: string, flag: string, kind: Kind, def: unknown, doc: string, va
 
 export const OPTIONS: Option[] = [
   O('dataDir', 'data-dir', 'string', './data', 'Directory for the SQLite database and generated secrets.'),
+  O('fileModeCheck', 'file-mode-check', 'enum', 'refuse', 'An existing master.key or SQLite file that other users may read (or a data directory they may write): refuse to start, or warn. New ones are created 0600 in a 0700 directory.', ['refuse', 'warn']),
   O('realms', 'realm', 'list', ['localhost'], 'Domains (realms) served; repeat the flag or comma-separate. The first is the default realm.'),
   O('logLevel', 'log-level', 'enum', 'info', 'Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   O('sip.hosts', 'sip-host', 'list', ['0.0.0.0'], 'Addresses to listen on for SIP (IPv4 and/or IPv6, e.g. 0.0.0.0,::).'),
@@ -159,6 +168,8 @@ export const OPTIONS: Option[] = [
   O('sip.serverHeader', 'sip-server-header', 'string', 'Switchboard', 'Server header on responses (empty to omit).'),
   O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
   O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
+  O('metrics.openTo', 'metrics-open-to', 'list', ['127.0.0.0/8', '::1/128'], 'Source networks (CIDRs) that may scrape /metrics without credentials; from anywhere else it needs a Bearer token of an admin or an API key with metrics.read (401 without). 0.0.0.0/0,::/0 opens it to all; empty: credentials always.'),
+  O('metrics.listen', 'metrics-listen', 'string', null, 'host:port of a listener of its own for /metrics (a management network), where --metrics-open-to applies; the HTTP port then serves /metrics with credentials only (the admin console).'),
   O('http.loginRateLimit', 'login-rate-limit', 'int', 60, 'Login and refresh requests per minute per address (0: unlimited); beyond it 429.'),
   O('tokens.issuer', 'jwt-issuer', 'string', 'switchboard', 'iss of the access tokens we issue, and required of the ones we accept.'),
   O('tokens.audience', 'jwt-audience', 'string', 'switchboard', 'aud of the access tokens we issue, and required of the ones we accept.'),
