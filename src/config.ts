@@ -102,6 +102,10 @@ export interface Config {
     defaultExpires: number;
     minExpires: number;
     maxExpires: number;
+    /** Derived tuples carry the binding's contact (the device's address). */
+    derivedContacts: boolean;
+    /** SUBSCRIBEs per watcher: size/seconds-per-permit, or off. */
+    subscribeRate: string;
   };
   phone: {
     codeProvider: 'local' | 'twilio';
@@ -217,6 +221,8 @@ export const OPTIONS: Option[] = [
   O('kazoo.expiresDeviation', 'kazoo-expires-deviation', 'int', 180, "Seconds added to the Expires of registrations other switches announce before they leave the cache (Kazoo's expires_deviation_time)."),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
   O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),
+  O('presence.derivedContacts', 'presence-derived-contacts', 'bool', false, "Put each registered device's contact (its IP address, port and transport) in the tuple derived from its registration; every watcher the presentity's policy allows sees it. Off: derived tuples say open/closed only."),
+  O('presence.subscribeRate', 'presence-subscribe-rate', 'string', '200/1', 'SUBSCRIBEs per authenticated watcher, as size/seconds-per-permit (a token bucket: this many at once, one more per that many seconds), or off; beyond it 503 with Retry-After.'),
   O('presence.maxExpires', 'presence-max-expires', 'int', 3600, 'Longest presence subscription or publication granted; longer is lowered to this.'),
   O('phone.codeProvider', 'verification-provider', 'enum', 'local', 'How verification codes go out: local (written to the log and --verification-code-file; NOT for production) or twilio.', ['local', 'twilio']),
   O('phone.codeFile', 'verification-code-file', 'string', null, 'File the local provider appends codes and push challenges to, one JSON line each (default: <data-dir>/verification-codes.log).'),

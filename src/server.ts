@@ -30,6 +30,7 @@ import { LocationService } from './registrar/location-service.ts';
 import { Registrar } from './registrar/registrar.ts';
 import { PresenceService } from './presence/presence-service.ts';
 import { followReplicas, replicatingStore } from './presence/replication.ts';
+import { parseSubscribeRate, subscribeLimiter } from './presence/subscribe-rate.ts';
 import { openCache, openDurable, type Accounts } from './adapters.ts';
 import { workerNodeId } from './workers.ts';
 import { FlowRelay } from './bus/flow-relay.ts';
@@ -93,8 +94,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // Secrets on disk private to us: refused (or warned about) before anything reads them.
   const masterKeyFile = !process.env.SWITCHBOARD_MASTER_KEY;
   checkFileModes(config.dataDir, secretFiles(config.dataDir, { masterKeyFile, sqlite: config.storage.database === 'sqlite' }), config.fileModeCheck, log);
-  // Bad /metrics settings fail the start, not the first scrape.
+  // Bad /metrics and SUBSCRIBE-rate settings fail the start, not the first request.
   networkMatcher(config.metrics.openTo);
+  const subscribeRate = parseSubscribeRate(config.presence.subscribeRate);
   const metricsListen = config.metrics.listen ? parseListen(config.metrics.listen) : null;
 
   // Storage: durable (SQLite file, or PostgreSQL shared by every node) and short-lived (in-process, or Redis with
@@ -353,6 +355,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return a !== null && !a.disabled;
     },
     rules: config.presence,
+    derivedContacts: config.presence.derivedContacts,
+    subscribeLimiter: subscribeRate ? subscribeLimiter(subscribeRate, shared.cache, phoneNow) : undefined,
     realms: config.realms,
     isLocalHost: (h) => localHosts.has(h.charCodeAt(0) === 91 ? h.slice(1, -1) : h),
     node,
