@@ -47,7 +47,7 @@ export function checkFileModes(dataDir: string, files: readonly string[], check:
   }
   for (const file of files) {
     const mode = modeOf(file);
-    if (mode !== null && mode & 0o077) refused.push(`${file} has mode ${octal(mode)}: readable by other users; chmod 600 ${file}${file.endsWith('master.key') ? ' and consider the master key exposed' : ''}`);
+    if (mode !== null && mode & 0o077) refused.push(`${file} has mode ${octal(mode)}: ${mode & 0o044 ? 'readable' : 'open'} to other users; chmod 600 ${file}${file.endsWith('master.key') ? ' and consider the master key exposed' : ''}`);
   }
   if (refused.length === 0) return;
   if (check === 'warn') {

@@ -63,7 +63,7 @@ describe('security: modes of the files that hold secrets', () => {
       timeout: 20_000,
     });
     assert.equal(cli.status, 1);
-    assert.match(cli.stderr, /refusing to start: .*master\.key has mode 0644: readable by other users; chmod 600 .* \(CONFIG_ERR_FILE_MODE\)/);
+    assert.match(cli.stderr, /refusing to start: .*master\.key has mode 0644: readable to other users; chmod 600 .* \(CONFIG_ERR_FILE_MODE\)/);
     assert.doesNotMatch(cli.stderr, /^\s+at /m);
 
     const warned = await startTestServer({ dataDir, flags: { ...flags, 'file-mode-check': 'warn' } });
