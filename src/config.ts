@@ -172,7 +172,7 @@ export const OPTIONS: Option[] = [
   O('sip.serverHeader', 'sip-server-header', 'string', 'Switchboard', 'Server header on responses (empty to omit).'),
   O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
   O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
-  O('metrics.openTo', 'metrics-open-to', 'list', ['127.0.0.0/8', '::1/128'], 'Source networks (CIDRs) that may scrape /metrics without credentials; from anywhere else it needs a Bearer token of an admin or an API key with metrics.read (401 without). 0.0.0.0/0,::/0 opens it to all; empty: credentials always.'),
+  O('metrics.openTo', 'metrics-open-to', 'list', ['127.0.0.0/8', '::1/128'], 'Source networks (CIDRs) that may scrape /metrics without credentials; from anywhere else it needs a Bearer token of an admin or an API key with metrics.read (401 without). 0.0.0.0/0,::/0 opens it to all; none: credentials always.'),
   O('metrics.listen', 'metrics-listen', 'string', null, 'host:port of a listener of its own for /metrics (a management network), where --metrics-open-to applies; the HTTP port then serves /metrics with credentials only (the admin console).'),
   O('http.loginRateLimit', 'login-rate-limit', 'int', 60, 'Login and refresh requests per minute per address (0: unlimited); beyond it 429.'),
   O('tokens.issuer', 'jwt-issuer', 'string', 'switchboard', 'iss of the access tokens we issue, and required of the ones we accept.'),

@@ -145,4 +145,14 @@ describe('security: /metrics', () => {
       await t.close();
     }
   });
+
+  it('--metrics-open-to none: credentials even from loopback', async () => {
+    const t = await startTestServer({ flags: { 'metrics-open-to': 'none', 'sip-transports': 'UDP' } });
+    try {
+      assert.equal((await get(t.http.port, '/metrics')).status, 401);
+      assert.equal((await get(t.http.port, '/metrics', { auth: `Bearer ${await adminToken(t)}` })).status, 200);
+    } finally {
+      await t.close();
+    }
+  });
 });

@@ -25,22 +25,24 @@ export interface MetricsRouteOptions {
 }
 
 /** A matcher for CIDRs (or bare addresses); IPv4-mapped IPv6 addresses match their IPv4 networks. */
-export function networkMatcher(cidrs: readonly string[]): (address: string) => boolean {
+export function networkMatcher(list: readonly string[]): (address: string) => boolean {
+  // "none" (an environment variable cannot be empty): credentials always.
+  const cidrs = list.filter((c) => c !== 'none');
   if (cidrs.length === 0) return () => false;
-  const list = new BlockList();
+  const blocks = new BlockList();
   for (const cidr of cidrs) {
     const [net, bits] = cidr.split('/');
     const family = isIP(net);
     if (family === 0 || (bits !== undefined && !/^\d{1,3}$/.test(bits)) || Number(bits) > (family === 6 ? 128 : 32)) {
       throw sbError('CONFIG_ERR_INVALID', `--metrics-open-to: ${JSON.stringify(cidr)} is not an address or CIDR`);
     }
-    if (bits === undefined) list.addAddress(net, family === 6 ? 'ipv6' : 'ipv4');
-    else list.addSubnet(net, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
+    if (bits === undefined) blocks.addAddress(net, family === 6 ? 'ipv6' : 'ipv4');
+    else blocks.addSubnet(net, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
   }
   return (address) => {
     const a = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
     const family = isIP(a);
-    return family !== 0 && list.check(a, family === 6 ? 'ipv6' : 'ipv4');
+    return family !== 0 && blocks.check(a, family === 6 ? 'ipv6' : 'ipv4');
   };
 }
 
