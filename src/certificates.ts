@@ -127,7 +127,7 @@ export function loadTlsFiles(o: { dataDir: string; certPath: string | null; keyP
       return { cert, key: readFileSync(keyPath, 'utf8'), selfSigned: true, certPath };
     }
   }
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const names = ['localhost', '127.0.0.1', '::1', ...new Set([hostname(), ...(o.hostnames ?? [])])];
   const cert = selfSignedCertificate(privateKey, names, 825);

@@ -12,6 +12,8 @@ export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
 export interface Config {
   dataDir: string;
+  /** What an existing secret file (master.key, the SQLite files) readable by other users gets at start. */
+  fileModeCheck: 'refuse' | 'warn';
   realms: string[];
   logLevel: string;
   sip: {
@@ -29,6 +31,12 @@ export interface Config {
     serverHeader: string | null;
   };
   http: { host: string; port: number; loginRateLimit: number; trustProxy: string[] };
+  metrics: {
+    /** host:port of a listener of its own serving only /metrics, or null (served on the HTTP port). */
+    listen: string | null;
+    /** CIDRs that may scrape /metrics without credentials. */
+    openTo: string[];
+  };
   tls: { cert: string | null; key: string | null; verifyPeers: boolean };
   tokens: {
     issuer: string;
@@ -101,6 +109,10 @@ export interface Config {
     defaultExpires: number;
     minExpires: number;
     maxExpires: number;
+    /** Derived tuples carry the binding's contact (the device's address). */
+    derivedContacts: boolean;
+    /** SUBSCRIBEs per watcher: size/seconds-per-permit, or off. */
+    subscribeRate: string;
   };
   phone: {
     codeProvider: 'local' | 'twilio';
@@ -147,6 +159,7 @@ const O = (path: string, flag: string, kind: Kind, def: unknown, doc: string, va
 
 export const OPTIONS: Option[] = [
   O('dataDir', 'data-dir', 'string', './data', 'Directory for the SQLite database and generated secrets.'),
+  O('fileModeCheck', 'file-mode-check', 'enum', 'refuse', 'An existing master.key or SQLite file that other users may read (or a data directory they may write): refuse to start, or warn. New ones are created 0600 in a 0700 directory.', ['refuse', 'warn']),
   O('realms', 'realm', 'list', ['localhost'], 'Domains (realms) served; repeat the flag or comma-separate. The first is the default realm.'),
   O('logLevel', 'log-level', 'enum', 'info', 'Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   O('sip.hosts', 'sip-host', 'list', ['0.0.0.0'], 'Addresses to listen on for SIP (IPv4 and/or IPv6, e.g. 0.0.0.0,::).'),
@@ -166,6 +179,8 @@ export const OPTIONS: Option[] = [
   O('sip.serverHeader', 'sip-server-header', 'string', 'Switchboard', 'Server header on responses (empty to omit).'),
   O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
   O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
+  O('metrics.openTo', 'metrics-open-to', 'list', ['127.0.0.0/8', '::1/128'], 'Source networks (CIDRs) that may scrape /metrics without credentials; from anywhere else it needs a Bearer token of an admin or an API key with metrics.read (401 without). 0.0.0.0/0,::/0 opens it to all; none: credentials always.'),
+  O('metrics.listen', 'metrics-listen', 'string', null, 'host:port of a listener of its own for /metrics (a management network), where --metrics-open-to applies; the HTTP port then serves /metrics with credentials only (the admin console).'),
   O('http.loginRateLimit', 'login-rate-limit', 'int', 60, 'Login and refresh requests per minute per address (0: unlimited); beyond it 429.'),
   O('http.trustProxy', 'http-trust-proxy', 'list', [], 'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (default none: the header is ignored and the peer address counts).'),
   O('tokens.issuer', 'jwt-issuer', 'string', 'switchboard', 'iss of the access tokens we issue, and required of the ones we accept.'),
@@ -220,6 +235,8 @@ export const OPTIONS: Option[] = [
   O('kazoo.expiresDeviation', 'kazoo-expires-deviation', 'int', 180, "Seconds added to the Expires of registrations other switches announce before they leave the cache (Kazoo's expires_deviation_time)."),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
   O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),
+  O('presence.derivedContacts', 'presence-derived-contacts', 'bool', false, "Put each registered device's contact (its IP address, port and transport) in the tuple derived from its registration; every watcher the presentity's policy allows sees it. Off: derived tuples say open/closed only."),
+  O('presence.subscribeRate', 'presence-subscribe-rate', 'string', '200/1', 'SUBSCRIBEs per authenticated watcher, as size/seconds-per-permit (a token bucket: this many at once, one more per that many seconds), or off; beyond it 503 with Retry-After.'),
   O('presence.maxExpires', 'presence-max-expires', 'int', 3600, 'Longest presence subscription or publication granted; longer is lowered to this.'),
   O('phone.codeProvider', 'verification-provider', 'enum', 'local', 'How verification codes go out: local (written to the log and --verification-code-file; NOT for production) or twilio.', ['local', 'twilio']),
   O('phone.codeFile', 'verification-code-file', 'string', null, 'File the local provider appends codes and push challenges to, one JSON line each (default: <data-dir>/verification-codes.log).'),

@@ -87,6 +87,8 @@ export const Errors = {
   ACCOUNT_ERR_EXISTS: spec('ACCOUNT_ERR_EXISTS', 'account already exists', { http: 409 }),
   ACCOUNT_ERR_NOT_FOUND: spec('ACCOUNT_ERR_NOT_FOUND', 'account not found', { http: 404 }),
   ACCOUNT_ERR_NAME: spec('ACCOUNT_ERR_NAME', 'invalid account name: expected user@realm', { http: 400 }),
+  ACCOUNT_ERR_NAME_RESERVED: spec('ACCOUNT_ERR_NAME_RESERVED', 'user names of the form <uuid>.<n> are reserved for device credentials', { http: 400 }),
+  ACCOUNT_ERR_CREDENTIAL_TAKEN: spec('ACCOUNT_ERR_CREDENTIAL_TAKEN', 'these SIP credentials belong to another account', { http: 409 }),
   HTTP_ERR_UNAUTHORIZED: spec('HTTP_ERR_UNAUTHORIZED', 'authentication required', { http: 401 }),
   HTTP_ERR_FORBIDDEN: spec('HTTP_ERR_FORBIDDEN', 'not allowed', { http: 403 }),
   HTTP_ERR_VALIDATION: spec('HTTP_ERR_VALIDATION', 'invalid request', { http: 400 }),
@@ -117,6 +119,8 @@ export const Errors = {
 
   // Configuration.
   CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),
+  CONFIG_ERR_MASTER_KEY: spec('CONFIG_ERR_MASTER_KEY', 'the signing keys in the database were sealed under another master key; give every node the same SWITCHBOARD_MASTER_KEY'),
+  CONFIG_ERR_FILE_MODE: spec('CONFIG_ERR_FILE_MODE', 'a secret file in the data directory is readable by other users'),
 } as const;
 
 export type ErrorCode = keyof typeof Errors;

@@ -9,6 +9,19 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'pr
 
 type LabelValues = Record<string, string>;
 
+/**
+ * Label values come from a fixed set: a request's method is attacker-chosen and was a label before the request
+ * was validated (300 UDP requests with random 2,000-character methods grew /metrics from 12 KB to 10.5 MB).
+ * Methods we know count under their name, every other under `other`.
+ */
+export const SIP_METHOD_LABELS: ReadonlySet<string> = new Set(['REGISTER', 'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'INFO', 'PRACK', 'UPDATE', 'REFER']);
+export const OTHER_LABEL = 'other';
+/**
+ * Defence in depth for labels without a fixed set (reasons, outcomes, statuses: all chosen by our code today):
+ * beyond this many values of one label, new values count under `other`.
+ */
+export const MAX_LABEL_VALUES = 100;
+
 /** A counter keyed by label values, bumped with a cached key; rendered by prom-client at scrape. */
 export class HotCounter {
   readonly name: string;
@@ -16,13 +29,18 @@ export class HotCounter {
   readonly type = 'counter' as const;
   readonly aggregator = 'sum' as const;
   private readonly labelNames: string[];
+  private readonly allowedA: ReadonlySet<string> | undefined;
+  private readonly allowedB: ReadonlySet<string> | undefined;
   private readonly series = new Map<string, Map<string, { labels: LabelValues; value: number }>>();
   private values: Array<{ labels: LabelValues; value: number }> = [];
 
-  constructor(registry: Registry, name: string, help: string, labelNames: string[]) {
+  /** `allowed`: per label, the fixed set of values it takes (others count under `other`). */
+  constructor(registry: Registry, name: string, help: string, labelNames: string[], allowed: Array<ReadonlySet<string> | undefined> = []) {
     this.name = name;
     this.help = help;
     this.labelNames = labelNames;
+    this.allowedA = allowed[0];
+    this.allowedB = allowed[1];
     registry.registerMetric(this as unknown as Metric);
   }
 
@@ -31,10 +49,16 @@ export class HotCounter {
    * key: the per-request call allocates nothing once a series exists.
    */
   inc(a = '', b = ''): void {
+    if (this.allowedA !== undefined && !this.allowedA.has(a)) a = OTHER_LABEL;
+    if (this.allowedB !== undefined && !this.allowedB.has(b)) b = OTHER_LABEL;
     let inner = this.series.get(a);
-    if (inner === undefined) this.series.set(a, (inner = new Map()));
+    if (inner === undefined) {
+      if (this.series.size >= MAX_LABEL_VALUES && a !== OTHER_LABEL) return this.inc(OTHER_LABEL, b);
+      this.series.set(a, (inner = new Map()));
+    }
     const e = inner.get(b);
     if (e !== undefined) e.value++;
+    else if (inner.size >= MAX_LABEL_VALUES && b !== OTHER_LABEL) this.inc(a, OTHER_LABEL);
     else {
       const labels: LabelValues = {};
       if (this.labelNames[0]) labels[this.labelNames[0]] = a;
@@ -63,19 +87,26 @@ export class HotHistogram {
   readonly aggregator = 'sum' as const;
   private readonly label: string;
   private readonly buckets: number[];
+  private readonly allowed: ReadonlySet<string> | undefined;
   private readonly series = new Map<string, { counts: Float64Array; sum: number; count: number }>();
 
-  constructor(registry: Registry, name: string, help: string, label: string, buckets: number[]) {
+  /** `allowed`: the fixed set of values the label takes (others count under `other`). */
+  constructor(registry: Registry, name: string, help: string, label: string, buckets: number[], allowed?: ReadonlySet<string>) {
     this.name = name;
     this.help = help;
     this.label = label;
     this.buckets = buckets;
+    this.allowed = allowed;
     registry.registerMetric(this as unknown as Metric);
   }
 
   observe(labelValue: string, seconds: number): void {
+    if (this.allowed !== undefined && !this.allowed.has(labelValue)) labelValue = OTHER_LABEL;
     let s = this.series.get(labelValue);
-    if (s === undefined) this.series.set(labelValue, (s = { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }));
+    if (s === undefined) {
+      if (this.series.size >= MAX_LABEL_VALUES && labelValue !== OTHER_LABEL) return this.observe(OTHER_LABEL, seconds);
+      this.series.set(labelValue, (s = { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }));
+    }
     const b = this.buckets;
     for (let i = 0; i < b.length; i++) {
       if (seconds <= b[i]) {
@@ -130,8 +161,8 @@ export class Metrics {
   }) {
     const registers = [this.registry];
     const r = this.registry;
-    this.sipRequests = new HotCounter(r, 'switchboard_sip_requests_total', 'SIP requests received (new transactions)', ['method']);
-    this.sipResponses = new HotCounter(r, 'switchboard_sip_responses_total', 'SIP responses sent', ['method', 'status']);
+    this.sipRequests = new HotCounter(r, 'switchboard_sip_requests_total', 'SIP requests received (new transactions)', ['method'], [SIP_METHOD_LABELS]);
+    this.sipResponses = new HotCounter(r, 'switchboard_sip_responses_total', 'SIP responses sent', ['method', 'status'], [SIP_METHOD_LABELS]);
     this.sipBadMessages = new HotCounter(r, 'switchboard_sip_bad_messages_total', 'SIP messages rejected or dropped as malformed', ['reason']);
     this.sipRetransmissions = new HotCounter(r, 'switchboard_sip_retransmissions_total', 'Request retransmissions absorbed by server transactions', []);
     this.sipRequestDuration = new HotHistogram(
@@ -140,6 +171,7 @@ export class Metrics {
       'Time from a request arriving to its final response leaving',
       'method',
       [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      SIP_METHOD_LABELS,
     );
     this.registrations = new HotCounter(r, 'switchboard_registrations_total', 'REGISTER requests by outcome', ['outcome']);
     this.bindingChanges = new HotCounter(r, 'switchboard_binding_changes_total', 'Binding changes by kind', ['event']);

@@ -19,7 +19,8 @@ export function loadMasterKey(dataDir: string, env: NodeJS.ProcessEnv = process.
     if (!/^[0-9a-fA-F]{64}$/.test(text)) throw sbError('CONFIG_ERR_INVALID', `${file} is not a 64-hex-character key`);
     return Buffer.from(text, 'hex');
   }
-  mkdirSync(dataDir, { recursive: true });
+  // 0700 whatever the umask: the directory holds the key and the database (file-modes.ts).
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   // 'wx': never overwrite a key another process created a moment ago.
   try {

@@ -24,12 +24,14 @@ import { RefreshTokens } from './identity/refresh-tokens.ts';
 import { Sealer } from './identity/seal.ts';
 import { TokenService } from './identity/tokens.ts';
 import { buildHttpApp } from './http/app.ts';
+import { buildMetricsApp, networkMatcher, parseListen } from './http/routes/metrics.ts';
 import { createLogger, redactUrl, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { LocationService } from './registrar/location-service.ts';
 import { Registrar } from './registrar/registrar.ts';
 import { PresenceService } from './presence/presence-service.ts';
 import { followReplicas, replicatingStore } from './presence/replication.ts';
+import { parseSubscribeRate, subscribeLimiter } from './presence/subscribe-rate.ts';
 import { openCache, openDurable, type Accounts } from './adapters.ts';
 import { workerNodeId } from './workers.ts';
 import { FlowRelay } from './bus/flow-relay.ts';
@@ -37,6 +39,7 @@ import { BUS_MAC_KEY, BusAuthenticator } from './bus/internal-auth.ts';
 import { checkSyncService } from './registrar/check-sync.ts';
 import path from 'node:path';
 import { deriveKey, loadMasterKey } from './secrets.ts';
+import { checkFileModes, secretFiles } from './file-modes.ts';
 import { loadTlsFiles } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
@@ -90,6 +93,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const log = (opts.log ?? createLogger(config.logLevel)).child(worker === null ? {} : { node });
   const phoneNow = opts.now ?? Date.now;
   let ready = false;
+  // Secrets on disk private to us: refused (or warned about) before anything reads them.
+  const masterKeyFile = !process.env.SWITCHBOARD_MASTER_KEY;
+  checkFileModes(config.dataDir, secretFiles(config.dataDir, { masterKeyFile, sqlite: config.storage.database === 'sqlite' }), config.fileModeCheck, log);
+  // Bad /metrics and SUBSCRIBE-rate settings fail the start, not the first request.
+  networkMatcher(config.metrics.openTo);
+  const subscribeRate = parseSubscribeRate(config.presence.subscribeRate);
+  const metricsListen = config.metrics.listen ? parseListen(config.metrics.listen) : null;
 
   // Storage: durable (SQLite file, or PostgreSQL shared by every node) and short-lived (in-process, or Redis with
   // the shared location index).
@@ -356,6 +366,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return a !== null && !a.disabled;
     },
     rules: config.presence,
+    derivedContacts: config.presence.derivedContacts,
+    subscribeLimiter: subscribeRate ? subscribeLimiter(subscribeRate, shared.cache, phoneNow) : undefined,
     realms: config.realms,
     isLocalHost: (h) => localHosts.has(h.charCodeAt(0) === 91 ? h.slice(1, -1) : h),
     node,
@@ -418,11 +430,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     presence,
     phone: { verification: phone.verification, registration: phone.registration, devices: phone.devices, lock: phone.lock },
     console: { bus, sip, realms: config.realms },
+    // With a listener of its own, /metrics on the HTTP port takes credentials only (the admin console's charts).
+    metricsOpenTo: metricsListen ? [] : config.metrics.openTo,
     checkSync: checkSyncService({ location, relay, localAddress: (t) => endpoint.localAddress(t), log: log.child({ component: 'check-sync' }) }),
   });
   http.register(sipPasswordRoutes, { accounts, credentials: accounts, passwords: sipPasswords, auth: { tokens, apiKeys } });
   await http.listen({ host: config.http.host, port: config.http.port, ...(worker !== null ? { reusePort: true } : {}) });
   const httpAddr = http.server.address() as { address: string; port: number };
+  const metricsHttp = metricsListen ? buildMetricsApp({ metrics: m, auth: { tokens, apiKeys }, openTo: config.metrics.openTo, log }) : null;
+  if (metricsHttp && metricsListen) {
+    await metricsHttp.listen({ host: metricsListen.host, port: metricsListen.port, ...(worker !== null ? { reusePort: true } : {}) });
+    log.info({ metrics: metricsHttp.server.address(), openTo: config.metrics.openTo }, '/metrics listening on its own address');
+  }
   ready = true;
   log.info({ sip: sip.map((l) => `${l.transport} ${l.address}:${l.port}`), http: `${httpAddr.address}:${httpAddr.port}`, realms: config.realms, version: SERVER_VERSION }, worker === null ? 'Switchboard started' : 'worker started');
 
@@ -443,6 +462,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       relay.close();
       endpoint.close();
       await http.close();
+      await metricsHttp?.close();
       kazoo?.stop();
       await bus.close();
       stopReplicas?.();

@@ -62,6 +62,8 @@ export interface HttpDeps {
   phone?: PhoneRoutesOptions;
   /** The browser pages (/console/, /phone/) and the live event stream (/v1/events): routes/console.ts, routes/events.ts. */
   console?: { bus: EventBus; sip: ListenerAddress[]; realms: string[] };
+  /** Who may scrape /metrics without credentials (routes/metrics.ts); default loopback. */
+  metricsOpenTo?: readonly string[];
   /** NOTIFY check-sync to an AOR's devices (registrar/check-sync.ts): POST /v1/registrations/{aor}/check-sync. */
   checkSync?: (aor: string) => Promise<CheckSyncReport>;
 }
@@ -111,7 +113,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const { identity } = deps;
   const auth: Authenticator = { tokens: identity.tokens, apiKeys: identity.apiKeys };
   app.register(healthRoutes, { ready: deps.ready });
-  app.register(metricsRoutes, { metrics: deps.metrics });
+  app.register(metricsRoutes, { metrics: deps.metrics, auth, openTo: deps.metricsOpenTo });
   app.register(registrationRoutes, { location: deps.location, auth, checkSync: deps.checkSync });
   app.register(authRoutes, {
     accounts: identity.accounts,

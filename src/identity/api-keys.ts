@@ -4,7 +4,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyRecord, ApiKeyStore } from '../storage/ports.ts';
 
-export const API_KEY_PERMISSIONS = ['registrations.read', 'registrations.write', 'users.read', 'users.write', 'presence.read', 'presence.write', 'events.read'] as const;
+export const API_KEY_PERMISSIONS = ['registrations.read', 'registrations.write', 'users.read', 'users.write', 'presence.read', 'presence.write', 'events.read', 'metrics.read'] as const;
 
 function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');

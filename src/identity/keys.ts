@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { SigningKeyRecord, SigningKeyStore } from '../storage/ports.ts';
+import { sbError } from '../errors.ts';
 import type { Sealer } from './seal.ts';
 
 export type SigningAlgorithm = 'EdDSA' | 'ES256';
@@ -58,7 +59,15 @@ export class KeyRing {
   private async activate(): Promise<void> {
     const current = [...this.records].reverse().find((k) => k.retiredAt === null)!;
     if (this.active?.kid !== current.kid) {
-      const jwk = JSON.parse(this.o.sealer.open(current.privateSealed).toString('utf8')) as JWK;
+      let opened: Buffer;
+      try {
+        opened = this.o.sealer.open(current.privateSealed);
+      } catch {
+        // AES-GCM's tag check failed: the key was sealed under another master key (nodes or a restart given a
+        // different SWITCHBOARD_MASTER_KEY or master.key). Say so instead of "unable to authenticate data".
+        throw sbError('CONFIG_ERR_MASTER_KEY', undefined, { kid: current.kid });
+      }
+      const jwk = JSON.parse(opened.toString('utf8')) as JWK;
       this.active = { kid: current.kid, alg: current.alg as SigningAlgorithm, privateKey: (await importJWK(jwk, current.alg)) as CryptoKey };
     }
     this.keySet = createLocalJWKSet(this.jwks());

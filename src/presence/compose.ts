@@ -5,7 +5,9 @@
 //   tuples go in as published. A tuple id names a device's service (RFC 4479), so when two publications carry
 //   the same tuple id the newer one's tuple stands (as Kamailio's presence_xml aggregates);
 // - every registered binding (a device) that no publication speaks for gets a derived tuple: open, with the
-//   binding's contact and q as priority. A publication speaks for a binding when it came over the binding's own
+//   binding's q as priority, and without its contact: a binding's contact is the device's address (IP, port,
+//   transport), and every watcher the policy allows (the whole realm by default) would learn where each device
+//   of the presentity is. Only with `contacts` (--presence-derived-contacts) does the derived tuple carry it. A publication speaks for a binding when it came over the binding's own
 //   flow (same transport and source address/port, or the same TCP connection) or one of its tuples names the
 //   binding's contact;
 // - nothing published and nothing registered: one closed tuple.
@@ -48,7 +50,12 @@ export function speaksFor(p: PublicationRecord, b: BindingRecord): boolean {
   return false;
 }
 
-export function compose(aor: string, publications: readonly PublicationRecord[], bindings: readonly BindingRecord[]): ComposedPresence {
+export interface ComposeOptions {
+  /** Put each binding's contact in its derived tuple (off by default: it is the device's address). */
+  contacts?: boolean;
+}
+
+export function compose(aor: string, publications: readonly PublicationRecord[], bindings: readonly BindingRecord[], o: ComposeOptions = {}): ComposedPresence {
   const pubs = [...publications].sort((a, b) => a.updatedAt - b.updatedAt || (a.etag < b.etag ? -1 : 1));
   const tuples: PresenceTuple[] = [];
   const ids = new Set<string>();
@@ -71,7 +78,7 @@ export function compose(aor: string, publications: readonly PublicationRecord[],
     let id = derivedId('r', b.key);
     for (let n = 2; ids.has(id); n++) id = `${derivedId('r', b.key)}-${n}`;
     ids.add(id);
-    tuples.push({ id, basic: 'open', contact: b.contact, priority: b.q, notes: [], timestamp: null });
+    tuples.push({ id, basic: 'open', contact: o.contacts ? b.contact : null, priority: b.q, notes: [], timestamp: null });
     derived++;
   }
   const published = tuples.length - derived;

@@ -74,7 +74,7 @@ export interface PresenceServiceOptions {
   bus: EventBus;
   /** Whether a presentity (an account's AOR) exists and is enabled. */
   presentityExists: (aor: string) => boolean | Promise<boolean>;
-  rules: Config['presence'];
+  rules: Pick<Config['presence'], 'defaultExpires' | 'minExpires' | 'maxExpires'>;
   /** Served domains, lower-case. */
   realms: string[];
   isLocalHost: (host: string) => boolean;
@@ -90,6 +90,13 @@ export interface PresenceServiceOptions {
    * node (bus/flow-relay.ts). Without it NOTIFYs go out here, and another node's connection is not used.
    */
   relay?: { send(req: SipRequest, flow: FlowRecord): Promise<SipResponse> };
+  /** Derived tuples carry their binding's contact (the device's address): off unless the operator says so. */
+  derivedContacts?: boolean;
+  /**
+   * SUBSCRIBEs per authenticated watcher (a token bucket keyed by its account): beyond it 503 with Retry-After.
+   * Without it, unlimited.
+   */
+  subscribeLimiter?: { take(key: string): Promise<{ ok: true } | { ok: false; retryAfter: number }> };
 }
 
 /** Responses to NOTIFY that end the subscription (RFC 6665 §4.2.2; RFC 5057 §5.1 usage-destroying responses). */
@@ -123,6 +130,8 @@ export class PresenceService {
   private readonly subWheel: ExpiryWheel<Subscription>;
   private readonly pubWheel: ExpiryWheel<PublicationRecord>;
   private readonly contactByTransport = new Map<string, string>();
+  /** Watchers refused for their SUBSCRIBE rate, and when that was last logged. */
+  private readonly throttleLogged = new Map<string, number>();
   private touched = new Set<string>();
   private touchScheduled = false;
   /**
@@ -229,9 +238,15 @@ export class PresenceService {
     const auth = await this.o.authenticator.authenticate(req, ctx.source, realm, 'presence');
     if (!auth.ok) return auth.response;
     if (!auth.identity.aors.includes(watcher)) return this.reject(req, 403, 'Forbidden (From is not the authenticated identity)');
+    const toTag = req.to()!.params.get('tag');
+    // Every SUBSCRIBE but an unsubscribe takes a permit of the watcher's bucket (after authentication: nobody
+    // spends another's permits), before anything is looked up or stored.
+    if (this.o.subscribeLimiter && !(toTag && expires === 0)) {
+      const permit = await this.o.subscribeLimiter.take(auth.identity.accountId);
+      if (!permit.ok) return this.throttled(req, watcher, permit.retryAfter);
+    }
     await this.follow(presentity);
 
-    const toTag = req.to()!.params.get('tag');
     if (toTag) return this.resubscribe(req, ctx, pkg, toTag, fromTag, watcher, expires);
 
     if (!acceptsPackage(req.values(H.accept), pkg)) {
@@ -241,8 +256,11 @@ export class PresenceService {
     }
     const contacts = parseContactValues(req);
     if (contacts === null || contacts === '*' || contacts.length !== 1) return this.reject(req, 400, 'Bad Request (SUBSCRIBE needs one Contact)');
-    const exists = this.o.presentityExists(presentity);
-    if (!(typeof exists === 'boolean' ? exists : await exists)) return this.reject(req, 404, 'Not Found (no such presentity)');
+    // A presentity that does not exist is answered as one whose policy keeps this watcher pending: the same 200 OK
+    // and the same bodiless NOTIFY (Subscription-State: pending), so SUBSCRIBE does not tell which accounts
+    // (phone numbers) exist. A 404 did.
+    const found = this.o.presentityExists(presentity);
+    const exists = typeof found === 'boolean' ? found : await found;
 
     const now = this.now();
     const to = req.to()!;
@@ -256,7 +274,7 @@ export class PresenceService {
       presentity,
       watcher,
       watcherAccountId: auth.identity.accountId,
-      state: decide(this.policies.get(presentity), watcher, presentity),
+      state: exists ? decide(this.policies.get(presentity), watcher, presentity) : 'pending',
       callId: req.callId()!,
       localTag,
       remoteTag: fromTag,
@@ -318,6 +336,24 @@ export class PresenceService {
     this.o.keepFlow?.(r.flow, r.expiresAt);
     this.o.bus.publish('presence.subscription.refreshed', subscriptionEvent(s, now));
     setImmediate(() => this.notify(s));
+    return res;
+  }
+
+  /**
+   * 503 with Retry-After to a watcher over its SUBSCRIBE rate. SIP has no "too many requests" (its 429 is RFC 3892's
+   * Provide Referrer Identity); RFC 3261 §21.5.4's 503 with Retry-After is the answer for a temporary overload,
+   * what Kamailio's ratelimit and pike modules send, and a subscriber retries after it. Logged once a minute per
+   * watcher, not per request.
+   */
+  private throttled(req: SipRequest, watcher: string, retryAfter: number): SipResponse {
+    const now = this.now();
+    if ((this.throttleLogged.get(watcher) ?? 0) < now - 60_000) {
+      if (this.throttleLogged.size >= 10_000) this.throttleLogged.clear();
+      this.throttleLogged.set(watcher, now);
+      this.log.warn({ watcher, retryAfter }, 'presence: SUBSCRIBE rate exceeded, refused with 503 (logged once a minute per watcher)');
+    }
+    const res = createResponse(req, 503, 'Service Unavailable (too many subscriptions; retry later)');
+    res.append('Retry-After', String(retryAfter));
     return res;
   }
 
@@ -440,7 +476,7 @@ export class PresenceService {
     const pubs = this.pubs.of(aor);
     // State set over HTTP speaks for the whole presentity: registrations then add no derived tuples.
     const overHttp = pubs.some((p) => p.flow.transport === 'HTTP');
-    return compose(aor, pubs, overHttp ? [] : this.bindingsOf(aor));
+    return compose(aor, pubs, overHttp ? [] : this.bindingsOf(aor), { contacts: this.o.derivedContacts === true });
   }
 
   private bindingsOf(aor: string): BindingRecord[] {

@@ -32,11 +32,14 @@ describe('composition', () => {
     assert.match(c.tuples[0].id, /^[A-Za-z_][A-Za-z0-9._-]*$/);
   });
 
-  it('registered devices only: one open tuple per binding with its contact and q as priority', () => {
+  it('registered devices only: one open tuple per binding with q as priority and no contact (the device address stays private)', () => {
     const c = compose(AOR, [], [binding(AOR, 'k1', { contact: 'sip:alice@192.0.2.1', q: 0.5 }), binding(AOR, 'k2', { contact: 'sip:alice@192.0.2.2', q: 1 })]);
     assert.equal(c.basic, 'open');
     assert.equal(c.source, 'registration');
-    assert.deepEqual(c.tuples.map((t) => [t.basic, t.contact, t.priority]), [['open', 'sip:alice@192.0.2.2', 1], ['open', 'sip:alice@192.0.2.1', 0.5]]);
+    assert.deepEqual(c.tuples.map((t) => [t.basic, t.contact, t.priority]), [['open', null, 1], ['open', null, 0.5]]);
+    // With contacts asked for (--presence-derived-contacts): each binding's contact.
+    const withContacts = compose(AOR, [], [binding(AOR, 'k1', { contact: 'sip:alice@192.0.2.1', q: 0.5 }), binding(AOR, 'k2', { contact: 'sip:alice@192.0.2.2', q: 1 })], { contacts: true });
+    assert.deepEqual(withContacts.tuples.map((t) => [t.basic, t.contact, t.priority]), [['open', 'sip:alice@192.0.2.2', 1], ['open', 'sip:alice@192.0.2.1', 0.5]]);
     assert.notEqual(c.tuples[0].id, c.tuples[1].id);
     // Stable ids: the same bindings give the same document.
     assert.deepEqual(compose(AOR, [], [binding(AOR, 'k1', { contact: 'sip:alice@192.0.2.1', q: 0.5 }), binding(AOR, 'k2', { contact: 'sip:alice@192.0.2.2', q: 1 })]).tuples, c.tuples);
@@ -48,7 +51,7 @@ describe('composition', () => {
     const pub = publication('e1', { tuples: [tuple('t1', 'closed')] }, { address: '192.0.2.1', port: 5060 });
     const c = compose(AOR, [pub], [desk, mobile]);
     assert.equal(c.source, 'mixed');
-    assert.deepEqual(c.tuples.map((t) => [t.id === 't1' ? 'published' : 'derived', t.basic, t.contact]), [['derived', 'open', 'sip:alice@192.0.2.2'], ['published', 'closed', null]]);
+    assert.deepEqual(c.tuples.map((t) => [t.id === 't1' ? 'published' : 'derived', t.basic, t.contact]), [['derived', 'open', null], ['published', 'closed', null]]);
     assert.equal(c.basic, 'open');
   });
 

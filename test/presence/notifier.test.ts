@@ -179,7 +179,8 @@ describe('presence notifier (state machine)', () => {
     await tick();
     await tick();
     assert.equal(sent.length, 2, 'one NOTIFY for both events');
-    assert.match(sent[1].req.body.toString(), /<basic>open<\/basic><\/status><contact>sip:alice@192.0.2.50:5060<\/contact>/);
+    assert.match(sent[1].req.body.toString(), /<basic>open<\/basic><\/status><\/tuple>/);
+    assert.doesNotMatch(sent[1].req.body.toString(), /192\.0\.2\.50/, "the device's address is not in the document");
     await tick();
     assert.ok(events.some((e) => e.topic === 'presence.changed' && e.payload.basic === 'open' && e.payload.cause === 'registration'));
   });
@@ -287,14 +288,17 @@ describe('presence notifier (state machine)', () => {
     assert.deepEqual(svc.watchers(`alice@${D}`), []);
   });
 
-  it('refuses what it cannot serve: 489 with Allow-Events, 423 with Min-Expires, 404, 400 without Event, 406', async () => {
+  it('refuses what it cannot serve: 489 with Allow-Events, 423 with Min-Expires, 400 without Event, 406; an unknown presentity is pending, not 404', async () => {
     const bad = await sub({ event: 'dialog' });
     assert.equal(bad.status, 489);
     assert.equal(bad.get('Allow-Events'), 'presence');
     const brief = await sub({ expires: 10 });
     assert.equal(brief.status, 423);
     assert.equal(brief.get('Min-Expires'), '60');
-    assert.equal((await sub({ presentity: 'ghost' })).status, 404);
+    // Not 404: that told which accounts exist. Answered as a presentity whose policy keeps the watcher pending.
+    const ghost = await sub({ presentity: 'ghost' });
+    assert.equal(ghost.status, 200);
+    assert.equal(svc.watchers(`ghost@${D}`)[0]?.state, 'pending');
     assert.equal((await svc.handleSubscribe(request([`SUBSCRIBE sip:alice@${D} SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bKx', `From: <sip:bob@${D}>;tag=a`, `To: <sip:alice@${D}>`, 'Call-ID: x', 'CSeq: 1 SUBSCRIBE', 'Contact: <sip:bob@192.0.2.7>']), ctx)).status, 400);
     assert.equal((await sub({ extra: ['Accept: application/xpidf+xml'] })).status, 406);
     assert.equal((await sub({ expires: 99999 })).get('Expires'), '3600', 'above the maximum: lowered');

@@ -64,7 +64,7 @@ describe('presence over SIP', () => {
         assert.equal(reg.status, 200);
         const n2 = await watcher.notify();
         assert.deepEqual(basics(n2.body), ['open']);
-        assert.match(n2.body, /<contact>sip:alice@192\.0\.2\.30:5060<\/contact>/);
+        assert.doesNotMatch(n2.body, /<contact>|192\.0\.2\.30/, "the device's address is not in the document");
         assert.ok(Number(/^(\d+)/.exec(n2.header('CSeq')!)![1]) > Number(/^(\d+)/.exec(n1.header('CSeq')!)![1]), 'CSeq grows');
 
         const unreg = await register(phone.c, { user: `alice-${t}`, password: users[presentity], domain: D, contact: '<sip:alice@192.0.2.30:5060>', expires: 0 });

@@ -7,6 +7,11 @@ import type { Account, AccountAdmin, AccountQuery, AccountStore, CredentialStore
 import { CredentialLookup } from './credential-lookup.ts';
 import { transaction, type Db } from './database.ts';
 
+/** Checks the credential upsert's result; no row means it is another account's: refused, nothing re-pointed. */
+export function credentialPut(r: { rowCount: number | null }): void {
+  if (!r.rowCount) throw sbError('ACCOUNT_ERR_CREDENTIAL_TAKEN');
+}
+
 interface AccountRow {
   id: string;
   username: string;
@@ -35,7 +40,7 @@ function toAccount(r: AccountRow): Account {
 const INSERT_ACCOUNT = `INSERT INTO accounts (id, username, realm, password_hash, roles, disabled, created_at, updated_at)
   VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) ON CONFLICT (username, realm) DO NOTHING`;
 const INSERT_CRED = `INSERT INTO sip_credentials (auth_user, realm, algorithm, account_id, ha1) VALUES ($1, $2, $3, $4, $5)
-  ON CONFLICT (auth_user, realm, algorithm) DO UPDATE SET account_id = EXCLUDED.account_id, ha1 = EXCLUDED.ha1`;
+  ON CONFLICT (auth_user, realm, algorithm) DO UPDATE SET ha1 = EXCLUDED.ha1 WHERE sip_credentials.account_id = EXCLUDED.account_id`;
 
 export class PostgresAccountStore implements AccountStore, AccountAdmin, CredentialStore {
   private readonly db: Db;
@@ -58,7 +63,7 @@ export class PostgresAccountStore implements AccountStore, AccountAdmin, Credent
     await transaction(this.db, async (c) => {
       const r = await c.query(INSERT_ACCOUNT, [id, a.username, a.realm, a.passwordHash, JSON.stringify(a.roles ?? []), now]);
       if (r.rowCount === 0) throw sbError('ACCOUNT_ERR_EXISTS', `account ${a.username}@${a.realm} already exists`);
-      for (const cr of a.credentials) await c.query(INSERT_CRED, [cr.authUser, cr.realm, cr.algorithm, id, cr.ha1]);
+      for (const cr of a.credentials) credentialPut(await c.query(INSERT_CRED, [cr.authUser, cr.realm, cr.algorithm, id, cr.ha1]));
     });
     return (await this.findById(id))!;
   }
@@ -75,7 +80,7 @@ export class PostgresAccountStore implements AccountStore, AccountAdmin, Credent
           skipped++;
           continue;
         }
-        for (const cr of a.credentials) await c.query(INSERT_CRED, [cr.authUser, cr.realm, cr.algorithm, id, cr.ha1]);
+        for (const cr of a.credentials) credentialPut(await c.query(INSERT_CRED, [cr.authUser, cr.realm, cr.algorithm, id, cr.ha1]));
         created++;
       }
     });
@@ -98,7 +103,7 @@ export class PostgresAccountStore implements AccountStore, AccountAdmin, Credent
       if (r.rowCount === 0) throw sbError('ACCOUNT_ERR_NOT_FOUND');
       // Only the account's own credentials: its devices (auth users "<id>.<device>") keep theirs.
       await c.query('DELETE FROM sip_credentials WHERE account_id = $1 AND auth_user = (SELECT username FROM accounts WHERE id = $1)', [accountId]);
-      for (const cr of credentials) await c.query(INSERT_CRED, [cr.authUser, cr.realm, cr.algorithm, accountId, cr.ha1]);
+      for (const cr of credentials) credentialPut(await c.query(INSERT_CRED, [cr.authUser, cr.realm, cr.algorithm, accountId, cr.ha1]));
     });
   }
 

@@ -18,6 +18,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { credentialPut } from './account-store.ts';
 import type {
   DeviceCredentials,
   NewPhoneDevice,
@@ -103,7 +104,7 @@ const SELECT_ACCOUNT = `SELECT p.account_id, p.pni, p.registration_lock, p.recov
 const INSERT_DEVICE = `INSERT INTO phone_devices (account_id, device_id, name, auth_salt, auth_hash, locked, capabilities, fetches_messages,
   registration_id, created_at, last_seen) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $8, $9, $10)`;
 const INSERT_CRED = `INSERT INTO sip_credentials (auth_user, realm, algorithm, account_id, ha1) VALUES ($1, $2, $3, $4, $5)
-  ON CONFLICT (auth_user, realm, algorithm) DO UPDATE SET account_id = EXCLUDED.account_id, ha1 = EXCLUDED.ha1`;
+  ON CONFLICT (auth_user, realm, algorithm) DO UPDATE SET ha1 = EXCLUDED.ha1 WHERE sip_credentials.account_id = EXCLUDED.account_id`;
 /** The per-account lock every device-changing transaction takes first (see the top of the file). */
 const LOCK_ACCOUNT = 'SELECT id, realm FROM accounts WHERE id = $1 FOR NO KEY UPDATE';
 
@@ -149,7 +150,7 @@ export class PostgresPhoneStore implements PhoneStore {
     await c.query(INSERT_DEVICE, [
       accountId, deviceId, d.name, d.auth.salt, d.auth.hash, JSON.stringify(d.capabilities), d.fetchesMessages, d.registrationId, d.createdAt, d.lastSeen,
     ]);
-    for (const cr of credentials(deviceAuthUser(accountId, deviceId))) await c.query(INSERT_CRED, [cr.authUser, cr.realm || realm, cr.algorithm, accountId, cr.ha1]);
+    for (const cr of credentials(deviceAuthUser(accountId, deviceId))) credentialPut(await c.query(INSERT_CRED, [cr.authUser, cr.realm || realm, cr.algorithm, accountId, cr.ha1]));
   }
 
   private async dropCredentials(c: pg.PoolClient, accountId: string, deviceIds: number[]): Promise<void> {

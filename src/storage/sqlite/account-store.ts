@@ -7,6 +7,13 @@ import { sbError } from '../../errors.ts';
 import type { DigestAlgorithm } from '../../sip/digest.ts';
 import type { Account, AccountAdmin, AccountQuery, AccountStore, CredentialStore, NewAccount, SipCredential } from '../ports.ts';
 
+/** Runs the credential upsert; 0 changes means the row is another account's: refused, nothing re-pointed. */
+export function putCredential(insert: StatementSync, authUser: string, realm: string, algorithm: string, accountId: string, ha1: string): void {
+  if (insert.run(authUser, realm, algorithm, accountId, ha1).changes === 0) {
+    throw sbError('ACCOUNT_ERR_CREDENTIAL_TAKEN', `SIP credentials of ${authUser}@${realm} belong to another account`);
+  }
+}
+
 interface AccountRow {
   id: string;
   username: string;
@@ -33,7 +40,10 @@ export class SqliteAccountStore implements AccountStore, AccountAdmin, Credentia
       WHERE c.auth_user = ? AND c.realm = ? AND c.algorithm = ?`);
     this.insertAccount = db.prepare(`INSERT INTO accounts (id, username, realm, password_hash, roles, disabled, created_at, updated_at)
       VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (username, realm) DO NOTHING`);
-    this.insertCred = db.prepare('INSERT OR REPLACE INTO sip_credentials (auth_user, realm, algorithm, account_id, ha1) VALUES (?, ?, ?, ?, ?)');
+    // An upsert only ever updates the same account's row: credentials of another account (a device's
+    // "<id>.<n>") are never re-pointed; the caller sees 0 changes and refuses (putCredential).
+    this.insertCred = db.prepare(`INSERT INTO sip_credentials (auth_user, realm, algorithm, account_id, ha1) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (auth_user, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1 WHERE sip_credentials.account_id = excluded.account_id`);
     this.byName = db.prepare('SELECT * FROM accounts WHERE username = ? AND realm = ?');
     this.byId = db.prepare('SELECT * FROM accounts WHERE id = ?');
   }
@@ -54,7 +64,7 @@ export class SqliteAccountStore implements AccountStore, AccountAdmin, Credentia
     try {
       const r = this.insertAccount.run(id, a.username, a.realm, a.passwordHash, JSON.stringify(a.roles ?? []), now, now);
       if (r.changes === 0) throw sbError('ACCOUNT_ERR_EXISTS', `account ${a.username}@${a.realm} already exists`);
-      for (const c of a.credentials) this.insertCred.run(c.authUser, c.realm, c.algorithm, id, c.ha1);
+      for (const c of a.credentials) putCredential(this.insertCred, c.authUser, c.realm, c.algorithm, id, c.ha1);
       this.db.exec('COMMIT');
     } catch (e) {
       this.db.exec('ROLLBACK');
@@ -76,7 +86,7 @@ export class SqliteAccountStore implements AccountStore, AccountAdmin, Credentia
           skipped++;
           continue;
         }
-        for (const c of a.credentials) this.insertCred.run(c.authUser, c.realm, c.algorithm, id, c.ha1);
+        for (const c of a.credentials) putCredential(this.insertCred, c.authUser, c.realm, c.algorithm, id, c.ha1);
         created++;
       }
       this.db.exec('COMMIT');
@@ -104,7 +114,7 @@ export class SqliteAccountStore implements AccountStore, AccountAdmin, Credentia
       if (r.changes === 0) throw sbError('ACCOUNT_ERR_NOT_FOUND');
       // Only the account's own credentials: its devices (auth users "<id>.<device>") keep theirs.
       this.db.prepare('DELETE FROM sip_credentials WHERE account_id = ? AND auth_user = (SELECT username FROM accounts WHERE id = ?)').run(accountId, accountId);
-      for (const c of credentials) this.insertCred.run(c.authUser, c.realm, c.algorithm, accountId, c.ha1);
+      for (const c of credentials) putCredential(this.insertCred, c.authUser, c.realm, c.algorithm, accountId, c.ha1);
       this.db.exec('COMMIT');
     } catch (e) {
       this.db.exec('ROLLBACK');

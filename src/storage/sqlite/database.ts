@@ -5,7 +5,7 @@
 // with synchronous=FULL ("fsync") COMMIT also waits for the disk. Group commit (location-store.ts) amortises
 // either over every REGISTER that arrived in the same event-loop turn.
 
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { sbError } from '../../errors.ts';
@@ -17,7 +17,12 @@ export interface SqliteOptions {
 }
 
 export function openDatabase(opts: SqliteOptions): DatabaseSync {
-  if (opts.file !== ':memory:') mkdirSync(path.dirname(opts.file), { recursive: true });
+  if (opts.file !== ':memory:') {
+    // 0700/0600 whatever the umask (the file holds HA1s and password hashes): SQLite creates a new database with
+    // 0644 & ~umask, so the file is created here first; SQLite gives its -wal and -shm the database file's mode.
+    mkdirSync(path.dirname(opts.file), { recursive: true, mode: 0o700 });
+    closeSync(openSync(opts.file, 'a', 0o600));
+  }
   const db = new DatabaseSync(opts.file);
   db.exec('PRAGMA journal_mode = WAL');
   db.exec(`PRAGMA synchronous = ${opts.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);

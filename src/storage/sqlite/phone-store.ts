@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { putCredential } from './account-store.ts';
 import type {
   DeviceCredentials,
   NewPhoneDevice,
@@ -85,7 +86,10 @@ export class SqlitePhoneStore implements PhoneStore {
       WHERE d.account_id = ? AND d.device_id = ?`);
     this.insertDevice = db.prepare(`INSERT INTO phone_devices (account_id, device_id, name, auth_salt, auth_hash, locked, capabilities,
       fetches_messages, registration_id, created_at, last_seen) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`);
-    this.insertCred = db.prepare('INSERT OR REPLACE INTO sip_credentials (auth_user, realm, algorithm, account_id, ha1) VALUES (?, ?, ?, ?, ?)');
+    // An upsert only ever updates the same account's row: credentials of another account (a device's
+    // "<id>.<n>") are never re-pointed; the caller sees 0 changes and refuses (putCredential).
+    this.insertCred = db.prepare(`INSERT INTO sip_credentials (auth_user, realm, algorithm, account_id, ha1) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (auth_user, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1 WHERE sip_credentials.account_id = excluded.account_id`);
     this.touch = db.prepare('UPDATE phone_devices SET last_seen = ? WHERE account_id = ? AND device_id = ? AND last_seen < ?');
   }
 
@@ -136,7 +140,7 @@ export class SqlitePhoneStore implements PhoneStore {
     this.insertDevice.run(
       accountId, deviceId, d.name, d.auth.salt, d.auth.hash, JSON.stringify(d.capabilities), d.fetchesMessages ? 1 : 0, d.registrationId, d.createdAt, d.lastSeen,
     );
-    for (const c of credentials(deviceAuthUser(accountId, deviceId))) this.insertCred.run(c.authUser, c.realm || realm, c.algorithm, accountId, c.ha1);
+    for (const c of credentials(deviceAuthUser(accountId, deviceId))) putCredential(this.insertCred, c.authUser, c.realm || realm, c.algorithm, accountId, c.ha1);
   }
 
   private deviceIds(accountId: string): number[] {

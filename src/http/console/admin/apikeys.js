@@ -3,7 +3,7 @@
 import { h, fill } from '/ui/shared/dom.js';
 import { dateTime } from '/ui/shared/format.js';
 
-const PERMISSIONS = ['registrations.read', 'registrations.write', 'users.read', 'users.write', 'presence.read', 'presence.write', 'events.read'];
+const PERMISSIONS = ['registrations.read', 'registrations.write', 'users.read', 'users.write', 'presence.read', 'presence.write', 'events.read', 'metrics.read'];
 const EXPIRY = [
   ['', 'never expires'],
   ['30', 'expires in 30 days'],

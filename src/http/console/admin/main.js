@@ -30,7 +30,7 @@ async function start(config) {
   fill($('#who'), 'signed in as ', h('b', { 'data-testid': 'who' }, `${claims.username}@${claims.realm}`), ' ');
 
   const feed = createFeed(session);
-  const sampler = new MetricsSampler();
+  const sampler = new MetricsSampler(session);
   sampler.start();
   const views = {
     Registrations: registrationsView(session, config, { sampler, feed }).el,

@@ -64,7 +64,9 @@ function sample(d, raw, prev, seconds) {
 }
 
 export class MetricsSampler {
-  constructor(intervalMs = 5000) {
+  /** `session`: the admin's; /metrics takes its token from anywhere but the configured open networks. */
+  constructor(session, intervalMs = 5000) {
+    this.session = session;
     this.intervalMs = intervalMs;
     this.samples = new Map(SERIES.map((d) => [d.id, []]));
     this.prev = null;
@@ -79,7 +81,7 @@ export class MetricsSampler {
 
   async scrape() {
     try {
-      const res = await fetch('/metrics', { credentials: 'omit' });
+      const res = await fetch('/metrics', { headers: { authorization: `Bearer ${this.session.token}` }, credentials: 'omit' });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const m = parseProm(await res.text());
       const now = performance.now();
