@@ -309,11 +309,7 @@ export class SipAuthenticator {
 
   private fail(req: SipRequest, status: number, reason: AuthFailure, phrase: string): AuthOutcome {
     this.o.onFailure?.(reason);
-    const res = createResponse(req, status, phrase);
-    // Malformed credentials are answered statelessly (as Kamailio's sl_send_reply): a retransmission gets the same
-    // 400 again, and a flood of them holds no transaction (each held its request's answer for 33 s).
-    if (status === 400) res.stateless = true;
-    return { ok: false, response: res, reason };
+    return { ok: false, response: createResponse(req, status, phrase), reason };
   }
 
   private locked(req: SipRequest, lock: Locked, who: Record<string, string>): AuthOutcome {
@@ -321,7 +317,6 @@ export class SipAuthenticator {
     this.o.log.debug({ ...who, seconds: lock.seconds, scope: lock.scope }, 'request refused: locked out');
     const res = createResponse(req, 403, 'Forbidden (too many failed authentication attempts)');
     res.append('Retry-After', String(lock.seconds));
-    res.stateless = true; // nothing was checked: a retransmission is refused the same way, and holds nothing meanwhile
     return { ok: false, response: res, reason: 'locked' };
   }
 }

@@ -219,17 +219,17 @@ export class SipEndpoint {
 
   private dispatch(req: SipRequest, ctx: RequestContext): SipResponse | Promise<SipResponse> {
     const method = req.method;
-    if (method === 'CANCEL') return statelessly(createResponse(req, 481)); // nothing cancellable: no INVITE transactions
+    if (method === 'CANCEL') return createResponse(req, 481); // nothing cancellable: no INVITE transactions
     const unsupported = this.unsupportedRequirements(req);
     if (unsupported.length) {
-      const res = statelessly(createResponse(req, 420));
+      const res = createResponse(req, 420);
       res.append('Unsupported', unsupported.join(', '));
       return res;
     }
     const handler = this.handlers.get(method);
     if (handler) return handler(req, ctx);
     if (method === 'OPTIONS') return this.answerOptions(req);
-    const res = statelessly(createResponse(req, KNOWN_METHODS.has(method) ? 405 : 501));
+    const res = createResponse(req, KNOWN_METHODS.has(method) ? 405 : 501);
     res.append('Allow', this.allowHeader);
     return res;
   }
@@ -254,7 +254,7 @@ export class SipEndpoint {
   private errorResponse(req: SipRequest, err: SwitchboardError): SipResponse {
     const status = err.sip ?? 400;
     // The reason phrase says what was wrong, so a phone's log tells its operator (§21: phrases are free text).
-    const res = statelessly(createResponse(req, status, `${reasonPhrase(status)} (${sanitizeReason(err.message)})`));
+    const res = createResponse(req, status, `${reasonPhrase(status)} (${sanitizeReason(err.message)})`);
     if (status === 405 || status === 501) res.append('Allow', this.allowHeader);
     return res;
   }
@@ -281,7 +281,7 @@ export class SipEndpoint {
     if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
     const data = serialize(res);
     const dest = responseDestination(via, source, this.opts.forceRport);
-    if (txn) this.server.respond(txn, res.status, data, dest, res.stateless || isReliable(source.transport));
+    if (txn) this.server.respond(txn, res.status, data, dest, res.stateless || isReliable(source.transport) || rejectsStatelessly(req, res));
     this.sender.sendNow(data, dest);
     if (arrivedAt !== undefined) this.observer?.response?.(req.method, res.status, arrivedAt);
   }
@@ -324,14 +324,17 @@ export class SipEndpoint {
 }
 
 /**
- * The endpoint's own rejections (malformed, unsupported, unknown method, nothing to cancel) are sent statelessly, as
- * Kamailio's sl_send_reply sends them: a retransmission is simply rejected again, and a flood of junk holds no
- * transaction. Measured: 92,000 junk UDP requests each held their answer for Timer J (33 s), +570 MiB RSS; stateless,
- * +43 MiB.
+ * A non-INVITE request's rejection (3xx-6xx) is sent statelessly, as Kamailio's sl_send_reply sends them (its
+ * registrar answers even 200 so): a retransmission is simply answered again, which gives the same answer (the
+ * checks that reject hold no state of the request's own), and a flood of requests that are refused holds no
+ * transaction. Measured with test/security/flood.test.ts: 92,000 refused UDP requests held 90,000 transactions,
+ * each with its answer, for Timer J (33 s): +560 MiB RSS; rejected statelessly, 16 transactions and +30 to +150 MiB
+ * (garbage V8 keeps). Successes stay in their transaction: a retransmitted REGISTER whose 200 was lost gets that 200
+ * again, not a second write. INVITE keeps its transaction either way (its non-2xx answer is acknowledged hop by hop,
+ * RFC 3261 §17.2.1).
  */
-function statelessly(res: SipResponse): SipResponse {
-  res.stateless = true;
-  return res;
+function rejectsStatelessly(req: SipRequest, res: SipResponse): boolean {
+  return res.status >= 300 && req.method !== 'INVITE';
 }
 
 /** Reason phrases are UTF-8 text without CR/LF; keep them short and printable. */
