@@ -67,6 +67,8 @@ describe('console and softphone in Chromium', { skip: missingBrowser() || missin
     // Its bindings in full, and the live feed's event.
     await row.click();
     await page.getByTestId('aor-detail').getByText(`alice@${D}`).waitFor();
+    // The heading comes first and the bindings after their fetch: wait for them rather than race it.
+    await page.getByTestId('aor-detail').getByText(/Call-ID/).first().waitFor({ timeout: 10_000 });
     assert.match((await page.getByTestId('aor-detail').textContent()) ?? '', /Call-ID/);
     assert.equal(await page.locator('[data-testid=event-feed] li[data-topic^="binding.added."]').count(), 1);
 
