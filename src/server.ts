@@ -307,7 +307,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     bus: amqp ? () => amqp.stats() : undefined,
   });
   const m = metrics;
-  new Counter({ name: 'switchboard_token_key_reloads_total', help: 'Signing key reloads caused by tokens naming an unknown kid (at most one per --jwks-cooldown)', registers: [m.registry], collect() { this.reset(); this.inc(tokens.kidReloads); } });
+  new Counter({ name: 'switchboard_signing_key_reloads_total', help: 'Signing key reads from the store after start-up (periodic, or for a token naming an unknown kid: at most one per --jwks-cooldown)', registers: [m.registry], collect() { this.reset(); this.inc(keys.reloads); } });
   const statusText: string[] = [];
   endpoint.setObserver({
     request: (method) => m.sipRequests.inc(method),

@@ -101,8 +101,6 @@ export class TokenService {
   cacheHits = 0;
   private readonly remoteClaims: RemoteClaims | null;
   private accept: ((claims: AccessClaims) => boolean | Promise<boolean>) | null = null;
-  /** Reloads of the local keys caused by tokens naming a kid we did not know (bounded by the cooldown). */
-  kidReloads = 0;
   private lastKidReload = -Infinity;
   private readonly kidCooldownMs: number;
 
@@ -208,7 +206,6 @@ export class TokenService {
       const now = this.now();
       if (now - this.lastKidReload >= this.kidCooldownMs) {
         this.lastKidReload = now;
-        this.kidReloads++;
         await this.keys.refresh(true);
       }
     }
