@@ -171,7 +171,7 @@ export const OPTIONS: Option[] = [
   O('tokens.algorithm', 'jwt-algorithm', 'enum', 'EdDSA', 'Signature algorithm of access tokens (keys are generated and rotated by Switchboard).', ['EdDSA', 'ES256']),
   O('tokens.accessTtl', 'access-token-ttl', 'int', 900, 'Access token lifetime in seconds.'),
   O('tokens.refreshTtl', 'refresh-token-ttl', 'int', 2_592_000, 'Refresh token lifetime in seconds (rotated on every use).'),
-  O('tokens.jwksUrl', 'jwks-url', 'string', null, 'Verify Bearer tokens against this remote JWKS (another issuer) instead of our own keys.'),
+  O('tokens.jwksUrl', 'jwks-url', 'string', null, 'Verify Bearer tokens against this remote JWKS (another issuer) instead of our own keys: https (plain http only on loopback); needs --jwks-username-claim and --jwks-realm or --jwks-realm-claim.'),
   O('tokens.jwksCooldown', 'jwks-cooldown', 'int', 30, 'Least seconds between key reloads caused by tokens naming an unknown kid (re-fetches of the remote JWKS, or re-reads of our own keys from the store).'),
   O('tokens.jwksUsernameClaim', 'jwks-username-claim', 'string', null, 'With --jwks-url (required): the claim of the remote tokens that holds the user name (e.g. preferred_username).'),
   O('tokens.jwksRealm', 'jwks-realm', 'string', null, 'With --jwks-url: the realm of every remote token (one of --realm); or set --jwks-realm-claim.'),
