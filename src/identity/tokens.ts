@@ -45,6 +45,9 @@ export interface RemoteClaims {
   roleMap: Readonly<Record<string, string>>;
 }
 
+/** A user name as our accounts have them (identity/accounts.ts): SIP user characters, no '@', so the AOR is user@realm. */
+const REMOTE_USER_RE = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]{1,128}$/;
+
 /** Scopes another issuer may grant: ours that carry no privilege beyond the user's own registrations and presence. */
 const REMOTE_SCOPES = ['sip.register', 'presence'];
 
@@ -221,7 +224,7 @@ export class TokenService {
 /** Another issuer's claims in our terms (see the top of the file); invalid_token when the user or realm is missing. */
 function mapRemote(p: JWTPayload, m: RemoteClaims): AccessClaims {
   const username = p[m.usernameClaim];
-  if (typeof username !== 'string' || username === '' || username.length > 128) throw new TokenError('invalid_token', `claim ${m.usernameClaim} missing or invalid`);
+  if (typeof username !== 'string' || !REMOTE_USER_RE.test(username)) throw new TokenError('invalid_token', `claim ${m.usernameClaim} missing or invalid`);
   let realm = m.realm;
   if (realm === null) {
     const claimed = m.realmClaim ? p[m.realmClaim] : undefined;

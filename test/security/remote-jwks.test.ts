@@ -86,6 +86,9 @@ describe('remote JWKS: claims are mapped, never taken verbatim', () => {
     const r = await register('admin', await token({ sub: 'idp-mallory', preferred_username: 'admin', username: 'admin', tenant: D }));
     assert.equal(r.status, 401, r.raw);
     assert.match(r.header('WWW-Authenticate')!, /invalid_token/);
+    // Nor can the configured claim smuggle in another realm.
+    const smuggled = await register('carol', await token({ sub: 'idp-mallory', sip_user: 'carol@other.test', tenant: D }));
+    assert.equal(smuggled.status, 401, smuggled.raw);
   });
 
   it('the realm is never the request’s: none in the token, or one we do not serve, is refused (401)', async () => {
