@@ -30,6 +30,7 @@ const DISTRIBUTED = [
   'test/interop/sipsak.test.ts',
   'test/interop/baresip.test.ts',
   'test/interop/presence.baresip.test.ts',
+  'test/security/disabled-accounts.test.ts',
 ];
 
 function runNodeTest(files: string[], env: NodeJS.ProcessEnv): Promise<number> {

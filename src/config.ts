@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { sbError } from './errors.ts';
 import { limiterDefaultSpecs, parseLimiterSpecs } from './identity/rate-limiter.ts';
+import { jwksUrlProblem } from './identity/tokens.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
@@ -46,6 +47,11 @@ export interface Config {
     refreshTtl: number;
     jwksUrl: string | null;
     jwksCooldown: number;
+    jwksUsernameClaim: string | null;
+    jwksRealm: string | null;
+    jwksRealmClaim: string | null;
+    jwksRolesClaim: string;
+    jwksRoleMap: string[];
     sipBearer: 'off' | 'accept' | 'offer';
   };
   passwords: { argon2MemoryKiB: number; argon2Passes: number };
@@ -188,8 +194,13 @@ export const OPTIONS: Option[] = [
   O('tokens.algorithm', 'jwt-algorithm', 'enum', 'EdDSA', 'Signature algorithm of access tokens (keys are generated and rotated by Switchboard).', ['EdDSA', 'ES256']),
   O('tokens.accessTtl', 'access-token-ttl', 'int', 900, 'Access token lifetime in seconds.'),
   O('tokens.refreshTtl', 'refresh-token-ttl', 'int', 2_592_000, 'Refresh token lifetime in seconds (rotated on every use).'),
-  O('tokens.jwksUrl', 'jwks-url', 'string', null, 'Verify Bearer tokens against this remote JWKS (another issuer) instead of our own keys.'),
-  O('tokens.jwksCooldown', 'jwks-cooldown', 'int', 30, 'Seconds between re-fetches of the remote JWKS for tokens naming an unknown kid.'),
+  O('tokens.jwksUrl', 'jwks-url', 'string', null, 'Verify Bearer tokens against this remote JWKS (another issuer) instead of our own keys: https (plain http only on loopback); needs --jwks-username-claim and --jwks-realm or --jwks-realm-claim.'),
+  O('tokens.jwksCooldown', 'jwks-cooldown', 'int', 30, 'Least seconds between key reloads caused by tokens naming an unknown kid (re-fetches of the remote JWKS, or re-reads of our own keys from the store).'),
+  O('tokens.jwksUsernameClaim', 'jwks-username-claim', 'string', null, 'With --jwks-url (required): the claim of the remote tokens that holds the user name (e.g. preferred_username).'),
+  O('tokens.jwksRealm', 'jwks-realm', 'string', null, 'With --jwks-url: the realm of every remote token (one of --realm); or set --jwks-realm-claim.'),
+  O('tokens.jwksRealmClaim', 'jwks-realm-claim', 'string', null, 'With --jwks-url: the claim of the remote tokens naming their realm (must be one of --realm); or set --jwks-realm.'),
+  O('tokens.jwksRolesClaim', 'jwks-roles-claim', 'string', 'roles', 'With --jwks-url: the claim holding the issuer\'s roles, a dotted path (Keycloak: realm_access.roles).'),
+  O('tokens.jwksRoleMap', 'jwks-role-map', 'list', [], 'With --jwks-url: their role names to ours, theirs=ours (e.g. sb-admins=admin); unmapped roles are ignored.'),
   // Not offered by default: libre-based clients (baresip) refuse a 401 carrying any challenge but Digest MD5
   // (docs/digest-clients.md); clients that use tokens send them without being asked.
   O('tokens.sipBearer', 'sip-bearer', 'enum', 'accept', 'Authorization: Bearer on SIP (RFC 8898): off, accept (tokens work, 401s offer only Digest), or offer (401s add a Bearer challenge).', ['off', 'accept', 'offer']),
@@ -379,7 +390,14 @@ function validate(c: Config): void {
   }
   if (c.passwords.argon2MemoryKiB < 8 || c.passwords.argon2Passes < 1) bad('argon2 cost too low');
   if (c.tokens.accessTtl < 30) bad('access-token-ttl below 30 seconds');
-  if (c.tokens.jwksUrl !== null && !/^https?:\/\//.test(c.tokens.jwksUrl)) bad('jwks-url must be an http(s) URL');
+  if (c.tokens.jwksUrl !== null) {
+    const problem = jwksUrlProblem(c.tokens.jwksUrl);
+    if (problem) bad(problem);
+    if (!c.tokens.jwksUsernameClaim) bad('--jwks-url needs --jwks-username-claim (which claim of the remote tokens is the user name)');
+    if ((c.tokens.jwksRealm === null) === (c.tokens.jwksRealmClaim === null)) bad('--jwks-url needs exactly one of --jwks-realm and --jwks-realm-claim (the realm of the remote tokens)');
+    if (c.tokens.jwksRealm !== null && !c.realms.includes(c.tokens.jwksRealm.toLowerCase())) bad('--jwks-realm must be one of --realm');
+    for (const m of c.tokens.jwksRoleMap) if (!/^[^=]+=admin$/.test(m)) bad(`--jwks-role-map takes theirs=ours with ours one of: admin (got ${JSON.stringify(m)})`);
+  }
   if (c.bus.url !== 'memory' && !/^amqps?:\/\/[^/]/.test(c.bus.url)) bad('bus must be memory or an amqp:// (amqps://) URL');
   if (c.phone.codeProvider === 'twilio' && (!c.phone.twilioAccountSid || !c.phone.twilioAuthToken || !c.phone.twilioFrom)) {
     bad('--verification-provider twilio needs --twilio-account-sid, --twilio-auth-token and --twilio-from');

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { Counter } from 'prom-client';
 import { InProcessBus } from './bus/in-process.ts';
 import { AmqpBus } from './bus/amqp.ts';
 import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './bus/kazoo/exchanges.ts';
@@ -14,6 +15,7 @@ import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
 import type { EventBus } from './bus/event-bus.ts';
 import type { Config } from './config.ts';
 import { CachedCredentialStore, shareInvalidations } from './identity/credential-cache.ts';
+import { CredentialValidity } from './identity/credential-validity.ts';
 import { SipAuthenticator } from './identity/sip-authenticator.ts';
 import { Lockout } from './identity/lockout.ts';
 import { AccountService } from './identity/account-service.ts';
@@ -180,11 +182,26 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       jwksCooldownSeconds: config.tokens.jwksCooldown,
       // Asymmetric algorithms only: never "none", never HMAC (a public key must not become an HMAC secret).
       algorithms: config.tokens.jwksUrl ? ['EdDSA', 'ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] : ['EdDSA', 'ES256'],
+      remote: config.tokens.jwksUrl
+        ? {
+            usernameClaim: config.tokens.jwksUsernameClaim!,
+            realm: config.tokens.jwksRealm?.toLowerCase() ?? null,
+            realmClaim: config.tokens.jwksRealmClaim,
+            realms: config.realms,
+            rolesClaim: config.tokens.jwksRolesClaim,
+            roleMap: Object.fromEntries(config.tokens.jwksRoleMap.map((m) => [m.slice(0, m.lastIndexOf('=')), m.slice(m.lastIndexOf('=') + 1)])),
+          }
+        : null,
     },
     keys,
   );
   const refresh = new RefreshTokens(tokenStore, config.tokens.refreshTtl);
   const apiKeys = new ApiKeys(tokenStore);
+  // Whether an account still accepts its tokens and API keys (disabled, deleted, revoked since): checked as each is
+  // accepted, cached, emptied on every node by the credential-change events.
+  const validity = new CredentialValidity(accounts, config.storage.credentialCacheTtl);
+  const stopValidity = validity.follow(bus);
+  apiKeys.acceptWith((key) => validity.account(key.accountId, key.createdAt));
   const accountService = new AccountService({
     accounts,
     credentials: accounts,
@@ -277,6 +294,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     },
   );
 
+  // Device tokens are checked against their device too (it exists, unlocked, the same device), over HTTP and SIP alike.
+  tokens.acceptWith(validity.tokenCheck(config.tokens.jwksUrl !== null, phone.devices.acceptBearer));
+
   // Digest: nonces keyed from the master key; nonce counts tracked in-process.
   const boot = randomBytes(4).readUInt32BE(0);
   const nonces = new NonceIssuer(deriveKey(master, 'digest-nonce'), config.digest.nonceTtl, boot);
@@ -307,6 +327,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     bus: amqp ? () => amqp.stats() : undefined,
   });
   const m = metrics;
+  new Counter({ name: 'switchboard_signing_key_reloads_total', help: 'Signing key reads from the store after start-up (periodic, or for a token naming an unknown kid: at most one per --jwks-cooldown)', registers: [m.registry], collect() { this.reset(); this.inc(keys.reloads); } });
   const statusText: string[] = [];
   endpoint.setObserver({
     request: (method) => m.sipRequests.inc(method),
@@ -330,7 +351,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     bearer: config.tokens.sipBearer === 'off' ? null : tokens,
     offerBearer: config.tokens.sipBearer === 'offer',
     onFailure: (reason) => m.authFailures.inc(reason),
-    acceptBearer: phone.devices.acceptBearer,
     onDigestAuthenticated: phone.devices.onSipAuthenticated,
   });
 
@@ -421,9 +441,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     loginRateLimit: config.http.loginRateLimit,
     trustProxy: config.http.trustProxy,
     identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
-    onAccountStatusChanged: () => invalidate.all(),
+    onAccountStatusChanged: () => {
+      invalidate.all();
+      validity.clear();
+    },
     onAccountDeleted: async (account) => {
       invalidate.all();
+      validity.clear();
       await location.removeAor(account.aor);
       await presence.removePresentity(account.aor);
     },
@@ -467,6 +491,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       await bus.close();
       stopReplicas?.();
       invalidate.stop();
+      stopValidity();
       phone.close();
       await shared.close();
       await durable.close();

@@ -17,10 +17,16 @@ export function isApiKey(token: string): boolean {
 export class ApiKeys {
   private readonly store: ApiKeyStore;
   private readonly now: () => number;
+  private accept: ((record: ApiKeyRecord) => boolean | Promise<boolean>) | null = null;
 
   constructor(store: ApiKeyStore, now: () => number = Date.now) {
     this.store = store;
     this.now = now;
+  }
+
+  /** A further check of every genuine, live key: its account still accepts it (identity/credential-validity.ts). */
+  acceptWith(check: (record: ApiKeyRecord) => boolean | Promise<boolean>): void {
+    this.accept = check;
   }
 
   async create(accountId: string, name: string, permissions: string[], expiresAt: number | null): Promise<{ key: string; record: ApiKeyRecord }> {
@@ -41,6 +47,7 @@ export class ApiKeys {
     if (!record) return null;
     const ok = timingSafeEqual(Buffer.from(record.secretHash, 'hex'), Buffer.from(hashSecret(m[2]), 'hex'));
     if (!ok || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= this.now())) return null;
+    if (this.accept && !(await this.accept(record))) return null;
     await this.store.touchApiKey(record.id, this.now());
     return record;
   }

@@ -35,6 +35,8 @@ export class KeyRing {
   private lastLoad = 0;
   private loading: Promise<void> | null = null;
   private readonly now: () => number;
+  /** Reads of the keys from the store after the first load (periodic, or for a token naming a kid we did not know). */
+  reloads = 0;
 
   constructor(o: KeyRingOptions) {
     this.o = o;
@@ -100,6 +102,7 @@ export class KeyRing {
     if (!force && this.now() - this.lastLoad < (this.o.reloadSeconds ?? 30) * 1000) return;
     this.loading ??= (async () => {
       try {
+        this.reloads++;
         this.records = await this.o.store.listKeys();
         if (this.records.some((k) => k.retiredAt === null)) await this.activate();
       } finally {

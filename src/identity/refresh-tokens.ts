@@ -72,12 +72,23 @@ export class RefreshTokens {
     return { accountId: record.accountId, token: next.token };
   }
 
-  /** Revokes the family of a token (logout of one session); silently ignores unknown tokens. */
-  async revoke(token: string): Promise<void> {
-    const m = /^rt_([0-9a-f-]{36})\./.exec(token);
-    if (!m) return;
+  /**
+   * Revokes the family of a token (logout of one session) for the account that holds it. Possession is proven by
+   * the whole token, secret included (an id alone is no proof: ids show in logs and token listings). A token that is
+   * malformed, unknown or whose secret does not match is ignored, as RFC 7009 §2.2 has it; a genuine token of another
+   * account is refused (RFC 7009 §2.1: the token must have been issued to the caller).
+   */
+  async revoke(token: string, accountId: string): Promise<'revoked' | 'ignored' | 'not-yours'> {
+    const m = /^rt_([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/.exec(token);
+    if (!m) return 'ignored';
     const record = await this.store.findRefresh(m[1]);
-    if (record) await this.store.revokeFamily(record.familyId, this.now());
+    if (!record) return 'ignored';
+    const want = Buffer.from(record.secretHash, 'hex');
+    const got = Buffer.from(hashSecret(m[2]), 'hex');
+    if (!timingSafeEqual(want, got)) return 'ignored';
+    if (record.accountId !== accountId) return 'not-yours';
+    await this.store.revokeFamily(record.familyId, this.now());
+    return 'revoked';
   }
 
   revokeAll(accountId: string): Promise<number> {

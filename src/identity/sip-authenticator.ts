@@ -196,15 +196,17 @@ export class SipAuthenticator {
       res.append('WWW-Authenticate', `Bearer realm=${quote(realm)}, error="insufficient_scope", scope=${quote(scope)}`);
       return { ok: false, response: res, reason: 'insufficient-scope' };
     }
-    const username = claims.username ?? (typeof claims.preferred_username === 'string' ? claims.preferred_username : null);
-    const tokenRealm = claims.realm ?? realm;
+    // The token's own user and realm only (another issuer's are mapped in tokens.ts): never the request's realm, so
+    // a token without them registers nothing.
+    const username = typeof claims.username === 'string' ? claims.username : null;
+    const tokenRealm = typeof claims.realm === 'string' ? claims.realm : null;
     return {
       ok: true,
       identity: {
         accountId: claims.sub,
         authUser: username ?? claims.sub,
-        realm: tokenRealm,
-        aors: username ? [`${username}@${tokenRealm}`] : [],
+        realm: tokenRealm ?? realm,
+        aors: username && tokenRealm ? [`${username}@${tokenRealm}`] : [],
         scheme: 'bearer',
       },
     };

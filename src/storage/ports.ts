@@ -76,6 +76,11 @@ export interface Account {
   /** argon2id PHC string, or null when only SIP credentials exist (imported accounts). */
   passwordHash: string | null;
   disabled: boolean;
+  /**
+   * Access tokens issued and API keys created at or before this instant (epoch ms; 0: none) are refused: set when
+   * the account is disabled, so its credentials stay dead when it is enabled again (identity/credential-validity.ts).
+   */
+  credentialsValidAfter: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -146,7 +151,8 @@ export interface AccountQuery {
 
 export interface AccountAdmin {
   list(q: AccountQuery): Promise<{ total: number; accounts: Account[] }>;
-  update(id: string, changes: { roles?: string[]; disabled?: boolean }): Promise<Account>;
+  /** `credentialsValidAfter` only ever moves forward (the later of the stored and the given instant). */
+  update(id: string, changes: { roles?: string[]; disabled?: boolean; credentialsValidAfter?: number }): Promise<Account>;
   /** Deletes the account with its credentials, tokens and keys. */
   delete(id: string): Promise<boolean>;
 }

@@ -149,7 +149,8 @@ describe('Bearer tokens from a remote issuer (--jwks-url)', () => {
     });
     await new Promise<void>((r) => issuer.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(issuer.address() as AddressInfo).port}/jwks.json`;
-    s = await startTestServer({ flags: { 'jwks-url': url, 'jwt-issuer': 'https://idp.example', 'jwt-audience': 'sip', 'jwks-cooldown': '1' } });
+    // A remote issuer's claims are mapped, never taken verbatim: which claim is the user name and where the realm comes from.
+    s = await startTestServer({ flags: { 'jwks-url': url, 'jwt-issuer': 'https://idp.example', 'jwt-audience': 'sip', 'jwks-cooldown': '1', 'jwks-username-claim': 'username', 'jwks-realm-claim': 'realm' } });
     c = await SipTestClient.open('UDP', s.sipPort);
   });
   after(async () => {

@@ -103,13 +103,20 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, o) 
         summary: "Revoke the caller's refresh tokens: the family of the one given, or all of them",
         security: [{ bearer: [] }],
         body: { type: 'object', nullable: true, additionalProperties: false, properties: { refresh_token: { type: 'string', maxLength: 200 } } },
-        response: { 204: { type: 'null' }, 401: errorSchema },
+        response: { 204: { type: 'null' }, 401: errorSchema, 403: errorSchema },
       },
     },
     async (req, reply) => {
       const token = req.body?.refresh_token;
-      if (token) await o.refresh.revoke(token);
-      else await o.refresh.revokeAll(req.principal!.accountId);
+      const accountId = req.principal!.accountId;
+      if (token) {
+        const r = await o.refresh.revoke(token, accountId);
+        if (r === 'not-yours') {
+          req.log.warn({ account: accountId }, "logout refused: the refresh token is another account's");
+          throw sbError('HTTP_ERR_FORBIDDEN', 'the refresh token was not issued to the caller');
+        }
+        if (r === 'ignored') req.log.info({ account: accountId }, 'logout: refresh token unknown or not genuine, nothing revoked');
+      } else await o.refresh.revokeAll(accountId);
       return reply.status(204).send();
     },
   );

@@ -59,7 +59,8 @@ const SELF_PERMISSIONS = ['presence.read', 'presence.write'];
 
 export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) => {
   const admin = guard(o.auth);
-  const adminOrSelf = guard(o.auth, { selfParam: 'id' });
+  /** Deleting the account, its password and API keys: not from a linked device (authenticate.ts). */
+  const accountLevel = guard(o.auth, { selfParam: 'id', account: true });
   const read = guard(o.auth, { permission: 'users.read', selfParam: 'id' });
   const write = guard(o.auth, { permission: 'users.write' });
   const security = [{ bearer: [] }];
@@ -158,7 +159,9 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
     async (req) => {
       if (req.params.id === req.principal!.accountId) throw sbError('HTTP_ERR_FORBIDDEN', 'an account cannot change its own roles or status');
       await load(req.params.id);
-      const updated = await o.store.update(req.params.id, req.body);
+      // Disabling moves the account's "valid after" instant to now: its tokens and API keys are refused from now on,
+      // and stay refused when it is enabled again (identity/credential-validity.ts).
+      const updated = await o.store.update(req.params.id, req.body.disabled ? { ...req.body, credentialsValidAfter: Date.now() } : req.body);
       if (req.body.disabled) await o.refresh.revokeAll(updated.id);
       if (req.body.disabled !== undefined) await o.onStatusChanged?.(updated);
       return accountJson(updated);
@@ -167,7 +170,7 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
 
   app.delete<{ Params: { id: string } }>(
     '/users/:id',
-    { preHandler: adminOrSelf, schema: { tags: ['users'], summary: 'Delete an account with its credentials, tokens, keys and bindings', security, params: idParam, response: { 204: { type: 'null' }, 401: errorSchema, 403: errorSchema, 404: errorSchema } } },
+    { preHandler: accountLevel, schema: { tags: ['users'], summary: 'Delete an account with its credentials, tokens, keys and bindings', security, params: idParam, response: { 204: { type: 'null' }, 401: errorSchema, 403: errorSchema, 404: errorSchema } } },
     async (req, reply) => {
       const account = await load(req.params.id);
       await o.store.delete(account.id);
@@ -181,7 +184,7 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
     {
       // Each one may cost an argon2 verification: limited per address like login, before anything else is done.
       config: (o.passwordRateLimitPerMinute ?? 0) > 0 ? { rateLimit: { max: o.passwordRateLimitPerMinute!, timeWindow: 60_000 } } : {},
-      preHandler: adminOrSelf,
+      preHandler: accountLevel,
       schema: {
         tags: ['users'],
         summary: 'Set a new password (the account itself must give its current one); HA1s change with it; other sessions are logged out',
@@ -230,7 +233,7 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
   app.post<{ Params: { id: string }; Body: { name: string; permissions: string[]; expiresInDays?: number } }>(
     '/users/:id/api-keys',
     {
-      preHandler: adminOrSelf,
+      preHandler: accountLevel,
       schema: {
         tags: ['api-keys'],
         summary: 'Create an API key; the key is in this response only (only its hash is stored)',
@@ -263,14 +266,14 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
 
   app.get<{ Params: { id: string } }>(
     '/users/:id/api-keys',
-    { preHandler: adminOrSelf, schema: { tags: ['api-keys'], summary: "An account's API keys (never the keys themselves)", security, params: idParam, response: { 200: { type: 'object', properties: { keys: { type: 'array', items: keySchema } } }, 401: errorSchema, 403: errorSchema } } },
+    { preHandler: accountLevel, schema: { tags: ['api-keys'], summary: "An account's API keys (never the keys themselves)", security, params: idParam, response: { 200: { type: 'object', properties: { keys: { type: 'array', items: keySchema } } }, 401: errorSchema, 403: errorSchema } } },
     async (req) => ({ keys: (await o.apiKeys.list(req.params.id)).map(apiKeyJson) }),
   );
 
   app.delete<{ Params: { id: string; keyId: string } }>(
     '/users/:id/api-keys/:keyId',
     {
-      preHandler: adminOrSelf,
+      preHandler: accountLevel,
       schema: {
         tags: ['api-keys'],
         summary: 'Revoke an API key',

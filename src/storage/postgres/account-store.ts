@@ -19,6 +19,7 @@ interface AccountRow {
   password_hash: string | null;
   roles: string;
   disabled: boolean;
+  valid_after: number;
   created_at: number;
   updated_at: number;
 }
@@ -32,6 +33,7 @@ function toAccount(r: AccountRow): Account {
     roles: JSON.parse(r.roles) as string[],
     passwordHash: r.password_hash,
     disabled: r.disabled,
+    credentialsValidAfter: r.valid_after,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -128,7 +130,7 @@ export class PostgresAccountStore implements AccountStore, AccountAdmin, Credent
     return { total, accounts: rows.rows.map(toAccount) };
   }
 
-  async update(id: string, changes: { roles?: string[]; disabled?: boolean }): Promise<Account> {
+  async update(id: string, changes: { roles?: string[]; disabled?: boolean; credentialsValidAfter?: number }): Promise<Account> {
     const sets: string[] = ['updated_at = $1'];
     const args: unknown[] = [Date.now()];
     if (changes.roles) {
@@ -138,6 +140,10 @@ export class PostgresAccountStore implements AccountStore, AccountAdmin, Credent
     if (changes.disabled !== undefined) {
       args.push(changes.disabled);
       sets.push(`disabled = $${args.length}`);
+    }
+    if (changes.credentialsValidAfter !== undefined) {
+      args.push(changes.credentialsValidAfter);
+      sets.push(`valid_after = GREATEST(valid_after, $${args.length})`);
     }
     args.push(id);
     const r = await this.db.query(`UPDATE accounts SET ${sets.join(', ')} WHERE id = $${args.length}`, args);

@@ -177,4 +177,9 @@ export const PG_MIGRATIONS: PgMigration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'accounts: credentials valid after',
+    sql: `ALTER TABLE accounts ADD COLUMN valid_after BIGINT NOT NULL DEFAULT 0;`,
+  },
 ];

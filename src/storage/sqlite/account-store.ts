@@ -21,6 +21,7 @@ interface AccountRow {
   password_hash: string | null;
   roles: string;
   disabled: number;
+  valid_after: number;
   created_at: number;
   updated_at: number;
 }
@@ -143,7 +144,7 @@ export class SqliteAccountStore implements AccountStore, AccountAdmin, Credentia
     return { total, accounts: (rows as unknown as AccountRow[]).map(toAccount) };
   }
 
-  async update(id: string, changes: { roles?: string[]; disabled?: boolean }): Promise<Account> {
+  async update(id: string, changes: { roles?: string[]; disabled?: boolean; credentialsValidAfter?: number }): Promise<Account> {
     const sets: string[] = ['updated_at = ?'];
     const args: Array<string | number> = [Date.now()];
     if (changes.roles) {
@@ -153,6 +154,10 @@ export class SqliteAccountStore implements AccountStore, AccountAdmin, Credentia
     if (changes.disabled !== undefined) {
       sets.push('disabled = ?');
       args.push(changes.disabled ? 1 : 0);
+    }
+    if (changes.credentialsValidAfter !== undefined) {
+      sets.push('valid_after = max(valid_after, ?)');
+      args.push(changes.credentialsValidAfter);
     }
     const r = this.db.prepare(`UPDATE accounts SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
     if (r.changes === 0) throw sbError('ACCOUNT_ERR_NOT_FOUND');
@@ -173,6 +178,7 @@ function toAccount(r: AccountRow): Account {
     roles: JSON.parse(r.roles) as string[],
     passwordHash: r.password_hash,
     disabled: r.disabled !== 0,
+    credentialsValidAfter: r.valid_after,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

@@ -166,4 +166,11 @@ export const MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 7,
+    name: 'accounts: credentials valid after',
+    // Access tokens issued and API keys created at or before this instant (epoch ms) are refused: disabling an
+    // account sets it, so they stay dead once it is enabled again (identity/credential-validity.ts).
+    sql: `ALTER TABLE accounts ADD COLUMN valid_after INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];

@@ -29,7 +29,7 @@ export function accountStoreContract(open: OpenStores, drift: KnownDrift = {}): 
       const a = await accounts.create(newAccount('alice', 'pw', REALM, ['admin', 'users.read']));
       assert.match(a.id, /^[0-9a-f-]{36}$/);
       assert.deepEqual({ ...a, id: '', createdAt: 0, updatedAt: 0 }, {
-        id: '', username: 'alice', realm: REALM, aor: `alice@${REALM}`, roles: ['admin', 'users.read'], passwordHash: '$argon2id$pw', disabled: false, createdAt: 0, updatedAt: 0,
+        id: '', username: 'alice', realm: REALM, aor: `alice@${REALM}`, roles: ['admin', 'users.read'], passwordHash: '$argon2id$pw', disabled: false, credentialsValidAfter: 0, createdAt: 0, updatedAt: 0,
       });
       assert.ok(a.createdAt >= before && a.createdAt <= Date.now() && a.updatedAt === a.createdAt);
       assert.deepEqual(await accounts.findByName('alice', REALM), a);
@@ -138,6 +138,22 @@ export function accountStoreContract(open: OpenStores, drift: KnownDrift = {}): 
       const u3 = await accounts.update(a.id, { roles: [], disabled: false });
       assert.deepEqual([u3.roles, u3.disabled], [[], false]);
       await assert.rejects(accounts.update('00000000-0000-0000-0000-000000000000', { disabled: true }), rejectsWith('ACCOUNT_ERR_NOT_FOUND'));
+    });
+
+    it('keeps the instant credentials are valid after, durable, and only ever moving forward', async () => {
+      const s = env();
+      const a = await s.accounts.create(newAccount('alice'));
+      assert.equal(a.credentialsValidAfter, 0);
+      const u1 = await s.accounts.update(a.id, { disabled: true, credentialsValidAfter: 1_700_000_000_123 });
+      assert.deepEqual([u1.disabled, u1.credentialsValidAfter], [true, 1_700_000_000_123]);
+      // An earlier instant (a node with a late clock) never revives what a later one revoked.
+      const u2 = await s.accounts.update(a.id, { disabled: false, credentialsValidAfter: 1_600_000_000_000 });
+      assert.deepEqual([u2.disabled, u2.credentialsValidAfter], [false, 1_700_000_000_123]);
+      assert.equal((await s.accounts.update(a.id, { roles: ['admin'] })).credentialsValidAfter, 1_700_000_000_123);
+      // Seen the same from another node, and by name.
+      const peer = await s.node();
+      assert.equal((await peer.accounts.findById(a.id))!.credentialsValidAfter, 1_700_000_000_123);
+      assert.equal((await peer.accounts.findByName('alice', REALM))!.credentialsValidAfter, 1_700_000_000_123);
     });
 
     it('deletes an account with its credentials, tokens, API keys and sealed password', todo('delete-cascade'), async () => {
