@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sbError } from './errors.ts';
 import { limiterDefaultSpecs, parseLimiterSpecs } from './identity/rate-limiter.ts';
+import { NetworkSet } from './sip/transport/networks.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
@@ -26,6 +27,7 @@ export interface Config {
     forceRport: boolean;
     advertisedHost: string | null;
     serverHeader: string | null;
+    trustedProxies: string[];
   };
   http: { host: string; port: number; loginRateLimit: number };
   tls: { cert: string | null; key: string | null; verifyPeers: boolean };
@@ -157,6 +159,7 @@ export const OPTIONS: Option[] = [
   O('sip.forceRport', 'sip-force-rport', 'bool', false, 'Answer UDP requests at their source address and port even without rport (NAT).'),
   O('sip.advertisedHost', 'sip-advertised-host', 'string', null, 'Host to put in Via/Contact of requests Switchboard sends (default: the listening address).'),
   O('sip.serverHeader', 'sip-server-header', 'string', 'Switchboard', 'Server header on responses (empty to omit).'),
+  O('sip.trustedProxies', 'sip-trusted-proxies', 'list', [], 'CIDRs of edge proxies (e.g. Kamailio with the path module) whose Path headers are stored with a registration; Path from anyone else is ignored.'),
   O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
   O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
   O('http.loginRateLimit', 'login-rate-limit', 'int', 60, 'Login and refresh requests per minute per address (0: unlimited); beyond it 429.'),
@@ -331,6 +334,13 @@ function validate(c: Config): void {
   if (c.registrar.defaultExpires < c.registrar.minExpires) bad('default-expires below min-expires');
   if (c.registrar.expirySpread > 20) bad('expiry-spread is a percentage from 0 to 20');
   if (c.sip.maxMessageSize < 1024) bad('sip-max-message-size below 1024');
+  for (const cidr of c.sip.trustedProxies) {
+    try {
+      new NetworkSet([cidr]);
+    } catch (e) {
+      bad(`--sip-trusted-proxies: ${(e as Error).message}`);
+    }
+  }
   if (c.storage.database !== 'sqlite' && !/^postgres(ql)?:\/\//.test(c.storage.database)) bad('--database is sqlite or a postgres:// URL');
   if (c.storage.cache !== 'memory' && !/^rediss?:\/\//.test(c.storage.cache)) bad('--cache is memory or a redis:// URL');
   if (c.cluster.workers !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(c.cluster.workers)) bad('--workers is a number or auto');

@@ -39,6 +39,7 @@ import { loadTlsFiles } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
+import { NetworkSet } from './sip/transport/networks.ts';
 import type { ListenerAddress } from './sip/transport/types.ts';
 import { createRateLimiters, parseLimiterSpecs } from './identity/rate-limiter.ts';
 import { createPhoneServices, type PhoneServices } from './identity/phone/index.ts';
@@ -325,6 +326,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     isLocalHost: (h) => localHosts.has(h.charCodeAt(0) === 91 ? h.slice(1, -1) : h),
     node,
     log: log.child({ component: 'registrar' }),
+    trustedProxies: new NetworkSet(config.sip.trustedProxies),
     onOutcome: (outcome) => m.registrations.inc(outcome),
   });
   endpoint.handle('REGISTER', registrar.handle);
