@@ -4,6 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { TLS_INTERMEDIATE_CIPHERS } from './certificates.ts';
 import { sbError } from './errors.ts';
 import { limiterDefaultSpecs, parseLimiterSpecs } from './identity/rate-limiter.ts';
 import { NetworkSet } from './sip/transport/networks.ts';
@@ -30,7 +32,7 @@ export interface Config {
     trustedProxies: string[];
   };
   http: { host: string; port: number; loginRateLimit: number };
-  tls: { cert: string | null; key: string | null; verifyPeers: boolean };
+  tls: { cert: string | null; key: string | null; verifyPeers: boolean; ciphers: string };
   tokens: {
     issuer: string;
     audience: string;
@@ -153,6 +155,7 @@ export const OPTIONS: Option[] = [
   O('tls.cert', 'tls-cert', 'string', null, 'PEM certificate (chain) for TLS and WSS; without it a self-signed one is generated in <data-dir>/tls for local use.'),
   O('tls.key', 'tls-key', 'string', null, 'PEM private key for --tls-cert.'),
   O('tls.verifyPeers', 'tls-verify-peers', 'bool', true, 'Verify certificates on TLS connections Switchboard opens itself.'),
+  O('tls.ciphers', 'tls-ciphers', 'string', TLS_INTERMEDIATE_CIPHERS, "OpenSSL cipher list for SIP over TLS and WSS (TLS 1.2 and 1.3 suites); the default is Mozilla's intermediate profile, AEAD suites only. Renegotiation is always refused."),
   O('sip.maxMessageSize', 'sip-max-message-size', 'int', 65535, 'Largest SIP message accepted, in bytes (larger: dropped on UDP, 513 and close on TCP).'),
   O('sip.tcpIdleTimeout', 'sip-tcp-idle-timeout', 'int', 600, 'Seconds before an idle TCP connection without bindings on it is closed.'),
   O('sip.tcpMaxConnections', 'sip-tcp-max-connections', 'int', 100000, 'Most simultaneous TCP connections.'),
@@ -327,6 +330,11 @@ function validate(c: Config): void {
   if (c.sip.port > 65535 || c.http.port > 65535) bad('ports must be below 65536');
   for (const t of c.sip.transports) if (!['UDP', 'TCP', 'TLS', 'WS', 'WSS'].includes(t.toUpperCase())) bad(`unknown SIP transport ${t}`);
   if ((c.tls.cert === null) !== (c.tls.key === null)) bad('--tls-cert and --tls-key go together');
+  try {
+    createSecureContext({ ciphers: c.tls.ciphers });
+  } catch (e) {
+    bad(`--tls-ciphers: ${(e as Error).message}`);
+  }
   for (const a of c.digest.algorithms) if (!['MD5', 'SHA-256', 'SHA-512-256'].includes(a.toUpperCase())) bad(`unknown digest algorithm ${a}`);
   if (c.digest.algorithms.length === 0) bad('at least one digest algorithm is required');
   if (c.registrar.minExpires > c.registrar.maxExpires) bad('min-expires above max-expires');

@@ -35,7 +35,7 @@ import { FlowRelay } from './bus/flow-relay.ts';
 import { checkSyncService } from './registrar/check-sync.ts';
 import path from 'node:path';
 import { deriveKey, loadMasterKey } from './secrets.ts';
-import { loadTlsFiles } from './certificates.ts';
+import { loadTlsFiles, tlsContextOptions } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
@@ -371,7 +371,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     tlsPort: config.sip.tlsPort,
     wsPort: config.sip.wsPort,
     wssPort: config.sip.wssPort,
-    tls: tlsFiles ? { key: tlsFiles.key, cert: tlsFiles.cert, verifyPeers: config.tls.verifyPeers } : null,
+    tls: tlsFiles ? { key: tlsFiles.key, cert: tlsFiles.cert, verifyPeers: config.tls.verifyPeers, context: tlsContextOptions(config.tls.ciphers) } : null,
     transports: config.sip.transports,
     maxMessageSize: config.sip.maxMessageSize,
     tcpIdleTimeoutMs: config.sip.tcpIdleTimeout * 1000,

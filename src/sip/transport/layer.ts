@@ -104,7 +104,7 @@ export class TransportLayer implements Sender {
       new WsTransport({
         hosts: opts.hosts,
         port: (secure ? opts.wssPort : opts.wsPort) ?? (secure ? 8089 : 8088),
-        tls: secure ? { key: opts.tls!.key, cert: opts.tls!.cert } : undefined,
+        tls: secure ? { key: opts.tls!.key, cert: opts.tls!.cert, context: opts.tls!.context } : undefined,
         maxMessageSize: opts.maxMessageSize,
         idleTimeoutMs: opts.tcpIdleTimeoutMs,
         reusePort: opts.reusePort,

@@ -12,6 +12,14 @@ export interface TlsMaterial {
   cert: string | Buffer;
   /** Verify peers' certificates on connections we open (responses to, or requests for, a closed flow). */
   verifyPeers: boolean;
+  /** Protocol versions, cipher suites and OpenSSL options of every context, ours and theirs (certificates.ts). */
+  context?: TlsContextOptions;
+}
+
+export interface TlsContextOptions {
+  ciphers: string;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  secureOptions: number;
 }
 
 export interface TcpOptions {
@@ -67,7 +75,7 @@ export class TcpTransport implements Transport {
     let port = this.opts.port;
     for (const host of this.opts.hosts) {
       const server: net.Server = this.opts.tls
-        ? tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, noDelay: true }, (socket) => this.accept(socket))
+        ? tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, ...this.opts.tls.context, noDelay: true }, (socket) => this.accept(socket))
         : net.createServer({ noDelay: true }, (socket) => this.accept(socket));
       server.maxConnections = this.opts.maxConnections;
       await new Promise<void>((resolve, reject) => {
@@ -197,7 +205,7 @@ export class TcpTransport implements Transport {
     return new Promise((resolve, reject) => {
       const t = this.opts.tls;
       const socket: net.Socket = t
-        ? tls.connect({ host: to.address, port: to.port, rejectUnauthorized: t.verifyPeers, servername: net.isIP(to.address) ? undefined : to.address })
+        ? tls.connect({ host: to.address, port: to.port, ...t.context, rejectUnauthorized: t.verifyPeers, servername: net.isIP(to.address) ? undefined : to.address })
         : net.connect({ host: to.address, port: to.port, noDelay: true });
       const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), 5000);
       socket.once(t ? 'secureConnect' : 'connect', () => {

@@ -9,13 +9,14 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { TlsContextOptions } from './tcp.ts';
 import { nextConnectionId, type Destination, type Endpoint, type InboundHandler, type ListenerAddress, type Source, type Transport } from './types.ts';
 
 export interface WsOptions {
   hosts: string[];
   port: number;
   /** WSS when set. */
-  tls?: { key: string | Buffer; cert: string | Buffer };
+  tls?: { key: string | Buffer; cert: string | Buffer; context?: TlsContextOptions };
   maxMessageSize: number;
   /** Close a connection that has sent nothing for this long (browsers ping far more often). */
   idleTimeoutMs: number;
@@ -58,7 +59,7 @@ export class WsTransport implements Transport {
     let port = this.opts.port;
     for (const host of this.opts.hosts) {
       const server = this.opts.tls
-        ? https.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, plainAnswer)
+        ? https.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, ...this.opts.tls.context }, plainAnswer)
         : http.createServer(plainAnswer);
       const wss = new WebSocketServer({
         server,
