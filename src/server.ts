@@ -376,6 +376,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     maxMessageSize: config.sip.maxMessageSize,
     tcpIdleTimeoutMs: config.sip.tcpIdleTimeout * 1000,
     tcpMaxConnections: config.sip.tcpMaxConnections,
+    maxConnectionsPerAddress: config.sip.maxConnectionsPerAddress,
+    capExempt: new NetworkSet([...config.auth.trustedNetworks, ...config.sip.trustedProxies]),
+    tcpMessageTimeoutMs: config.sip.tcpMessageTimeout * 1000,
+    firstMessageTimeoutMs: config.sip.firstMessageTimeout * 1000,
     // Workers on one host share each port; the kernel spreads datagrams and connections between them.
     reusePort: worker !== null,
     advertisedHost: config.sip.advertisedHost,
@@ -398,6 +402,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ready: () => ready,
     version: SERVER_VERSION,
     loginRateLimit: config.http.loginRateLimit,
+    timeouts: { requestMs: config.http.requestTimeout * 1000, headersMs: config.http.headersTimeout * 1000, keepAliveMs: config.http.keepAliveTimeout * 1000 },
     identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
     onAccountStatusChanged: () => invalidate.all(),
     onAccountDeleted: async (account) => {

@@ -54,16 +54,17 @@ export class SipTestClient {
     this.port = port;
   }
 
-  static async open(transport: 'UDP' | 'TCP', port: number, host = '127.0.0.1'): Promise<SipTestClient> {
+  /** `localAddress` picks the source address (another 127.0.0.0/8 address: "another phone" to per-address limits). */
+  static async open(transport: 'UDP' | 'TCP', port: number, host = '127.0.0.1', localAddress?: string): Promise<SipTestClient> {
     const c = new SipTestClient(transport, host, port);
     if (transport === 'UDP') {
       const s = dgram.createSocket(net.isIP(host) === 6 ? 'udp6' : 'udp4');
-      await new Promise<void>((r) => s.bind(0, host, () => r()));
+      await new Promise<void>((r) => s.bind(0, localAddress ?? host, () => r()));
       s.on('message', (m) => c.push(m.toString('latin1')));
       c.udp = s;
       c.localPort = s.address().port;
     } else {
-      const s = net.connect({ host, port });
+      const s = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) });
       await new Promise<void>((r, j) => {
         s.once('connect', () => r());
         s.once('error', j);
