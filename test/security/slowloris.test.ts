@@ -115,15 +115,20 @@ describe('slow and idle connections', () => {
   after(() => s.close());
 
   it('refuses connections beyond the per-address cap on TCP, TLS and WS, while another phone registers', async () => {
-    const held: net.Socket[] = [];
+    // Its own server, with a first-message deadline long enough that the held connections outlive the test.
+    const s = await startTestServer({
+      users: { [`alice@${D}`]: 'alice-pw', [`bob@${D}`]: 'bob-pw' },
+      flags: { 'sip-transports': ['UDP', 'TCP', 'TLS', 'WS'], 'sip-max-connections-per-address': String(CAP), 'sip-first-message-timeout': '60' },
+    });
     try {
+      const held: net.Socket[] = [];
       for (let i = 0; i < CAP; i++) held.push(track(await tcp(s.sipPort)));
       // One more from the same address, on each stream transport: closed at once, without a byte.
       const extra = track(await tcp(s.sipPort));
-      assert.notEqual(await closedWithin(extra, 1500), null, 'a TCP connection over the cap is closed');
+      assert.notEqual(await closedWithin(extra, 3000), null, 'a TCP connection over the cap is closed');
       const t = track(tls.connect({ host: '127.0.0.1', port: s.portOf('TLS'), rejectUnauthorized: false }));
       t.on('error', () => {});
-      assert.notEqual(await closedWithin(t, 1500), null, 'a TLS connection over the cap is closed');
+      assert.notEqual(await closedWithin(t, 3000), null, 'a TLS connection over the cap is closed');
       await assert.rejects(ws(s.portOf('WS')).then(track), 'a WebSocket over the cap is refused');
       // Another phone (another address) registers over TCP meanwhile.
       const phone = await SipTestClient.open('TCP', s.sipPort, '127.0.0.1', '127.0.0.2');
@@ -132,16 +137,21 @@ describe('slow and idle connections', () => {
       } finally {
         phone.close();
       }
-    } finally {
       for (const h of held) h.destroy();
-    }
-    await sleep(200);
-    // The held ones are gone: the address may connect again.
-    const again = await SipTestClient.open('TCP', s.sipPort);
-    try {
-      assert.equal((await register(again, { user: 'alice', password: 'alice-pw', domain: D })).status, 200);
+      await sleep(300);
+      // The held ones are gone: the address may connect again.
+      const again = await SipTestClient.open('TCP', s.sipPort);
+      try {
+        assert.equal((await register(again, { user: 'alice', password: 'alice-pw', domain: D })).status, 200);
+      } finally {
+        again.close();
+      }
     } finally {
-      again.close();
+      for (const x of opened.splice(0)) {
+        if (x instanceof WebSocket) x.terminate();
+        else x.destroy();
+      }
+      await s.close();
     }
   });
 
