@@ -74,8 +74,10 @@ export class TransportLayer implements Sender {
   private async listenOn(requested: number): Promise<ListenerAddress[]> {
     const { opts } = this;
     const log = opts.logger;
-    const onError = (err: Error, context: string) => log.warn({ err: err.message, context }, 'transport error');
     const guardLog = new GuardLog((fields, message) => log.warn(fields, message));
+    // Failed handshakes are the peer's doing and as frequent as it likes: throttled like the other guards.
+    const onError = (err: Error, context: string) =>
+      context.endsWith('handshake') ? guardLog.note(context, { err: err.message }, 'TLS handshake failed') : log.warn({ err: err.message, context }, 'transport error');
     const caps = new ConnectionCaps(opts.maxConnectionsPerAddress ?? 0, opts.capExempt ?? null, (address) =>
       guardLog.note('per-address-cap', { from: address, cap: opts.maxConnectionsPerAddress }, 'SIP connection refused: too many from one address'),
     );
