@@ -3,7 +3,7 @@
 // subjectAltNames). The certificate is DER-encoded here from node:crypto primitives (RFC 5280), so no
 // certificate library is needed for a development convenience.
 
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { constants, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,37 @@ export interface TlsFiles {
   /** True when generated here (browsers and phones will not trust it without being told to). */
   selfSigned: boolean;
   certPath: string;
+}
+
+/**
+ * Mozilla's "intermediate" server profile (ssl-config.mozilla.org, guidelines 5.7): TLS 1.3's suites and, for
+ * TLS 1.2, ECDHE/DHE with AEAD ciphers only (AES-GCM, ChaCha20-Poly1305). No CBC suites: they are what Lucky13-
+ * style padding oracles need, and no client of the last decade lacks an AEAD suite. The DHE suites are unused
+ * unless a DH group is configured (Node has none by default), as in Mozilla's own nginx output.
+ */
+export const TLS_INTERMEDIATE_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-GCM-SHA256',
+  'DHE-RSA-AES256-GCM-SHA384',
+  'DHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/**
+ * The options every TLS context of ours gets (SIP over TLS, WSS, and connections we open): TLS 1.2 and up, the
+ * configured suites, and no renegotiation. A TLS 1.2 client may otherwise ask for a new handshake on an open
+ * connection at will, each costing the server a private-key operation (a DoS lever); SIP has no use for it
+ * (client certificates are asked for in the first handshake), and TLS 1.3 removed it altogether.
+ */
+export function tlsContextOptions(ciphers: string): { ciphers: string; minVersion: 'TLSv1.2'; secureOptions: number } {
+  return { ciphers, minVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_RENEGOTIATION };
 }
 
 // --- DER (X.690) encoding, just what a certificate needs ---------------------------------------------------

@@ -5,9 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { TLS_INTERMEDIATE_CIPHERS } from './certificates.ts';
 import { sbError } from './errors.ts';
 import { limiterDefaultSpecs, parseLimiterSpecs } from './identity/rate-limiter.ts';
 import { jwksUrlProblem } from './identity/tokens.ts';
+import { NetworkSet } from './sip/transport/networks.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
@@ -27,18 +30,22 @@ export interface Config {
     maxMessageSize: number;
     tcpIdleTimeout: number;
     tcpMaxConnections: number;
+    maxConnectionsPerAddress: number;
+    tcpMessageTimeout: number;
+    firstMessageTimeout: number;
     forceRport: boolean;
     advertisedHost: string | null;
     serverHeader: string | null;
+    trustedProxies: string[];
   };
-  http: { host: string; port: number; loginRateLimit: number; trustProxy: string[] };
+  http: { host: string; port: number; loginRateLimit: number; trustProxy: string[]; requestTimeout: number; headersTimeout: number; keepAliveTimeout: number };
   metrics: {
     /** host:port of a listener of its own serving only /metrics, or null (served on the HTTP port). */
     listen: string | null;
     /** CIDRs that may scrape /metrics without credentials. */
     openTo: string[];
   };
-  tls: { cert: string | null; key: string | null; verifyPeers: boolean };
+  tls: { cert: string | null; key: string | null; verifyPeers: boolean; ciphers: string };
   tokens: {
     issuer: string;
     audience: string;
@@ -177,16 +184,24 @@ export const OPTIONS: Option[] = [
   O('tls.cert', 'tls-cert', 'string', null, 'PEM certificate (chain) for TLS and WSS; without it a self-signed one is generated in <data-dir>/tls for local use.'),
   O('tls.key', 'tls-key', 'string', null, 'PEM private key for --tls-cert.'),
   O('tls.verifyPeers', 'tls-verify-peers', 'bool', true, 'Verify certificates on TLS connections Switchboard opens itself.'),
+  O('tls.ciphers', 'tls-ciphers', 'string', TLS_INTERMEDIATE_CIPHERS, "OpenSSL cipher list for SIP over TLS and WSS (TLS 1.2 and 1.3 suites); the default is Mozilla's intermediate profile, AEAD suites only. Renegotiation is always refused."),
   O('sip.maxMessageSize', 'sip-max-message-size', 'int', 65535, 'Largest SIP message accepted, in bytes (larger: dropped on UDP, 513 and close on TCP).'),
-  O('sip.tcpIdleTimeout', 'sip-tcp-idle-timeout', 'int', 600, 'Seconds before an idle TCP connection without bindings on it is closed.'),
+  O('sip.tcpIdleTimeout', 'sip-tcp-idle-timeout', 'int', 600, 'Seconds before a TCP, TLS or WebSocket connection that carried no SIP message (keepalives and pongs do not count) and has no binding on it is closed.'),
   O('sip.tcpMaxConnections', 'sip-tcp-max-connections', 'int', 100000, 'Most simultaneous TCP connections.'),
+  O('sip.maxConnectionsPerAddress', 'sip-max-connections-per-address', 'int', 100, 'Most inbound TCP, TLS, WS and WSS connections one address (IPv6: one /64) may hold at once, per process; beyond it new ones are closed at once. --auth-trusted-networks and --sip-trusted-proxies are exempt (0: no cap).'),
+  O('sip.tcpMessageTimeout', 'sip-tcp-message-timeout', 'int', 20, 'Seconds a TCP/TLS message may take to arrive whole once its first byte has (Kamailio tcp_msg_read_timeout); then the connection is closed.'),
+  O('sip.firstMessageTimeout', 'sip-first-message-timeout', 'int', 10, 'Seconds a new TCP, TLS, WS or WSS connection has for its handshakes and its first SIP message; then it is closed.'),
   O('sip.forceRport', 'sip-force-rport', 'bool', false, 'Answer UDP requests at their source address and port even without rport (NAT).'),
   O('sip.advertisedHost', 'sip-advertised-host', 'string', null, 'Host to put in Via/Contact of requests Switchboard sends (default: the listening address).'),
   O('sip.serverHeader', 'sip-server-header', 'string', 'Switchboard', 'Server header on responses (empty to omit).'),
+  O('sip.trustedProxies', 'sip-trusted-proxies', 'list', [], 'CIDRs of edge proxies (e.g. Kamailio with the path module) whose Path headers are stored with a registration; Path from anyone else is ignored.'),
   O('http.host', 'http-host', 'string', '0.0.0.0', 'HTTP listen address.'),
   O('http.port', 'http-port', 'int', 8080, 'HTTP port (health, metrics, APIs).'),
   O('metrics.openTo', 'metrics-open-to', 'list', ['127.0.0.0/8', '::1/128'], 'Source networks (CIDRs) that may scrape /metrics without credentials; from anywhere else it needs a Bearer token of an admin or an API key with metrics.read (401 without). 0.0.0.0/0,::/0 opens it to all; none: credentials always.'),
   O('metrics.listen', 'metrics-listen', 'string', null, 'host:port of a listener of its own for /metrics (a management network), where --metrics-open-to applies; the HTTP port then serves /metrics with credentials only (the admin console).'),
+  O('http.requestTimeout', 'http-request-timeout', 'int', 30, 'Seconds an HTTP request may take to arrive whole, body included (0: no limit); then 408 and close.'),
+  O('http.headersTimeout', 'http-headers-timeout', 'int', 10, 'Seconds an HTTP connection has to send a complete request head; then 408 and close.'),
+  O('http.keepAliveTimeout', 'http-keep-alive-timeout', 'int', 72, 'Seconds an idle keep-alive HTTP connection stays open (above a load balancer\'s idle timeout, as Fastify\'s default).'),
   O('http.loginRateLimit', 'login-rate-limit', 'int', 60, 'Login and refresh requests per minute per address (0: unlimited); beyond it 429.'),
   O('http.trustProxy', 'http-trust-proxy', 'list', [], 'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (default none: the header is ignored and the peer address counts).'),
   O('tokens.issuer', 'jwt-issuer', 'string', 'switchboard', 'iss of the access tokens we issue, and required of the ones we accept.'),
@@ -366,6 +381,11 @@ function validate(c: Config): void {
   if (c.sip.port > 65535 || c.http.port > 65535) bad('ports must be below 65536');
   for (const t of c.sip.transports) if (!['UDP', 'TCP', 'TLS', 'WS', 'WSS'].includes(t.toUpperCase())) bad(`unknown SIP transport ${t}`);
   if ((c.tls.cert === null) !== (c.tls.key === null)) bad('--tls-cert and --tls-key go together');
+  try {
+    createSecureContext({ ciphers: c.tls.ciphers });
+  } catch (e) {
+    bad(`--tls-ciphers: ${(e as Error).message}`);
+  }
   for (const a of c.digest.algorithms) if (!['MD5', 'SHA-256', 'SHA-512-256'].includes(a.toUpperCase())) bad(`unknown digest algorithm ${a}`);
   if (c.digest.algorithms.length === 0) bad('at least one digest algorithm is required');
   if (c.registrar.minExpires > c.registrar.maxExpires) bad('min-expires above max-expires');
@@ -373,6 +393,17 @@ function validate(c: Config): void {
   if (c.registrar.defaultExpires < c.registrar.minExpires) bad('default-expires below min-expires');
   if (c.registrar.expirySpread > 20) bad('expiry-spread is a percentage from 0 to 20');
   if (c.sip.maxMessageSize < 1024) bad('sip-max-message-size below 1024');
+  if (c.sip.tcpMessageTimeout < 1 || c.sip.firstMessageTimeout < 1 || c.sip.tcpIdleTimeout < 1) bad('SIP connection timeouts are at least 1 second');
+  if (c.sip.maxConnectionsPerAddress < 0) bad('--sip-max-connections-per-address is 0 (no cap) or more');
+  if (c.http.headersTimeout < 1 || c.http.keepAliveTimeout < 1 || c.http.requestTimeout < 0) bad('HTTP timeouts are at least 1 second (--http-request-timeout 0: none)');
+  if (c.http.requestTimeout > 0 && c.http.headersTimeout > c.http.requestTimeout) bad('--http-headers-timeout above --http-request-timeout');
+  for (const cidr of c.sip.trustedProxies) {
+    try {
+      new NetworkSet([cidr]);
+    } catch (e) {
+      bad(`--sip-trusted-proxies: ${(e as Error).message}`);
+    }
+  }
   if (c.storage.database !== 'sqlite' && !/^postgres(ql)?:\/\//.test(c.storage.database)) bad('--database is sqlite or a postgres:// URL');
   if (c.storage.cache !== 'memory' && !/^rediss?:\/\//.test(c.storage.cache)) bad('--cache is memory or a redis:// URL');
   if (c.cluster.workers !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(c.cluster.workers)) bad('--workers is a number or auto');

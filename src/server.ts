@@ -42,10 +42,11 @@ import { checkSyncService } from './registrar/check-sync.ts';
 import path from 'node:path';
 import { deriveKey, loadMasterKey } from './secrets.ts';
 import { checkFileModes, secretFiles } from './file-modes.ts';
-import { loadTlsFiles } from './certificates.ts';
+import { loadTlsFiles, tlsContextOptions } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
+import { NetworkSet } from './sip/transport/networks.ts';
 import type { ListenerAddress } from './sip/transport/types.ts';
 import { createRateLimiters, parseLimiterSpecs } from './identity/rate-limiter.ts';
 import { createPhoneServices, type PhoneServices } from './identity/phone/index.ts';
@@ -366,6 +367,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     isLocalHost: (h) => localHosts.has(h.charCodeAt(0) === 91 ? h.slice(1, -1) : h),
     node,
     log: log.child({ component: 'registrar' }),
+    trustedProxies: new NetworkSet(config.sip.trustedProxies),
     onOutcome: (outcome) => m.registrations.inc(outcome),
   });
   endpoint.handle('REGISTER', registrar.handle);
@@ -412,11 +414,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     tlsPort: config.sip.tlsPort,
     wsPort: config.sip.wsPort,
     wssPort: config.sip.wssPort,
-    tls: tlsFiles ? { key: tlsFiles.key, cert: tlsFiles.cert, verifyPeers: config.tls.verifyPeers } : null,
+    tls: tlsFiles ? { key: tlsFiles.key, cert: tlsFiles.cert, verifyPeers: config.tls.verifyPeers, context: tlsContextOptions(config.tls.ciphers) } : null,
     transports: config.sip.transports,
     maxMessageSize: config.sip.maxMessageSize,
     tcpIdleTimeoutMs: config.sip.tcpIdleTimeout * 1000,
     tcpMaxConnections: config.sip.tcpMaxConnections,
+    maxConnectionsPerAddress: config.sip.maxConnectionsPerAddress,
+    capExempt: new NetworkSet([...config.auth.trustedNetworks, ...config.sip.trustedProxies]),
+    tcpMessageTimeoutMs: config.sip.tcpMessageTimeout * 1000,
+    firstMessageTimeoutMs: config.sip.firstMessageTimeout * 1000,
     // Workers on one host share each port; the kernel spreads datagrams and connections between them.
     reusePort: worker !== null,
     advertisedHost: config.sip.advertisedHost,
@@ -440,6 +446,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     version: SERVER_VERSION,
     loginRateLimit: config.http.loginRateLimit,
     trustProxy: config.http.trustProxy,
+    timeouts: { requestMs: config.http.requestTimeout * 1000, headersMs: config.http.headersTimeout * 1000, keepAliveMs: config.http.keepAliveTimeout * 1000 },
     identity: { accounts: accountService, store: accounts, hasher, tokens, refresh, keys, apiKeys },
     onAccountStatusChanged: () => {
       invalidate.all();

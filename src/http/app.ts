@@ -66,6 +66,21 @@ export interface HttpDeps {
   metricsOpenTo?: readonly string[];
   /** NOTIFY check-sync to an AOR's devices (registrar/check-sync.ts): POST /v1/registrations/{aor}/check-sync. */
   checkSync?: (aor: string) => Promise<CheckSyncReport>;
+  /** Slow-client deadlines in ms (--http-request-timeout, --http-headers-timeout, --http-keep-alive-timeout). */
+  timeouts?: { requestMs: number; headersMs: number; keepAliveMs: number };
+}
+
+/**
+ * Fastify's defaults leave requestTimeout at 0 (a body trickled a byte a minute holds its connection forever) and
+ * Node checks headersTimeout only every 30 s; these close slow clients with 408 near their deadline.
+ */
+function timeoutOptions(t: HttpDeps['timeouts']) {
+  if (!t) return {};
+  return {
+    requestTimeout: t.requestMs,
+    keepAliveTimeout: t.keepAliveMs,
+    http: { headersTimeout: t.headersMs, connectionsCheckingInterval: Math.max(250, Math.min(5000, t.headersMs / 4)) },
+  };
 }
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
@@ -78,6 +93,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false } },
     // Per-request lines would drown the log at scrape and API rates; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
+    ...timeoutOptions(deps.timeouts),
   });
   app.decorateRequest('principal', null);
   app.setErrorHandler((err: FastifyError, req, reply) => {

@@ -19,6 +19,7 @@ import {
 } from '../sip/message/index.ts';
 import type { AorState, BindingRecord } from '../storage/ports.ts';
 import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, parseQ, regIdOf } from './contact.ts';
+import type { NetworkSet } from '../sip/transport/networks.ts';
 import { live, LocationConflict, type BindingChange, type LocationService } from './location-service.ts';
 
 export type RegisterOutcome = 'query' | 'updated' | 'unregistered-all' | 'rejected';
@@ -33,6 +34,12 @@ export interface RegistrarOptions {
   isLocalHost: (host: string) => boolean;
   node: string;
   log: Logger;
+  /**
+   * Sources whose Path (RFC 3327) is stored: the edge proxies in front of this registrar. Path from anyone else
+   * is dropped, as a Kamailio registrar behind edge proxies does (remove_hf("Path") unless from the dispatcher
+   * list): a phone naming its own Path would steer calls to it, and Kazoo (Proxy-Path, fs_path) through, any host.
+   */
+  trustedProxies?: NetworkSet;
   now?: () => number;
   random?: () => number;
   onOutcome?: (outcome: RegisterOutcome, changes: BindingChange[]) => void;
@@ -176,7 +183,7 @@ export class Registrar {
       plans.push({ na, key: bindingKey(na), expires, q });
     }
 
-    const path = req.values(H.path);
+    const path = this.pathOf(req, ctx.source);
     const userAgent = req.get(H.userAgent) ?? null;
     const src = ctx.source;
     const done = await this.change(req, aor, (current) => {
@@ -260,6 +267,15 @@ export class Registrar {
       for (const p of path) res.append('Path', p);
     }
     return res;
+  }
+
+  /** The Path to store: the request's when it came from a trusted edge proxy, else none. */
+  private pathOf(req: SipRequest, source: RequestContext['source']): string[] {
+    if (req.get(H.path) === undefined) return [];
+    if (this.o.trustedProxies?.has(source.address)) return req.values(H.path);
+    // Debug, not info: the sender controls how often this happens, and a phone that adds Path still registers.
+    this.o.log.debug({ from: source.address }, 'Path from a source that is not a trusted proxy ignored');
+    return [];
   }
 
   /** Shortens a granted lifetime by up to expirySpread percent, never below the minimum. */

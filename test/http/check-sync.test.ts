@@ -104,7 +104,7 @@ describe('POST /v1/registrations/{aor}/check-sync', () => {
   };
 
   before(async () => {
-    s = await startTestServer({ flags: { 'argon2-memory': '1024', 'argon2-passes': '1' }, users: { 'alice@example.test': 'a-pw', 'bob@example.test': 'b-pw' } });
+    s = await startTestServer({ flags: { 'argon2-memory': '1024', 'argon2-passes': '1', 'sip-trusted-proxies': ['127.0.0.1'] }, users: { 'alice@example.test': 'a-pw', 'bob@example.test': 'b-pw' } });
     admin = await adminToken(s);
     phone = await SipTestClient.open('TCP', s.sipPort);
     const r = await register(phone, { user: 'alice', password: 'a-pw', domain: 'example.test', headers: [['Path', '<sip:edge.example.test;lr>'], ['Supported', 'path']] });

@@ -30,7 +30,8 @@ describe('registrar rules', () => {
   let c: SipTestClient;
   let log: EventLog;
   before(async () => {
-    s = await startTestServer({ users: USERS, flags: { 'min-expires': '60', 'max-expires': '7200' } });
+    // The test client stands in for the edge proxy whose Path is stored (--sip-trusted-proxies).
+    s = await startTestServer({ users: USERS, flags: { 'min-expires': '60', 'max-expires': '7200', 'sip-trusted-proxies': ['127.0.0.1'] } });
     log = await collectEvents(s.bus, 'binding.#');
     c = await SipTestClient.open('UDP', s.sipPort);
   });

@@ -4,6 +4,8 @@
 import type { Logger } from '../../log.ts';
 import type { Sender } from '../endpoint.ts';
 import { TcpTransport, type TlsMaterial } from './tcp.ts';
+import { ConnectionCaps, GuardLog } from './connection-caps.ts';
+import type { NetworkSet } from './networks.ts';
 import type { Destination, Endpoint, InboundHandler, ListenerAddress, Source, StreamErrorHandler, TransportName } from './types.ts';
 import { UdpTransport } from './udp.ts';
 import { WsTransport } from './ws.ts';
@@ -22,6 +24,14 @@ export interface TransportLayerOptions {
   maxMessageSize: number;
   tcpIdleTimeoutMs: number;
   tcpMaxConnections: number;
+  /** Inbound TCP, TLS, WS and WSS connections one peer (IPv4 address, IPv6 /64) may hold at once; 0: no cap. */
+  maxConnectionsPerAddress?: number;
+  /** Peers never capped (an office NAT, an SBC, an edge proxy). */
+  capExempt?: NetworkSet;
+  /** Deadline for a TCP/TLS message once its first byte arrived (default 20 s). */
+  tcpMessageTimeoutMs?: number;
+  /** Deadline for a new inbound connection's handshakes and first SIP message (default 10 s). */
+  firstMessageTimeoutMs?: number;
   reusePort: boolean;
   /** Host to advertise in Vias of requests we send; defaults to the first listening address. */
   advertisedHost: string | null;
@@ -64,12 +74,29 @@ export class TransportLayer implements Sender {
   private async listenOn(requested: number): Promise<ListenerAddress[]> {
     const { opts } = this;
     const log = opts.logger;
-    const onError = (err: Error, context: string) => log.warn({ err: err.message, context }, 'transport error');
+    const guardLog = new GuardLog((fields, message) => log.warn(fields, message));
+    // Failed handshakes are the peer's doing and as frequent as it likes: throttled like the other guards.
+    const onError = (err: Error, context: string) =>
+      context.endsWith('handshake') ? guardLog.note(context, { err: err.message }, 'TLS handshake failed') : log.warn({ err: err.message, context }, 'transport error');
+    const caps = new ConnectionCaps(opts.maxConnectionsPerAddress ?? 0, opts.capExempt ?? null, (address) =>
+      guardLog.note('per-address-cap', { from: address, cap: opts.maxConnectionsPerAddress }, 'SIP connection refused: too many from one address'),
+    );
+    const firstMessageTimeoutMs = opts.firstMessageTimeoutMs ?? 10_000;
+    const onGuard = (reason: 'incomplete-message' | 'no-message', source: Source) =>
+      guardLog.note(
+        reason,
+        { from: `${source.transport} ${source.address}:${source.port}` },
+        reason === 'no-message' ? 'SIP connection closed: no complete message in time' : 'SIP connection closed: message incomplete past its deadline',
+      );
     const stream = (tls?: TlsMaterial) => ({
       hosts: opts.hosts,
       maxMessageSize: opts.maxMessageSize,
       idleTimeoutMs: opts.tcpIdleTimeoutMs,
       maxConnections: opts.tcpMaxConnections,
+      caps,
+      messageTimeoutMs: opts.tcpMessageTimeoutMs ?? 20_000,
+      firstMessageTimeoutMs,
+      onGuard,
       reusePort: opts.reusePort,
       onMessage: opts.onMessage,
       onStreamError: opts.onStreamError,
@@ -104,9 +131,13 @@ export class TransportLayer implements Sender {
       new WsTransport({
         hosts: opts.hosts,
         port: (secure ? opts.wssPort : opts.wsPort) ?? (secure ? 8089 : 8088),
-        tls: secure ? { key: opts.tls!.key, cert: opts.tls!.cert } : undefined,
+        tls: secure ? { key: opts.tls!.key, cert: opts.tls!.cert, context: opts.tls!.context } : undefined,
         maxMessageSize: opts.maxMessageSize,
         idleTimeoutMs: opts.tcpIdleTimeoutMs,
+        maxConnections: opts.tcpMaxConnections,
+        caps,
+        firstMessageTimeoutMs,
+        onGuard,
         reusePort: opts.reusePort,
         onMessage: opts.onMessage,
         onClose: (id, remote) => opts.onConnectionClosed?.(id, remote, secure ? 'WSS' : 'WS'),
@@ -153,10 +184,12 @@ export class TransportLayer implements Sender {
     return { host, port: l?.port ?? this.opts.port };
   }
 
-  /** Keeps a TCP or TLS connection open while a binding depends on it. */
+  /** Keeps a TCP, TLS, WS or WSS connection open while a binding depends on it. */
   keepConnection(connectionId: number, until: number): void {
     this.tcp?.keepAlive(connectionId, until);
     this.tls?.keepAlive(connectionId, until);
+    this.ws?.keepAlive(connectionId, until);
+    this.wss?.keepAlive(connectionId, until);
   }
 
   isConnectionOpen(connectionId: number): boolean {

@@ -47,8 +47,13 @@ export function stampVia(msg: SipMessage, source: Source): Via | null {
 
 /**
  * §18.2.2: reliable transports answer on the connection the request came in on (or a new one to the
- * received address and sent-by port); unreliable ones go to maddr, else received + rport/sent-by port.
+ * received address and sent-by port); unreliable ones go to received + rport/sent-by port.
  * `forceRport` answers to the source address and port whatever the Via says (NAT'd clients that forget rport).
+ *
+ * The address is always the packet's source (stampVia made `received` equal to it), never a name from the Via:
+ * resolving names here would let a peer make us query DNS and answer wherever the name points. So `maddr` (§18.2.2's
+ * multicast case) is ignored: honoured, it let anyone aim our responses (a 401 is several times the size of the
+ * REGISTER that asked for it) at a third party without spoofing; when it names the source it changes nothing.
  */
 export function responseDestination(via: Via, source: Source, forceRport: boolean): Destination {
   const transport = source.transport;
@@ -56,19 +61,12 @@ export function responseDestination(via: Via, source: Source, forceRport: boolea
     return {
       transport,
       connectionId: source.connectionId,
-      address: via.params.get('received') ?? unbracket(via.host),
+      address: source.address,
       port: via.port ?? defaultPort(via.transport),
     };
   }
   if (forceRport) return { transport, address: source.address, port: source.port };
-  const maddr = via.params.get('maddr');
-  if (maddr) return { transport, address: unbracket(maddr), port: via.port ?? defaultPort(via.transport) };
-  const received = via.params.get('received');
   const rport = via.params.get('rport');
   const port = rport ? Number(rport) : (via.port ?? defaultPort(via.transport));
-  return { transport, address: received ?? unbracket(via.host), port };
-}
-
-function unbracket(host: string): string {
-  return host.charCodeAt(0) === 91 ? host.slice(1, -1) : host;
+  return { transport, address: source.address, port };
 }

@@ -4,6 +4,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import type { ConnectionCaps } from './connection-caps.ts';
 import { StreamFramer, type FrameEvent } from './stream-framer.ts';
 import { nextConnectionId, type Destination, type Endpoint, type InboundHandler, type ListenerAddress, type Source, type StreamErrorHandler, type Transport } from './types.ts';
 
@@ -12,6 +13,14 @@ export interface TlsMaterial {
   cert: string | Buffer;
   /** Verify peers' certificates on connections we open (responses to, or requests for, a closed flow). */
   verifyPeers: boolean;
+  /** Protocol versions, cipher suites and OpenSSL options of every context, ours and theirs (certificates.ts). */
+  context?: TlsContextOptions;
+}
+
+export interface TlsContextOptions {
+  ciphers: string;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  secureOptions: number;
 }
 
 export interface TcpOptions {
@@ -24,6 +33,17 @@ export interface TcpOptions {
   idleTimeoutMs: number;
   /** Refuse new connections beyond this many (each costs a file descriptor). */
   maxConnections: number;
+  /** Per-peer cap, shared with the other stream transports; none when absent. */
+  caps?: ConnectionCaps;
+  /**
+   * Close a connection whose message has not arrived whole this long after its first byte (Kamailio's
+   * tcp_msg_read_timeout): a peer trickling a header a byte at a time otherwise holds the connection forever.
+   */
+  messageTimeoutMs: number;
+  /** Close an inbound connection that has not completed its TLS handshake and a first SIP message by then. */
+  firstMessageTimeoutMs: number;
+  /** A connection closed by one of the rules above (for a throttled log). */
+  onGuard?: (reason: 'incomplete-message' | 'no-message', source: Source) => void;
   reusePort?: boolean;
   onMessage: InboundHandler;
   onStreamError: StreamErrorHandler;
@@ -38,9 +58,15 @@ interface Connection {
   corked: boolean;
   framer: StreamFramer;
   source: Source;
+  /** Last SIP message in either direction (keepalive pings from the peer do not count). */
   lastActivity: number;
   /** Epoch ms until which idleness must not close it (a binding or flow rides on it). */
   keepUntil: number;
+  openedAt: number;
+  /** Whether a whole SIP message has arrived yet (or we opened it: our own connections are not suspects). */
+  greeted: boolean;
+  /** When the first byte of the message still incomplete arrived; 0 when none is pending. */
+  partialSince: number;
 }
 
 export class TcpTransport implements Transport {
@@ -67,9 +93,17 @@ export class TcpTransport implements Transport {
     let port = this.opts.port;
     for (const host of this.opts.hosts) {
       const server: net.Server = this.opts.tls
-        ? tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, noDelay: true }, (socket) => this.accept(socket))
+        ? tls.createServer(
+            // The handshake is part of the first-message deadline (Node's default allows it 120 s).
+            { key: this.opts.tls.key, cert: this.opts.tls.cert, ...this.opts.tls.context, noDelay: true, handshakeTimeout: this.opts.firstMessageTimeoutMs },
+            (socket) => this.accept(socket),
+          )
         : net.createServer({ noDelay: true }, (socket) => this.accept(socket));
       server.maxConnections = this.opts.maxConnections;
+      // The per-peer cap is checked on the raw socket, before a TLS handshake costs anything; prepended so it runs
+      // before the server's own listener (which wraps the socket for TLS).
+      const caps = this.opts.caps;
+      if (caps) server.prependListener('connection', (socket: net.Socket) => void caps.admit(socket));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen({ host, port, ipv6Only: net.isIP(host) === 6, reusePort: this.opts.reusePort === true }, () => {
@@ -79,27 +113,31 @@ export class TcpTransport implements Transport {
       });
       server.on('error', (err) => this.opts.onError?.(err, `${this.name} server`));
       // A failed handshake is the peer's problem: count it in the log, never let it throw.
-      server.on('tlsClientError', (err: Error) => this.opts.onError?.(err, 'TLS handshake'));
+      server.on('tlsClientError', (err: Error) => {
+        // A peer hanging up mid-handshake (or one refused by the cap) is routine, not worth a line each.
+        if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') this.opts.onError?.(err, 'TLS handshake');
+      });
       const addr = server.address() as net.AddressInfo;
       port = addr.port;
       this.servers.push(server);
       out.push({ transport: this.name, address: addr.address, port: addr.port });
     }
-    const sweepEvery = Math.max(250, Math.min(5000, this.opts.idleTimeoutMs / 4));
+    const o = this.opts;
+    const sweepEvery = Math.max(250, Math.min(5000, o.idleTimeoutMs / 4, o.messageTimeoutMs / 4, o.firstMessageTimeoutMs / 4));
     this.sweepTimer = setInterval(() => this.sweepIdle(), sweepEvery);
     this.sweepTimer.unref();
     return out;
   }
 
   private accept(socket: net.Socket): void {
-    if (this.closing) {
+    if (this.closing || socket.destroyed) {
       socket.destroy();
       return;
     }
-    this.register(socket);
+    this.register(socket, false);
   }
 
-  private register(socket: net.Socket): Connection {
+  private register(socket: net.Socket, outbound: boolean): Connection {
     const id = nextConnectionId();
     const remoteAddress = socket.remoteAddress ?? '';
     const source: Source = {
@@ -118,18 +156,24 @@ export class TcpTransport implements Transport {
       lastActivity: Date.now(),
       keepUntil: 0,
       corked: false,
+      openedAt: Date.now(),
+      greeted: outbound,
+      partialSince: 0,
     };
     this.connections.set(id, conn);
     this.byRemote.set(remoteKey(source.address, source.port), conn);
     socket.setNoDelay(true);
     const events: FrameEvent[] = [];
     socket.on('data', (chunk: Buffer) => {
-      conn.lastActivity = Date.now();
-      conn.framer.push(chunk, events);
+      const framer = conn.framer;
+      framer.push(chunk, events);
+      let messages = false;
       for (let i = 0; i < events.length; i++) {
         const ev = events[i];
-        if (ev.kind === 'message') this.opts.onMessage(ev.data, source);
-        else if (ev.kind === 'ping') socket.write('\r\n');
+        if (ev.kind === 'message') {
+          messages = true;
+          this.opts.onMessage(ev.data, source);
+        } else if (ev.kind === 'ping') socket.write('\r\n');
         else {
           const answer = this.opts.onStreamError(ev.reason, ev.head, source);
           if (answer) socket.end(answer);
@@ -138,6 +182,14 @@ export class TcpTransport implements Transport {
         }
       }
       events.length = 0;
+      // The message deadline runs from the first byte of the message still pending (one Date.now per chunk).
+      if (messages) {
+        const now = Date.now();
+        conn.lastActivity = now;
+        conn.greeted = true;
+        conn.partialSince = framer.pending > 0 ? now : 0;
+      } else if (framer.pending === 0) conn.partialSince = 0;
+      else if (conn.partialSince === 0) conn.partialSince = Date.now();
     });
     socket.on('error', () => {
       // Resets and timeouts from peers are routine; 'close' follows and cleans up.
@@ -202,13 +254,13 @@ export class TcpTransport implements Transport {
     return new Promise((resolve, reject) => {
       const t = this.opts.tls;
       const socket: net.Socket = t
-        ? tls.connect({ host: to.address, port: to.port, rejectUnauthorized: t.verifyPeers, servername: net.isIP(to.address) ? undefined : to.address })
+        ? tls.connect({ host: to.address, port: to.port, ...t.context, rejectUnauthorized: t.verifyPeers, servername: net.isIP(to.address) ? undefined : to.address })
         : net.connect({ host: to.address, port: to.port, noDelay: true });
       const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), 5000);
       socket.once(t ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         socket.off('error', reject);
-        resolve(this.register(socket));
+        resolve(this.register(socket, true));
       });
       socket.once('error', (err) => {
         clearTimeout(timer);
@@ -219,9 +271,15 @@ export class TcpTransport implements Transport {
 
   private sweepIdle(): void {
     const now = Date.now();
-    const limit = this.opts.idleTimeoutMs;
+    const { idleTimeoutMs, messageTimeoutMs, firstMessageTimeoutMs, onGuard } = this.opts;
     for (const c of this.connections.values()) {
-      if (now - c.lastActivity > limit && now > c.keepUntil) c.socket.destroy();
+      if (c.partialSince !== 0 && now - c.partialSince > messageTimeoutMs) {
+        onGuard?.('incomplete-message', c.source);
+        c.socket.destroy();
+      } else if (!c.greeted && now - c.openedAt > firstMessageTimeoutMs) {
+        onGuard?.('no-message', c.source);
+        c.socket.destroy();
+      } else if (now - c.lastActivity > idleTimeoutMs && now > c.keepUntil) c.socket.destroy();
     }
   }
 

@@ -9,16 +9,30 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { ConnectionCaps } from './connection-caps.ts';
+import type { TlsContextOptions } from './tcp.ts';
 import { nextConnectionId, type Destination, type Endpoint, type InboundHandler, type ListenerAddress, type Source, type Transport } from './types.ts';
 
 export interface WsOptions {
   hosts: string[];
   port: number;
   /** WSS when set. */
-  tls?: { key: string | Buffer; cert: string | Buffer };
+  tls?: { key: string | Buffer; cert: string | Buffer; context?: TlsContextOptions };
   maxMessageSize: number;
-  /** Close a connection that has sent nothing for this long (browsers ping far more often). */
+  /**
+   * Close a connection that has carried no SIP message for this long, unless a binding keeps it (keepAlive).
+   * WebSocket pings and pongs, ours or the peer's, and CRLF keepalives do not count: they prove the peer alive,
+   * not that it uses the connection (our own pings used to keep idle sockets open forever).
+   */
   idleTimeoutMs: number;
+  /** Most simultaneous connections (each costs a file descriptor). */
+  maxConnections: number;
+  /** Per-peer cap, shared with the other stream transports; none when absent. */
+  caps?: ConnectionCaps;
+  /** Close a connection that has not completed its handshakes (TLS, HTTP upgrade) and a first SIP message by then. */
+  firstMessageTimeoutMs: number;
+  /** A connection closed by the first-message rule (for a throttled log). */
+  onGuard?: (reason: 'no-message', source: Source) => void;
   /** Share the port with other processes (SO_REUSEPORT): --workers. */
   reusePort?: boolean;
   onMessage: InboundHandler;
@@ -30,7 +44,14 @@ interface Connection {
   id: number;
   ws: WebSocket;
   source: Source;
+  /** Last SIP message in either direction. */
   lastActivity: number;
+  /** Last frame of any kind from the peer (pongs included): for noticing a dead peer. */
+  lastSeen: number;
+  openedAt: number;
+  greeted: boolean;
+  /** Epoch ms until which idleness must not close it (a binding rides on it). */
+  keepUntil: number;
 }
 
 const PING = Buffer.from('\r\n\r\n');
@@ -57,9 +78,17 @@ export class WsTransport implements Transport {
     const out: ListenerAddress[] = [];
     let port = this.opts.port;
     for (const host of this.opts.hosts) {
+      // The upgrade request must arrive whole within the first-message deadline (Node's defaults give headers 60 s
+      // and check only every 30 s); the TLS handshake too.
+      const first = this.opts.firstMessageTimeoutMs;
+      const httpOptions = { headersTimeout: first, requestTimeout: first, connectionsCheckingInterval: Math.max(250, Math.min(5000, first / 4)) };
       const server = this.opts.tls
-        ? https.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, plainAnswer)
-        : http.createServer(plainAnswer);
+        ? https.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, ...this.opts.tls.context, handshakeTimeout: first, ...httpOptions }, plainAnswer)
+        : http.createServer(httpOptions, plainAnswer);
+      server.maxConnections = this.opts.maxConnections;
+      const caps = this.opts.caps;
+      // Checked on the raw socket, before TLS or HTTP cost anything (prepended: before the server's own listener).
+      if (caps) server.prependListener('connection', (socket: net.Socket) => void caps.admit(socket));
       const wss = new WebSocketServer({
         server,
         maxPayload: this.opts.maxMessageSize,
@@ -83,14 +112,18 @@ export class WsTransport implements Transport {
         });
       });
       server.on('error', (err) => this.opts.onError?.(err, `${this.name} listener`));
-      if (this.opts.tls) server.on('tlsClientError', (err: Error) => this.opts.onError?.(err, 'WSS handshake'));
+      if (this.opts.tls) {
+        server.on('tlsClientError', (err: Error) => {
+          if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') this.opts.onError?.(err, 'WSS handshake');
+        });
+      }
       const addr = server.address() as net.AddressInfo;
       port = addr.port;
       this.servers.push(server);
       this.wss.push(wss);
       out.push({ transport: this.name, address: addr.address, port: addr.port });
     }
-    this.sweepTimer = setInterval(() => this.sweepIdle(), Math.max(250, Math.min(10_000, this.opts.idleTimeoutMs / 4)));
+    this.sweepTimer = setInterval(() => this.sweepIdle(), Math.max(250, Math.min(10_000, this.opts.idleTimeoutMs / 4, this.opts.firstMessageTimeoutMs / 4)));
     this.sweepTimer.unref();
     return out;
   }
@@ -106,20 +139,24 @@ export class WsTransport implements Transport {
       connectionId: id,
       local: { address: sock.localAddress ?? '', port: sock.localPort ?? 0 },
     };
-    const conn: Connection = { id, ws, source, lastActivity: Date.now() };
+    const now = Date.now();
+    const conn: Connection = { id, ws, source, lastActivity: now, lastSeen: now, openedAt: now, greeted: false, keepUntil: 0 };
     this.connections.set(id, conn);
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
-      conn.lastActivity = Date.now();
+      const at = Date.now();
+      conn.lastSeen = at;
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       // Some clients keep NAT bindings with a CRLF CRLF text message, as over TCP (RFC 5626 §4.4.1).
       if (!isBinary && buf.equals(PING)) {
         ws.send(PONG);
         return;
       }
+      conn.lastActivity = at;
+      conn.greeted = true;
       this.opts.onMessage(buf, source);
     });
-    ws.on('pong', () => (conn.lastActivity = Date.now()));
-    ws.on('ping', () => (conn.lastActivity = Date.now()));
+    ws.on('pong', () => (conn.lastSeen = Date.now()));
+    ws.on('ping', () => (conn.lastSeen = Date.now()));
     ws.on('error', () => {
       // Protocol errors from the peer; 'close' follows.
     });
@@ -136,6 +173,12 @@ export class WsTransport implements Transport {
   /** Where an open connection goes (its peer as accepted), or null. */
   peerOf(connectionId: number): Source | null {
     return this.connections.get(connectionId)?.source ?? null;
+  }
+
+  /** Keep the connection open at least until `until` (epoch ms) however quiet it is: a binding rides on it. */
+  keepAlive(connectionId: number, until: number): void {
+    const c = this.connections.get(connectionId);
+    if (c && c.keepUntil < until) c.keepUntil = until;
   }
 
   send(data: Buffer, to: Destination): Promise<void> {
@@ -156,10 +199,16 @@ export class WsTransport implements Transport {
 
   private sweepIdle(): void {
     const now = Date.now();
+    const { idleTimeoutMs: idle, firstMessageTimeoutMs: first } = this.opts;
     for (const c of this.connections.values()) {
-      if (now - c.lastActivity > this.opts.idleTimeoutMs) c.ws.terminate();
+      if (!c.greeted && now - c.openedAt > first) {
+        this.opts.onGuard?.('no-message', c.source);
+        c.ws.terminate();
+      } else if (now - c.lastActivity > idle && now > c.keepUntil) c.ws.close(1000, 'idle');
+      // A peer that stopped answering our pings is gone, binding or not.
+      else if (now - c.lastSeen > idle) c.ws.terminate();
       // Probe quiet connections so a dead browser is noticed before the idle limit.
-      else if (now - c.lastActivity > this.opts.idleTimeoutMs / 2) c.ws.ping();
+      else if (now - c.lastSeen > idle / 2) c.ws.ping();
     }
   }
 
