@@ -7,8 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { InProcessBus } from './bus/in-process.ts';
 import { AmqpBus } from './bus/amqp.ts';
-import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './bus/kazoo/exchanges.ts';
-import { KazooDirectory, kazooServerId, registrarOf } from './registrar/kazoo-directory.ts';
+import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './kazoo/exchanges.ts';
+import { KazooDirectory, kazooServerId, registrarOf } from './kazoo/directory.ts';
 import type { BindingChange } from './registrar/location-service.ts';
 import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/reversible-passwords.ts';
 import { sipPasswordRoutes } from './http/routes/sip-passwords.ts';
@@ -36,7 +36,7 @@ import { followReplicas, replicatingStore } from './presence/replication.ts';
 import { parseSubscribeRate, subscribeLimiter } from './presence/subscribe-rate.ts';
 import { openCache, openDurable, type Accounts } from './adapters.ts';
 import { workerNodeId } from './workers.ts';
-import { FlowRelay } from './bus/flow-relay.ts';
+import { FlowRelay } from './sip/flow-relay.ts';
 import { BUS_MAC_KEY, BusAuthenticator } from './bus/internal-auth.ts';
 import { checkSyncService } from './registrar/check-sync.ts';
 import path from 'node:path';
@@ -121,7 +121,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // Every node of a deployment derives the same tag from the master key it shares. It names the queue the deployment's
   // nodes share for Kazoo's authn requests (another deployment on the broker, with other accounts, has its own and
   // answers too, deferring what it does not know), and where the nodes share the location index they are one
-  // registrar to Kazoo: their Server-IDs carry the tag (kazoo-directory.ts).
+  // registrar to Kazoo: their Server-IDs carry the tag (kazoo/directory.ts).
   const master = loadMasterKey(config.dataDir);
   const deployment = deriveKey(master, 'kazoo-deployment').toString('hex').slice(0, 12);
   const kazooCluster = shared.locationIndex.shared ? deployment : null;
