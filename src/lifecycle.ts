@@ -11,7 +11,10 @@ import type { Logger } from './log.ts';
 export interface Subsystem {
   /** For the logs. */
   readonly name: string;
-  /** Loads state, opens sockets; called once, after the subsystems added before it have started. */
+  /**
+   * Loads state, opens sockets; called once, after the subsystems added before it have started. Without one, the
+   * subsystem is live from the moment it is added (what it holds was opened before: storage).
+   */
   start?(): void | Promise<void>;
   /** Releases what start (or the factory) took; called once, before the subsystems added before it stop. */
   stop?(): void | Promise<void>;
@@ -19,7 +22,8 @@ export interface Subsystem {
 
 export class Lifecycle {
   private readonly parts: Subsystem[] = [];
-  private started = 0;
+  /** Those to stop: started (or starting), or live since added. */
+  private readonly live = new Set<Subsystem>();
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
 
@@ -30,6 +34,7 @@ export class Lifecycle {
   /** Adds a subsystem after those already added (it starts after them and stops before them). */
   add<T extends Subsystem>(part: T): T {
     this.parts.push(part);
+    if (!part.start) this.live.add(part);
     return part;
   }
 
@@ -37,7 +42,8 @@ export class Lifecycle {
   async start(): Promise<void> {
     try {
       for (const part of this.parts) {
-        this.started++;
+        // One whose start fails is stopped too: it may have opened part of what it holds.
+        this.live.add(part);
         await part.start?.();
       }
     } catch (err) {
@@ -46,11 +52,15 @@ export class Lifecycle {
     }
   }
 
-  /** Stops the started subsystems in reverse order; one that fails is logged and the rest still stop. */
+  /**
+   * Stops the live subsystems in reverse order; one that fails is logged and the rest still stop. Also what a
+   * composition that failed before start calls: what was opened while composing closes.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      for (let i = this.started - 1; i >= 0; i--) {
+      for (let i = this.parts.length - 1; i >= 0; i--) {
         const part = this.parts[i];
+        if (!this.live.has(part)) continue;
         try {
           await part.stop?.();
         } catch (err) {

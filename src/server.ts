@@ -85,111 +85,119 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const subscribeRate = parseSubscribeRate(config.presence.subscribeRate);
 
   const life = new Lifecycle(log);
-  // Storage: durable (SQLite file, or PostgreSQL shared by every node) and short-lived (in-process, or Redis with
-  // the shared location index). Open before anything else, closed after everything else.
-  const durable = await openDurable(config);
-  const shared = openCache(config, now, log.child({ component: 'cache' }));
-  life.add({
-    name: 'storage',
-    async stop() {
-      await shared.close();
-      await durable.close();
-    },
-  });
-  log.info({ database: durable.describe, cache: shared.describe, node }, 'storage open');
-  const master = loadMasterKey(config.dataDir);
-  const metrics = new Metrics();
-
-  // The bus: with an AMQP URL, RabbitMQ (events shared between nodes, the Kazoo directory on Kazoo's exchanges);
-  // this process's queue is its Kazoo Server-ID.
-  const kazooId = kazooIdentity(config, node, master, shared.locationIndex.shared);
-  const { bus, shared: sharedBus, stats: busStats } = life.add(openBus(config, { master, nodeQueue: kazooId.serverId, log: log.child({ component: 'bus' }) }));
-  if (busStats) metrics.observeBus(busStats);
-
-  // The SIP stack: every service registers its methods on its endpoint and sends through it. Its listeners open
-  // after the services have started (below).
-  const interfaceAddresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
-  const sip = life.add(createSipStack({ config, node, reusePort, bus, metrics, interfaceAddresses, log }));
-
-  const identity = life.add(
-    createIdentity({
-      config,
-      node,
-      master,
-      stores: { accounts: durable.accounts, tokens: durable.tokens, sealedPasswords: durable.sealedPasswords, phone: durable.phone },
-      cache: shared.cache,
-      failures: shared.failures,
-      nonceCounts: (issuer, ttl) => shared.nonceCounts(issuer, ttl),
-      phoneProviders: phoneProviders(config, log, now),
-      bus,
-      metrics,
-      now,
-      log,
-    }),
-  );
-
-  const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, bus, sip, identity, metrics, log }));
-
-  // With a shared bus, publications and policies written here are replicated to the other nodes.
-  const presenceStore = sharedBus ? replicatingStore(durable.presence, bus, node) : durable.presence;
-  const presence = life.add(
-    presenceSubsystem({ config, node, sip, registrar, identity, store: presenceStore, bus, replicate: sharedBus, subscribeRate, cache: shared.cache, now, log }),
-  ).service;
-  identity.accountDeleted.on((aor) => presence.removePresentity(aor));
-
-  const kazoo =
-    sharedBus && config.kazoo.directory === 'on'
-      ? life.add(
-          createKazoo({
-            config,
-            id: kazooId,
-            version: SERVER_VERSION,
-            bus,
-            credentials: identity.credentials,
-            accounts: identity.accounts,
-            passwords: identity.sipPasswords,
-            location: registrar.location,
-            bindingChanges: registrar.bindingChanges,
-            log: log.child({ component: 'kazoo' }),
-          }),
-        ).directory
-      : null;
-
-  // Every method has its handler and every state is primed: the SIP listeners open (and on stop close first).
-  life.add(sip.listening);
-
   let ready = false;
-  const http = life.add(
-    createHttp({
-      config,
-      reusePort,
-      log,
-      metrics,
-      location: registrar.location,
-      ready: () => ready,
-      version: SERVER_VERSION,
-      identity: {
-        accounts: identity.accountService,
-        store: identity.accounts,
-        hasher: identity.hasher,
-        tokens: identity.tokens,
-        refresh: identity.refresh,
-        keys: identity.keys,
-        apiKeys: identity.apiKeys,
+  const compose = async () => {
+    // Storage: durable (SQLite file, or PostgreSQL shared by every node) and short-lived (in-process, or Redis with
+    // the shared location index). Open before anything else, closed after everything else.
+    const durable = await openDurable(config);
+    const shared = openCache(config, now, log.child({ component: 'cache' }));
+    life.add({
+      name: 'storage',
+      async stop() {
+        await shared.close();
+        await durable.close();
       },
-      onAccountStatusChanged: () => identity.forgetAccounts(),
-      onAccountDeleted: async (account) => {
-        identity.forgetAccounts();
-        await identity.accountDeleted.run(account.aor);
-      },
-      presence,
-      phone: { verification: identity.phone.verification, registration: identity.phone.registration, devices: identity.phone.devices, lock: identity.phone.lock },
-      checkSync: registrar.checkSync,
-      sip: () => sip.listeners,
-      bus,
-      sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
-    }),
-  );
+    });
+    log.info({ database: durable.describe, cache: shared.describe, node }, 'storage open');
+    const master = loadMasterKey(config.dataDir);
+    const metrics = new Metrics();
+
+    // The bus: with an AMQP URL, RabbitMQ (events shared between nodes, the Kazoo directory on Kazoo's exchanges);
+    // this process's queue is its Kazoo Server-ID.
+    const kazooId = kazooIdentity(config, node, master, shared.locationIndex.shared);
+    const { bus, shared: sharedBus, stats: busStats } = life.add(openBus(config, { master, nodeQueue: kazooId.serverId, log: log.child({ component: 'bus' }) }));
+    if (busStats) metrics.observeBus(busStats);
+
+    // The SIP stack: every service registers its methods on its endpoint and sends through it. Its listeners open
+    // after the services have started (below).
+    const interfaceAddresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+    const sip = life.add(createSipStack({ config, node, reusePort, bus, metrics, interfaceAddresses, log }));
+
+    const identity = life.add(
+      createIdentity({
+        config,
+        node,
+        master,
+        stores: { accounts: durable.accounts, tokens: durable.tokens, sealedPasswords: durable.sealedPasswords, phone: durable.phone },
+        cache: shared.cache,
+        failures: shared.failures,
+        nonceCounts: (issuer, ttl) => shared.nonceCounts(issuer, ttl),
+        phoneProviders: phoneProviders(config, log, now),
+        bus,
+        metrics,
+        now,
+        log,
+      }),
+    );
+
+    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, bus, sip, identity, metrics, log }));
+
+    // With a shared bus, publications and policies written here are replicated to the other nodes.
+    const presenceStore = sharedBus ? replicatingStore(durable.presence, bus, node) : durable.presence;
+    const presence = life.add(
+      presenceSubsystem({ config, node, sip, registrar, identity, store: presenceStore, bus, replicate: sharedBus, subscribeRate, cache: shared.cache, now, log }),
+    ).service;
+    identity.accountDeleted.on((aor) => presence.removePresentity(aor));
+
+    const kazoo =
+      sharedBus && config.kazoo.directory === 'on'
+        ? life.add(
+            createKazoo({
+              config,
+              id: kazooId,
+              version: SERVER_VERSION,
+              bus,
+              credentials: identity.credentials,
+              accounts: identity.accounts,
+              passwords: identity.sipPasswords,
+              location: registrar.location,
+              bindingChanges: registrar.bindingChanges,
+              log: log.child({ component: 'kazoo' }),
+            }),
+          ).directory
+        : null;
+
+    // Every method has its handler and every state is primed: the SIP listeners open (and on stop close first).
+    life.add(sip.listening);
+
+    const http = life.add(
+      createHttp({
+        config,
+        reusePort,
+        log,
+        metrics,
+        location: registrar.location,
+        ready: () => ready,
+        version: SERVER_VERSION,
+        identity: {
+          accounts: identity.accountService,
+          store: identity.accounts,
+          hasher: identity.hasher,
+          tokens: identity.tokens,
+          refresh: identity.refresh,
+          keys: identity.keys,
+          apiKeys: identity.apiKeys,
+        },
+        onAccountStatusChanged: () => identity.forgetAccounts(),
+        onAccountDeleted: async (account) => {
+          identity.forgetAccounts();
+          await identity.accountDeleted.run(account.aor);
+        },
+        presence,
+        phone: { verification: identity.phone.verification, registration: identity.phone.registration, devices: identity.phone.devices, lock: identity.phone.lock },
+        checkSync: registrar.checkSync,
+        sip: () => sip.listeners,
+        bus,
+        sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
+      }),
+    );
+    return { bus, metrics, sip, identity, registrar, presence, kazoo, http };
+  };
+  // What was opened while composing closes again if composing fails (start does the same for its own failures).
+  const { bus, metrics, sip, identity, registrar, presence, kazoo, http } = await compose().catch(async (err: unknown): Promise<never> => {
+    await life.stop();
+    throw err;
+  });
 
   await life.start();
   ready = true;
