@@ -20,8 +20,9 @@
 //   names whom to answer; nothing a peer publishes throws out of here. A request whose origin gave up on it already
 //   (past `expiresAt`) is not sent.
 //
-// Node ids may contain dots (host names), so each becomes one topic word (percent-encoded, as routing-keys.ts does
-// for Kazoo, with wildcards escaped too). Requests and responses travel base64-encoded: bodies are bytes.
+// Node ids may contain dots (host names), so each becomes one topic word (percent-encoded by the bus port's
+// topicWord, as Kazoo encodes its routing keys, with wildcards escaped too). Requests and responses travel
+// base64-encoded: bodies are bytes.
 
 import { randomBytes } from 'node:crypto';
 import { Errors, isSwitchboardError, sbError, type ErrorCode, type SwitchboardError } from '../errors.ts';
