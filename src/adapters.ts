@@ -1,13 +1,26 @@
 // The composition root, first half: which adapter serves each port, from the configuration. Embedded default:
-// SQLite file, in-process cache and location index. Scale-out: PostgreSQL (--database) for everything durable,
-// Redis (--cache) for the shared location index and short-lived state. server.ts (and the CLI) take the stores
-// from here and nothing else imports an adapter.
+// SQLite file, in-process cache, location index and bus. Scale-out: PostgreSQL (--database) for everything durable,
+// Redis (--cache) for the shared location index and short-lived state, RabbitMQ (--bus) for events. The phone
+// sign-up providers (codes, captchas) are picked here too. server.ts (and the CLI) take the adapters from here and
+// nothing else imports one.
 
 import path from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Redis } from 'ioredis';
+import { AmqpBus } from './bus/amqp.ts';
+import type { EventBus } from './bus/event-bus.ts';
+import { InProcessBus } from './bus/in-process.ts';
+import { BUS_MAC_KEY, BusAuthenticator } from './bus/internal-auth.ts';
 import type { Config } from './config.ts';
+import type { PhoneProviders } from './identity/phone/index.ts';
+import { LocalProvider } from './identity/phone/providers/local.ts';
+import { SiteverifyCaptcha } from './identity/phone/providers/siteverify.ts';
+import { TwilioCodeSender } from './identity/phone/providers/twilio.ts';
+import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './kazoo/exchanges.ts';
+import type { Subsystem } from './lifecycle.ts';
 import { redactUrl, type Logger } from './log.ts';
+import type { BusStats } from './metrics.ts';
+import { deriveKey } from './secrets.ts';
 import type { NonceCountTracker, NonceIssuer } from './sip/digest.ts';
 import type {
   AccountAdmin,
@@ -152,4 +165,75 @@ export function openCache(config: Config, now: () => number, log: Logger): Cache
       await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** The event bus as a subsystem: in-process, or RabbitMQ shared by every node (and Kazoo's exchanges). */
+export interface BusSubsystem extends Subsystem {
+  bus: EventBus;
+  /** Shared with other nodes (AMQP): publications replicate, the Kazoo directory can run. */
+  shared: boolean;
+  /** The AMQP bus's figures (null in-process). */
+  stats: (() => BusStats) | null;
+}
+
+/** `nodeQueue`: this process's queue, its Kazoo Server-ID (kazoo/subsystem.ts). */
+export function openBus(config: Config, o: { master: Buffer; nodeQueue: string; log: Logger }): BusSubsystem {
+  if (config.bus.url === 'memory') {
+    const bus = new InProcessBus(o.log);
+    return { name: 'bus', bus, shared: false, stats: null, stop: () => bus.close() };
+  }
+  const amqp = new AmqpBus({
+    url: config.bus.url,
+    log: o.log,
+    events: SWITCHBOARD_EVENTS,
+    exchanges: KAZOO_EXCHANGES,
+    nodeQueue: o.nodeQueue,
+    outboxLimit: config.bus.outboxLimit,
+    authenticator: new BusAuthenticator(deriveKey(o.master, BUS_MAC_KEY)),
+    requireAuthentication: config.bus.authenticate,
+  });
+  return {
+    name: 'bus',
+    bus: amqp,
+    shared: true,
+    stats: () => amqp.stats(),
+    async start() {
+      amqp.start();
+      const up = await amqp.ready(5000);
+      o.log[up ? 'info' : 'warn'](
+        { bus: redactUrl(config.bus.url), serverId: o.nodeQueue, connected: up },
+        up ? 'AMQP bus ready' : 'AMQP broker not reachable yet; starting anyway (events wait in the outbox)',
+      );
+    },
+    stop: () => amqp.close(),
+  };
+}
+
+/**
+ * Phone sign-up's providers: codes by Twilio or only logged, captchas checked by a siteverify endpoint or any
+ * accepted (the local provider: not for production, and said so at start).
+ */
+export function phoneProviders(config: Config, log: Logger, now: () => number): PhoneProviders {
+  const localProvider = new LocalProvider(
+    config.phone.codeFile ? path.resolve(config.phone.codeFile) : path.join(config.dataDir, 'verification-codes.log'),
+    log.child({ component: 'phone-provider' }),
+    now,
+  );
+  const providerTimeoutMs = config.phone.providerTimeout * 1000;
+  const { twilioUrl, twilioAccountSid, twilioAuthToken, twilioFrom, captchaUrl, captchaSecret, captchaSiteKey } = config.phone;
+  const codes =
+    config.phone.codeProvider === 'twilio'
+      ? new TwilioCodeSender({ baseUrl: twilioUrl, accountSid: twilioAccountSid!, authToken: twilioAuthToken!, from: twilioFrom!, timeoutMs: providerTimeoutMs })
+      : localProvider;
+  const captcha = captchaUrl ? new SiteverifyCaptcha({ url: captchaUrl, secret: captchaSecret!, siteKey: captchaSiteKey, timeoutMs: providerTimeoutMs }) : localProvider;
+  if (codes === localProvider || captcha === localProvider) {
+    log.warn(
+      { codes: codes.name, captcha: captcha.name, file: localProvider.file },
+      'NOT FOR PRODUCTION: phone sign-up uses the local provider: ' +
+        (codes === localProvider ? 'verification codes are only logged and written to the file, never sent; ' : '') +
+        (captcha === localProvider ? 'any non-empty captcha is accepted; ' : '') +
+        'configure --verification-provider twilio and --captcha-verify-url',
+    );
+  }
+  return { codes, push: localProvider, captcha };
 }

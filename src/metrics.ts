@@ -138,6 +138,17 @@ export class HotHistogram {
   }
 }
 
+/** The AMQP bus's running figures. */
+export interface BusStats {
+  connected: boolean;
+  pending: number;
+  published: number;
+  confirmed: number;
+  dropped: number;
+  delivered: number;
+  rejected: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   readonly sipRequests: HotCounter;
@@ -149,17 +160,7 @@ export class Metrics {
   readonly bindingChanges: HotCounter;
   readonly authFailures: HotCounter;
 
-  constructor(gauges: {
-    activeBindings: () => number;
-    aors: () => number;
-    tcpConnections: () => number;
-    serverTransactions: () => number;
-    /** Location store group commits and the binding writes they carried. */
-    storeCommits: () => { commits: number; writes: number };
-    /** AMQP bus figures, when the bus is AMQP. */
-    bus?: () => { connected: boolean; pending: number; published: number; confirmed: number; dropped: number; delivered: number; rejected: number };
-  }) {
-    const registers = [this.registry];
+  constructor() {
     const r = this.registry;
     this.sipRequests = new HotCounter(r, 'switchboard_sip_requests_total', 'SIP requests received (new transactions)', ['method'], [SIP_METHOD_LABELS]);
     this.sipResponses = new HotCounter(r, 'switchboard_sip_responses_total', 'SIP responses sent', ['method', 'status'], [SIP_METHOD_LABELS]);
@@ -176,24 +177,43 @@ export class Metrics {
     this.registrations = new HotCounter(r, 'switchboard_registrations_total', 'REGISTER requests by outcome', ['outcome']);
     this.bindingChanges = new HotCounter(r, 'switchboard_binding_changes_total', 'Binding changes by kind', ['event']);
     this.authFailures = new HotCounter(r, 'switchboard_auth_failures_total', 'Failed SIP authentications by reason', ['reason']);
-    new Gauge({ name: 'switchboard_bindings_active', help: 'Live bindings in the location service', registers, collect() { this.set(gauges.activeBindings()); } });
-    new Gauge({ name: 'switchboard_aors_registered', help: 'Addresses of record with at least one binding', registers, collect() { this.set(gauges.aors()); } });
-    new Gauge({ name: 'switchboard_sip_connections', help: 'Open SIP connections (TCP, TLS, WS, WSS)', registers, collect() { this.set(gauges.tcpConnections()); } });
-    new Gauge({ name: 'switchboard_sip_server_transactions', help: 'Server transactions held (absorbing retransmissions)', registers, collect() { this.set(gauges.serverTransactions()); } });
-    new Counter({ name: 'switchboard_location_commits_total', help: 'Location store commits (each a group of binding writes)', registers, collect() { this.reset(); this.inc(gauges.storeCommits().commits); } });
-    new Counter({ name: 'switchboard_location_writes_total', help: 'Binding writes committed to the location store', registers, collect() { this.reset(); this.inc(gauges.storeCommits().writes); } });
-    if (gauges.bus) {
-      const bus = gauges.bus;
-      new Gauge({ name: 'switchboard_bus_connected', help: 'AMQP broker connection up (1) or down (0)', registers, collect() { this.set(bus().connected ? 1 : 0); } });
-      new Gauge({ name: 'switchboard_bus_outbox', help: 'Published events not yet confirmed by the broker', registers, collect() { this.set(bus().pending); } });
-      const counter = (name: string, help: string, pick: (s: ReturnType<typeof bus>) => number) =>
-        new Counter({ name, help, registers, collect() { this.reset(); this.inc(pick(bus())); } });
-      counter('switchboard_bus_published_total', 'Events published on the AMQP bus', (s) => s.published);
-      counter('switchboard_bus_confirmed_total', 'Events the broker confirmed', (s) => s.confirmed);
-      counter('switchboard_bus_dropped_total', 'Events dropped because the outbox was full', (s) => s.dropped);
-      counter('switchboard_bus_delivered_total', 'Messages consumed from the AMQP bus', (s) => s.delivered);
-      counter('switchboard_bus_rejected_total', 'Messages rejected as malformed or failed', (s) => s.rejected);
-    }
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
+  }
+
+  // The figures read at scrape time, each registered by the subsystem that holds them (lifecycle.ts).
+
+  /** The SIP stack's: open connections and held server transactions. */
+  observeSip(read: { connections: () => number; serverTransactions: () => number }): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'switchboard_sip_connections', help: 'Open SIP connections (TCP, TLS, WS, WSS)', registers, collect() { this.set(read.connections()); } });
+    new Gauge({ name: 'switchboard_sip_server_transactions', help: 'Server transactions held (absorbing retransmissions)', registers, collect() { this.set(read.serverTransactions()); } });
+  }
+
+  /** The location service's: live bindings and AORs, and the store's group commits and the binding writes they carried. */
+  observeLocation(read: { bindings: () => number; aors: () => number; storeCommits: () => { commits: number; writes: number } }): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'switchboard_bindings_active', help: 'Live bindings in the location service', registers, collect() { this.set(read.bindings()); } });
+    new Gauge({ name: 'switchboard_aors_registered', help: 'Addresses of record with at least one binding', registers, collect() { this.set(read.aors()); } });
+    new Counter({ name: 'switchboard_location_commits_total', help: 'Location store commits (each a group of binding writes)', registers, collect() { this.reset(); this.inc(read.storeCommits().commits); } });
+    new Counter({ name: 'switchboard_location_writes_total', help: 'Binding writes committed to the location store', registers, collect() { this.reset(); this.inc(read.storeCommits().writes); } });
+  }
+
+  /** The AMQP bus's (no such figures with the in-process bus). */
+  observeBus(bus: () => BusStats): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'switchboard_bus_connected', help: 'AMQP broker connection up (1) or down (0)', registers, collect() { this.set(bus().connected ? 1 : 0); } });
+    new Gauge({ name: 'switchboard_bus_outbox', help: 'Published events not yet confirmed by the broker', registers, collect() { this.set(bus().pending); } });
+    const counter = (name: string, help: string, pick: (s: BusStats) => number) =>
+      new Counter({ name, help, registers, collect() { this.reset(); this.inc(pick(bus())); } });
+    counter('switchboard_bus_published_total', 'Events published on the AMQP bus', (s) => s.published);
+    counter('switchboard_bus_confirmed_total', 'Events the broker confirmed', (s) => s.confirmed);
+    counter('switchboard_bus_dropped_total', 'Events dropped because the outbox was full', (s) => s.dropped);
+    counter('switchboard_bus_delivered_total', 'Messages consumed from the AMQP bus', (s) => s.delivered);
+    counter('switchboard_bus_rejected_total', 'Messages rejected as malformed or failed', (s) => s.rejected);
+  }
+
+  /** The key ring's signing key reads from the store after start-up. */
+  observeSigningKeys(reloads: () => number): void {
+    new Counter({ name: 'switchboard_signing_key_reloads_total', help: 'Signing key reads from the store after start-up (periodic, or for a token naming an unknown kid: at most one per --jwks-cooldown)', registers: [this.registry], collect() { this.reset(); this.inc(reloads()); } });
   }
 }

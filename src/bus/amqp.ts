@@ -19,6 +19,11 @@
 // Inter-node messages (internal-auth.ts): with `authenticator`, publications on Switchboard's exchange whose topic it
 // covers carry a MAC in a header, and with `requireAuthentication` deliveries on those topics without a valid one are
 // logged and rejected before any handler sees them.
+//
+// Why one file over 400 lines: publishing (outbox, confirms, replay), consuming (queues, bindings, deliveries) and
+// the connection (establish, declare, backoff) all turn on one connection generation and its channels; every
+// reconnect re-declares the consumers' queues and replays the publisher's outbox on the same generation, so split
+// along those lines each part would reach into the others' private state.
 
 import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';

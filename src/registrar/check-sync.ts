@@ -2,7 +2,7 @@
 // phone and its settings, to reboot). Not an RFC event package but the de-facto one: Polycom, Yealink, Cisco,
 // Grandstream and Snom phones honour it; Kazoo, Kamailio and Asterisk send it. The operator asks for it over HTTP
 // (POST /v1/registrations/{aor}/check-sync); every live binding of the AOR gets one, over the flow its REGISTER came
-// in on, through the node holding that connection when it is another node's (bus/flow-relay.ts).
+// in on, through the node holding that connection when it is another node's (sip/flow-relay.ts).
 //
 // The request, as Asterisk's sip_notify check-sync and Kamailio's examples build it: Request-URI the registered
 // contact, Route from the binding's Path (RFC 3327: the registrar's route set towards the phone, outermost first),

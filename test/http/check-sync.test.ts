@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { openDurable, type DurableStores } from '../../src/adapters.ts';
-import { FlowRelay } from '../../src/bus/flow-relay.ts';
+import { FlowRelay } from '../../src/sip/flow-relay.ts';
 import { buildHttpApp } from '../../src/http/app.ts';
 import { ApiKeys } from '../../src/identity/api-keys.ts';
 import { PasswordHasher } from '../../src/identity/passwords.ts';

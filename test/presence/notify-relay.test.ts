@@ -1,7 +1,7 @@
-// The presence service with a relay (bus/flow-relay.ts): every NOTIFY goes through relay.send with the
+// The presence service with a relay (sip/flow-relay.ts): every NOTIFY goes through relay.send with the
 // subscription's whole flow (node and connection included), none through the endpoint directly; what the relay
 // answers or fails with counts as the NOTIFY's outcome. (The relay itself is tested over real buses in
-// test/bus/flow-relay.test.ts.)
+// test/sip/flow-relay.test.ts.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InProcessBus } from '../../src/bus/in-process.ts';

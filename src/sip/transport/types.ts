@@ -51,7 +51,7 @@ export interface Transport {
 
 /**
  * Connection ids are unique across every stream transport of the process (TCP, TLS, WS, WSS), and random: another
- * node asks this one over the bus to send a request over "connection n" (bus/flow-relay.ts), so an id must not be
+ * node asks this one over the bus to send a request over "connection n" (sip/flow-relay.ts), so an id must not be
  * guessable (a counter let any broker client enumerate them). 53 random bits, the most a number holds exactly
  * (bindings store the id as a number on every backend); two live connections share one with a probability of about
  * n²/2^54 (100,000 connections: 6e-7), and a guess hits one of n with n/2^53.

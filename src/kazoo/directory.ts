@@ -1,5 +1,5 @@
 // The Kazoo directory: Switchboard as the registrar of a Kazoo switch, or of Kamailio with its `kazoo` module, over
-// the bus (reference: shared/reference/kazoo-amqp.md). The protocol rules live in src/bus/kazoo/ (codec); this
+// the bus (reference: shared/reference/kazoo-amqp.md). The protocol rules live in the codec modules beside it; this
 // service applies them to Switchboard's own state, through ports only:
 //
 // - authn_req (callmgr `authn.req.*`, registrar `authn.endpoint.req.*`; one queue shared by the nodes of a deployment)
@@ -24,20 +24,20 @@
 // Messages this node published itself come back through the broker and are recognised by their Server-ID.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { AUTHN_REQ, buildAuthnErr, buildAuthnResp, parseAuthnReq } from '../bus/kazoo/authn.ts';
-import { nonEmptyString, replyTo, type Checked, type KazooMessage, type Sender } from '../bus/kazoo/envelope.ts';
-import { CALLMGR, REGISTRAR, TARGETED } from '../bus/kazoo/exchanges.ts';
-import { buildRegSync, checkRegFlush, checkRegSync } from '../bus/kazoo/reg-control.ts';
-import { buildRegQueryError, buildRegQueryResp, checkRegQuery, pickFields } from '../bus/kazoo/reg-query.ts';
-import { bridgeRuri, buildRegSuccess, checkRegSuccess, cleanContact, REG_SUCCESS } from '../bus/kazoo/reg-success.ts';
-import { BINDING, KEY } from '../bus/kazoo/routing-keys.ts';
+import { AUTHN_REQ, buildAuthnErr, buildAuthnResp, parseAuthnReq } from './authn.ts';
+import { nonEmptyString, replyTo, type Checked, type KazooMessage, type Sender } from './envelope.ts';
+import { CALLMGR, REGISTRAR, TARGETED } from './exchanges.ts';
+import { buildRegSync, checkRegFlush, checkRegSync } from './reg-control.ts';
+import { buildRegQueryError, buildRegQueryResp, checkRegQuery, pickFields } from './reg-query.ts';
+import { bridgeRuri, buildRegSuccess, checkRegSuccess, cleanContact, REG_SUCCESS } from './reg-success.ts';
+import { BINDING, KEY } from './routing-keys.ts';
 import type { BusMessage, EventBus } from '../bus/event-bus.ts';
 import { Errors, sbError } from '../errors.ts';
 import type { ReversibleSipPasswords } from '../identity/reversible-passwords.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
 import type { AccountStore, BindingRecord, CredentialStore, FoundCredential } from '../storage/ports.ts';
 import { ForeignRegistrations, type ApplyResult, type ForeignRegistration } from './foreign-registrations.ts';
-import type { BindingChange } from './location-service.ts';
+import type { BindingChange } from '../registrar/location-service.ts';
 
 /** What the directory needs of the location service. */
 export interface LocalBindings {

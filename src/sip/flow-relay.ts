@@ -20,19 +20,19 @@
 //   names whom to answer; nothing a peer publishes throws out of here. A request whose origin gave up on it already
 //   (past `expiresAt`) is not sent.
 //
-// Node ids may contain dots (host names), so each becomes one topic word (percent-encoded, as routing-keys.ts does
-// for Kazoo, with wildcards escaped too). Requests and responses travel base64-encoded: bodies are bytes.
+// Node ids may contain dots (host names), so each becomes one topic word (percent-encoded by the bus port's
+// topicWord, as Kazoo encodes its routing keys, with wildcards escaped too). Requests and responses travel
+// base64-encoded: bodies are bytes.
 
 import { randomBytes } from 'node:crypto';
 import { Errors, isSwitchboardError, sbError, type ErrorCode, type SwitchboardError } from '../errors.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
-import { H } from '../sip/message/header-names.ts';
-import { SipRequest, SipResponse } from '../sip/message/message.ts';
-import { parseMessage } from '../sip/message/parse.ts';
-import { serialize } from '../sip/message/serialize.ts';
-import type { Destination, TransportName } from '../sip/transport/types.ts';
-import type { BusMessage, EventBus } from './event-bus.ts';
-import { encodeKeyWord } from './kazoo/routing-keys.ts';
+import { H } from './message/header-names.ts';
+import { SipRequest, SipResponse } from './message/message.ts';
+import { parseMessage } from './message/parse.ts';
+import { serialize } from './message/serialize.ts';
+import type { Destination, TransportName } from './transport/types.ts';
+import { topicWord, type BusMessage, type EventBus } from '../bus/event-bus.ts';
 
 /** Where a request goes: the flow a binding or subscription recorded (FlowRecord, or a binding's source). */
 export interface RelayFlow {
@@ -95,12 +95,12 @@ const MAX_SERVED_IDS = 100_000;
 /** Longest an origin may ask us to remember an id (a peer's expiresAt far ahead would pin it). */
 const MAX_RELAY_LIFE_MS = 10 * 60_000;
 
-/** A node id as one topic word: routing-keys.ts's encoding, and wildcards and the empty id escaped too. */
+/** A node id as one topic word: the bus's topic-word encoding (Kazoo's), and wildcards and the empty id escaped too. */
 export function nodeTopicWord(node: string): string {
   if (node === '') return '%00';
   if (node === '*') return '%2A';
   if (node === '#') return '%23';
-  return encodeKeyWord(node);
+  return topicWord(node);
 }
 
 export function relayTopic(node: string): string {

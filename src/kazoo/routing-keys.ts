@@ -3,7 +3,7 @@
 //   [A-Za-z0-9-~_] stay; '.' → %2E; ' ' → '+'; every other byte (of the UTF-8 encoding) → %XX, upper-case hex;
 //   a lone '*' or '#' passes through (a wildcard in a binding or query key); '' stays ''.
 
-import { topicWord } from '../event-bus.ts';
+import { topicWord } from '../bus/event-bus.ts';
 
 /** Encodes one routing-key word exactly as Kazoo does (the bus's own topic words use the same encoding). */
 export const encodeKeyWord = topicWord;

@@ -1,4 +1,4 @@
-// Cross-node delivery (bus/flow-relay.ts): two "nodes", each a SIP endpoint on real sockets, sharing a bus (the
+// Cross-node delivery (sip/flow-relay.ts): two "nodes", each a SIP endpoint on real sockets, sharing a bus (the
 // in-process one, and RabbitMQ). A UA holds a TCP connection to node A; node B sends a NOTIFY to that flow through
 // the relay, the UA gets it on its connection and answers, and B's promise settles with the answer. Also: the
 // owner's connection gone, the owner absent (timeout), malformed relay messages, and flows that stay local.
@@ -8,9 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { AmqpBus } from '../../src/bus/amqp.ts';
 import type { EventBus } from '../../src/bus/event-bus.ts';
-import { FlowRelay, nodeTopicWord, relayReplyTopic, relayTopic, type RelayFlow } from '../../src/bus/flow-relay.ts';
+import { FlowRelay, nodeTopicWord, relayReplyTopic, relayTopic, type RelayFlow } from '../../src/sip/flow-relay.ts';
 import { InProcessBus } from '../../src/bus/in-process.ts';
-import { SWITCHBOARD_EVENTS } from '../../src/bus/kazoo/exchanges.ts';
+import { SWITCHBOARD_EVENTS } from '../../src/kazoo/exchanges.ts';
 import { isSwitchboardError, type SwitchboardError } from '../../src/errors.ts';
 import { createResponse, SipRequest } from '../../src/sip/message/index.ts';
 import { SipEndpoint } from '../../src/sip/endpoint.ts';

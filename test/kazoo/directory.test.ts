@@ -1,4 +1,4 @@
-// The Kazoo directory service (src/registrar/kazoo-directory.ts) over the in-process bus, with its ports faked:
+// The Kazoo directory service (src/kazoo/directory.ts) over the in-process bus, with its ports faked:
 // what it answers to each request, and what it announces.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -7,7 +7,7 @@ import { InProcessBus } from '../../src/bus/in-process.ts';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
 import { ReversibleSipPasswords } from '../../src/identity/reversible-passwords.ts';
 import { createLogger } from '../../src/log.ts';
-import { KazooDirectory, kazooServerId } from '../../src/registrar/kazoo-directory.ts';
+import { KazooDirectory, kazooServerId } from '../../src/kazoo/directory.ts';
 import { computeHa1 } from '../../src/sip/digest.ts';
 import type { BindingRecord, CredentialStore, FoundCredential, SealedSipPasswordStore } from '../../src/storage/ports.ts';
 import { binding } from '../helpers/bindings.ts';

@@ -2,13 +2,13 @@
 // envelope validation, and each message's rules.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AUTH_METHODS, buildAuthnErr, buildAuthnResp, checkAuthnResp, parseAuthnReq, userAndHost } from '../../src/bus/kazoo/authn.ts';
-import { checkEnvelope, ENVELOPE_HEADERS, envelope, isTrue, replyTo, type Sender } from '../../src/bus/kazoo/envelope.ts';
-import { CALLMGR, KAZOO_EXCHANGES, REGISTRAR, SWITCHBOARD_EVENTS, TARGETED } from '../../src/bus/kazoo/exchanges.ts';
-import { buildRegFlush, buildRegSync, checkRegFlush, checkRegSync } from '../../src/bus/kazoo/reg-control.ts';
-import { buildRegQueryError, buildRegQueryResp, checkRegQuery, pickFields, REG_QUERY_FIELDS } from '../../src/bus/kazoo/reg-query.ts';
-import { bridgeRuri, buildRegSuccess, checkRegSuccess, cleanContact, REG_SUCCESS_KEYS, seconds } from '../../src/bus/kazoo/reg-success.ts';
-import { BINDING, decodeKeyWord, encodeKeyWord, KEY } from '../../src/bus/kazoo/routing-keys.ts';
+import { AUTH_METHODS, buildAuthnErr, buildAuthnResp, checkAuthnResp, parseAuthnReq, userAndHost } from '../../src/kazoo/authn.ts';
+import { checkEnvelope, ENVELOPE_HEADERS, envelope, isTrue, replyTo, type Sender } from '../../src/kazoo/envelope.ts';
+import { CALLMGR, KAZOO_EXCHANGES, REGISTRAR, SWITCHBOARD_EVENTS, TARGETED } from '../../src/kazoo/exchanges.ts';
+import { buildRegFlush, buildRegSync, checkRegFlush, checkRegSync } from '../../src/kazoo/reg-control.ts';
+import { buildRegQueryError, buildRegQueryResp, checkRegQuery, pickFields, REG_QUERY_FIELDS } from '../../src/kazoo/reg-query.ts';
+import { bridgeRuri, buildRegSuccess, checkRegSuccess, cleanContact, REG_SUCCESS_KEYS, seconds } from '../../src/kazoo/reg-success.ts';
+import { BINDING, decodeKeyWord, encodeKeyWord, KEY } from '../../src/kazoo/routing-keys.ts';
 import { topicMatches } from '../../src/bus/event-bus.ts';
 
 const ME: Sender = { appName: 'switchboard', appVersion: '0.1.0', node: 'switchboard@host', serverId: 'switchboard@host-1-ab' };

@@ -14,8 +14,8 @@
 // their phones) and from the answers to the reg_sync the directory sends when it starts.
 
 import { createHash } from 'node:crypto';
-import { isTrue } from '../bus/kazoo/envelope.ts';
-import { bridgeRuri, cleanContact, REG_SUCCESS_KEYS, type RegSuccess } from '../bus/kazoo/reg-success.ts';
+import { isTrue } from './envelope.ts';
+import { bridgeRuri, cleanContact, REG_SUCCESS_KEYS, type RegSuccess } from './reg-success.ts';
 
 export interface ForeignRegistration {
   /** md5 of the cleaned contact. */

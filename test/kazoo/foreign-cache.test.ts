@@ -1,10 +1,10 @@
-// The cache of registrations other switches announce (src/registrar/foreign-registrations.ts): ecallmgr's rules,
+// The cache of registrations other switches announce (src/kazoo/foreign-registrations.ts): ecallmgr's rules,
 // on a clock the test moves.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { checkRegSuccess, type RegSuccess } from '../../src/bus/kazoo/reg-success.ts';
-import { ForeignRegistrations } from '../../src/registrar/foreign-registrations.ts';
+import { checkRegSuccess, type RegSuccess } from '../../src/kazoo/reg-success.ts';
+import { ForeignRegistrations } from '../../src/kazoo/foreign-registrations.ts';
 
 let t = 1_700_000_000_000;
 const now = () => t;
