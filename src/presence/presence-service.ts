@@ -21,6 +21,7 @@
 //   node only (registration-feed.ts); each is recomposed once per turn however many of its bindings changed.
 
 import type { EventBus } from '../bus/event-bus.ts';
+import { Errors } from '../errors.ts';
 import type { Config } from '../config.ts';
 import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
 import type { Logger } from '../log.ts';
@@ -37,8 +38,10 @@ import {
   parseContactValues,
   parseNameAddr,
   SipRequest,
-  type SipResponse,
+  SipResponse,
+  sipError,
 } from '../sip/message/index.ts';
+import { intervalTooBrief, ownContact, servedRequestUri } from '../sip/uas-checks.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import type {
   BindingRecord,
@@ -219,15 +222,15 @@ export class PresenceService {
 
   handleSubscribe = async (req: SipRequest, ctx: RequestContext): Promise<SipResponse> => {
     const ev = parseEvent(req.get(H.event));
-    if (!ev) return this.reject(req, 400, 'Bad Request (SUBSCRIBE needs an Event header)');
+    if (!ev) return sipError(req, Errors.SIP_ERR_MISSING_HEADER, 'SUBSCRIBE needs an Event header');
     const pkg = this.packages.get(ev.event);
     if (!pkg) return this.badEvent(req);
     const presentity = this.presentityOf(req);
     if (typeof presentity !== 'string') return presentity;
     const from = req.from()!;
     const fromTag = from.params.get('tag');
-    if (!fromTag) return this.reject(req, 400, 'Bad Request (From needs a tag)');
-    if (!isSipUri(from.uri) || from.uri.user === null) return this.reject(req, 403, 'Forbidden (the watcher must be a SIP address of record)');
+    if (!fromTag) return sipError(req, Errors.SIP_ERR_HEADER_SYNTAX, 'From needs a tag');
+    if (!isSipUri(from.uri) || from.uri.user === null) return sipError(req, Errors.AUTH_ERR_FORBIDDEN, 'the watcher must be a SIP address of record');
     const watcher = aorOf(from.uri);
     const watcherDomain = from.uri.host.toLowerCase();
     const expires = this.expiresOf(req);
@@ -237,7 +240,7 @@ export class PresenceService {
     const realm = this.realms.has(watcherDomain) ? watcherDomain : domainOf(presentity);
     const auth = await this.o.authenticator.authenticate(req, ctx.source, realm, 'presence');
     if (!auth.ok) return auth.response;
-    if (!auth.identity.aors.includes(watcher)) return this.reject(req, 403, 'Forbidden (From is not the authenticated identity)');
+    if (!auth.identity.aors.includes(watcher)) return sipError(req, Errors.AUTH_ERR_FORBIDDEN, 'From is not the authenticated identity');
     const toTag = req.to()!.params.get('tag');
     // Every SUBSCRIBE but an unsubscribe takes a permit of the watcher's bucket (after authentication: nobody
     // spends another's permits), before anything is looked up or stored.
@@ -250,12 +253,12 @@ export class PresenceService {
     if (toTag) return this.resubscribe(req, ctx, pkg, toTag, fromTag, watcher, expires);
 
     if (!acceptsPackage(req.values(H.accept), pkg)) {
-      const res = createResponse(req, 406, `Not Acceptable (NOTIFYs of ${pkg.name} carry ${pkg.contentType})`);
+      const res = sipError(req, Errors.PRES_ERR_NOT_ACCEPTABLE, `NOTIFYs of ${pkg.name} carry ${pkg.contentType}`);
       res.append('Accept', pkg.contentType);
       return res;
     }
     const contacts = parseContactValues(req);
-    if (contacts === null || contacts === '*' || contacts.length !== 1) return this.reject(req, 400, 'Bad Request (SUBSCRIBE needs one Contact)');
+    if (contacts === null || contacts === '*' || contacts.length !== 1) return sipError(req, Errors.SIP_ERR_CONTACT, 'SUBSCRIBE needs one Contact');
     // A presentity that does not exist is answered as one whose policy keeps this watcher pending: the same 200 OK
     // and the same bodiless NOTIFY (Subscription-State: pending), so SUBSCRIBE does not tell which accounts
     // (phone numbers) exist. A 404 did.
@@ -312,14 +315,14 @@ export class PresenceService {
 
   private async resubscribe(req: SipRequest, ctx: RequestContext, pkg: EventPackage, toTag: string, fromTag: string, watcher: string, expires: number): Promise<SipResponse> {
     const s = this.subs.findDialog(req.callId()!, toTag, fromTag);
-    if (!s) return this.reject(req, 481, 'Call/Transaction Does Not Exist (no such subscription)');
+    if (!s) return sipError(req, Errors.PRES_ERR_NO_SUBSCRIPTION, 'no such subscription');
     const r = s.record;
     if (r.event !== pkg.name) return this.badEvent(req);
-    if (r.watcher !== watcher) return this.reject(req, 403, 'Forbidden (not the watcher of this subscription)');
+    if (r.watcher !== watcher) return sipError(req, Errors.AUTH_ERR_FORBIDDEN, 'not the watcher of this subscription');
     const cseq = req.cseq()!.seq;
-    if (cseq <= r.remoteCseq) return this.reject(req, 500, 'Server Internal Error (CSeq out of order)');
+    if (cseq <= r.remoteCseq) return sipError(req, Errors.SIP_ERR_DIALOG_CSEQ, 'CSeq out of order');
     const contacts = parseContactValues(req);
-    if (contacts === null || contacts === '*' || contacts.length > 1) return this.reject(req, 400, 'Bad Request (malformed Contact)');
+    if (contacts === null || contacts === '*' || contacts.length > 1) return sipError(req, Errors.SIP_ERR_CONTACT, 'malformed Contact');
     const now = this.now();
     r.remoteCseq = cseq;
     if (contacts.length === 1) r.remoteTarget = formatUri(contacts[0].uri); // target refresh (RFC 6665 §4.1.2.1)
@@ -352,7 +355,7 @@ export class PresenceService {
       this.throttleLogged.set(watcher, now);
       this.log.warn({ watcher, retryAfter }, 'presence: SUBSCRIBE rate exceeded, refused with 503 (logged once a minute per watcher)');
     }
-    const res = createResponse(req, 503, 'Service Unavailable (too many subscriptions; retry later)');
+    const res = sipError(req, Errors.PRES_ERR_SUBSCRIBE_RATE, 'too many subscriptions; retry later');
     res.append('Retry-After', String(retryAfter));
     return res;
   }
@@ -372,7 +375,7 @@ export class PresenceService {
 
   handlePublish = async (req: SipRequest, ctx: RequestContext): Promise<SipResponse> => {
     const ev = parseEvent(req.get(H.event));
-    if (!ev) return this.reject(req, 400, 'Bad Request (PUBLISH needs an Event header)');
+    if (!ev) return sipError(req, Errors.SIP_ERR_MISSING_HEADER, 'PUBLISH needs an Event header');
     const pkg = this.packages.get(ev.event);
     if (!pkg) return this.badEvent(req);
     const aor = this.presentityOf(req);
@@ -381,7 +384,7 @@ export class PresenceService {
     if (typeof expires !== 'number') return expires;
     const auth = await this.o.authenticator.authenticate(req, ctx.source, domainOf(aor), 'presence');
     if (!auth.ok) return auth.response;
-    if (!auth.identity.aors.includes(aor)) return this.reject(req, 403, 'Forbidden (only the presentity itself may publish its state)');
+    if (!auth.identity.aors.includes(aor)) return sipError(req, Errors.AUTH_ERR_FORBIDDEN, 'only the presentity itself may publish its state');
     await this.follow(aor);
 
     const ifMatch = req.get(H.sipIfMatch)?.trim();
@@ -389,7 +392,7 @@ export class PresenceService {
     let state: PresenceState | null = null;
     if (hasBody) {
       if (!isPackageType(req.get(H.contentType), pkg)) {
-        const res = createResponse(req, 415);
+        const res = sipError(req, Errors.PRES_ERR_MEDIA_TYPE);
         res.append('Accept', pkg.contentType);
         return res;
       }
@@ -397,17 +400,17 @@ export class PresenceService {
         const parsed = parsePidf(req.body.toString('utf8'));
         state = { tuples: parsed.tuples, person: parsed.person, notes: parsed.notes };
       } catch (e) {
-        if (e instanceof PidfError) return this.reject(req, 400, `Bad Request (${e.message})`);
+        if (e instanceof PidfError) return sipError(req, Errors.PRES_ERR_BODY, e.message);
         throw e;
       }
     }
     const flow = this.flowOf(ctx.source);
     if (ifMatch === undefined) {
-      if (!state) return this.reject(req, 400, 'Bad Request (an initial PUBLISH needs a body)');
+      if (!state) return sipError(req, Errors.PRES_ERR_BODY, 'an initial PUBLISH needs a body');
       const etag = newEntityTag();
       if (expires === 0) return this.published(req, etag, 0); // published and at once expired: nothing to keep
       const exists = this.o.presentityExists(aor);
-      if (!(typeof exists === 'boolean' ? exists : await exists)) return this.reject(req, 404, 'Not Found (no such presentity)');
+      if (!(typeof exists === 'boolean' ? exists : await exists)) return sipError(req, Errors.PRES_ERR_NO_PRESENTITY, 'no such presentity');
       const now = this.now();
       const p: PublicationRecord = { etag, aor, event: pkg.name, state, flow, accountId: auth.identity.accountId, expiresAt: now + expires * 1000, createdAt: now, updatedAt: now };
       // One device, one publication: an initial PUBLISH over the flow of an earlier one replaces it (a device that
@@ -429,7 +432,7 @@ export class PresenceService {
     }
 
     const p = this.pubs.get(ifMatch);
-    if (!p || p.aor !== aor || p.event !== pkg.name) return this.reject(req, 412, 'Conditional Request Failed (unknown entity tag)');
+    if (!p || p.aor !== aor || p.event !== pkg.name) return sipError(req, Errors.PRES_ERR_ETAG, 'unknown entity tag');
     const now = this.now();
     if (expires === 0) {
       this.pubs.remove(p);
@@ -859,17 +862,16 @@ export class PresenceService {
   // ---- helpers ----
 
   private presentityOf(req: SipRequest): string | SipResponse {
-    const ruri = req.requestUri();
-    if (!ruri || !isSipUri(ruri)) return this.reject(req, 416, 'Unsupported URI Scheme');
+    const ruri = servedRequestUri(req, this.realms, this.o.isLocalHost);
+    if (ruri instanceof SipResponse) return ruri;
     let uri = ruri;
     if (!this.realms.has(ruri.host.toLowerCase())) {
-      if (!this.o.isLocalHost(ruri.host.toLowerCase())) return this.reject(req, 404, 'Not Found (domain not served here)');
       // Addressed to this server itself: the presentity is the To URI.
       const to = req.to()!.uri;
-      if (!isSipUri(to)) return this.reject(req, 404, 'Not Found (presentity must be a SIP URI)');
+      if (!isSipUri(to)) return sipError(req, Errors.PRES_ERR_NO_PRESENTITY, 'presentity must be a SIP URI');
       uri = to;
     }
-    if (!this.realms.has(uri.host.toLowerCase()) || uri.user === null) return this.reject(req, 404, 'Not Found (no such presentity)');
+    if (!this.realms.has(uri.host.toLowerCase()) || uri.user === null) return sipError(req, Errors.PRES_ERR_NO_PRESENTITY, 'no such presentity');
     return aorOf(uri);
   }
 
@@ -884,14 +886,10 @@ export class PresenceService {
     if (raw === undefined) e = this.defaultExpires();
     else {
       const v = parseDeltaSeconds(raw);
-      if (v === null) return this.reject(req, 400, 'Bad Request (malformed Expires)');
+      if (v === null) return sipError(req, Errors.SIP_ERR_HEADER_SYNTAX, 'malformed Expires');
       e = v;
     }
-    if (e !== 0 && e < this.o.rules.minExpires) {
-      const res = createResponse(req, 423);
-      res.append('Min-Expires', String(this.o.rules.minExpires));
-      return res;
-    }
+    if (e !== 0 && e < this.o.rules.minExpires) return intervalTooBrief(req, this.o.rules.minExpires);
     return Math.min(e, this.o.rules.maxExpires);
   }
 
@@ -903,26 +901,20 @@ export class PresenceService {
   private contact(transport: TransportName): string {
     let c = this.contactByTransport.get(transport);
     if (c === undefined) {
-      const a = this.o.endpoint.localAddress(transport) ?? { host: '127.0.0.1', port: 5060 };
-      const host = a.host.indexOf(':') >= 0 ? `[${a.host}]` : a.host;
-      c = `<sip:${host}:${a.port}${transport === 'UDP' ? '' : `;transport=${transport.toLowerCase()}`}>`;
+      c = ownContact(transport, this.o.endpoint.localAddress(transport));
       this.contactByTransport.set(transport, c);
     }
     return c;
   }
 
   private badEvent(req: SipRequest): SipResponse {
-    const res = createResponse(req, 489);
+    const res = sipError(req, Errors.PRES_ERR_BAD_EVENT);
     res.append('Allow-Events', this.packages.allowEvents);
     return res;
   }
 
-  private reject(req: SipRequest, status: number, reason: string): SipResponse {
-    return createResponse(req, status, reason);
-  }
-
   private storeFailed(req: SipRequest): SipResponse {
-    return createResponse(req, 500, 'Server Internal Error (could not store the change)');
+    return sipError(req, Errors.STORE_ERR_WRITE, 'could not store the change');
   }
 
   /** Writes and waits; false (logged) when the store failed. */
