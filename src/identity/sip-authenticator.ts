@@ -12,6 +12,7 @@
 import type { Config, DigestAlgorithm } from '../config.ts';
 import { Errors } from '../errors.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
+import { isPromise, later } from '../maybe-promise.ts';
 import { digestChallenge, digestCredentials, oversizedDirective, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
 import { H, quote, sipError, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
@@ -115,7 +116,7 @@ export class SipAuthenticator {
     if (header.scheme === 'bearer') {
       const keys = this.lockout.sourceKeys(source.address);
       const verdict = this.lockout.check(keys);
-      const v = verdict instanceof Promise ? await verdict : verdict;
+      const v = isPromise(verdict) ? await verdict : verdict;
       if (v !== 0) return this.locked(req, v, { address: source.address });
       return this.authenticateBearer(req, source, realm, scope, header.token ?? '', keys);
     }
@@ -130,8 +131,8 @@ export class SipAuthenticator {
     // and a locked source is refused before anything else is done for it.
     const keys = this.lockout.keys(accountKey(creds.username, realm), source.address);
     const verdict = this.lockout.check(keys);
-    if (verdict !== 0 && !(verdict instanceof Promise)) return this.locked(req, verdict, { account: creds.username, realm, address: source.address });
-    if (verdict instanceof Promise) verdict.catch(() => {}); // awaited below, unless an earlier answer goes out
+    if (verdict !== 0 && !isPromise(verdict)) return this.locked(req, verdict, { account: creds.username, realm, address: source.address });
+    later(verdict); // awaited below, unless an earlier answer goes out
     // With the credential cached, a Digest answer is checked now (nonce, then response: CPU only), and a correct one
     // with a fresh nonce has its count claimed at once: the claim then leaves in the same write to a shared cache as
     // the lockout reads, one round trip for all. A claim made for a locked account or address is harmless (the count
@@ -147,7 +148,7 @@ export class SipAuthenticator {
 
     if (early.lookup !== null || early.deferred) {
       const lookup = early.lookup ?? this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
-      found = lookup instanceof Promise ? await lookup : lookup;
+      found = isPromise(lookup) ? await lookup : lookup;
       ok = checkResponse(header, creds, found, req);
     }
     if (!ok || found === null) {
@@ -179,7 +180,7 @@ export class SipAuthenticator {
     try {
       claims = await tokens.verify(token);
       const accepted = this.o.acceptBearer ? this.o.acceptBearer(claims) : true;
-      if (!(typeof accepted === 'boolean' ? accepted : await accepted)) throw new TokenError('invalid_token', 'token revoked');
+      if (!(isPromise(accepted) ? await accepted : accepted)) throw new TokenError('invalid_token', 'token revoked');
     } catch (e) {
       if (!(e instanceof TokenError)) throw e;
       // A bad token is no password guess, but a flood of them from one address still counts against it.
@@ -235,15 +236,15 @@ export class SipAuthenticator {
     if (mayLoad) lookup = credentials.findSipCredential(creds.username, realm, creds.algorithm);
     else if (credentials.peekSipCredential) lookup = credentials.peekSipCredential(creds.username, realm, creds.algorithm);
     if (lookup === undefined) return { nonce, lookup: null, deferred: true, found, ok, claim };
-    if (lookup instanceof Promise) {
-      lookup.catch(() => {}); // awaited by the caller, unless an earlier answer goes out
+    if (isPromise(lookup)) {
+      later(lookup); // awaited by the caller, unless an earlier answer goes out
       return { nonce, lookup, deferred: false, found, ok, claim };
     }
     found = lookup;
     ok = checkResponse(header, creds, found, req);
     if (ok && found && !nonce.stale) {
       claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
-      if (claim instanceof Promise) claim.catch(() => {}); // awaited by the caller, unless it refuses first
+      later(claim); // awaited by the caller, unless it refuses first
     }
     return { nonce, lookup: null, deferred: false, found, ok, claim };
   }

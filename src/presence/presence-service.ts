@@ -25,6 +25,7 @@ import { Errors } from '../errors.ts';
 import type { Config } from '../config.ts';
 import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
 import type { Logger } from '../log.ts';
+import { isPromise } from '../maybe-promise.ts';
 import { parseDeltaSeconds } from '../registrar/contact.ts';
 import type { RequestContext } from '../sip/endpoint.ts';
 import {
@@ -263,7 +264,7 @@ export class PresenceService {
     // and the same bodiless NOTIFY (Subscription-State: pending), so SUBSCRIBE does not tell which accounts
     // (phone numbers) exist. A 404 did.
     const found = this.o.presentityExists(presentity);
-    const exists = typeof found === 'boolean' ? found : await found;
+    const exists = isPromise(found) ? await found : found;
 
     const now = this.now();
     const to = req.to()!;
@@ -410,7 +411,7 @@ export class PresenceService {
       const etag = newEntityTag();
       if (expires === 0) return this.published(req, etag, 0); // published and at once expired: nothing to keep
       const exists = this.o.presentityExists(aor);
-      if (!(typeof exists === 'boolean' ? exists : await exists)) return sipError(req, Errors.PRES_ERR_NO_PRESENTITY, 'no such presentity');
+      if (!(isPromise(exists) ? await exists : exists)) return sipError(req, Errors.PRES_ERR_NO_PRESENTITY, 'no such presentity');
       const now = this.now();
       const p: PublicationRecord = { etag, aor, event: pkg.name, state, flow, accountId: auth.identity.accountId, expiresAt: now + expires * 1000, createdAt: now, updatedAt: now };
       // One device, one publication: an initial PUBLISH over the flow of an earlier one replaces it (a device that

@@ -4,8 +4,9 @@
 // bindings on time.
 //
 // - Reads and writes: a write names the version it read (compare-and-set per AOR), so two nodes changing one
-//   AOR cannot lose each other's change; the loser re-reads and recomputes (`mutate`). With the in-process index
-//   reads answer synchronously and nothing yields between read and write, so conflicts never happen there.
+//   AOR cannot lose each other's change; the loser re-reads and plans again. `update` is the one such loop: the
+//   registrar, removals, priming and the expiry sweep all plan through it. With the in-process index reads
+//   answer synchronously and nothing yields between read and write, so conflicts never happen there.
 // - Expiry: the index hands out the AORs with a binding due (a one-second wheel in process; a sorted set with a
 //   lease in Redis, so one node expires each); the service removes what is due, durably, and announces it.
 // - Durability: `apply` updates the index first (so concurrent REGISTERs for one AOR see each other in order)
@@ -14,6 +15,7 @@
 
 import { topicWord, type EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
+import { isPromise, settle, type MaybePromise } from '../maybe-promise.ts';
 import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationIndex, type LocationStore } from '../storage/ports.ts';
 
 export { diesWithConnection };
@@ -51,9 +53,28 @@ export interface LocationServiceOptions {
   onChange?: (changes: BindingChange[]) => void;
 }
 
-/** Settles a value that may be a promise, without a microtask when it is not. */
-function then<T, R>(v: T | Promise<T>, f: (t: T) => R | Promise<R>): R | Promise<R> {
-  return v instanceof Promise ? v.then(f) : f(v);
+/** What a plan makes of an AOR: its bindings afterwards, and the changes that lead there (announced). */
+export interface LocationPlan {
+  next: BindingRecord[];
+  changes: BindingChange[];
+}
+
+/** A plan that changes nothing and says why (the registrar's refusal, or nothing to do). */
+export interface Declined<R> {
+  declined: R;
+}
+
+/** Compare-and-set attempts before a change is given up (LocationConflict): ten writers racing on one AOR. */
+const ATTEMPTS = 10;
+
+export interface UpdateOptions {
+  /** The first read, already started (the registrar reads while it authenticates). */
+  first?: MaybePromise<AorState> | null;
+  /**
+   * Index only: the plan's `next` goes into the index, nothing to the store and nothing is announced (the caller
+   * does both for a batch: priming, the expiry sweep). Otherwise the change is applied: index, store, announce.
+   */
+  indexOnly?: boolean;
 }
 
 export class LocationService {
@@ -129,10 +150,14 @@ export class LocationService {
       // below; left in, the expiry sweep would announce it again, and the counts would hold it meanwhile).
       for (const b of orphaned) await this.mutate(b.aor, (cur) => cur.filter((x) => x.key !== b.key));
       for (const aor of new Set(gone.map((b) => b.aor))) {
-        for (let i = 0; i < 10; i++) {
-          const s = await this.index.read(aor);
-          const keep = s.bindings.filter((x) => x.expiresAt > now);
-          if (keep.length === s.bindings.length || (await this.index.write(aor, s.version, keep))) break;
+        try {
+          await this.update(aor, (_, s) => {
+            const keep = s.bindings.filter((x) => x.expiresAt > now);
+            return keep.length === s.bindings.length ? { declined: null } : { next: keep, changes: [] };
+          }, { indexOnly: true });
+        } catch (err) {
+          // Left for the expiry sweep (which announces it once more): a start does not fail on one busy AOR.
+          if (!(err instanceof LocationConflict)) throw err;
         }
       }
     }
@@ -169,7 +194,7 @@ export class LocationService {
 
   /** Current bindings of an AOR (live ones only; an expired binding not yet swept is left out). */
   lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> {
-    return then(this.index.read(aor), (s) => live(s.bindings, this.now()));
+    return settle(this.index.read(aor), (s) => live(s.bindings, this.now()));
   }
 
   /** Every AOR with its live bindings. */
@@ -192,8 +217,40 @@ export class LocationService {
     const now = this.now();
     for (const b of state.bindings) if (b.expiresAt <= now && !next.includes(b)) changes.push({ event: 'expired', binding: b });
     const written = this.index.write(aor, state.version, next);
-    if (written instanceof Promise) return written.then((ok) => this.persist(aor, ok, changes));
+    if (isPromise(written)) return written.then((ok) => this.persist(aor, ok, changes));
     return this.persist(aor, written, changes);
+  }
+
+  /**
+   * The one read-plan-write loop. Reads the AOR, lets `plan` compute the change from its live bindings (and the
+   * whole state, expired ones included), and writes it if the AOR is still as read; when another writer changed
+   * it meanwhile, reads and plans again (at most ATTEMPTS times, then LocationConflict). A plan that returns
+   * `{ declined }` writes nothing, and that is the result. Store failures are thrown. An in-process read answers
+   * at once and is used without awaiting it.
+   */
+  async update<R>(
+    aor: string,
+    plan: (live: BindingRecord[], state: AorState) => LocationPlan | Declined<R>,
+    o: UpdateOptions = {},
+  ): Promise<LocationPlan | Declined<R>> {
+    for (let attempt = 1; ; attempt++) {
+      const read = attempt === 1 && o.first ? o.first : this.index.read(aor);
+      const state = isPromise(read) ? await read : read;
+      const p = plan(live(state.bindings, this.now()), state);
+      if ('declined' in p) return p;
+      if (o.indexOnly) {
+        const w = this.index.write(aor, state.version, p.next);
+        if (isPromise(w) ? await w : w) return p;
+        if (attempt >= ATTEMPTS) throw new LocationConflict(aor);
+        continue;
+      }
+      try {
+        await this.apply(aor, state, p.next, p.changes);
+        return p;
+      } catch (err) {
+        if (!(err instanceof LocationConflict) || attempt >= ATTEMPTS) throw err;
+      }
+    }
   }
 
   /** `apply` against whatever the AOR holds now (callers that did not read first: tools, tests, benchmarks). */
@@ -229,19 +286,14 @@ export class LocationService {
    * keep (it may only remove); the removed ones are announced as `event`.
    */
   private async mutate(aor: string, edit: (live: BindingRecord[]) => BindingRecord[], event: BindingEvent = 'removed'): Promise<BindingRecord[]> {
-    for (let attempt = 0; ; attempt++) {
-      const state = await this.index.read(aor);
-      const current = live(state.bindings, this.now());
+    let gone: BindingRecord[] = [];
+    await this.update(aor, (current) => {
       const keep = edit(current);
-      const gone = current.filter((b) => !keep.includes(b));
-      if (gone.length === 0) return [];
-      try {
-        await this.apply(aor, state, keep, gone.map((binding) => ({ event, binding })));
-        return gone;
-      } catch (e) {
-        if (!(e instanceof LocationConflict) || attempt >= 9) throw e;
-      }
-    }
+      gone = current.filter((b) => !keep.includes(b));
+      if (gone.length === 0) return { declined: null };
+      return { next: keep, changes: gone.map((binding) => ({ event, binding })) };
+    });
+    return gone;
   }
 
   /** Removes every binding of an AOR (its account was deleted, a switch asked), durably, announcing each. */
@@ -304,19 +356,16 @@ export class LocationService {
     const expired: BindingRecord[] = [];
     for (const aor of due) {
       try {
-        for (let attempt = 0; attempt < 10; attempt++) {
-          const state = await this.index.read(aor);
+        const done = await this.update(aor, (_, state) => {
           const keep = state.bindings.filter((b) => b.expiresAt > now);
-          if (keep.length === state.bindings.length) {
-            // Nothing due after all (refreshed since): put it back on the wheel at its earliest expiry.
-            if (state.version !== null && this.index.shared) await this.index.write(aor, state.version, state.bindings);
-            break;
+          if (keep.length < state.bindings.length) {
+            return { next: keep, changes: state.bindings.filter((b) => b.expiresAt <= now).map((binding) => ({ event: 'expired' as const, binding })) };
           }
-          if (await this.index.write(aor, state.version, keep)) {
-            for (const b of state.bindings) if (b.expiresAt <= now) expired.push(b);
-            break;
-          }
-        }
+          // Nothing due after all (refreshed since): put it back on the wheel at its earliest expiry.
+          if (state.version !== null && this.index.shared) return { next: state.bindings, changes: [] };
+          return { declined: null };
+        }, { indexOnly: true });
+        if (!('declined' in done)) for (const c of done.changes) expired.push(c.binding);
       } catch (err) {
         this.log.error({ err, aor }, 'could not expire the bindings of an AOR');
       }

@@ -23,7 +23,8 @@ import { Errors } from '../errors.ts';
 import type { AorState, BindingRecord } from '../storage/ports.ts';
 import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, parseQ, regIdOf } from './contact.ts';
 import type { NetworkSet } from '../sip/transport/networks.ts';
-import { live, LocationConflict, type BindingChange, type LocationService } from './location-service.ts';
+import { live, type BindingChange, type Declined, type LocationPlan, type LocationService } from './location-service.ts';
+import { isPromise } from '../maybe-promise.ts';
 
 export type RegisterOutcome = 'query' | 'updated' | 'unregistered-all' | 'rejected';
 
@@ -80,7 +81,7 @@ export class Registrar {
     let prefetch: Promise<AorState> | null = null;
     if (this.o.location.shared && req.get(H.authorization) !== undefined) {
       const r = this.o.location.read(aor);
-      if (r instanceof Promise) (prefetch = r).catch(() => {});
+      if (isPromise(r)) (prefetch = r).catch(() => {});
     }
     // Steps 3–4: authenticate, then authorise this identity for this AOR.
     const auth = await this.o.authenticator.authenticate(req, ctx.source, domain);
@@ -102,35 +103,24 @@ export class Registrar {
       this.o.onOutcome?.('query', []);
       if (prefetch) return this.ok(req, live((await prefetch).bindings, this.now()));
       const found = this.o.location.lookup(aor);
-      return this.ok(req, found instanceof Promise ? await found : found);
+      return this.ok(req, isPromise(found) ? await found : found);
     }
     return this.update(req, ctx, aor, contacts, identity, prefetch);
   };
 
-  /**
-   * Reads the AOR, lets `plan` compute the change from its live bindings, and writes it if the AOR is still as
-   * read; when another node changed it meanwhile, reads and plans again. With the in-process index nothing
-   * yields between read and write, so this runs once.
-   */
+  /** The change `plan` computes, through the location service's compare-and-set loop; 500 when it cannot be stored. */
   private async change(
     req: SipRequest,
     aor: string,
-    plan: (live: BindingRecord[]) => { next: BindingRecord[]; changes: BindingChange[] } | SipResponse,
+    plan: (live: BindingRecord[]) => LocationPlan | Declined<SipResponse>,
     prefetch: Promise<AorState> | null,
-  ): Promise<{ next: BindingRecord[]; changes: BindingChange[] } | SipResponse> {
-    for (let attempt = 0; ; attempt++) {
-      const read = attempt === 0 && prefetch ? prefetch : this.o.location.read(aor);
-      const state = read instanceof Promise ? await read : read;
-      const p = plan(live(state.bindings, this.now()));
-      if (p instanceof SipResponse) return p;
-      try {
-        await this.o.location.apply(aor, state, p.next, p.changes);
-        return p;
-      } catch (err) {
-        if (err instanceof LocationConflict && attempt < 9) continue;
-        this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
-        return this.reject(req, Errors.STORE_ERR_WRITE, 'could not store the binding');
-      }
+  ): Promise<LocationPlan | SipResponse> {
+    try {
+      const done = await this.o.location.update(aor, plan, { first: prefetch });
+      return 'declined' in done ? done.declined : done;
+    } catch (err) {
+      this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
+      return this.reject(req, Errors.STORE_ERR_WRITE, 'could not store the binding');
     }
   }
 
@@ -143,7 +133,7 @@ export class Registrar {
     const cseq = req.cseq()!.seq;
     const done = await this.change(req, aor, (current) => {
       for (const b of current) {
-        if (b.callId === callId && cseq <= b.cseq) return this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order');
+        if (b.callId === callId && cseq <= b.cseq) return { declined: this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order') };
       }
       return { next: [], changes: current.map((binding) => ({ event: 'removed' as const, binding })) };
     }, prefetch);
@@ -188,7 +178,7 @@ export class Registrar {
         const i = next.findIndex((b) => b.key === p.key);
         const existing = i >= 0 ? next[i] : null;
         if (existing && !touched.has(p.key) && existing.callId === callId && cseq <= existing.cseq) {
-          return this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order');
+          return { declined: this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order') };
         }
         touched.add(p.key);
         if (p.expires === 0) {
@@ -238,7 +228,7 @@ export class Registrar {
       const max = rules.maxContacts;
       if (max > 0 && next.length > max) {
         if (rules.maxContactsPolicy === 'reject') {
-          return this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts: at most ${max} per address of record`);
+          return { declined: this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts: at most ${max} per address of record`) };
         }
         // evict-oldest: drop the longest-standing bindings this request did not touch.
         const evictable = next.filter((b) => !touched.has(b.key)).sort((a, b) => a.createdAt - b.createdAt);
@@ -248,7 +238,7 @@ export class Registrar {
           changes.push({ event: 'removed', binding: victim });
         }
         if (next.length > max) {
-          return this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts in one request: at most ${max} per address of record`);
+          return { declined: this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts in one request: at most ${max} per address of record`) };
         }
       }
       return { next, changes };
