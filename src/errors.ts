@@ -110,7 +110,7 @@ export const Errors = {
   HTTP_ERR_REQUEST: spec('HTTP_ERR_REQUEST', 'request failed', { http: 400 }),
   HTTP_ERR_INTERNAL: spec('HTTP_ERR_INTERNAL', 'internal error', { http: 500 }),
 
-  // Phone sign-up (reference/phone-registration.md): Signal-Server's status codes.
+  // Phone sign-up (docs/phone-registration.md): Signal-Server's status codes.
   PHONE_ERR_INVALID: spec('PHONE_ERR_INVALID', 'invalid request body', { http: 422 }),
   PHONE_ERR_NUMBER: spec('PHONE_ERR_NUMBER', 'not a valid E.164 phone number', { http: 422 }),
   PHONE_ERR_SESSION_NOT_FOUND: spec('PHONE_ERR_SESSION_NOT_FOUND', 'verification session not found or expired', { http: 404 }),

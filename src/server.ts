@@ -146,6 +146,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const location = new LocationService({
     store: locationStore,
     index: shared.locationIndex,
+    cluster: shared.locationCluster,
     node,
     bus,
     heartbeatMs: config.cluster.heartbeat * 1000,

@@ -47,7 +47,6 @@ import type { Destination, Source, TransportName } from '../sip/transport/types.
 import type {
   BindingRecord,
   FlowRecord,
-  PresenceState,
   PresenceStore,
   PresenceWrite,
   PublicationRecord,
@@ -55,6 +54,7 @@ import type {
   WatcherPolicyRecord,
 } from '../storage/ports.ts';
 import { compose, sameFlow, type ComposedPresence } from './compose.ts';
+import type { PresenceState } from './model.ts';
 import { acceptsPackage, EventPackages, isPackageType, parseEvent, type EventPackage } from './event-packages.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
 import { parsePidf, PidfError, renderPidf } from './pidf.ts';

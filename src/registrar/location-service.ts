@@ -16,7 +16,7 @@
 import { topicWord, type EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
 import { isPromise, settle, type MaybePromise } from '../maybe-promise.ts';
-import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationIndex, type LocationStore } from '../storage/ports.ts';
+import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationCluster, type LocationIndex, type LocationStore } from '../storage/ports/location.ts';
 
 export { diesWithConnection };
 
@@ -42,6 +42,8 @@ export class LocationConflict extends Error {
 export interface LocationServiceOptions {
   store: LocationStore;
   index: LocationIndex;
+  /** The cluster around a shared index (membership, flows, the priming lease); none for an in-process index. */
+  cluster?: LocationCluster | null;
   /** This process's node name: bindings it holds connections for carry it. */
   node?: string;
   bus: EventBus;
@@ -79,6 +81,7 @@ export interface UpdateOptions {
 
 export class LocationService {
   private readonly index: LocationIndex;
+  private readonly cluster: LocationCluster | null;
   private readonly store: LocationStore;
   private readonly bus: EventBus;
   private readonly log: Logger;
@@ -97,6 +100,7 @@ export class LocationService {
   constructor(o: LocationServiceOptions) {
     this.node = o.node ?? null;
     this.index = o.index;
+    this.cluster = o.cluster ?? null;
     this.store = o.store;
     this.bus = o.bus;
     this.log = o.log;
@@ -118,12 +122,13 @@ export class LocationService {
   async prime(): Promise<{ loaded: number; expired: number; orphaned: number }> {
     const now = this.now();
     let lease: 'primed' | 'mine' | 'busy' = 'mine';
-    if (this.index.beginPriming) {
+    const cluster = this.cluster;
+    if (cluster) {
       // Another node is loading the shared index: wait for it, as long as it keeps its lease (a million AORs take
       // a minute or so); a node that dies mid-way lets its lease lapse and one of the waiters takes over.
       const deadline = this.now() + PRIMING_WAIT_MS;
       let told = 0;
-      while ((lease = await this.index.beginPriming()) === 'busy') {
+      while ((lease = await cluster.beginPriming()) === 'busy') {
         if (this.now() > deadline) throw new Error(`another node has been loading the shared location index for over ${PRIMING_WAIT_MS / 60_000} minutes`);
         if (this.now() - told > 10_000) {
           told = this.now();
@@ -144,7 +149,7 @@ export class LocationService {
     }
     if (lease === 'mine') {
       await this.index.load(live);
-      await this.index.endPriming?.();
+      await cluster?.endPriming();
     } else {
       // The shared index is primed already: take our orphans out of it, and what expired while no node ran (announced
       // below; left in, the expiry sweep would announce it again, and the counts would hold it meanwhile).
@@ -167,9 +172,10 @@ export class LocationService {
     }
     this.timer = setInterval(() => void this.expire(), 1000);
     this.timer.unref();
-    if (this.index.heartbeat && this.node !== null) {
-      await this.beat();
-      this.membership = setInterval(() => void this.beat(), this.heartbeatMs);
+    if (cluster && this.node !== null) {
+      const node = this.node;
+      await this.beat(cluster, node);
+      this.membership = setInterval(() => void this.beat(cluster, node), this.heartbeatMs);
       this.membership.unref();
     }
     if (this.store.maintain) {
@@ -320,10 +326,11 @@ export class LocationService {
 
   /** Lets a log-structured store compact itself against the live set (in-process index only). */
   maintain(): Promise<void> {
-    if (!this.store.maintain || !this.index.walk) return Promise.resolve();
     const index = this.index;
+    const walk = index.walk?.bind(index);
+    if (!this.store.maintain || !walk) return Promise.resolve();
     return this.store
-      .maintain({ count: index.counts().bindings, all: () => index.walk!() })
+      .maintain({ count: index.counts().bindings, all: walk })
       .catch((err: unknown) => this.log.error({ err }, 'location store maintenance failed'));
   }
 
@@ -385,16 +392,15 @@ export class LocationService {
    * and announced, and `node.departed` goes out on the bus. Bindings another node can reach (UDP, plain TCP/TLS
    * contacts) stay: any node serves them.
    */
-  private beat(): Promise<void> {
+  private beat(cluster: LocationCluster, self: string): Promise<void> {
     this.beating ??= (async () => {
-      const index = this.index;
       try {
-        await index.heartbeat!(this.node!, this.now() + this.heartbeatMs * 4);
-        if (index.isPrimed && !(await index.isPrimed())) await this.reprime();
-        for (const { node, lapsedAt } of await index.claimDeparted!(this.now(), this.now() + this.heartbeatMs * 4)) {
-          if (node === this.node) continue; // our own lapse (a long pause): we are alive, the next beat says so
-          const removed = await this.removeFlowsOf(node, lapsedAt);
-          await index.forgetNode!(node);
+        await cluster.heartbeat(self, this.now() + this.heartbeatMs * 4);
+        if (!(await cluster.isPrimed())) await this.reprime(cluster);
+        for (const { node, lapsedAt } of await cluster.claimDeparted(this.now(), this.now() + this.heartbeatMs * 4)) {
+          if (node === self) continue; // our own lapse (a long pause): we are alive, the next beat says so
+          const removed = await this.removeFlowsOf(cluster, node, lapsedAt);
+          await cluster.forgetNode(node);
           this.log.warn({ node, removed }, 'node departed: its connection-bound bindings were removed');
           this.bus.publish('node.departed', { node, removed, graceful: false, by: this.node });
         }
@@ -411,19 +417,19 @@ export class LocationService {
    * The shared index lost its data (Redis restarted without persistence, or was flushed): the first node to see
    * it takes the priming lease and reloads every live binding from the store; the others find it primed.
    */
-  private async reprime(): Promise<void> {
-    if ((await this.index.beginPriming!()) !== 'mine') return;
+  private async reprime(cluster: LocationCluster): Promise<void> {
+    if ((await cluster.beginPriming()) !== 'mine') return;
     const now = this.now();
     const rows = (await this.store.loadAll()).filter((b) => b.expiresAt > now);
     await this.index.load(rows);
-    await this.index.endPriming!();
+    await cluster.endPriming();
     this.log.warn({ bindings: rows.length }, 'the shared location index had lost its bindings: reloaded them from the store');
   }
 
   /** Removes the bindings that only `node`'s connections could reach (those it made up to `before`, if given). */
-  private async removeFlowsOf(node: string, before = Infinity): Promise<number> {
+  private async removeFlowsOf(cluster: LocationCluster, node: string, before = Infinity): Promise<number> {
     let removed = 0;
-    for (const aor of await this.index.flowAors!(node)) {
+    for (const aor of await cluster.flowAors(node)) {
       const gone = await this.mutate(aor, (cur) => cur.filter((b) => !(b.node === node && diesWithConnection(b) && b.updatedAt <= before)));
       removed += gone.length;
     }
@@ -435,13 +441,14 @@ export class LocationService {
    * that need them go now, and the other nodes hear of it. In-process, nothing to do: a restart finds them.
    */
   async depart(): Promise<void> {
-    if (!this.index.heartbeat || this.node === null) return;
+    const cluster = this.cluster;
+    if (!cluster || this.node === null) return;
     if (this.membership) clearInterval(this.membership);
     this.membership = null;
     await this.beating;
     try {
-      const removed = await this.removeFlowsOf(this.node);
-      await this.index.forgetNode!(this.node);
+      const removed = await this.removeFlowsOf(cluster, this.node);
+      await cluster.forgetNode(this.node);
       this.byConnection.clear();
       this.bus.publish('node.departed', { node: this.node, removed, graceful: true, by: this.node });
     } catch (err) {

@@ -1,4 +1,4 @@
-// Phone sign-up over HTTP (reference/phone-registration.md): the four route modules under one plugin whose
+// Phone sign-up over HTTP (docs/phone-registration.md): the four route modules under one plugin whose
 // error handler speaks Signal-Server's dialect. JSON that does not parse is 400; a body that parses but breaks
 // the schema is 422; catalogue errors keep their status, add the body they carry (the verification session,
 // {timeRemaining}, {reason, permanentFailure}) beside the usual {"error":{"code","message"}}, and set
