@@ -12,10 +12,17 @@
 // - Durability: `apply` updates the index first (so concurrent REGISTERs for one AOR see each other in order)
 //   and resolves when the store has committed; if the store fails, the AOR is reloaded from the store so the
 //   index never claims what disk does not hold.
+// - Membership: with a shared index, node-membership.ts keeps this node's heartbeat and cleans up after the
+//   nodes that departed.
+//
+// Over 400 lines on purpose: the compare-and-set loop, durability, priming, connection-bound removals and expiry
+// all keep the same invariants (versions, the expiry wheel, the connection map); the bus form of binding events
+// (topic and payload) closes the file.
 
 import { topicWord, type EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
 import { isPromise, settle, type MaybePromise } from '../maybe-promise.ts';
+import { NodeMembership } from './node-membership.ts';
 import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationCluster, type LocationIndex, type LocationStore } from '../storage/ports/location.ts';
 
 export { diesWithConnection };
@@ -93,9 +100,8 @@ export class LocationService {
   /** Connection id → AORs with a binding that lives and dies with that connection (WS, WSS, RFC 5626 flows). */
   private readonly byConnection = new Map<number, Set<string>>();
   private expiring: Promise<void> | null = null;
-  private membership: NodeJS.Timeout | null = null;
-  private beating: Promise<void> | null = null;
-  private readonly heartbeatMs: number;
+  /** With a shared index: this node's heartbeat and the clean-up after departed nodes. */
+  private readonly membership: NodeMembership | null;
 
   constructor(o: LocationServiceOptions) {
     this.node = o.node ?? null;
@@ -106,7 +112,20 @@ export class LocationService {
     this.log = o.log;
     this.now = o.now ?? Date.now;
     this.onChange = o.onChange;
-    this.heartbeatMs = o.heartbeatMs ?? 5000;
+    const cluster = this.cluster;
+    this.membership =
+      cluster && this.node !== null
+        ? new NodeMembership({
+            cluster,
+            node: this.node,
+            heartbeatMs: o.heartbeatMs ?? 5000,
+            bus: o.bus,
+            log: o.log,
+            now: this.now,
+            remove: async (aor, drop) => (await this.mutate(aor, (cur) => cur.filter((b) => !drop(b)))).length,
+            reload: () => this.reloadAll(),
+          })
+        : null;
   }
 
   /** True when the index is shared by several nodes (reads are then asynchronous). */
@@ -172,12 +191,7 @@ export class LocationService {
     }
     this.timer = setInterval(() => void this.expire(), 1000);
     this.timer.unref();
-    if (cluster && this.node !== null) {
-      const node = this.node;
-      await this.beat(cluster, node);
-      this.membership = setInterval(() => void this.beat(cluster, node), this.heartbeatMs);
-      this.membership.unref();
-    }
+    await this.membership?.start();
     if (this.store.maintain) {
       this.maintenance = setInterval(() => this.maintain(), 10_000);
       this.maintenance.unref();
@@ -386,71 +400,23 @@ export class LocationService {
     }
   }
 
-  /**
-   * Shared index: says this node is alive, and cleans up after the nodes that stopped saying so (killed, or cut
-   * off): their connection-bound bindings can no longer be reached through anyone, so they are removed, durably
-   * and announced, and `node.departed` goes out on the bus. Bindings another node can reach (UDP, plain TCP/TLS
-   * contacts) stay: any node serves them.
-   */
-  private beat(cluster: LocationCluster, self: string): Promise<void> {
-    this.beating ??= (async () => {
-      try {
-        await cluster.heartbeat(self, this.now() + this.heartbeatMs * 4);
-        if (!(await cluster.isPrimed())) await this.reprime(cluster);
-        for (const { node, lapsedAt } of await cluster.claimDeparted(this.now(), this.now() + this.heartbeatMs * 4)) {
-          if (node === self) continue; // our own lapse (a long pause): we are alive, the next beat says so
-          const removed = await this.removeFlowsOf(cluster, node, lapsedAt);
-          await cluster.forgetNode(node);
-          this.log.warn({ node, removed }, 'node departed: its connection-bound bindings were removed');
-          this.bus.publish('node.departed', { node, removed, graceful: false, by: this.node });
-        }
-      } catch (err) {
-        this.log.error({ err }, 'node heartbeat failed');
-      } finally {
-        this.beating = null;
-      }
-    })();
-    return this.beating;
-  }
-
-  /**
-   * The shared index lost its data (Redis restarted without persistence, or was flushed): the first node to see
-   * it takes the priming lease and reloads every live binding from the store; the others find it primed.
-   */
-  private async reprime(cluster: LocationCluster): Promise<void> {
-    if ((await cluster.beginPriming()) !== 'mine') return;
+  /** Loads every live binding from the store into the index (the shared index lost its data). */
+  private async reloadAll(): Promise<number> {
     const now = this.now();
     const rows = (await this.store.loadAll()).filter((b) => b.expiresAt > now);
     await this.index.load(rows);
-    await cluster.endPriming();
-    this.log.warn({ bindings: rows.length }, 'the shared location index had lost its bindings: reloaded them from the store');
-  }
-
-  /** Removes the bindings that only `node`'s connections could reach (those it made up to `before`, if given). */
-  private async removeFlowsOf(cluster: LocationCluster, node: string, before = Infinity): Promise<number> {
-    let removed = 0;
-    for (const aor of await cluster.flowAors(node)) {
-      const gone = await this.mutate(aor, (cur) => cur.filter((b) => !(b.node === node && diesWithConnection(b) && b.updatedAt <= before)));
-      removed += gone.length;
-    }
-    return removed;
+    return rows.length;
   }
 
   /**
-   * Leaving a shared deployment (graceful stop): this node's connections are about to close, so the bindings
-   * that need them go now, and the other nodes hear of it. In-process, nothing to do: a restart finds them.
+   * Leaving a shared deployment (graceful stop): this node's connection-bound bindings go now, and the other
+   * nodes hear of it (node-membership.ts). In-process, nothing to do: a restart finds them.
    */
   async depart(): Promise<void> {
-    const cluster = this.cluster;
-    if (!cluster || this.node === null) return;
-    if (this.membership) clearInterval(this.membership);
-    this.membership = null;
-    await this.beating;
+    if (!this.membership) return;
     try {
-      const removed = await this.removeFlowsOf(cluster, this.node);
-      await cluster.forgetNode(this.node);
+      await this.membership.depart();
       this.byConnection.clear();
-      this.bus.publish('node.departed', { node: this.node, removed, graceful: true, by: this.node });
     } catch (err) {
       this.log.error({ err }, 'could not remove this node\u2019s connection-bound bindings on departure; the other nodes will once its heartbeat lapses');
     }
@@ -464,8 +430,8 @@ export class LocationService {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.maintenance) clearInterval(this.maintenance);
-    if (this.membership) clearInterval(this.membership);
-    this.timer = this.maintenance = this.membership = null;
+    this.membership?.stop();
+    this.timer = this.maintenance = null;
     this.index.close?.();
   }
 }
