@@ -29,6 +29,7 @@ import type {
   Cache,
   CredentialStore,
   FailureCounter,
+  LocationCluster,
   LocationIndex,
   LocationStore,
   PhoneStore,
@@ -129,6 +130,8 @@ export interface CacheStores {
   cache: Cache & { close?(): void };
   failures: FailureCounter & { close?(): void };
   locationIndex: LocationIndex;
+  /** The cluster around a shared location index (Redis: the same adapter); null in process. */
+  locationCluster: LocationCluster | null;
   /** The nonce-count tracker for the issuer (in-process: a window of this process's nonces). */
   nonceCounts(issuer: NonceIssuer, nonceTtlSeconds: number): NonceCountTracker;
   describe: string;
@@ -144,6 +147,7 @@ export function openCache(config: Config, now: () => number, log: Logger): Cache
       cache,
       failures,
       locationIndex: new MemoryLocationIndex(),
+      locationCluster: null,
       nonceCounts: (issuer) => new NonceCountWindow(issuer.boot, () => issuer.nextIndex),
       describe: 'in-process',
       async close() {
@@ -154,11 +158,13 @@ export function openCache(config: Config, now: () => number, log: Logger): Cache
   }
   const redis: Redis = openRedis({ url: config.storage.cache, prefix: config.storage.cachePrefix });
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis error'));
+  const locationIndex = new RedisLocationIndex(redis, config.storage.cachePrefix);
   return {
     kind: 'redis',
     cache: new RedisCache(redis),
     failures: new RedisFailureCounter(redis),
-    locationIndex: new RedisLocationIndex(redis, config.storage.cachePrefix),
+    locationIndex,
+    locationCluster: locationIndex,
     nonceCounts: (_issuer, ttl) => new RedisNonceCounts(redis, ttl),
     describe: `${redactUrl(config.storage.cache)} prefix ${config.storage.cachePrefix}`,
     async close() {

@@ -27,8 +27,9 @@ export class SwitchboardError extends Error {
   }
 }
 
-function spec<const C extends string>(code: C, message: string, status: { sip?: number; http?: number } = {}) {
-  return { code, message, ...status } as const;
+// The statuses keep their types, so sipError() accepts only entries that have a SIP status.
+function spec<const C extends string, const S extends { sip?: number; http?: number } = Record<never, never>>(code: C, message: string, status?: S) {
+  return { code, message, ...(status as S) };
 }
 
 export const Errors = {
@@ -42,12 +43,15 @@ export const Errors = {
   SIP_ERR_URI: spec('SIP_ERR_URI', 'malformed URI', { sip: 400 }),
   SIP_ERR_URI_SCHEME: spec('SIP_ERR_URI_SCHEME', 'unsupported URI scheme', { sip: 416 }),
   SIP_ERR_CSEQ_METHOD: spec('SIP_ERR_CSEQ_METHOD', 'CSeq method does not match the request method', { sip: 400 }),
-  SIP_ERR_MAX_FORWARDS: spec('SIP_ERR_MAX_FORWARDS', 'too many hops', { sip: 483 }),
   SIP_ERR_EXTENSION: spec('SIP_ERR_EXTENSION', 'bad extension', { sip: 420 }),
   SIP_ERR_METHOD_NOT_ALLOWED: spec('SIP_ERR_METHOD_NOT_ALLOWED', 'method not allowed', { sip: 405 }),
   SIP_ERR_NOT_IMPLEMENTED: spec('SIP_ERR_NOT_IMPLEMENTED', 'method not implemented', { sip: 501 }),
+  SIP_ERR_NO_TRANSACTION: spec('SIP_ERR_NO_TRANSACTION', 'no matching transaction (CANCEL with no INVITE)', { sip: 481 }),
+  SIP_ERR_CONTACT: spec('SIP_ERR_CONTACT', 'malformed Contact', { sip: 400 }),
+  SIP_ERR_INTERVAL_TOO_BRIEF: spec('SIP_ERR_INTERVAL_TOO_BRIEF', 'interval too brief (the answer carries Min-Expires)', { sip: 423 }),
+  SIP_ERR_DIALOG_CSEQ: spec('SIP_ERR_DIALOG_CSEQ', 'CSeq lower than the dialog\u2019s last (RFC 3261 \u00a712.2.2)', { sip: 500 }),
+  SIP_ERR_INTERNAL: spec('SIP_ERR_INTERNAL', 'request handler failed', { sip: 500 }),
   SIP_ERR_TRANSPORT: spec('SIP_ERR_TRANSPORT', 'transport failure', { sip: 503 }),
-  SIP_ERR_NO_ROUTE: spec('SIP_ERR_NO_ROUTE', 'no route for response'),
   SIP_ERR_TIMEOUT: spec('SIP_ERR_TIMEOUT', 'transaction timed out', { sip: 408 }),
 
   // Digest and authentication (RFC 7616, RFC 8760).
@@ -55,17 +59,25 @@ export const Errors = {
   AUTH_ERR_MALFORMED: spec('AUTH_ERR_MALFORMED', 'malformed Authorization header', { sip: 400, http: 400 }),
   AUTH_ERR_LOCKED: spec('AUTH_ERR_LOCKED', 'too many failed attempts; try again later', { sip: 403, http: 429 }),
   AUTH_ERR_FORBIDDEN: spec('AUTH_ERR_FORBIDDEN', 'identity may not act for this address of record', { sip: 403, http: 403 }),
-  AUTH_ERR_REPLAY: spec('AUTH_ERR_REPLAY', 'nonce count replayed', { sip: 401 }),
+  AUTH_ERR_SCOPE: spec('AUTH_ERR_SCOPE', 'token without the scope this request needs (RFC 6750 insufficient_scope)', { sip: 403 }),
 
   // Registrar (RFC 3261 §10.3).
-  REG_ERR_NOT_OUR_DOMAIN: spec('REG_ERR_NOT_OUR_DOMAIN', 'domain not served here', { sip: 404, http: 404 }),
-  REG_ERR_UNKNOWN_AOR: spec('REG_ERR_UNKNOWN_AOR', 'address of record not found', { sip: 404, http: 404 }),
-  REG_ERR_WILDCARD: spec('REG_ERR_WILDCARD', 'Contact: * needs Expires: 0 and no other contact', { sip: 400 }),
-  REG_ERR_INTERVAL_TOO_BRIEF: spec('REG_ERR_INTERVAL_TOO_BRIEF', 'interval too brief', { sip: 423 }),
-  REG_ERR_OUT_OF_ORDER: spec('REG_ERR_OUT_OF_ORDER', 'CSeq not higher than the binding\u2019s for the same Call-ID', { sip: 500 }),
+  REG_ERR_NOT_OUR_DOMAIN: spec('REG_ERR_NOT_OUR_DOMAIN', 'domain not served here', { sip: 404 }),
+  REG_ERR_UNKNOWN_AOR: spec('REG_ERR_UNKNOWN_AOR', 'not an address of record served here (a SIP URI with a user part)', { sip: 404 }),
+  REG_ERR_WILDCARD: spec('REG_ERR_WILDCARD', 'Contact: * needs Expires: 0', { sip: 400 }),
+  REG_ERR_OUT_OF_ORDER: spec('REG_ERR_OUT_OF_ORDER', 'CSeq not higher than the binding\u2019s for the same Call-ID', { sip: 400 }),
   REG_ERR_TOO_MANY_CONTACTS: spec('REG_ERR_TOO_MANY_CONTACTS', 'too many contacts for this address of record', { sip: 403 }),
-  REG_ERR_CONTACT: spec('REG_ERR_CONTACT', 'malformed Contact', { sip: 400 }),
   REG_ERR_NOT_REGISTERED: spec('REG_ERR_NOT_REGISTERED', 'address of record has no live bindings', { http: 404 }),
+
+  // Presence (RFC 6665 SUBSCRIBE/NOTIFY, RFC 3903 PUBLISH).
+  PRES_ERR_BAD_EVENT: spec('PRES_ERR_BAD_EVENT', 'event package not supported (the answer carries Allow-Events)', { sip: 489 }),
+  PRES_ERR_NOT_ACCEPTABLE: spec('PRES_ERR_NOT_ACCEPTABLE', 'Accept excludes the package\u2019s body type', { sip: 406 }),
+  PRES_ERR_MEDIA_TYPE: spec('PRES_ERR_MEDIA_TYPE', 'body type not the package\u2019s (the answer carries Accept)', { sip: 415 }),
+  PRES_ERR_BODY: spec('PRES_ERR_BODY', 'malformed or missing presence document', { sip: 400 }),
+  PRES_ERR_NO_PRESENTITY: spec('PRES_ERR_NO_PRESENTITY', 'no such presentity', { sip: 404 }),
+  PRES_ERR_NO_SUBSCRIPTION: spec('PRES_ERR_NO_SUBSCRIPTION', 'no such subscription', { sip: 481 }),
+  PRES_ERR_ETAG: spec('PRES_ERR_ETAG', 'unknown entity tag', { sip: 412 }),
+  PRES_ERR_SUBSCRIBE_RATE: spec('PRES_ERR_SUBSCRIBE_RATE', 'too many subscriptions; retry later', { sip: 503 }),
 
   // Storage.
   STORE_ERR_WRITE: spec('STORE_ERR_WRITE', 'could not persist the change', { sip: 500, http: 500 }),
@@ -93,8 +105,12 @@ export const Errors = {
   HTTP_ERR_FORBIDDEN: spec('HTTP_ERR_FORBIDDEN', 'not allowed', { http: 403 }),
   HTTP_ERR_VALIDATION: spec('HTTP_ERR_VALIDATION', 'invalid request', { http: 400 }),
   HTTP_ERR_NOT_FOUND: spec('HTTP_ERR_NOT_FOUND', 'not found', { http: 404 }),
+  HTTP_ERR_RATE_LIMITED: spec('HTTP_ERR_RATE_LIMITED', 'too many requests', { http: 429 }),
+  /** A request the framework refused (body too large, unsupported media type, bad JSON): its own 4xx status. */
+  HTTP_ERR_REQUEST: spec('HTTP_ERR_REQUEST', 'request failed', { http: 400 }),
+  HTTP_ERR_INTERNAL: spec('HTTP_ERR_INTERNAL', 'internal error', { http: 500 }),
 
-  // Phone sign-up (reference/phone-registration.md): Signal-Server's status codes.
+  // Phone sign-up (docs/phone-registration.md): Signal-Server's status codes.
   PHONE_ERR_INVALID: spec('PHONE_ERR_INVALID', 'invalid request body', { http: 422 }),
   PHONE_ERR_NUMBER: spec('PHONE_ERR_NUMBER', 'not a valid E.164 phone number', { http: 422 }),
   PHONE_ERR_SESSION_NOT_FOUND: spec('PHONE_ERR_SESSION_NOT_FOUND', 'verification session not found or expired', { http: 404 }),
@@ -131,4 +147,26 @@ export function sbError(code: ErrorCode, message?: string, detail?: Record<strin
 
 export function isSwitchboardError(e: unknown, code?: ErrorCode): e is SwitchboardError {
   return e instanceof SwitchboardError && (code === undefined || e.code === code);
+}
+
+/** docs/errors.md: the catalogue as a table (npm run docs:errors writes it; test/unit/errors.test.ts keeps it current). */
+export function errorsDocument(): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  const rows = Object.values(Errors).map((e: ErrorSpec) => `| \`${e.code}\` | ${e.sip ?? ''} | ${e.http ?? ''} | ${cell(e.message)} |`);
+  return [
+    '# Errors',
+    '',
+    '<!-- Generated from src/errors.ts by `npm run docs:errors`; do not edit by hand. -->',
+    '',
+    'Every error Switchboard answers with comes from one catalogue, `src/errors.ts`. A SIP rejection carries the',
+    'SIP status with its standard reason phrase, followed by a detail in parentheses (`404 Not Found (domain not',
+    'served here)`); an HTTP error carries the HTTP status and the body `{"error":{"code":"…","message":"…"}}`.',
+    'Codes without a status are logged only (bus, configuration, storage at startup). `HTTP_ERR_REQUEST` keeps the',
+    'status the HTTP framework found (400 bad JSON, 413 body too large, 415 media type).',
+    '',
+    '| code | SIP | HTTP | meaning |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+  ].join('\n');
 }

@@ -130,7 +130,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       }),
     );
 
-    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, bus, sip, identity, metrics, log }));
+    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, cluster: shared.locationCluster, bus, sip, identity, metrics, log }));
 
     // With a shared bus, publications and policies written here are replicated to the other nodes.
     const presenceStore = sharedBus ? replicatingStore(durable.presence, bus, node) : durable.presence;

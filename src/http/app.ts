@@ -6,7 +6,8 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { isSwitchboardError } from '../errors.ts';
+import { isSwitchboardError, sbError } from '../errors.ts';
+import { sendCode, sendError, sendForeignError } from './reply-error.ts';
 import type { AccountService } from '../identity/account-service.ts';
 import type { ApiKeys } from '../identity/api-keys.ts';
 import type { KeyRing } from '../identity/keys.ts';
@@ -97,19 +98,13 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   });
   app.decorateRequest('principal', null);
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (isSwitchboardError(err) && err.http) {
-      return reply.status(err.http).send({ error: { code: err.code, message: err.message } });
-    }
-    if (err.validation) {
-      return reply.status(400).send({ error: { code: 'HTTP_ERR_VALIDATION', message: err.message } });
-    }
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) req.log.error({ err }, 'HTTP handler failed');
-    const message = status === 500 ? 'internal error' : err.message || 'request failed';
-    return reply.status(status).send({ error: { code: err.code ?? (status === 500 ? 'HTTP_ERR_INTERNAL' : 'HTTP_ERR_REQUEST'), message } });
+    if (isSwitchboardError(err) && err.http) return sendError(reply, err);
+    if (err.validation) return sendCode(reply, 'HTTP_ERR_VALIDATION', err.message);
+    if (!(err.statusCode && err.statusCode >= 400 && err.statusCode < 500)) req.log.error({ err }, 'HTTP handler failed');
+    return sendForeignError(reply, err);
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.status(404).send({ error: { code: 'HTTP_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
+    sendCode(reply, 'HTTP_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`);
   });
 
   app.register(swagger, {
@@ -123,7 +118,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     global: false,
     // Thrown into the error handler below, like every other failure, so the body has the one shape.
     errorResponseBuilder: (_req, ctx) =>
-      Object.assign(new Error(`too many requests; retry after ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429, code: 'HTTP_ERR_RATE_LIMITED' }),
+      sbError('HTTP_ERR_RATE_LIMITED', `too many requests; retry after ${Math.ceil(ctx.ttl / 1000)} s`),
   });
 
   const { identity } = deps;

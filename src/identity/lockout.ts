@@ -17,6 +17,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { isPromise, settle } from '../maybe-promise.ts';
 import type { FailureCounter } from '../storage/ports.ts';
 
 export type LockoutPolicy = Config['auth'];
@@ -137,7 +138,7 @@ export class Lockout {
     if (written !== undefined && this.now() - written < this.o.policy.knownAddressTtl * 1000) return 0;
     const known = this.o.failures.remembered('known:' + k.pair);
     const verdict = (yes: boolean): Verdict => (yes ? 0 : { seconds: subject, scope: 'subject' });
-    return typeof known === 'boolean' ? verdict(known) : known.then(verdict);
+    return settle(known, verdict);
   }
 
   /** Counts a failed check; locks what crossed its limit (logged once, when it locks). */
@@ -179,7 +180,7 @@ export class Lockout {
     this.memo.set(k.pair, now);
     try {
       const w = this.o.failures.remember('known:' + k.pair, this.o.policy.knownAddressTtl);
-      if (w instanceof Promise) w.catch((err: unknown) => this.o.log.warn({ err }, 'could not remember a known address'));
+      if (isPromise(w)) w.catch((err: unknown) => this.o.log.warn({ err }, 'could not remember a known address'));
     } catch (err) {
       this.o.log.warn({ err }, 'could not remember a known address');
     }

@@ -13,7 +13,7 @@ export interface BucketConfig {
   permitSeconds: number;
 }
 
-/** The limiters and their defaults (reference/phone-registration.md, plus the per-number and per-address ones). */
+/** The limiters and their defaults (docs/phone-registration.md, plus the per-number and per-address ones). */
 export const LIMITER_DEFAULTS = {
   registration: { size: 6, permitSeconds: 30 },
   verificationCaptcha: { size: 10, permitSeconds: 30 },

@@ -10,9 +10,11 @@
 // (challenge-limiter.ts): beyond it they are dropped, not aimed at whoever a forged source address names.
 
 import type { Config, DigestAlgorithm } from '../config.ts';
+import { Errors } from '../errors.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
+import { isPromise, later } from '../maybe-promise.ts';
 import { digestChallenge, digestCredentials, oversizedDirective, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
-import { createResponse, H, quote, type SipRequest, type SipResponse } from '../sip/message/index.ts';
+import { H, quote, sipError, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
 import type { CredentialStore, FailureCounter, FoundCredential } from '../storage/ports.ts';
 import { accountKey } from './account-service.ts';
@@ -110,27 +112,27 @@ export class SipAuthenticator {
     // or account meets its lockout on the request that answers it). Over a shared cache that is a round trip saved on
     // every REGISTER's first leg.
     if (header === null) return this.challenge(req, source, realm, false, 'no-credentials');
-    if (header === 'malformed') return this.fail(req, 400, 'malformed', 'Bad Request (malformed Authorization)');
+    if (header === 'malformed') return this.fail(req, 'malformed', 'malformed Authorization');
     if (header.scheme === 'bearer') {
       const keys = this.lockout.sourceKeys(source.address);
       const verdict = this.lockout.check(keys);
-      const v = verdict instanceof Promise ? await verdict : verdict;
+      const v = isPromise(verdict) ? await verdict : verdict;
       if (v !== 0) return this.locked(req, v, { address: source.address });
       return this.authenticateBearer(req, source, realm, scope, header.token ?? '', keys);
     }
     const long = oversizedDirective(header);
     if (long !== null) {
       this.failures.info({ from: source.address, directive: long }, 'SIP Digest credentials with an oversized directive refused');
-      return this.fail(req, 400, 'malformed', `Bad Request (Digest ${long} longer than 256 bytes)`);
+      return this.fail(req, 'malformed', `Digest ${long} longer than 256 bytes`);
     }
     const creds = digestCredentials(header);
-    if (!creds) return this.fail(req, 400, 'malformed', 'Bad Request (malformed Digest credentials)');
+    if (!creds) return this.fail(req, 'malformed', 'malformed Digest credentials');
     // The lockouts first: the reads leave together (one round trip to a shared cache); in-process they answer at once
     // and a locked source is refused before anything else is done for it.
     const keys = this.lockout.keys(accountKey(creds.username, realm), source.address);
     const verdict = this.lockout.check(keys);
-    if (verdict !== 0 && !(verdict instanceof Promise)) return this.locked(req, verdict, { account: creds.username, realm, address: source.address });
-    if (verdict instanceof Promise) verdict.catch(() => {}); // awaited below, unless an earlier answer goes out
+    if (verdict !== 0 && !isPromise(verdict)) return this.locked(req, verdict, { account: creds.username, realm, address: source.address });
+    later(verdict); // awaited below, unless an earlier answer goes out
     // With the credential cached, a Digest answer is checked now (nonce, then response: CPU only), and a correct one
     // with a fresh nonce has its count claimed at once: the claim then leaves in the same write to a shared cache as
     // the lockout reads, one round trip for all. A claim made for a locked account or address is harmless (the count
@@ -146,7 +148,7 @@ export class SipAuthenticator {
 
     if (early.lookup !== null || early.deferred) {
       const lookup = early.lookup ?? this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
-      found = lookup instanceof Promise ? await lookup : lookup;
+      found = isPromise(lookup) ? await lookup : lookup;
       ok = checkResponse(header, creds, found, req);
     }
     if (!ok || found === null) {
@@ -178,21 +180,21 @@ export class SipAuthenticator {
     try {
       claims = await tokens.verify(token);
       const accepted = this.o.acceptBearer ? this.o.acceptBearer(claims) : true;
-      if (!(typeof accepted === 'boolean' ? accepted : await accepted)) throw new TokenError('invalid_token', 'token revoked');
+      if (!(isPromise(accepted) ? await accepted : accepted)) throw new TokenError('invalid_token', 'token revoked');
     } catch (e) {
       if (!(e instanceof TokenError)) throw e;
       // A bad token is no password guess, but a flood of them from one address still counts against it.
       await this.lockout.fail(keys);
       this.failures.info({ from: source.address, reason: e.message }, 'SIP Bearer token rejected');
       this.o.onFailure?.('invalid-token');
-      const res = createResponse(req, 401, `Unauthorized (${e.message})`);
+      const res = sipError(req, Errors.AUTH_ERR_CREDENTIALS, e.message);
       res.append('WWW-Authenticate', `Bearer realm=${quote(realm)}, error="invalid_token", error_description=${quote(e.message)}`);
       return { ok: false, response: res, reason: 'invalid-token' };
     }
     const granted = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
     if (!granted.includes(scope)) {
       this.o.onFailure?.('insufficient-scope');
-      const res = createResponse(req, 403, 'Forbidden (insufficient scope)');
+      const res = sipError(req, Errors.AUTH_ERR_SCOPE, 'insufficient scope');
       res.append('WWW-Authenticate', `Bearer realm=${quote(realm)}, error="insufficient_scope", scope=${quote(scope)}`);
       return { ok: false, response: res, reason: 'insufficient-scope' };
     }
@@ -234,15 +236,15 @@ export class SipAuthenticator {
     if (mayLoad) lookup = credentials.findSipCredential(creds.username, realm, creds.algorithm);
     else if (credentials.peekSipCredential) lookup = credentials.peekSipCredential(creds.username, realm, creds.algorithm);
     if (lookup === undefined) return { nonce, lookup: null, deferred: true, found, ok, claim };
-    if (lookup instanceof Promise) {
-      lookup.catch(() => {}); // awaited by the caller, unless an earlier answer goes out
+    if (isPromise(lookup)) {
+      later(lookup); // awaited by the caller, unless an earlier answer goes out
       return { nonce, lookup, deferred: false, found, ok, claim };
     }
     found = lookup;
     ok = checkResponse(header, creds, found, req);
     if (ok && found && !nonce.stale) {
       claim = this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
-      if (claim instanceof Promise) claim.catch(() => {}); // awaited by the caller, unless it refuses first
+      later(claim); // awaited by the caller, unless it refuses first
     }
     return { nonce, lookup: null, deferred: false, found, ok, claim };
   }
@@ -277,7 +279,7 @@ export class SipAuthenticator {
 
   /** 401 with one challenge per configured algorithm, strongest first as configured, sharing one nonce. */
   challengeResponse(req: SipRequest, realm: string, stale: boolean): SipResponse {
-    const res = createResponse(req, 401);
+    const res = sipError(req, Errors.AUTH_ERR_CREDENTIALS);
     // A retransmitted REGISTER may just get a fresh challenge (as Kamailio's stateless auth_challenge does):
     // nothing to keep for 32 s per challenge.
     res.stateless = true;
@@ -301,7 +303,7 @@ export class SipAuthenticator {
         if (take === 'start') {
           this.o.log.warn({ from: source.address, burst: this.o.policy.challengeBurst, perSecond: this.o.policy.challengeRate }, 'too many challenges for one UDP source: dropping them (a flood, or a forged source address)');
         }
-        const res = createResponse(req, 401);
+        const res = sipError(req, Errors.AUTH_ERR_CREDENTIALS);
         res.drop = true;
         return { ok: false, response: res, reason: 'challenge-limited' };
       }
@@ -309,15 +311,15 @@ export class SipAuthenticator {
     return { ok: false, response: this.challengeResponse(req, realm, stale), reason };
   }
 
-  private fail(req: SipRequest, status: number, reason: AuthFailure, phrase: string): AuthOutcome {
+  private fail(req: SipRequest, reason: 'malformed', detail: string): AuthOutcome {
     this.o.onFailure?.(reason);
-    return { ok: false, response: createResponse(req, status, phrase), reason };
+    return { ok: false, response: sipError(req, Errors.AUTH_ERR_MALFORMED, detail), reason };
   }
 
   private locked(req: SipRequest, lock: Locked, who: Record<string, string>): AuthOutcome {
     this.o.onFailure?.('locked');
     this.o.log.debug({ ...who, seconds: lock.seconds, scope: lock.scope }, 'request refused: locked out');
-    const res = createResponse(req, 403, 'Forbidden (too many failed authentication attempts)');
+    const res = sipError(req, Errors.AUTH_ERR_LOCKED, 'too many failed authentication attempts');
     res.append('Retry-After', String(lock.seconds));
     return { ok: false, response: res, reason: 'locked' };
   }

@@ -15,6 +15,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { isPromise } from '../maybe-promise.ts';
 import type { Account } from '../storage/ports.ts';
 import type { KeyRing } from './keys.ts';
 
@@ -156,7 +157,7 @@ export class TokenService {
     const claims = await this.validate(token);
     if (this.accept) {
       const ok = this.accept(claims);
-      if (!(typeof ok === 'boolean' ? ok : await ok)) throw new TokenError('invalid_token', 'token revoked');
+      if (!(isPromise(ok) ? await ok : ok)) throw new TokenError('invalid_token', 'token revoked');
     }
     return claims;
   }

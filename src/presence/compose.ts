@@ -18,7 +18,8 @@
 // priority: clients that read only the first tuple (baresip) see "open" when any device is reachable.
 
 import { createHash } from 'node:crypto';
-import type { BindingRecord, FlowRecord, PresencePerson, PresenceState, PresenceTuple, PublicationRecord } from '../storage/ports.ts';
+import type { BindingRecord, FlowRecord, PublicationRecord } from '../storage/ports.ts';
+import type { PresencePerson, PresenceState, PresenceTuple } from './model.ts';
 
 export interface ComposedPresence extends PresenceState {
   /** open when any tuple is open. */

@@ -8,7 +8,7 @@
 // including those that match text rather than parse XML (baresip 1.0 looks for `<basic>` and `<rpid:busy/>`).
 
 import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
-import type { PresencePerson, PresenceState, PresenceTuple } from '../storage/ports.ts';
+import type { PresencePerson, PresenceState, PresenceTuple } from './model.ts';
 
 export const PIDF_TYPE = 'application/pidf+xml';
 export const NS_PIDF = 'urn:ietf:params:xml:ns:pidf';

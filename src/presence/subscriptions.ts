@@ -3,6 +3,7 @@
 // NOTIFY in flight (a change meanwhile only marks the dialog dirty, and the next NOTIFY carries the latest
 // state), and a final NOTIFY owed when the subscription ends.
 
+import { formatUri, H, isSipUri, parseNameAddr, SipRequest } from '../sip/message/index.ts';
 import type { SubscriptionRecord } from '../storage/ports.ts';
 
 export type TerminationReason = 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
@@ -32,6 +33,59 @@ export class Subscription {
   get id(): string {
     return this.record.id;
   }
+
+  /**
+   * The dialog's next NOTIFY (RFC 6665 §4.2.2, RFC 3261 §12.2.1.1): Request-URI and Route from the route set, the
+   * next local CSeq, our `contact`, and the body with its type when the state is shown.
+   */
+  notifyRequest(subscriptionState: string, contact: string, body: { body: Buffer; contentType: string } | null): SipRequest {
+    const r = this.record;
+    let target = r.remoteTarget;
+    let routes = r.routeSet;
+    if (routes.length) {
+      const first = parseNameAddr(routes[0]);
+      if (first && isSipUri(first.uri) && !first.uri.params.has('lr')) {
+        // Strict routing (RFC 3261 §12.2.1.1): the first route becomes the Request-URI, the target the last route.
+        target = formatUri(first.uri);
+        routes = [...routes.slice(1), `<${r.remoteTarget}>`];
+      }
+    }
+    const req = new SipRequest('NOTIFY', target);
+    const hs = req.headers;
+    for (const route of routes) hs.push({ key: H.route, name: 'Route', value: route });
+    hs.push({ key: H.from, name: 'From', value: this.fromValue });
+    hs.push({ key: H.to, name: 'To', value: this.toValue });
+    hs.push({ key: H.callId, name: 'Call-ID', value: r.callId });
+    hs.push({ key: H.cseq, name: 'CSeq', value: `${++r.localCseq} NOTIFY` });
+    hs.push({ key: H.contact, name: 'Contact', value: contact });
+    hs.push({ key: H.event, name: 'Event', value: this.eventValue });
+    hs.push({ key: H.subscriptionState, name: 'Subscription-State', value: subscriptionState });
+    if (body) {
+      hs.push({ key: H.contentType, name: 'Content-Type', value: body.contentType });
+      req.body = body.body;
+    }
+    return req;
+  }
+}
+
+/** What a subscription shows outside: in its bus events and in the HTTP API's list of watchers. */
+export function subscriptionView(s: Subscription, now: number) {
+  const r = s.record;
+  return {
+    id: r.id,
+    event: r.event,
+    watcher: r.watcher,
+    state: r.state,
+    expires: Math.max(0, Math.round((r.expiresAt - now) / 1000)),
+    transport: r.flow.transport,
+    address: r.flow.address,
+    port: r.flow.port,
+  };
+}
+
+/** The bus event of a subscription change (presence.subscription.*). */
+export function subscriptionEvent(s: Subscription, now: number): Record<string, unknown> {
+  return { ...subscriptionView(s, now), presentity: s.record.presentity };
 }
 
 export function dialogKey(callId: string, localTag: string, remoteTag: string): string {

@@ -10,12 +10,13 @@
 // body. No Subscription-State: there is no subscription, and phones do not look for one on this event.
 
 import { randomBytes } from 'node:crypto';
-import { sbError } from '../errors.ts';
+import { Errors, isSwitchboardError, sbError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { H } from '../sip/message/header-names.ts';
 import { newTag } from '../sip/message/response.ts';
 import { SipRequest, type SipResponse } from '../sip/message/message.ts';
 import type { TransportName } from '../sip/transport/types.ts';
+import { ownContact } from '../sip/uas-checks.ts';
 import type { BindingRecord } from '../storage/ports.ts';
 
 export interface CheckSyncLocal {
@@ -90,12 +91,7 @@ function normalizeAor(aor: string): string {
  * or failed (REG_ERR_NOT_REGISTERED when the AOR has no live binding).
  */
 export function checkSyncService(o: CheckSyncOptions): (aor: string) => Promise<CheckSyncReport> {
-  const contactOf = (transport: string): string => {
-    const t = transport as TransportName;
-    const a = o.localAddress(t) ?? { host: '127.0.0.1', port: 5060 };
-    const host = a.host.indexOf(':') >= 0 ? `[${a.host}]` : a.host;
-    return `<sip:${host}:${a.port}${t === 'UDP' ? '' : `;transport=${t.toLowerCase()}`}>`;
-  };
+  const contactOf = (transport: string): string => ownContact(transport as TransportName, o.localAddress(transport as TransportName));
   return async (input: string) => {
     const aor = normalizeAor(input);
     const bindings = await o.location.lookup(aor);
@@ -107,8 +103,9 @@ export function checkSyncService(o: CheckSyncOptions): (aor: string) => Promise<
           const res = await o.relay.send(buildCheckSyncNotify(b, { contact: contactOf(b.transport) }), bindingFlow(b));
           return { ...base, status: res.status, reason: res.reason };
         } catch (e) {
-          const err = e as { code?: unknown; message?: unknown };
-          return { ...base, error: { code: typeof err.code === 'string' ? err.code : 'SIP_ERR_TRANSPORT', message: typeof err.message === 'string' ? err.message : String(e) } };
+          // Catalogue codes only: anything else the send threw is a transport failure, its message kept.
+          const code = isSwitchboardError(e) ? e.code : Errors.SIP_ERR_TRANSPORT.code;
+          return { ...base, error: { code, message: e instanceof Error ? e.message : String(e) } };
         }
       }),
     );

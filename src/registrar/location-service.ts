@@ -4,17 +4,26 @@
 // bindings on time.
 //
 // - Reads and writes: a write names the version it read (compare-and-set per AOR), so two nodes changing one
-//   AOR cannot lose each other's change; the loser re-reads and recomputes (`mutate`). With the in-process index
-//   reads answer synchronously and nothing yields between read and write, so conflicts never happen there.
+//   AOR cannot lose each other's change; the loser re-reads and plans again. `update` is the one such loop: the
+//   registrar, removals, priming and the expiry sweep all plan through it. With the in-process index reads
+//   answer synchronously and nothing yields between read and write, so conflicts never happen there.
 // - Expiry: the index hands out the AORs with a binding due (a one-second wheel in process; a sorted set with a
 //   lease in Redis, so one node expires each); the service removes what is due, durably, and announces it.
 // - Durability: `apply` updates the index first (so concurrent REGISTERs for one AOR see each other in order)
 //   and resolves when the store has committed; if the store fails, the AOR is reloaded from the store so the
 //   index never claims what disk does not hold.
+// - Membership: with a shared index, node-membership.ts keeps this node's heartbeat and cleans up after the
+//   nodes that departed.
+//
+// Over 400 lines on purpose: the compare-and-set loop, durability, priming, connection-bound removals and expiry
+// all keep the same invariants (versions, the expiry wheel, the connection map); the bus form of binding events
+// (topic and payload) closes the file.
 
 import { topicWord, type EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
-import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationIndex, type LocationStore } from '../storage/ports.ts';
+import { isPromise, settle, type MaybePromise } from '../maybe-promise.ts';
+import { NodeMembership } from './node-membership.ts';
+import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationCluster, type LocationIndex, type LocationStore } from '../storage/ports/location.ts';
 
 export { diesWithConnection };
 
@@ -40,6 +49,8 @@ export class LocationConflict extends Error {
 export interface LocationServiceOptions {
   store: LocationStore;
   index: LocationIndex;
+  /** The cluster around a shared index (membership, flows, the priming lease); none for an in-process index. */
+  cluster?: LocationCluster | null;
   /** This process's node name: bindings it holds connections for carry it. */
   node?: string;
   bus: EventBus;
@@ -51,13 +62,33 @@ export interface LocationServiceOptions {
   onChange?: (changes: BindingChange[]) => void;
 }
 
-/** Settles a value that may be a promise, without a microtask when it is not. */
-function then<T, R>(v: T | Promise<T>, f: (t: T) => R | Promise<R>): R | Promise<R> {
-  return v instanceof Promise ? v.then(f) : f(v);
+/** What a plan makes of an AOR: its bindings afterwards, and the changes that lead there (announced). */
+export interface LocationPlan {
+  next: BindingRecord[];
+  changes: BindingChange[];
+}
+
+/** A plan that changes nothing and says why (the registrar's refusal, or nothing to do). */
+export interface Declined<R> {
+  declined: R;
+}
+
+/** Compare-and-set attempts before a change is given up (LocationConflict): ten writers racing on one AOR. */
+const ATTEMPTS = 10;
+
+export interface UpdateOptions {
+  /** The first read, already started (the registrar reads while it authenticates). */
+  first?: MaybePromise<AorState> | null;
+  /**
+   * Index only: the plan's `next` goes into the index, nothing to the store and nothing is announced (the caller
+   * does both for a batch: priming, the expiry sweep). Otherwise the change is applied: index, store, announce.
+   */
+  indexOnly?: boolean;
 }
 
 export class LocationService {
   private readonly index: LocationIndex;
+  private readonly cluster: LocationCluster | null;
   private readonly store: LocationStore;
   private readonly bus: EventBus;
   private readonly log: Logger;
@@ -69,19 +100,32 @@ export class LocationService {
   /** Connection id → AORs with a binding that lives and dies with that connection (WS, WSS, RFC 5626 flows). */
   private readonly byConnection = new Map<number, Set<string>>();
   private expiring: Promise<void> | null = null;
-  private membership: NodeJS.Timeout | null = null;
-  private beating: Promise<void> | null = null;
-  private readonly heartbeatMs: number;
+  /** With a shared index: this node's heartbeat and the clean-up after departed nodes. */
+  private readonly membership: NodeMembership | null;
 
   constructor(o: LocationServiceOptions) {
     this.node = o.node ?? null;
     this.index = o.index;
+    this.cluster = o.cluster ?? null;
     this.store = o.store;
     this.bus = o.bus;
     this.log = o.log;
     this.now = o.now ?? Date.now;
     this.onChange = o.onChange;
-    this.heartbeatMs = o.heartbeatMs ?? 5000;
+    const cluster = this.cluster;
+    this.membership =
+      cluster && this.node !== null
+        ? new NodeMembership({
+            cluster,
+            node: this.node,
+            heartbeatMs: o.heartbeatMs ?? 5000,
+            bus: o.bus,
+            log: o.log,
+            now: this.now,
+            remove: async (aor, drop) => (await this.mutate(aor, (cur) => cur.filter((b) => !drop(b)))).length,
+            reload: () => this.reloadAll(),
+          })
+        : null;
   }
 
   /** True when the index is shared by several nodes (reads are then asynchronous). */
@@ -97,12 +141,13 @@ export class LocationService {
   async prime(): Promise<{ loaded: number; expired: number; orphaned: number }> {
     const now = this.now();
     let lease: 'primed' | 'mine' | 'busy' = 'mine';
-    if (this.index.beginPriming) {
+    const cluster = this.cluster;
+    if (cluster) {
       // Another node is loading the shared index: wait for it, as long as it keeps its lease (a million AORs take
       // a minute or so); a node that dies mid-way lets its lease lapse and one of the waiters takes over.
       const deadline = this.now() + PRIMING_WAIT_MS;
       let told = 0;
-      while ((lease = await this.index.beginPriming()) === 'busy') {
+      while ((lease = await cluster.beginPriming()) === 'busy') {
         if (this.now() > deadline) throw new Error(`another node has been loading the shared location index for over ${PRIMING_WAIT_MS / 60_000} minutes`);
         if (this.now() - told > 10_000) {
           told = this.now();
@@ -123,16 +168,20 @@ export class LocationService {
     }
     if (lease === 'mine') {
       await this.index.load(live);
-      await this.index.endPriming?.();
+      await cluster?.endPriming();
     } else {
       // The shared index is primed already: take our orphans out of it, and what expired while no node ran (announced
       // below; left in, the expiry sweep would announce it again, and the counts would hold it meanwhile).
       for (const b of orphaned) await this.mutate(b.aor, (cur) => cur.filter((x) => x.key !== b.key));
       for (const aor of new Set(gone.map((b) => b.aor))) {
-        for (let i = 0; i < 10; i++) {
-          const s = await this.index.read(aor);
-          const keep = s.bindings.filter((x) => x.expiresAt > now);
-          if (keep.length === s.bindings.length || (await this.index.write(aor, s.version, keep))) break;
+        try {
+          await this.update(aor, (_, s) => {
+            const keep = s.bindings.filter((x) => x.expiresAt > now);
+            return keep.length === s.bindings.length ? { declined: null } : { next: keep, changes: [] };
+          }, { indexOnly: true });
+        } catch (err) {
+          // Left for the expiry sweep (which announces it once more): a start does not fail on one busy AOR.
+          if (!(err instanceof LocationConflict)) throw err;
         }
       }
     }
@@ -142,11 +191,7 @@ export class LocationService {
     }
     this.timer = setInterval(() => void this.expire(), 1000);
     this.timer.unref();
-    if (this.index.heartbeat && this.node !== null) {
-      await this.beat();
-      this.membership = setInterval(() => void this.beat(), this.heartbeatMs);
-      this.membership.unref();
-    }
+    await this.membership?.start();
     if (this.store.maintain) {
       this.maintenance = setInterval(() => this.maintain(), 10_000);
       this.maintenance.unref();
@@ -169,7 +214,7 @@ export class LocationService {
 
   /** Current bindings of an AOR (live ones only; an expired binding not yet swept is left out). */
   lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> {
-    return then(this.index.read(aor), (s) => live(s.bindings, this.now()));
+    return settle(this.index.read(aor), (s) => live(s.bindings, this.now()));
   }
 
   /** Every AOR with its live bindings. */
@@ -192,8 +237,40 @@ export class LocationService {
     const now = this.now();
     for (const b of state.bindings) if (b.expiresAt <= now && !next.includes(b)) changes.push({ event: 'expired', binding: b });
     const written = this.index.write(aor, state.version, next);
-    if (written instanceof Promise) return written.then((ok) => this.persist(aor, ok, changes));
+    if (isPromise(written)) return written.then((ok) => this.persist(aor, ok, changes));
     return this.persist(aor, written, changes);
+  }
+
+  /**
+   * The one read-plan-write loop. Reads the AOR, lets `plan` compute the change from its live bindings (and the
+   * whole state, expired ones included), and writes it if the AOR is still as read; when another writer changed
+   * it meanwhile, reads and plans again (at most ATTEMPTS times, then LocationConflict). A plan that returns
+   * `{ declined }` writes nothing, and that is the result. Store failures are thrown. An in-process read answers
+   * at once and is used without awaiting it.
+   */
+  async update<R>(
+    aor: string,
+    plan: (live: BindingRecord[], state: AorState) => LocationPlan | Declined<R>,
+    o: UpdateOptions = {},
+  ): Promise<LocationPlan | Declined<R>> {
+    for (let attempt = 1; ; attempt++) {
+      const read = attempt === 1 && o.first ? o.first : this.index.read(aor);
+      const state = isPromise(read) ? await read : read;
+      const p = plan(live(state.bindings, this.now()), state);
+      if ('declined' in p) return p;
+      if (o.indexOnly) {
+        const w = this.index.write(aor, state.version, p.next);
+        if (isPromise(w) ? await w : w) return p;
+        if (attempt >= ATTEMPTS) throw new LocationConflict(aor);
+        continue;
+      }
+      try {
+        await this.apply(aor, state, p.next, p.changes);
+        return p;
+      } catch (err) {
+        if (!(err instanceof LocationConflict) || attempt >= ATTEMPTS) throw err;
+      }
+    }
   }
 
   /** `apply` against whatever the AOR holds now (callers that did not read first: tools, tests, benchmarks). */
@@ -229,19 +306,14 @@ export class LocationService {
    * keep (it may only remove); the removed ones are announced as `event`.
    */
   private async mutate(aor: string, edit: (live: BindingRecord[]) => BindingRecord[], event: BindingEvent = 'removed'): Promise<BindingRecord[]> {
-    for (let attempt = 0; ; attempt++) {
-      const state = await this.index.read(aor);
-      const current = live(state.bindings, this.now());
+    let gone: BindingRecord[] = [];
+    await this.update(aor, (current) => {
       const keep = edit(current);
-      const gone = current.filter((b) => !keep.includes(b));
-      if (gone.length === 0) return [];
-      try {
-        await this.apply(aor, state, keep, gone.map((binding) => ({ event, binding })));
-        return gone;
-      } catch (e) {
-        if (!(e instanceof LocationConflict) || attempt >= 9) throw e;
-      }
-    }
+      gone = current.filter((b) => !keep.includes(b));
+      if (gone.length === 0) return { declined: null };
+      return { next: keep, changes: gone.map((binding) => ({ event, binding })) };
+    });
+    return gone;
   }
 
   /** Removes every binding of an AOR (its account was deleted, a switch asked), durably, announcing each. */
@@ -268,10 +340,11 @@ export class LocationService {
 
   /** Lets a log-structured store compact itself against the live set (in-process index only). */
   maintain(): Promise<void> {
-    if (!this.store.maintain || !this.index.walk) return Promise.resolve();
     const index = this.index;
+    const walk = index.walk?.bind(index);
+    if (!this.store.maintain || !walk) return Promise.resolve();
     return this.store
-      .maintain({ count: index.counts().bindings, all: () => index.walk!() })
+      .maintain({ count: index.counts().bindings, all: walk })
       .catch((err: unknown) => this.log.error({ err }, 'location store maintenance failed'));
   }
 
@@ -304,19 +377,16 @@ export class LocationService {
     const expired: BindingRecord[] = [];
     for (const aor of due) {
       try {
-        for (let attempt = 0; attempt < 10; attempt++) {
-          const state = await this.index.read(aor);
+        const done = await this.update(aor, (_, state) => {
           const keep = state.bindings.filter((b) => b.expiresAt > now);
-          if (keep.length === state.bindings.length) {
-            // Nothing due after all (refreshed since): put it back on the wheel at its earliest expiry.
-            if (state.version !== null && this.index.shared) await this.index.write(aor, state.version, state.bindings);
-            break;
+          if (keep.length < state.bindings.length) {
+            return { next: keep, changes: state.bindings.filter((b) => b.expiresAt <= now).map((binding) => ({ event: 'expired' as const, binding })) };
           }
-          if (await this.index.write(aor, state.version, keep)) {
-            for (const b of state.bindings) if (b.expiresAt <= now) expired.push(b);
-            break;
-          }
-        }
+          // Nothing due after all (refreshed since): put it back on the wheel at its earliest expiry.
+          if (state.version !== null && this.index.shared) return { next: state.bindings, changes: [] };
+          return { declined: null };
+        }, { indexOnly: true });
+        if (!('declined' in done)) for (const c of done.changes) expired.push(c.binding);
       } catch (err) {
         this.log.error({ err, aor }, 'could not expire the bindings of an AOR');
       }
@@ -330,71 +400,23 @@ export class LocationService {
     }
   }
 
-  /**
-   * Shared index: says this node is alive, and cleans up after the nodes that stopped saying so (killed, or cut
-   * off): their connection-bound bindings can no longer be reached through anyone, so they are removed, durably
-   * and announced, and `node.departed` goes out on the bus. Bindings another node can reach (UDP, plain TCP/TLS
-   * contacts) stay: any node serves them.
-   */
-  private beat(): Promise<void> {
-    this.beating ??= (async () => {
-      const index = this.index;
-      try {
-        await index.heartbeat!(this.node!, this.now() + this.heartbeatMs * 4);
-        if (index.isPrimed && !(await index.isPrimed())) await this.reprime();
-        for (const { node, lapsedAt } of await index.claimDeparted!(this.now(), this.now() + this.heartbeatMs * 4)) {
-          if (node === this.node) continue; // our own lapse (a long pause): we are alive, the next beat says so
-          const removed = await this.removeFlowsOf(node, lapsedAt);
-          await index.forgetNode!(node);
-          this.log.warn({ node, removed }, 'node departed: its connection-bound bindings were removed');
-          this.bus.publish('node.departed', { node, removed, graceful: false, by: this.node });
-        }
-      } catch (err) {
-        this.log.error({ err }, 'node heartbeat failed');
-      } finally {
-        this.beating = null;
-      }
-    })();
-    return this.beating;
-  }
-
-  /**
-   * The shared index lost its data (Redis restarted without persistence, or was flushed): the first node to see
-   * it takes the priming lease and reloads every live binding from the store; the others find it primed.
-   */
-  private async reprime(): Promise<void> {
-    if ((await this.index.beginPriming!()) !== 'mine') return;
+  /** Loads every live binding from the store into the index (the shared index lost its data). */
+  private async reloadAll(): Promise<number> {
     const now = this.now();
     const rows = (await this.store.loadAll()).filter((b) => b.expiresAt > now);
     await this.index.load(rows);
-    await this.index.endPriming!();
-    this.log.warn({ bindings: rows.length }, 'the shared location index had lost its bindings: reloaded them from the store');
-  }
-
-  /** Removes the bindings that only `node`'s connections could reach (those it made up to `before`, if given). */
-  private async removeFlowsOf(node: string, before = Infinity): Promise<number> {
-    let removed = 0;
-    for (const aor of await this.index.flowAors!(node)) {
-      const gone = await this.mutate(aor, (cur) => cur.filter((b) => !(b.node === node && diesWithConnection(b) && b.updatedAt <= before)));
-      removed += gone.length;
-    }
-    return removed;
+    return rows.length;
   }
 
   /**
-   * Leaving a shared deployment (graceful stop): this node's connections are about to close, so the bindings
-   * that need them go now, and the other nodes hear of it. In-process, nothing to do: a restart finds them.
+   * Leaving a shared deployment (graceful stop): this node's connection-bound bindings go now, and the other
+   * nodes hear of it (node-membership.ts). In-process, nothing to do: a restart finds them.
    */
   async depart(): Promise<void> {
-    if (!this.index.heartbeat || this.node === null) return;
-    if (this.membership) clearInterval(this.membership);
-    this.membership = null;
-    await this.beating;
+    if (!this.membership) return;
     try {
-      const removed = await this.removeFlowsOf(this.node);
-      await this.index.forgetNode!(this.node);
+      await this.membership.depart();
       this.byConnection.clear();
-      this.bus.publish('node.departed', { node: this.node, removed, graceful: true, by: this.node });
     } catch (err) {
       this.log.error({ err }, 'could not remove this node\u2019s connection-bound bindings on departure; the other nodes will once its heartbeat lapses');
     }
@@ -408,8 +430,8 @@ export class LocationService {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.maintenance) clearInterval(this.maintenance);
-    if (this.membership) clearInterval(this.membership);
-    this.timer = this.maintenance = this.membership = null;
+    this.membership?.stop();
+    this.timer = this.maintenance = null;
     this.index.close?.();
   }
 }

@@ -15,12 +15,16 @@ import {
   parseContactValues,
   type NameAddr,
   SipResponse,
+  sipError,
   type SipRequest,
 } from '../sip/message/index.ts';
+import { intervalTooBrief, servedRequestUri } from '../sip/uas-checks.ts';
+import { Errors } from '../errors.ts';
 import type { AorState, BindingRecord } from '../storage/ports.ts';
 import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, parseQ, regIdOf } from './contact.ts';
 import type { NetworkSet } from '../sip/transport/networks.ts';
-import { live, LocationConflict, type BindingChange, type LocationService } from './location-service.ts';
+import { live, type BindingChange, type Declined, type LocationPlan, type LocationService } from './location-service.ts';
+import { isPromise } from '../maybe-promise.ts';
 
 export type RegisterOutcome = 'query' | 'updated' | 'unregistered-all' | 'rejected';
 
@@ -61,18 +65,14 @@ export class Registrar {
 
   handle = async (req: SipRequest, ctx: RequestContext): Promise<SipResponse> => {
     // Step 1: the Request-URI names a domain we serve (or this server itself).
-    const ruri = req.requestUri();
-    if (!ruri || !isSipUri(ruri)) return this.reject(req, 416, 'Unsupported URI Scheme');
-    const ruriHost = ruri.host.toLowerCase();
-    if (!this.realms.has(ruriHost) && !this.o.isLocalHost(ruriHost)) {
-      return this.reject(req, 404, 'Not Found (domain not served here)');
-    }
+    const ruri = servedRequestUri(req, this.realms, this.o.isLocalHost);
+    if (ruri instanceof SipResponse) return this.rejected(ruri);
     // Step 5 (checked before authenticating, to challenge in the right realm): the AOR from To.
     const to = req.to()!;
-    if (!isSipUri(to.uri)) return this.reject(req, 404, 'Not Found (address of record must be a SIP URI)');
+    if (!isSipUri(to.uri)) return this.reject(req, Errors.REG_ERR_UNKNOWN_AOR, 'address of record must be a SIP URI');
     const domain = to.uri.host.toLowerCase();
-    if (!this.realms.has(domain)) return this.reject(req, 404, 'Not Found (address of record not in a served domain)');
-    if (to.uri.user === null) return this.reject(req, 404, 'Not Found (address of record has no user part)');
+    if (!this.realms.has(domain)) return this.reject(req, Errors.REG_ERR_NOT_OUR_DOMAIN, 'address of record not in a served domain');
+    if (to.uri.user === null) return this.reject(req, Errors.REG_ERR_UNKNOWN_AOR, 'address of record has no user part');
     const aor = aorOf(to.uri);
 
     // With a shared index, a REGISTER carrying credentials has its AOR read while it is authenticated: the read
@@ -81,7 +81,7 @@ export class Registrar {
     let prefetch: Promise<AorState> | null = null;
     if (this.o.location.shared && req.get(H.authorization) !== undefined) {
       const r = this.o.location.read(aor);
-      if (r instanceof Promise) (prefetch = r).catch(() => {});
+      if (isPromise(r)) (prefetch = r).catch(() => {});
     }
     // Steps 3–4: authenticate, then authorise this identity for this AOR.
     const auth = await this.o.authenticator.authenticate(req, ctx.source, domain);
@@ -92,59 +92,48 @@ export class Registrar {
     const identity = auth.identity;
     if (!identity.aors.includes(aor)) {
       this.o.log.info({ user: identity.authUser, realm: identity.realm, aor }, 'REGISTER for an address of record the identity does not own');
-      return this.reject(req, 403, 'Forbidden (not allowed to register this address of record)');
+      return this.reject(req, Errors.AUTH_ERR_FORBIDDEN, 'not allowed to register this address of record');
     }
 
     // Steps 6–7: the contacts.
     const contacts = parseContactValues(req);
-    if (contacts === null) return this.reject(req, 400, 'Bad Request (malformed Contact)');
+    if (contacts === null) return this.reject(req, Errors.SIP_ERR_CONTACT, 'malformed Contact');
     if (contacts === '*') return this.unregisterAll(req, aor, prefetch);
     if (contacts.length === 0) {
       this.o.onOutcome?.('query', []);
       if (prefetch) return this.ok(req, live((await prefetch).bindings, this.now()));
       const found = this.o.location.lookup(aor);
-      return this.ok(req, found instanceof Promise ? await found : found);
+      return this.ok(req, isPromise(found) ? await found : found);
     }
     return this.update(req, ctx, aor, contacts, identity, prefetch);
   };
 
-  /**
-   * Reads the AOR, lets `plan` compute the change from its live bindings, and writes it if the AOR is still as
-   * read; when another node changed it meanwhile, reads and plans again. With the in-process index nothing
-   * yields between read and write, so this runs once.
-   */
+  /** The change `plan` computes, through the location service's compare-and-set loop; 500 when it cannot be stored. */
   private async change(
     req: SipRequest,
     aor: string,
-    plan: (live: BindingRecord[]) => { next: BindingRecord[]; changes: BindingChange[] } | SipResponse,
+    plan: (live: BindingRecord[]) => LocationPlan | Declined<SipResponse>,
     prefetch: Promise<AorState> | null,
-  ): Promise<{ next: BindingRecord[]; changes: BindingChange[] } | SipResponse> {
-    for (let attempt = 0; ; attempt++) {
-      const read = attempt === 0 && prefetch ? prefetch : this.o.location.read(aor);
-      const state = read instanceof Promise ? await read : read;
-      const p = plan(live(state.bindings, this.now()));
-      if (p instanceof SipResponse) return p;
-      try {
-        await this.o.location.apply(aor, state, p.next, p.changes);
-        return p;
-      } catch (err) {
-        if (err instanceof LocationConflict && attempt < 9) continue;
-        this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
-        return this.reject(req, 500, 'Server Internal Error (could not store the binding)');
-      }
+  ): Promise<LocationPlan | SipResponse> {
+    try {
+      const done = await this.o.location.update(aor, plan, { first: prefetch });
+      return 'declined' in done ? done.declined : done;
+    } catch (err) {
+      this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
+      return this.reject(req, Errors.STORE_ERR_WRITE, 'could not store the binding');
     }
   }
 
   private async unregisterAll(req: SipRequest, aor: string, prefetch: Promise<AorState> | null): Promise<SipResponse> {
     const expires = req.get(H.expires);
     if (expires === undefined || parseDeltaSeconds(expires) !== 0) {
-      return this.reject(req, 400, 'Bad Request (Contact: * requires Expires: 0)');
+      return this.reject(req, Errors.REG_ERR_WILDCARD, 'Contact: * requires Expires: 0');
     }
     const callId = req.callId()!;
     const cseq = req.cseq()!.seq;
     const done = await this.change(req, aor, (current) => {
       for (const b of current) {
-        if (b.callId === callId && cseq <= b.cseq) return this.reject(req, 400, 'Bad Request (CSeq out of order)');
+        if (b.callId === callId && cseq <= b.cseq) return { declined: this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order') };
       }
       return { next: [], changes: current.map((binding) => ({ event: 'removed' as const, binding })) };
     }, prefetch);
@@ -171,14 +160,9 @@ export class Registrar {
     const plans: Array<{ na: NameAddr; key: string; expires: number; q: number | null }> = [];
     for (const na of contacts) {
       const q = parseQ(na.params.get('q'));
-      if (q === 'invalid') return this.reject(req, 400, 'Bad Request (invalid q value)');
+      if (q === 'invalid') return this.reject(req, Errors.SIP_ERR_CONTACT, 'invalid q value');
       let expires = parseDeltaSeconds(na.params.get('expires')) ?? headerExpires ?? rules.defaultExpires;
-      if (expires !== 0 && expires < rules.minExpires) {
-        const res = createResponse(req, 423);
-        res.append('Min-Expires', String(rules.minExpires));
-        this.o.onOutcome?.('rejected', []);
-        return res;
-      }
+      if (expires !== 0 && expires < rules.minExpires) return this.rejected(intervalTooBrief(req, rules.minExpires));
       if (expires > rules.maxExpires) expires = rules.maxExpires;
       plans.push({ na, key: bindingKey(na), expires, q });
     }
@@ -194,7 +178,7 @@ export class Registrar {
         const i = next.findIndex((b) => b.key === p.key);
         const existing = i >= 0 ? next[i] : null;
         if (existing && !touched.has(p.key) && existing.callId === callId && cseq <= existing.cseq) {
-          return this.reject(req, 400, 'Bad Request (CSeq out of order)');
+          return { declined: this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order') };
         }
         touched.add(p.key);
         if (p.expires === 0) {
@@ -244,7 +228,7 @@ export class Registrar {
       const max = rules.maxContacts;
       if (max > 0 && next.length > max) {
         if (rules.maxContactsPolicy === 'reject') {
-          return this.reject(req, 403, `Forbidden (too many contacts: at most ${max} per address of record)`);
+          return { declined: this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts: at most ${max} per address of record`) };
         }
         // evict-oldest: drop the longest-standing bindings this request did not touch.
         const evictable = next.filter((b) => !touched.has(b.key)).sort((a, b) => a.createdAt - b.createdAt);
@@ -254,7 +238,7 @@ export class Registrar {
           changes.push({ event: 'removed', binding: victim });
         }
         if (next.length > max) {
-          return this.reject(req, 403, `Forbidden (too many contacts in one request: at most ${max} per address of record)`);
+          return { declined: this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts in one request: at most ${max} per address of record`) };
         }
       }
       return { next, changes };
@@ -295,9 +279,13 @@ export class Registrar {
     return res;
   }
 
-  private reject(req: SipRequest, status: number, reason: string): SipResponse {
+  private reject(req: SipRequest, err: { readonly code: string; readonly sip: number }, detail: string): SipResponse {
+    return this.rejected(sipError(req, err, detail));
+  }
+
+  private rejected(res: SipResponse): SipResponse {
     this.o.onOutcome?.('rejected', []);
-    return createResponse(req, status, reason);
+    return res;
   }
 
   /** RFC 1123 date, recomputed once a second. */

@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { SipStack } from '../sip/subsystem.ts';
 import { NetworkSet } from '../sip/transport/networks.ts';
-import type { LocationIndex, LocationStore } from '../storage/ports.ts';
+import type { LocationCluster, LocationIndex, LocationStore } from '../storage/ports.ts';
 import { checkSyncService, type CheckSyncReport } from './check-sync.ts';
 import { LocationService, type BindingChange } from './location-service.ts';
 import { Registrar } from './registrar.ts';
@@ -20,6 +20,8 @@ export interface RegistrarOptions {
   node: string;
   store: LocationStore & { commits: number; appended: number };
   index: LocationIndex;
+  /** The cluster around a shared index (membership, flows, the priming lease); null for an in-process index. */
+  cluster: LocationCluster | null;
   bus: EventBus;
   sip: SipStack;
   identity: {
@@ -46,6 +48,7 @@ export function createRegistrar(o: RegistrarOptions): RegistrarSubsystem {
   const location = new LocationService({
     store: o.store,
     index: o.index,
+    cluster: o.cluster,
     node,
     bus: o.bus,
     heartbeatMs: config.cluster.heartbeat * 1000,

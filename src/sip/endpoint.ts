@@ -6,14 +6,13 @@
 // Requests Switchboard sends (NOTIFY, MESSAGE, OPTIONS) go out through client transactions.
 
 import { randomBytes } from 'node:crypto';
-import { isSwitchboardError, type SwitchboardError } from '../errors.ts';
+import { Errors, isSwitchboardError, type SwitchboardError } from '../errors.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
 import { H } from './message/header-names.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message/message.ts';
 import { parseMessage, SipParseError } from './message/parse.ts';
-import { createResponse } from './message/response.ts';
+import { createResponse, sipError } from './message/response.ts';
 import { serialize } from './message/serialize.ts';
-import { reasonPhrase } from './message/status.ts';
 import { canAnswer, validateRequest } from './message/validate.ts';
 import { MAGIC_COOKIE } from './message/via.ts';
 import { ClientTransactionTable } from './transaction/client.ts';
@@ -150,7 +149,7 @@ export class SipEndpoint {
       req = e instanceof SipParseError ? e.partial : null;
     }
     if (!req || !req.isRequest || (req as SipRequest).method === 'ACK' || !canAnswer(req)) return null;
-    const res = createResponse(req as SipRequest, reason === 'too-large' ? 513 : 400);
+    const res = sipError(req as SipRequest, reason === 'too-large' ? Errors.SIP_ERR_TOO_LARGE : Errors.SIP_ERR_CONTENT_LENGTH);
     if (this.opts.serverHeader) res.append('Server', this.opts.serverHeader);
     return serialize(res);
   };
@@ -219,17 +218,17 @@ export class SipEndpoint {
 
   private dispatch(req: SipRequest, ctx: RequestContext): SipResponse | Promise<SipResponse> {
     const method = req.method;
-    if (method === 'CANCEL') return createResponse(req, 481); // nothing cancellable: no INVITE transactions
+    if (method === 'CANCEL') return sipError(req, Errors.SIP_ERR_NO_TRANSACTION); // nothing cancellable: no INVITE transactions
     const unsupported = this.unsupportedRequirements(req);
     if (unsupported.length) {
-      const res = createResponse(req, 420);
+      const res = sipError(req, Errors.SIP_ERR_EXTENSION);
       res.append('Unsupported', unsupported.join(', '));
       return res;
     }
     const handler = this.handlers.get(method);
     if (handler) return handler(req, ctx);
     if (method === 'OPTIONS') return this.answerOptions(req);
-    const res = createResponse(req, KNOWN_METHODS.has(method) ? 405 : 501);
+    const res = sipError(req, KNOWN_METHODS.has(method) ? Errors.SIP_ERR_METHOD_NOT_ALLOWED : Errors.SIP_ERR_NOT_IMPLEMENTED);
     res.append('Allow', this.allowHeader);
     return res;
   }
@@ -254,7 +253,7 @@ export class SipEndpoint {
   private errorResponse(req: SipRequest, err: SwitchboardError): SipResponse {
     const status = err.sip ?? 400;
     // The reason phrase says what was wrong, so a phone's log tells its operator (§21: phrases are free text).
-    const res = createResponse(req, status, `${reasonPhrase(status)} (${sanitizeReason(err.message)})`);
+    const res = sipError(req, { code: err.code, sip: status }, sanitizeReason(err.message));
     if (status === 405 || status === 501) res.append('Allow', this.allowHeader);
     return res;
   }
@@ -262,7 +261,7 @@ export class SipEndpoint {
   private internalError(req: SipRequest, e: unknown): SipResponse {
     if (isSwitchboardError(e) && e.sip) return this.errorResponse(req, e);
     this.log.error({ err: e, method: req.method, callId: req.callId() }, 'request handler failed');
-    return createResponse(req, 500);
+    return sipError(req, Errors.SIP_ERR_INTERNAL);
   }
 
   private sendResponse(

@@ -1,4 +1,4 @@
-// Registration, registration lock, devices and the rate limiters over real HTTP (reference/phone-registration.md,
+// Registration, registration lock, devices and the rate limiters over real HTTP (docs/phone-registration.md,
 // "Registration", "Registration lock", "Devices", "Rate limiters"), on the local provider (codes read back
 // from its file) and a clock the test moves.
 import assert from 'node:assert/strict';

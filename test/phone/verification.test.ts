@@ -1,4 +1,4 @@
-// Verification sessions over real HTTP, row by row of reference/phone-registration.md's first table, with the
+// Verification sessions over real HTTP, row by row of docs/phone-registration.md's first table, with the
 // real captcha (siteverify) and SMS/voice (Twilio-style) adapters talking to a local fake of those APIs, and the
 // session pacing driven by a clock the test moves.
 import assert from 'node:assert/strict';

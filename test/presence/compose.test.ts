@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compose } from '../../src/presence/compose.ts';
-import type { PresenceState, PublicationRecord } from '../../src/storage/ports.ts';
+import type { PresenceState } from '../../src/presence/model.ts';
+import type { PublicationRecord } from '../../src/storage/ports.ts';
 import { binding } from '../helpers/bindings.ts';
 
 const AOR = 'alice@example.test';

@@ -24,6 +24,7 @@ async function openStack(dir: string, clock: { now: number }) {
   return {
     store: durable.location,
     index: cache.locationIndex,
+    cluster: cache.locationCluster,
     async close() {
       await cache.close();
       await durable.close();
@@ -39,7 +40,7 @@ async function setup(dir: string, clock: { now: number }, wrap?: (real: Location
   bus.subscribe('binding.#', (m) => {
     events.push(m);
   });
-  const location = new LocationService({ index: stack.index, store: wrap ? wrap(stack.store) : stack.store, bus, log, now: () => clock.now });
+  const location = new LocationService({ index: stack.index, cluster: stack.cluster, store: wrap ? wrap(stack.store) : stack.store, bus, log, now: () => clock.now });
   return {
     store: stack.store,
     bus,
@@ -192,14 +193,14 @@ describe('LocationService after a restart', () => {
   it('drops bindings that needed a connection of this node’s previous incarnation, and keeps the rest', async () => {
     const dir = tempDir();
     const clock = { now: Date.now() };
-    const { store, index, close } = await openStack(dir, clock);
+    const { store, index, cluster, close } = await openStack(dir, clock);
     const ws = binding('a@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n1' });
     const flow = binding('a@d', 'flow', { transport: 'TCP', connectionId: 8, regId: 1, node: 'n1' });
     const tcp = binding('a@d', 'tcp', { transport: 'TCP', connectionId: 9, node: 'n1' });
     const elsewhere = binding('b@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n2' });
     await store.write([ws, flow, tcp, elsewhere].map((b) => ({ op: 'put' as const, binding: b })));
     const bus = new InProcessBus(log);
-    const location = new LocationService({ index, store, bus, log, node: 'n1', now: () => clock.now });
+    const location = new LocationService({ index, cluster, store, bus, log, node: 'n1', now: () => clock.now });
     try {
       const primed = await location.prime();
       assert.deepEqual(primed, { loaded: 2, expired: 0, orphaned: 2 });

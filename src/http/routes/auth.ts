@@ -1,4 +1,4 @@
-// Login, token refresh, logout and the JWKS (reference/identity-api.md).
+// Login, token refresh, logout and the JWKS (docs/identity-api.md).
 
 import type { FastifyPluginAsync } from 'fastify';
 import { sbError } from '../../errors.ts';

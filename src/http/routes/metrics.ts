@@ -10,6 +10,7 @@
 import { BlockList, isIP } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { isSwitchboardError, sbError } from '../../errors.ts';
+import { sendCode, sendError } from '../reply-error.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import { isAdmin, principalOf, type Authenticator } from '../authenticate.ts';
@@ -69,12 +70,12 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRouteOptions> = async (app
 export function buildMetricsApp(o: MetricsRouteOptions & { log: Logger }): FastifyInstance {
   const app = Fastify({ loggerInstance: o.log.child({ component: 'metrics-http' }) as FastifyBaseLogger, disableRequestLogging: true });
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (isSwitchboardError(err) && err.http) return reply.status(err.http).send({ error: { code: err.code, message: err.message } });
+    if (isSwitchboardError(err) && err.http) return sendError(reply, err);
     req.log.error({ err }, '/metrics failed');
-    return reply.status(500).send({ error: { code: 'HTTP_ERR_INTERNAL', message: 'internal error' } });
+    return sendCode(reply, 'HTTP_ERR_INTERNAL');
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.status(404).send({ error: { code: 'HTTP_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
+    sendCode(reply, 'HTTP_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`);
   });
   app.decorateRequest('principal', null);
   app.register(metricsRoutes, o);

@@ -1,4 +1,4 @@
-// Phone sign-up over HTTP (reference/phone-registration.md): the four route modules under one plugin whose
+// Phone sign-up over HTTP (docs/phone-registration.md): the four route modules under one plugin whose
 // error handler speaks Signal-Server's dialect. JSON that does not parse is 400; a body that parses but breaks
 // the schema is 422; catalogue errors keep their status, add the body they carry (the verification session,
 // {timeRemaining}, {reason, permanentFailure}) beside the usual {"error":{"code","message"}}, and set
@@ -6,6 +6,7 @@
 
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { isSwitchboardError } from '../../errors.ts';
+import { sendCode, sendError } from '../reply-error.ts';
 import type { DeviceService } from '../../identity/phone/devices.ts';
 import type { PhoneErrorDetail } from '../../identity/phone/errors.ts';
 import type { RegistrationLockService } from '../../identity/phone/registration-lock.ts';
@@ -29,9 +30,9 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
       const d = (err.detail ?? {}) as PhoneErrorDetail;
       if (d.retryAfter !== undefined) reply.header('Retry-After', String(d.retryAfter));
       for (const [k, v] of Object.entries(d.headers ?? {})) reply.header(k, v);
-      return reply.status(err.http).send({ ...(d.body ?? {}), error: { code: err.code, message: err.message } });
+      return sendError(reply, err, undefined, d.body);
     }
-    if (err.validation) return reply.status(422).send({ error: { code: 'PHONE_ERR_INVALID', message: err.message } });
+    if (err.validation) return sendCode(reply, 'PHONE_ERR_INVALID', err.message);
     throw err;
   });
   await app.register(verificationRoutes, { verification: o.verification });

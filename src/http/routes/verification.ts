@@ -1,5 +1,5 @@
 // Verification sessions: create, update (captcha, push challenge), get, request a code, submit a code.
-// Every answer about a session carries the session (reference/phone-registration.md); next* are seconds from
+// Every answer about a session carries the session (docs/phone-registration.md); next* are seconds from
 // now and null means "not allowed in this session" (voice becomes allowed once an SMS was attempted).
 
 import type { FastifyPluginAsync } from 'fastify';

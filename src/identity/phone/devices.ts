@@ -1,4 +1,4 @@
-// Devices of phone accounts (reference/phone-registration.md, "Devices"): Basic authentication as
+// Devices of phone accounts (docs/phone-registration.md, "Devices"): Basic authentication as
 // `<account-id>.<device-id>` (device 1 without the dot) against the salted HKDF hash; linking with a provisioning
 // code the primary asks for (HMAC-signed, valid 10 minutes, used once); listing and removal; at most
 // `maxDevices` devices; last-seen kept at day precision and written at most once a day (HTTP and SIP alike);

@@ -1,4 +1,4 @@
-// Phone sign-up (flow 4, reference/phone-registration.md) assembled from the adapters server.ts picked.
+// Phone sign-up (flow 4, docs/phone-registration.md) assembled from the adapters server.ts picked.
 
 import type { CaptchaVerifier, CodeSender, PushSender } from './providers/types.ts';
 import type { PhoneContext } from './context.ts';

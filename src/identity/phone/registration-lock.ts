@@ -1,4 +1,4 @@
-// Registration lock (reference/phone-registration.md): a salted hash of the client's 64-character token. While
+// Registration lock (docs/phone-registration.md): a salted hash of the client's 64-character token. While
 // any device of the account was seen within the last 7 days the lock is REQUIRED: registering the number again
 // needs the token, and a wrong or missing one answers 423 {timeRemaining} and locks the existing devices'
 // credentials (HTTP password, Digest HA1s, device tokens) and drops their SIP bindings. After 7 days without

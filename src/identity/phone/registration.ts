@@ -1,4 +1,4 @@
-// POST /v1/registration (reference/phone-registration.md, "Registration"): a verified session (or the account's
+// POST /v1/registration (docs/phone-registration.md, "Registration"): a verified session (or the account's
 // recovery password) proves the number; `Authorization: Basic <e164>:<password>` names it and sets the new
 // primary device's password. A new number gets an account (username = the number, realm = the default realm,
 // so its AOR is <e164>@<realm>) and device 1; a known number is re-registered: same account id and PNI, keys

@@ -1,4 +1,4 @@
-// Verification sessions (reference/phone-registration.md, "Verification sessions"): a session per attempt to
+// Verification sessions (docs/phone-registration.md, "Verification sessions"): a session per attempt to
 // prove a number, held in the Cache port and updated with compare-and-set, so any node can serve any request.
 //
 // A session asks for a captcha (and a push challenge when the client gave a push token; solving either is

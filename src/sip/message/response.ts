@@ -17,6 +17,19 @@ export function newTag(): string {
   return tagPrefix + tagCounter.toString(36);
 }
 
+/**
+ * A rejection from the error catalogue (src/errors.ts), the one way to answer a request with an error: the
+ * catalogue's SIP status and its standard phrase, with `detail` in parentheses when given, so a phone's log says
+ * what was wrong (RFC 3261 §21: phrases are free text). Headers the status needs (Min-Expires, Allow-Events,
+ * WWW-Authenticate, Retry-After) are appended by the caller. test/unit/errors.test.ts keeps every status out of
+ * createResponse but 1xx/2xx.
+ */
+export function sipError(req: SipRequest, err: { readonly code: string; readonly sip: number }, detail?: string): SipResponse {
+  const status = err.sip;
+  return createResponse(req, status, detail === undefined ? undefined : `${reasonPhrase(status)} (${detail})`);
+}
+
+/** A response to `req`: successes here; rejections through sipError. */
 export function createResponse(req: SipRequest, status: number, reason?: string): SipResponse {
   const res = new SipResponse(status, reason ?? reasonPhrase(status));
   const hs = req.headers;

@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { decodePut, encodePut, type StoredWrite } from '../binding-codec.ts';
-import { diesWithConnection, type AorState, type BindingRecord, type LocationIndex } from '../ports.ts';
+import { diesWithConnection, type AorState, type BindingRecord, type LocationCluster, type LocationIndex } from '../ports.ts';
 import { LuaScript } from './lua-script.ts';
 
 // KEYS: aor hash, due set, counters, and when the AOR has connection-bound bindings: the set of nodes holding
@@ -73,7 +73,7 @@ const FLOWS_PREFIX = 'loc:flows:';
 const NODES = 'loc:nodes';
 const FLOW_NODES = 'loc:flownodes';
 
-export class RedisLocationIndex implements LocationIndex {
+export class RedisLocationIndex implements LocationIndex, LocationCluster {
   readonly shared = true;
   private readonly r: Redis;
   private readonly prefix: string;
