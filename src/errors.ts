@@ -88,7 +88,7 @@ export const Errors = {
   BUS_ERR_UNAUTHENTICATED: spec('BUS_ERR_UNAUTHENTICATED', 'inter-node bus message without a valid signature of this deployment'),
   BUS_ERR_OWN_AOR: spec('BUS_ERR_OWN_AOR', 'reg_success from another registrar for an address of record we are the registrar of'),
 
-  // Cross-node delivery (bus/flow-relay.ts): a request for a flow held by another node, sent through that node.
+  // Cross-node delivery (sip/flow-relay.ts): a request for a flow held by another node, sent through that node.
   RELAY_ERR_FLOW_GONE: spec('RELAY_ERR_FLOW_GONE', 'the connection of that flow is closed on the node that held it', { sip: 480 }),
   RELAY_ERR_TIMEOUT: spec('RELAY_ERR_TIMEOUT', 'no answer from the node holding the connection', { sip: 408 }),
   RELAY_ERR_FAILED: spec('RELAY_ERR_FAILED', 'the node holding the connection could not send the request', { sip: 503 }),

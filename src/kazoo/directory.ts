@@ -1,5 +1,5 @@
 // The Kazoo directory: Switchboard as the registrar of a Kazoo switch, or of Kamailio with its `kazoo` module, over
-// the bus (reference: shared/reference/kazoo-amqp.md). The protocol rules live in the codec modules beside it; this
+// the bus (reference: docs/kazoo-amqp.md). The protocol rules live in the codec modules beside it; this
 // service applies them to Switchboard's own state, through ports only:
 //
 // - authn_req (callmgr `authn.req.*`, registrar `authn.endpoint.req.*`; one queue shared by the nodes of a deployment)

@@ -43,7 +43,7 @@ export interface PresenceServiceOptions {
   keepFlow?: (flow: FlowRecord, until: number) => void;
   /**
    * Sends NOTIFYs over their subscription's flow, through the node holding its connection when that is another
-   * node (bus/flow-relay.ts). Without it NOTIFYs go out here, and another node's connection is not used.
+   * node (sip/flow-relay.ts). Without it NOTIFYs go out here, and another node's connection is not used.
    */
   relay?: { send(req: SipRequest, flow: FlowRecord): Promise<SipResponse> };
   /** Derived tuples carry their binding's contact (the device's address): off unless the operator says so. */

@@ -1,4 +1,4 @@
-// The Kazoo codec against the contract (shared/reference/kazoo-amqp.md): routing-key encoding byte for byte,
+// The Kazoo codec against the contract (docs/kazoo-amqp.md): routing-key encoding byte for byte,
 // envelope validation, and each message's rules.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

@@ -42,15 +42,16 @@ function room(file: string): string {
 const ADAPTER = /^(storage\/(sqlite|postgres|redis|memory)\/|bus\/(amqp|in-process)\.ts$|identity\/phone\/providers\/(local|twilio|siteverify)\.ts$)/;
 /** The composition root: picks adapters, composes the subsystems; cli.ts and workers.ts are its entry points. */
 const COMPOSITION = new Set(['server.ts', 'adapters.ts', 'cli.ts', 'workers.ts']);
-/** Shared by every room: the error catalogue, logging, configuration, metrics, lifecycle, secrets, certificates. */
-const KERNEL = new Set(['errors.ts', 'log.ts', 'config.ts', 'metrics.ts', 'lifecycle.ts', 'secrets.ts', 'certificates.ts', 'file-modes.ts']);
+/** Shared by every room: the error catalogue, logging, configuration, metrics, lifecycle, secrets, certificates, file modes, sync-or-async values. */
+const KERNEL = new Set(['errors.ts', 'log.ts', 'config.ts', 'metrics.ts', 'lifecycle.ts', 'secrets.ts', 'certificates.ts', 'file-modes.ts', 'maybe-promise.ts']);
 const SERVICES = ['registrar', 'proxy', 'presence', 'identity', 'messaging', 'bridge', 'kazoo'];
 
 /** What each room may import besides itself and the kernel (the README's table). `bus` means its port only. */
 const MAY_IMPORT: Record<string, readonly string[]> = {
   sip: ['bus'],
   bus: [],
-  storage: ['sip'],
+  // presence: its domain model (presence/model.ts), which the presence store's port speaks.
+  storage: ['sip', 'presence'],
   identity: ['sip', 'bus', 'storage'],
   registrar: ['identity', 'sip', 'bus', 'storage'],
   proxy: ['registrar', 'presence', 'identity', 'sip', 'bus', 'storage'],
