@@ -12,27 +12,26 @@ import type { AccountService } from './identity/account-service.ts';
 import type { CachedCredentialStore } from './identity/credential-cache.ts';
 import type { KeyRing } from './identity/keys.ts';
 import type { PhoneServices } from './identity/phone/index.ts';
-import type { SipAuthenticator } from './identity/sip-authenticator.ts';
 import type { ReversibleSipPasswords } from './identity/reversible-passwords.ts';
 import { createIdentity } from './identity/subsystem.ts';
 import type { TokenService } from './identity/tokens.ts';
 import { checkHttpConfig, createHttp } from './http/subsystem.ts';
 import type { KazooDirectory } from './kazoo/directory.ts';
 import { createKazoo, kazooIdentity } from './kazoo/subsystem.ts';
-import { Lifecycle, type Subsystem } from './lifecycle.ts';
+import { Lifecycle } from './lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
-import { PresenceService } from './presence/presence-service.ts';
-import { followReplicas, replicatingStore } from './presence/replication.ts';
-import { parseSubscribeRate, subscribeLimiter } from './presence/subscribe-rate.ts';
+import type { PresenceService } from './presence/presence-service.ts';
+import { replicatingStore } from './presence/replication.ts';
+import { createPresence } from './presence/subsystem.ts';
+import { parseSubscribeRate } from './presence/subscribe-rate.ts';
 import type { LocationService } from './registrar/location-service.ts';
-import { createRegistrar, type RegistrarSubsystem } from './registrar/subsystem.ts';
+import { createRegistrar } from './registrar/subsystem.ts';
 import { loadMasterKey } from './secrets.ts';
 import type { SipEndpoint } from './sip/endpoint.ts';
-import { createSipStack, type SipStack } from './sip/subsystem.ts';
+import { createSipStack } from './sip/subsystem.ts';
 import type { TransportLayer } from './sip/transport/layer.ts';
 import type { ListenerAddress } from './sip/transport/types.ts';
-import type { Cache, PresenceStore } from './storage/ports.ts';
 import { workerNodeId } from './workers.ts';
 
 export interface RunningServer {
@@ -135,7 +134,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // With a shared bus, publications and policies written here are replicated to the other nodes.
     const presenceStore = sharedBus ? replicatingStore(durable.presence, bus, node) : durable.presence;
     const presence = life.add(
-      presenceSubsystem({ config, node, sip, registrar, identity, store: presenceStore, bus, replicate: sharedBus, subscribeRate, cache: shared.cache, now, log }),
+      createPresence({ config, node, sip, registrar, identity, store: presenceStore, bus, replicate: sharedBus, subscribeRate, cache: shared.cache, now, log }),
     ).service;
     identity.accountDeleted.on((aor) => presence.removePresentity(aor));
 
@@ -237,67 +236,5 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     endpoint: sip.endpoint,
     transports: sip.transports,
     stop,
-  };
-}
-
-/**
- * Presence (RFC 3856/3903/6665) as a subsystem: subscriptions and publications from the store, NOTIFYs through the
- * endpoint (or the relay, for another node's flow). Here until the presence split gives src/presence/ its own
- * factory.
- */
-function presenceSubsystem(o: {
-  config: Config;
-  node: string;
-  sip: SipStack;
-  registrar: RegistrarSubsystem;
-  identity: { authenticator: SipAuthenticator; accounts: Accounts };
-  store: PresenceStore;
-  bus: EventBus;
-  /** Follow the other nodes' publications and policies (a shared bus). */
-  replicate: boolean;
-  subscribeRate: ReturnType<typeof parseSubscribeRate>;
-  cache: Cache;
-  now: () => number;
-  log: Logger;
-}): Subsystem & { service: PresenceService } {
-  const { config, node, sip, log } = o;
-  const accounts = o.identity.accounts;
-  const service = new PresenceService({
-    endpoint: sip.endpoint,
-    authenticator: o.identity.authenticator,
-    location: o.registrar.location,
-    store: o.store,
-    bus: o.bus,
-    relay: sip.relay,
-    presentityExists: async (aor) => {
-      const at = aor.lastIndexOf('@');
-      const a = await accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
-      return a !== null && !a.disabled;
-    },
-    rules: config.presence,
-    derivedContacts: config.presence.derivedContacts,
-    subscribeLimiter: o.subscribeRate ? subscribeLimiter(o.subscribeRate, o.cache, o.now) : undefined,
-    realms: config.realms,
-    isLocalHost: sip.isLocalHost,
-    node,
-    log: log.child({ component: 'presence' }),
-    keepFlow: (flow, until) => {
-      if (flow.connectionId !== null) sip.transports.keepConnection(flow.connectionId, until);
-    },
-  });
-  sip.endpoint.handle('SUBSCRIBE', service.handleSubscribe);
-  sip.endpoint.handle('PUBLISH', service.handlePublish);
-  let stopReplicas: (() => void) | null = null;
-  return {
-    name: 'presence',
-    service,
-    async start() {
-      log.info(await service.prime(), 'presence primed from the store');
-      if (o.replicate) stopReplicas = followReplicas(o.bus, node, service);
-    },
-    stop() {
-      service.close();
-      stopReplicas?.();
-    },
   };
 }
