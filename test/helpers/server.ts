@@ -269,9 +269,9 @@ export interface ChildServer {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `switchboard start` as a child process on the project's Node and waits until it is serving. */
-export async function spawnServer(dataDir: string, flags: Flags = {}): Promise<ChildServer> {
-  const all: Flags = {
+/** The flags of a child-process server: loopback, free ports, the test stack's adapters, then `flags`. */
+export function childFlags(dataDir: string, flags: Flags = {}): Flags {
+  return {
     'data-dir': dataDir,
     realm: 'example.test',
     'sip-host': '127.0.0.1',
@@ -285,7 +285,11 @@ export async function spawnServer(dataDir: string, flags: Flags = {}): Promise<C
     ...stackFlags(dataDir),
     ...flags,
   };
-  const args = [path.join(ROOT, 'src/cli.ts'), 'start', ...flagArgs(all)];
+}
+
+/** Starts `switchboard start` as a child process on the project's Node and waits until it is serving. */
+export async function spawnServer(dataDir: string, flags: Flags = {}): Promise<ChildServer> {
+  const args = [path.join(ROOT, 'src/cli.ts'), 'start', ...flagArgs(childFlags(dataDir, flags))];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';

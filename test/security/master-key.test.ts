@@ -7,22 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { flagArgs, releaseStack, ROOT, stackFlags, tempDir } from '../helpers/server.ts';
+import { childFlags, flagArgs, releaseStack, ROOT, tempDir } from '../helpers/server.ts';
 
 function start(dataDir: string, key: string): Promise<{ code: number | null; stdout: string; stderr: string; started: boolean }> {
-  const flags = {
-    'data-dir': dataDir,
-    realm: 'example.test',
-    'sip-host': '127.0.0.1',
-    'sip-port': '0',
-    'sip-tls-port': '0',
-    'sip-ws-port': '0',
-    'sip-wss-port': '0',
-    'sip-transports': 'UDP',
-    'http-host': '127.0.0.1',
-    'http-port': '0',
-    ...stackFlags(dataDir),
-  };
+  const flags = childFlags(dataDir, { 'sip-transports': 'UDP' });
   const proc = spawn(process.execPath, [path.join(ROOT, 'src/cli.ts'), 'start', ...flagArgs(flags)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SWITCHBOARD_MASTER_KEY: key },
