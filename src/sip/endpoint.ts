@@ -4,6 +4,11 @@
 // handlers per method and never see transports.
 //
 // Requests Switchboard sends (NOTIFY, MESSAGE, OPTIONS) go out through client transactions.
+//
+// INVITE has transactions of its own (transaction/invite-server.ts, invite-client.ts): its handler answers through
+// a handle as often as it needs to (provisionals, several 2xx when a proxy forks), a CANCEL reaches it through the
+// matching server transaction, an ACK for a non-2xx is absorbed here and an ACK for a 2xx goes to the ACK handler
+// (end to end, RFC 3261 §17). The file is over 400 lines because both halves share the dispatch and Via handling.
 
 import { randomBytes } from 'node:crypto';
 import { isSwitchboardError, type SwitchboardError } from '../errors.ts';
@@ -15,8 +20,10 @@ import { createResponse } from './message/response.ts';
 import { serialize } from './message/serialize.ts';
 import { reasonPhrase } from './message/status.ts';
 import { canAnswer, validateRequest } from './message/validate.ts';
-import { MAGIC_COOKIE } from './message/via.ts';
+import { MAGIC_COOKIE, type Via } from './message/via.ts';
 import { ClientTransactionTable } from './transaction/client.ts';
+import { InviteClientTransaction } from './transaction/invite-client.ts';
+import { InviteServerTransaction, type TransactionTimers } from './transaction/invite-server.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
 import { responseDestination, stampVia } from './transport/route.ts';
 import { isReliable, type Destination, type Source, type TransportName } from './transport/types.ts';
@@ -28,6 +35,34 @@ export interface RequestContext {
 }
 
 export type RequestHandler = (req: SipRequest, ctx: RequestContext) => SipResponse | Promise<SipResponse>;
+
+/** What an INVITE handler answers through: any number of provisionals, one final (a proxy: every 2xx it gets). */
+export interface InviteServerHandle {
+  /** Sends a response (Server header added); false when the transaction's state no longer allows it. */
+  respond(res: SipResponse): boolean;
+  /** The caller's CANCEL; when nobody listens, the endpoint answers the INVITE 487 itself. */
+  onCancel(listener: () => void): void;
+  readonly cancelled: boolean;
+}
+
+export type InviteHandler = (req: SipRequest, ctx: RequestContext, txn: InviteServerHandle) => void;
+/** ACKs that matched no INVITE server transaction: those for a 2xx, end to end (§13.2.2.4, §16.7 for proxies). */
+export type AckHandler = (req: SipRequest, ctx: RequestContext) => void;
+
+export interface InviteClientCallbacks {
+  /** Provisionals (not 100), the final and every 2xx after it (RFC 6026 Accepted). */
+  onResponse: (res: SipResponse) => void;
+  /** No final response: Timer B, no answer after CANCEL, or the transport failed. */
+  onFailure: (reason: 'timeout' | 'transport') => void;
+}
+
+/** A branch's INVITE client transaction as its TU sees it. */
+export interface InviteClientHandle {
+  readonly branch: string;
+  /** CANCEL (§9.1), with a Reason header value (RFC 3326) when given; waits for a provisional if none came yet. */
+  cancel(reason?: string): void;
+  readonly state: string;
+}
 
 /** Sends bytes; implemented by the transport layer. */
 export interface Sender {
@@ -52,7 +87,12 @@ export interface EndpointOptions {
   forceRport: boolean;
   serverHeader: string | null;
   observer?: EndpointObserver;
+  /** Transaction timers (T1, T2, T4); tests shorten them. */
+  timers?: TransactionTimers;
 }
+
+// An INVITE whose handler never answers is ended with 408 after this long: longer than a proxy's Timer C (§16.8).
+const INVITE_PROCEEDING_LIMIT_MS = 200_000;
 
 // Methods from the IANA SIP registry: those we do not implement get 405, anything else 501 (§8.2.1).
 const KNOWN_METHODS = new Set([
@@ -64,6 +104,10 @@ export class SipEndpoint {
   private readonly handlers = new Map<string, RequestHandler>();
   private readonly server = new ServerTransactionTable();
   private readonly client = new ClientTransactionTable();
+  private readonly inviteServer = new Map<string, { txn: InviteServerTransaction; req: SipRequest; handle: InviteServerHandle }>();
+  private readonly inviteClient = new Map<string, InviteClientTransaction>();
+  private inviteHandler: InviteHandler | null = null;
+  private ackHandler: AckHandler | null = null;
   private readonly opts: EndpointOptions;
   private readonly log: Logger;
   private readonly badInput: ThrottledLog;
@@ -104,7 +148,23 @@ export class SipEndpoint {
   /** Registers the handler for a method; OPTIONS has a built-in one. */
   handle(method: string, handler: RequestHandler): void {
     this.handlers.set(method, handler);
-    this.allowHeader = ['OPTIONS', ...[...this.handlers.keys()].filter((m) => m !== 'OPTIONS')].join(', ');
+    this.updateAllow();
+  }
+
+  private updateAllow(): void {
+    const methods = ['OPTIONS', ...(this.inviteHandler ? ['INVITE', 'ACK', 'CANCEL'] : []), ...this.handlers.keys()];
+    this.allowHeader = [...new Set(methods)].join(', ');
+  }
+
+  /** INVITE handling: the handler answers through its transaction handle (see InviteServerHandle). */
+  handleInvite(handler: InviteHandler): void {
+    this.inviteHandler = handler;
+    this.updateAllow();
+  }
+
+  /** ACKs for 2xx responses (end to end); without a handler they are dropped. */
+  handleAck(handler: AckHandler): void {
+    this.ackHandler = handler;
   }
 
   get allow(): string {
@@ -117,7 +177,7 @@ export class SipEndpoint {
   }
 
   get stats(): { serverTransactions: number; clientTransactions: number } {
-    return { serverTransactions: this.server.size, clientTransactions: this.client.size };
+    return { serverTransactions: this.server.size + this.inviteServer.size, clientTransactions: this.client.size + this.inviteClient.size };
   }
 
   /** Entry point for the transports: one complete message (a datagram, or one framed off a stream). */
@@ -178,8 +238,9 @@ export class SipEndpoint {
       this.badInput.warn({ from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'request without a usable Via dropped');
       return;
     }
-    if (req.method === 'ACK') return; // no INVITE server transactions yet: an ACK has nothing to acknowledge
+    if (req.method === 'ACK') return this.onAck(req, via, source, arrivedAt);
     const key = transactionKey(req, via);
+    if (req.method === 'INVITE') return this.onInvite(req, key, source, arrivedAt);
     const existing = this.server.get(key);
     if (existing) {
       this.observer?.retransmission?.();
@@ -219,7 +280,7 @@ export class SipEndpoint {
 
   private dispatch(req: SipRequest, ctx: RequestContext): SipResponse | Promise<SipResponse> {
     const method = req.method;
-    if (method === 'CANCEL') return createResponse(req, 481); // nothing cancellable: no INVITE transactions
+    if (method === 'CANCEL') return this.onCancel(req);
     const unsupported = this.unsupportedRequirements(req);
     if (unsupported.length) {
       const res = createResponse(req, 420);
@@ -232,6 +293,98 @@ export class SipEndpoint {
     const res = createResponse(req, KNOWN_METHODS.has(method) ? 405 : 501);
     res.append('Allow', this.allowHeader);
     return res;
+  }
+
+  private onInvite(req: SipRequest, key: string, source: Source, arrivedAt: number): void {
+    const existing = this.inviteServer.get(key);
+    if (existing) {
+      this.observer?.retransmission?.();
+      existing.txn.retransmission();
+      return;
+    }
+    const sender = this.sender;
+    const via = req.topVia();
+    if (!sender || !via) return;
+    const dest = responseDestination(via, source, this.opts.forceRport);
+    let answered = false;
+    const txn: InviteServerTransaction = new InviteServerTransaction({
+      reliable: isReliable(source.transport),
+      timers: this.opts.timers,
+      send: (data) => sender.sendNow(data, dest),
+      onTerminated: () => {
+        if (this.inviteServer.get(key)?.txn === txn) this.inviteServer.delete(key);
+      },
+      proceedingLimitMs: INVITE_PROCEEDING_LIMIT_MS,
+      onProceedingTimeout: () => handle.respond(createResponse(req, 408)),
+    });
+    const handle: InviteServerHandle = {
+      respond: (res) => {
+        if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
+        const first = txn.finalStatus === 0;
+        const sent = txn.respond(res.status, serialize(res));
+        if (sent) answered = true;
+        if (sent && first && res.status >= 200) this.observer?.response?.('INVITE', res.status, arrivedAt);
+        return sent;
+      },
+      onCancel: (listener) => txn.onCancel(listener),
+      get cancelled() {
+        return txn.isCancelled;
+      },
+    };
+    this.inviteServer.set(key, { txn, req, handle });
+    this.observer?.request?.('INVITE');
+    const ctx: RequestContext = { source, arrivedAt };
+    const invalid = validateRequest(req);
+    if (invalid) {
+      this.badInput.warn({ code: invalid.code, reason: invalid.message, from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'invalid SIP request');
+      handle.respond(this.errorResponse(req, invalid));
+      return;
+    }
+    const handler = this.inviteHandler;
+    try {
+      if (!handler) {
+        const res = this.dispatch(req, ctx); // no INVITE handler: 405 with Allow (or 420), as for any method
+        if (res instanceof SipResponse) handle.respond(res);
+        else res.then((r) => handle.respond(r), (e: unknown) => handle.respond(this.internalError(req, e)));
+        return;
+      }
+      const unsupported = this.unsupportedRequirements(req);
+      if (unsupported.length) {
+        handle.respond(createResponse(req, 420).append('Unsupported', unsupported.join(', ')));
+        return;
+      }
+      handler(req, ctx, handle);
+    } catch (e) {
+      handle.respond(this.internalError(req, e));
+      return;
+    }
+    // The handler works asynchronously (a lookup, forwarding): 100 Trying stops the caller's Timer A (§17.2.1).
+    if (!answered) handle.respond(createResponse(req, 100));
+  }
+
+  /** ACK: for a non-2xx it matches our INVITE server transaction and ends there; for a 2xx it is end to end. */
+  private onAck(req: SipRequest, via: Via, source: Source, arrivedAt: number): void {
+    const entry = this.inviteServer.get(transactionKey(req, via));
+    if (entry && entry.txn.ack()) return;
+    if (!this.ackHandler || validateRequest(req)) return; // a bad ACK cannot be answered: dropped
+    try {
+      this.ackHandler(req, { source, arrivedAt });
+    } catch (e) {
+      this.log.error({ err: e, callId: req.callId() }, 'ACK handler failed');
+    }
+  }
+
+  /**
+   * CANCEL (§9.2): 481 without a matching INVITE transaction, else 200; the INVITE's handler is told, or, when it
+   * does not listen, the INVITE is answered 487 here (after the 200, as a caller expects them).
+   */
+  private onCancel(req: SipRequest): SipResponse {
+    const via = req.topVia();
+    const entry = via ? this.inviteServer.get(transactionKey(req, via, 'INVITE')) : undefined;
+    if (!entry) return createResponse(req, 481);
+    const listened = entry.txn.hasCancelListener;
+    if (entry.txn.cancel() && !listened) queueMicrotask(() => entry.handle.respond(createResponse(entry.req, 487)));
+    return createResponse(req, 200);
   }
 
   private unsupportedRequirements(req: SipRequest): string[] {
@@ -290,6 +443,10 @@ export class SipEndpoint {
     const via = res.topVia();
     const cseq = res.cseq();
     const branch = via?.params.get('branch');
+    if (via && cseq && branch && cseq.method === 'INVITE') {
+      const invite = this.inviteClient.get(branch);
+      if (invite) return invite.receive(res);
+    }
     if (!via || !cseq || !branch || !this.client.receive(branch, cseq.method, res)) {
       // §18.1.2: a response matching no client transaction is discarded.
       this.observer?.badMessage?.('unmatched-response');
@@ -304,10 +461,7 @@ export class SipEndpoint {
     if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
     const sender = this.sender;
     const branch = newBranch();
-    const { host, port } = sender.viaAddress(dest.transport);
-    const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
-    req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
-    if (!req.has(H.maxForwards)) req.append('Max-Forwards', '70');
+    this.addVia(req, dest, branch);
     const data = serialize(req);
     const cseq = req.cseq();
     return this.client.start(branch, cseq?.method ?? req.method, dest, {
@@ -317,9 +471,69 @@ export class SipEndpoint {
     });
   }
 
+  /**
+   * Sends an INVITE in a new INVITE client transaction (a proxy's branch). The endpoint adds the top Via (with
+   * `branch`, or a fresh one) and Max-Forwards when missing. Throws before attach.
+   */
+  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch = newBranch()): InviteClientHandle {
+    const sender = this.sender;
+    if (!sender) throw new Error('endpoint not attached to transports');
+    this.addVia(req, dest, branch);
+    const reliable = isReliable(dest.transport);
+    const txn: InviteClientTransaction = new InviteClientTransaction({
+      request: req,
+      reliable,
+      timers: this.opts.timers,
+      transmit: (data) => sender.send(data, dest),
+      sendCancel: (cancel) => {
+        const data = serialize(cancel);
+        // The CANCEL's own final response (200 or 481) changes nothing: the INVITE's answer decides.
+        this.client.start(branch, 'CANCEL', dest, { reliable, transmit: () => sender.send(data, dest) }).catch(() => {});
+      },
+      onResponse: callbacks.onResponse,
+      onFailure: callbacks.onFailure,
+      onTerminated: () => {
+        if (this.inviteClient.get(branch) === txn) this.inviteClient.delete(branch);
+      },
+    });
+    this.inviteClient.set(branch, txn);
+    txn.start();
+    return {
+      branch,
+      cancel: (reason) => txn.cancel(reason),
+      get state() {
+        return txn.state;
+      },
+    };
+  }
+
+  /**
+   * Sends a request without a transaction (a proxy forwarding a 2xx ACK, §16.11 stateless forwarding): our Via
+   * with `branch` on top. Resolves when handed to the transport.
+   */
+  forwardStateless(req: SipRequest, dest: Destination, branch = newBranch()): Promise<void> {
+    if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
+    this.addVia(req, dest, branch);
+    return this.sender.send(serialize(req), dest);
+  }
+
+  /** Sends a response outside any transaction (a proxy forwarding a 2xx that arrived after its transaction ended, §16.7). */
+  sendResponseTo(res: SipResponse, dest: Destination): void {
+    this.sender?.sendNow(serialize(res), dest);
+  }
+
+  private addVia(req: SipRequest, dest: Destination, branch: string): void {
+    const { host, port } = this.sender!.viaAddress(dest.transport);
+    const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
+    req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
+    if (!req.has(H.maxForwards)) req.append('Max-Forwards', '70');
+  }
+
   close(): void {
     this.server.close();
     this.client.close();
+    for (const { txn } of [...this.inviteServer.values()]) txn.terminate();
+    for (const txn of [...this.inviteClient.values()]) txn.terminate();
   }
 }
 
@@ -347,7 +561,7 @@ function sanitizeReason(s: string): string {
 const branchPrefix = MAGIC_COOKIE + randomBytes(9).toString('base64url') + '.';
 let branchCounter = 0;
 
-function newBranch(): string {
+export function newBranch(): string {
   branchCounter = (branchCounter + 1) % Number.MAX_SAFE_INTEGER;
   return branchPrefix + branchCounter.toString(36);
 }
