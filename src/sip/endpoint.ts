@@ -16,7 +16,7 @@ import { ThrottledLog, type Logger } from '../log.ts';
 import { H } from './message/header-names.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message/message.ts';
 import { parseMessage, SipParseError } from './message/parse.ts';
-import { createResponse } from './message/response.ts';
+import { createResponse, isStatelessTag, markStatelessTag } from './message/response.ts';
 import { serialize } from './message/serialize.ts';
 import { reasonPhrase } from './message/status.ts';
 import { canAnswer, validateRequest } from './message/validate.ts';
@@ -319,7 +319,22 @@ export class SipEndpoint {
     });
     const handle: InviteServerHandle = {
       respond: (res) => {
+        if (res.drop && res.status >= 300) {
+          txn.terminate();
+          return true;
+        }
         if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
+        if (res.stateless && res.status >= 300 && txn.state === 'proceeding') {
+          // A rejection sent statelessly, as Kamailio's sl_send_reply does for INVITE too: no Timer G copies to a
+          // source that may be forged (405 x 11 was an amplifier), no transaction held for Timer H; a retransmitted
+          // INVITE is answered again, and its ACK is absorbed by our To tag (onAck).
+          markStatelessTag(req, res);
+          sender.sendNow(serialize(res), dest);
+          txn.terminate();
+          answered = true;
+          this.observer?.response?.('INVITE', res.status, arrivedAt);
+          return true;
+        }
         const first = txn.finalStatus === 0;
         const sent = txn.respond(res.status, serialize(res));
         if (sent) answered = true;
@@ -337,20 +352,20 @@ export class SipEndpoint {
     const invalid = validateRequest(req);
     if (invalid) {
       this.badInput.warn({ code: invalid.code, reason: invalid.message, from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'invalid SIP request');
-      handle.respond(this.errorResponse(req, invalid));
+      handle.respond(stateless(this.errorResponse(req, invalid)));
       return;
     }
     const handler = this.inviteHandler;
     try {
       if (!handler) {
         const res = this.dispatch(req, ctx); // no INVITE handler: 405 with Allow (or 420), as for any method
-        if (res instanceof SipResponse) handle.respond(res);
-        else res.then((r) => handle.respond(r), (e: unknown) => handle.respond(this.internalError(req, e)));
+        if (res instanceof SipResponse) handle.respond(stateless(res));
+        else res.then((r) => handle.respond(stateless(r)), (e: unknown) => handle.respond(stateless(this.internalError(req, e))));
         return;
       }
       const unsupported = this.unsupportedRequirements(req);
       if (unsupported.length) {
-        handle.respond(createResponse(req, 420).append('Unsupported', unsupported.join(', ')));
+        handle.respond(stateless(createResponse(req, 420).append('Unsupported', unsupported.join(', '))));
         return;
       }
       handler(req, ctx, handle);
@@ -366,6 +381,8 @@ export class SipEndpoint {
   private onAck(req: SipRequest, via: Via, source: Source, arrivedAt: number): void {
     const entry = this.inviteServer.get(transactionKey(req, via));
     if (entry && entry.txn.ack()) return;
+    const toTag = req.to()?.params.get('tag');
+    if (toTag && isStatelessTag(toTag)) return; // the ACK for a rejection we sent statelessly (Kamailio's sl_filter_ACK)
     if (!this.ackHandler || validateRequest(req)) return; // a bad ACK cannot be answered: dropped
     try {
       this.ackHandler(req, { source, arrivedAt });
@@ -537,6 +554,12 @@ export class SipEndpoint {
   }
 }
 
+/** Marks a response to go statelessly (see rejectsStatelessly). */
+function stateless(res: SipResponse): SipResponse {
+  res.stateless = true;
+  return res;
+}
+
 /**
  * A non-INVITE request's rejection (3xx-6xx) is sent statelessly, as Kamailio's sl_send_reply sends them (its
  * registrar answers even 200 so): a retransmission is simply answered again, which gives the same answer (the
@@ -544,8 +567,8 @@ export class SipEndpoint {
  * transaction. Measured with test/security/flood.test.ts: 92,000 refused UDP requests held 90,000 transactions,
  * each with its answer, for Timer J (33 s): +560 MiB RSS; rejected statelessly, 16 transactions and +30 to +150 MiB
  * (garbage V8 keeps). Successes stay in their transaction: a retransmitted REGISTER whose 200 was lost gets that 200
- * again, not a second write. INVITE keeps its transaction either way (its non-2xx answer is acknowledged hop by hop,
- * RFC 3261 §17.2.1).
+ * again, not a second write. INVITE has transactions of its own (onInvite): the rejections the endpoint makes
+ * itself go statelessly there too, a handler's rejections statefully unless it marks them stateless.
  */
 function rejectsStatelessly(req: SipRequest, res: SipResponse): boolean {
   return res.status >= 300 && req.method !== 'INVITE';
