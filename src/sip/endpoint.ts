@@ -8,7 +8,8 @@
 // INVITE has transactions of its own (transaction/invite-server.ts, invite-client.ts): its handler answers through
 // a handle as often as it needs to (provisionals, several 2xx when a proxy forks), a CANCEL reaches it through the
 // matching server transaction, an ACK for a non-2xx is absorbed here and an ACK for a 2xx goes to the ACK handler
-// (end to end, RFC 3261 §17). The file is over 400 lines because both halves share the dispatch and Via handling.
+// (end to end, RFC 3261 §17); transaction/invite-table.ts keeps their state. A little over 400 lines: both halves
+// share the dispatch, the Via handling and the send paths.
 
 import { randomBytes } from 'node:crypto';
 import { isSwitchboardError, type SwitchboardError } from '../errors.ts';
@@ -16,14 +17,14 @@ import { ThrottledLog, type Logger } from '../log.ts';
 import { H } from './message/header-names.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message/message.ts';
 import { parseMessage, SipParseError } from './message/parse.ts';
-import { createResponse, isStatelessTag, markStatelessTag } from './message/response.ts';
+import { createResponse, isStatelessTag } from './message/response.ts';
 import { serialize } from './message/serialize.ts';
 import { reasonPhrase } from './message/status.ts';
 import { canAnswer, validateRequest } from './message/validate.ts';
 import { MAGIC_COOKIE, type Via } from './message/via.ts';
 import { ClientTransactionTable } from './transaction/client.ts';
-import { InviteClientTransaction } from './transaction/invite-client.ts';
-import { InviteServerTransaction, type TransactionTimers } from './transaction/invite-server.ts';
+import type { TransactionTimers } from './transaction/invite-server.ts';
+import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle } from './transaction/invite-table.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
 import { responseDestination, stampVia } from './transport/route.ts';
 import { isReliable, type Destination, type Source, type TransportName } from './transport/types.ts';
@@ -36,33 +37,10 @@ export interface RequestContext {
 
 export type RequestHandler = (req: SipRequest, ctx: RequestContext) => SipResponse | Promise<SipResponse>;
 
-/** What an INVITE handler answers through: any number of provisionals, one final (a proxy: every 2xx it gets). */
-export interface InviteServerHandle {
-  /** Sends a response (Server header added); false when the transaction's state no longer allows it. */
-  respond(res: SipResponse): boolean;
-  /** The caller's CANCEL; when nobody listens, the endpoint answers the INVITE 487 itself. */
-  onCancel(listener: () => void): void;
-  readonly cancelled: boolean;
-}
-
 export type InviteHandler = (req: SipRequest, ctx: RequestContext, txn: InviteServerHandle) => void;
 /** ACKs that matched no INVITE server transaction: those for a 2xx, end to end (§13.2.2.4, §16.7 for proxies). */
 export type AckHandler = (req: SipRequest, ctx: RequestContext) => void;
-
-export interface InviteClientCallbacks {
-  /** Provisionals (not 100), the final and every 2xx after it (RFC 6026 Accepted). */
-  onResponse: (res: SipResponse) => void;
-  /** No final response: Timer B, no answer after CANCEL, or the transport failed. */
-  onFailure: (reason: 'timeout' | 'transport') => void;
-}
-
-/** A branch's INVITE client transaction as its TU sees it. */
-export interface InviteClientHandle {
-  readonly branch: string;
-  /** CANCEL (§9.1), with a Reason header value (RFC 3326) when given; waits for a provisional if none came yet. */
-  cancel(reason?: string): void;
-  readonly state: string;
-}
+export type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle };
 
 /** Sends bytes; implemented by the transport layer. */
 export interface Sender {
@@ -91,8 +69,6 @@ export interface EndpointOptions {
   timers?: TransactionTimers;
 }
 
-// An INVITE whose handler never answers is ended with 408 after this long: longer than a proxy's Timer C (§16.8).
-const INVITE_PROCEEDING_LIMIT_MS = 200_000;
 
 // Methods from the IANA SIP registry: those we do not implement get 405, anything else 501 (§8.2.1).
 const KNOWN_METHODS = new Set([
@@ -104,8 +80,7 @@ export class SipEndpoint {
   private readonly handlers = new Map<string, RequestHandler>();
   private readonly server = new ServerTransactionTable();
   private readonly client = new ClientTransactionTable();
-  private readonly inviteServer = new Map<string, { txn: InviteServerTransaction; req: SipRequest; handle: InviteServerHandle }>();
-  private readonly inviteClient = new Map<string, InviteClientTransaction>();
+  private readonly invites: InviteTable;
   private inviteHandler: InviteHandler | null = null;
   private ackHandler: AckHandler | null = null;
   private readonly opts: EndpointOptions;
@@ -124,6 +99,11 @@ export class SipEndpoint {
     this.badInput = new ThrottledLog(opts.logger, 20);
     this.supportedSet = new Set(opts.supported.map((s) => s.toLowerCase()));
     this.observer = opts.observer;
+    this.invites = new InviteTable({
+      timers: opts.timers,
+      serverHeader: opts.serverHeader,
+      onFinal: (status, arrivedAt) => this.observer?.response?.('INVITE', status, arrivedAt),
+    });
   }
 
   setObserver(observer: EndpointObserver): void {
@@ -177,7 +157,7 @@ export class SipEndpoint {
   }
 
   get stats(): { serverTransactions: number; clientTransactions: number } {
-    return { serverTransactions: this.server.size + this.inviteServer.size, clientTransactions: this.client.size + this.inviteClient.size };
+    return { serverTransactions: this.server.size + this.invites.serverSize, clientTransactions: this.client.size + this.invites.clientSize };
   }
 
   /** Entry point for the transports: one complete message (a datagram, or one framed off a stream). */
@@ -280,7 +260,7 @@ export class SipEndpoint {
 
   private dispatch(req: SipRequest, ctx: RequestContext): SipResponse | Promise<SipResponse> {
     const method = req.method;
-    if (method === 'CANCEL') return this.onCancel(req);
+    if (method === 'CANCEL') return this.invites.cancel(transactionKey(req, req.topVia()!, 'INVITE'), req);
     const unsupported = this.unsupportedRequirements(req);
     if (unsupported.length) {
       const res = createResponse(req, 420);
@@ -296,57 +276,14 @@ export class SipEndpoint {
   }
 
   private onInvite(req: SipRequest, key: string, source: Source, arrivedAt: number): void {
-    const existing = this.inviteServer.get(key);
-    if (existing) {
+    if (this.invites.retransmission(key)) {
       this.observer?.retransmission?.();
-      existing.txn.retransmission();
       return;
     }
     const sender = this.sender;
     const via = req.topVia();
     if (!sender || !via) return;
-    const dest = responseDestination(via, source, this.opts.forceRport);
-    let answered = false;
-    const txn: InviteServerTransaction = new InviteServerTransaction({
-      reliable: isReliable(source.transport),
-      timers: this.opts.timers,
-      send: (data) => sender.sendNow(data, dest),
-      onTerminated: () => {
-        if (this.inviteServer.get(key)?.txn === txn) this.inviteServer.delete(key);
-      },
-      proceedingLimitMs: INVITE_PROCEEDING_LIMIT_MS,
-      onProceedingTimeout: () => handle.respond(createResponse(req, 408)),
-    });
-    const handle: InviteServerHandle = {
-      respond: (res) => {
-        if (res.drop && res.status >= 300) {
-          txn.terminate();
-          return true;
-        }
-        if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
-        if (res.stateless && res.status >= 300 && txn.state === 'proceeding') {
-          // A rejection sent statelessly, as Kamailio's sl_send_reply does for INVITE too: no Timer G copies to a
-          // source that may be forged (405 x 11 was an amplifier), no transaction held for Timer H; a retransmitted
-          // INVITE is answered again, and its ACK is absorbed by our To tag (onAck).
-          markStatelessTag(req, res);
-          sender.sendNow(serialize(res), dest);
-          txn.terminate();
-          answered = true;
-          this.observer?.response?.('INVITE', res.status, arrivedAt);
-          return true;
-        }
-        const first = txn.finalStatus === 0;
-        const sent = txn.respond(res.status, serialize(res));
-        if (sent) answered = true;
-        if (sent && first && res.status >= 200) this.observer?.response?.('INVITE', res.status, arrivedAt);
-        return sent;
-      },
-      onCancel: (listener) => txn.onCancel(listener),
-      get cancelled() {
-        return txn.isCancelled;
-      },
-    };
-    this.inviteServer.set(key, { txn, req, handle });
+    const handle = this.invites.create(key, req, responseDestination(via, source, this.opts.forceRport), sender, arrivedAt);
     this.observer?.request?.('INVITE');
     const ctx: RequestContext = { source, arrivedAt };
     const invalid = validateRequest(req);
@@ -374,13 +311,12 @@ export class SipEndpoint {
       return;
     }
     // The handler works asynchronously (a lookup, forwarding): 100 Trying stops the caller's Timer A (§17.2.1).
-    if (!answered) handle.respond(createResponse(req, 100));
+    if (!handle.answered) handle.respond(createResponse(req, 100));
   }
 
   /** ACK: for a non-2xx it matches our INVITE server transaction and ends there; for a 2xx it is end to end. */
   private onAck(req: SipRequest, via: Via, source: Source, arrivedAt: number): void {
-    const entry = this.inviteServer.get(transactionKey(req, via));
-    if (entry && entry.txn.ack()) return;
+    if (this.invites.ack(transactionKey(req, via))) return;
     const toTag = req.to()?.params.get('tag');
     if (toTag && isStatelessTag(toTag)) return; // the ACK for a rejection we sent statelessly (Kamailio's sl_filter_ACK)
     if (!this.ackHandler || validateRequest(req)) return; // a bad ACK cannot be answered: dropped
@@ -389,19 +325,6 @@ export class SipEndpoint {
     } catch (e) {
       this.log.error({ err: e, callId: req.callId() }, 'ACK handler failed');
     }
-  }
-
-  /**
-   * CANCEL (§9.2): 481 without a matching INVITE transaction, else 200; the INVITE's handler is told, or, when it
-   * does not listen, the INVITE is answered 487 here (after the 200, as a caller expects them).
-   */
-  private onCancel(req: SipRequest): SipResponse {
-    const via = req.topVia();
-    const entry = via ? this.inviteServer.get(transactionKey(req, via, 'INVITE')) : undefined;
-    if (!entry) return createResponse(req, 481);
-    const listened = entry.txn.hasCancelListener;
-    if (entry.txn.cancel() && !listened) queueMicrotask(() => entry.handle.respond(createResponse(entry.req, 487)));
-    return createResponse(req, 200);
   }
 
   private unsupportedRequirements(req: SipRequest): string[] {
@@ -461,8 +384,7 @@ export class SipEndpoint {
     const cseq = res.cseq();
     const branch = via?.params.get('branch');
     if (via && cseq && branch && cseq.method === 'INVITE') {
-      const invite = this.inviteClient.get(branch);
-      if (invite) return invite.receive(res);
+      if (this.invites.receive(branch, res)) return;
     }
     if (!via || !cseq || !branch || !this.client.receive(branch, cseq.method, res)) {
       // §18.1.2: a response matching no client transaction is discarded.
@@ -496,32 +418,7 @@ export class SipEndpoint {
     const sender = this.sender;
     if (!sender) throw new Error('endpoint not attached to transports');
     this.addVia(req, dest, branch);
-    const reliable = isReliable(dest.transport);
-    const txn: InviteClientTransaction = new InviteClientTransaction({
-      request: req,
-      reliable,
-      timers: this.opts.timers,
-      transmit: (data) => sender.send(data, dest),
-      sendCancel: (cancel) => {
-        const data = serialize(cancel);
-        // The CANCEL's own final response (200 or 481) changes nothing: the INVITE's answer decides.
-        this.client.start(branch, 'CANCEL', dest, { reliable, transmit: () => sender.send(data, dest) }).catch(() => {});
-      },
-      onResponse: callbacks.onResponse,
-      onFailure: callbacks.onFailure,
-      onTerminated: () => {
-        if (this.inviteClient.get(branch) === txn) this.inviteClient.delete(branch);
-      },
-    });
-    this.inviteClient.set(branch, txn);
-    txn.start();
-    return {
-      branch,
-      cancel: (reason) => txn.cancel(reason),
-      get state() {
-        return txn.state;
-      },
-    };
+    return this.invites.start(req, dest, branch, sender, this.client, callbacks);
   }
 
   /**
@@ -549,8 +446,7 @@ export class SipEndpoint {
   close(): void {
     this.server.close();
     this.client.close();
-    for (const { txn } of [...this.inviteServer.values()]) txn.terminate();
-    for (const txn of [...this.inviteClient.values()]) txn.terminate();
+    this.invites.close();
   }
 }
 
