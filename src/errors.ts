@@ -67,6 +67,17 @@ export const Errors = {
   REG_ERR_CONTACT: spec('REG_ERR_CONTACT', 'malformed Contact', { sip: 400 }),
   REG_ERR_NOT_REGISTERED: spec('REG_ERR_NOT_REGISTERED', 'address of record has no live bindings', { http: 404 }),
 
+  // Proxy (RFC 3261 §16): calls and in-dialog requests routed to registered devices.
+  PROXY_ERR_LOOP: spec('PROXY_ERR_LOOP', 'loop detected', { sip: 482 }),
+  PROXY_ERR_UNKNOWN_USER: spec('PROXY_ERR_UNKNOWN_USER', 'no such user', { sip: 404 }),
+  PROXY_ERR_NOT_REGISTERED: spec('PROXY_ERR_NOT_REGISTERED', 'the user has no registered device', { sip: 480 }),
+  PROXY_ERR_RELAY_DENIED: spec('PROXY_ERR_RELAY_DENIED', 'not relaying to a domain not served here', { sip: 403 }),
+  PROXY_ERR_CALLER_DENIED: spec('PROXY_ERR_CALLER_DENIED', 'calls from outside the served domains are not accepted from this source', { sip: 403 }),
+  PROXY_ERR_FROM_NOT_OWNED: spec('PROXY_ERR_FROM_NOT_OWNED', 'the authenticated identity may not call as this From address', { sip: 403 }),
+  PROXY_ERR_NO_DIALOG: spec('PROXY_ERR_NO_DIALOG', 'no dialog routed through this proxy', { sip: 481 }),
+  PROXY_ERR_ROUTE: spec('PROXY_ERR_ROUTE', 'Route or Record-Route beyond what is accepted', { sip: 400 }),
+  PROXY_ERR_UNREACHABLE: spec('PROXY_ERR_UNREACHABLE', 'the target is not reachable from this node', { sip: 480 }),
+
   // Storage.
   STORE_ERR_WRITE: spec('STORE_ERR_WRITE', 'could not persist the change', { sip: 500, http: 500 }),
   STORE_ERR_MIGRATION: spec('STORE_ERR_MIGRATION', 'database migration failed'),

@@ -44,6 +44,7 @@ import { deriveKey, loadMasterKey } from './secrets.ts';
 import { checkFileModes, secretFiles } from './file-modes.ts';
 import { loadTlsFiles, tlsContextOptions } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
+import { createProxy } from './proxy/proxy.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
 import { NetworkSet } from './sip/transport/networks.ts';
@@ -404,6 +405,26 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   endpoint.handle('SUBSCRIBE', presence.handleSubscribe);
   endpoint.handle('PUBLISH', presence.handlePublish);
 
+  // ---- Calls (issue 17): the stateful forking proxy, a factory of its own (src/proxy/) ----
+  const calls = createProxy({
+    endpoint,
+    location,
+    userExists: async (aor) => {
+      const at = aor.lastIndexOf('@');
+      const a = await accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
+      return a !== null && !a.disabled;
+    },
+    authenticator,
+    realms: config.realms,
+    isLocalHost: (h) => localHosts.has(h),
+    node,
+    routeKey: deriveKey(master, 'proxy-record-route'),
+    rules: config.calls,
+    log: log.child({ component: 'proxy' }),
+  });
+  calls.start();
+  // ---- end of calls ----
+
   // TLS and WSS: the operator's certificate, or a self-signed one generated for local use.
   const needTls = config.sip.transports.includes('TLS') || config.sip.transports.includes('WSS');
   const tlsFiles = needTls ? loadTlsFiles({ dataDir: config.dataDir, certPath: config.tls.cert, keyPath: config.tls.key }) : null;
@@ -483,6 +504,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       log.info('Switchboard stopping');
       // Stop taking requests, let those in flight finish (their writes commit), then close storage.
       endpoint.stopAccepting();
+      calls.stop();
       await endpoint.drain(5000);
       // Shared deployment: the bindings only our connections reach go before the connections do.
       await location.depart();

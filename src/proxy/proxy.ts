@@ -1,0 +1,302 @@
+// The stateful forking proxy (RFC 3261 §16): INVITE to a user of a served domain → who may call (407, --calls-from)
+// → the location service → branches by q (fork.ts) → best response upstream. In-dialog requests (re-INVITE, ACK for
+// a 2xx, BYE, UPDATE, INFO, REFER, NOTIFY, PRACK) follow our Record-Route (record-route.ts) to the other side's flow.
+//
+// Never an open relay: a request for another domain goes only to the configured outbound proxy, and only for an
+// authenticated caller of ours; an in-dialog request is forwarded only under a Record-Route we signed; a target
+// that is one of our own addresses is skipped (two such contacts would otherwise fork 2^70 times under
+// Max-Forwards); branches, Route and Record-Route counts are bounded.
+
+import { createHash } from 'node:crypto';
+import { sbError, type ErrorCode } from '../errors.ts';
+import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
+import type { Logger } from '../log.ts';
+import type { InviteHandler, AckHandler, RequestContext } from '../sip/endpoint.ts';
+import { H } from '../sip/message/header-names.ts';
+import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import { parseNameAddr } from '../sip/message/name-addr.ts';
+import { createResponse } from '../sip/message/response.ts';
+import { reasonPhrase } from '../sip/message/status.ts';
+import { aorOf, isIPv4, isIPv6, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
+import { maxForwardsValue } from '../sip/message/validate.ts';
+import { MAGIC_COOKIE } from '../sip/message/via.ts';
+import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle } from '../sip/transaction/invite-table.ts';
+import { NetworkSet } from '../sip/transport/networks.ts';
+import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
+import type { BindingRecord } from '../storage/ports.ts';
+import { authenticateCaller } from './caller-auth.ts';
+import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
+import { MAX_ROUTES, preprocessRoutes, RecordRouter, tagHash, type DialogRoute, type Flow } from './record-route.ts';
+
+/** What the proxy needs of the SIP endpoint. */
+export interface ProxyEndpoint {
+  handleInvite(handler: InviteHandler): void;
+  handleAck(handler: AckHandler): void;
+  handle(method: string, handler: (req: SipRequest, ctx: RequestContext) => Promise<SipResponse>): void;
+  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch?: string): InviteClientHandle;
+  request(req: SipRequest, dest: Destination): Promise<SipResponse>;
+  forwardStateless(req: SipRequest, dest: Destination, branch?: string): Promise<void>;
+  localAddress(transport: TransportName): { host: string; port: number } | null;
+}
+
+export interface CallRules {
+  /** Calls from outside the served domains: 'any', 'authenticated', or CIDRs of trusted trunks/SBCs. */
+  from: string;
+  /** Where calls to other domains go (sip:host[:port][;transport=x], an IP address), or null: refused 403. */
+  outboundProxy: string | null;
+  /** Where a call to a user without a binding goes (voicemail), or null: 480. */
+  fallbackUri: string | null;
+  /** Seconds a q group rings before the next starts (serial forking). */
+  serialTimeout: number;
+}
+
+export interface ProxyDeps {
+  endpoint: ProxyEndpoint;
+  location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> };
+  userExists: (aor: string) => Promise<boolean>;
+  authenticator: SipAuthenticator;
+  realms: string[];
+  isLocalHost: (host: string) => boolean;
+  node: string;
+  /** HMAC key for our Record-Route (derived from the master key: every node verifies every node's). */
+  routeKey: Buffer;
+  rules: CallRules;
+  log: Logger;
+  /** Timer C in ms (§16.8: more than 3 minutes). */
+  timerCMs?: number;
+}
+
+/** Most branches one INVITE may fork to (a user with more bindings rings the first this many by q). */
+export const MAX_BRANCHES = 16;
+const IN_DIALOG = ['BYE', 'UPDATE', 'INFO', 'REFER', 'NOTIFY', 'PRACK'];
+const BRANCH_PREFIX = MAGIC_COOKIE + 'sbp';
+
+export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
+  const router = new RecordRouter(d.routeKey);
+  const realms = new Set(d.realms.map((r) => r.toLowerCase()));
+  const trusted = d.rules.from === 'any' || d.rules.from === 'authenticated' ? null : new NetworkSet(d.rules.from.split(',').map((s) => s.trim()));
+  const outbound = d.rules.outboundProxy ? uriDestination(d.rules.outboundProxy) : null;
+  let counter = 0;
+  let stopped = false;
+
+  const localHost = (h: string) => d.isLocalHost(h.charCodeAt(0) === 91 ? h.slice(1, -1).toLowerCase() : h.toLowerCase());
+  const served = (host: string) => realms.has(host.toLowerCase()) || localHost(host);
+
+  const reject = (req: SipRequest, code: ErrorCode, detail?: string): SipResponse => {
+    const err = sbError(code, detail);
+    const res = createResponse(req, err.sip ?? 500, `${reasonPhrase(err.sip ?? 500)} (${err.message})`);
+    res.stateless = true; // as Kamailio's sl_send_reply: nothing held for a refused call
+    return res;
+  };
+
+  /** §16.6 step 8 / §16.3 step 4: the branch carries a hash of the request's invariants, so a loop is seen. */
+  const loopHash = (req: SipRequest, originalUri: string): string =>
+    createHash('sha256')
+      .update([originalUri, req.to()?.params.get('tag') ?? '', req.from()?.params.get('tag') ?? '', req.callId() ?? '', String(req.cseq()?.seq ?? ''), req.getAll(H.proxyRequire).join(',')].join('\n'))
+      .digest('base64url')
+      .slice(0, 16)
+      .replace(/[-_]/g, 'x');
+  const looped = (req: SipRequest, hash: string): boolean => req.vias().slice(1).some((v) => v.params.get('branch')?.startsWith(`${BRANCH_PREFIX}${hash}.`) ?? false);
+
+  const flowOf = (s: Source): Flow => ({ transport: s.transport, address: s.address, port: s.port, connectionId: s.connectionId, node: d.node });
+
+  /** Where a flow is reached from this node; null for a connection another node holds (not relayed for calls yet). */
+  const flowDestination = (f: Flow): Destination | null => {
+    if (f.node === d.node) return { transport: f.transport, address: f.address, port: f.port, connectionId: f.connectionId };
+    if (f.transport === 'UDP' || f.connectionId === null) return { transport: f.transport, address: f.address, port: f.port };
+    return null;
+  };
+
+  const isOurAddress = (dest: Destination): boolean => {
+    if (!localHost(dest.address)) return false;
+    const ours = d.endpoint.localAddress(dest.transport);
+    return ours !== null && ours.port === dest.port;
+  };
+
+  /** Our Record-Route entries for a leg from `caller` to `callee`: two when the transports differ (RFC 5658). */
+  const recordRoutes = (req: SipRequest, caller: Flow, callee: Flow): string[] => {
+    const callId = req.callId() ?? '';
+    const fromTag = req.from()?.params.get('tag') ?? '';
+    const rr = (t: TransportName) => {
+      const a = d.endpoint.localAddress(t);
+      return a ? `<${router.uri(a.host, a.port, t, callId, fromTag, caller, callee)}>` : null;
+    };
+    const out = [rr(callee.transport)];
+    if (callee.transport !== caller.transport) out.push(rr(caller.transport));
+    return out.filter((x): x is string => x !== null);
+  };
+
+  const bindingTarget = (req: SipRequest, b: BindingRecord, caller: Flow): Target | null => {
+    const flow: Flow = { transport: b.transport as TransportName, address: b.sourceAddress, port: b.sourcePort, connectionId: b.connectionId, node: b.node };
+    const dest = flowDestination(flow);
+    if (!dest || isOurAddress(dest)) return null;
+    return { uri: b.contact, dest, routes: b.path, recordRoute: recordRoutes(req, caller, flow) };
+  };
+
+  const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string): void => {
+    const hash = loopHash(req, originalUri);
+    const f = new Fork({
+      request: req,
+      groups,
+      invite: (r, dest, cb, branch) => d.endpoint.invite(r, dest, cb, branch),
+      branchId: () => `${BRANCH_PREFIX}${hash}.${(++counter).toString(36)}`,
+      respond: (res) => txn.respond(res),
+      timerCMs: d.timerCMs ?? 181_000,
+      groupTimeoutMs: d.rules.serialTimeout * 1000,
+    });
+    txn.onCancel(() => f.cancel());
+    f.start();
+  };
+
+  /** A single-target forward (outbound proxy, fallback URI, in-dialog re-INVITE). */
+  const single = (uri: string, dest: Destination, recordRoute: string[] = []): Target[][] => [[{ uri, dest, routes: [], recordRoute }]];
+
+  const onInvite: InviteHandler = (req, ctx, txn) => {
+    route(req, ctx, txn).catch((err: unknown) => {
+      d.log.error({ err, callId: req.callId() }, 'call routing failed');
+      txn.respond(createResponse(req, 500));
+    });
+  };
+
+  const route = async (req: SipRequest, ctx: RequestContext, txn: InviteServerHandle): Promise<void> => {
+    const early = preflight(req);
+    if (early) return void txn.respond(early);
+    const originalUri = req.uri;
+    const routed = preprocessRoutes(req, router, localHost);
+    if (routed.kind === 'too-many') return void txn.respond(reject(req, 'PROXY_ERR_ROUTE'));
+    if (routed.kind === 'forged') return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'Route not signed by this proxy'));
+    if (req.to()?.params.has('tag')) {
+      // A re-INVITE: only within a dialog we record-routed.
+      if (routed.kind !== 'ours') return void txn.respond(reject(req, 'PROXY_ERR_NO_DIALOG'));
+      const dest = inDialogDestination(req, routed.route);
+      if (!dest) return void txn.respond(reject(req, 'PROXY_ERR_UNREACHABLE'));
+      return fork(req, txn, single(req.uri, dest), originalUri);
+    }
+    if (looped(req, loopHash(req, originalUri))) return void txn.respond(reject(req, 'PROXY_ERR_LOOP'));
+    if (req.has(H.route)) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'initial request with a Route elsewhere'));
+    const ruri = parseUri(req.uri);
+    const from = req.from()?.uri;
+    if (!ruri || !isSipUri(ruri) || !from || !isSipUri(from)) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'not a SIP URI'));
+    // Who is calling: a user of ours proves it (407); a caller from outside per --calls-from.
+    const fromDomain = from.host.toLowerCase();
+    let ours = false;
+    if (realms.has(fromDomain) || d.rules.from === 'authenticated') {
+      const realm = realms.has(fromDomain) ? fromDomain : d.realms[0];
+      const outcome = await authenticateCaller(d.authenticator, req, ctx.source, realm);
+      if (!outcome.ok) return void txn.respond(outcome.response);
+      if (realms.has(fromDomain) && !outcome.identity.aors.includes(aorOf(from))) return void txn.respond(reject(req, 'PROXY_ERR_FROM_NOT_OWNED'));
+      ours = realms.has(fromDomain);
+      req.remove(H.proxyAuthorization); // consumed here (§22.3: credentials for us do not travel on)
+    } else if (trusted && !trusted.has(ctx.source.address)) {
+      return void txn.respond(reject(req, 'PROXY_ERR_CALLER_DENIED'));
+    }
+    const caller = flowOf(ctx.source);
+    if (!served(ruri.host)) {
+      if (!ours || !outbound) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED'));
+      return fork(req, txn, single(req.uri, outbound, recordRoutes(req, caller, destFlow(outbound))), originalUri);
+    }
+    const aor = targetAor(ruri);
+    if (!(await d.userExists(aor))) return void txn.respond(reject(req, 'PROXY_ERR_UNKNOWN_USER'));
+    const now = Date.now();
+    const bindings = (await d.location.lookup(aor)).filter((b) => b.expiresAt > now);
+    const targets = groupByQ(bindings).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
+    const groups = limitBranches(targets.filter((g) => g.length > 0));
+    if (groups.length === 0) {
+      const fb = d.rules.fallbackUri ? uriDestination(d.rules.fallbackUri) : null;
+      if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), originalUri);
+      return void txn.respond(reject(req, bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED'));
+    }
+    fork(req, txn, groups, originalUri);
+  };
+
+  /** Max-Forwards (483) and Route/Record-Route counts: checks before any work. */
+  const preflight = (req: SipRequest): SipResponse | null => {
+    const mf = req.get(H.maxForwards);
+    if (mf !== undefined && maxForwardsValue(mf) === 0) return reject(req, 'SIP_ERR_MAX_FORWARDS');
+    if (req.values(H.recordRoute).length > MAX_ROUTES) return reject(req, 'PROXY_ERR_ROUTE');
+    return null;
+  };
+
+  const targetAor = (u: SipUri): string => (realms.has(u.host.toLowerCase()) ? aorOf(u) : aorOf({ ...u, host: d.realms[0] }));
+
+  /** The other side of a dialog: the caller's requests go to the callee's flow, the callee's to the caller's. */
+  const inDialogDestination = (req: SipRequest, r: DialogRoute): Destination | null => {
+    const fromCaller = tagHash(req.from()?.params.get('tag') ?? '') === r.ft;
+    return flowDestination(fromCaller ? r.callee : r.caller);
+  };
+
+  const onAck: AckHandler = (req) => {
+    // The ACK for a 2xx (end to end, §16.7 step 10 / §16.11): forwarded statelessly along our Record-Route.
+    if (preflight(req)) return;
+    const routed = preprocessRoutes(req, router, localHost);
+    if (routed.kind !== 'ours') return;
+    const dest = inDialogDestination(req, routed.route);
+    if (!dest) return;
+    const copy = forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] });
+    d.endpoint.forwardStateless(copy, dest).catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK not forwarded'));
+  };
+
+  const inDialog = async (req: SipRequest): Promise<SipResponse> => {
+    const early = preflight(req);
+    if (early) return early;
+    const routed = preprocessRoutes(req, router, localHost);
+    if (routed.kind === 'too-many') return reject(req, 'PROXY_ERR_ROUTE');
+    if (routed.kind !== 'ours' || !req.to()?.params.has('tag')) return reject(req, 'PROXY_ERR_NO_DIALOG');
+    const dest = inDialogDestination(req, routed.route);
+    if (!dest) return reject(req, 'PROXY_ERR_UNREACHABLE');
+    const res = await d.endpoint.request(forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] }), dest);
+    popVia(res);
+    return res;
+  };
+
+  return {
+    start() {
+      d.endpoint.handleInvite((req, ctx, txn) => (stopped ? txn.respond(createResponse(req, 503)) : onInvite(req, ctx, txn)));
+      d.endpoint.handleAck(onAck);
+      for (const m of IN_DIALOG) d.endpoint.handle(m, inDialog);
+    },
+    stop() {
+      stopped = true;
+    },
+  };
+}
+
+/** Bindings in q groups, highest first (no q counts as 1.0, RFC 3261 §10.2.1.2); within a group newest first. */
+export function groupByQ(bindings: BindingRecord[]): BindingRecord[][] {
+  const byQ = new Map<number, BindingRecord[]>();
+  for (const b of bindings) {
+    const q = b.q ?? 1;
+    let g = byQ.get(q);
+    if (!g) byQ.set(q, (g = []));
+    g.push(b);
+  }
+  return [...byQ.entries()].sort((a, b) => b[0] - a[0]).map(([, g]) => g.sort((x, y) => y.updatedAt - x.updatedAt));
+}
+
+function limitBranches(groups: Target[][]): Target[][] {
+  const out: Target[][] = [];
+  let n = 0;
+  for (const g of groups) {
+    if (n >= MAX_BRANCHES) break;
+    const take = g.slice(0, MAX_BRANCHES - n);
+    n += take.length;
+    out.push(take);
+  }
+  return out;
+}
+
+/** A configured URI (outbound proxy, fallback) as a destination: IP literals only, no DNS on the call path. */
+export function uriDestination(uri: string): Destination | null {
+  const na = parseNameAddr(uri);
+  const u = na?.uri;
+  if (!u || !isSipUri(u)) return null;
+  const host = u.host.charCodeAt(0) === 91 ? u.host.slice(1, -1) : u.host;
+  if (!isIPv4(host) && !isIPv6(host)) return null;
+  const t = (u.params.get('transport') ?? 'udp').toUpperCase();
+  const transport: TransportName = t === 'TCP' || t === 'TLS' || t === 'WS' || t === 'WSS' ? t : u.scheme === 'sips' ? 'TLS' : 'UDP';
+  return { transport, address: host, port: u.port ?? (transport === 'TLS' ? 5061 : 5060) };
+}
+
+function destFlow(dest: Destination): Flow {
+  return { transport: dest.transport, address: dest.address, port: dest.port, connectionId: null, node: '' };
+}

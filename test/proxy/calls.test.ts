@@ -1,0 +1,177 @@
+// Calls through the proxy over real sockets (RFC 3261 §16): raw SIP devices registered with Digest, a caller that
+// authenticates with 407. Forking (parallel within a q, serial across), first answer wins and the others get
+// CANCEL with Reason, best response, caller CANCEL, 404/480/483, Record-Route and loose routing of ACK and BYE,
+// a UDP caller to a TCP callee (double Record-Route).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { register } from '../helpers/register.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { SipTestClient } from '../helpers/sip-client.ts';
+import { Call, isRequest, isResponse, reply, waitFor, type Msg } from '../helpers/sip-ua.ts';
+
+const D = 'example.test';
+const users: Record<string, string> = { [`alice@${D}`]: 'alice-pw', [`bob@${D}`]: 'bob-pw', [`carol@${D}`]: 'carol-pw', [`dave@${D}`]: 'dave-pw' };
+
+describe('calls through the proxy', () => {
+  let server: TestServer;
+  const open: SipTestClient[] = [];
+  const client = async (t: 'UDP' | 'TCP' = 'UDP') => {
+    const c = await SipTestClient.open(t, server.sipPort);
+    open.push(c);
+    return c;
+  };
+  /** A device of `user` registered with Digest (q as given). */
+  const device = async (user: string, q?: number, t: 'UDP' | 'TCP' = 'UDP') => {
+    const c = await client(t);
+    const contact = `<sip:${user}@127.0.0.1:${c.localPort};transport=${t.toLowerCase()}>${q === undefined ? '' : `;q=${q}`}`;
+    const r = await register(c, { user, password: users[`${user}@${D}`], domain: D, contact, expires: 300 });
+    assert.equal(r.status, 200);
+    return c;
+  };
+  const unregister = async (c: SipTestClient, user: string) => {
+    const r = await register(c, { user, password: users[`${user}@${D}`], domain: D, contact: '*', expires: 0 });
+    assert.equal(r.status, 200);
+  };
+  const call = (c: SipTestClient, callee: string, caller = 'alice') =>
+    new Call(c, { from: `<sip:${caller}@${D}>`, to: `<sip:${callee}@${D}>`, uri: `sip:${callee}@${D}`, user: caller, password: users[`${caller}@${D}`] });
+
+  before(async () => {
+    server = await startTestServer({ users, flags: { 'call-serial-timeout': '10' } });
+  });
+  after(async () => {
+    for (const c of open) c.close();
+    await server.close();
+  });
+
+  it('challenges a caller of ours with 407 Proxy-Authenticate, and the ACK for it is absorbed', async () => {
+    const c = await client();
+    const k = call(c, 'bob');
+    c.send(k.invite());
+    const r = await waitFor(c, isResponse('INVITE', 407));
+    assert.match(r.header('Proxy-Authenticate')!, /^Digest realm="example\.test"/);
+    c.send(k.ackFor(r));
+    assert.ok(await c.silent(700), 'no retransmission of the 407 (sent statelessly) and nothing for the ACK');
+  });
+
+  it('rings both devices of a user; the first to answer gets the call, the other gets CANCEL; ACK and BYE follow the Record-Route', async () => {
+    const d1 = await device('bob');
+    const d2 = await device('bob');
+    const c = await client();
+    const k = call(c, 'bob');
+    await k.start();
+    const [i1, i2] = await Promise.all([waitFor(d1, isRequest('INVITE')), waitFor(d2, isRequest('INVITE'))]);
+    assert.match(i1.header('Record-Route')!, /;lr;/);
+    assert.equal(i1.header('Proxy-Authorization'), undefined, 'credentials for the proxy are consumed');
+    assert.equal(i1.header('Max-Forwards'), '69');
+    d1.send(reply(i1, 180, { toTag: 'd1' }));
+    d2.send(reply(i2, 180, { toTag: 'd2' }));
+    assert.equal((await k.response((s) => s === 180)).status, 180);
+    d1.send(reply(i1, 200, { toTag: 'd1', headers: [['Contact', `<sip:bob@127.0.0.1:${d1.localPort}>`]] }));
+    const cancel = await waitFor(d2, isRequest('CANCEL'));
+    assert.match(cancel.header('Reason')!, /^SIP;cause=200;text="Call completed elsewhere"/);
+    d2.send(reply(cancel, 200));
+    d2.send(reply(i2, 487, { toTag: 'd2' }));
+    const ack487 = await waitFor(d2, isRequest('ACK'));
+    assert.match(ack487.header('To')!, /tag=d2/);
+    const ok = await k.response((s) => s === 200);
+    assert.equal(ok.all('Via').length, 1, 'our Via removed');
+    k.established(ok);
+    assert.ok(k.routeSet.length >= 1);
+    c.send(k.inDialog('ACK'));
+    const ack = await waitFor(d1, isRequest('ACK'));
+    assert.equal(ack.header('Route'), undefined, 'our Route popped');
+    c.send(k.inDialog('BYE'));
+    const bye = await waitFor(d1, isRequest('BYE'));
+    d1.send(reply(bye, 200));
+    assert.equal((await waitFor(c, isResponse('BYE'))).status, 200);
+    await unregister(d1, 'bob');
+  });
+
+  it('rings q=1.0 first and q=0.5 after it declines; every device busy gives 486', async () => {
+    const hi = await device('carol', 1);
+    const lo = await device('carol', 0.5);
+    const c = await client();
+    const k = call(c, 'carol');
+    await k.start();
+    const first = await waitFor(hi, isRequest('INVITE'));
+    assert.ok(await lo.silent(400), 'the q=0.5 device does not ring yet');
+    hi.send(reply(first, 486, { toTag: 'h' }));
+    await waitFor(hi, isRequest('ACK'));
+    const second = await waitFor(lo, isRequest('INVITE'));
+    lo.send(reply(second, 486, { toTag: 'l' }));
+    const busy = await k.response((s) => s >= 200);
+    assert.equal(busy.status, 486);
+    c.send(k.ackFor(busy));
+  });
+
+  it('cancels every branch when the caller cancels, and answers 487', async () => {
+    const d1 = await device('dave');
+    const d2 = await device('dave');
+    const c = await client();
+    const k = call(c, 'dave');
+    await k.start();
+    const [i1, i2] = await Promise.all([waitFor(d1, isRequest('INVITE')), waitFor(d2, isRequest('INVITE'))]);
+    d1.send(reply(i1, 180, { toTag: 'a' }));
+    d2.send(reply(i2, 180, { toTag: 'b' }));
+    await k.response((s) => s === 180);
+    c.send(k.cancel());
+    const [c1, c2] = await Promise.all([waitFor(d1, isRequest('CANCEL')), waitFor(d2, isRequest('CANCEL'))]);
+    for (const [d, cx, ix, tag] of [[d1, c1, i1, 'a'], [d2, c2, i2, 'b']] as Array<[SipTestClient, Msg, Msg, string]>) {
+      d.send(reply(cx, 200));
+      d.send(reply(ix, 487, { toTag: tag }));
+    }
+    const final = await k.response((s) => s >= 200);
+    assert.equal(final.status, 487);
+    c.send(k.ackFor(final));
+  });
+
+  it('answers an unknown user 404, a user without devices 480, Max-Forwards 0 with 483', async () => {
+    const c = await client();
+    const nobody = call(c, 'nobody');
+    await nobody.start();
+    const nr = await nobody.response((s) => s >= 200);
+    assert.equal(nr.status, 404, nr.raw);
+    const absent = call(c, 'alice', 'bob'); // alice has no device registered
+    await absent.start();
+    assert.equal((await absent.response((s) => s >= 200)).status, 480);
+    const hops = call(c, 'bob');
+    c.send(hops.invite().replace('Max-Forwards: 70', 'Max-Forwards: 0'));
+    assert.equal((await hops.response((s) => s >= 200)).status, 483);
+  });
+
+  it('connects a UDP caller to a TCP callee over its connection, with a double Record-Route', async () => {
+    const tcp = await device('bob', undefined, 'TCP');
+    const c = await client('UDP');
+    const k = call(c, 'bob');
+    await k.start();
+    const inv = await waitFor(tcp, isRequest('INVITE'));
+    const rr = inv.all('Record-Route').flatMap((v) => v.split(/,(?![^<]*>)/));
+    assert.equal(rr.length, 2, 'two Record-Route entries when the transports differ (RFC 5658)');
+    assert.match(rr[0], /transport=tcp/);
+    assert.match(rr[1], /transport=udp/);
+    tcp.send(reply(inv, 200, { toTag: 't', headers: [['Contact', '<sip:bob@unreachable.invalid;transport=tcp>']] }));
+    const ok = await k.response((s) => s === 200);
+    k.established(ok);
+    c.send(k.inDialog('ACK'));
+    await waitFor(tcp, isRequest('ACK'));
+    // The callee hangs up: its BYE follows the route set in order, to the caller's flow.
+    const bye = [
+      `BYE sip:alice@127.0.0.1:${c.localPort} SIP/2.0`,
+      `Via: SIP/2.0/TCP 127.0.0.1:${tcp.localPort};branch=z9hG4bKbye${Date.now()}`,
+      'Max-Forwards: 70',
+      ...rr.map((r) => `Route: ${r.trim()}`),
+      `From: ${ok.header('To')}`,
+      `To: ${inv.header('From')}`,
+      `Call-ID: ${k.callId}`,
+      'CSeq: 1 BYE',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    tcp.send(bye);
+    const got = await waitFor(c, isRequest('BYE'));
+    c.send(reply(got, 200));
+    assert.equal((await waitFor(tcp, isResponse('BYE'))).status, 200);
+    await unregister(tcp, 'bob');
+  });
+});
