@@ -145,6 +145,7 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
       groupTimeoutMs: d.rules.serialTimeout * 1000,
     });
     txn.onCancel(() => f.cancel());
+    txn.respond(createResponse(req, 100)); // forwarding: the caller stops retransmitting (as t_relay does)
     f.start();
   };
 

@@ -310,8 +310,13 @@ export class SipEndpoint {
       handle.respond(this.internalError(req, e));
       return;
     }
-    // The handler works asynchronously (a lookup, forwarding): 100 Trying stops the caller's Timer A (§17.2.1).
-    if (!handle.answered) handle.respond(createResponse(req, 100));
+    // The handler works asynchronously (a lookup, authentication, forwarding): 100 Trying when it has not answered
+    // within 200 ms (§17.2.1), so a refusal that comes quickly (a 407, a 404) goes alone, as from Kamailio.
+    if (!handle.answered) {
+      setTimeout(() => {
+        if (!handle.answered) handle.respond(createResponse(req, 100));
+      }, 200).unref();
+    }
   }
 
   /** ACK: for a non-2xx it matches our INVITE server transaction and ends there; for a 2xx it is end to end. */

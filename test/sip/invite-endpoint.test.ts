@@ -54,6 +54,7 @@ describe('INVITE transactions over real sockets', () => {
       }
       setTimeout(() => {
         txn.respond(createResponse(req, 180));
+        if (user === 'slow') txn.respond(createResponse(req, 486));
         if (user === 'busy') txn.respond(createResponse(req, 486));
         if (user === 'answer') {
           const ok = createResponse(req, 200);
@@ -66,7 +67,7 @@ describe('INVITE transactions over real sockets', () => {
             txn.respond(createResponse(req, 487));
           });
         }
-      }, 20);
+      }, user === 'slow' ? 400 : 20);
     });
     endpoint.handleAck((req) => acks.push(req));
   });
@@ -96,10 +97,19 @@ describe('INVITE transactions over real sockets', () => {
       });
       after(() => c.close());
 
-      it('sends 100 Trying at once, then the callee\'s 180 and 486; the ACK for the 486 is absorbed', async () => {
-        const inv = invite(c, 'busy');
+      it('sends 100 Trying when the handler has not answered within 200 ms (§17.2.1)', async () => {
+        const inv = invite(c, 'slow');
         c.send(inv);
         assert.equal((await c.response()).status, 100);
+        assert.equal((await c.response()).status, 180);
+        const busy = await c.response();
+        assert.equal(busy.status, 486);
+        c.send(follow(inv, 'ACK', tagOf(busy)));
+      });
+
+      it('sends the callee\'s 180 and 486 (no 100 when it answers quickly); the ACK for the 486 is absorbed', async () => {
+        const inv = invite(c, 'busy');
+        c.send(inv);
         assert.equal((await c.response()).status, 180);
         const busy = await c.response();
         assert.equal(busy.status, 486);
@@ -155,7 +165,6 @@ describe('INVITE transactions over real sockets', () => {
       it('answers CANCEL 200 and the INVITE 487 when the handler does not listen; an unknown CANCEL 481', async () => {
         const inv = invite(c, 'ring');
         c.send(inv);
-        assert.equal((await c.response()).status, 100);
         assert.equal((await c.response()).status, 180);
         c.send(follow(inv, 'CANCEL', null));
         const got = [await c.response(), await c.response()];
@@ -172,7 +181,6 @@ describe('INVITE transactions over real sockets', () => {
         const callId = `listener-${transport}@test`;
         const inv = invite(c, 'listener', callId);
         c.send(inv);
-        assert.equal((await c.response()).status, 100);
         assert.equal((await c.response()).status, 180);
         c.send(follow(inv, 'CANCEL', null));
         const got = [await c.response(), await c.response()];
