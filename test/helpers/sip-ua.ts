@@ -137,7 +137,15 @@ export class Call {
   /** Sends the INVITE, answers a 407 with Digest, and returns the first response to the authenticated INVITE. */
   async start(extra: Array<[string, string]> = []): Promise<void> {
     this.c.send(this.invite(extra));
-    const first = await waitFor(this.c, isResponse('INVITE', (s) => s > 100));
+    let first = await waitFor(this.c, isResponse('INVITE'));
+    if (first.status === 100) {
+      // Forwarded (the proxy's 100), or a slow 407 after the endpoint's 100: a 407 would follow at once.
+      try {
+        first = await waitFor(this.c, isResponse('INVITE', (s) => s > 100), 400);
+      } catch {
+        return;
+      }
+    }
     if (first.status !== 407) {
       this.pushBack = first;
       return;
