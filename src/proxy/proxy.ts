@@ -107,6 +107,13 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     return null;
   };
 
+  /** A URI naming this proxy: one of our hosts and one of the ports we listen on (5060 when none is given). */
+  const isUs = (u: SipUri): boolean => {
+    if (!localHost(u.host)) return false;
+    const port = u.port ?? (u.scheme === 'sips' ? 5061 : 5060);
+    return (['UDP', 'TCP', 'TLS', 'WS', 'WSS'] as const).some((t) => d.endpoint.localAddress(t)?.port === port);
+  };
+
   const isOurAddress = (dest: Destination): boolean => {
     if (!localHost(dest.address)) return false;
     const ours = d.endpoint.localAddress(dest.transport);
@@ -163,7 +170,7 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     const early = preflight(req);
     if (early) return void txn.respond(early);
     const originalUri = req.uri;
-    const routed = preprocessRoutes(req, router, localHost);
+    const routed = preprocessRoutes(req, router, isUs);
     if (routed.kind === 'too-many') return void txn.respond(reject(req, 'PROXY_ERR_ROUTE'));
     if (routed.kind === 'forged') return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'Route not signed by this proxy'));
     if (req.to()?.params.has('tag')) {
@@ -229,7 +236,7 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
   const onAck: AckHandler = (req) => {
     // The ACK for a 2xx (end to end, §16.7 step 10 / §16.11): forwarded statelessly along our Record-Route.
     if (preflight(req)) return;
-    const routed = preprocessRoutes(req, router, localHost);
+    const routed = preprocessRoutes(req, router, isUs);
     if (routed.kind !== 'ours') return;
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return;
@@ -240,7 +247,7 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
   const inDialog = async (req: SipRequest): Promise<SipResponse> => {
     const early = preflight(req);
     if (early) return early;
-    const routed = preprocessRoutes(req, router, localHost);
+    const routed = preprocessRoutes(req, router, isUs);
     if (routed.kind === 'too-many') return reject(req, 'PROXY_ERR_ROUTE');
     if (routed.kind !== 'ours' || !req.to()?.params.has('tag')) return reject(req, 'PROXY_ERR_NO_DIALOG');
     const dest = inDialogDestination(req, routed.route);

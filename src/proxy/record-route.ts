@@ -104,11 +104,12 @@ export type RoutePreprocess =
 
 /**
  * §16.4: strict-router fix-up (a Request-URI that is our Record-Route: the last Route becomes the Request-URI),
- * then every Route entry of ours at the top removed (two when we record-routed twice). Returns the dialog route
- * when our entries verified, 'none' when the request names no Route of ours, 'forged' when an entry looks like ours
- * (our host, an `sb`) but does not verify.
+ * then every Route entry of ours at the top removed (two when we record-routed twice; a phone's pre-loaded Route to
+ * its outbound proxy, us, without `sb`). Returns the dialog route when our signed entries verified, 'none' when
+ * the request names no signed Route of ours, 'forged' when an entry looks like ours (our host, an `sb`) but does
+ * not verify. `isUs` says whether a URI names this proxy (a local host and one of our ports).
  */
-export function preprocessRoutes(req: SipRequest, router: RecordRouter, isLocalHost: (host: string) => boolean): RoutePreprocess {
+export function preprocessRoutes(req: SipRequest, router: RecordRouter, isUs: (uri: SipUri) => boolean): RoutePreprocess {
   const values: string[] = [];
   for (const line of req.getAll(H.route)) {
     if (line.length > MAX_ROUTE_LENGTH * MAX_ROUTES) return { kind: 'too-many' };
@@ -119,7 +120,7 @@ export function preprocessRoutes(req: SipRequest, router: RecordRouter, isLocalH
   const callId = req.callId() ?? '';
   let found: DialogRoute | null = null;
   const ruri = parseUri(req.uri);
-  if (ruri && isSipUri(ruri) && ruri.params.has('sb') && isLocalHost(unbracket(ruri.host)) && values.length > 0) {
+  if (ruri && isSipUri(ruri) && ruri.params.has('sb') && isUs(ruri) && values.length > 0) {
     // A strict router before us put our URI in the Request-URI (§16.4): the last Route is the real one.
     found = router.verify(ruri, callId);
     if (!found) return { kind: 'forged' };
@@ -131,10 +132,12 @@ export function preprocessRoutes(req: SipRequest, router: RecordRouter, isLocalH
   while (popped < values.length) {
     const na = parseNameAddr(values[popped]);
     const u = na?.uri;
-    if (!u || !isSipUri(u) || !isLocalHost(unbracket(u.host)) || !u.params.has('sb')) break;
-    const r = router.verify(u, callId);
-    if (!r) return { kind: 'forged' };
-    found ??= r;
+    if (!u || !isSipUri(u) || !isUs(u)) break;
+    if (u.params.has('sb')) {
+      const r = router.verify(u, callId);
+      if (!r) return { kind: 'forged' };
+      found ??= r;
+    }
     popped++;
   }
   if (popped > 0 || found) {
@@ -142,8 +145,4 @@ export function preprocessRoutes(req: SipRequest, router: RecordRouter, isLocalH
     for (const v of values.slice(popped)) req.append('Route', v);
   }
   return found ? { kind: 'ours', route: found } : { kind: 'none' };
-}
-
-function unbracket(h: string): string {
-  return h.charCodeAt(0) === 91 ? h.slice(1, -1).toLowerCase() : h.toLowerCase();
 }
