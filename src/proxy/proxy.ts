@@ -295,8 +295,8 @@ function limitBranches(groups: Target[][]): Target[][] {
 
 /** A configured URI (outbound proxy, fallback) as a destination: IP literals only, no DNS on the call path. */
 export function uriDestination(uri: string): Destination | null {
-  const na = parseNameAddr(uri);
-  const u = na?.uri;
+  // A bare URI's parameters are the URI's (transport=tcp); in a name-addr only those inside <> are.
+  const u = uri.includes('<') ? parseNameAddr(uri)?.uri : parseUri(uri.trim());
   if (!u || !isSipUri(u)) return null;
   const host = u.host.charCodeAt(0) === 91 ? u.host.slice(1, -1) : u.host;
   if (!isIPv4(host) && !isIPv6(host)) return null;

@@ -175,3 +175,46 @@ describe('calls through the proxy', () => {
     await unregister(tcp, 'bob');
   });
 });
+
+describe('calls out of our domains and to users without devices', () => {
+  let server: TestServer;
+  let trunk: SipTestClient;
+  let voicemail: SipTestClient;
+  let caller: SipTestClient;
+  before(async () => {
+    // Sockets standing for the trunk and the voicemail server; the proxy learns their ports from its flags, so they
+    // are opened first (towards a placeholder port) and answer the proxy with sendTo.
+    trunk = await SipTestClient.open('UDP', 9);
+    voicemail = await SipTestClient.open('UDP', 9);
+    server = await startTestServer({ users, flags: { 'outbound-proxy': `sip:127.0.0.1:${trunk.localPort}`, 'call-fallback-uri': `sip:vm@127.0.0.1:${voicemail.localPort}` } });
+    caller = await SipTestClient.open('UDP', server.sipPort);
+  });
+  after(async () => {
+    for (const c of [trunk, voicemail, caller]) c.close();
+    await server.close();
+  });
+
+  it('sends a call of our user to another domain to --outbound-proxy, Request-URI unchanged', async () => {
+    const k = new Call(caller, { from: `<sip:alice@${D}>`, to: '<sip:carol@carrier.example.net>', uri: 'sip:carol@carrier.example.net', user: 'alice', password: users[`alice@${D}`] });
+    await k.start();
+    const inv = await waitFor(trunk, isRequest('INVITE'));
+    assert.match(inv.startLine, /^INVITE sip:carol@carrier\.example\.net SIP\/2\.0/);
+    trunk.sendTo(reply(inv, 486, { toTag: 'tr' }), server.sipPort);
+    assert.equal((await k.response((s) => s >= 200)).status, 486);
+  });
+
+  it('sends a call to a user without a device to --call-fallback-uri', async () => {
+    const k = call(caller, 'bob');
+    await k.start();
+    const inv = await waitFor(voicemail, isRequest('INVITE'));
+    assert.match(inv.startLine, /^INVITE sip:vm@127\.0\.0\.1:\d+ SIP\/2\.0/);
+    voicemail.sendTo(reply(inv, 200, { toTag: 'vm', headers: [['Contact', `<sip:vm@127.0.0.1:${voicemail.localPort}>`]] }), server.sipPort);
+    const ok = await k.response((s) => s === 200);
+    k.established(ok);
+    caller.send(k.inDialog('ACK'));
+    await waitFor(voicemail, isRequest('ACK'));
+  });
+
+  const call = (c: SipTestClient, callee: string) =>
+    new Call(c, { from: `<sip:alice@${D}>`, to: `<sip:${callee}@${D}>`, uri: `sip:${callee}@${D}`, user: 'alice', password: users[`alice@${D}`] });
+});
