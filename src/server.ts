@@ -421,6 +421,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     routeKey: deriveKey(master, 'proxy-record-route'),
     rules: config.calls,
     log: log.child({ component: 'proxy' }),
+    bus,
+    registry: m.registry,
   });
   calls.start();
   // ---- end of calls ----

@@ -24,6 +24,9 @@ import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle } fr
 import { NetworkSet } from '../sip/transport/networks.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import type { BindingRecord } from '../storage/ports.ts';
+import type { Registry } from 'prom-client';
+import type { EventBus } from '../bus/event-bus.ts';
+import { CallAccounting, type CallInfo } from './accounting.ts';
 import { authenticateCaller } from './caller-auth.ts';
 import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
 import { MAX_ROUTES, preprocessRoutes, RecordRouter, tagHash, type DialogRoute, type Flow } from './record-route.ts';
@@ -64,6 +67,10 @@ export interface ProxyDeps {
   log: Logger;
   /** Timer C in ms (§16.8: more than 3 minutes). */
   timerCMs?: number;
+  /** Call events go here (accounting.ts). */
+  bus?: EventBus;
+  /** Call metrics register here. */
+  registry?: Registry;
 }
 
 /** Most branches one INVITE may fork to (a user with more bindings rings the first this many by q). */
@@ -73,6 +80,7 @@ const BRANCH_PREFIX = MAGIC_COOKIE + 'sbp';
 
 export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
   const router = new RecordRouter(d.routeKey);
+  const accounting = new CallAccounting(d.bus ?? null, d.registry ?? null);
   const realms = new Set(d.realms.map((r) => r.toLowerCase()));
   const trusted = d.rules.from === 'any' || d.rules.from === 'authenticated' ? null : new NetworkSet(d.rules.from.split(',').map((s) => s.trim()));
   const outbound = d.rules.outboundProxy ? uriDestination(d.rules.outboundProxy) : null;
@@ -140,7 +148,10 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     return { uri: b.contact, dest, routes: b.path, recordRoute: recordRoutes(req, caller, flow) };
   };
 
-  const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string): void => {
+  /** A new call (not a re-INVITE): accounted. */
+  type Accounted = { info: CallInfo; arrivedAt: number };
+
+  const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string, call?: Accounted): void => {
     const hash = loopHash(req, originalUri);
     const f = new Fork({
       request: req,
@@ -150,7 +161,9 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
       respond: (res) => txn.respond(res),
       timerCMs: d.timerCMs ?? 181_000,
       groupTimeoutMs: d.rules.serialTimeout * 1000,
+      onFinal: call ? (status) => accounting.final(call.info, status, call.arrivedAt) : undefined,
     });
+    if (call) accounting.started(call.info, groups.reduce((n, g) => n + g.length, 0));
     txn.onCancel(() => f.cancel());
     txn.respond(createResponse(req, 100)); // forwarding: the caller stops retransmitting (as t_relay does)
     f.start();
@@ -199,9 +212,10 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
       return void txn.respond(reject(req, 'PROXY_ERR_CALLER_DENIED'));
     }
     const caller = flowOf(ctx.source);
+    const call = (callee: string): Accounted => ({ info: { callId: req.callId() ?? '', caller: aorOf(from), callee }, arrivedAt: ctx.arrivedAt });
     if (!served(ruri.host)) {
       if (!ours || !outbound) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED'));
-      return fork(req, txn, single(req.uri, outbound, recordRoutes(req, caller, destFlow(outbound))), originalUri);
+      return fork(req, txn, single(req.uri, outbound, recordRoutes(req, caller, destFlow(outbound))), originalUri, call(aorOf(ruri)));
     }
     const aor = targetAor(ruri);
     if (!(await d.userExists(aor))) return void txn.respond(reject(req, 'PROXY_ERR_UNKNOWN_USER'));
@@ -211,10 +225,10 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     const groups = limitBranches(targets.filter((g) => g.length > 0));
     if (groups.length === 0) {
       const fb = d.rules.fallbackUri ? uriDestination(d.rules.fallbackUri) : null;
-      if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), originalUri);
+      if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), originalUri, call(aor));
       return void txn.respond(reject(req, bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED'));
     }
-    fork(req, txn, groups, originalUri);
+    fork(req, txn, groups, originalUri, call(aor));
   };
 
   /** Max-Forwards (483) and Route/Record-Route counts: checks before any work. */
@@ -254,6 +268,10 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     if (!dest) return reject(req, 'PROXY_ERR_UNREACHABLE');
     const res = await d.endpoint.request(forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] }), dest);
     popVia(res);
+    if (req.method === 'BYE' && res.status >= 200 && res.status < 300) {
+      const by = req.from()?.uri;
+      accounting.ended(req.callId() ?? '', by && isSipUri(by) ? aorOf(by) : '');
+    }
     return res;
   };
 

@@ -4,6 +4,7 @@
 // a UDP caller to a TCP callee (double Record-Route).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { collectEvents } from '../helpers/events.ts';
 import { register } from '../helpers/register.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { SipTestClient } from '../helpers/sip-client.ts';
@@ -57,6 +58,7 @@ describe('calls through the proxy', () => {
     const d1 = await device('bob');
     const d2 = await device('bob');
     const c = await client();
+    const events = await collectEvents(server.bus, 'call.*.example%2Etest.bob');
     const k = call(c, 'bob');
     await k.start();
     const [i1, i2] = await Promise.all([waitFor(d1, isRequest('INVITE')), waitFor(d2, isRequest('INVITE'))]);
@@ -85,6 +87,19 @@ describe('calls through the proxy', () => {
     d1.send(reply(bye, 200));
     assert.equal((await waitFor(c, isResponse('BYE'))).status, 200);
     await unregister(d1, 'bob');
+    // Accounting: the call's events on the bus and its metrics.
+    await events.waitFor((e) => e.some((x) => x.topic.startsWith('call.ended.')), 'call.ended');
+    events.stop();
+    const mine = events.events.filter((e) => e.payload.call_id === k.callId);
+    assert.deepEqual(mine.map((e) => e.payload.event), ['started', 'answered', 'ended']);
+    assert.equal(mine[0].payload.branches, 2);
+    assert.equal(mine[0].payload.caller, `alice@${D}`);
+    assert.equal(typeof mine[1].payload.setup_seconds, 'number');
+    assert.equal(mine[2].payload.by, `alice@${D}`);
+    assert.equal(typeof mine[2].payload.duration_seconds, 'number');
+    const metrics = await server.metrics.registry.metrics();
+    assert.match(metrics, /switchboard_calls_total\{outcome="answered"\} [1-9]/);
+    assert.match(metrics, /switchboard_call_setup_seconds_count [1-9]/);
   });
 
   it('rings q=1.0 first and q=0.5 after it declines; every device busy gives 486', async () => {
