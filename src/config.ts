@@ -124,6 +124,7 @@ export interface Config {
     outboundProxy: string | null;
     fallbackUri: string | null;
     serialTimeout: number;
+    presencePolicy: 'off' | 'busy-to-fallback';
   };
   presence: {
     defaultExpires: number;
@@ -269,6 +270,7 @@ export const OPTIONS: Option[] = [
   O('calls.from', 'calls-from', 'string', 'authenticated', "Calls to our users from callers outside the served domains: any, authenticated (they must hold credentials of ours), or a comma-separated list of CIDRs (a trunk or SBC) allowed without credentials. Callers in our domains always authenticate (407)."),
   O('calls.outboundProxy', 'outbound-proxy', 'string', null, 'Where calls from our users to other domains go: a SIP URI with an IP address, e.g. sip:192.0.2.10:5060;transport=tcp. Unset: such calls get 403 (no open relay).'),
   O('calls.fallbackUri', 'call-fallback-uri', 'string', null, 'Where a call to a user with no registered device goes (voicemail): a SIP URI with an IP address. Unset: 480.'),
+  O('calls.presencePolicy', 'call-presence-policy', 'enum', 'off', 'busy-to-fallback: a callee who published busy or on-the-phone (RPID), or closed with a note (do not disturb), is not rung: the call goes to --call-fallback-uri, or gets 486. off: presence does not route calls.', ['off', 'busy-to-fallback']),
   O('calls.serialTimeout', 'call-serial-timeout', 'int', 20, 'Seconds the devices of one q value ring before those of the next lower q are tried (serial forking; the next group also starts when all of the current one have declined).'),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
   O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),

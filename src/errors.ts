@@ -70,6 +70,7 @@ export const Errors = {
   // Proxy (RFC 3261 §16): calls and in-dialog requests routed to registered devices.
   PROXY_ERR_LOOP: spec('PROXY_ERR_LOOP', 'loop detected', { sip: 482 }),
   PROXY_ERR_UNKNOWN_USER: spec('PROXY_ERR_UNKNOWN_USER', 'no such user', { sip: 404 }),
+  PROXY_ERR_BUSY: spec('PROXY_ERR_BUSY', 'the user published busy or do-not-disturb', { sip: 486 }),
   PROXY_ERR_NOT_REGISTERED: spec('PROXY_ERR_NOT_REGISTERED', 'the user has no registered device', { sip: 480 }),
   PROXY_ERR_RELAY_DENIED: spec('PROXY_ERR_RELAY_DENIED', 'not relaying to a domain not served here', { sip: 403 }),
   PROXY_ERR_CALLER_DENIED: spec('PROXY_ERR_CALLER_DENIED', 'calls from outside the served domains are not accepted from this source', { sip: 403 }),

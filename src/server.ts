@@ -409,17 +409,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const calls = createProxy({
     endpoint,
     location,
-    userExists: async (aor) => {
-      const at = aor.lastIndexOf('@');
-      const a = await accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
-      return a !== null && !a.disabled;
-    },
+    userExists: async (aor) => ((a) => a !== null && !a.disabled)(await accounts.findByName(aor.slice(0, aor.lastIndexOf('@')), aor.slice(aor.lastIndexOf('@') + 1))),
     authenticator,
     realms: config.realms,
     isLocalHost: (h) => localHosts.has(h),
     node,
     routeKey: deriveKey(master, 'proxy-record-route'),
     rules: config.calls,
+    presence: (aor) => presence.state(aor),
     log: log.child({ component: 'proxy' }),
     bus,
     registry: m.registry,

@@ -51,6 +51,31 @@ export interface CallRules {
   fallbackUri: string | null;
   /** Seconds a q group rings before the next starts (serial forking). */
   serialTimeout: number;
+  /** busy-to-fallback: a callee who published busy/DND goes to the fallback URI or gets 486. */
+  presencePolicy: 'off' | 'busy-to-fallback';
+}
+
+/** What presence-aware routing reads of a presentity's composed state. */
+export interface PresenceView {
+  basic: 'open' | 'closed';
+  source: 'published' | 'registration' | 'mixed' | 'none';
+  activities: string[];
+  notes: string[];
+  tuples: Array<{ basic: 'open' | 'closed'; notes: string[] }>;
+}
+
+const BUSY_ACTIVITIES = new Set(['busy', 'on-the-phone']);
+
+/**
+ * A presentity that said not to ring it: RPID `busy` or `on-the-phone` (RFC 4480), or a published tuple closed
+ * with a note (how most phones say do-not-disturb; tuples derived from registrations carry no notes, so another
+ * registered device does not cancel it), or all closed with a presence note. Registrations alone never are.
+ */
+export function doNotRing(p: PresenceView): boolean {
+  if (p.source !== 'published' && p.source !== 'mixed') return false;
+  if (p.activities.some((a) => BUSY_ACTIVITIES.has(a))) return true;
+  if (p.tuples.some((t) => t.basic === 'closed' && t.notes.length > 0)) return true;
+  return p.basic === 'closed' && p.notes.length > 0;
 }
 
 export interface ProxyDeps {
@@ -67,6 +92,8 @@ export interface ProxyDeps {
   log: Logger;
   /** Timer C in ms (§16.8: more than 3 minutes). */
   timerCMs?: number;
+  /** The callee's composed presence (for --call-presence-policy), or absent. */
+  presence?: (aor: string) => PresenceView | null;
   /** Call events go here (accounting.ts). */
   bus?: EventBus;
   /** Call metrics register here. */
@@ -219,15 +246,18 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     }
     const aor = targetAor(ruri);
     if (!(await d.userExists(aor))) return void txn.respond(reject(req, 'PROXY_ERR_UNKNOWN_USER'));
+    const fallback = (code: ErrorCode): void => {
+      const fb = d.rules.fallbackUri ? uriDestination(d.rules.fallbackUri) : null;
+      if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), originalUri, call(aor));
+      txn.respond(reject(req, code));
+    };
+    const presence = d.rules.presencePolicy === 'busy-to-fallback' ? d.presence?.(aor) : null;
+    if (presence && doNotRing(presence)) return fallback('PROXY_ERR_BUSY');
     const now = Date.now();
     const bindings = (await d.location.lookup(aor)).filter((b) => b.expiresAt > now);
     const targets = groupByQ(bindings).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
     const groups = limitBranches(targets.filter((g) => g.length > 0));
-    if (groups.length === 0) {
-      const fb = d.rules.fallbackUri ? uriDestination(d.rules.fallbackUri) : null;
-      if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), originalUri, call(aor));
-      return void txn.respond(reject(req, bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED'));
-    }
+    if (groups.length === 0) return fallback(bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED');
     fork(req, txn, groups, originalUri, call(aor));
   };
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { collectEvents } from '../helpers/events.ts';
+import { pidf, PresencePeer } from '../helpers/presence.ts';
 import { register } from '../helpers/register.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { SipTestClient } from '../helpers/sip-client.ts';
@@ -232,4 +233,74 @@ describe('calls out of our domains and to users without devices', () => {
 
   const call = (c: SipTestClient, callee: string) =>
     new Call(c, { from: `<sip:alice@${D}>`, to: `<sip:${callee}@${D}>`, uri: `sip:${callee}@${D}`, user: 'alice', password: users[`alice@${D}`] });
+});
+
+describe('presence-aware routing (--call-presence-policy busy-to-fallback)', () => {
+  let server: TestServer;
+  let voicemail: SipTestClient;
+  const clients: SipTestClient[] = [];
+  before(async () => {
+    voicemail = await SipTestClient.open('UDP', 9);
+    server = await startTestServer({ users, flags: { 'call-presence-policy': 'busy-to-fallback', 'call-fallback-uri': `sip:vm@127.0.0.1:${voicemail.localPort}` } });
+  });
+  after(async () => {
+    for (const c of [voicemail, ...clients]) c.close();
+    await server.close();
+  });
+
+  it('rings a registered callee, then sends the call to voicemail once it published busy, and to its phone again when it is available', async () => {
+    const phone = await SipTestClient.open('UDP', server.sipPort);
+    const caller = await SipTestClient.open('UDP', server.sipPort);
+    clients.push(phone, caller);
+    assert.equal((await register(phone, { user: 'bob', password: users[`bob@${D}`], domain: D, expires: 300 })).status, 200);
+    const peer = await PresencePeer.open('UDP', server.sipPort, { user: 'bob', password: users[`bob@${D}`], domain: D });
+    try {
+      const dial = async () => {
+        const k = new Call(caller, { from: `<sip:alice@${D}>`, to: `<sip:bob@${D}>`, uri: `sip:bob@${D}`, user: 'alice', password: users[`alice@${D}`] });
+        await k.start();
+        return k;
+      };
+      // Only registered: presence derived from the registration does not stop a call.
+      let k = await dial();
+      let inv = await waitFor(phone, isRequest('INVITE'));
+      phone.send(reply(inv, 486, { toTag: 'p' }));
+      c(await k.response((s) => s >= 200), k);
+      await waitFor(phone, isRequest('ACK'));
+      // Busy (RPID): voicemail, the phone does not ring.
+      // One publication (one SIP-ETag), modified as the phone's state changes (RFC 3903).
+      const first = await peer.publish({ body: pidf(`sip:bob@${D}`, 'open', { activities: ['on-the-phone'] }) });
+      assert.equal(first.status, 200);
+      let etag = first.header('SIP-ETag')!;
+      const change = async (body: string) => {
+        const r = await peer.publish({ body, etag });
+        assert.equal(r.status, 200);
+        etag = r.header('SIP-ETag')!;
+      };
+      k = await dial();
+      inv = await waitFor(voicemail, isRequest('INVITE'));
+      assert.match(inv.startLine, /^INVITE sip:vm@/);
+      voicemail.sendTo(reply(inv, 486, { toTag: 'v' }), server.sipPort);
+      c(await k.response((s) => s >= 200), k);
+      assert.ok(await phone.silent(300), 'the busy phone was not rung');
+      // Do not disturb (closed with a note): voicemail too.
+      await change(pidf(`sip:bob@${D}`, 'closed', { note: 'Do not disturb' }));
+      k = await dial();
+      inv = await waitFor(voicemail, isRequest('INVITE'));
+      voicemail.sendTo(reply(inv, 486, { toTag: 'v2' }), server.sipPort);
+      c(await k.response((s) => s >= 200), k);
+      // Available again: the phone rings.
+      await change(pidf(`sip:bob@${D}`, 'open'));
+      k = await dial();
+      inv = await waitFor(phone, isRequest('INVITE'));
+      phone.send(reply(inv, 486, { toTag: 'p2' }));
+      c(await k.response((s) => s >= 200), k);
+    } finally {
+      peer.close();
+    }
+    /** Acknowledges a final non-2xx. */
+    function c(res: Msg, k: Call): void {
+      assert.equal(res.status, 486);
+      caller.send(k.ackFor(res));
+    }
+  });
 });
