@@ -179,6 +179,8 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
   type Accounted = { info: CallInfo; arrivedAt: number };
 
   const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string, call?: Accounted): void => {
+    // Cancelled while we authenticated and looked up (the endpoint answered 487 then): ring no one.
+    if (txn.cancelled) return;
     const hash = loopHash(req, originalUri);
     const f = new Fork({
       request: req,

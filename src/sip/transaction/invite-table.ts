@@ -52,8 +52,9 @@ export interface OutboundSender {
   send(data: Buffer, to: Destination): Promise<void>;
 }
 
-// An INVITE whose handler never answers is ended with 408 after this long: longer than a proxy's Timer C (§16.8).
-const INVITE_PROCEEDING_LIMIT_MS = 200_000;
+// An INVITE whose handler never answers is ended with 408 after this long: longer than a proxy's Timer C (181 s,
+// §16.8) plus the 64*T1 its branch's CANCEL may then wait for an answer.
+const INVITE_PROCEEDING_LIMIT_MS = 240_000;
 
 interface ServerEntry {
   txn: InviteServerTransaction;
