@@ -125,6 +125,7 @@ export interface Config {
     fallbackUri: string | null;
     serialTimeout: number;
     presencePolicy: 'off' | 'busy-to-fallback';
+    routingModule: string | null;
   };
   presence: {
     defaultExpires: number;
@@ -271,6 +272,7 @@ export const OPTIONS: Option[] = [
   O('calls.outboundProxy', 'outbound-proxy', 'string', null, 'Where calls from our users to other domains go: a SIP URI with an IP address, e.g. sip:192.0.2.10:5060;transport=tcp. Unset: such calls get 403 (no open relay).'),
   O('calls.fallbackUri', 'call-fallback-uri', 'string', null, 'Where a call to a user with no registered device goes (voicemail): a SIP URI with an IP address. Unset: 480.'),
   O('calls.presencePolicy', 'call-presence-policy', 'enum', 'off', 'busy-to-fallback: a callee who published busy or on-the-phone (RPID), or closed with a note (do not disturb), is not rung: the call goes to --call-fallback-uri, or gets 486. off: presence does not route calls.', ['off', 'busy-to-fallback']),
+  O('calls.routingModule', 'routing-module', 'string', null, 'A JavaScript/TypeScript module exporting route(call): asked for every new call after the caller is admitted, it returns "default", { reject: status, reason } or { targets: [SIP URIs with IP addresses] } (examples/route.js).'),
   O('calls.serialTimeout', 'call-serial-timeout', 'int', 20, 'Seconds the devices of one q value ring before those of the next lower q are tried (serial forking; the next group also starts when all of the current one have declined).'),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
   O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),

@@ -44,7 +44,8 @@ import { deriveKey, loadMasterKey } from './secrets.ts';
 import { checkFileModes, secretFiles } from './file-modes.ts';
 import { loadTlsFiles, tlsContextOptions } from './certificates.ts';
 import { NonceIssuer } from './sip/digest.ts';
-import { createProxy } from './proxy/proxy.ts';
+import { createProxy, type Proxy } from './proxy/proxy.ts';
+import { loadRoutingModule } from './proxy/routing-hook.ts';
 import { SipEndpoint } from './sip/endpoint.ts';
 import { TransportLayer } from './sip/transport/layer.ts';
 import { NetworkSet } from './sip/transport/networks.ts';
@@ -76,6 +77,8 @@ export interface RunningServer {
   /** The SIP endpoint and its transports (benchmarks and tests drive them directly). */
   endpoint: SipEndpoint;
   transports: TransportLayer;
+  /** Adds a call routing hook (proxy/routing-hook.ts): the library form of --routing-module. */
+  onRoute: Proxy['onRoute'];
   stop(): Promise<void>;
 }
 
@@ -417,6 +420,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     routeKey: deriveKey(master, 'proxy-record-route'),
     rules: config.calls,
     presence: (aor) => presence.state(aor),
+    route: config.calls.routingModule ? await loadRoutingModule(config.calls.routingModule) : undefined,
     log: log.child({ component: 'proxy' }),
     bus,
     registry: m.registry,
@@ -528,5 +532,5 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     return stopping;
   };
 
-  return { config, accountService, tokens, keys, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, kazoo, sipPasswords, metrics: m, presence, phone, endpoint, transports: transports!, stop };
+  return { config, accountService, tokens, keys, log, sip, http: { address: httpAddr.address, port: httpAddr.port }, location, accounts, credentials, bus, kazoo, sipPasswords, metrics: m, presence, phone, endpoint, transports: transports!, onRoute: (hook) => calls.onRoute(hook), stop };
 }

@@ -28,6 +28,7 @@ import type { Registry } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
 import { CallAccounting, type CallInfo } from './accounting.ts';
 import { authenticateCaller } from './caller-auth.ts';
+import { decide, type RouteHook } from './routing-hook.ts';
 import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
 import { MAX_ROUTES, preprocessRoutes, RecordRouter, tagHash, type DialogRoute, type Flow } from './record-route.ts';
 
@@ -92,6 +93,8 @@ export interface ProxyDeps {
   log: Logger;
   /** Timer C in ms (§16.8: more than 3 minutes). */
   timerCMs?: number;
+  /** The --routing-module hook, asked before the default routing. */
+  route?: RouteHook;
   /** The callee's composed presence (for --call-presence-policy), or absent. */
   presence?: (aor: string) => PresenceView | null;
   /** Call events go here (accounting.ts). */
@@ -105,7 +108,15 @@ export const MAX_BRANCHES = 16;
 const IN_DIALOG = ['BYE', 'UPDATE', 'INFO', 'REFER', 'NOTIFY', 'PRACK'];
 const BRANCH_PREFIX = MAGIC_COOKIE + 'sbp';
 
-export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
+export interface Proxy {
+  start(): void;
+  stop(): void;
+  /** Adds a routing hook (the library API; --routing-module's comes first). */
+  onRoute(hook: RouteHook): void;
+}
+
+export function createProxy(d: ProxyDeps): Proxy {
+  const hooks: RouteHook[] = d.route ? [d.route] : [];
   const router = new RecordRouter(d.routeKey);
   const accounting = new CallAccounting(d.bus ?? null, d.registry ?? null);
   const realms = new Set(d.realms.map((r) => r.toLowerCase()));
@@ -230,18 +241,49 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     // Who is calling: a user of ours proves it (407); a caller from outside per --calls-from.
     const fromDomain = from.host.toLowerCase();
     let ours = false;
+    let identity: string | null = null;
     if (realms.has(fromDomain) || d.rules.from === 'authenticated') {
       const realm = realms.has(fromDomain) ? fromDomain : d.realms[0];
       const outcome = await authenticateCaller(d.authenticator, req, ctx.source, realm);
       if (!outcome.ok) return void txn.respond(outcome.response);
       if (realms.has(fromDomain) && !outcome.identity.aors.includes(aorOf(from))) return void txn.respond(reject(req, 'PROXY_ERR_FROM_NOT_OWNED'));
       ours = realms.has(fromDomain);
+      identity = `${outcome.identity.authUser}@${outcome.identity.realm}`;
       req.remove(H.proxyAuthorization); // consumed here (§22.3: credentials for us do not travel on)
     } else if (trusted && !trusted.has(ctx.source.address)) {
       return void txn.respond(reject(req, 'PROXY_ERR_CALLER_DENIED'));
     }
     const caller = flowOf(ctx.source);
     const call = (callee: string): Accounted => ({ info: { callId: req.callId() ?? '', caller: aorOf(from), callee }, arrivedAt: ctx.arrivedAt });
+    if (hooks.length > 0) {
+      const callee = served(ruri.host) ? targetAor(ruri) : null;
+      const to = req.to()?.uri;
+      let decision;
+      try {
+        decision = await decide(hooks, {
+          method: req.method,
+          requestUri: req.uri,
+          callId: req.callId() ?? '',
+          from: aorOf(from),
+          to: to && isSipUri(to) ? aorOf(to) : null,
+          callee,
+          caller: { authenticated: identity !== null, identity, transport: ctx.source.transport, address: ctx.source.address, port: ctx.source.port },
+          header: (name) => req.get(name),
+        }, uriDestination, MAX_BRANCHES);
+      } catch (err) {
+        d.log.error({ err, callId: req.callId() }, 'routing hook failed: call refused');
+        return void txn.respond(createResponse(req, 500, 'Server Internal Error (routing hook)'));
+      }
+      if (decision.kind === 'reject') {
+        const res = createResponse(req, decision.status, decision.reason);
+        res.stateless = true;
+        return void txn.respond(res);
+      }
+      if (decision.kind === 'targets') {
+        const group = decision.targets.map((t) => ({ uri: t.uri, dest: t.dest, routes: [], recordRoute: recordRoutes(req, caller, destFlow(t.dest)) }));
+        return fork(req, txn, [group], originalUri, call(callee ?? aorOf(ruri)));
+      }
+    }
     if (!served(ruri.host)) {
       if (!ours || !outbound) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED'));
       return fork(req, txn, single(req.uri, outbound, recordRoutes(req, caller, destFlow(outbound))), originalUri, call(aorOf(ruri)));
@@ -315,6 +357,9 @@ export function createProxy(d: ProxyDeps): { start(): void; stop(): void } {
     },
     stop() {
       stopped = true;
+    },
+    onRoute(hook) {
+      hooks.push(hook);
     },
   };
 }
