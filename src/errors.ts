@@ -27,8 +27,8 @@ export class SwitchboardError extends Error {
   }
 }
 
-function spec<const C extends string>(code: C, message: string, status: { sip?: number; http?: number } = {}) {
-  return { code, message, ...status } as const;
+function spec<const C extends string, const S extends { sip?: number; http?: number } = Record<never, never>>(code: C, message: string, status?: S) {
+  return { code, message, ...(status as S) };
 }
 
 export const Errors = {
@@ -49,6 +49,9 @@ export const Errors = {
   SIP_ERR_TRANSPORT: spec('SIP_ERR_TRANSPORT', 'transport failure', { sip: 503 }),
   SIP_ERR_NO_ROUTE: spec('SIP_ERR_NO_ROUTE', 'no route for response'),
   SIP_ERR_TIMEOUT: spec('SIP_ERR_TIMEOUT', 'transaction timed out', { sip: 408 }),
+  SIP_ERR_NO_TRANSACTION: spec('SIP_ERR_NO_TRANSACTION', 'no matching transaction (CANCEL with no INVITE)', { sip: 481 }),
+  SIP_ERR_INTERNAL: spec('SIP_ERR_INTERNAL', 'request handler failed', { sip: 500 }),
+  SIP_ERR_REQUEST_TERMINATED: spec('SIP_ERR_REQUEST_TERMINATED', 'cancelled by the caller (CANCEL)', { sip: 487 }),
 
   // Digest and authentication (RFC 7616, RFC 8760).
   AUTH_ERR_CREDENTIALS: spec('AUTH_ERR_CREDENTIALS', 'wrong credentials', { sip: 401, http: 401 }),
@@ -78,6 +81,8 @@ export const Errors = {
   PROXY_ERR_NO_DIALOG: spec('PROXY_ERR_NO_DIALOG', 'no dialog routed through this proxy', { sip: 481 }),
   PROXY_ERR_ROUTE: spec('PROXY_ERR_ROUTE', 'Route or Record-Route beyond what is accepted', { sip: 400 }),
   PROXY_ERR_UNREACHABLE: spec('PROXY_ERR_UNREACHABLE', 'the target is not reachable from this node', { sip: 480 }),
+  PROXY_ERR_STOPPING: spec('PROXY_ERR_STOPPING', 'shutting down: no new calls', { sip: 503 }),
+  PROXY_ERR_HOOK_REJECT: spec('PROXY_ERR_HOOK_REJECT', 'rejected by the routing hook (the status is the hook\u2019s)', { sip: 603 }),
 
   // Storage.
   STORE_ERR_WRITE: spec('STORE_ERR_WRITE', 'could not persist the change', { sip: 500, http: 500 }),

@@ -13,7 +13,8 @@
 
 import { H } from '../sip/message/header-names.ts';
 import { SipRequest, type SipResponse } from '../sip/message/message.ts';
-import { createResponse } from '../sip/message/response.ts';
+import { Errors } from '../errors.ts';
+import { sipError } from '../sip/message/response.ts';
 import type { InviteClientCallbacks, InviteClientHandle } from '../sip/transaction/invite-table.ts';
 import type { Destination } from '../sip/transport/types.ts';
 
@@ -159,7 +160,7 @@ export class Fork {
   private onFailure(b: Branch, reason: 'timeout' | 'transport'): void {
     if (b.done) return;
     this.settle(b, false);
-    if (!b.abandoned) this.finals.push(createResponse(this.o.request, reason === 'timeout' ? 408 : 503));
+    if (!b.abandoned) this.finals.push(sipError(this.o.request, reason === 'timeout' ? Errors.SIP_ERR_TIMEOUT : Errors.SIP_ERR_TRANSPORT));
     this.complete();
   }
 
@@ -201,14 +202,14 @@ export class Fork {
     }
     this.finished = true;
     this.clearGroupTimer();
-    const best = this.cancelled ? createResponse(this.o.request, 487) : this.best();
+    const best = this.cancelled ? sipError(this.o.request, Errors.SIP_ERR_REQUEST_TERMINATED) : this.best();
     this.o.respond(best);
     this.o.onFinal?.(best.status);
   }
 
   private best(): SipResponse {
     if (this.sixxx) return this.sixxx;
-    if (this.finals.length === 0) return createResponse(this.o.request, 408);
+    if (this.finals.length === 0) return sipError(this.o.request, Errors.SIP_ERR_TIMEOUT);
     const lowest = Math.min(...this.finals.map((r) => Math.floor(r.status / 100)));
     const inClass = this.finals.filter((r) => Math.floor(r.status / 100) === lowest);
     const challenges = inClass.filter((r) => r.status === 401 || r.status === 407);
@@ -223,7 +224,7 @@ export class Fork {
       return res;
     }
     const chosen = inClass.find((r) => r.status !== 408 && r.status !== 503) ?? inClass[0];
-    if (chosen.status === 503) return createResponse(this.o.request, 500); // §16.7 step 6
+    if (chosen.status === 503) return sipError(this.o.request, Errors.SIP_ERR_INTERNAL, 'every branch unavailable'); // §16.7 step 6
     return chosen;
   }
 

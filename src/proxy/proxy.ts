@@ -8,15 +8,14 @@
 // Max-Forwards); branches, Route and Record-Route counts are bounded.
 
 import { createHash } from 'node:crypto';
-import { sbError, type ErrorCode } from '../errors.ts';
+import { Errors, type ErrorCode } from '../errors.ts';
 import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
 import type { Logger } from '../log.ts';
 import type { InviteHandler, AckHandler, RequestContext } from '../sip/endpoint.ts';
 import { H } from '../sip/message/header-names.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import { parseNameAddr } from '../sip/message/name-addr.ts';
-import { createResponse } from '../sip/message/response.ts';
-import { reasonPhrase } from '../sip/message/status.ts';
+import { createResponse, sipError } from '../sip/message/response.ts';
 import { aorOf, isIPv4, isIPv6, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
 import { maxForwardsValue } from '../sip/message/validate.ts';
 import { MAGIC_COOKIE } from '../sip/message/via.ts';
@@ -129,8 +128,7 @@ export function createProxy(d: ProxyDeps): Proxy {
   const served = (host: string) => realms.has(host.toLowerCase()) || localHost(host);
 
   const reject = (req: SipRequest, code: ErrorCode, detail?: string): SipResponse => {
-    const err = sbError(code, detail);
-    const res = createResponse(req, err.sip ?? 500, `${reasonPhrase(err.sip ?? 500)} (${err.message})`);
+    const res = sipError(req, Errors[code] as { code: string; sip: number }, detail ?? Errors[code].message);
     res.stateless = true; // as Kamailio's sl_send_reply: nothing held for a refused call
     return res;
   };
@@ -215,7 +213,7 @@ export function createProxy(d: ProxyDeps): Proxy {
   const onInvite: InviteHandler = (req, ctx, txn) => {
     route(req, ctx, txn).catch((err: unknown) => {
       d.log.error({ err, callId: req.callId() }, 'call routing failed');
-      txn.respond(createResponse(req, 500));
+      txn.respond(sipError(req, Errors.SIP_ERR_INTERNAL, 'call routing failed'));
     });
   };
 
@@ -272,10 +270,10 @@ export function createProxy(d: ProxyDeps): Proxy {
         }, uriDestination, MAX_BRANCHES);
       } catch (err) {
         d.log.error({ err, callId: req.callId() }, 'routing hook failed: call refused');
-        return void txn.respond(createResponse(req, 500, 'Server Internal Error (routing hook)'));
+        return void txn.respond(sipError(req, Errors.SIP_ERR_INTERNAL, 'routing hook'));
       }
       if (decision.kind === 'reject') {
-        const res = createResponse(req, decision.status, decision.reason);
+        const res = sipError(req, { ...Errors.PROXY_ERR_HOOK_REJECT, sip: decision.status }, decision.reason);
         res.stateless = true;
         return void txn.respond(res);
       }
@@ -351,7 +349,7 @@ export function createProxy(d: ProxyDeps): Proxy {
 
   return {
     start() {
-      d.endpoint.handleInvite((req, ctx, txn) => (stopped ? txn.respond(createResponse(req, 503)) : onInvite(req, ctx, txn)));
+      d.endpoint.handleInvite((req, ctx, txn) => (stopped ? txn.respond(sipError(req, Errors.PROXY_ERR_STOPPING)) : onInvite(req, ctx, txn)));
       d.endpoint.handleAck(onAck);
       for (const m of IN_DIALOG) d.endpoint.handle(m, inDialog);
     },

@@ -17,23 +17,19 @@ export function newTag(): string {
   return tagPrefix + tagCounter.toString(36);
 }
 
-// Responses sent statelessly carry a To tag of their own form, so the ACK for one is recognised without any state
-// (Kamailio's sl module does the same with its sl tag): '-' never occurs in the other tags.
-const statelessPrefix = tagPrefix + '-';
-
-/** Gives a response the stateless To tag when the request had no To tag (a dialog-creating request). */
-export function markStatelessTag(req: SipRequest, res: SipResponse): void {
-  const to = req.get(H.to);
-  if (to === undefined || toHasTag(req, to)) return;
-  tagCounter = (tagCounter + 1) >>> 0;
-  res.set('To', `${to};tag=${statelessPrefix}${tagCounter.toString(36)}`);
+/**
+ * A rejection from the error catalogue (src/errors.ts), the one way to answer a request with an error: the
+ * catalogue's SIP status and its standard phrase, with `detail` in parentheses when given, so a phone's log says
+ * what was wrong (RFC 3261 §21: phrases are free text). Headers the status needs (Min-Expires, Allow-Events,
+ * WWW-Authenticate, Retry-After) are appended by the caller. test/unit/errors.test.ts keeps every status out of
+ * createResponse but 1xx/2xx.
+ */
+export function sipError(req: SipRequest, err: { readonly code: string; readonly sip: number }, detail?: string): SipResponse {
+  const status = err.sip;
+  return createResponse(req, status, detail === undefined ? undefined : `${reasonPhrase(status)} (${detail})`);
 }
 
-/** True for the To tag of a response this process sent statelessly. */
-export function isStatelessTag(tag: string): boolean {
-  return tag.startsWith(statelessPrefix);
-}
-
+/** A response to `req`: successes here; rejections through sipError. */
 export function createResponse(req: SipRequest, status: number, reason?: string): SipResponse {
   const res = new SipResponse(status, reason ?? reasonPhrase(status));
   const hs = req.headers;
@@ -66,4 +62,21 @@ function toHasTag(req: SipRequest, value: string): boolean {
   const gt = value.lastIndexOf('>');
   const params = gt >= 0 ? value.slice(gt + 1) : value.slice(Math.max(0, value.indexOf(';')));
   return /;[ \t]*tag[ \t]*=/i.test(params);
+}
+
+// Responses sent statelessly carry a To tag of their own form, so the ACK for one is recognised without any state
+// (Kamailio's sl module does the same with its sl tag): '-' never occurs in the other tags.
+const statelessPrefix = tagPrefix + '-';
+
+/** Gives a response the stateless To tag when the request had no To tag (a dialog-creating request). */
+export function markStatelessTag(req: SipRequest, res: SipResponse): void {
+  const to = req.get(H.to);
+  if (to === undefined || toHasTag(req, to)) return;
+  tagCounter = (tagCounter + 1) >>> 0;
+  res.set('To', `${to};tag=${statelessPrefix}${tagCounter.toString(36)}`);
+}
+
+/** True for the To tag of a response this process sent statelessly. */
+export function isStatelessTag(tag: string): boolean {
+  return tag.startsWith(statelessPrefix);
 }

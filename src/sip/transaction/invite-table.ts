@@ -4,7 +4,8 @@
 
 import { H } from '../message/header-names.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
-import { createResponse, markStatelessTag } from '../message/response.ts';
+import { Errors } from '../../errors.ts';
+import { createResponse, markStatelessTag, sipError } from '../message/response.ts';
 import { serialize } from '../message/serialize.ts';
 import { isReliable, type Destination } from '../transport/types.ts';
 import type { ClientTransactionTable } from './client.ts';
@@ -99,7 +100,7 @@ export class InviteTable {
         if (this.server.get(key)?.txn === txn) this.server.delete(key);
       },
       proceedingLimitMs: INVITE_PROCEEDING_LIMIT_MS,
-      onProceedingTimeout: () => handle.respond(createResponse(req, 408)),
+      onProceedingTimeout: () => handle.respond(sipError(req, Errors.SIP_ERR_TIMEOUT, 'no final response from the handler')),
     });
     const handle: InviteServerHandle = {
       respond: (res) => {
@@ -149,9 +150,9 @@ export class InviteTable {
    */
   cancel(key: string, cancel: SipRequest): SipResponse {
     const entry = this.server.get(key);
-    if (!entry) return createResponse(cancel, 481);
+    if (!entry) return sipError(cancel, Errors.SIP_ERR_NO_TRANSACTION);
     const listened = entry.txn.hasCancelListener;
-    if (entry.txn.cancel() && !listened) queueMicrotask(() => entry.handle.respond(createResponse(entry.req, 487)));
+    if (entry.txn.cancel() && !listened) queueMicrotask(() => entry.handle.respond(sipError(entry.req, Errors.SIP_ERR_REQUEST_TERMINATED)));
     return createResponse(cancel, 200);
   }
 
