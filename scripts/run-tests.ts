@@ -33,6 +33,7 @@ const DISTRIBUTED = [
   'test/security/disabled-accounts.test.ts',
   'test/proxy/*.test.ts',
   'test/interop/calls.baresip.test.ts',
+  'test/interop/calls.sipp.test.ts',
 ];
 
 function runNodeTest(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
