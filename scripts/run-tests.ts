@@ -17,7 +17,7 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 
 const EMBEDDED = ['test/**/*.test.ts'];
 
-/** What runs on PostgreSQL, Redis and RabbitMQ too: everything that starts the registrar, identity or presence. */
+/** What runs on PostgreSQL, Redis and RabbitMQ too: everything that starts the registrar, identity, presence or the call proxy. */
 const DISTRIBUTED = [
   'test/registrar/*.test.ts',
   'test/http/*.test.ts',
@@ -31,6 +31,9 @@ const DISTRIBUTED = [
   'test/interop/baresip.test.ts',
   'test/interop/presence.baresip.test.ts',
   'test/security/disabled-accounts.test.ts',
+  'test/proxy/*.test.ts',
+  'test/interop/calls.baresip.test.ts',
+  'test/interop/calls.sipp.test.ts',
 ];
 
 function runNodeTest(files: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -120,6 +120,15 @@ export interface Config {
     node: string | null;
     expiresDeviation: number;
   };
+  /** The call proxy (src/proxy/): who may call, where calls out of our domains and to unregistered users go. */
+  calls: {
+    from: string;
+    outboundProxy: string | null;
+    fallbackUri: string | null;
+    serialTimeout: number;
+    presencePolicy: 'off' | 'busy-to-fallback';
+    routingModule: string | null;
+  };
   presence: {
     defaultExpires: number;
     minExpires: number;
@@ -261,6 +270,12 @@ export const OPTIONS: Option[] = [
   O('kazoo.foreignRegistrations', 'kazoo-foreign-registrations', 'enum', 'on', "With the Kazoo directory: keep the registrations other registrars announce (reg_success; reg_sync at start) so reg_query answers for them too, as ecallmgr does. Every node's queue then gets every registration of every registrar, its own included: off where Switchboard is the only registrar on the bus. Never for an account we hold in a realm we serve (a broker client could otherwise take its calls); all: for those too, where a Kamailio registers Switchboard's accounts itself (then only broker permissions stand between a broker client and their calls).", ['on', 'off', 'all']),
   O('kazoo.node', 'kazoo-node', 'string', null, 'Node name in Kazoo messages (Node, Registrar-Node); the Server-ID adds the pid and a random suffix, after the deployment tag where nodes share a location index (default: switchboard@<hostname>).'),
   O('kazoo.expiresDeviation', 'kazoo-expires-deviation', 'int', 180, "Seconds added to the Expires of registrations other switches announce before they leave the cache (Kazoo's expires_deviation_time)."),
+  O('calls.from', 'calls-from', 'string', 'authenticated', "Calls to our users from callers outside the served domains: any, authenticated (they must hold credentials of ours), or a comma-separated list of CIDRs (a trunk or SBC) allowed without credentials. Callers in our domains always authenticate (407)."),
+  O('calls.outboundProxy', 'outbound-proxy', 'string', null, 'Where calls from our users to other domains go: a SIP URI with an IP address, e.g. sip:192.0.2.10:5060;transport=tcp. Unset: such calls get 403 (no open relay).'),
+  O('calls.fallbackUri', 'call-fallback-uri', 'string', null, 'Where a call to a user with no registered device goes (voicemail): a SIP URI with an IP address. Unset: 480.'),
+  O('calls.presencePolicy', 'call-presence-policy', 'enum', 'off', 'busy-to-fallback: a callee who published busy or on-the-phone (RPID), or closed with a note (do not disturb), is not rung: the call goes to --call-fallback-uri, or gets 486. off: presence does not route calls.', ['off', 'busy-to-fallback']),
+  O('calls.routingModule', 'routing-module', 'string', null, 'A JavaScript/TypeScript module exporting route(call): asked for every new call after the caller is admitted, it returns "default", { reject: status, reason } or { targets: [SIP URIs with IP addresses] } (examples/route.js).'),
+  O('calls.serialTimeout', 'call-serial-timeout', 'int', 20, 'Seconds the devices of one q value ring before those of the next lower q are tried (serial forking; the next group also starts when all of the current one have declined).'),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
   O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),
   O('presence.derivedContacts', 'presence-derived-contacts', 'bool', false, "Put each registered device's contact (its IP address, port and transport) in the tuple derived from its registration; every watcher the presentity's policy allows sees it. Off: derived tuples say open/closed only."),
@@ -391,6 +406,17 @@ function validate(c: Config): void {
   for (const a of c.digest.algorithms) if (!['MD5', 'SHA-256', 'SHA-512-256'].includes(a.toUpperCase())) bad(`unknown digest algorithm ${a}`);
   if (c.digest.algorithms.length === 0) bad('at least one digest algorithm is required');
   if (c.registrar.minExpires > c.registrar.maxExpires) bad('min-expires above max-expires');
+  if (c.calls.serialTimeout < 0) bad('--call-serial-timeout is 0 (only when a group ends) or more seconds');
+  if (!['any', 'authenticated'].includes(c.calls.from)) {
+    try {
+      new NetworkSet(c.calls.from.split(',').map((x) => x.trim()));
+    } catch {
+      bad('--calls-from is any, authenticated or a list of CIDRs');
+    }
+  }
+  for (const [flag, v] of [['--outbound-proxy', c.calls.outboundProxy], ['--call-fallback-uri', c.calls.fallbackUri]] as const) {
+    if (v !== null && !/^sips?:(?:[^@;]+@)?(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])(?::\d+)?(?:;[^;]+)*$/.test(v)) bad(`${flag} must be a SIP URI with an IP address`);
+  }
   if (c.presence.minExpires < 1 || c.presence.minExpires > c.presence.maxExpires) bad('presence-min-expires must be at least 1 and not above presence-max-expires');
   if (c.registrar.defaultExpires < c.registrar.minExpires) bad('default-expires below min-expires');
   if (c.registrar.expirySpread > 20) bad('expiry-spread is a percentage from 0 to 20');

@@ -53,6 +53,8 @@ export const Errors = {
   SIP_ERR_INTERNAL: spec('SIP_ERR_INTERNAL', 'request handler failed', { sip: 500 }),
   SIP_ERR_TRANSPORT: spec('SIP_ERR_TRANSPORT', 'transport failure', { sip: 503 }),
   SIP_ERR_TIMEOUT: spec('SIP_ERR_TIMEOUT', 'transaction timed out', { sip: 408 }),
+  SIP_ERR_MAX_FORWARDS: spec('SIP_ERR_MAX_FORWARDS', 'too many hops', { sip: 483 }),
+  SIP_ERR_REQUEST_TERMINATED: spec('SIP_ERR_REQUEST_TERMINATED', 'cancelled by the caller (CANCEL)', { sip: 487 }),
 
   // Digest and authentication (RFC 7616, RFC 8760).
   AUTH_ERR_CREDENTIALS: spec('AUTH_ERR_CREDENTIALS', 'wrong credentials', { sip: 401, http: 401 }),
@@ -78,6 +80,19 @@ export const Errors = {
   PRES_ERR_NO_SUBSCRIPTION: spec('PRES_ERR_NO_SUBSCRIPTION', 'no such subscription', { sip: 481 }),
   PRES_ERR_ETAG: spec('PRES_ERR_ETAG', 'unknown entity tag', { sip: 412 }),
   PRES_ERR_SUBSCRIBE_RATE: spec('PRES_ERR_SUBSCRIBE_RATE', 'too many subscriptions; retry later', { sip: 503 }),
+  // Proxy (RFC 3261 §16): calls and in-dialog requests routed to registered devices.
+  PROXY_ERR_LOOP: spec('PROXY_ERR_LOOP', 'loop detected', { sip: 482 }),
+  PROXY_ERR_UNKNOWN_USER: spec('PROXY_ERR_UNKNOWN_USER', 'no such user', { sip: 404 }),
+  PROXY_ERR_BUSY: spec('PROXY_ERR_BUSY', 'the user published busy or do-not-disturb', { sip: 486 }),
+  PROXY_ERR_NOT_REGISTERED: spec('PROXY_ERR_NOT_REGISTERED', 'the user has no registered device', { sip: 480 }),
+  PROXY_ERR_RELAY_DENIED: spec('PROXY_ERR_RELAY_DENIED', 'not relaying to a domain not served here', { sip: 403 }),
+  PROXY_ERR_CALLER_DENIED: spec('PROXY_ERR_CALLER_DENIED', 'calls from outside the served domains are not accepted from this source', { sip: 403 }),
+  PROXY_ERR_FROM_NOT_OWNED: spec('PROXY_ERR_FROM_NOT_OWNED', 'the authenticated identity may not call as this From address', { sip: 403 }),
+  PROXY_ERR_NO_DIALOG: spec('PROXY_ERR_NO_DIALOG', 'no dialog routed through this proxy', { sip: 481 }),
+  PROXY_ERR_ROUTE: spec('PROXY_ERR_ROUTE', 'Route or Record-Route beyond what is accepted', { sip: 400 }),
+  PROXY_ERR_UNREACHABLE: spec('PROXY_ERR_UNREACHABLE', 'the target is not reachable from this node', { sip: 480 }),
+  PROXY_ERR_STOPPING: spec('PROXY_ERR_STOPPING', 'shutting down: no new calls', { sip: 503 }),
+  PROXY_ERR_HOOK_REJECT: spec('PROXY_ERR_HOOK_REJECT', 'rejected by the routing hook (the status is the hook\u2019s)', { sip: 603 }),
 
   // Storage.
   STORE_ERR_WRITE: spec('STORE_ERR_WRITE', 'could not persist the change', { sip: 500, http: 500 }),

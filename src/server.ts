@@ -24,6 +24,7 @@ import { Metrics } from './metrics.ts';
 import type { PresenceService } from './presence/presence-service.ts';
 import { replicatingStore } from './presence/replication.ts';
 import { createPresence } from './presence/subsystem.ts';
+import { createCalls, type CallsSubsystem } from './proxy/subsystem.ts';
 import { parseSubscribeRate } from './presence/subscribe-rate.ts';
 import type { LocationService } from './registrar/location-service.ts';
 import { createRegistrar } from './registrar/subsystem.ts';
@@ -55,6 +56,8 @@ export interface RunningServer {
   /** The SIP endpoint and its transports (benchmarks and tests drive them directly). */
   endpoint: SipEndpoint;
   transports: TransportLayer;
+  /** Adds a call routing hook (proxy/routing-hook.ts): the library form of --routing-module. */
+  onRoute: CallsSubsystem['onRoute'];
   stop(): Promise<void>;
 }
 
@@ -138,6 +141,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ).service;
     identity.accountDeleted.on((aor) => presence.removePresentity(aor));
 
+    // Calls: INVITE and in-dialog requests routed to registered devices (RFC 3261 §16).
+    const calls = life.add(await createCalls({ config, node, master, sip, location: registrar.location, identity, presence, bus, metrics, log }));
+
     const kazoo =
       sharedBus && config.kazoo.directory === 'on'
         ? life.add(
@@ -190,10 +196,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
       }),
     );
-    return { bus, metrics, sip, identity, registrar, presence, kazoo, http };
+    return { bus, metrics, sip, identity, registrar, presence, calls, kazoo, http };
   };
   // What was opened while composing closes again if composing fails (start does the same for its own failures).
-  const { bus, metrics, sip, identity, registrar, presence, kazoo, http } = await compose().catch(async (err: unknown): Promise<never> => {
+  const { bus, metrics, sip, identity, registrar, presence, calls, kazoo, http } = await compose().catch(async (err: unknown): Promise<never> => {
     await life.stop();
     throw err;
   });
@@ -235,6 +241,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     phone: identity.phone,
     endpoint: sip.endpoint,
     transports: sip.transports,
+    onRoute: (hook) => calls.onRoute(hook),
     stop,
   };
 }

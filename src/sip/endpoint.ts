@@ -4,6 +4,12 @@
 // handlers per method and never see transports.
 //
 // Requests Switchboard sends (NOTIFY, MESSAGE, OPTIONS) go out through client transactions.
+//
+// INVITE has transactions of its own (transaction/invite-server.ts, invite-client.ts): its handler answers through
+// a handle as often as it needs to (provisionals, several 2xx when a proxy forks), a CANCEL reaches it through the
+// matching server transaction, an ACK for a non-2xx is absorbed here and an ACK for a 2xx goes to the ACK handler
+// (end to end, RFC 3261 §17); transaction/invite-table.ts keeps their state. A little over 400 lines: both halves
+// share the dispatch, the Via handling and the send paths.
 
 import { randomBytes } from 'node:crypto';
 import { Errors, isSwitchboardError, type SwitchboardError } from '../errors.ts';
@@ -11,11 +17,13 @@ import { ThrottledLog, type Logger } from '../log.ts';
 import { H } from './message/header-names.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message/message.ts';
 import { parseMessage, SipParseError } from './message/parse.ts';
-import { createResponse, sipError } from './message/response.ts';
+import { createResponse, isStatelessTag, sipError } from './message/response.ts';
 import { serialize } from './message/serialize.ts';
 import { canAnswer, validateRequest } from './message/validate.ts';
-import { MAGIC_COOKIE } from './message/via.ts';
+import { MAGIC_COOKIE, type Via } from './message/via.ts';
 import { ClientTransactionTable } from './transaction/client.ts';
+import type { TransactionTimers } from './transaction/invite-server.ts';
+import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle } from './transaction/invite-table.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
 import { responseDestination, stampVia } from './transport/route.ts';
 import { isReliable, type Destination, type Source, type TransportName } from './transport/types.ts';
@@ -27,6 +35,11 @@ export interface RequestContext {
 }
 
 export type RequestHandler = (req: SipRequest, ctx: RequestContext) => SipResponse | Promise<SipResponse>;
+
+export type InviteHandler = (req: SipRequest, ctx: RequestContext, txn: InviteServerHandle) => void;
+/** ACKs that matched no INVITE server transaction: those for a 2xx, end to end (§13.2.2.4, §16.7 for proxies). */
+export type AckHandler = (req: SipRequest, ctx: RequestContext) => void;
+export type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle };
 
 /** Sends bytes; implemented by the transport layer. */
 export interface Sender {
@@ -51,7 +64,10 @@ export interface EndpointOptions {
   forceRport: boolean;
   serverHeader: string | null;
   observer?: EndpointObserver;
+  /** Transaction timers (T1, T2, T4); tests shorten them. */
+  timers?: TransactionTimers;
 }
+
 
 // Methods from the IANA SIP registry: those we do not implement get 405, anything else 501 (§8.2.1).
 const KNOWN_METHODS = new Set([
@@ -63,6 +79,9 @@ export class SipEndpoint {
   private readonly handlers = new Map<string, RequestHandler>();
   private readonly server = new ServerTransactionTable();
   private readonly client = new ClientTransactionTable();
+  private readonly invites: InviteTable;
+  private inviteHandler: InviteHandler | null = null;
+  private ackHandler: AckHandler | null = null;
   private readonly opts: EndpointOptions;
   private readonly log: Logger;
   private readonly badInput: ThrottledLog;
@@ -79,6 +98,11 @@ export class SipEndpoint {
     this.badInput = new ThrottledLog(opts.logger, 20);
     this.supportedSet = new Set(opts.supported.map((s) => s.toLowerCase()));
     this.observer = opts.observer;
+    this.invites = new InviteTable({
+      timers: opts.timers,
+      serverHeader: opts.serverHeader,
+      onFinal: (status, arrivedAt) => this.observer?.response?.('INVITE', status, arrivedAt),
+    });
   }
 
   setObserver(observer: EndpointObserver): void {
@@ -103,7 +127,23 @@ export class SipEndpoint {
   /** Registers the handler for a method; OPTIONS has a built-in one. */
   handle(method: string, handler: RequestHandler): void {
     this.handlers.set(method, handler);
-    this.allowHeader = ['OPTIONS', ...[...this.handlers.keys()].filter((m) => m !== 'OPTIONS')].join(', ');
+    this.updateAllow();
+  }
+
+  private updateAllow(): void {
+    const methods = ['OPTIONS', ...(this.inviteHandler ? ['INVITE', 'ACK', 'CANCEL'] : []), ...this.handlers.keys()];
+    this.allowHeader = [...new Set(methods)].join(', ');
+  }
+
+  /** INVITE handling: the handler answers through its transaction handle (see InviteServerHandle). */
+  handleInvite(handler: InviteHandler): void {
+    this.inviteHandler = handler;
+    this.updateAllow();
+  }
+
+  /** ACKs for 2xx responses (end to end); without a handler they are dropped. */
+  handleAck(handler: AckHandler): void {
+    this.ackHandler = handler;
   }
 
   get allow(): string {
@@ -116,7 +156,7 @@ export class SipEndpoint {
   }
 
   get stats(): { serverTransactions: number; clientTransactions: number } {
-    return { serverTransactions: this.server.size, clientTransactions: this.client.size };
+    return { serverTransactions: this.server.size + this.invites.serverSize, clientTransactions: this.client.size + this.invites.clientSize };
   }
 
   /** Entry point for the transports: one complete message (a datagram, or one framed off a stream). */
@@ -177,8 +217,9 @@ export class SipEndpoint {
       this.badInput.warn({ from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'request without a usable Via dropped');
       return;
     }
-    if (req.method === 'ACK') return; // no INVITE server transactions yet: an ACK has nothing to acknowledge
+    if (req.method === 'ACK') return this.onAck(req, via, source, arrivedAt);
     const key = transactionKey(req, via);
+    if (req.method === 'INVITE') return this.onInvite(req, key, source, arrivedAt);
     const existing = this.server.get(key);
     if (existing) {
       this.observer?.retransmission?.();
@@ -218,7 +259,7 @@ export class SipEndpoint {
 
   private dispatch(req: SipRequest, ctx: RequestContext): SipResponse | Promise<SipResponse> {
     const method = req.method;
-    if (method === 'CANCEL') return sipError(req, Errors.SIP_ERR_NO_TRANSACTION); // nothing cancellable: no INVITE transactions
+    if (method === 'CANCEL') return this.invites.cancel(transactionKey(req, req.topVia()!, 'INVITE'), req);
     const unsupported = this.unsupportedRequirements(req);
     if (unsupported.length) {
       const res = sipError(req, Errors.SIP_ERR_EXTENSION);
@@ -231,6 +272,63 @@ export class SipEndpoint {
     const res = sipError(req, KNOWN_METHODS.has(method) ? Errors.SIP_ERR_METHOD_NOT_ALLOWED : Errors.SIP_ERR_NOT_IMPLEMENTED);
     res.append('Allow', this.allowHeader);
     return res;
+  }
+
+  private onInvite(req: SipRequest, key: string, source: Source, arrivedAt: number): void {
+    if (this.invites.retransmission(key)) {
+      this.observer?.retransmission?.();
+      return;
+    }
+    const sender = this.sender;
+    const via = req.topVia();
+    if (!sender || !via) return;
+    const handle = this.invites.create(key, req, responseDestination(via, source, this.opts.forceRport), sender, arrivedAt);
+    this.observer?.request?.('INVITE');
+    const ctx: RequestContext = { source, arrivedAt };
+    const invalid = validateRequest(req);
+    if (invalid) {
+      this.badInput.warn({ code: invalid.code, reason: invalid.message, from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'invalid SIP request');
+      handle.respond(stateless(this.errorResponse(req, invalid)));
+      return;
+    }
+    const handler = this.inviteHandler;
+    try {
+      if (!handler) {
+        const res = this.dispatch(req, ctx); // no INVITE handler: 405 with Allow (or 420), as for any method
+        if (res instanceof SipResponse) handle.respond(stateless(res));
+        else res.then((r) => handle.respond(stateless(r)), (e: unknown) => handle.respond(stateless(this.internalError(req, e))));
+        return;
+      }
+      const unsupported = this.unsupportedRequirements(req);
+      if (unsupported.length) {
+        handle.respond(stateless(sipError(req, Errors.SIP_ERR_EXTENSION).append('Unsupported', unsupported.join(', '))));
+        return;
+      }
+      handler(req, ctx, handle);
+    } catch (e) {
+      handle.respond(this.internalError(req, e));
+      return;
+    }
+    // The handler works asynchronously (a lookup, authentication, forwarding): 100 Trying when it has not answered
+    // within 200 ms (§17.2.1), so a refusal that comes quickly (a 407, a 404) goes alone, as from Kamailio.
+    if (!handle.answered) {
+      setTimeout(() => {
+        if (!handle.answered) handle.respond(createResponse(req, 100));
+      }, 200).unref();
+    }
+  }
+
+  /** ACK: for a non-2xx it matches our INVITE server transaction and ends there; for a 2xx it is end to end. */
+  private onAck(req: SipRequest, via: Via, source: Source, arrivedAt: number): void {
+    if (this.invites.ack(transactionKey(req, via))) return;
+    const toTag = req.to()?.params.get('tag');
+    if (toTag && isStatelessTag(toTag)) return; // the ACK for a rejection we sent statelessly (Kamailio's sl_filter_ACK)
+    if (!this.ackHandler || validateRequest(req)) return; // a bad ACK cannot be answered: dropped
+    try {
+      this.ackHandler(req, { source, arrivedAt });
+    } catch (e) {
+      this.log.error({ err: e, callId: req.callId() }, 'ACK handler failed');
+    }
   }
 
   private unsupportedRequirements(req: SipRequest): string[] {
@@ -289,6 +387,9 @@ export class SipEndpoint {
     const via = res.topVia();
     const cseq = res.cseq();
     const branch = via?.params.get('branch');
+    if (via && cseq && branch && cseq.method === 'INVITE') {
+      if (this.invites.receive(branch, res)) return;
+    }
     if (!via || !cseq || !branch || !this.client.receive(branch, cseq.method, res)) {
       // §18.1.2: a response matching no client transaction is discarded.
       this.observer?.badMessage?.('unmatched-response');
@@ -303,10 +404,7 @@ export class SipEndpoint {
     if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
     const sender = this.sender;
     const branch = newBranch();
-    const { host, port } = sender.viaAddress(dest.transport);
-    const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
-    req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
-    if (!req.has(H.maxForwards)) req.append('Max-Forwards', '70');
+    this.addVia(req, dest, branch);
     const data = serialize(req);
     const cseq = req.cseq();
     return this.client.start(branch, cseq?.method ?? req.method, dest, {
@@ -316,10 +414,50 @@ export class SipEndpoint {
     });
   }
 
+  /**
+   * Sends an INVITE in a new INVITE client transaction (a proxy's branch). The endpoint adds the top Via (with
+   * `branch`, or a fresh one) and Max-Forwards when missing. Throws before attach.
+   */
+  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch = newBranch()): InviteClientHandle {
+    const sender = this.sender;
+    if (!sender) throw new Error('endpoint not attached to transports');
+    this.addVia(req, dest, branch);
+    return this.invites.start(req, dest, branch, sender, this.client, callbacks);
+  }
+
+  /**
+   * Sends a request without a transaction (a proxy forwarding a 2xx ACK, §16.11 stateless forwarding): our Via
+   * with `branch` on top. Resolves when handed to the transport.
+   */
+  forwardStateless(req: SipRequest, dest: Destination, branch = newBranch()): Promise<void> {
+    if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
+    this.addVia(req, dest, branch);
+    return this.sender.send(serialize(req), dest);
+  }
+
+  /** Sends a response outside any transaction (a proxy forwarding a 2xx that arrived after its transaction ended, §16.7). */
+  sendResponseTo(res: SipResponse, dest: Destination): void {
+    this.sender?.sendNow(serialize(res), dest);
+  }
+
+  private addVia(req: SipRequest, dest: Destination, branch: string): void {
+    const { host, port } = this.sender!.viaAddress(dest.transport);
+    const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
+    req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
+    if (!req.has(H.maxForwards)) req.append('Max-Forwards', '70');
+  }
+
   close(): void {
     this.server.close();
     this.client.close();
+    this.invites.close();
   }
+}
+
+/** Marks a response to go statelessly (see rejectsStatelessly). */
+function stateless(res: SipResponse): SipResponse {
+  res.stateless = true;
+  return res;
 }
 
 /**
@@ -329,8 +467,8 @@ export class SipEndpoint {
  * transaction. Measured with test/security/flood.test.ts: 92,000 refused UDP requests held 90,000 transactions,
  * each with its answer, for Timer J (33 s): +560 MiB RSS; rejected statelessly, 16 transactions and +30 to +150 MiB
  * (garbage V8 keeps). Successes stay in their transaction: a retransmitted REGISTER whose 200 was lost gets that 200
- * again, not a second write. INVITE keeps its transaction either way (its non-2xx answer is acknowledged hop by hop,
- * RFC 3261 §17.2.1).
+ * again, not a second write. INVITE has transactions of its own (onInvite): the rejections the endpoint makes
+ * itself go statelessly there too, a handler's rejections statefully unless it marks them stateless.
  */
 function rejectsStatelessly(req: SipRequest, res: SipResponse): boolean {
   return res.status >= 300 && req.method !== 'INVITE';
@@ -346,7 +484,7 @@ function sanitizeReason(s: string): string {
 const branchPrefix = MAGIC_COOKIE + randomBytes(9).toString('base64url') + '.';
 let branchCounter = 0;
 
-function newBranch(): string {
+export function newBranch(): string {
   branchCounter = (branchCounter + 1) % Number.MAX_SAFE_INTEGER;
   return branchPrefix + branchCounter.toString(36);
 }

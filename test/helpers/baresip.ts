@@ -24,6 +24,8 @@ export interface BaresipOptions {
   modules?: string[];
   /** Listen for ctrl_tcp commands on this port (loads ctrl_tcp.so). */
   ctrlPort?: number;
+  /** More config lines, e.g. 'audio_source\t\tausine,440' for calls. */
+  config?: string[];
 }
 
 export interface Baresip {
@@ -60,6 +62,7 @@ export function startBaresip(o: BaresipOptions): Baresip {
       'module_app\t\taccount.so',
       ...modules.map((m) => `module_app\t\t${m}`),
       ...(o.ctrlPort ? [`ctrl_tcp_listen\t\t127.0.0.1:${o.ctrlPort}`] : []),
+      ...(o.config ?? []),
       '',
     ].join('\n'),
   );

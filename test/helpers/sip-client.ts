@@ -111,6 +111,11 @@ export class SipTestClient {
     else this.tcp!.write(buf);
   }
 
+  /** UDP only: sends to another port than the one opened for (a peer the server was told of before it started). */
+  sendTo(data: string, port: number, host = '127.0.0.1'): void {
+    this.udp!.send(Buffer.from(data, 'latin1'), port, host);
+  }
+
   /** The next message received (raw), or rejects after `ms`. */
   next(ms = 3000): Promise<string> {
     const q = this.queue.shift();

@@ -33,7 +33,7 @@ describe('SIP endpoint', () => {
       });
 
       it('answers a known but unhandled method 405 with Allow', async () => {
-        const r = await c.request(req('INFO'));
+        const r = await c.request(req('MESSAGE'));
         assert.equal(r.status, 405);
         assert.match(r.header('Allow')!, /REGISTER/);
       });

@@ -30,17 +30,19 @@ interface Outcome {
 }
 
 const NOT_OUR_DOMAIN = 'the Request-URI names a domain this registrar does not serve (realm example.test) and it is no proxy to forward it: 404 (RFC 3261 §10.3 step 1, before authentication and Contact processing); the registrar-role answer is checked below against a registrar for example.com';
+const CALL = 'an INVITE is a call for the proxy, which first wants the caller authenticated (--calls-from authenticated, the default): 407 with Proxy-Authenticate, before the body or Accept, which are the callee\'s to judge (RFC 3261 §16.3, §22.3)';
+const NO_DIALOG = 'an in-dialog request (BYE) whose dialog was not record-routed here: the proxy has nowhere to send it, 481 (RFC 3261 §16.4)';
 const NOT_ALLOWED = 'a registered method this registrar does not implement: 405 with Allow (RFC 3261 §8.2.1), which comes before any look at the body or Accept (§8.2.3)';
 
 const OUTCOMES: Record<string, Outcome> = {
   // RFC 4475 §3.1.1: valid messages.
-  wsinv: { unit: 'request', wire: 405, why: NOT_ALLOWED },
+  wsinv: { unit: 'request', wire: 481, why: 'an INVITE with a To tag is a re-INVITE, and no dialog of it was record-routed here: 481 (RFC 3261 §16.4, §12.2.2)' },
   intmeth: { unit: 'request', wire: 501, why: 'unknown method at an endpoint: 501 with Allow (byRole endpoint)' },
-  esc01: { unit: 'request', wire: 405, why: NOT_ALLOWED },
+  esc01: { unit: 'request', wire: 407, why: CALL },
   escnull: { unit: 'request', wire: 404, why: NOT_OUR_DOMAIN },
   esc02: { unit: 'request', wire: 501, why: 'RE%47IST%45R is an unknown method, not REGISTER: 501 (byRole endpoint)' },
   lwsdisp: { unit: 'request', wire: 200, why: 'OPTIONS is answered by the server itself, with what it supports (RFC 3261 §11.2)' },
-  longreq: { unit: 'request', wire: 405, why: NOT_ALLOWED },
+  longreq: { unit: 'request', wire: 407, why: CALL },
   dblreq: { unit: 'request', wire: 404, why: `${NOT_OUR_DOMAIN}; the INVITE octets after the REGISTER are ignored (one response only)` },
   semiuri: { unit: 'request', wire: 200 },
   transports: { unit: 'request', wire: 200 },
@@ -59,7 +61,7 @@ const OUTCOMES: Record<string, Outcome> = {
   lwsstart: { unit: 400, wire: 400, why: 'rejected rather than ignoring the extra SP (both allowed)' },
   trws: { unit: 400, wire: 400, why: 'rejected rather than ignoring the trailing SP (both allowed)' },
   escruri: { unit: 400, wire: 400, why: 'rejected rather than ignoring the escaped header (both allowed)' },
-  baddate: { unit: 'request', wire: 405, why: `the Date header means nothing to a registrar, and the RFC asks to reject it only where it matters, so it parses (alsoAcceptable); then ${NOT_ALLOWED}` },
+  baddate: { unit: 'request', wire: 407, why: `the Date header means nothing to a proxy, and the RFC asks to reject it only where it matters, so it parses (alsoAcceptable); then ${CALL}` },
   regbadct: { unit: 'request', wire: 404, why: `the Contact is the registrar's to check, at RFC 3261 §10.3 steps 6-7, after the domain and authentication; here ${NOT_OUR_DOMAIN}` },
   badaspec: { unit: 400, wire: 400, why: 'rejected rather than ignoring the spaces (both allowed)' },
   baddn: { unit: 400, wire: 400, why: 'rejected rather than inferring the quotes (both allowed)' },
@@ -74,7 +76,7 @@ const OUTCOMES: Record<string, Outcome> = {
   novelsc: { unit: 416, wire: 416, why: 'no soap.beep URI is ever accepted here, so 416 rather than 404' },
   unksm2: { unit: 'request', wire: 404, why: NOT_OUR_DOMAIN },
   bext01: { unit: 'request', wire: 420, why: 'as a UAS: 420 listing the Require tags; Proxy-Require is for proxies' },
-  invut: { unit: 'request', wire: 405, why: `415 is an INVITE-capable endpoint's answer; ${NOT_ALLOWED}` },
+  invut: { unit: 'request', wire: 407, why: `415 is the callee's answer; ${CALL}` },
   regaut01: { unit: 'request', wire: 404, why: NOT_OUR_DOMAIN },
   multi01: { unit: 400, wire: 400 },
   mcl01: { unit: 400, wire: 400 },
@@ -83,19 +85,19 @@ const OUTCOMES: Record<string, Outcome> = {
   cparam01: { unit: 'request', wire: 404, why: NOT_OUR_DOMAIN },
   cparam02: { unit: 'request', wire: 404, why: NOT_OUR_DOMAIN },
   regescrt: { unit: 'request', wire: 404, why: NOT_OUR_DOMAIN },
-  sdp01: { unit: 'request', wire: 405, why: `406 or 400 are an INVITE-capable UA's answers; ${NOT_ALLOWED}` },
-  inv2543: { unit: 'request', wire: 405, why: `accepted as RFC 2543 (no branch, tag, Max-Forwards or Content-Length); ${NOT_ALLOWED}` },
+  sdp01: { unit: 'request', wire: 407, why: `406 or 400 are the callee's answers; ${CALL}` },
+  inv2543: { unit: 'request', wire: 407, why: `accepted as RFC 2543 (no branch, tag, Max-Forwards or Content-Length); ${CALL}` },
   // RFC 5118.
   'ipv6-good': { unit: 'request', wire: 404, why: 'sip:[2001:db8::10] is neither a served domain nor this server: 404' },
   'ipv6-bad': { unit: 400, wire: 400 },
   'port-ambiguous': { unit: 'request', wire: 404, why: 'sip:[2001:db8::10:5070] is neither a served domain nor this server: 404' },
   'port-unambiguous': { unit: 'request', wire: 404, why: 'sip:[2001:db8::10]:5070 is neither a served domain nor this server: 404' },
-  'via-received-param-with-delim': { unit: 'request', wire: 405, why: `the bracketed received= is tolerated (RFC 5118 §4.5); then ${NOT_ALLOWED}` },
+  'via-received-param-with-delim': { unit: 'request', wire: 481, why: `the bracketed received= is tolerated (RFC 5118 §4.5); then ${NO_DIALOG}` },
   'via-received-param-no-delim': { unit: 'request', wire: 200 },
-  'ipv6-in-sdp': { unit: 'request', wire: 405, why: NOT_ALLOWED },
-  'mult-ip-in-header': { unit: 'request', wire: 405, why: NOT_ALLOWED },
-  'mult-ip-in-sdp': { unit: 'request', wire: 405, why: NOT_ALLOWED },
-  'ipv4-mapped-ipv6': { unit: 'request', wire: 405, why: NOT_ALLOWED },
+  'ipv6-in-sdp': { unit: 'request', wire: 407, why: CALL },
+  'mult-ip-in-header': { unit: 'request', wire: 481, why: NO_DIALOG },
+  'mult-ip-in-sdp': { unit: 'request', wire: 407, why: CALL },
+  'ipv4-mapped-ipv6': { unit: 'request', wire: 407, why: CALL },
   'ipv6-bug-abnf-3-colons': { unit: 'request', wire: 200, why: 'the three-colon reference is tolerated (RFC 5118 §4.10)' },
   'ipv6-correct-abnf-2-colons': { unit: 'request', wire: 200 },
 };

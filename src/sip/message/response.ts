@@ -63,3 +63,20 @@ function toHasTag(req: SipRequest, value: string): boolean {
   const params = gt >= 0 ? value.slice(gt + 1) : value.slice(Math.max(0, value.indexOf(';')));
   return /;[ \t]*tag[ \t]*=/i.test(params);
 }
+
+// Responses sent statelessly carry a To tag of their own form, so the ACK for one is recognised without any state
+// (Kamailio's sl module does the same with its sl tag): '-' never occurs in the other tags.
+const statelessPrefix = tagPrefix + '-';
+
+/** Gives a response the stateless To tag when the request had no To tag (a dialog-creating request). */
+export function markStatelessTag(req: SipRequest, res: SipResponse): void {
+  const to = req.get(H.to);
+  if (to === undefined || toHasTag(req, to)) return;
+  tagCounter = (tagCounter + 1) >>> 0;
+  res.set('To', `${to};tag=${statelessPrefix}${tagCounter.toString(36)}`);
+}
+
+/** True for the To tag of a response this process sent statelessly. */
+export function isStatelessTag(tag: string): boolean {
+  return tag.startsWith(statelessPrefix);
+}

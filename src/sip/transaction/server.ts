@@ -32,8 +32,7 @@ export interface ServerTransaction {
 }
 
 /** The transaction key of a request: the branch and sent-by when RFC 3261-compliant, else the §17.2.3 tuple. */
-export function transactionKey(req: SipRequest, via: Via): string {
-  const method = req.method === 'ACK' ? 'INVITE' : req.method;
+export function transactionKey(req: SipRequest, via: Via, method = req.method === 'ACK' ? 'INVITE' : req.method): string {
   const branch = via.params.get('branch');
   if (branch && branch.startsWith(MAGIC_COOKIE)) {
     return branch + '\u0000' + via.host + ':' + (via.port ?? '') + '\u0000' + method;

@@ -1,0 +1,256 @@
+// One proxied INVITE's branches (RFC 3261 §16.6-§16.10): targets in q groups, parallel within a group and serial
+// across groups (Kamailio's t_load_contacts/t_next_contacts: the next group when the current one ended without a
+// 2xx or 6xx, or when it rang for `groupTimeoutMs`), per-branch Timer C, the response context and best response.
+//
+// - 1xx (not 100) are forwarded upstream; every 2xx is forwarded at once (the server transaction is in Accepted,
+//   RFC 6026), and the first one cancels the other branches with `Reason: SIP;cause=200` (RFC 3326).
+// - A 6xx ends the search: the other branches are cancelled and the 6xx is the answer.
+// - Otherwise, when no branch is left and no group remains, the best final goes upstream (§16.7 step 6): the
+//   lowest class; within 4xx a 401/407 carrying every branch's challenge, else the most telling status (a branch
+//   timeout, 408, only when nothing else); 503 becomes 500.
+// - The caller's CANCEL cancels every branch and the answer is 487; branches that had no provisional yet are not
+//   waited for (their CANCEL goes when one arrives, §9.1), so the caller gets its 487 at once.
+
+import { H } from '../sip/message/header-names.ts';
+import { SipRequest, type SipResponse } from '../sip/message/message.ts';
+import { Errors } from '../errors.ts';
+import { sipError } from '../sip/message/response.ts';
+import type { InviteClientCallbacks, InviteClientHandle } from '../sip/transaction/invite-table.ts';
+import type { Destination } from '../sip/transport/types.ts';
+
+export interface Target {
+  /** The new Request-URI. */
+  uri: string;
+  dest: Destination;
+  /** Route values to put first (a binding's Path, outermost first). */
+  routes: string[];
+  /** Record-Route values to add (ours, one or two), the first topmost. */
+  recordRoute: string[];
+}
+
+export interface ForkOptions {
+  /** The request as received, after route preprocessing: copied per branch. */
+  request: SipRequest;
+  /** Targets by q group, highest q first. */
+  groups: Target[][];
+  invite: (req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch: string) => InviteClientHandle;
+  /** Our branch for the i-th branch (unique; carries the loop-detection hash). */
+  branchId: (i: number) => string;
+  /** Sends a response upstream through the server transaction. */
+  respond: (res: SipResponse) => boolean;
+  /** Timer C (§16.8: more than 3 minutes). */
+  timerCMs: number;
+  /** How long a group rings before the next one starts (serial forking); 0: only when it ends. */
+  groupTimeoutMs: number;
+  /** The call ended upstream with this status (2xx: answered). */
+  onFinal?: (status: number) => void;
+}
+
+interface Branch {
+  handle: InviteClientHandle | null;
+  done: boolean;
+  /** Left behind when its group timed out or the caller cancelled: only a 2xx from it still counts. */
+  abandoned: boolean;
+  provisional: boolean;
+  timerC: NodeJS.Timeout | null;
+}
+
+const REASON_ANSWERED = 'SIP;cause=200;text="Call completed elsewhere"';
+const REASON_DECLINED = 'SIP;cause=600;text="Busy Everywhere"';
+
+export class Fork {
+  private readonly o: ForkOptions;
+  private readonly branches: Branch[] = [];
+  private readonly finals: SipResponse[] = [];
+  private group = -1;
+  private groupTimer: NodeJS.Timeout | null = null;
+  private answered = false;
+  private finished = false;
+  private cancelled = false;
+  private sixxx: SipResponse | null = null;
+
+  constructor(o: ForkOptions) {
+    this.o = o;
+  }
+
+  start(): void {
+    this.nextGroup();
+  }
+
+  /** The caller's CANCEL (§16.10). */
+  cancel(reason?: string): void {
+    if (this.finished || this.answered) return;
+    this.cancelled = true;
+    this.clearGroupTimer();
+    for (const b of this.branches) {
+      if (b.done) continue;
+      b.handle?.cancel(reason);
+      if (!b.provisional) this.settle(b, true);
+      else b.abandoned = true;
+    }
+    this.complete();
+  }
+
+  private nextGroup(): void {
+    this.group++;
+    const targets = this.o.groups[this.group];
+    if (!targets) return;
+    if (this.o.groupTimeoutMs > 0 && this.group + 1 < this.o.groups.length) {
+      this.groupTimer = setTimeout(() => this.groupTimedOut(), this.o.groupTimeoutMs);
+      this.groupTimer.unref();
+    }
+    for (const t of targets) this.startBranch(t);
+  }
+
+  private startBranch(t: Target): void {
+    const b: Branch = { handle: null, done: false, abandoned: false, provisional: false, timerC: null };
+    const i = this.branches.push(b) - 1;
+    const req = forwardedCopy(this.o.request, t);
+    this.armTimerC(b);
+    b.handle = this.o.invite(req, t.dest, {
+      onResponse: (res) => this.onResponse(b, res),
+      onFailure: (reason) => this.onFailure(b, reason),
+    }, this.o.branchId(i));
+  }
+
+  private armTimerC(b: Branch): void {
+    if (b.timerC) clearTimeout(b.timerC);
+    b.timerC = setTimeout(() => {
+      // Timer C (§16.8): a branch that rings for ever is cancelled; its 487 (or its CANCEL's timeout) ends it.
+      b.timerC = null;
+      if (!b.done) b.handle?.cancel();
+    }, this.o.timerCMs);
+    b.timerC.unref();
+  }
+
+  private onResponse(b: Branch, res: SipResponse): void {
+    popVia(res);
+    const status = res.status;
+    if (status < 200) {
+      b.provisional = true;
+      this.armTimerC(b);
+      if (!b.abandoned && !this.finished && !this.answered) this.o.respond(res);
+      return;
+    }
+    if (status < 300) {
+      // Every 2xx goes upstream (RFC 6026); the first one ends the search.
+      if (!b.done) this.settle(b, false);
+      this.o.respond(res);
+      if (!this.answered) {
+        this.answered = true;
+        this.finished = true;
+        this.clearGroupTimer();
+        this.cancelOthers(REASON_ANSWERED);
+        this.o.onFinal?.(status);
+      }
+      return;
+    }
+    if (b.done) return;
+    this.settle(b, false);
+    if (b.abandoned) return this.complete();
+    this.finals.push(res);
+    if (status >= 600 && !this.sixxx) {
+      this.sixxx = res;
+      this.clearGroupTimer();
+      this.cancelOthers(REASON_DECLINED);
+    }
+    this.complete();
+  }
+
+  private onFailure(b: Branch, reason: 'timeout' | 'transport'): void {
+    if (b.done) return;
+    this.settle(b, false);
+    if (!b.abandoned) this.finals.push(sipError(this.o.request, reason === 'timeout' ? Errors.SIP_ERR_TIMEOUT : Errors.SIP_ERR_TRANSPORT));
+    this.complete();
+  }
+
+  private settle(b: Branch, abandoned: boolean): void {
+    b.done = true;
+    if (abandoned) b.abandoned = true;
+    if (b.timerC) clearTimeout(b.timerC);
+    b.timerC = null;
+  }
+
+  private cancelOthers(reason: string): void {
+    for (const b of this.branches) {
+      if (b.done) continue;
+      b.abandoned = true;
+      b.handle?.cancel(reason);
+      if (!b.provisional) this.settle(b, true);
+    }
+  }
+
+  private groupTimedOut(): void {
+    this.groupTimer = null;
+    if (this.finished || this.answered || this.cancelled) return;
+    for (const b of this.branches) {
+      if (b.done) continue;
+      b.abandoned = true;
+      b.handle?.cancel();
+      if (!b.provisional) this.settle(b, true);
+    }
+    this.nextGroup();
+  }
+
+  /** When no branch is left: the next group, or the best response upstream. */
+  private complete(): void {
+    if (this.finished || this.branches.some((b) => !b.done && !b.abandoned)) return;
+    if (!this.cancelled && !this.sixxx && this.group + 1 < this.o.groups.length) {
+      this.clearGroupTimer();
+      this.nextGroup();
+      return;
+    }
+    this.finished = true;
+    this.clearGroupTimer();
+    const best = this.cancelled ? sipError(this.o.request, Errors.SIP_ERR_REQUEST_TERMINATED) : this.best();
+    this.o.respond(best);
+    this.o.onFinal?.(best.status);
+  }
+
+  private best(): SipResponse {
+    if (this.sixxx) return this.sixxx;
+    if (this.finals.length === 0) return sipError(this.o.request, Errors.SIP_ERR_TIMEOUT);
+    const lowest = Math.min(...this.finals.map((r) => Math.floor(r.status / 100)));
+    const inClass = this.finals.filter((r) => Math.floor(r.status / 100) === lowest);
+    const challenges = inClass.filter((r) => r.status === 401 || r.status === 407);
+    if (challenges.length > 0) {
+      // §16.7 step 7: one 401/407 carrying every branch's challenges.
+      const res = challenges.find((r) => r.status === 407) ?? challenges[0];
+      for (const other of challenges) {
+        if (other === res) continue;
+        for (const v of other.getAll(H.wwwAuthenticate)) res.append('WWW-Authenticate', v);
+        for (const v of other.getAll(H.proxyAuthenticate)) res.append('Proxy-Authenticate', v);
+      }
+      return res;
+    }
+    const chosen = inClass.find((r) => r.status !== 408 && r.status !== 503) ?? inClass[0];
+    if (chosen.status === 503) return sipError(this.o.request, Errors.SIP_ERR_INTERNAL, 'every branch unavailable'); // §16.7 step 6
+    return chosen;
+  }
+
+  private clearGroupTimer(): void {
+    if (this.groupTimer) clearTimeout(this.groupTimer);
+    this.groupTimer = null;
+  }
+}
+
+/** §16.6 steps 1-6: the request copied with the target's Request-URI, Max-Forwards one less, Record-Route and Route. */
+export function forwardedCopy(req: SipRequest, t: Target): SipRequest {
+  const out = new SipRequest(req.method, t.uri);
+  for (const v of t.recordRoute) out.append('Record-Route', v);
+  for (const v of t.routes) out.append('Route', v);
+  for (const h of req.headers) {
+    if (h.key === H.maxForwards) out.headers.push({ key: h.key, name: h.name, value: String(Math.max(0, Number(h.value.trim()) - 1)) });
+    else out.headers.push({ key: h.key, name: h.name, value: h.value });
+  }
+  if (!req.has(H.maxForwards)) out.append('Max-Forwards', '69');
+  out.body = req.body;
+  return out;
+}
+
+/** Removes the top Via value (ours) from a response before it goes upstream (§16.7 step 3). */
+export function popVia(res: SipResponse): void {
+  const rest = res.values(H.via).slice(1);
+  if (rest.length === 0) res.remove(H.via);
+  else res.set(H.via, rest.join(', ')); // one line where the first was: order kept, parsed Vias re-read
+}

@@ -1,0 +1,148 @@
+// Record-Route (RFC 3261 §16.6 step 4, RFC 5658 double Record-Route) and loose routing (§16.4, §16.12).
+//
+// Our Record-Route URI carries the dialog's two flows: `fc`, where the caller's INVITE came from, and `fe`, where
+// the branch went (a binding's flow: its connection, or its NATed source address). An in-dialog request from the
+// caller (its From tag hashes to `ft`) goes to `fe`, any other to `fc`, so a phone behind NAT or on a WebSocket
+// (whose Contact host is `.invalid`) is reached over the flow it registered on, as Kamailio's outbound and
+// nathelper modules do.
+//
+// `sb` is an HMAC over the Call-ID and those parameters under a key derived from the master key: without it anyone
+// could send "Route: <us>, <victim>" and use us as an open relay (or name any connection). A Route of ours whose
+// `sb` does not verify is not ours to follow, and the request is refused.
+
+import { createHmac, createHash, timingSafeEqual } from 'node:crypto';
+import { H } from '../sip/message/header-names.ts';
+import type { SipRequest } from '../sip/message/message.ts';
+import { parseNameAddr } from '../sip/message/name-addr.ts';
+import { splitComma } from '../sip/message/grammar.ts';
+import { formatUri, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
+import type { TransportName } from '../sip/transport/types.ts';
+
+/** Where one side of a dialog is reached. */
+export interface Flow {
+  transport: TransportName;
+  address: string;
+  port: number;
+  /** The connection on `node` (stream transports), or null. */
+  connectionId: number | null;
+  node: string;
+}
+
+/** Most Route values (and Record-Route values) a request may carry; beyond it 400 (a peer chooses how many). */
+export const MAX_ROUTES = 16;
+/** Longest Route or Record-Route value accepted. */
+export const MAX_ROUTE_LENGTH = 512;
+const TRANSPORTS = new Set(['UDP', 'TCP', 'TLS', 'WS', 'WSS']);
+
+export function encodeFlow(f: Flow): string {
+  return Buffer.from(`${f.transport}|${f.address}|${f.port}|${f.connectionId ?? ''}|${f.node}`).toString('base64url');
+}
+
+export function decodeFlow(token: string): Flow | null {
+  if (token.length > 400) return null;
+  const parts = Buffer.from(token, 'base64url').toString().split('|');
+  if (parts.length !== 5 || !TRANSPORTS.has(parts[0])) return null;
+  const port = Number(parts[2]);
+  const conn = parts[3] === '' ? null : Number(parts[3]);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535 || (conn !== null && !Number.isSafeInteger(conn))) return null;
+  return { transport: parts[0] as TransportName, address: parts[1], port, connectionId: conn, node: parts[4] };
+}
+
+/** A short hash of a From tag: tags are tokens, some of whose characters a URI parameter may not hold. */
+export function tagHash(tag: string): string {
+  return createHash('sha256').update(tag).digest('base64url').slice(0, 12);
+}
+
+export interface DialogRoute {
+  /** Hash of the caller's From tag. */
+  ft: string;
+  caller: Flow;
+  callee: Flow;
+}
+
+export class RecordRouter {
+  private readonly key: Buffer;
+
+  constructor(key: Buffer) {
+    this.key = key;
+  }
+
+  private mac(callId: string, ft: string, fc: string, fe: string): string {
+    return createHmac('sha256', this.key).update(`${callId}\n${ft}\n${fc}\n${fe}`).digest('base64url').slice(0, 22);
+  }
+
+  /** The Record-Route URI for one of our interfaces (host, port, transport) in a dialog with these flows. */
+  uri(host: string, port: number, transport: TransportName, callId: string, fromTag: string, caller: Flow, callee: Flow): string {
+    const ft = tagHash(fromTag);
+    const fc = encodeFlow(caller);
+    const fe = encodeFlow(callee);
+    const h = host.indexOf(':') >= 0 ? `[${host}]` : host;
+    return `sip:${h}:${port};transport=${transport.toLowerCase()};lr;ft=${ft};fc=${fc};fe=${fe};sb=${this.mac(callId, ft, fc, fe)}`;
+  }
+
+  /** The dialog route our URI names, or null when it is not one of ours or its MAC does not verify. */
+  verify(uri: SipUri, callId: string): DialogRoute | null {
+    const ft = uri.params.get('ft');
+    const fc = uri.params.get('fc');
+    const fe = uri.params.get('fe');
+    const sb = uri.params.get('sb');
+    if (!ft || !fc || !fe || !sb) return null;
+    const want = Buffer.from(this.mac(callId, ft, fc, fe));
+    const got = Buffer.from(sb);
+    if (want.length !== got.length || !timingSafeEqual(want, got)) return null;
+    const caller = decodeFlow(fc);
+    const callee = decodeFlow(fe);
+    return caller && callee ? { ft, caller, callee } : null;
+  }
+}
+
+export type RoutePreprocess =
+  | { kind: 'ours'; route: DialogRoute }
+  | { kind: 'none' }
+  | { kind: 'forged' }
+  | { kind: 'too-many' };
+
+/**
+ * §16.4: strict-router fix-up (a Request-URI that is our Record-Route: the last Route becomes the Request-URI),
+ * then every Route entry of ours at the top removed (two when we record-routed twice; a phone's pre-loaded Route to
+ * its outbound proxy, us, without `sb`). Returns the dialog route when our signed entries verified, 'none' when
+ * the request names no signed Route of ours, 'forged' when an entry looks like ours (our host, an `sb`) but does
+ * not verify. `isUs` says whether a URI names this proxy (a local host and one of our ports).
+ */
+export function preprocessRoutes(req: SipRequest, router: RecordRouter, isUs: (uri: SipUri) => boolean): RoutePreprocess {
+  const values: string[] = [];
+  for (const line of req.getAll(H.route)) {
+    if (line.length > MAX_ROUTE_LENGTH * MAX_ROUTES) return { kind: 'too-many' };
+    for (const v of splitComma(line)) values.push(v);
+    if (values.length > MAX_ROUTES) return { kind: 'too-many' };
+  }
+  if (values.some((v) => v.length > MAX_ROUTE_LENGTH)) return { kind: 'too-many' };
+  const callId = req.callId() ?? '';
+  let found: DialogRoute | null = null;
+  const ruri = parseUri(req.uri);
+  if (ruri && isSipUri(ruri) && ruri.params.has('sb') && isUs(ruri) && values.length > 0) {
+    // A strict router before us put our URI in the Request-URI (§16.4): the last Route is the real one.
+    found = router.verify(ruri, callId);
+    if (!found) return { kind: 'forged' };
+    const last = parseNameAddr(values.pop()!);
+    if (!last) return { kind: 'forged' };
+    req.uri = formatUri(last.uri);
+  }
+  let popped = 0;
+  while (popped < values.length) {
+    const na = parseNameAddr(values[popped]);
+    const u = na?.uri;
+    if (!u || !isSipUri(u) || !isUs(u)) break;
+    if (u.params.has('sb')) {
+      const r = router.verify(u, callId);
+      if (!r) return { kind: 'forged' };
+      found ??= r;
+    }
+    popped++;
+  }
+  if (popped > 0 || found) {
+    req.remove(H.route);
+    for (const v of values.slice(popped)) req.append('Route', v);
+  }
+  return found ? { kind: 'ours', route: found } : { kind: 'none' };
+}

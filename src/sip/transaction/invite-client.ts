@@ -1,0 +1,227 @@
+// INVITE client transactions (RFC 3261 §17.1.1 as amended by RFC 6026).
+//
+//   Calling --1xx--> Proceeding      (Timer A retransmits the INVITE on unreliable transports, T1 doubling;
+//                                     Timer B = 64*T1 times the transaction out while no response came)
+//   Calling/Proceeding --2xx--> Accepted   (RFC 6026: every 2xx, retransmissions and forks included, goes to the
+//                                     TU, which sends the end-to-end ACK; Timer M = 64*T1 ends it)
+//   Calling/Proceeding --3xx-6xx--> Completed (the ACK is built and sent here, hop by hop, §17.1.1.3, and sent again
+//                                     for each retransmitted final; Timer D = 32 s unreliable, 0 reliable)
+//
+// CANCEL (§9.1) is sent only once a provisional response arrived; asked for earlier, it waits for one. After a
+// CANCEL the callee has 64*T1 to answer the INVITE, else the transaction ends as timed out (as Kamailio's tm does
+// with its fr_inv timer), so a branch that ignores CANCEL cannot hold a call.
+
+import { H } from '../message/header-names.ts';
+import { SipRequest, type SipResponse } from '../message/message.ts';
+import { serialize } from '../message/serialize.ts';
+import { DEFAULT_TIMERS, type TransactionTimers } from './invite-server.ts';
+
+export type InviteClientState = 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
+
+export interface InviteClientTransactionOptions {
+  /** The INVITE as sent, our Via on top. */
+  request: SipRequest;
+  reliable: boolean;
+  timers?: TransactionTimers;
+  /** Sends bytes to the branch's destination; a rejection is a transport error (§17.1.4). */
+  transmit: (data: Buffer) => Promise<void>;
+  /** Sends a CANCEL for this transaction (a non-INVITE client transaction with the same branch). */
+  sendCancel: (cancel: SipRequest) => void;
+  /** Every response the TU should see: provisionals (100 excepted), the final, and each 2xx in Accepted. */
+  onResponse: (res: SipResponse) => void;
+  /** The transaction failed without a final response: Timer B, no answer after CANCEL, or a transport error. */
+  onFailure: (reason: 'timeout' | 'transport') => void;
+  /** Called once when the transaction ends, to drop it from its table. */
+  onTerminated: () => void;
+}
+
+export class InviteClientTransaction {
+  state: InviteClientState = 'calling';
+  private readonly opts: InviteClientTransactionOptions;
+  private readonly timers: TransactionTimers;
+  private readonly data: Buffer;
+  private timerA: NodeJS.Timeout | null = null;
+  private timerB: NodeJS.Timeout | null = null;
+  private timerEnd: NodeJS.Timeout | null = null;
+  private aInterval: number;
+  private ackData: Buffer | null = null;
+  private cancelWanted: string | null | undefined = undefined;
+  private cancelSent = false;
+
+  constructor(opts: InviteClientTransactionOptions) {
+    this.opts = opts;
+    this.timers = opts.timers ?? DEFAULT_TIMERS;
+    this.aInterval = this.timers.t1;
+    this.data = serialize(opts.request);
+  }
+
+  get request(): SipRequest {
+    return this.opts.request;
+  }
+
+  start(): void {
+    this.transmit(this.data);
+    if (!this.opts.reliable) this.timerA = this.timer(() => this.retransmit(), this.aInterval);
+    this.timerB = this.timer(() => this.fail('timeout'), 64 * this.timers.t1);
+  }
+
+  private transmit(data: Buffer): void {
+    this.opts.transmit(data).catch(() => this.fail('transport'));
+  }
+
+  private retransmit(): void {
+    if (this.state !== 'calling') return;
+    this.transmit(this.data);
+    this.aInterval *= 2; // Timer A doubles without the T2 cap (§17.1.1.2); Timer B ends it
+    this.timerA = this.timer(() => this.retransmit(), this.aInterval);
+  }
+
+  receive(res: SipResponse): void {
+    const status = res.status;
+    switch (this.state) {
+      case 'calling':
+      case 'proceeding':
+        if (status < 200) {
+          this.stopRetransmitting();
+          this.state = 'proceeding';
+          if (this.cancelWanted !== undefined) this.sendCancelNow();
+          if (status > 100) this.opts.onResponse(res);
+          return;
+        }
+        this.clear();
+        if (status < 300) {
+          this.state = 'accepted';
+          this.timerEnd = this.timer(() => this.terminate(), 64 * this.timers.t1);
+          this.opts.onResponse(res);
+          return;
+        }
+        this.state = 'completed';
+        this.ackData = serialize(this.buildAck(res));
+        this.transmit(this.ackData);
+        if (this.opts.reliable) {
+          this.opts.onResponse(res);
+          this.terminate();
+        } else {
+          this.timerEnd = this.timer(() => this.terminate(), 64 * this.timers.t1 > 32000 ? 32000 : 64 * this.timers.t1);
+          this.opts.onResponse(res);
+        }
+        return;
+      case 'completed':
+        if (status >= 300 && this.ackData) this.transmit(this.ackData); // the final again: our ACK was lost
+        return;
+      case 'accepted':
+        if (status >= 200 && status < 300) this.opts.onResponse(res);
+        return;
+      default:
+    }
+  }
+
+  /**
+   * Cancels the INVITE (§9.1) with an optional Reason header value (RFC 3326). Nothing happens once a final
+   * response arrived; before a provisional one the CANCEL waits for it.
+   */
+  cancel(reason?: string): void {
+    if (this.cancelWanted !== undefined || (this.state !== 'calling' && this.state !== 'proceeding')) return;
+    this.cancelWanted = reason ?? null;
+    if (this.state === 'proceeding') this.sendCancelNow();
+  }
+
+  private sendCancelNow(): void {
+    if (this.cancelSent) return;
+    this.cancelSent = true;
+    this.opts.sendCancel(this.buildCancel(this.cancelWanted ?? undefined));
+    // The callee must now answer 487 (or its final) within 64*T1.
+    if (this.timerB) clearTimeout(this.timerB);
+    this.timerB = this.timer(() => this.fail('timeout'), 64 * this.timers.t1);
+  }
+
+  /** §17.1.1.3: the ACK for a non-2xx final response. */
+  buildAck(res: SipResponse): SipRequest {
+    const inv = this.opts.request;
+    const ack = new SipRequest('ACK', inv.uri);
+    copy(inv, ack, H.via, true);
+    ack.append('Max-Forwards', '70');
+    copy(inv, ack, H.from);
+    ack.append('To', res.get(H.to) ?? inv.get(H.to) ?? '');
+    copy(inv, ack, H.callId);
+    ack.append('CSeq', `${inv.cseq()?.seq ?? 1} ACK`);
+    copy(inv, ack, H.route);
+    return ack;
+  }
+
+  /** §9.1: the CANCEL, with the INVITE's Request-URI, top Via (so its branch), Call-ID, From, To, CSeq number and Route. */
+  buildCancel(reason?: string): SipRequest {
+    const inv = this.opts.request;
+    const cancel = new SipRequest('CANCEL', inv.uri);
+    copy(inv, cancel, H.via, true);
+    cancel.append('Max-Forwards', '70');
+    copy(inv, cancel, H.from);
+    copy(inv, cancel, H.to);
+    copy(inv, cancel, H.callId);
+    cancel.append('CSeq', `${inv.cseq()?.seq ?? 1} CANCEL`);
+    copy(inv, cancel, H.route);
+    if (reason) cancel.append('Reason', reason);
+    return cancel;
+  }
+
+  private fail(reason: 'timeout' | 'transport'): void {
+    if (this.state !== 'calling' && this.state !== 'proceeding') return;
+    this.terminate();
+    this.opts.onFailure(reason);
+  }
+
+  private stopRetransmitting(): void {
+    if (this.timerA) clearTimeout(this.timerA);
+    this.timerA = null;
+    // Timer B guards only Calling (§17.1.1.2); in Proceeding the proxy's Timer C or the TU decides.
+    if (this.state === 'calling' && this.timerB && !this.cancelSent) {
+      clearTimeout(this.timerB);
+      this.timerB = null;
+    }
+  }
+
+  private timer(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  }
+
+  private clear(): void {
+    if (this.timerA) clearTimeout(this.timerA);
+    if (this.timerB) clearTimeout(this.timerB);
+    if (this.timerEnd) clearTimeout(this.timerEnd);
+    this.timerA = this.timerB = this.timerEnd = null;
+  }
+
+  terminate(): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.clear();
+    this.ackData = null;
+    this.opts.onTerminated();
+  }
+}
+
+/** Copies a header's lines from one message to another (only the first value of the first line with `first`). */
+function copy(from: SipRequest, to: SipRequest, key: string, first = false): void {
+  for (const h of from.headers) {
+    if (h.key !== key) continue;
+    if (first) {
+      const v = from.topVia();
+      to.headers.push({ key: h.key, name: h.name, value: v && h.value.indexOf(',') >= 0 ? h.value.slice(0, topValueEnd(h.value)) : h.value });
+      return;
+    }
+    to.headers.push({ key: h.key, name: h.name, value: h.value });
+  }
+}
+
+/** End of the first comma-separated value of a Via line (commas inside quotes do not count). */
+function topValueEnd(v: string): number {
+  let quoted = false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 34) quoted = !quoted;
+    else if (c === 44 && !quoted) return i;
+  }
+  return v.length;
+}
