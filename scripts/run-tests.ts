@@ -23,6 +23,7 @@ const DISTRIBUTED = [
   'test/http/*.test.ts',
   'test/presence/*.test.ts',
   'test/phone/*.test.ts',
+  'test/messaging/*.test.ts',
   'test/console/api.test.ts',
   'test/sip/tls-ws.test.ts',
   'test/interop/register.sipp.test.ts',

@@ -37,6 +37,7 @@ import type {
   SealedSipPasswordStore,
   SigningKeyStore,
 } from './storage/ports.ts';
+import type { AppSessionStore, MessageStore } from './storage/ports/messaging.ts';
 import { MemoryCache } from './storage/memory/cache.ts';
 import { MemoryFailureCounter } from './storage/memory/failure-counter.ts';
 import { MemoryLocationIndex } from './storage/memory/location-index.ts';
@@ -44,6 +45,7 @@ import { NonceCountWindow } from './storage/memory/nonce-counts.ts';
 import { PostgresAccountStore } from './storage/postgres/account-store.ts';
 import { openPostgres, type Db } from './storage/postgres/database.ts';
 import { PostgresLocationStore } from './storage/postgres/location-store.ts';
+import { PostgresMessageStore } from './storage/postgres/message-store.ts';
 import { PostgresPhoneStore } from './storage/postgres/phone-store.ts';
 import { PostgresPresenceStore } from './storage/postgres/presence-store.ts';
 import { PostgresSealedSipPasswordStore } from './storage/postgres/sealed-sip-password-store.ts';
@@ -56,6 +58,7 @@ import { RedisNonceCounts } from './storage/redis/nonce-counts.ts';
 import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
 import { openDatabase } from './storage/sqlite/database.ts';
 import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
+import { SqliteMessageStore } from './storage/sqlite/message-store.ts';
 import { SqlitePhoneStore } from './storage/sqlite/phone-store.ts';
 import { SqlitePresenceStore } from './storage/sqlite/presence-store.ts';
 import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
@@ -73,6 +76,8 @@ export interface DurableStores {
   sealedPasswords: SealedSipPasswordStore;
   phone: PhoneStore;
   presence: PresenceStore;
+  /** Stored messages and app sessions (messaging/). */
+  messages: MessageStore & AppSessionStore;
   /** Where it is, for the logs (never a password). */
   describe: string;
   close(): Promise<void>;
@@ -95,6 +100,7 @@ export async function openDurable(config: Config): Promise<DurableStores> {
       sealedPasswords: new SqliteSealedSipPasswordStore(db),
       phone: new SqlitePhoneStore(db),
       presence,
+      messages: new SqliteMessageStore(db),
       describe: databaseFile(config),
       async close() {
         location.close();
@@ -114,6 +120,7 @@ export async function openDurable(config: Config): Promise<DurableStores> {
     sealedPasswords: new PostgresSealedSipPasswordStore(db),
     phone: new PostgresPhoneStore(db),
     presence,
+    messages: new PostgresMessageStore(db),
     describe: `${redactUrl(config.storage.database)} schema ${config.storage.databaseSchema}`,
     async close() {
       await location.drain();

@@ -127,6 +127,21 @@ export interface Config {
     /** SUBSCRIBEs per watcher: size/seconds-per-permit, or off. */
     subscribeRate: string;
   };
+  messaging: {
+    /** Seconds a stored message waits for its recipient. */
+    ttl: number;
+    /** Undelivered messages per account. */
+    quota: number;
+    /** Largest message body, bytes. */
+    maxBody: number;
+    /** POST /v1/messages per minute per address (0: no limit). */
+    rateLimit: number;
+    /** App session lifetime, and the old key's overlap after a rollover, seconds. */
+    sessionTtl: number;
+    sessionOverlap: number;
+    /** Seconds between expiry sweeps of messages and sessions (0: none). */
+    sweepInterval: number;
+  };
   phone: {
     codeProvider: 'local' | 'twilio';
     codeFile: string | null;
@@ -264,6 +279,13 @@ export const OPTIONS: Option[] = [
   O('presence.derivedContacts', 'presence-derived-contacts', 'bool', false, "Put each registered device's contact (its IP address, port and transport) in the tuple derived from its registration; every watcher the presentity's policy allows sees it. Off: derived tuples say open/closed only."),
   O('presence.subscribeRate', 'presence-subscribe-rate', 'string', '200/1', 'SUBSCRIBEs per authenticated watcher, as size/seconds-per-permit (a token bucket: this many at once, one more per that many seconds), or off; beyond it 503 with Retry-After.'),
   O('presence.maxExpires', 'presence-max-expires', 'int', 3600, 'Longest presence subscription or publication granted; longer is lowered to this.'),
+  O('messaging.ttl', 'message-ttl', 'int', 604_800, 'Seconds a stored message (the app inbox; a SIP MESSAGE nobody took) waits for its recipient before it expires unread.'),
+  O('messaging.quota', 'message-quota', 'int', 1000, 'Undelivered messages one account may hold; beyond it sends are refused (HTTP 507).'),
+  O('messaging.maxBody', 'message-max-body', 'int', 65_536, 'Largest message body accepted, in bytes (HTTP 413 beyond it).'),
+  O('messaging.rateLimit', 'message-rate-limit', 'int', 600, 'POST /v1/messages per minute per address (0: unlimited); beyond it 429.'),
+  O('messaging.sessionTtl', 'app-session-ttl', 'int', 2_592_000, 'Lifetime of an app session (its key authenticates the inbox), in seconds.'),
+  O('messaging.sessionOverlap', 'app-session-overlap', 'int', 3600, 'Seconds the old key of a rolled-over app session stays good (in-flight pushes encrypted to it still decrypt).'),
+  O('messaging.sweepInterval', 'message-sweep-interval', 'int', 300, 'Seconds between sweeps removing expired messages and app sessions (0: none).'),
   O('phone.codeProvider', 'verification-provider', 'enum', 'local', 'How verification codes go out: local (written to the log and --verification-code-file; NOT for production) or twilio.', ['local', 'twilio']),
   O('phone.codeFile', 'verification-code-file', 'string', null, 'File the local provider appends codes and push challenges to, one JSON line each (default: <data-dir>/verification-codes.log).'),
   O('phone.twilioUrl', 'twilio-url', 'string', 'https://api.twilio.com', 'Base URL of the Twilio-style API (POST /2010-04-01/Accounts/<sid>/Messages.json and Calls.json).'),
@@ -450,6 +472,11 @@ function validate(c: Config): void {
   if (c.auth.accountAddressFailures < 1 || c.auth.accountFailures < 1 || c.auth.addressFailures < 1) bad('auth failure limits must be at least 1');
   if (c.auth.challengeBurst < 0 || c.auth.challengeRate < 0) bad('--auth-challenge-burst and --auth-challenge-rate cannot be negative');
   if (c.storage.credentialCacheBytes < 65536) bad('--credential-cache-bytes below 65536');
+  const m = c.messaging;
+  if (m.ttl < 60 || m.quota < 1 || m.maxBody < 1 || m.maxBody > 16_777_216 || m.rateLimit < 0 || m.sweepInterval < 0) {
+    bad('--message-ttl at least 60, --message-quota at least 1, --message-max-body 1 to 16777216, --message-rate-limit and --message-sweep-interval not negative');
+  }
+  if (m.sessionTtl < 60 || m.sessionOverlap < 0 || m.sessionOverlap > m.sessionTtl) bad('--app-session-ttl at least 60; --app-session-overlap from 0 to --app-session-ttl');
 }
 
 /** parseArgs option table for every configuration flag (plus --config). */

@@ -117,6 +117,13 @@ export const Errors = {
   PHONE_ERR_FORBIDDEN: spec('PHONE_ERR_FORBIDDEN', 'not allowed for this device', { http: 403 }),
   PHONE_ERR_DEVICE_NOT_FOUND: spec('PHONE_ERR_DEVICE_NOT_FOUND', 'no such device', { http: 404 }),
 
+  // Messaging (issue 18): stored messages, the app inbox, app sessions, push (RFC 8599).
+  MSG_ERR_SESSION: spec('MSG_ERR_SESSION', 'app session unknown, expired or ended: log in again', { http: 401 }),
+  MSG_ERR_TOO_LARGE: spec('MSG_ERR_TOO_LARGE', 'message body too large', { sip: 513, http: 413 }),
+  MSG_ERR_QUOTA: spec('MSG_ERR_QUOTA', 'the recipient holds too many undelivered messages', { sip: 486, http: 507 }),
+  MSG_ERR_RECIPIENT: spec('MSG_ERR_RECIPIENT', 'no such recipient here', { sip: 404, http: 404 }),
+  MSG_ERR_RATE_LIMITED: spec('MSG_ERR_RATE_LIMITED', 'too many messages; slow down', { sip: 503, http: 429 }),
+
   // Configuration.
   CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),
   CONFIG_ERR_MASTER_KEY: spec('CONFIG_ERR_MASTER_KEY', 'the signing keys in the database were sealed under another master key; give every node the same SWITCHBOARD_MASTER_KEY'),

@@ -21,6 +21,7 @@ import type { KazooDirectory } from './kazoo/directory.ts';
 import { createKazoo, kazooIdentity } from './kazoo/subsystem.ts';
 import { Lifecycle, type Subsystem } from './lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
+import { createMessaging, type Messaging } from './messaging/subsystem.ts';
 import { Metrics } from './metrics.ts';
 import { PresenceService } from './presence/presence-service.ts';
 import { followReplicas, replicatingStore } from './presence/replication.ts';
@@ -56,6 +57,8 @@ export interface RunningServer {
   /** The SIP endpoint and its transports (benchmarks and tests drive them directly). */
   endpoint: SipEndpoint;
   transports: TransportLayer;
+  /** App sessions and the durable inbox. */
+  messaging: Messaging;
   stop(): Promise<void>;
 }
 
@@ -157,6 +160,22 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           ).directory
         : null;
 
+    const messaging = life.add(
+      createMessaging({
+        config,
+        node,
+        master,
+        store: durable.messages,
+        accounts: identity.accounts,
+        phone: durable.phone,
+        passwordChanged: identity.passwordChanged,
+        bus,
+        metrics,
+        now,
+        log,
+      }),
+    );
+
     // Every method has its handler and every state is primed: the SIP listeners open (and on stop close first).
     life.add(sip.listening);
 
@@ -189,12 +208,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sip: () => sip.listeners,
         bus,
         sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
+        messaging: { sessions: messaging.sessions, inbox: messaging.inbox, accounts: identity.accounts, devices: identity.phone.devices },
       }),
     );
-    return { bus, metrics, sip, identity, registrar, presence, kazoo, http };
+    return { bus, metrics, sip, identity, registrar, presence, kazoo, messaging, http };
   };
   // What was opened while composing closes again if composing fails (start does the same for its own failures).
-  const { bus, metrics, sip, identity, registrar, presence, kazoo, http } = await compose().catch(async (err: unknown): Promise<never> => {
+  const { bus, metrics, sip, identity, registrar, presence, kazoo, messaging, http } = await compose().catch(async (err: unknown): Promise<never> => {
     await life.stop();
     throw err;
   });
@@ -236,6 +256,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     phone: identity.phone,
     endpoint: sip.endpoint,
     transports: sip.transports,
+    messaging,
     stop,
   };
 }

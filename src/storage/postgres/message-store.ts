@@ -1,8 +1,9 @@
 // Stored messages and app sessions in PostgreSQL (migration 8; same contracts as storage/sqlite/message-store.ts).
 // Several nodes enqueue for the same account at once, so enqueue first locks the account's row (FOR NO KEY UPDATE,
 // as phone-store.ts does) and only then reads the duplicate and the quota: one account's sends are serial across
-// nodes and the quota is never overshot. An ack is one conditional UPDATE (one winner); expiry deletes with SKIP
-// LOCKED and reports only what its own DELETE removed.
+// nodes, the quota is never overshot, and an account's seqs commit in increasing order (a reader paging by seq,
+// messaging/stream.ts, never skips one that commits late). An ack is one conditional UPDATE (one winner); expiry
+// deletes with SKIP LOCKED and reports only what its own DELETE removed.
 
 import { randomUUID } from 'node:crypto';
 import type { AppSessionRecord, AppSessionStore, EnqueueResult, MessageStore, NewMessage, StoredMessage } from '../ports/messaging.ts';

@@ -1,0 +1,101 @@
+// Messaging as one subsystem (lifecycle.ts): app sessions, the durable inbox and its sweeper. Built after identity
+// (sessions end when a password changes; accounts and phone devices decide whether a session is still good) and
+// before HTTP, which serves the routes (http/routes/messages.ts) from what this returns.
+//
+// Counters: switchboard_messages_total{event} (received, stored, duplicate, delivered, expired, refused) and
+// switchboard_app_sessions_total{event} (created, rolled, ended). Bus events: message.received|stored|delivered|
+// expired (ids and sizes, never a body).
+
+import { Counter } from 'prom-client';
+import type { EventBus } from '../bus/event-bus.ts';
+import type { Config } from '../config.ts';
+import { Sealer } from '../identity/seal.ts';
+import type { Hook, Subsystem } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { deriveKey } from '../secrets.ts';
+import type { AccountStore, PhoneStore } from '../storage/ports.ts';
+import type { AppSessionStore, MessageStore } from '../storage/ports/messaging.ts';
+import { Inbox } from './inbox.ts';
+import { AppSessions } from './sessions.ts';
+
+export interface MessagingOptions {
+  config: Config;
+  node: string;
+  master: Buffer;
+  store: MessageStore & AppSessionStore;
+  accounts: Pick<AccountStore, 'findById' | 'findByName'>;
+  phone: Pick<PhoneStore, 'findDevice'>;
+  /** Identity's: a password change ends the account's app sessions. */
+  passwordChanged: Hook<string>;
+  bus: EventBus;
+  metrics: Metrics;
+  now: () => number;
+  log: Logger;
+}
+
+export interface Messaging extends Subsystem {
+  readonly inbox: Inbox;
+  readonly sessions: AppSessions;
+}
+
+/** The purpose the session keys are sealed under (identity/seal.ts binds it in as associated data). */
+export const APP_SESSION_KEY = 'app-session-key';
+
+export function createMessaging(o: MessagingOptions): Messaging {
+  const { config, log } = o;
+  const m = config.messaging;
+  const registers = [o.metrics.registry];
+  const messages = new Counter({ name: 'switchboard_messages_total', help: 'Stored messages by event (received, stored, duplicate, delivered, expired, refused)', labelNames: ['event'], registers });
+  const sessionEvents = new Counter({ name: 'switchboard_app_sessions_total', help: 'App sessions by event (created, rolled, ended)', labelNames: ['event'], registers });
+  const sessions = new AppSessions({
+    store: o.store,
+    accounts: o.accounts,
+    phone: o.phone,
+    sealer: new Sealer(deriveKey(o.master, APP_SESSION_KEY), APP_SESSION_KEY),
+    ttl: m.sessionTtl,
+    overlap: m.sessionOverlap,
+    now: o.now,
+    onEvent: (event) => sessionEvents.inc({ event }),
+  });
+  const inbox = new Inbox({
+    store: o.store,
+    bus: o.bus,
+    ttl: m.ttl,
+    quota: m.quota,
+    maxBody: m.maxBody,
+    node: o.node,
+    now: o.now,
+    log: log.child({ component: 'messaging' }),
+    count: (event) => messages.inc({ event }),
+  });
+  o.passwordChanged.on(async (accountId) => {
+    await sessions.endAccount(accountId);
+  });
+
+  let sweeper: NodeJS.Timeout | null = null;
+  const sweep = async () => {
+    try {
+      await inbox.sweep();
+      await sessions.sweep();
+    } catch (err) {
+      log.warn({ err }, 'messaging sweep failed');
+    }
+  };
+  return {
+    name: 'messaging',
+    inbox,
+    sessions,
+    async start() {
+      await inbox.start();
+      if (m.sweepInterval > 0) {
+        sweeper = setInterval(() => void sweep(), m.sweepInterval * 1000);
+        sweeper.unref();
+      }
+    },
+    stop() {
+      if (sweeper) clearInterval(sweeper);
+      inbox.stop();
+    },
+  };
+}
