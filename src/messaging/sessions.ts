@@ -63,6 +63,11 @@ export class AppSessions {
     this.o = o;
   }
 
+  /** The clock sessions expire by (the stream closes a socket when its session does). */
+  now(): number {
+    return this.o.now();
+  }
+
   async create(accountId: string, deviceId: number | null): Promise<IssuedSession> {
     const kid = randomBytes(16).toString('base64url');
     const key = randomBytes(32);

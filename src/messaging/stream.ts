@@ -83,6 +83,9 @@ export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbo
       (err: unknown) => log.warn({ err, account: accountId }, 'ack failed'),
     );
   });
+  // A frame over maxPayload, a bad opcode, a reset: ws reports it here and closes the socket (1009, 1002, …);
+  // without a listener the 'error' event would take the process down.
+  ws.on('error', (err) => log.debug({ err: err.message, account: accountId }, 'inbox stream error'));
   ws.on('close', () => {
     closed = true;
     clearTimeout(expiry);

@@ -231,7 +231,7 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
           ws.on('close', () => {
             if (sockets.get(s.kid) === ws) sockets.delete(s.kid);
           });
-          serveInboxStream(ws, s, o.inbox, o.log);
+          serveInboxStream(ws, s, o.inbox, o.log, () => o.sessions.now());
         });
       },
       (err: unknown) => {
