@@ -4,6 +4,7 @@
 // sign-up providers (codes, captchas) are picked here too. server.ts (and the CLI) take the adapters from here and
 // nothing else imports one.
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Redis } from 'ioredis';
@@ -18,6 +19,10 @@ import { SiteverifyCaptcha } from './identity/phone/providers/siteverify.ts';
 import { TwilioCodeSender } from './identity/phone/providers/twilio.ts';
 import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './kazoo/exchanges.ts';
 import type { Subsystem } from './lifecycle.ts';
+import { ApnsProvider } from './messaging/push/apns.ts';
+import { FcmProvider, readServiceAccount } from './messaging/push/fcm.ts';
+import type { PushProvider } from './messaging/push/ports.ts';
+import { vapidKeys, WebPushProvider } from './messaging/push/webpush.ts';
 import { redactUrl, type Logger } from './log.ts';
 import type { BusStats } from './metrics.ts';
 import { deriveKey } from './secrets.ts';
@@ -63,6 +68,19 @@ import { SqlitePhoneStore } from './storage/sqlite/phone-store.ts';
 import { SqlitePresenceStore } from './storage/sqlite/presence-store.ts';
 import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
 import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
+
+/** The push providers configured (FCM and APNs with their credentials; Web Push with a VAPID key from the master key). */
+export function pushProviders(config: Config, master: Buffer): { providers: PushProvider[]; webpush: WebPushProvider | null } {
+  const p = config.push;
+  const providers: PushProvider[] = [];
+  if (p.fcmServiceAccount) providers.push(new FcmProvider(readServiceAccount(p.fcmServiceAccount), p.fcmUrl));
+  if (p.apnsKeyFile) providers.push(new ApnsProvider({ key: readFileSync(p.apnsKeyFile, 'utf8'), keyId: p.apnsKeyId!, teamId: p.apnsTeamId!, topic: p.apnsTopic, url: p.apnsUrl }));
+  const webpush = p.webpush
+    ? new WebPushProvider({ vapid: vapidKeys(deriveKey(master, 'webpush-vapid')), subject: p.webpushSubject ?? `mailto:postmaster@${config.realms[0]}`, allowedHosts: p.webpushHosts })
+    : null;
+  if (webpush) providers.push(webpush);
+  return { providers, webpush };
+}
 
 export type Accounts = AccountStore & AccountAdmin & CredentialStore;
 export type Tokens = SigningKeyStore & RefreshTokenStore & ApiKeyStore;

@@ -4,7 +4,7 @@
 // (sip/subsystem.ts) → registrar → authenticator → location service → store (registrar/subsystem.ts) → reply.
 
 import { hostname, networkInterfaces } from 'node:os';
-import { openBus, openCache, openDurable, phoneProviders, type Accounts } from './adapters.ts';
+import { openBus, openCache, openDurable, phoneProviders, pushProviders, type Accounts } from './adapters.ts';
 import type { EventBus } from './bus/event-bus.ts';
 import { checkFileModes, secretFiles } from './file-modes.ts';
 import type { Config } from './config.ts';
@@ -169,6 +169,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         accounts: identity.accounts,
         phone: durable.phone,
         passwordChanged: identity.passwordChanged,
+        push: pushProviders(config, master),
         bus,
         metrics,
         now,
@@ -208,7 +209,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sip: () => sip.listeners,
         bus,
         sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
-        messaging: { sessions: messaging.sessions, inbox: messaging.inbox, accounts: identity.accounts, devices: identity.phone.devices },
+        messaging: { sessions: messaging.sessions, inbox: messaging.inbox, accounts: identity.accounts, devices: identity.phone.devices, vapidPublicKey: messaging.vapidPublicKey, pushProviders: messaging.pusher.names },
       }),
     );
     return { bus, metrics, sip, identity, registrar, presence, kazoo, messaging, http };

@@ -17,7 +17,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { sbError } from '../errors.ts';
 import type { Sealer } from '../identity/seal.ts';
 import type { AccountStore, PhoneStore } from '../storage/ports.ts';
-import type { AppSessionStore } from '../storage/ports/messaging.ts';
+import type { AppSessionRecord, AppSessionStore } from '../storage/ports/messaging.ts';
 
 export interface AppSession {
   kid: string;
@@ -75,7 +75,7 @@ export class AppSessions {
     const expiresAt = now + this.o.ttl * 1000;
     const held = await this.o.store.listSessions(accountId);
     for (const old of held.slice(MAX_SESSIONS_PER_ACCOUNT - 1)) await this.o.store.deleteSession(old.kid);
-    await this.o.store.createSession({ kid, accountId, deviceId, sealedKey: this.o.sealer.seal(Buffer.concat([Buffer.from(kid), key])), createdAt: now, expiresAt });
+    await this.o.store.createSession({ kid, accountId, deviceId, sealedKey: this.o.sealer.seal(Buffer.concat([Buffer.from(kid), key])), push: null, createdAt: now, expiresAt });
     this.o.onEvent?.('created');
     return { kid, accountId, deviceId, expiresAt, key: key.toString('base64url') };
   }
@@ -104,9 +104,30 @@ export class AppSessions {
     return null;
   }
 
-  /** A new key for the session's device; the old one stays good for the overlap window. */
+  /** Where to push the session's device (null: nowhere). */
+  async setPush(s: AppSession, push: AppSessionRecord['push']): Promise<void> {
+    await this.o.store.setSessionPush(s.kid, push);
+  }
+
+  /** The account's live sessions that asked for pushes, each with its key (to seal pushes to). */
+  async pushTargets(accountId: string): Promise<Array<{ session: AppSession; push: NonNullable<AppSessionRecord['push']>; key: Buffer }>> {
+    const out = [];
+    for (const r of await this.o.store.listSessions(accountId)) {
+      if (!r.push) continue;
+      const live = await this.live(r.kid);
+      if (live) out.push({ session: live.session, push: r.push, key: live.key });
+    }
+    return out;
+  }
+
+  /** A new key for the session's device; the old one stays good for the overlap window; the push target moves over. */
   async rollover(s: AppSession): Promise<IssuedSession> {
     const next = await this.create(s.accountId, s.deviceId);
+    const push = (await this.o.store.getSession(s.kid))?.push ?? null;
+    if (push) {
+      await this.o.store.setSessionPush(next.kid, push);
+      await this.o.store.setSessionPush(s.kid, null);
+    }
     await this.o.store.shortenSession(s.kid, this.o.now() + this.o.overlap * 1000);
     this.o.onEvent?.('rolled');
     return next;

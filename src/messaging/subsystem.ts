@@ -3,8 +3,8 @@
 // before HTTP, which serves the routes (http/routes/messages.ts) from what this returns.
 //
 // Counters: switchboard_messages_total{event} (received, stored, duplicate, delivered, expired, refused) and
-// switchboard_app_sessions_total{event} (created, rolled, ended). Bus events: message.received|stored|delivered|
-// expired (ids and sizes, never a body).
+// switchboard_app_sessions_total{event} (created, rolled, ended), switchboard_pushes_total{provider,outcome}. Bus
+// events: message.received|stored|delivered|expired, push.sent|failed (ids, sizes, providers: never a body or token).
 
 import { Counter } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
@@ -17,6 +17,9 @@ import { deriveKey } from '../secrets.ts';
 import type { AccountStore, PhoneStore } from '../storage/ports.ts';
 import type { AppSessionStore, MessageStore } from '../storage/ports/messaging.ts';
 import { Inbox } from './inbox.ts';
+import type { PushProvider } from './push/ports.ts';
+import { Pusher } from './push/pusher.ts';
+import type { WebPushProvider } from './push/webpush.ts';
 import { AppSessions } from './sessions.ts';
 
 export interface MessagingOptions {
@@ -28,6 +31,8 @@ export interface MessagingOptions {
   phone: Pick<PhoneStore, 'findDevice'>;
   /** Identity's: a password change ends the account's app sessions. */
   passwordChanged: Hook<string>;
+  /** The push providers adapters.ts built from the configuration. */
+  push: { providers: PushProvider[]; webpush: WebPushProvider | null };
   bus: EventBus;
   metrics: Metrics;
   now: () => number;
@@ -37,7 +42,13 @@ export interface MessagingOptions {
 export interface Messaging extends Subsystem {
   readonly inbox: Inbox;
   readonly sessions: AppSessions;
+  readonly pusher: Pusher;
+  /** The VAPID public key (base64url) browsers subscribe with, or null without Web Push. */
+  readonly vapidPublicKey: string | null;
 }
+
+/** How long a provider may hold a message push for an offline device, seconds. */
+const MESSAGE_PUSH_TTL = 86_400;
 
 /** The purpose the session keys are sealed under (identity/seal.ts binds it in as associated data). */
 export const APP_SESSION_KEY = 'app-session-key';
@@ -58,6 +69,16 @@ export function createMessaging(o: MessagingOptions): Messaging {
     now: o.now,
     onEvent: (event) => sessionEvents.inc({ event }),
   });
+  const pushes = new Counter({ name: 'switchboard_pushes_total', help: 'Pushes by provider and outcome (sent, failed, gone: the provider called the token dead)', labelNames: ['provider', 'outcome'], registers });
+  const pusher = new Pusher({
+    providers: o.push.providers,
+    sessions,
+    bus: o.bus,
+    node: o.node,
+    log: log.child({ component: 'push' }),
+    messageTtl: Math.min(MESSAGE_PUSH_TTL, m.ttl),
+    count: (provider, outcome) => pushes.inc({ provider, outcome }),
+  });
   const inbox = new Inbox({
     store: o.store,
     bus: o.bus,
@@ -68,6 +89,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
     now: o.now,
     log: log.child({ component: 'messaging' }),
     count: (event) => messages.inc({ event }),
+    onStored: (message) => void pusher.messageStored(message),
   });
   o.passwordChanged.on(async (accountId) => {
     await sessions.endAccount(accountId);
@@ -86,6 +108,8 @@ export function createMessaging(o: MessagingOptions): Messaging {
     name: 'messaging',
     inbox,
     sessions,
+    pusher,
+    vapidPublicKey: o.push.webpush?.publicKey ?? null,
     async start() {
       await inbox.start();
       if (m.sweepInterval > 0) {
@@ -96,6 +120,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
     stop() {
       if (sweeper) clearInterval(sweeper);
       inbox.stop();
+      pusher.close();
     },
   };
 }

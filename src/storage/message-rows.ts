@@ -37,6 +37,7 @@ export interface SessionRow {
   account_id: string;
   device_id: number | null;
   sealed_key: string;
+  push: string | null;
   created_at: number;
   expires_at: number;
 }
@@ -47,6 +48,7 @@ export function sessionFromRow(r: SessionRow): AppSessionRecord {
     accountId: r.account_id,
     deviceId: r.device_id === null ? null : Number(r.device_id),
     sealedKey: r.sealed_key,
+    push: r.push === null ? null : (JSON.parse(r.push) as AppSessionRecord['push']),
     createdAt: Number(r.created_at),
     expiresAt: Number(r.expires_at),
   };

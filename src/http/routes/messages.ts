@@ -4,6 +4,9 @@
 //                                   device's Basic credentials → { kid, key, expiresAt } (the key is shown once)
 //   POST   /v1/sessions/rollover    a new key for this session's device; the old one stays good --app-session-overlap
 //   DELETE /v1/sessions/current     log out (this session)
+//   PUT    /v1/sessions/current/push  push this device for its messages (provider and token or Web Push subscription;
+//                                   encrypt: the details sealed to the session key instead of a bare wake-up); DELETE stops
+//   GET    /v1/push/vapid           the VAPID public key a browser subscribes with (applicationServerKey)
 //   GET    /v1/messages             queued messages, in order (clients without a socket)
 //   DELETE /v1/messages/{id}        ack: removes the message
 //   POST   /v1/messages             send to an address of record served here, with a client id (a retry is stored once)
@@ -40,6 +43,10 @@ export interface MessageRoutesOptions {
   rateLimitPerMinute: number;
   loginRateLimitPerMinute: number;
   log: Logger;
+  /** Web Push's VAPID public key (GET /v1/push/vapid), or null. */
+  vapidPublicKey: string | null;
+  /** The push providers configured (PUT /v1/sessions/current/push names one). */
+  pushProviders: string[];
 }
 
 declare module 'fastify' {
@@ -108,6 +115,63 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     async (req, reply) => {
       await o.sessions.logout(current(req));
       return reply.status(204).send();
+    },
+  );
+
+  app.put<{ Body: { provider: 'fcm' | 'apns' | 'webpush'; token?: string; param?: string; endpoint?: string; keys?: { p256dh: string; auth: string }; encrypt?: boolean } }>(
+    '/v1/sessions/current/push',
+    {
+      preHandler: session,
+      schema: {
+        tags: ['messages'],
+        summary: 'Push this device when messages arrive: an FCM or APNs token, or a Web Push subscription; encrypt seals the details to the session key',
+        security,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['provider'],
+          properties: {
+            provider: { type: 'string', enum: ['fcm', 'apns', 'webpush'] },
+            token: { type: 'string', minLength: 1, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' },
+            param: { type: 'string', maxLength: 200, pattern: '^[\\x21-\\x7e]*$' },
+            endpoint: { type: 'string', maxLength: 1024, pattern: '^https?://' },
+            keys: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['p256dh', 'auth'],
+              properties: { p256dh: { type: 'string', pattern: '^[A-Za-z0-9_-]{87}$' }, auth: { type: 'string', pattern: '^[A-Za-z0-9_-]{22}$' } },
+            },
+            encrypt: { type: 'boolean' },
+          },
+        },
+        response: { 204: { type: 'null' }, 400: errorSchema, 401: errorSchema },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (!o.pushProviders.includes(b.provider)) throw sbError('HTTP_ERR_VALIDATION', `push provider ${b.provider} is not configured here`);
+      const prid = b.provider === 'webpush' ? b.endpoint : b.token;
+      if (!prid) throw sbError('HTTP_ERR_VALIDATION', b.provider === 'webpush' ? 'endpoint required' : 'token required');
+      await o.sessions.setPush(current(req), { provider: b.provider, prid, param: b.param ?? null, ...(b.keys ? { p256dh: b.keys.p256dh, auth: b.keys.auth } : {}), encrypt: b.encrypt ?? false });
+      return reply.status(204).send();
+    },
+  );
+
+  app.delete(
+    '/v1/sessions/current/push',
+    { preHandler: session, schema: { tags: ['messages'], summary: 'Stop pushing this device', security, response: { 204: { type: 'null' }, 401: errorSchema } } },
+    async (req, reply) => {
+      await o.sessions.setPush(current(req), null);
+      return reply.status(204).send();
+    },
+  );
+
+  app.get(
+    '/v1/push/vapid',
+    { schema: { tags: ['messages'], summary: 'The VAPID public key (base64url, uncompressed P-256) for PushManager.subscribe', response: { 200: { type: 'object', properties: { publicKey: { type: 'string' } } }, 404: errorSchema } } },
+    async () => {
+      if (!o.vapidPublicKey) throw sbError('HTTP_ERR_NOT_FOUND', 'Web Push is off');
+      return { publicKey: o.vapidPublicKey };
     },
   );
 

@@ -2,6 +2,8 @@
 // table and Signal-Server's message queue in one) and the app-session store. Adapters: storage/sqlite and
 // storage/postgres (migration 8); the same contract runs on both (test/storage/contracts/message-store.contract.ts).
 
+import type { PushTarget } from '../../messaging/push/ports.ts';
+
 /** A message waiting for its recipient. */
 export interface StoredMessage {
   /** Random, opaque; what the recipient acks. */
@@ -65,6 +67,8 @@ export interface AppSessionRecord {
   deviceId: number | null;
   /** The key, sealed (identity/seal.ts) under a key derived from the master key; never the plaintext. */
   sealedKey: string;
+  /** Where to push this device (messaging/push/), or null; `encrypt`: pushes carry the details sealed to the key. */
+  push: (PushTarget & { encrypt: boolean }) | null;
   createdAt: number;
   expiresAt: number;
 }
@@ -74,6 +78,8 @@ export interface AppSessionStore {
   getSession(kid: string): Promise<AppSessionRecord | null>;
   /** The account's sessions (of one device when given), newest first. */
   listSessions(accountId: string, deviceId?: number | null): Promise<AppSessionRecord[]>;
+  /** Sets (or with null clears) the session's push target. False when there is no such session. */
+  setSessionPush(kid: string, push: AppSessionRecord['push']): Promise<boolean>;
   /** Moves a session's expiry earlier (rollover's overlap); never later. False when there is no such session. */
   shortenSession(kid: string, expiresAt: number): Promise<boolean>;
   deleteSession(kid: string): Promise<boolean>;

@@ -71,11 +71,12 @@ export class PostgresMessageStore implements MessageStore, AppSessionStore {
   }
 
   async createSession(s: AppSessionRecord): Promise<void> {
-    await this.db.query('INSERT INTO app_sessions (kid, account_id, device_id, sealed_key, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)', [
+    await this.db.query('INSERT INTO app_sessions (kid, account_id, device_id, sealed_key, push, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
       s.kid,
       s.accountId,
       s.deviceId,
       s.sealedKey,
+      s.push === null ? null : JSON.stringify(s.push),
       s.createdAt,
       s.expiresAt,
     ]);
@@ -95,6 +96,11 @@ export class PostgresMessageStore implements MessageStore, AppSessionStore {
           ? await this.db.query<SessionRow>(`SELECT * FROM app_sessions WHERE account_id = $1 AND device_id IS NULL ${order}`, [accountId])
           : await this.db.query<SessionRow>(`SELECT * FROM app_sessions WHERE account_id = $1 AND device_id = $2 ${order}`, [accountId, deviceId]);
     return r.rows.map(sessionFromRow);
+  }
+
+  async setSessionPush(kid: string, push: AppSessionRecord['push']): Promise<boolean> {
+    const r = await this.db.query('UPDATE app_sessions SET push = $1 WHERE kid = $2', [push === null ? null : JSON.stringify(push), kid]);
+    return (r.rowCount ?? 0) > 0;
   }
 
   async shortenSession(kid: string, expiresAt: number): Promise<boolean> {

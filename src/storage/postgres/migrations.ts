@@ -207,6 +207,7 @@ export const PG_MIGRATIONS: PgMigration[] = [
         account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         device_id INTEGER,
         sealed_key TEXT NOT NULL,
+        push TEXT,
         created_at BIGINT NOT NULL,
         expires_at BIGINT NOT NULL
       );

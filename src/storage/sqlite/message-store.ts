@@ -72,8 +72,8 @@ export class SqliteMessageStore implements MessageStore, AppSessionStore {
 
   async createSession(s: AppSessionRecord): Promise<void> {
     this.db
-      .prepare('INSERT INTO app_sessions (kid, account_id, device_id, sealed_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(s.kid, s.accountId, s.deviceId, s.sealedKey, s.createdAt, s.expiresAt);
+      .prepare('INSERT INTO app_sessions (kid, account_id, device_id, sealed_key, push, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(s.kid, s.accountId, s.deviceId, s.sealedKey, s.push === null ? null : JSON.stringify(s.push), s.createdAt, s.expiresAt);
   }
 
   async getSession(kid: string): Promise<AppSessionRecord | null> {
@@ -89,6 +89,10 @@ export class SqliteMessageStore implements MessageStore, AppSessionStore {
           ? this.db.prepare('SELECT * FROM app_sessions WHERE account_id = ? AND device_id IS NULL ORDER BY created_at DESC, kid').all(accountId)
           : this.db.prepare('SELECT * FROM app_sessions WHERE account_id = ? AND device_id = ? ORDER BY created_at DESC, kid').all(accountId, deviceId);
     return (rows as unknown as SessionRow[]).map(sessionFromRow);
+  }
+
+  async setSessionPush(kid: string, push: AppSessionRecord['push']): Promise<boolean> {
+    return this.db.prepare('UPDATE app_sessions SET push = ? WHERE kid = ?').run(push === null ? null : JSON.stringify(push), kid).changes > 0;
   }
 
   async shortenSession(kid: string, expiresAt: number): Promise<boolean> {

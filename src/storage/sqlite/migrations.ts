@@ -201,6 +201,7 @@ export const MIGRATIONS: Migration[] = [
         account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         device_id INTEGER,
         sealed_key TEXT NOT NULL,
+        push TEXT,
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
       ) WITHOUT ROWID;

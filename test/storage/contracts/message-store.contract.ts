@@ -146,6 +146,7 @@ export function messageStoreContract(open: OpenStores, drift: KnownDrift = {}): 
       accountId,
       deviceId,
       sealedKey: `sealed-${kid}`,
+      push: null,
       createdAt,
       expiresAt: createdAt + DAY,
     });
@@ -167,6 +168,12 @@ export function messageStoreContract(open: OpenStores, drift: KnownDrift = {}): 
       assert.equal(await s.messages.shortenSession('k1', T0 + DAY * 9), true);
       assert.equal((await s.messages.getSession('k1'))!.expiresAt, T0 + 100);
       assert.equal(await s.messages.shortenSession('nope', T0), false);
+      const push = { provider: 'webpush' as const, prid: 'https://push.example/x', param: null, p256dh: 'BPk', auth: 'q1w', encrypt: true };
+      assert.equal(await s.messages.setSessionPush('k2', push), true);
+      assert.deepEqual((await (await s.node()).messages.getSession('k2'))!.push, push);
+      assert.equal(await s.messages.setSessionPush('k2', null), true);
+      assert.equal((await s.messages.getSession('k2'))!.push, null);
+      assert.equal(await s.messages.setSessionPush('nope', push), false);
       assert.equal(await s.messages.deleteSession('k4'), true);
       assert.equal(await s.messages.deleteSession('k4'), false);
       assert.equal(await s.messages.deleteSessions(a.id, 1), 2);
