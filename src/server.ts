@@ -133,7 +133,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       }),
     );
 
-    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, bus, sip, identity, metrics, log }));
+    // Push providers (messaging) are picked before the registrar: it answers 555 for the others (RFC 8599).
+    const push = pushProviders(config, master);
+    const pushAdvert = { providers: push.providers.map((p) => p.name), pnsreg: config.push.pnsreg, vapid: push.webpush?.publicKey ?? null };
+    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, bus, sip, identity, metrics, log, push: pushAdvert }));
 
     // With a shared bus, publications and policies written here are replicated to the other nodes.
     const presenceStore = sharedBus ? replicatingStore(durable.presence, bus, node) : durable.presence;
@@ -169,7 +172,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         accounts: identity.accounts,
         phone: durable.phone,
         passwordChanged: identity.passwordChanged,
-        push: pushProviders(config, master),
+        push,
         bus,
         metrics,
         now,

@@ -1,19 +1,10 @@
 // The push port (RFC 8599's "push notification service"): one provider per pn-provider value. Adapters: fcm.ts
 // (FCM HTTP v1), apns.ts (APNs over HTTP/2, token auth), webpush.ts (RFC 8030 with RFC 8291 and VAPID, RFC 8292).
 
-export type PushProviderName = 'fcm' | 'apns' | 'webpush';
+import type { PushProviderName, PushTarget } from '../../storage/ports/messaging.ts';
 
-/** Where a push goes: RFC 8599's pn-provider, pn-prid and pn-param, plus Web Push's subscription keys. */
-export interface PushTarget {
-  provider: PushProviderName;
-  /** The device's token (FCM registration token, APNs device token) or, for Web Push, the subscription's endpoint. */
-  prid: string;
-  /** pn-param: APNs "<team>.<bundle id>.<voip|remote>"; FCM the project id (unused: ours is configured); else null. */
-  param: string | null;
-  /** Web Push: the subscription's P-256 public key (65 bytes, base64url) and auth secret (16 bytes, base64url). */
-  p256dh?: string;
-  auth?: string;
-}
+// The target is stored with an app session (storage/ports/messaging.ts), so its type lives with the store's port.
+export type { PushProviderName, PushTarget };
 
 export interface PushNotification {
   /** What wakes the device: an incoming call rings (voip, high priority), a message is fetched. */

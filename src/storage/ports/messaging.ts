@@ -2,7 +2,19 @@
 // table and Signal-Server's message queue in one) and the app-session store. Adapters: storage/sqlite and
 // storage/postgres (migration 8); the same contract runs on both (test/storage/contracts/message-store.contract.ts).
 
-import type { PushTarget } from '../../messaging/push/ports.ts';
+export type PushProviderName = 'fcm' | 'apns' | 'webpush';
+
+/** Where a push goes (messaging/push/): RFC 8599's pn-provider, pn-prid and pn-param, plus Web Push's subscription keys. */
+export interface PushTarget {
+  provider: PushProviderName;
+  /** The device's token (FCM registration token, APNs device token) or, for Web Push, the subscription's endpoint. */
+  prid: string;
+  /** pn-param: APNs "<team>.<bundle id>.<voip|remote>"; else null. */
+  param: string | null;
+  /** Web Push: the subscription's P-256 public key (65 bytes, base64url) and auth secret (16 bytes, base64url). */
+  p256dh?: string;
+  auth?: string;
+}
 
 /** A message waiting for its recipient. */
 export interface StoredMessage {
