@@ -16,7 +16,13 @@ import type { Metrics } from '../metrics.ts';
 import { deriveKey } from '../secrets.ts';
 import type { AccountStore, PhoneStore } from '../storage/ports.ts';
 import type { AppSessionStore, MessageStore } from '../storage/ports/messaging.ts';
+import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
+import type { BindingChange } from '../registrar/location-service.ts';
+import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import type { RequestHandler } from '../sip/endpoint.ts';
+import type { BindingRecord } from '../storage/ports.ts';
 import { Inbox } from './inbox.ts';
+import { bindingDelivery, SipMessages, type MessageDelivery } from './sip-message.ts';
 import type { PushProvider } from './push/ports.ts';
 import { Pusher } from './push/pusher.ts';
 import type { WebPushProvider } from './push/webpush.ts';
@@ -31,6 +37,16 @@ export interface MessagingOptions {
   phone: Pick<PhoneStore, 'findDevice'>;
   /** Identity's: a password change ends the account's app sessions. */
   passwordChanged: Hook<string>;
+  /** SIP MESSAGE (RFC 3428): the endpoint to handle it on, the flows to send through, the sender's authentication. */
+  sip: {
+    handle(method: string, handler: RequestHandler): void;
+    relay: { send(req: SipRequest, flow: { node: string; transport: string; address: string; port: number; connectionId: number | null }): Promise<SipResponse> };
+  };
+  location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> };
+  bindingChanges: Hook<readonly BindingChange[]>;
+  authenticator: Pick<SipAuthenticator, 'authenticate'>;
+  /** Delivery to registered devices; the proxy's non-INVITE forking when it exists, else each binding directly. */
+  delivery?: MessageDelivery;
   /** The push providers adapters.ts built from the configuration. */
   push: { providers: PushProvider[]; webpush: WebPushProvider | null };
   bus: EventBus;
@@ -43,6 +59,7 @@ export interface Messaging extends Subsystem {
   readonly inbox: Inbox;
   readonly sessions: AppSessions;
   readonly pusher: Pusher;
+  readonly sipMessages: SipMessages;
   /** The VAPID public key (base64url) browsers subscribe with, or null without Web Push. */
   readonly vapidPublicKey: string | null;
 }
@@ -91,6 +108,20 @@ export function createMessaging(o: MessagingOptions): Messaging {
     count: (event) => messages.inc({ event }),
     onStored: (message) => void pusher.messageStored(message),
   });
+  const sending = { location: o.location, relay: o.sip.relay };
+  const sipMessages = new SipMessages({
+    inbox,
+    delivery: o.delivery ?? bindingDelivery(sending, log.child({ component: 'message' })),
+    sending,
+    authenticator: o.authenticator,
+    accounts: o.accounts,
+    realms: config.realms,
+    maxBody: m.maxBody,
+    bus: o.bus,
+    log: log.child({ component: 'message' }),
+  });
+  o.sip.handle('MESSAGE', sipMessages.handle);
+  o.bindingChanges.on((changes) => sipMessages.bindingsChanged(changes));
   o.passwordChanged.on(async (accountId) => {
     await sessions.endAccount(accountId);
   });
@@ -109,9 +140,11 @@ export function createMessaging(o: MessagingOptions): Messaging {
     inbox,
     sessions,
     pusher,
+    sipMessages,
     vapidPublicKey: o.push.webpush?.publicKey ?? null,
     async start() {
       await inbox.start();
+      sipMessages.start();
       if (m.sweepInterval > 0) {
         sweeper = setInterval(() => void sweep(), m.sweepInterval * 1000);
         sweeper.unref();
@@ -120,6 +153,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
     stop() {
       if (sweeper) clearInterval(sweeper);
       inbox.stop();
+      sipMessages.stop();
       pusher.close();
     },
   };
