@@ -31,6 +31,7 @@ const DISTRIBUTED = [
   'test/interop/sipsak.test.ts',
   'test/interop/baresip.test.ts',
   'test/interop/presence.baresip.test.ts',
+  'test/interop/message.baresip.test.ts',
   'test/security/disabled-accounts.test.ts',
 ];
 
