@@ -132,6 +132,11 @@ export class Inbox {
     return ok;
   }
 
+  /** Accounts with undelivered messages (at most `limit`). */
+  accountsWaiting(limit: number): Promise<string[]> {
+    return this.o.store.accountsWaiting(this.o.now(), limit);
+  }
+
   count(accountId: string): Promise<number> {
     return this.o.store.count(accountId, this.o.now());
   }

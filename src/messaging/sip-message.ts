@@ -7,7 +7,7 @@
 // - delivery to the AOR's registered devices goes through MessageDelivery, a port the proxy will implement with
 //   non-INVITE forking; until then bindingDelivery sends it to each live binding over its flow. 200 when one took it
 //   (2xx); otherwise the message is stored durably (the inbox, so the app sees it too) and answered 202 Accepted;
-// - m_dump: when a device of the account registers (a new binding, or a refresh while messages wait), the waiting
+// - m_dump: when a device of an account with messages waiting registers (a new binding or a refresh), the waiting
 //   messages go to that binding in order, each removed only after its 2xx. One dump at a time per account here.
 //
 // The stored client id is a hash of Call-ID and CSeq, so a UAC that retries after a lost 202 (a new transaction, same
@@ -30,6 +30,8 @@ import type { Inbox } from './inbox.ts';
 
 /** RFC 3428 §8: the largest MESSAGE body sent where the path may lack congestion control. */
 export const UDP_MESSAGE_LIMIT = 1300;
+/** Accounts remembered as having messages waiting (beyond it, their devices get them on the next message). */
+const MAX_WAITING = 1_000_000;
 /** Stored messages sent to a newly registered device in one dump (the rest wait for the next). */
 const DUMP_BATCH = 50;
 
@@ -112,7 +114,10 @@ export class SipMessages {
   private readonly realms: Set<string>;
   /** Accounts with a dump running here (one at a time each). */
   private readonly dumping = new Set<string>();
-  /** Accounts known to have messages waiting (stored anywhere, from the bus): a refresh dumps only for those. */
+  /**
+   * Accounts with messages waiting (primed from the store, then from message.stored on the bus): a REGISTER of any
+   * other account costs nothing here, so the REGISTER path does not read the message store.
+   */
   private readonly waiting = new Set<string>();
   private unsubscribe: (() => void) | null = null;
 
@@ -121,10 +126,13 @@ export class SipMessages {
     this.realms = new Set(o.realms);
   }
 
-  start(): void {
+  /** Follows message.stored from every node, then primes the set from the store (no store read on a REGISTER). */
+  async start(): Promise<void> {
     this.unsubscribe = this.o.bus.subscribe('message.stored', (m) => {
-      if (typeof m.payload.accountId === 'string' && this.waiting.size < 1_000_000) this.waiting.add(m.payload.accountId);
+      if (typeof m.payload.accountId === 'string' && this.waiting.size < MAX_WAITING) this.waiting.add(m.payload.accountId);
     });
+    await this.o.bus.subscribed();
+    for (const id of await this.o.inbox.accountsWaiting(MAX_WAITING)) this.waiting.add(id);
   }
 
   stop(): void {
@@ -172,7 +180,7 @@ export class SipMessages {
       const b = c.binding;
       if (!b.accountId) continue;
       // After this turn: the REGISTER's 200 OK leaves before the first stored MESSAGE does.
-      if (c.event === 'added' || (c.event === 'refreshed' && this.waiting.has(b.accountId))) setImmediate(() => void this.dump(b.accountId!, b));
+      if ((c.event === 'added' || c.event === 'refreshed') && this.waiting.has(b.accountId)) setImmediate(() => void this.dump(b.accountId!, b));
     }
   }
 

@@ -144,7 +144,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
     vapidPublicKey: o.push.webpush?.publicKey ?? null,
     async start() {
       await inbox.start();
-      sipMessages.start();
+      await sipMessages.start();
       if (m.sweepInterval > 0) {
         sweeper = setInterval(() => void sweep(), m.sweepInterval * 1000);
         sweeper.unref();

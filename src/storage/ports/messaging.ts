@@ -64,6 +64,8 @@ export interface MessageStore {
   ack(accountId: string, id: string, now: number): Promise<boolean>;
   /** Undelivered, unexpired messages of the account. */
   count(accountId: string, now: number): Promise<number>;
+  /** Accounts holding undelivered, unexpired messages (at most `limit`): who a registering device may have some for. */
+  accountsWaiting(now: number, limit: number): Promise<string[]>;
   /**
    * Removes up to `limit` rows past their expiry; returns the undelivered ones among them (expired unread, for the
    * events); several nodes sweeping at once never return a row twice.

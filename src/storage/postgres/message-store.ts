@@ -62,6 +62,11 @@ export class PostgresMessageStore implements MessageStore, AppSessionStore {
     return r.rows[0]!.n;
   }
 
+  async accountsWaiting(now: number, limit: number): Promise<string[]> {
+    const r = await this.db.query<{ account_id: string }>('SELECT DISTINCT account_id FROM messages WHERE delivered_at IS NULL AND expires_at > $1 LIMIT $2', [now, limit]);
+    return r.rows.map((row) => row.account_id);
+  }
+
   async expire(now: number, limit: number): Promise<StoredMessage[]> {
     const r = await this.db.query<MessageRow>(
       'DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING *',

@@ -65,6 +65,11 @@ export class SqliteMessageStore implements MessageStore, AppSessionStore {
     return (this.countPending.get(accountId, now) as { n: number }).n;
   }
 
+  async accountsWaiting(now: number, limit: number): Promise<string[]> {
+    const rows = this.db.prepare('SELECT DISTINCT account_id FROM messages WHERE delivered_at IS NULL AND expires_at > ? LIMIT ?').all(now, limit) as Array<{ account_id: string }>;
+    return rows.map((r) => r.account_id);
+  }
+
   async expire(now: number, limit: number): Promise<StoredMessage[]> {
     const rows = this.expireSome.all(now, limit) as unknown as MessageRow[];
     return rows.filter((r) => r.delivered_at === null).map(messageFromRow);

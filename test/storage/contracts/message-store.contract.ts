@@ -48,6 +48,8 @@ export function messageStoreContract(open: OpenStores, drift: KnownDrift = {}): 
       assert.deepEqual((await peer.messages.pending(a.id, null, T0, 100)).map((m) => m.id), [ids[0], ids[2], ids[3], ids[4]]);
       assert.deepEqual((await s.messages.pending(a.id, null, T0, 2, got[2]!.seq)).map((m) => m.id), [ids[3], ids[4]], 'paged after a seq');
       assert.equal(await s.messages.count(a.id, T0), 4);
+      assert.deepEqual(await s.messages.accountsWaiting(T0, 10), [a.id]);
+      assert.deepEqual(await s.messages.accountsWaiting(T0 + DAY, 10), [], 'none once expired');
     });
 
     it('an ack by another account removes nothing', async () => {
