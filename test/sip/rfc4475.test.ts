@@ -44,7 +44,7 @@ const OUTCOMES: Record<string, Outcome> = {
   dblreq: { unit: 'request', wire: 404, why: `${NOT_OUR_DOMAIN}; the INVITE octets after the REGISTER are ignored (one response only)` },
   semiuri: { unit: 'request', wire: 200 },
   transports: { unit: 'request', wire: 200 },
-  mpart01: { unit: 'request', wire: 405, why: NOT_ALLOWED },
+  mpart01: { unit: 'request', wire: 404, why: 'MESSAGE is handled (RFC 3428, messaging/sip-message.ts) for the domains served; this one names another and the server is no proxy to forward it: 404' },
   unreason: { unit: 'response', wire: 'silence', why: 'a response matching no client transaction is discarded (RFC 3261 §18.1.2)' },
   noreason: { unit: 'response', wire: 'silence', why: 'a response matching no client transaction is discarded (RFC 3261 §18.1.2)' },
   // §3.1.2: invalid messages.
