@@ -4,6 +4,7 @@
 // sign-up providers (codes, captchas) are picked here too. server.ts (and the CLI) take the adapters from here and
 // nothing else imports one.
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Redis } from 'ioredis';
@@ -18,6 +19,10 @@ import { SiteverifyCaptcha } from './identity/phone/providers/siteverify.ts';
 import { TwilioCodeSender } from './identity/phone/providers/twilio.ts';
 import { KAZOO_EXCHANGES, SWITCHBOARD_EVENTS } from './kazoo/exchanges.ts';
 import type { Subsystem } from './lifecycle.ts';
+import { ApnsProvider } from './messaging/push/apns.ts';
+import { FcmProvider, readServiceAccount } from './messaging/push/fcm.ts';
+import type { PushProvider } from './messaging/push/ports.ts';
+import { vapidKeys, WebPushProvider } from './messaging/push/webpush.ts';
 import { redactUrl, type Logger } from './log.ts';
 import type { BusStats } from './metrics.ts';
 import { deriveKey } from './secrets.ts';
@@ -38,6 +43,7 @@ import type {
   SealedSipPasswordStore,
   SigningKeyStore,
 } from './storage/ports.ts';
+import type { AppSessionStore, MessageStore } from './storage/ports/messaging.ts';
 import { MemoryCache } from './storage/memory/cache.ts';
 import { MemoryFailureCounter } from './storage/memory/failure-counter.ts';
 import { MemoryLocationIndex } from './storage/memory/location-index.ts';
@@ -45,6 +51,7 @@ import { NonceCountWindow } from './storage/memory/nonce-counts.ts';
 import { PostgresAccountStore } from './storage/postgres/account-store.ts';
 import { openPostgres, type Db } from './storage/postgres/database.ts';
 import { PostgresLocationStore } from './storage/postgres/location-store.ts';
+import { PostgresMessageStore } from './storage/postgres/message-store.ts';
 import { PostgresPhoneStore } from './storage/postgres/phone-store.ts';
 import { PostgresPresenceStore } from './storage/postgres/presence-store.ts';
 import { PostgresSealedSipPasswordStore } from './storage/postgres/sealed-sip-password-store.ts';
@@ -57,10 +64,24 @@ import { RedisNonceCounts } from './storage/redis/nonce-counts.ts';
 import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
 import { openDatabase } from './storage/sqlite/database.ts';
 import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
+import { SqliteMessageStore } from './storage/sqlite/message-store.ts';
 import { SqlitePhoneStore } from './storage/sqlite/phone-store.ts';
 import { SqlitePresenceStore } from './storage/sqlite/presence-store.ts';
 import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
 import { SqliteTokenStore } from './storage/sqlite/token-store.ts';
+
+/** The push providers configured (FCM and APNs with their credentials; Web Push with a VAPID key from the master key). */
+export function pushProviders(config: Config, master: Buffer): { providers: PushProvider[]; webpush: WebPushProvider | null } {
+  const p = config.push;
+  const providers: PushProvider[] = [];
+  if (p.fcmServiceAccount) providers.push(new FcmProvider(readServiceAccount(p.fcmServiceAccount), p.fcmUrl));
+  if (p.apnsKeyFile) providers.push(new ApnsProvider({ key: readFileSync(p.apnsKeyFile, 'utf8'), keyId: p.apnsKeyId!, teamId: p.apnsTeamId!, topic: p.apnsTopic, url: p.apnsUrl }));
+  const webpush = p.webpush
+    ? new WebPushProvider({ vapid: vapidKeys(deriveKey(master, 'webpush-vapid')), subject: p.webpushSubject ?? `mailto:postmaster@${config.realms[0]}`, allowedHosts: p.webpushHosts })
+    : null;
+  if (webpush) providers.push(webpush);
+  return { providers, webpush };
+}
 
 export type Accounts = AccountStore & AccountAdmin & CredentialStore;
 export type Tokens = SigningKeyStore & RefreshTokenStore & ApiKeyStore;
@@ -74,6 +95,8 @@ export interface DurableStores {
   sealedPasswords: SealedSipPasswordStore;
   phone: PhoneStore;
   presence: PresenceStore;
+  /** Stored messages and app sessions (messaging/). */
+  messages: MessageStore & AppSessionStore;
   /** Where it is, for the logs (never a password). */
   describe: string;
   close(): Promise<void>;
@@ -96,6 +119,7 @@ export async function openDurable(config: Config): Promise<DurableStores> {
       sealedPasswords: new SqliteSealedSipPasswordStore(db),
       phone: new SqlitePhoneStore(db),
       presence,
+      messages: new SqliteMessageStore(db),
       describe: databaseFile(config),
       async close() {
         location.close();
@@ -115,6 +139,7 @@ export async function openDurable(config: Config): Promise<DurableStores> {
     sealedPasswords: new PostgresSealedSipPasswordStore(db),
     phone: new PostgresPhoneStore(db),
     presence,
+    messages: new PostgresMessageStore(db),
     describe: `${redactUrl(config.storage.database)} schema ${config.storage.databaseSchema}`,
     async close() {
       await location.drain();

@@ -138,6 +138,35 @@ export interface Config {
     /** SUBSCRIBEs per watcher: size/seconds-per-permit, or off. */
     subscribeRate: string;
   };
+  messaging: {
+    /** Seconds a stored message waits for its recipient. */
+    ttl: number;
+    /** Undelivered messages per account. */
+    quota: number;
+    /** Largest message body, bytes. */
+    maxBody: number;
+    /** POST /v1/messages per minute per address (0: no limit). */
+    rateLimit: number;
+    /** App session lifetime, and the old key's overlap after a rollover, seconds. */
+    sessionTtl: number;
+    sessionOverlap: number;
+    /** Seconds between expiry sweeps of messages and sessions (0: none). */
+    sweepInterval: number;
+  };
+  push: {
+    fcmServiceAccount: string | null;
+    fcmUrl: string;
+    apnsKeyFile: string | null;
+    apnsKeyId: string | null;
+    apnsTeamId: string | null;
+    apnsTopic: string | null;
+    apnsUrl: string;
+    webpush: boolean;
+    webpushSubject: string | null;
+    webpushHosts: string[];
+    /** RFC 8599 +sip.pnsreg: seconds before expiry a push-registered device should re-register. */
+    pnsreg: number;
+  };
   phone: {
     codeProvider: 'local' | 'twilio';
     codeFile: string | null;
@@ -281,6 +310,24 @@ export const OPTIONS: Option[] = [
   O('presence.derivedContacts', 'presence-derived-contacts', 'bool', false, "Put each registered device's contact (its IP address, port and transport) in the tuple derived from its registration; every watcher the presentity's policy allows sees it. Off: derived tuples say open/closed only."),
   O('presence.subscribeRate', 'presence-subscribe-rate', 'string', '200/1', 'SUBSCRIBEs per authenticated watcher, as size/seconds-per-permit (a token bucket: this many at once, one more per that many seconds), or off; beyond it 503 with Retry-After.'),
   O('presence.maxExpires', 'presence-max-expires', 'int', 3600, 'Longest presence subscription or publication granted; longer is lowered to this.'),
+  O('messaging.ttl', 'message-ttl', 'int', 604_800, 'Seconds a stored message (the app inbox; a SIP MESSAGE nobody took) waits for its recipient before it expires unread.'),
+  O('messaging.quota', 'message-quota', 'int', 1000, 'Undelivered messages one account may hold; beyond it sends are refused (HTTP 507).'),
+  O('messaging.maxBody', 'message-max-body', 'int', 65_536, 'Largest message body accepted, in bytes (HTTP 413 beyond it).'),
+  O('messaging.rateLimit', 'message-rate-limit', 'int', 600, 'POST /v1/messages per minute per address (0: unlimited); beyond it 429.'),
+  O('messaging.sessionTtl', 'app-session-ttl', 'int', 2_592_000, 'Lifetime of an app session (its key authenticates the inbox), in seconds.'),
+  O('messaging.sessionOverlap', 'app-session-overlap', 'int', 3600, 'Seconds the old key of a rolled-over app session stays good (in-flight pushes encrypted to it still decrypt).'),
+  O('messaging.sweepInterval', 'message-sweep-interval', 'int', 300, 'Seconds between sweeps removing expired messages and app sessions (0: none).'),
+  O('push.fcmServiceAccount', 'fcm-service-account', 'string', null, 'Google service-account JSON file (project_id, client_email, private_key, token_uri) for FCM HTTP v1 pushes; unset: no FCM (pn-provider=fcm gets 555).'),
+  O('push.fcmUrl', 'fcm-url', 'string', 'https://fcm.googleapis.com', 'FCM HTTP v1 base URL (POST /v1/projects/<project>/messages:send).'),
+  O('push.apnsKeyFile', 'apns-key-file', 'string', null, 'APNs token-auth key (.p8, EC P-256) for APNs pushes; with --apns-key-id and --apns-team-id. Unset: no APNs (pn-provider=apns gets 555).'),
+  O('push.apnsKeyId', 'apns-key-id', 'string', null, 'Key ID of --apns-key-file (the provider token\'s kid).'),
+  O('push.apnsTeamId', 'apns-team-id', 'string', null, 'Apple developer team ID (the provider token\'s iss).'),
+  O('push.apnsTopic', 'apns-topic', 'string', null, 'The app\'s bundle ID, for devices whose pn-param does not name it.'),
+  O('push.apnsUrl', 'apns-url', 'string', 'https://api.push.apple.com', 'APNs base URL (https://api.sandbox.push.apple.com for development builds).'),
+  O('push.webpush', 'webpush', 'bool', true, 'Web Push (RFC 8030/8291/8292) with a VAPID key derived from the master key (GET /v1/push/vapid gives its public key).'),
+  O('push.webpushSubject', 'webpush-subject', 'string', null, 'VAPID sub claim: a mailto: or https: contact for push services (default mailto:postmaster@<first realm>).'),
+  O('push.webpushHosts', 'webpush-hosts', 'list', ['fcm.googleapis.com', 'push.services.mozilla.com', 'notify.windows.com', 'push.apple.com'], 'Push-service hosts (and their subdomains) a Web Push endpoint may name; the endpoint comes from the client, so any other is refused (no requests to hosts of its choosing).'),
+  O('push.pnsreg', 'push-pnsreg', 'int', 120, 'RFC 8599 +sip.pnsreg in a push-capable REGISTER\'s 200 OK: seconds before expiry the device should wake and re-register.'),
   O('phone.codeProvider', 'verification-provider', 'enum', 'local', 'How verification codes go out: local (written to the log and --verification-code-file; NOT for production) or twilio.', ['local', 'twilio']),
   O('phone.codeFile', 'verification-code-file', 'string', null, 'File the local provider appends codes and push challenges to, one JSON line each (default: <data-dir>/verification-codes.log).'),
   O('phone.twilioUrl', 'twilio-url', 'string', 'https://api.twilio.com', 'Base URL of the Twilio-style API (POST /2010-04-01/Accounts/<sid>/Messages.json and Calls.json).'),
@@ -478,6 +525,14 @@ function validate(c: Config): void {
   if (c.auth.accountAddressFailures < 1 || c.auth.accountFailures < 1 || c.auth.addressFailures < 1) bad('auth failure limits must be at least 1');
   if (c.auth.challengeBurst < 0 || c.auth.challengeRate < 0) bad('--auth-challenge-burst and --auth-challenge-rate cannot be negative');
   if (c.storage.credentialCacheBytes < 65536) bad('--credential-cache-bytes below 65536');
+  const m = c.messaging;
+  if (m.ttl < 60 || m.quota < 1 || m.maxBody < 1 || m.maxBody > 16_777_216 || m.rateLimit < 0 || m.sweepInterval < 0) {
+    bad('--message-ttl at least 60, --message-quota at least 1, --message-max-body 1 to 16777216, --message-rate-limit and --message-sweep-interval not negative');
+  }
+  const p = c.push;
+  if ((p.apnsKeyFile === null) !== (p.apnsKeyId === null) || (p.apnsKeyFile === null) !== (p.apnsTeamId === null)) bad('--apns-key-file, --apns-key-id and --apns-team-id go together');
+  if (p.pnsreg < 0) bad('--push-pnsreg cannot be negative');
+  if (m.sessionTtl < 60 || m.sessionOverlap < 0 || m.sessionOverlap > m.sessionTtl) bad('--app-session-ttl at least 60; --app-session-overlap from 0 to --app-session-ttl');
 }
 
 /** parseArgs option table for every configuration flag (plus --config). */

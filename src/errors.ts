@@ -67,6 +67,7 @@ export const Errors = {
   REG_ERR_NOT_OUR_DOMAIN: spec('REG_ERR_NOT_OUR_DOMAIN', 'domain not served here', { sip: 404 }),
   REG_ERR_UNKNOWN_AOR: spec('REG_ERR_UNKNOWN_AOR', 'not an address of record served here (a SIP URI with a user part)', { sip: 404 }),
   REG_ERR_WILDCARD: spec('REG_ERR_WILDCARD', 'Contact: * needs Expires: 0', { sip: 400 }),
+  REG_ERR_PUSH_PROVIDER: spec('REG_ERR_PUSH_PROVIDER', 'a push provider (pn-provider) this server cannot push through (RFC 8599 \u00a74.1.2)', { sip: 555 }),
   REG_ERR_OUT_OF_ORDER: spec('REG_ERR_OUT_OF_ORDER', 'CSeq not higher than the binding\u2019s for the same Call-ID', { sip: 400 }),
   REG_ERR_TOO_MANY_CONTACTS: spec('REG_ERR_TOO_MANY_CONTACTS', 'too many contacts for this address of record', { sip: 403 }),
   REG_ERR_NOT_REGISTERED: spec('REG_ERR_NOT_REGISTERED', 'address of record has no live bindings', { http: 404 }),
@@ -147,6 +148,13 @@ export const Errors = {
   PHONE_ERR_LINK_CODE: spec('PHONE_ERR_LINK_CODE', 'link code invalid, used or expired', { http: 403 }),
   PHONE_ERR_FORBIDDEN: spec('PHONE_ERR_FORBIDDEN', 'not allowed for this device', { http: 403 }),
   PHONE_ERR_DEVICE_NOT_FOUND: spec('PHONE_ERR_DEVICE_NOT_FOUND', 'no such device', { http: 404 }),
+
+  // Messaging (issue 18): stored messages, the app inbox, app sessions, push (RFC 8599).
+  MSG_ERR_SESSION: spec('MSG_ERR_SESSION', 'app session unknown, expired or ended: log in again', { http: 401 }),
+  MSG_ERR_TOO_LARGE: spec('MSG_ERR_TOO_LARGE', 'message body too large', { sip: 513, http: 413 }),
+  MSG_ERR_QUOTA: spec('MSG_ERR_QUOTA', 'the recipient holds too many undelivered messages', { sip: 486, http: 507 }),
+  MSG_ERR_RECIPIENT: spec('MSG_ERR_RECIPIENT', 'no such recipient here', { sip: 404, http: 404 }),
+  MSG_ERR_BODY: spec('MSG_ERR_BODY', 'a MESSAGE needs a body and its Content-Type', { sip: 400 }),
 
   // Configuration.
   CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),

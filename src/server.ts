@@ -4,7 +4,7 @@
 // (sip/subsystem.ts) → registrar → authenticator → location service → store (registrar/subsystem.ts) → reply.
 
 import { hostname, networkInterfaces } from 'node:os';
-import { openBus, openCache, openDurable, phoneProviders, type Accounts } from './adapters.ts';
+import { openBus, openCache, openDurable, phoneProviders, pushProviders, type Accounts } from './adapters.ts';
 import type { EventBus } from './bus/event-bus.ts';
 import { checkFileModes, secretFiles } from './file-modes.ts';
 import type { Config } from './config.ts';
@@ -20,6 +20,7 @@ import type { KazooDirectory } from './kazoo/directory.ts';
 import { createKazoo, kazooIdentity } from './kazoo/subsystem.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
+import { createMessaging, type Messaging } from './messaging/subsystem.ts';
 import { Metrics } from './metrics.ts';
 import type { PresenceService } from './presence/presence-service.ts';
 import { replicatingStore } from './presence/replication.ts';
@@ -58,6 +59,8 @@ export interface RunningServer {
   transports: TransportLayer;
   /** Adds a call routing hook (proxy/routing-hook.ts): the library form of --routing-module. */
   onRoute: CallsSubsystem['onRoute'];
+  /** App sessions and the durable inbox. */
+  messaging: Messaging;
   stop(): Promise<void>;
 }
 
@@ -132,7 +135,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       }),
     );
 
-    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, cluster: shared.locationCluster, bus, sip, identity, metrics, log }));
+    // Push providers (messaging) are picked before the registrar: it answers 555 for the others (RFC 8599).
+    const push = pushProviders(config, master);
+    const pushAdvert = { providers: push.providers.map((p) => p.name), pnsreg: config.push.pnsreg, vapid: push.webpush?.publicKey ?? null };
+    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, cluster: shared.locationCluster, bus, sip, identity, metrics, log, push: pushAdvert }));
 
     // With a shared bus, publications and policies written here are replicated to the other nodes.
     const presenceStore = sharedBus ? replicatingStore(durable.presence, bus, node) : durable.presence;
@@ -161,6 +167,27 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             }),
           ).directory
         : null;
+
+    const messaging = life.add(
+      createMessaging({
+        config,
+        node,
+        master,
+        store: durable.messages,
+        accounts: identity.accounts,
+        phone: durable.phone,
+        passwordChanged: identity.passwordChanged,
+        sip: { handle: (method, handler) => sip.endpoint.handle(method, handler), relay: sip.relay },
+        location: registrar.location,
+        bindingChanges: registrar.bindingChanges,
+        authenticator: identity.authenticator,
+        push,
+        bus,
+        metrics,
+        now,
+        log,
+      }),
+    );
 
     // Every method has its handler and every state is primed: the SIP listeners open (and on stop close first).
     life.add(sip.listening);
@@ -194,12 +221,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sip: () => sip.listeners,
         bus,
         sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
+        messaging: { sessions: messaging.sessions, inbox: messaging.inbox, accounts: identity.accounts, devices: identity.phone.devices, vapidPublicKey: messaging.vapidPublicKey, pushProviders: messaging.pusher.names },
       }),
     );
-    return { bus, metrics, sip, identity, registrar, presence, calls, kazoo, http };
+    return { bus, metrics, sip, identity, registrar, presence, calls, kazoo, messaging, http };
   };
   // What was opened while composing closes again if composing fails (start does the same for its own failures).
-  const { bus, metrics, sip, identity, registrar, presence, calls, kazoo, http } = await compose().catch(async (err: unknown): Promise<never> => {
+  const { bus, metrics, sip, identity, registrar, presence, calls, kazoo, messaging, http } = await compose().catch(async (err: unknown): Promise<never> => {
     await life.stop();
     throw err;
   });
@@ -242,6 +270,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     endpoint: sip.endpoint,
     transports: sip.transports,
     onRoute: (hook) => calls.onRoute(hook),
+    messaging,
     stop,
   };
 }

@@ -110,7 +110,12 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   app.register(swagger, {
     openapi: {
       info: { title: 'Switchboard', version: deps.version, description: 'Registration, authentication and presence server: HTTP API' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from /auth/login, or an API key (sbk_…)' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An access token from /auth/login, or an API key (sbk_…)' },
+          session: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'An app session from POST /v1/sessions: Session <kid>:<key>' },
+        },
+      },
     },
   });
   app.register(swaggerUi, { routePrefix: '/docs' });

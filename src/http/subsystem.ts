@@ -7,6 +7,7 @@ import type { Subsystem } from '../lifecycle.ts';
 import type { ListenerAddress } from '../sip/transport/types.ts';
 import { buildHttpApp, type HttpDeps } from './app.ts';
 import { buildMetricsApp, networkMatcher, parseListen } from './routes/metrics.ts';
+import { messageRoutes, type MessageRoutesOptions } from './routes/messages.ts';
 import { sipPasswordRoutes, type SipPasswordRoutesOptions } from './routes/sip-passwords.ts';
 
 export interface HttpOptions extends Omit<HttpDeps, 'console' | 'metricsOpenTo' | 'loginRateLimit' | 'trustProxy' | 'timeouts'> {
@@ -18,6 +19,8 @@ export interface HttpOptions extends Omit<HttpDeps, 'console' | 'metricsOpenTo' 
   bus: NonNullable<HttpDeps['console']>['bus'];
   /** The operator's opt-in to reversible SIP passwords (routes/sip-passwords.ts). */
   sipPasswords: Omit<SipPasswordRoutesOptions, 'auth'>;
+  /** App sessions and the inbox (routes/messages.ts). */
+  messaging?: Omit<MessageRoutesOptions, 'auth' | 'realms' | 'maxBody' | 'rateLimitPerMinute' | 'loginRateLimitPerMinute' | 'log'>;
 }
 
 export interface HttpSubsystem extends Subsystem {
@@ -42,7 +45,7 @@ export function createHttp(o: HttpOptions): HttpSubsystem {
     name: 'http',
     address,
     async start() {
-      const { config: _config, reusePort: _reusePort, sip, bus, sipPasswords, ...deps } = o;
+      const { config: _config, reusePort: _reusePort, sip, bus, sipPasswords, messaging, ...deps } = o;
       const app = buildHttpApp({
         ...deps,
         loginRateLimit: config.http.loginRateLimit,
@@ -54,6 +57,17 @@ export function createHttp(o: HttpOptions): HttpSubsystem {
       });
       http = app;
       app.register(sipPasswordRoutes, { ...sipPasswords, auth: { tokens: deps.identity.tokens, apiKeys: deps.identity.apiKeys } });
+      if (messaging) {
+        app.register(messageRoutes, {
+          ...messaging,
+          auth: { tokens: deps.identity.tokens, apiKeys: deps.identity.apiKeys },
+          realms: config.realms,
+          maxBody: config.messaging.maxBody,
+          rateLimitPerMinute: config.messaging.rateLimit,
+          loginRateLimitPerMinute: config.http.loginRateLimit,
+          log: log.child({ component: 'messaging' }),
+        });
+      }
       await app.listen({ host: config.http.host, port: config.http.port, ...reuse });
       Object.assign(address, app.server.address() as { address: string; port: number });
       if (metricsListen) {

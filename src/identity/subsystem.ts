@@ -81,6 +81,8 @@ export interface Identity extends Subsystem {
   readonly disconnect: Hook<string>;
   /** An account was deleted (its AOR): its bindings and presence go. */
   readonly accountDeleted: Hook<string>;
+  /** An account's password changed (its id): its app sessions end. */
+  readonly passwordChanged: Hook<string>;
   /** Accounts were disabled, enabled or deleted: every cached credential and validity goes, here and on every node. */
   forgetAccounts(): void;
 }
@@ -92,6 +94,7 @@ export function createIdentity(o: IdentityOptions): Identity {
   const credentials = new CachedCredentialStore(accounts, config.storage.credentialCacheTtl, { maxBytes: config.storage.credentialCacheBytes });
   const invalidate: CredentialInvalidation = shareInvalidations(credentials, o.bus, o.node);
   // One lockout for SIP Digest, HTTP login and device Basic authentication (lockout.ts).
+  const passwordChanged = new Hook<string>();
   const lockout = new Lockout({ failures: o.failures, policy: config.auth, log: log.child({ component: 'auth' }) });
 
   // Accounts, password hashing, signing keys (sealed under the master key), tokens, API keys.
@@ -152,6 +155,7 @@ export function createIdentity(o: IdentityOptions): Identity {
     // An account opted into a reversible SIP password gets the new one sealed too, so switches never see a stale one.
     onPasswordChanged: async (account, password) => {
       if (await sipPasswords.isEnabled(account.id)) await sipPasswords.enable(account.id, password);
+      await passwordChanged.run(account.id);
     },
   });
 
@@ -217,6 +221,7 @@ export function createIdentity(o: IdentityOptions): Identity {
     authenticator,
     disconnect,
     accountDeleted: new Hook<string>(),
+    passwordChanged,
     forgetAccounts() {
       invalidate.all();
       validity.clear();

@@ -26,7 +26,7 @@ import type { BindingRecord } from '../storage/ports.ts';
 import type { Registry } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
 import { CallAccounting, type CallInfo } from './accounting.ts';
-import { authenticateCaller } from './caller-auth.ts';
+import { authenticateAsProxy } from '../identity/proxy-auth.ts';
 import { decide, type RouteHook } from './routing-hook.ts';
 import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
 import { MAX_ROUTES, preprocessRoutes, RecordRouter, tagHash, type DialogRoute, type Flow } from './record-route.ts';
@@ -242,7 +242,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     let identity: string | null = null;
     if (realms.has(fromDomain) || d.rules.from === 'authenticated') {
       const realm = realms.has(fromDomain) ? fromDomain : d.realms[0];
-      const outcome = await authenticateCaller(d.authenticator, req, ctx.source, realm);
+      const outcome = await authenticateAsProxy(d.authenticator, req, ctx.source, realm, 'sip.register');
       if (!outcome.ok) return void txn.respond(outcome.response);
       if (realms.has(fromDomain) && !outcome.identity.aors.includes(aorOf(from))) return void txn.respond(reject(req, 'PROXY_ERR_FROM_NOT_OWNED'));
       ours = realms.has(fromDomain);

@@ -44,6 +44,12 @@ export interface RegistrarOptions {
    * list): a phone naming its own Path would steer calls to it, and Kazoo (Proxy-Path, fs_path) through, any host.
    */
   trustedProxies?: NetworkSet;
+  /**
+   * RFC 8599 push: the pn-provider values served here (a contact naming another gets 555), the +sip.pnsreg seconds
+   * and Web Push's VAPID public key (+sip.vapid) for the 200 OK's Feature-Caps. Absent: pn-* parameters are stored
+   * like any other and nothing is advertised.
+   */
+  push?: { providers: readonly string[]; pnsreg: number; vapid: string | null };
   now?: () => number;
   random?: () => number;
   onOutcome?: (outcome: RegisterOutcome, changes: BindingChange[]) => void;
@@ -158,12 +164,20 @@ export class Registrar {
 
     // Validate every contact before changing anything: the REGISTER applies whole or not at all.
     const plans: Array<{ na: NameAddr; key: string; expires: number; q: number | null }> = [];
+    let pns: string | null = null;
     for (const na of contacts) {
       const q = parseQ(na.params.get('q'));
       if (q === 'invalid') return this.reject(req, Errors.SIP_ERR_CONTACT, 'invalid q value');
       let expires = parseDeltaSeconds(na.params.get('expires')) ?? headerExpires ?? rules.defaultExpires;
       if (expires !== 0 && expires < rules.minExpires) return this.rejected(intervalTooBrief(req, rules.minExpires));
       if (expires > rules.maxExpires) expires = rules.maxExpires;
+      // RFC 8599 §4.1.2: a push provider we cannot push through gets 555 (removals pass whatever they name).
+      const pn = this.o.push && expires !== 0 && isSipUri(na.uri) ? na.uri.params.get('pn-provider') : undefined;
+      if (pn !== undefined) {
+        const name = (pn ?? '').toLowerCase();
+        if (!this.o.push!.providers.includes(name)) return this.reject(req, Errors.REG_ERR_PUSH_PROVIDER, `pn-provider ${name.slice(0, 32)} not supported`);
+        pns = name;
+      }
       plans.push({ na, key: bindingKey(na), expires, q });
     }
 
@@ -246,6 +260,11 @@ export class Registrar {
     if (done instanceof SipResponse) return done;
     this.o.onOutcome?.('updated', done.changes);
     const res = this.ok(req, done.next);
+    // RFC 8599 §5.2: the push service we will use, when to re-register before expiry, and Web Push's VAPID key.
+    if (pns !== null) {
+      const vapid = pns === 'webpush' && this.o.push!.vapid ? `;+sip.vapid="${this.o.push!.vapid}"` : '';
+      res.append('Feature-Caps', `*;+sip.pns="${pns}"${vapid};+sip.pnsreg="${this.o.push!.pnsreg}"`);
+    }
     // RFC 3327 §5.3: echo the stored Path when the client said it supports it.
     if (path.length && req.values(H.supported).some((t) => t.toLowerCase() === 'path')) {
       for (const p of path) res.append('Path', p);

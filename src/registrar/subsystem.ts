@@ -31,6 +31,8 @@ export interface RegistrarOptions {
   };
   metrics: Metrics;
   log: Logger;
+  /** RFC 8599: the push providers messaging pushes through (Registrar's push option). */
+  push?: { providers: readonly string[]; pnsreg: number; vapid: string | null };
 }
 
 export interface RegistrarSubsystem extends Subsystem {
@@ -75,6 +77,7 @@ export function createRegistrar(o: RegistrarOptions): RegistrarSubsystem {
     log: log.child({ component: 'registrar' }),
     trustedProxies: new NetworkSet(config.sip.trustedProxies),
     onOutcome: (outcome) => m.registrations.inc(outcome),
+    push: o.push,
   });
   sip.endpoint.handle('REGISTER', registrar.handle);
 

@@ -32,7 +32,6 @@ interface Outcome {
 const NOT_OUR_DOMAIN = 'the Request-URI names a domain this registrar does not serve (realm example.test) and it is no proxy to forward it: 404 (RFC 3261 §10.3 step 1, before authentication and Contact processing); the registrar-role answer is checked below against a registrar for example.com';
 const CALL = 'an INVITE is a call for the proxy, which first wants the caller authenticated (--calls-from authenticated, the default): 407 with Proxy-Authenticate, before the body or Accept, which are the callee\'s to judge (RFC 3261 §16.3, §22.3)';
 const NO_DIALOG = 'an in-dialog request (BYE) whose dialog was not record-routed here: the proxy has nowhere to send it, 481 (RFC 3261 §16.4)';
-const NOT_ALLOWED = 'a registered method this registrar does not implement: 405 with Allow (RFC 3261 §8.2.1), which comes before any look at the body or Accept (§8.2.3)';
 
 const OUTCOMES: Record<string, Outcome> = {
   // RFC 4475 §3.1.1: valid messages.
@@ -46,7 +45,7 @@ const OUTCOMES: Record<string, Outcome> = {
   dblreq: { unit: 'request', wire: 404, why: `${NOT_OUR_DOMAIN}; the INVITE octets after the REGISTER are ignored (one response only)` },
   semiuri: { unit: 'request', wire: 200 },
   transports: { unit: 'request', wire: 200 },
-  mpart01: { unit: 'request', wire: 405, why: NOT_ALLOWED },
+  mpart01: { unit: 'request', wire: 404, why: 'MESSAGE is handled (RFC 3428, messaging/sip-message.ts) for the domains served; this one names another and the server is no proxy to forward it: 404' },
   unreason: { unit: 'response', wire: 'silence', why: 'a response matching no client transaction is discarded (RFC 3261 §18.1.2)' },
   noreason: { unit: 'response', wire: 'silence', why: 'a response matching no client transaction is discarded (RFC 3261 §18.1.2)' },
   // §3.1.2: invalid messages.

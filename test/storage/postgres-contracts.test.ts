@@ -3,6 +3,7 @@
 import { describe } from 'node:test';
 import { PostgresAccountStore } from '../../src/storage/postgres/account-store.ts';
 import { openPostgres, type Db } from '../../src/storage/postgres/database.ts';
+import { PostgresMessageStore } from '../../src/storage/postgres/message-store.ts';
 import { PostgresLocationStore } from '../../src/storage/postgres/location-store.ts';
 import { PostgresPhoneStore } from '../../src/storage/postgres/phone-store.ts';
 import { PostgresPresenceStore } from '../../src/storage/postgres/presence-store.ts';
@@ -10,6 +11,7 @@ import { PostgresSealedSipPasswordStore } from '../../src/storage/postgres/seale
 import { PostgresTokenStore } from '../../src/storage/postgres/token-store.ts';
 import { dropSchema, freshSchema, PG_URL, postgresMissing } from '../helpers/postgres.ts';
 import { accountStoreContract } from './contracts/account-store.contract.ts';
+import { messageStoreContract } from './contracts/message-store.contract.ts';
 import { locationStoreContract } from './contracts/location-store.contract.ts';
 import { phoneStoreContract } from './contracts/phone-store.contract.ts';
 import { presenceStoreContract } from './contracts/presence-store.contract.ts';
@@ -32,6 +34,7 @@ async function open(): Promise<StoreEnv> {
       phone: new PostgresPhoneStore(db),
       presence,
       sealed: new PostgresSealedSipPasswordStore(db),
+      messages: new PostgresMessageStore(db),
     };
   };
   return {
@@ -57,4 +60,5 @@ describe('PostgreSQL adapters', { skip: await postgresMissing() }, () => {
   phoneStoreContract(open);
   presenceStoreContract(open);
   sealedPasswordStoreContract(open);
+  messageStoreContract(open);
 });

@@ -54,7 +54,8 @@ describe('PostgreSQL adapters: migrations and schema', { skip: await postgresMis
     const db = await openPostgres({ url: PG_URL, schema });
     const lite = openDatabase({ file: ':memory:', durability: 'os' });
     try {
-      const liteTables = (lite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'binding_journal' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
+      // sqlite_sequence is SQLite's own (AUTOINCREMENT's counters: messages.seq must never be reused).
+      const liteTables = (lite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'binding_journal' AND name <> 'sqlite_sequence' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
       const liteColumns = Object.fromEntries(liteTables.map((t) => [t, (lite.prepare(`PRAGMA table_info(${t})`).all() as Array<{ name: string }>).map((c) => c.name)]));
       const cols = await db.query<{ table_name: string; column_name: string }>(
         `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name <> 'bindings' ORDER BY table_name, ordinal_position`,

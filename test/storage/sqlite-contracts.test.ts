@@ -7,12 +7,14 @@ import type { DatabaseSync } from 'node:sqlite';
 import { describe } from 'node:test';
 import { SqliteAccountStore } from '../../src/storage/sqlite/account-store.ts';
 import { openDatabase } from '../../src/storage/sqlite/database.ts';
+import { SqliteMessageStore } from '../../src/storage/sqlite/message-store.ts';
 import { SqliteLocationStore } from '../../src/storage/sqlite/location-store.ts';
 import { SqlitePhoneStore } from '../../src/storage/sqlite/phone-store.ts';
 import { SqlitePresenceStore } from '../../src/storage/sqlite/presence-store.ts';
 import { SqliteSealedSipPasswordStore } from '../../src/storage/sqlite/sealed-sip-password-store.ts';
 import { SqliteTokenStore } from '../../src/storage/sqlite/token-store.ts';
 import { accountStoreContract } from './contracts/account-store.contract.ts';
+import { messageStoreContract } from './contracts/message-store.contract.ts';
 import { locationStoreContract } from './contracts/location-store.contract.ts';
 import { phoneStoreContract } from './contracts/phone-store.contract.ts';
 import { presenceStoreContract } from './contracts/presence-store.contract.ts';
@@ -33,6 +35,7 @@ async function open(): Promise<StoreEnv> {
       phone: new SqlitePhoneStore(db),
       presence: new SqlitePresenceStore(db),
       sealed: new SqliteSealedSipPasswordStore(db),
+      messages: new SqliteMessageStore(db),
     };
     opened.push({ db, stores });
     return stores;
@@ -58,4 +61,5 @@ describe('SQLite adapters', () => {
   phoneStoreContract(open);
   presenceStoreContract(open);
   sealedPasswordStoreContract(open);
+  messageStoreContract(open);
 });

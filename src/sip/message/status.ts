@@ -53,6 +53,7 @@ const REASONS: Record<number, string> = {
   504: 'Server Time-out',
   505: 'Version Not Supported',
   513: 'Message Too Large',
+  555: 'Push Notification Service Not Supported', // RFC 8599 §4.1.2
   600: 'Busy Everywhere',
   603: 'Decline',
   604: 'Does Not Exist Anywhere',

@@ -182,4 +182,37 @@ export const PG_MIGRATIONS: PgMigration[] = [
     name: 'accounts: credentials valid after',
     sql: `ALTER TABLE accounts ADD COLUMN valid_after BIGINT NOT NULL DEFAULT 0;`,
   },
+  {
+    version: 8,
+    name: 'messaging: stored messages, app sessions',
+    sql: `
+      CREATE TABLE messages (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_id INTEGER,
+        sender TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        client_id TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        delivered_at BIGINT
+      );
+      CREATE UNIQUE INDEX messages_client_id ON messages(account_id, sender, client_id) WHERE client_id IS NOT NULL;
+      CREATE INDEX messages_pending ON messages(account_id, seq) WHERE delivered_at IS NULL;
+      CREATE INDEX messages_expires ON messages(expires_at);
+      CREATE TABLE app_sessions (
+        kid TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_id INTEGER,
+        sealed_key TEXT NOT NULL,
+        push TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE INDEX app_sessions_account ON app_sessions(account_id, device_id);
+      CREATE INDEX app_sessions_expires ON app_sessions(expires_at);
+    `,
+  },
 ];

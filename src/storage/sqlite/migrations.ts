@@ -173,4 +173,40 @@ export const MIGRATIONS: Migration[] = [
     // account sets it, so they stay dead once it is enabled again (identity/credential-validity.ts).
     sql: `ALTER TABLE accounts ADD COLUMN valid_after INTEGER NOT NULL DEFAULT 0;`,
   },
+  {
+    version: 8,
+    name: 'messaging: stored messages, app sessions',
+    // Messages wait here until their recipient acks them (SIP MESSAGE answered 202, the app's inbox). seq is the
+    // rowid: delivery order. An acked row keeps its id and client id (body emptied, delivered_at set) until it would
+    // have expired, so a retried send is recognised after delivery too. App sessions hold their key sealed only.
+    sql: `
+      CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_id INTEGER,
+        sender TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body BLOB NOT NULL,
+        client_id TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        delivered_at INTEGER
+      );
+      CREATE UNIQUE INDEX messages_client_id ON messages(account_id, sender, client_id) WHERE client_id IS NOT NULL;
+      CREATE INDEX messages_pending ON messages(account_id, seq) WHERE delivered_at IS NULL;
+      CREATE INDEX messages_expires ON messages(expires_at);
+      CREATE TABLE app_sessions (
+        kid TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_id INTEGER,
+        sealed_key TEXT NOT NULL,
+        push TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX app_sessions_account ON app_sessions(account_id, device_id);
+      CREATE INDEX app_sessions_expires ON app_sessions(expires_at);
+    `,
+  },
 ];

@@ -16,6 +16,7 @@ import type {
   SealedSipPasswordStore,
   SigningKeyStore,
 } from '../../../src/storage/ports.ts';
+import type { AppSessionStore, MessageStore } from '../../../src/storage/ports/messaging.ts';
 
 export interface Stores {
   accounts: AccountStore & AccountAdmin & CredentialStore;
@@ -25,6 +26,8 @@ export interface Stores {
   phone: PhoneStore;
   presence: PresenceStore & { commits: number };
   sealed: SealedSipPasswordStore;
+  /** Stored messages and app sessions (one adapter object serves both ports). */
+  messages: MessageStore & AppSessionStore;
 }
 
 export interface StoreEnv extends Stores {

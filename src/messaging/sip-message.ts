@@ -1,0 +1,212 @@
+// SIP MESSAGE (RFC 3428) to an address of record served here, Kamailio msilo's behaviour on the inbox:
+//
+// - the sender authenticates like a caller: 407 Proxy-Authenticate (identity/proxy-auth.ts), From must be one of its
+//   addresses of record (403 otherwise);
+// - RFC 3428 §8: over UDP a body above 1300 bytes gets 513 (no congestion control); over TCP, TLS and WS the
+//   limit is --message-max-body;
+// - delivery to the AOR's registered devices goes through MessageDelivery, a port the proxy will implement with
+//   non-INVITE forking; until then bindingDelivery sends it to each live binding over its flow. 200 when one took it
+//   (2xx); otherwise the message is stored durably (the inbox, so the app sees it too) and answered 202 Accepted;
+// - m_dump: when a device of an account with messages waiting registers (a new binding or a refresh), the waiting
+//   messages go to that binding in order, each removed only after its 2xx. One dump at a time per account here.
+//
+// The stored client id is a hash of Call-ID and CSeq, so a UAC that retries after a lost 202 (a new transaction, same
+// Call-ID and CSeq) stores it once. CPIM and IMDN bodies pass through untouched.
+
+import { createHash, randomBytes } from 'node:crypto';
+import type { EventBus } from '../bus/event-bus.ts';
+import { Errors, isSwitchboardError } from '../errors.ts';
+import { authenticateAsProxy } from '../identity/proxy-auth.ts';
+import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
+import type { Logger } from '../log.ts';
+import type { RequestContext } from '../sip/endpoint.ts';
+import { H } from '../sip/message/header-names.ts';
+import { SipRequest, type SipResponse } from '../sip/message/message.ts';
+import { createResponse, newTag, sipError } from '../sip/message/response.ts';
+import { aorOf, isSipUri } from '../sip/message/uri.ts';
+import type { AccountStore, BindingRecord } from '../storage/ports.ts';
+import type { StoredMessage } from '../storage/ports/messaging.ts';
+import type { Inbox } from './inbox.ts';
+
+/** RFC 3428 §8: the largest MESSAGE body sent where the path may lack congestion control. */
+export const UDP_MESSAGE_LIMIT = 1300;
+/** Accounts remembered as having messages waiting (beyond it, their devices get them on the next message). */
+const MAX_WAITING = 1_000_000;
+/** Stored messages sent to a newly registered device in one dump (the rest wait for the next). */
+const DUMP_BATCH = 50;
+
+/** Delivery to an AOR's registered devices: the proxy's non-INVITE forking will implement it. */
+export interface MessageDelivery {
+  /** 'delivered' when a device answered 2xx; 'unavailable' when none is registered or none took it. */
+  deliver(aor: string, m: OutgoingMessage): Promise<'delivered' | 'unavailable'>;
+}
+
+export interface OutgoingMessage {
+  /** The sender's From value (name-addr with our tag). */
+  from: string;
+  contentType: string;
+  body: Buffer;
+  /** Extra headers carried through (e.g. Date of the stored message). */
+  headers?: Array<[string, string]>;
+}
+
+interface Sending {
+  location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> };
+  relay: { send(req: SipRequest, flow: { node: string; transport: string; address: string; port: number; connectionId: number | null }): Promise<SipResponse> };
+}
+
+/** The MESSAGE to one binding: Request-URI its contact, Route its Path, To the AOR, a fresh dialog-less Call-ID. */
+export function buildMessage(b: BindingRecord, m: OutgoingMessage): SipRequest {
+  const req = new SipRequest('MESSAGE', b.contact);
+  const hs = req.headers;
+  for (const route of b.path) hs.push({ key: H.route, name: 'Route', value: route });
+  hs.push({ key: H.from, name: 'From', value: m.from });
+  hs.push({ key: H.to, name: 'To', value: `<sip:${b.aor}>` });
+  hs.push({ key: H.callId, name: 'Call-ID', value: `${randomBytes(12).toString('hex')}@message` });
+  hs.push({ key: H.cseq, name: 'CSeq', value: '1 MESSAGE' });
+  hs.push({ key: H.contentType, name: 'Content-Type', value: m.contentType });
+  for (const [name, value] of m.headers ?? []) hs.push({ key: name.toLowerCase(), name, value });
+  req.body = m.body;
+  return req;
+}
+
+function flowOf(b: BindingRecord) {
+  return { node: b.node, transport: b.transport, address: b.sourceAddress, port: b.sourcePort, connectionId: b.connectionId };
+}
+
+/** Sends to one binding; true on a 2xx. */
+async function sendTo(s: Sending, b: BindingRecord, m: OutgoingMessage, log: Logger): Promise<boolean> {
+  try {
+    const res = await s.relay.send(buildMessage(b, m), flowOf(b));
+    return res.status >= 200 && res.status < 300;
+  } catch (err) {
+    log.debug({ err: (err as Error).message, aor: b.aor, transport: b.transport }, 'MESSAGE to a binding failed');
+    return false;
+  }
+}
+
+/** Until the proxy forks MESSAGE: every live binding at once, delivered when one answers 2xx. */
+export function bindingDelivery(s: Sending, log: Logger): MessageDelivery {
+  return {
+    async deliver(aor, m) {
+      const bindings = await s.location.lookup(aor);
+      if (bindings.length === 0) return 'unavailable';
+      const results = await Promise.all(bindings.map((b) => sendTo(s, b, m, log)));
+      return results.some(Boolean) ? 'delivered' : 'unavailable';
+    },
+  };
+}
+
+export interface SipMessageOptions {
+  inbox: Inbox;
+  delivery: MessageDelivery;
+  sending: Sending;
+  authenticator: Pick<SipAuthenticator, 'authenticate'>;
+  accounts: Pick<AccountStore, 'findByName'>;
+  realms: string[];
+  maxBody: number;
+  bus: EventBus;
+  log: Logger;
+}
+
+export class SipMessages {
+  private readonly o: SipMessageOptions;
+  private readonly realms: Set<string>;
+  /** Accounts with a dump running here (one at a time each). */
+  private readonly dumping = new Set<string>();
+  /**
+   * Accounts with messages waiting (primed from the store, then from message.stored on the bus): a REGISTER of any
+   * other account costs nothing here, so the REGISTER path does not read the message store.
+   */
+  private readonly waiting = new Set<string>();
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(o: SipMessageOptions) {
+    this.o = o;
+    this.realms = new Set(o.realms);
+  }
+
+  /** Follows message.stored from every node, then primes the set from the store (no store read on a REGISTER). */
+  async start(): Promise<void> {
+    this.unsubscribe = this.o.bus.subscribe('message.stored', (m) => {
+      if (typeof m.payload.accountId === 'string' && this.waiting.size < MAX_WAITING) this.waiting.add(m.payload.accountId);
+    });
+    await this.o.bus.subscribed();
+    for (const id of await this.o.inbox.accountsWaiting(MAX_WAITING)) this.waiting.add(id);
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+  }
+
+  handle = async (req: SipRequest, ctx: RequestContext): Promise<SipResponse> => {
+    const ruri = req.requestUri();
+    if (!ruri || !isSipUri(ruri) || ruri.user === null) return sipError(req, Errors.MSG_ERR_RECIPIENT);
+    const domain = ruri.host.toLowerCase();
+    if (!this.realms.has(domain)) return sipError(req, Errors.MSG_ERR_RECIPIENT, 'domain not served here');
+    const from = req.from();
+    if (!from || !isSipUri(from.uri) || from.uri.user === null) return sipError(req, Errors.PROXY_ERR_FROM_NOT_OWNED, 'From must be a SIP address of record');
+    const sender = aorOf(from.uri);
+    const contentType = req.get(H.contentType);
+    if (!contentType || req.body.length === 0) return sipError(req, Errors.MSG_ERR_BODY, 'MESSAGE needs a body and its Content-Type');
+    const limit = ctx.source.transport === 'UDP' ? Math.min(UDP_MESSAGE_LIMIT, this.o.maxBody) : this.o.maxBody;
+    if (req.body.length > limit) return sipError(req, Errors.MSG_ERR_TOO_LARGE, `at most ${limit} bytes over ${ctx.source.transport}`);
+
+    const senderDomain = from.uri.host.toLowerCase();
+    const auth = await authenticateAsProxy(this.o.authenticator, req, ctx.source, this.realms.has(senderDomain) ? senderDomain : domain, 'sip.register');
+    if (!auth.ok) return auth.response;
+    if (!auth.identity.aors.includes(sender)) return sipError(req, Errors.PROXY_ERR_FROM_NOT_OWNED, 'From is not the authenticated identity');
+
+    const aor = aorOf(ruri);
+    const at = aor.lastIndexOf('@');
+    const account = await this.o.accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
+    if (!account || account.disabled) return sipError(req, Errors.MSG_ERR_RECIPIENT);
+
+    const out: OutgoingMessage = { from: `<sip:${sender}>;tag=${newTag()}`, contentType, body: req.body };
+    if ((await this.o.delivery.deliver(account.aor, out)) === 'delivered') return createResponse(req, 200, 'OK');
+    try {
+      const clientId = createHash('sha256').update(`${req.callId()} ${req.cseq()!.seq}`).digest('hex');
+      await this.o.inbox.send({ accountId: account.id, sender: `sip:${sender}`, contentType, body: req.body, clientId, via: 'sip' });
+    } catch (e) {
+      if (isSwitchboardError(e) && e.sip) return sipError(req, { code: e.code, sip: e.sip }, e.code === 'MSG_ERR_QUOTA' ? 'mailbox full' : e.message);
+      throw e;
+    }
+    return createResponse(req, 202, 'Accepted');
+  };
+
+  /** After a REGISTER here: a new binding (or a refresh while messages wait) gets what is stored for its account. */
+  bindingsChanged(changes: ReadonlyArray<{ event: string; binding: BindingRecord }>): void {
+    for (const c of changes) {
+      const b = c.binding;
+      if (!b.accountId) continue;
+      // After this turn: the REGISTER's 200 OK leaves before the first stored MESSAGE does.
+      if ((c.event === 'added' || c.event === 'refreshed') && this.waiting.has(b.accountId)) setImmediate(() => void this.dump(b.accountId!, b));
+    }
+  }
+
+  /** msilo's m_dump: the waiting messages to one binding, in order, each acked after its 2xx; stops at a failure. */
+  async dump(accountId: string, b: BindingRecord): Promise<number> {
+    if (this.dumping.has(accountId)) return 0;
+    this.dumping.add(accountId);
+    let sent = 0;
+    try {
+      const pending = await this.o.inbox.pending(accountId, null, DUMP_BATCH);
+      if (pending.length === 0) this.waiting.delete(accountId);
+      for (const m of pending) {
+        if (!(await sendTo(this.o.sending, b, this.outgoing(m), this.o.log))) break;
+        await this.o.inbox.ack(accountId, m.id, 'sip');
+        sent++;
+      }
+      if (sent === pending.length && pending.length < DUMP_BATCH) this.waiting.delete(accountId);
+    } catch (err) {
+      this.o.log.warn({ err, account: accountId }, 'stored message delivery failed');
+    } finally {
+      this.dumping.delete(accountId);
+    }
+    return sent;
+  }
+
+  private outgoing(m: StoredMessage): OutgoingMessage {
+    return { from: `<${m.sender}>;tag=${newTag()}`, contentType: m.contentType, body: m.body, headers: [['Date', new Date(m.createdAt).toUTCString()]] };
+  }
+}

@@ -1,0 +1,160 @@
+// Messaging as one subsystem (lifecycle.ts): app sessions, the durable inbox and its sweeper. Built after identity
+// (sessions end when a password changes; accounts and phone devices decide whether a session is still good) and
+// before HTTP, which serves the routes (http/routes/messages.ts) from what this returns.
+//
+// Counters: switchboard_messages_total{event} (received, stored, duplicate, delivered, expired, refused) and
+// switchboard_app_sessions_total{event} (created, rolled, ended), switchboard_pushes_total{provider,outcome}. Bus
+// events: message.received|stored|delivered|expired, push.sent|failed (ids, sizes, providers: never a body or token).
+
+import { Counter } from 'prom-client';
+import type { EventBus } from '../bus/event-bus.ts';
+import type { Config } from '../config.ts';
+import { Sealer } from '../identity/seal.ts';
+import type { Hook, Subsystem } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { deriveKey } from '../secrets.ts';
+import type { AccountStore, PhoneStore } from '../storage/ports.ts';
+import type { AppSessionStore, MessageStore } from '../storage/ports/messaging.ts';
+import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
+import type { BindingChange } from '../registrar/location-service.ts';
+import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import type { RequestHandler } from '../sip/endpoint.ts';
+import type { BindingRecord } from '../storage/ports.ts';
+import { Inbox } from './inbox.ts';
+import { bindingDelivery, SipMessages, type MessageDelivery } from './sip-message.ts';
+import type { PushProvider } from './push/ports.ts';
+import { Pusher } from './push/pusher.ts';
+import type { WebPushProvider } from './push/webpush.ts';
+import { AppSessions } from './sessions.ts';
+
+export interface MessagingOptions {
+  config: Config;
+  node: string;
+  master: Buffer;
+  store: MessageStore & AppSessionStore;
+  accounts: Pick<AccountStore, 'findById' | 'findByName'>;
+  phone: Pick<PhoneStore, 'findDevice'>;
+  /** Identity's: a password change ends the account's app sessions. */
+  passwordChanged: Hook<string>;
+  /** SIP MESSAGE (RFC 3428): the endpoint to handle it on, the flows to send through, the sender's authentication. */
+  sip: {
+    handle(method: string, handler: RequestHandler): void;
+    relay: { send(req: SipRequest, flow: { node: string; transport: string; address: string; port: number; connectionId: number | null }): Promise<SipResponse> };
+  };
+  location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> };
+  bindingChanges: Hook<readonly BindingChange[]>;
+  authenticator: Pick<SipAuthenticator, 'authenticate'>;
+  /** Delivery to registered devices; the proxy's non-INVITE forking when it exists, else each binding directly. */
+  delivery?: MessageDelivery;
+  /** The push providers adapters.ts built from the configuration. */
+  push: { providers: PushProvider[]; webpush: WebPushProvider | null };
+  bus: EventBus;
+  metrics: Metrics;
+  now: () => number;
+  log: Logger;
+}
+
+export interface Messaging extends Subsystem {
+  readonly inbox: Inbox;
+  readonly sessions: AppSessions;
+  readonly pusher: Pusher;
+  readonly sipMessages: SipMessages;
+  /** The VAPID public key (base64url) browsers subscribe with, or null without Web Push. */
+  readonly vapidPublicKey: string | null;
+}
+
+/** How long a provider may hold a message push for an offline device, seconds. */
+const MESSAGE_PUSH_TTL = 86_400;
+
+/** The purpose the session keys are sealed under (identity/seal.ts binds it in as associated data). */
+export const APP_SESSION_KEY = 'app-session-key';
+
+export function createMessaging(o: MessagingOptions): Messaging {
+  const { config, log } = o;
+  const m = config.messaging;
+  const registers = [o.metrics.registry];
+  const messages = new Counter({ name: 'switchboard_messages_total', help: 'Stored messages by event (received, stored, duplicate, delivered, expired, refused)', labelNames: ['event'], registers });
+  const sessionEvents = new Counter({ name: 'switchboard_app_sessions_total', help: 'App sessions by event (created, rolled, ended)', labelNames: ['event'], registers });
+  const sessions = new AppSessions({
+    store: o.store,
+    accounts: o.accounts,
+    phone: o.phone,
+    sealer: new Sealer(deriveKey(o.master, APP_SESSION_KEY), APP_SESSION_KEY),
+    ttl: m.sessionTtl,
+    overlap: m.sessionOverlap,
+    now: o.now,
+    onEvent: (event) => sessionEvents.inc({ event }),
+  });
+  const pushes = new Counter({ name: 'switchboard_pushes_total', help: 'Pushes by provider and outcome (sent, failed, gone: the provider called the token dead)', labelNames: ['provider', 'outcome'], registers });
+  const pusher = new Pusher({
+    providers: o.push.providers,
+    sessions,
+    bus: o.bus,
+    node: o.node,
+    log: log.child({ component: 'push' }),
+    messageTtl: Math.min(MESSAGE_PUSH_TTL, m.ttl),
+    count: (provider, outcome) => pushes.inc({ provider, outcome }),
+  });
+  const inbox = new Inbox({
+    store: o.store,
+    bus: o.bus,
+    ttl: m.ttl,
+    quota: m.quota,
+    maxBody: m.maxBody,
+    node: o.node,
+    now: o.now,
+    log: log.child({ component: 'messaging' }),
+    count: (event) => messages.inc({ event }),
+    onStored: (message) => void pusher.messageStored(message),
+  });
+  const sending = { location: o.location, relay: o.sip.relay };
+  const sipMessages = new SipMessages({
+    inbox,
+    delivery: o.delivery ?? bindingDelivery(sending, log.child({ component: 'message' })),
+    sending,
+    authenticator: o.authenticator,
+    accounts: o.accounts,
+    realms: config.realms,
+    maxBody: m.maxBody,
+    bus: o.bus,
+    log: log.child({ component: 'message' }),
+  });
+  o.sip.handle('MESSAGE', sipMessages.handle);
+  o.bindingChanges.on((changes) => sipMessages.bindingsChanged(changes));
+  o.passwordChanged.on(async (accountId) => {
+    await sessions.endAccount(accountId);
+  });
+
+  let sweeper: NodeJS.Timeout | null = null;
+  const sweep = async () => {
+    try {
+      await inbox.sweep();
+      await sessions.sweep();
+    } catch (err) {
+      log.warn({ err }, 'messaging sweep failed');
+    }
+  };
+  return {
+    name: 'messaging',
+    inbox,
+    sessions,
+    pusher,
+    sipMessages,
+    vapidPublicKey: o.push.webpush?.publicKey ?? null,
+    async start() {
+      await inbox.start();
+      await sipMessages.start();
+      if (m.sweepInterval > 0) {
+        sweeper = setInterval(() => void sweep(), m.sweepInterval * 1000);
+        sweeper.unref();
+      }
+    },
+    stop() {
+      if (sweeper) clearInterval(sweeper);
+      inbox.stop();
+      sipMessages.stop();
+      pusher.close();
+    },
+  };
+}
