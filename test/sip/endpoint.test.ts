@@ -1,9 +1,13 @@
-// Generic UAS behaviour over real sockets: OPTIONS, 405/501 with Allow, 420 with Unsupported, CANCEL without a
+// Generic UAS behaviour over real sockets: OPTIONS, 501 with Allow (405 on an endpoint without handlers), 420 with Unsupported, CANCEL without a
 // transaction, retransmissions absorbed and answered with the same response, received/rport on the Via.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildRequest, SipTestClient } from '../helpers/sip-client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { createLogger } from '../../src/log.ts';
+import { SipEndpoint } from '../../src/sip/endpoint.ts';
+import { createResponse } from '../../src/sip/message/response.ts';
+import type { Source } from '../../src/sip/transport/types.ts';
 
 describe('SIP endpoint', () => {
   let server: TestServer;
@@ -32,10 +36,11 @@ describe('SIP endpoint', () => {
         assert.match(r.header('To')!, /;tag=/, 'a final response carries a To tag');
       });
 
-      it('answers a known but unhandled method 405 with Allow', async () => {
-        const r = await c.request(req('MESSAGE'));
-        assert.equal(r.status, 405);
-        assert.match(r.header('Allow')!, /REGISTER/);
+      it('handles every method of the IANA registry (Allow lists them all)', async () => {
+        const r = await c.request(req('OPTIONS'));
+        for (const m of ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']) {
+          if (m !== 'ACK' && m !== 'CANCEL') assert.match(r.header('Allow')!, new RegExp(`\\b${m}\\b`), m);
+        }
       });
 
       it('answers an unknown method 501 with Allow', async () => {
@@ -128,5 +133,28 @@ describe('Via received claimed by the client', () => {
       c.close();
       await server.close();
     }
+  });
+});
+
+// With every known method handled by the server, 405 is the endpoint's answer where a deployment leaves one out: an
+// endpoint with only REGISTER shows it (§8.2.1: a known method not implemented here gets 405 with Allow).
+describe('SIP endpoint without handlers', () => {
+  it('answers a known but unhandled method 405 with Allow, an unknown one 501', () => {
+    const sent: string[] = [];
+    const endpoint = new SipEndpoint({ logger: createLogger('silent'), supported: [], forceRport: false, serverHeader: null });
+    endpoint.attach({ sendNow: (d) => void sent.push(d.toString('latin1')), send: async (d) => void sent.push(d.toString('latin1')), viaAddress: () => ({ host: '127.0.0.1', port: 5060 }) });
+    endpoint.handle('REGISTER', (r) => createResponse(r, 200));
+    const source: Source = { transport: 'UDP', address: '127.0.0.1', port: 40000, family: 4, connectionId: null, local: { address: '127.0.0.1', port: 5060 } };
+    const request = (method: string) =>
+      Buffer.from(
+        [`${method} sip:example.test SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK${method}1`, 'Max-Forwards: 70', 'From: <sip:a@example.test>;tag=1', 'To: <sip:example.test>', `Call-ID: ${method}@t`, `CSeq: 1 ${method}`, 'Content-Length: 0', '', ''].join('\r\n'),
+        'latin1',
+      );
+    endpoint.receive(request('MESSAGE'), source);
+    endpoint.receive(request('FOOBAR'), source);
+    endpoint.close();
+    assert.match(sent[0], /^SIP\/2\.0 405 /);
+    assert.match(sent[0], /\r\nAllow: OPTIONS, REGISTER\r\n/);
+    assert.match(sent[1], /^SIP\/2\.0 501 /);
   });
 });
