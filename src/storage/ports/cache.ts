@@ -31,6 +31,11 @@ export interface FailureCounter {
   lock(key: string, seconds: number): void | Promise<void>;
   /** Seconds the key stays locked, 0 when not locked. */
   lockedFor(key: string): number | Promise<number>;
+  /**
+   * False when no key is locked at all (an in-process counter knows at once): the lockout then asks nothing else.
+   * Absent where finding out costs what the reads cost (a shared cache, whose reads leave together anyway).
+   */
+  anyLocked?(): boolean;
   reset(key: string): void | Promise<void>;
   /** Marks `key` (a source an account authenticated from) for `seconds`. */
   remember(key: string, seconds: number): void | Promise<void>;
