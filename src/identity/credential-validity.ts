@@ -56,12 +56,22 @@ export class CredentialValidity {
     return this.judge('n' + username + '\u0000' + realm, issuedAt, () => this.accounts.findByName(username, realm), true);
   }
 
-  private judge(key: string, issuedAt: number, load: () => Promise<Account | null>, liveWhenMissing: boolean): boolean | Promise<boolean> {
+  /**
+   * Whether a local account of this name exists and is enabled: the proxy's test for 404 on every INVITE, a Map
+   * lookup rather than a store read per call (that read was 5 % of the proxy's busy CPU in bench:calls). A missing
+   * name is remembered for at most 5 s, as the credential cache does, so an account added by another process (a
+   * bulk import) becomes callable as soon as it can register; changes made through any node clear it at once.
+   */
+  exists(username: string, realm: string): boolean | Promise<boolean> {
+    return this.judge('e' + username + '\u0000' + realm, Infinity, () => this.accounts.findByName(username, realm), false, 5000);
+  }
+
+  private judge(key: string, issuedAt: number, load: () => Promise<Account | null>, liveWhenMissing: boolean, missingTtlMs = this.ttlMs): boolean | Promise<boolean> {
     const e = this.map.get(key);
     if (e !== undefined && e.expiresAt > this.now()) return e.live && issuedAt > e.validAfter;
     let p = this.loading.get(key);
     if (p === undefined) {
-      p = this.fill(key, load, liveWhenMissing).finally(() => {
+      p = this.fill(key, load, liveWhenMissing, missingTtlMs).finally(() => {
         if (this.loading.get(key) === p) this.loading.delete(key);
       });
       this.loading.set(key, p);
@@ -69,11 +79,13 @@ export class CredentialValidity {
     return p.then((s) => s.live && issuedAt > s.validAfter);
   }
 
-  private async fill(key: string, load: () => Promise<Account | null>, liveWhenMissing: boolean): Promise<State> {
+  private async fill(key: string, load: () => Promise<Account | null>, liveWhenMissing: boolean, missingTtlMs: number): Promise<State> {
     const gen = this.generation;
     this.lookups++;
     const a = await load();
-    const s: State = a ? { live: !a.disabled, validAfter: a.credentialsValidAfter, expiresAt: this.now() + this.ttlMs } : { live: liveWhenMissing, validAfter: 0, expiresAt: this.now() + this.ttlMs };
+    const s: State = a
+      ? { live: !a.disabled, validAfter: a.credentialsValidAfter, expiresAt: this.now() + this.ttlMs }
+      : { live: liveWhenMissing, validAfter: 0, expiresAt: this.now() + Math.min(this.ttlMs, missingTtlMs) };
     if (gen !== this.generation) return s;
     if (this.map.size >= this.capacity) {
       const oldest = this.map.keys().next().value;

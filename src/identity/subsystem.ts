@@ -77,6 +77,8 @@ export interface Identity extends Subsystem {
   readonly sipPasswords: ReversibleSipPasswords;
   readonly phone: PhoneServices;
   readonly authenticator: SipAuthenticator;
+  /** Whether a local account of this name exists and is enabled (cached; credential-validity.ts). */
+  accountExists(username: string, realm: string): boolean | Promise<boolean>;
   /** An account's devices must re-register: its bindings go (phone sign-up: re-registration, lock, unlink). */
   readonly disconnect: Hook<string>;
   /** An account was deleted (its AOR): its bindings and presence go. */
@@ -135,6 +137,12 @@ export function createIdentity(o: IdentityOptions): Identity {
   const validity = new CredentialValidity(accounts, config.storage.credentialCacheTtl);
   const stopValidity = validity.follow(o.bus);
   apiKeys.acceptWith((key) => validity.account(key.accountId, key.createdAt));
+  // Here at once, not only when our own event comes back from the bus (over AMQP a broker round trip later): a call
+  // to an account just created must not meet the cached "no such user".
+  const credentialsChanged = (authUsers: readonly string[]) => {
+    invalidate.users(authUsers);
+    validity.clear();
+  };
 
   // Reversible SIP passwords (operator opt-in per account, sealed).
   const sipPasswords = new ReversibleSipPasswords({
@@ -145,7 +153,7 @@ export function createIdentity(o: IdentityOptions): Identity {
   const accountService = new AccountService({
     accounts,
     credentials: accounts,
-    invalidateCredentials: (authUsers) => invalidate.users(authUsers),
+    invalidateCredentials: credentialsChanged,
     hasher,
     failures: o.failures,
     lockout,
@@ -174,7 +182,7 @@ export function createIdentity(o: IdentityOptions): Identity {
       linkKey: deriveKey(master, 'phone-link-code'),
       now: o.now,
       log: log.child({ component: 'phone' }),
-      invalidate: (authUsers) => invalidate.users(authUsers),
+      invalidate: credentialsChanged,
       disconnect: (aor) => disconnect.run(aor),
       lockout,
     },
@@ -222,6 +230,7 @@ export function createIdentity(o: IdentityOptions): Identity {
     disconnect,
     accountDeleted: new Hook<string>(),
     passwordChanged,
+    accountExists: (username, realm) => validity.exists(username, realm),
     forgetAccounts() {
       invalidate.all();
       validity.clear();

@@ -12,7 +12,6 @@ import type { PresenceService } from '../presence/presence-service.ts';
 import type { LocationService } from '../registrar/location-service.ts';
 import { deriveKey } from '../secrets.ts';
 import type { SipStack } from '../sip/subsystem.ts';
-import type { AccountStore } from '../storage/ports.ts';
 import { createProxy, type Proxy } from './proxy.ts';
 import { loadRoutingModule } from './routing-hook.ts';
 
@@ -22,7 +21,7 @@ export interface CallsOptions {
   master: Buffer;
   sip: SipStack;
   location: LocationService;
-  identity: { authenticator: SipAuthenticator; accounts: AccountStore };
+  identity: { authenticator: SipAuthenticator; accountExists(username: string, realm: string): boolean | Promise<boolean> };
   presence: PresenceService;
   bus: EventBus;
   metrics: Metrics;
@@ -36,14 +35,12 @@ export interface CallsSubsystem extends Subsystem {
 
 export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
   const { config } = o;
-  const accounts = o.identity.accounts;
   const proxy = createProxy({
     endpoint: o.sip.endpoint,
     location: o.location,
     userExists: async (aor) => {
       const at = aor.lastIndexOf('@');
-      const a = await accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
-      return a !== null && !a.disabled;
+      return o.identity.accountExists(aor.slice(0, at), aor.slice(at + 1));
     },
     authenticator: o.identity.authenticator,
     realms: config.realms,

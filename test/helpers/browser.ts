@@ -45,9 +45,21 @@ export function missingBrowser(): string | false {
   return reason;
 }
 
-export async function launchChromium(): Promise<Browser> {
+/**
+ * For WebRTC calls between pages: a fake microphone that needs no prompt, and host ICE candidates that work on
+ * this machine's closed network: loopback allowed, and real addresses rather than mDNS `.local` names (nothing
+ * here answers mDNS, so two pages could not resolve each other's candidates).
+ */
+export const CHROMIUM_MEDIA_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   const { chromium } = await import('playwright-core');
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 60_000 });
 }
 
 export interface PageLog {

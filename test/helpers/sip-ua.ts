@@ -72,6 +72,8 @@ export interface CallSpec {
   password: string;
   callId?: string;
   headers?: Array<[string, string]>;
+  /** An SDP offer for the INVITE (none: an INVITE without a body). */
+  sdp?: string;
 }
 
 /** A caller's INVITE and what it needs to build its ACK, CANCEL and in-dialog requests. */
@@ -109,9 +111,10 @@ export class Call {
       `CSeq: ${this.cseq} INVITE`,
       `Contact: <sip:${this.spec.user}@127.0.0.1:${this.c.localPort};transport=${this.c.transport.toLowerCase()}>`,
       ...[...(this.spec.headers ?? []), ...extra].map(([k, v]) => `${k}: ${v}`),
-      'Content-Length: 0',
+      ...(this.spec.sdp === undefined ? [] : ['Content-Type: application/sdp']),
+      `Content-Length: ${Buffer.byteLength(this.spec.sdp ?? '')}`,
     ];
-    return lines.join('\r\n') + '\r\n\r\n';
+    return lines.join('\r\n') + '\r\n\r\n' + (this.spec.sdp ?? '');
   }
 
   /** The ACK for a non-2xx final (same branch, hop by hop). */

@@ -143,10 +143,15 @@ describe('calls through the proxy', () => {
 
   it('answers an unknown user 404, a user without devices 480, Max-Forwards 0 with 483', async () => {
     const c = await client();
-    const nobody = call(c, 'nobody');
+    const nobody = call(c, 'newcomer');
     await nobody.start();
     const nr = await nobody.response((s) => s >= 200);
     assert.equal(nr.status, 404, nr.raw);
+    // The 404 answer is cached (no store read per INVITE), but creating the account clears it at once.
+    await server.accountService.create(`newcomer@${D}`, 'newcomer-pw');
+    const newcomer = call(c, 'newcomer');
+    await newcomer.start();
+    assert.equal((await newcomer.response((s) => s >= 200)).status, 480, 'known now, and without devices');
     const absent = call(c, 'alice', 'bob'); // alice has no device registered
     await absent.start();
     assert.equal((await absent.response((s) => s >= 200)).status, 480);

@@ -35,6 +35,25 @@ function store(initial: Account | null) {
 }
 
 describe('CredentialValidity', () => {
+  it('exists(): an enabled local account of that name, cached; a missing name for 5 s at most; clear() reads again', async () => {
+    const st = store(null);
+    let now = 1_000_000;
+    const v = new CredentialValidity(st, 60, { now: () => now });
+    assert.equal(await v.exists('alice', 'example.test'), false);
+    st.set(account());
+    assert.equal(v.exists('alice', 'example.test'), false, 'the miss is cached');
+    now += 5001;
+    assert.equal(await v.exists('alice', 'example.test'), true, 'a miss is forgotten after 5 s');
+    assert.equal(v.exists('alice', 'example.test'), true, 'a hit answered synchronously');
+    assert.equal(st.reads, 2);
+    st.set(account({ disabled: true }));
+    now += 30_000;
+    assert.equal(v.exists('alice', 'example.test'), true, 'a hit is kept for the TTL until cleared');
+    v.clear();
+    assert.equal(await v.exists('alice', 'example.test'), false, 'disabled');
+    assert.equal(await v.exists('bob', 'example.test'), false);
+  });
+
   it('accepts a live account’s credentials issued after its instant, from the cache after the first lookup', async () => {
     const st = store(account({ credentialsValidAfter: 5000 }));
     const v = new CredentialValidity(st, 60);

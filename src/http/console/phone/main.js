@@ -1,5 +1,5 @@
 // The web softphone: sign in over HTTP, register over WSS with the access token, watch buddies' presence, set
-// our own status with PUBLISH.
+// our own status with PUBLISH, call and answer (audio over WebRTC, signalling through the proxy).
 
 import { bootPage, Session } from '/ui/shared/auth.js';
 import { $, fill, h } from '/ui/shared/dom.js';
@@ -64,7 +64,41 @@ async function start(config) {
       renderBuddy(buddy);
       if (b.text !== before) log(`${buddy} is ${b.text}${state?.notes?.length ? ` (${state.notes.join(' · ')})` : ''}`);
     },
+    onCall: (c) => showCall(c),
   });
+
+  let lastCallState = 'idle';
+  function showCall(c) {
+    const live = c.state === 'calling' || c.state === 'ringing' || c.state === 'in call';
+    pill($('#call-state'), c.state, c.state === 'in call' ? 'ok' : c.state.startsWith('refused') ? 'bad' : 'warn');
+    $('#call-peer').textContent = c.peer && live ? `${c.direction === 'incoming' ? 'from' : 'to'} ${c.peer}` : '';
+    $('#call-answer').classList.toggle('hidden', !(c.state === 'ringing' && c.direction === 'incoming'));
+    $('#call-hangup').classList.toggle('hidden', !live);
+    $('#media-state').classList.toggle('hidden', !c.media);
+    if (c.media) pill($('#media-state'), `media ${c.media}`, c.media === 'connected' ? 'ok' : c.media === 'failed' ? 'bad' : 'warn');
+    const audio = $('#remote-audio');
+    if (audio.srcObject !== c.stream) audio.srcObject = c.stream;
+    if (c.state !== lastCallState && c.peer) log(`call ${c.direction === 'incoming' ? 'from' : 'to'} ${c.peer}: ${c.state}`);
+    lastCallState = c.state;
+  }
+
+  $('#call-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const input = e.target.elements.target;
+    const value = input.value.trim().replace(/^sips?:/i, '');
+    $('#call-error').textContent = '';
+    if (!ADDRESS.test(value)) {
+      $('#call-error').textContent = `${value} is not a SIP address (user@domain)`;
+      return;
+    }
+    try {
+      await phone.dial(value.toLowerCase());
+    } catch (err) {
+      $('#call-error').textContent = `call failed: ${err.message}`;
+    }
+  });
+  $('#call-answer').addEventListener('click', () => phone.answer().catch((err) => ($('#call-error').textContent = `answer failed: ${err.message}`)));
+  $('#call-hangup').addEventListener('click', () => phone.hangUp().catch((err) => ($('#call-error').textContent = `hang-up failed: ${err.message}`)));
 
   function renderBuddy(buddy) {
     const b = buddies.get(buddy);

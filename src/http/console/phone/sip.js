@@ -1,23 +1,33 @@
 // The softphone's SIP side, on SIP.js (ES modules served from node_modules at /ui/vendor/sip.js/): a user agent
-// over WSS that REGISTERs, SUBSCRIBEs to buddies' presence and PUBLISHes our own, every request carrying
-// `Authorization: Bearer <access token>` (RFC 8898).
+// over WSS that REGISTERs, SUBSCRIBEs to buddies' presence and PUBLISHes our own, and makes and answers one audio
+// call at a time through the proxy, every request carrying the access token as a Bearer credential (RFC 8898).
 //
 // SIP.js has no Bearer option, so a Transport subclass adds the header to each request it sends, with the
 // session's current token: refreshes of the registration, of subscriptions (in-dialog, where SIP.js takes no
 // extra headers) and of the publication all carry a valid token after the access token was renewed.
 
-import { Publisher, PublisherState, Registerer, RegistererState, Subscriber, SubscriptionState, UserAgent, version, Web } from '/ui/vendor/sip.js/index.js';
+import {
+  Invitation, Inviter, Publisher, PublisherState, Registerer, RegistererState, SessionState, Subscriber, SubscriptionState, UserAgent, version, Web,
+} from '/ui/vendor/sip.js/index.js';
 import { buildPidf, parsePidf } from './pidf.js';
 
 const AUTHENTICATED = /^(REGISTER|SUBSCRIBE|PUBLISH|MESSAGE|OPTIONS|INVITE|REFER) /;
+/** Requests the server handles as a proxy: it reads their credential from Proxy-Authorization (RFC 3261 §22.3). */
+const PROXIED = /^(INVITE|MESSAGE) /;
+/** No STUN or TURN: the pages and their peers share a network here, and SIP.js's default STUN server is elsewhere. */
+const PEER_CONNECTION = { iceServers: [] };
 
-/** The request with `Authorization: Bearer` after its request line (responses and ACK/CANCEL pass unchanged). */
+/**
+ * The request with `Authorization: Bearer` (`Proxy-Authorization` for an INVITE or MESSAGE) after its request line;
+ * responses, ACK, CANCEL and in-dialog BYE pass unchanged (the proxy follows its own Record-Route for those).
+ */
 export function withBearer(message, token) {
   if (!token || !AUTHENTICATED.test(message)) return message;
   const headEnd = message.indexOf('\r\n\r\n');
   if (/\r\n(Authorization|Proxy-Authorization)\s*:/i.test(message.slice(0, headEnd < 0 ? undefined : headEnd))) return message;
   const eol = message.indexOf('\r\n');
-  return `${message.slice(0, eol + 2)}Authorization: Bearer ${token}\r\n${message.slice(eol + 2)}`;
+  const header = PROXIED.test(message) ? 'Proxy-Authorization' : 'Authorization';
+  return `${message.slice(0, eol + 2)}${header}: Bearer ${token}\r\n${message.slice(eol + 2)}`;
 }
 
 function bearerTransport(getToken) {
@@ -31,7 +41,8 @@ function bearerTransport(getToken) {
 export class Phone {
   /**
    * @param {{ aor: string, server: string, token: () => string, onRegistration: (s: string) => void,
-   *           onPresence: (buddy: string, state: object|null, phase: string) => void, onPublish: (s: string) => void }} o
+   *           onPresence: (buddy: string, state: object|null, phase: string) => void, onPublish: (s: string) => void,
+   *           onCall: (c: { state: string, peer: string|null, direction: string|null, media: string|null, stream: MediaStream|null }) => void }} o
    */
   constructor(o) {
     this.o = o;
@@ -44,11 +55,16 @@ export class Phone {
       // SIP.js logs whole messages at "log" level: the Authorization header must not reach the console.
       logLevel: 'warn',
       userAgentString: `Switchboard softphone (SIP.js ${version})`,
+      sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: PEER_CONNECTION, iceGatheringTimeout: 2000 },
       delegate: {
         onConnect: () => this.onConnect(),
         onDisconnect: (error) => this.onDisconnect(error),
+        onInvite: (invitation) => this.onInvite(invitation),
       },
     });
+    /** The one call (an Inviter or an Invitation), and what the page is shown of it. */
+    this.session = null;
+    this.call = { state: 'idle', peer: null, direction: null, media: null, stream: null };
     this.stopping = false;
     this.retries = 0;
     this.registerer = new Registerer(this.ua, { expires: 600 });
@@ -131,9 +147,75 @@ export class Phone {
     return p;
   }
 
+  /** Calls `target` (user@domain): audio only, answered or refused as the callee decides. */
+  async dial(target) {
+    if (this.session) throw new Error('already in a call');
+    const uri = UserAgent.makeURI(`sip:${target}`);
+    if (!uri) throw new Error(`${target} is not a SIP address`);
+    const inviter = new Inviter(this.ua, uri, { sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } });
+    this.track(inviter, target, 'outgoing');
+    await inviter.invite({
+      requestDelegate: { onReject: (r) => this.report({ state: `refused: ${r.message.statusCode} ${r.message.reasonPhrase}` }) },
+    });
+  }
+
+  /** An INVITE for us: it rings, unless a call is already up (486, one call at a time). */
+  onInvite(invitation) {
+    if (this.session) {
+      invitation.reject({ statusCode: 486 }).catch(() => {});
+      return;
+    }
+    const from = invitation.remoteIdentity.uri;
+    this.track(invitation, `${from.user}@${from.host}`, 'incoming');
+    this.report({ state: 'ringing' });
+  }
+
+  async answer() {
+    if (!(this.session instanceof Invitation) || this.session.state !== SessionState.Initial) return;
+    await this.session.accept({ sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } });
+  }
+
+  /** Ends the call whatever its phase: CANCEL before an answer, 486 to a ringing call, BYE once up. */
+  async hangUp() {
+    const s = this.session;
+    if (!s) return;
+    if (s.state === SessionState.Established) await s.bye();
+    else if (s instanceof Inviter) await s.cancel();
+    else if (s.state === SessionState.Initial) await s.reject({ statusCode: 486 });
+  }
+
+  track(session, peer, direction) {
+    this.session = session;
+    this.report({ state: direction === 'outgoing' ? 'calling' : 'ringing', peer, direction, media: null, stream: null });
+    session.delegate = {
+      // The peer connection exists from here on: its state is the media's (ICE and DTLS) as the page shows it.
+      onSessionDescriptionHandler: (sdh) => {
+        const pc = sdh.peerConnection;
+        const update = () => this.report({ media: pc.connectionState, stream: sdh.remoteMediaStream });
+        pc.addEventListener('connectionstatechange', update);
+        update();
+      },
+    };
+    session.stateChange.addListener((s) => {
+      if (this.session !== session) return;
+      if (s === SessionState.Established) this.report({ state: 'in call' });
+      if (s === SessionState.Terminated) {
+        this.session = null;
+        const refused = this.call.state.startsWith('refused');
+        this.report({ state: refused ? this.call.state : 'ended', stream: null });
+      }
+    });
+  }
+
+  report(change) {
+    this.call = { ...this.call, ...change };
+    this.o.onCall?.(this.call);
+  }
+
   async stop() {
     if (this.stopping) return;
     this.stopping = true;
+    await this.hangUp().catch(() => {});
     for (const b of [...this.subscribers.keys()]) this.unwatch(b);
     await this.publisher?.unpublish().catch(() => {});
     await this.registerer.unregister().catch(() => {});
