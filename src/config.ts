@@ -126,6 +126,8 @@ export interface Config {
     outboundProxy: string | null;
     fallbackUri: string | null;
     serialTimeout: number;
+    /** Seconds a forked MESSAGE (non-INVITE) waits for a 2xx from one q group's devices. */
+    nonInviteTimeout: number;
     presencePolicy: 'off' | 'busy-to-fallback';
     routingModule: string | null;
   };
@@ -302,6 +304,7 @@ export const OPTIONS: Option[] = [
   O('calls.from', 'calls-from', 'string', 'authenticated', "Calls to our users from callers outside the served domains: any, authenticated (they must hold credentials of ours), or a comma-separated list of CIDRs (a trunk or SBC) allowed without credentials. Callers in our domains always authenticate (407)."),
   O('calls.outboundProxy', 'outbound-proxy', 'string', null, 'Where calls from our users to other domains go: a SIP URI with an IP address, e.g. sip:192.0.2.10:5060;transport=tcp. Unset: such calls get 403 (no open relay).'),
   O('calls.fallbackUri', 'call-fallback-uri', 'string', null, 'Where a call to a user with no registered device goes (voicemail): a SIP URI with an IP address. Unset: 480.'),
+  O('calls.nonInviteTimeout', 'non-invite-fork-timeout', 'int', 16, 'Seconds the devices of one q value have to answer a forked MESSAGE (or other out-of-dialog non-INVITE) with a 2xx before the next q is tried or the message is stored (202). Below the sender\'s own 32 s transaction timeout, so the sender still hears the answer.'),
   O('calls.presencePolicy', 'call-presence-policy', 'enum', 'off', 'busy-to-fallback: a callee who published busy or on-the-phone (RPID), or closed with a note (do not disturb), is not rung: the call goes to --call-fallback-uri, or gets 486. off: presence does not route calls.', ['off', 'busy-to-fallback']),
   O('calls.routingModule', 'routing-module', 'string', null, 'A JavaScript/TypeScript module exporting route(call): asked for every new call after the caller is admitted, it returns "default", { reject: status, reason } or { targets: [SIP URIs with IP addresses] } (examples/route.js).'),
   O('calls.serialTimeout', 'call-serial-timeout', 'int', 20, 'Seconds the devices of one q value ring before those of the next lower q are tried (serial forking; the next group also starts when all of the current one have declined).'),
@@ -454,6 +457,7 @@ function validate(c: Config): void {
   if (c.digest.algorithms.length === 0) bad('at least one digest algorithm is required');
   if (c.registrar.minExpires > c.registrar.maxExpires) bad('min-expires above max-expires');
   if (c.calls.serialTimeout < 0) bad('--call-serial-timeout is 0 (only when a group ends) or more seconds');
+  if (c.calls.nonInviteTimeout < 1 || c.calls.nonInviteTimeout > 30) bad('--non-invite-fork-timeout is 1 to 30 seconds (the sender gives up after 32)');
   if (!['any', 'authenticated'].includes(c.calls.from)) {
     try {
       new NetworkSet(c.calls.from.split(',').map((x) => x.trim()));

@@ -86,6 +86,8 @@ export const Errors = {
   PROXY_ERR_UNKNOWN_USER: spec('PROXY_ERR_UNKNOWN_USER', 'no such user', { sip: 404 }),
   PROXY_ERR_BUSY: spec('PROXY_ERR_BUSY', 'the user published busy or do-not-disturb', { sip: 486 }),
   PROXY_ERR_NOT_REGISTERED: spec('PROXY_ERR_NOT_REGISTERED', 'the user has no registered device', { sip: 480 }),
+  GRUU_ERR_UNKNOWN: spec('GRUU_ERR_UNKNOWN', 'no such GRUU (a temp-gruu that does not verify, or a gr parameter without an instance)', { sip: 404 }),
+  GRUU_ERR_UNAVAILABLE: spec('GRUU_ERR_UNAVAILABLE', 'the device this GRUU names is not registered now (or did not answer)', { sip: 480 }),
   PROXY_ERR_RELAY_DENIED: spec('PROXY_ERR_RELAY_DENIED', 'not relaying to a domain not served here', { sip: 403 }),
   PROXY_ERR_CALLER_DENIED: spec('PROXY_ERR_CALLER_DENIED', 'calls from outside the served domains are not accepted from this source', { sip: 403 }),
   PROXY_ERR_FROM_NOT_OWNED: spec('PROXY_ERR_FROM_NOT_OWNED', 'the authenticated identity may not call as this From address', { sip: 403 }),

@@ -138,7 +138,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // Push providers (messaging) are picked before the registrar: it answers 555 for the others (RFC 8599).
     const push = pushProviders(config, master);
     const pushAdvert = { providers: push.providers.map((p) => p.name), pnsreg: config.push.pnsreg, vapid: push.webpush?.publicKey ?? null };
-    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, cluster: shared.locationCluster, bus, sip, identity, metrics, log, push: pushAdvert }));
+    const registrar = life.add(createRegistrar({ config, node, store: durable.location, index: shared.locationIndex, cluster: shared.locationCluster, bus, sip, identity, metrics, log, push: pushAdvert, master }));
 
     // With a shared bus, publications and policies written here are replicated to the other nodes.
     const presenceStore = sharedBus ? replicatingStore(durable.presence, bus, node) : durable.presence;
@@ -148,7 +148,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     identity.accountDeleted.on((aor) => presence.removePresentity(aor));
 
     // Calls: INVITE and in-dialog requests routed to registered devices (RFC 3261 §16).
-    const calls = life.add(await createCalls({ config, node, master, sip, location: registrar.location, identity, presence, bus, metrics, log }));
+    const calls = life.add(await createCalls({ config, node, master, sip, location: registrar.location, identity, presence, gruus: registrar.gruus, bus, metrics, log }));
 
     const kazoo =
       sharedBus && config.kazoo.directory === 'on'
@@ -178,8 +178,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         phone: durable.phone,
         passwordChanged: identity.passwordChanged,
         sip: { handle: (method, handler) => sip.endpoint.handle(method, handler), relay: sip.relay },
-        location: registrar.location,
         bindingChanges: registrar.bindingChanges,
+        fork: calls.fork,
+        gruus: registrar.gruus,
         authenticator: identity.authenticator,
         push,
         bus,

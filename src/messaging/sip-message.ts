@@ -4,9 +4,10 @@
 //   addresses of record (403 otherwise);
 // - RFC 3428 §8: over UDP a body above 1300 bytes gets 513 (no congestion control); over TCP, TLS and WS the
 //   limit is --message-max-body;
-// - delivery to the AOR's registered devices goes through MessageDelivery, a port the proxy will implement with
-//   non-INVITE forking; until then bindingDelivery sends it to each live binding over its flow. 200 when one took it
-//   (2xx); otherwise the message is stored durably (the inbox, so the app sees it too) and answered 202 Accepted;
+// - delivery to the AOR's registered devices goes through MessageDelivery, the proxy's non-INVITE forking
+//   (proxy/non-invite.ts: q groups, each device over its own flow, the first 2xx decides); to a GRUU (RFC 5627),
+//   that one device only. 200 when one took it (2xx); otherwise (none registered, a 6xx, every branch failed or
+//   timed out) the message is stored durably (the inbox, so the app sees it too) and answered 202 Accepted;
 // - m_dump: when a device of an account with messages waiting registers (a new binding or a refresh), the waiting
 //   messages go to that binding in order, each removed only after its 2xx. One dump at a time per account here.
 //
@@ -23,7 +24,7 @@ import type { RequestContext } from '../sip/endpoint.ts';
 import { H } from '../sip/message/header-names.ts';
 import { SipRequest, type SipResponse } from '../sip/message/message.ts';
 import { createResponse, newTag, sipError } from '../sip/message/response.ts';
-import { aorOf, isSipUri } from '../sip/message/uri.ts';
+import { aorOf, isSipUri, type SipUri } from '../sip/message/uri.ts';
 import type { AccountStore, BindingRecord } from '../storage/ports.ts';
 import type { StoredMessage } from '../storage/ports/messaging.ts';
 import type { Inbox } from './inbox.ts';
@@ -35,10 +36,28 @@ const MAX_WAITING = 1_000_000;
 /** Stored messages sent to a newly registered device in one dump (the rest wait for the next). */
 const DUMP_BATCH = 50;
 
-/** Delivery to an AOR's registered devices: the proxy's non-INVITE forking will implement it. */
+/** Who a MESSAGE is for: the AOR, narrowed to one device by a GRUU (RFC 5627; registrar/gruu.ts). */
+export interface MessageTarget {
+  aor: string;
+  instance?: string | null;
+  callIdHash?: string;
+}
+
+/**
+ * The proxy's non-INVITE forking (proxy/non-invite.ts), as messaging uses it: the request built per binding, sent to
+ * the target's devices by q over their flows; 'delivered' when one answered 2xx.
+ */
+export type RequestFork = (target: MessageTarget, build: (b: BindingRecord) => SipRequest) => Promise<{ outcome: 'delivered' | 'unavailable' }>;
+
+/** Delivery to an AOR's registered devices (the proxy's non-INVITE forking). */
 export interface MessageDelivery {
   /** 'delivered' when a device answered 2xx; 'unavailable' when none is registered or none took it. */
-  deliver(aor: string, m: OutgoingMessage): Promise<'delivered' | 'unavailable'>;
+  deliver(target: MessageTarget, m: OutgoingMessage): Promise<'delivered' | 'unavailable'>;
+}
+
+/** MessageDelivery over the proxy's forking: one MESSAGE per binding (buildMessage). */
+export function forkDelivery(fork: RequestFork): MessageDelivery {
+  return { deliver: async (target, m) => (await fork(target, (b) => buildMessage(b, m))).outcome };
 }
 
 export interface OutgoingMessage {
@@ -51,7 +70,6 @@ export interface OutgoingMessage {
 }
 
 interface Sending {
-  location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> };
   relay: { send(req: SipRequest, flow: { node: string; transport: string; address: string; port: number; connectionId: number | null }): Promise<SipResponse> };
 }
 
@@ -85,22 +103,12 @@ async function sendTo(s: Sending, b: BindingRecord, m: OutgoingMessage, log: Log
   }
 }
 
-/** Until the proxy forks MESSAGE: every live binding at once, delivered when one answers 2xx. */
-export function bindingDelivery(s: Sending, log: Logger): MessageDelivery {
-  return {
-    async deliver(aor, m) {
-      const bindings = await s.location.lookup(aor);
-      if (bindings.length === 0) return 'unavailable';
-      const results = await Promise.all(bindings.map((b) => sendTo(s, b, m, log)));
-      return results.some(Boolean) ? 'delivered' : 'unavailable';
-    },
-  };
-}
-
 export interface SipMessageOptions {
   inbox: Inbox;
   delivery: MessageDelivery;
   sending: Sending;
+  /** RFC 5627: resolves a Request-URI with `gr` (registrar/gruu.ts). */
+  gruus: { resolve(u: SipUri): MessageTarget | 'forged' | null };
   authenticator: Pick<SipAuthenticator, 'authenticate'>;
   accounts: Pick<AccountStore, 'findByName'>;
   realms: string[];
@@ -157,13 +165,18 @@ export class SipMessages {
     if (!auth.ok) return auth.response;
     if (!auth.identity.aors.includes(sender)) return sipError(req, Errors.PROXY_ERR_FROM_NOT_OWNED, 'From is not the authenticated identity');
 
-    const aor = aorOf(ruri);
+    // A GRUU (RFC 5627) names one device: delivered to it or refused, never stored for the others to get.
+    const gruu = ruri.params.has('gr') ? this.o.gruus.resolve(ruri) : null;
+    if (gruu === 'forged') return sipError(req, Errors.GRUU_ERR_UNKNOWN);
+    const aor = gruu ? gruu.aor : aorOf(ruri);
     const at = aor.lastIndexOf('@');
     const account = await this.o.accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
     if (!account || account.disabled) return sipError(req, Errors.MSG_ERR_RECIPIENT);
 
     const out: OutgoingMessage = { from: `<sip:${sender}>;tag=${newTag()}`, contentType, body: req.body };
-    if ((await this.o.delivery.deliver(account.aor, out)) === 'delivered') return createResponse(req, 200, 'OK');
+    const target: MessageTarget = gruu ? { aor: account.aor, instance: gruu.instance, callIdHash: gruu.callIdHash } : { aor: account.aor };
+    if ((await this.o.delivery.deliver(target, out)) === 'delivered') return createResponse(req, 200, 'OK');
+    if (gruu) return sipError(req, Errors.GRUU_ERR_UNAVAILABLE);
     try {
       const clientId = createHash('sha256').update(`${req.callId()} ${req.cseq()!.seq}`).digest('hex');
       await this.o.inbox.send({ accountId: account.id, sender: `sip:${sender}`, contentType, body: req.body, clientId, via: 'sip' });

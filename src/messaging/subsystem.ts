@@ -19,10 +19,10 @@ import type { AppSessionStore, MessageStore } from '../storage/ports/messaging.t
 import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
 import type { BindingChange } from '../registrar/location-service.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import type { SipUri } from '../sip/message/uri.ts';
 import type { RequestHandler } from '../sip/endpoint.ts';
-import type { BindingRecord } from '../storage/ports.ts';
 import { Inbox } from './inbox.ts';
-import { bindingDelivery, SipMessages, type MessageDelivery } from './sip-message.ts';
+import { forkDelivery, SipMessages, type MessageTarget, type RequestFork } from './sip-message.ts';
 import type { PushProvider } from './push/ports.ts';
 import { Pusher } from './push/pusher.ts';
 import type { WebPushProvider } from './push/webpush.ts';
@@ -42,11 +42,12 @@ export interface MessagingOptions {
     handle(method: string, handler: RequestHandler): void;
     relay: { send(req: SipRequest, flow: { node: string; transport: string; address: string; port: number; connectionId: number | null }): Promise<SipResponse> };
   };
-  location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> };
   bindingChanges: Hook<readonly BindingChange[]>;
   authenticator: Pick<SipAuthenticator, 'authenticate'>;
-  /** Delivery to registered devices; the proxy's non-INVITE forking when it exists, else each binding directly. */
-  delivery?: MessageDelivery;
+  /** Delivery to registered devices: the proxy's non-INVITE forking (proxy/non-invite.ts). */
+  fork: RequestFork;
+  /** RFC 5627: resolves a GRUU Request-URI (registrar/gruu.ts). */
+  gruus: { resolve(u: SipUri): MessageTarget | 'forged' | null };
   /** The push providers adapters.ts built from the configuration. */
   push: { providers: PushProvider[]; webpush: WebPushProvider | null };
   bus: EventBus;
@@ -108,11 +109,12 @@ export function createMessaging(o: MessagingOptions): Messaging {
     count: (event) => messages.inc({ event }),
     onStored: (message) => void pusher.messageStored(message),
   });
-  const sending = { location: o.location, relay: o.sip.relay };
+  const sending = { relay: o.sip.relay };
   const sipMessages = new SipMessages({
     inbox,
-    delivery: o.delivery ?? bindingDelivery(sending, log.child({ component: 'message' })),
+    delivery: forkDelivery(o.fork),
     sending,
+    gruus: o.gruus,
     authenticator: o.authenticator,
     accounts: o.accounts,
     realms: config.realms,

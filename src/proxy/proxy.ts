@@ -1,9 +1,12 @@
 // The stateful forking proxy (RFC 3261 §16): INVITE to a user of a served domain → who may call (407, --calls-from)
 // → the location service → branches by q (fork.ts) → best response upstream. In-dialog requests (re-INVITE, ACK for
-// a 2xx, BYE, UPDATE, INFO, REFER, NOTIFY, PRACK) follow our Record-Route (record-route.ts) to the other side's flow.
+// a 2xx, BYE, UPDATE, INFO, REFER, NOTIFY, PRACK) follow our Record-Route (record-route.ts) to the other side's flow,
+// or, without one, go to the device whose GRUU is their Request-URI (RFC 5627, gruu-target.ts). MESSAGE is forked by
+// non-invite.ts. A little over 400 lines: one request's routing steps, read top to bottom, share one closure.
 //
 // Never an open relay: a request for another domain goes only to the configured outbound proxy, and only for an
-// authenticated caller of ours; an in-dialog request is forwarded only under a Record-Route we signed; a target
+// authenticated caller of ours; an in-dialog request is forwarded only under a Record-Route we signed or to a GRUU
+// of one of our registered devices (that device only: its dialogs' remote target, which it gave out); a target
 // that is one of our own addresses is skipped (two such contacts would otherwise fork 2^70 times under
 // Max-Forwards); branches, Route and Record-Route counts are bounded.
 
@@ -23,6 +26,8 @@ import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle } fr
 import { NetworkSet } from '../sip/transport/networks.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import type { BindingRecord } from '../storage/ports.ts';
+import { gruuMatches, type GruuTarget } from '../registrar/gruu.ts';
+import { gruuTargets } from './gruu-target.ts';
 import type { Registry } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
 import { CallAccounting, type CallInfo } from './accounting.ts';
@@ -86,6 +91,8 @@ export interface ProxyDeps {
   realms: string[];
   isLocalHost: (host: string) => boolean;
   node: string;
+  /** RFC 5627: resolves a Request-URI with `gr` to one device (registrar/gruu.ts). */
+  gruus?: { resolve(u: SipUri): GruuTarget | 'forged' | null };
   /** HMAC key for our Record-Route (derived from the master key: every node verifies every node's). */
   routeKey: Buffer;
   rules: CallRules;
@@ -184,6 +191,17 @@ export function createProxy(d: ProxyDeps): Proxy {
     return { uri: b.contact, dest, routes: b.path, recordRoute: recordRoutes(req, caller, flow) };
   };
 
+  const gruuTarget = gruuTargets({
+    gruus: d.gruus,
+    location: d.location,
+    served,
+    targetAor: (u) => targetAor(u),
+    destination: (b) => {
+      const dest = flowDestination({ transport: b.transport as TransportName, address: b.sourceAddress, port: b.sourcePort, connectionId: b.connectionId, node: b.node });
+      return dest && !isOurAddress(dest) ? dest : null;
+    },
+  });
+
   /** A new call (not a re-INVITE): accounted. */
   type Accounted = { info: CallInfo; arrivedAt: number };
 
@@ -225,7 +243,12 @@ export function createProxy(d: ProxyDeps): Proxy {
     if (routed.kind === 'too-many') return void txn.respond(reject(req, 'PROXY_ERR_ROUTE'));
     if (routed.kind === 'forged') return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'Route not signed by this proxy'));
     if (req.to()?.params.has('tag')) {
-      // A re-INVITE: only within a dialog we record-routed.
+      // A re-INVITE: only within a dialog we record-routed, or to a device's GRUU (its remote target).
+      if (routed.kind === 'none') {
+        const t = await gruuTarget(req);
+        if (typeof t === 'string') return void txn.respond(reject(req, t));
+        if (t) return fork(req, txn, [[t]], originalUri);
+      }
       if (routed.kind !== 'ours') return void txn.respond(reject(req, 'PROXY_ERR_NO_DIALOG'));
       const dest = inDialogDestination(req, routed.route);
       if (!dest) return void txn.respond(reject(req, 'PROXY_ERR_UNREACHABLE'));
@@ -286,8 +309,11 @@ export function createProxy(d: ProxyDeps): Proxy {
       if (!ours || !outbound) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED'));
       return fork(req, txn, single(req.uri, outbound, recordRoutes(req, caller, destFlow(outbound))), originalUri, call(aorOf(ruri)));
     }
-    const aor = targetAor(ruri);
-    if (!(await d.userExists(aor))) return void txn.respond(reject(req, 'PROXY_ERR_UNKNOWN_USER'));
+    // RFC 5627: a GRUU names one device of the AOR (a temp-gruu carries the AOR sealed, registrar/gruu.ts).
+    const gruu = d.gruus && ruri.params.has('gr') ? d.gruus.resolve(ruri) : null;
+    if (gruu === 'forged') return void txn.respond(reject(req, 'GRUU_ERR_UNKNOWN'));
+    const aor = gruu?.callIdHash ? gruu.aor : targetAor(ruri);
+    if (!(await d.userExists(aor))) return void txn.respond(reject(req, gruu ? 'GRUU_ERR_UNKNOWN' : 'PROXY_ERR_UNKNOWN_USER'));
     const fallback = (code: ErrorCode): void => {
       const fb = d.rules.fallbackUri ? uriDestination(d.rules.fallbackUri) : null;
       if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), originalUri, call(aor));
@@ -296,7 +322,8 @@ export function createProxy(d: ProxyDeps): Proxy {
     const presence = d.rules.presencePolicy === 'busy-to-fallback' ? d.presence?.(aor) : null;
     if (presence && doNotRing(presence)) return fallback('PROXY_ERR_BUSY');
     const now = Date.now();
-    const bindings = (await d.location.lookup(aor)).filter((b) => b.expiresAt > now);
+    const bindings = (await d.location.lookup(aor)).filter((b) => b.expiresAt > now && (!gruu || gruuMatches(b, gruu)));
+    if (gruu && bindings.length === 0) return void txn.respond(reject(req, 'GRUU_ERR_UNAVAILABLE'));
     const targets = groupByQ(bindings).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
     const groups = limitBranches(targets.filter((g) => g.length > 0));
     if (groups.length === 0) return fallback(bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED');
@@ -323,6 +350,15 @@ export function createProxy(d: ProxyDeps): Proxy {
     // The ACK for a 2xx (end to end, §16.7 step 10 / §16.11): forwarded statelessly along our Record-Route.
     if (preflight(req)) return;
     const routed = preprocessRoutes(req, router, isUs);
+    if (routed.kind === 'none') {
+      // The ACK of a 2xx to a device's GRUU (RFC 5627): to that device.
+      gruuTarget(req)
+        .then((t) => {
+          if (t && typeof t !== 'string') return d.endpoint.forwardStateless(forwardedCopy(req, t), t.dest);
+        })
+        .catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK to a GRUU not forwarded'));
+      return;
+    }
     if (routed.kind !== 'ours') return;
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return;
@@ -335,6 +371,16 @@ export function createProxy(d: ProxyDeps): Proxy {
     if (early) return early;
     const routed = preprocessRoutes(req, router, isUs);
     if (routed.kind === 'too-many') return reject(req, 'PROXY_ERR_ROUTE');
+    if (routed.kind === 'none') {
+      // To a device's GRUU (RFC 5627 §8.4: e.g. a NOTIFY or BYE in a dialog whose remote target is the GRUU).
+      const t = await gruuTarget(req);
+      if (typeof t === 'string') return reject(req, t);
+      if (t) {
+        const res = await d.endpoint.request(forwardedCopy(req, t), t.dest);
+        popVia(res);
+        return res;
+      }
+    }
     if (routed.kind !== 'ours' || !req.to()?.params.has('tag')) return reject(req, 'PROXY_ERR_NO_DIALOG');
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return reject(req, 'PROXY_ERR_UNREACHABLE');

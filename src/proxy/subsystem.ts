@@ -1,6 +1,7 @@
 // Calls as one subsystem (lifecycle.ts): the stateful forking proxy (proxy.ts) on the endpoint's INVITE, ACK and
-// in-dialog methods, with the location service to find devices, the SIP authenticator to challenge callers (407),
-// presence for --call-presence-policy and the bus for call events. Composed after presence, stopped before it.
+// in-dialog methods, and its non-INVITE forking (non-invite.ts) that messaging delivers MESSAGE with; the location
+// service to find devices (GRUUs resolved by the registrar's Gruus), the SIP authenticator to challenge callers
+// (407), presence for --call-presence-policy and the bus for call events. Composed after presence, stopped before it.
 
 import type { EventBus } from '../bus/event-bus.ts';
 import type { Config } from '../config.ts';
@@ -12,8 +13,11 @@ import type { PresenceService } from '../presence/presence-service.ts';
 import type { LocationService } from '../registrar/location-service.ts';
 import { deriveKey } from '../secrets.ts';
 import type { SipStack } from '../sip/subsystem.ts';
+import type { TransportName } from '../sip/transport/types.ts';
 import { createProxy, type Proxy } from './proxy.ts';
 import { loadRoutingModule } from './routing-hook.ts';
+import { createNonInviteFork, type NonInviteFork } from './non-invite.ts';
+import type { Gruus } from '../registrar/gruu.ts';
 
 export interface CallsOptions {
   config: Config;
@@ -23,6 +27,8 @@ export interface CallsOptions {
   location: LocationService;
   identity: { authenticator: SipAuthenticator; accountExists(username: string, realm: string): boolean | Promise<boolean> };
   presence: PresenceService;
+  /** RFC 5627: resolves a GRUU Request-URI to its AOR and instance (registrar/gruu.ts). */
+  gruus: Pick<Gruus, 'resolve'>;
   bus: EventBus;
   metrics: Metrics;
   log: Logger;
@@ -31,6 +37,8 @@ export interface CallsOptions {
 export interface CallsSubsystem extends Subsystem {
   /** Adds a call routing hook (routing-hook.ts): the library form of --routing-module. */
   readonly onRoute: Proxy['onRoute'];
+  /** Non-INVITE forking (non-invite.ts): how MESSAGE reaches a user's devices. */
+  readonly fork: NonInviteFork;
 }
 
 export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
@@ -50,13 +58,22 @@ export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
     routeKey: deriveKey(o.master, 'proxy-record-route'),
     rules: config.calls,
     presence: (aor) => o.presence.state(aor),
+    gruus: o.gruus,
     route: config.calls.routingModule ? await loadRoutingModule(config.calls.routingModule) : undefined,
     log: o.log.child({ component: 'proxy' }),
     bus: o.bus,
     registry: o.metrics.registry,
   });
+  const fork = createNonInviteFork({
+    location: o.location,
+    relay: o.sip.relay,
+    isOurAddress: (transport, address, port) => o.sip.isLocalHost(address) && o.sip.endpoint.localAddress(transport as TransportName)?.port === port,
+    branchTimeoutMs: config.calls.nonInviteTimeout * 1000,
+    log: o.log.child({ component: 'proxy' }),
+  });
   return {
     name: 'calls',
+    fork,
     onRoute: (hook) => proxy.onRoute(hook),
     start: () => proxy.start(),
     stop: () => proxy.stop(),

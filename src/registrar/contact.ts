@@ -72,9 +72,9 @@ export function keptParams(params: Params): string {
 }
 
 /** The Contact value listing a binding in a 200 OK (RFC 3261 §10.3 step 8). */
-export function contactValue(b: BindingRecord, nowMs: number): string {
+export function contactValue(b: BindingRecord, nowMs: number, extra = ''): string {
   const remaining = Math.max(0, Math.round((b.expiresAt - nowMs) / 1000));
-  let out = '<' + b.contact + '>' + b.params;
+  let out = '<' + b.contact + '>' + b.params + extra;
   if (b.q !== null) out += ';q=' + formatQ(b.q);
   return out + ';expires=' + remaining;
 }

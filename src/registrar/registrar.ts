@@ -23,6 +23,7 @@ import { Errors } from '../errors.ts';
 import type { AorState, BindingRecord } from '../storage/ports.ts';
 import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, parseQ, regIdOf } from './contact.ts';
 import type { NetworkSet } from '../sip/transport/networks.ts';
+import type { Gruus } from './gruu.ts';
 import { live, type BindingChange, type Declined, type LocationPlan, type LocationService } from './location-service.ts';
 import { isPromise } from '../maybe-promise.ts';
 
@@ -50,6 +51,8 @@ export interface RegistrarOptions {
    * like any other and nothing is advertised.
    */
   push?: { providers: readonly string[]; pnsreg: number; vapid: string | null };
+  /** RFC 5627: pub-gruu and temp-gruu for the bindings of a client that supports gruu. */
+  gruus?: Gruus;
   now?: () => number;
   random?: () => number;
   onOutcome?: (outcome: RegisterOutcome, changes: BindingChange[]) => void;
@@ -293,7 +296,9 @@ export class Registrar {
   private ok(req: SipRequest, bindings: BindingRecord[]): SipResponse {
     const now = this.now();
     const res = createResponse(req, 200);
-    for (const b of bindings) res.append('Contact', contactValue(b, now));
+    // RFC 5627 §5: GRUUs only for a client that said it supports them (no work on anyone else's REGISTER).
+    const gruus = this.o.gruus && req.has(H.supported) && req.values(H.supported).some((t) => t.toLowerCase() === 'gruu') ? this.o.gruus : null;
+    for (const b of bindings) res.append('Contact', gruus && b.instanceId ? contactValue(b, now, gruus.contactParams(b)) : contactValue(b, now));
     res.append('Date', this.httpDate(now));
     return res;
   }

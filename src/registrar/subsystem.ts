@@ -13,7 +13,9 @@ import { NetworkSet } from '../sip/transport/networks.ts';
 import type { LocationCluster, LocationIndex, LocationStore } from '../storage/ports.ts';
 import { checkSyncService, type CheckSyncReport } from './check-sync.ts';
 import { LocationService, type BindingChange } from './location-service.ts';
+import { Gruus } from './gruu.ts';
 import { Registrar } from './registrar.ts';
+import { deriveKey } from '../secrets.ts';
 
 export interface RegistrarOptions {
   config: Config;
@@ -31,6 +33,8 @@ export interface RegistrarOptions {
   };
   metrics: Metrics;
   log: Logger;
+  /** The master key: the temp-gruu key is derived from it (every node verifies every node's). */
+  master: Buffer;
   /** RFC 8599: the push providers messaging pushes through (Registrar's push option). */
   push?: { providers: readonly string[]; pnsreg: number; vapid: string | null };
 }
@@ -38,6 +42,8 @@ export interface RegistrarOptions {
 export interface RegistrarSubsystem extends Subsystem {
   readonly location: LocationService;
   readonly registrar: Registrar;
+  /** RFC 5627: mints the GRUUs in a 200 OK and resolves a Request-URI that is one. */
+  readonly gruus: Gruus;
   /** Every change of the bindings, the start-up's (expired while down) included. */
   readonly bindingChanges: Hook<readonly BindingChange[]>;
   /** The check-sync NOTIFY (RFC 3265 event "check-sync") to every flow of an AOR. */
@@ -67,6 +73,7 @@ export function createRegistrar(o: RegistrarOptions): RegistrarSubsystem {
   });
   m.observeLocation({ bindings: () => location.size, aors: () => location.aorCount, storeCommits: () => ({ commits: o.store.commits, writes: o.store.appended }) });
 
+  const gruus = new Gruus(deriveKey(o.master, 'registrar-temp-gruu'));
   const registrar = new Registrar({
     location,
     authenticator: o.identity.authenticator,
@@ -78,6 +85,7 @@ export function createRegistrar(o: RegistrarOptions): RegistrarSubsystem {
     trustedProxies: new NetworkSet(config.sip.trustedProxies),
     onOutcome: (outcome) => m.registrations.inc(outcome),
     push: o.push,
+    gruus,
   });
   sip.endpoint.handle('REGISTER', registrar.handle);
 
@@ -94,6 +102,7 @@ export function createRegistrar(o: RegistrarOptions): RegistrarSubsystem {
     name: 'registrar',
     location,
     registrar,
+    gruus,
     bindingChanges,
     checkSync: checkSyncService({ location, relay: sip.relay, localAddress: (t) => sip.endpoint.localAddress(t), log: log.child({ component: 'check-sync' }) }),
     async start() {
