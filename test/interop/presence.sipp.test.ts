@@ -56,7 +56,15 @@ describe('presence with SIPp', { skip: missingPeer('sipp') }, () => {
             timeoutSeconds: 60,
           }),
         );
-        await until(() => server.presence.watchers(aor).filter((w) => w.state === 'active').length === WATCHERS, 'every watcher subscribed');
+        try {
+          await until(() => server.presence.watchers(aor).filter((w) => w.state === 'active').length === WATCHERS, 'every watcher subscribed', 20_000);
+        } catch (e) {
+          // Seen once a run or two over TCP in the full suite, never alone: say what each watcher saw (SIPp gives up
+          // after its own timeout, 60 s) so the next run that fails tells why.
+          const states = JSON.stringify(server.presence.watchers(aor).map((w) => [w.watcher, w.state, w.transport]));
+          const seen = await Promise.all(watching);
+          throw new Error(`${(e as Error).message}; server-side watchers ${states}; SIPp: ${seen.map((r) => `code ${r.code} errors ${r.errors.slice(-600)} messages ${r.messages.slice(-1500)}`).join(' || ')}`);
+        }
         assert.deepEqual(server.presence.watchers(aor).map((w) => w.watcher).sort(), watchers.map((w) => `${w}@${D}`).sort());
         assert.ok(server.presence.watchers(aor).every((w) => w.transport === t.name));
         await sleep(300); // the initial NOTIFYs answered
