@@ -63,7 +63,7 @@ describe('presence with SIPp', { skip: missingPeer('sipp') }, () => {
           // after its own timeout, 60 s) so the next run that fails tells why.
           const states = JSON.stringify(server.presence.watchers(aor).map((w) => [w.watcher, w.state, w.transport]));
           const seen = await Promise.all(watching);
-          throw new Error(`${(e as Error).message}; server-side watchers ${states}; SIPp: ${seen.map((r) => `code ${r.code} errors ${r.errors.slice(-600)} messages ${r.messages.slice(-1500)}`).join(' || ')}`);
+          throw new Error(`${(e as Error).message}; server-side watchers ${states}; SIPp: ${seen.map((r) => `code ${r.code} errors ${r.errors.slice(-600)} messages ${r.messages.slice(-1500)}`).join(' || ')}`, { cause: e });
         }
         assert.deepEqual(server.presence.watchers(aor).map((w) => w.watcher).sort(), watchers.map((w) => `${w}@${D}`).sort());
         assert.ok(server.presence.watchers(aor).every((w) => w.transport === t.name));
