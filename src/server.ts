@@ -205,7 +205,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         identity: {
           accounts: identity.accountService,
           store: identity.accounts,
-          hasher: identity.hasher,
           tokens: identity.tokens,
           refresh: identity.refresh,
           keys: identity.keys,

@@ -11,7 +11,6 @@ import { sendCode, sendError, sendForeignError } from './reply-error.ts';
 import type { AccountService } from '../identity/account-service.ts';
 import type { ApiKeys } from '../identity/api-keys.ts';
 import type { KeyRing } from '../identity/keys.ts';
-import type { PasswordHasher } from '../identity/passwords.ts';
 import type { RefreshTokens } from '../identity/refresh-tokens.ts';
 import type { TokenService } from '../identity/tokens.ts';
 import type { Logger } from '../log.ts';
@@ -37,7 +36,6 @@ import type { ListenerAddress } from '../sip/transport/types.ts';
 export interface IdentityDeps {
   accounts: AccountService;
   store: AccountStore & AccountAdmin;
-  hasher: PasswordHasher;
   tokens: TokenService;
   refresh: RefreshTokens;
   keys: KeyRing;
@@ -143,7 +141,6 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   app.register(userRoutes, {
     accounts: identity.accounts,
     store: identity.store,
-    hasher: identity.hasher,
     refresh: identity.refresh,
     apiKeys: identity.apiKeys,
     auth,

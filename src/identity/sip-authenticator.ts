@@ -20,7 +20,7 @@ import type { CredentialStore, FailureCounter, FoundCredential } from '../storag
 import { accountKey } from './account-service.ts';
 import { ChallengeLimiter } from './challenge-limiter.ts';
 import { Lockout, type LockoutKeys, type Locked } from './lockout.ts';
-import { TokenError, type AccessClaims, type TokenService } from './tokens.ts';
+import { TokenError, type TokenService } from './tokens.ts';
 
 // On the REGISTER path the in-process adapters answer synchronously; awaiting a plain value would still cost a
 // microtask and a promise each time, so values are awaited only when they are promises.
@@ -78,8 +78,6 @@ export interface SipAuthenticatorOptions {
   offerBearer?: boolean;
   now?: () => number;
   onFailure?: (reason: AuthFailure) => void;
-  /** A further check of a verified Bearer token (e.g. that the device it was issued to still exists); false: 401 invalid_token. */
-  acceptBearer?: (claims: AccessClaims) => boolean | Promise<boolean>;
   /** Called after each successful Digest authentication, on the REGISTER path: must be cheap and must not throw. */
   onDigestAuthenticated?: (identity: SipIdentity) => void;
 }
@@ -178,9 +176,8 @@ export class SipAuthenticator {
     if (!tokens) return this.challenge(req, source, realm, false, 'no-credentials');
     let claims;
     try {
+      // The token service also checks the account's and the device's state (credential-validity.ts).
       claims = await tokens.verify(token);
-      const accepted = this.o.acceptBearer ? this.o.acceptBearer(claims) : true;
-      if (!(isPromise(accepted) ? await accepted : accepted)) throw new TokenError('invalid_token', 'token revoked');
     } catch (e) {
       if (!(e instanceof TokenError)) throw e;
       // A bad token is no password guess, but a flood of them from one address still counts against it.

@@ -11,7 +11,6 @@ import { openDurable, type DurableStores } from '../../src/adapters.ts';
 import { FlowRelay } from '../../src/sip/flow-relay.ts';
 import { buildHttpApp } from '../../src/http/app.ts';
 import { ApiKeys } from '../../src/identity/api-keys.ts';
-import { PasswordHasher } from '../../src/identity/passwords.ts';
 import { RefreshTokens } from '../../src/identity/refresh-tokens.ts';
 import { aorUri, buildCheckSyncNotify, checkSyncService } from '../../src/registrar/check-sync.ts';
 import { serialize } from '../../src/sip/message/index.ts';
@@ -125,7 +124,6 @@ describe('POST /v1/registrations/{aor}/check-sync', () => {
       identity: {
         accounts: s.accountService,
         store: s.accounts,
-        hasher: new PasswordHasher({ memoryKiB: 1024, passes: 1 }),
         tokens: s.tokens,
         refresh: new RefreshTokens(durable.tokens, 3600),
         keys: s.keys,

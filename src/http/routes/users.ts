@@ -5,7 +5,6 @@ import type { FastifyPluginAsync } from 'fastify';
 import { sbError } from '../../errors.ts';
 import { LockedError, type AccountService } from '../../identity/account-service.ts';
 import { API_KEY_PERMISSIONS, type ApiKeys } from '../../identity/api-keys.ts';
-import type { PasswordHasher } from '../../identity/passwords.ts';
 import type { RefreshTokens } from '../../identity/refresh-tokens.ts';
 import type { Account, AccountAdmin, AccountStore, ApiKeyRecord } from '../../storage/ports.ts';
 import { guard, isAdmin, type Authenticator } from '../authenticate.ts';
@@ -14,7 +13,6 @@ import { accountSchema, errorSchema } from '../schemas.ts';
 export interface UserRoutesOptions {
   accounts: AccountService;
   store: AccountStore & AccountAdmin;
-  hasher: PasswordHasher;
   refresh: RefreshTokens;
   apiKeys: ApiKeys;
   auth: Authenticator;
