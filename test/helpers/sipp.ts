@@ -2,6 +2,8 @@
 // succeeded, 1 when at least one failed; the error and message traces are kept for failing tests to print.
 
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -32,12 +34,33 @@ export interface SippOptions {
   timeoutSeconds?: number;
 }
 
+/**
+ * A local port the kernel has just handed out as free, for SIPp's -p. With -p 0 SIPp picks its port itself, and
+ * several SIPps started at once over TCP could pick the same one: "Unable to listen main socket, errno = 98"
+ * (seen in the presence test's three watchers). An ephemeral port from the kernel is not handed out again at once.
+ */
+async function freePort(tcp: boolean): Promise<number> {
+  if (tcp) {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    return port;
+  }
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 export async function runSipp(scenario: string, port: number, o: SippOptions = {}): Promise<SippResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sipp-'));
+  const localPort = await freePort((o.transport ?? 'u1').startsWith('t'));
   const file = path.isAbsolute(scenario) ? scenario : path.join(SCENARIOS, scenario);
   const args = [
     `127.0.0.1:${port}`, '-sf', file, '-m', String(o.calls ?? 1), '-r', String(o.rate ?? 10), '-t', o.transport ?? 'u1',
-    '-i', '127.0.0.1', '-p', '0', '-nostdin', '-timeout', String(o.timeoutSeconds ?? 30), '-timeout_error',
+    '-i', '127.0.0.1', '-p', String(localPort), '-nostdin', '-timeout', String(o.timeoutSeconds ?? 30), '-timeout_error',
     '-trace_err', '-error_file', path.join(dir, 'errors.log'),
     '-trace_msg', '-message_file', path.join(dir, 'messages.log'),
     '-trace_stat', '-stf', path.join(dir, 'stats.csv'),
