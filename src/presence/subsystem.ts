@@ -8,7 +8,7 @@ import type { Subsystem } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { RegistrarSubsystem } from '../registrar/subsystem.ts';
 import type { SipStack } from '../sip/subsystem.ts';
-import type { AccountStore, Cache, PresenceStore } from '../storage/ports.ts';
+import type { Cache, PresenceStore } from '../storage/ports.ts';
 import { PresenceService } from './presence-service.ts';
 import { followReplicas } from './replication.ts';
 import { subscribeLimiter, type parseSubscribeRate } from './subscribe-rate.ts';
@@ -22,7 +22,8 @@ export function createPresence(o: {
   node: string;
   sip: SipStack;
   registrar: RegistrarSubsystem;
-  identity: { authenticator: SipAuthenticator; accounts: AccountStore };
+  /** accountExists: the same cached rule the proxy's 404 uses (identity/credential-validity.ts). */
+  identity: { authenticator: SipAuthenticator; accountExists(username: string, realm: string): boolean | Promise<boolean> };
   store: PresenceStore;
   bus: EventBus;
   /** Follow the other nodes' publications and policies (a shared bus). */
@@ -33,7 +34,6 @@ export function createPresence(o: {
   log: Logger;
 }): Subsystem & { service: PresenceService } {
   const { config, node, sip, log } = o;
-  const accounts = o.identity.accounts;
   const service = new PresenceService({
     endpoint: sip.endpoint,
     authenticator: o.identity.authenticator,
@@ -43,8 +43,7 @@ export function createPresence(o: {
     relay: sip.relay,
     presentityExists: async (aor) => {
       const at = aor.lastIndexOf('@');
-      const a = await accounts.findByName(aor.slice(0, at), aor.slice(at + 1));
-      return a !== null && !a.disabled;
+      return o.identity.accountExists(aor.slice(0, at), aor.slice(at + 1));
     },
     rules: config.presence,
     derivedContacts: config.presence.derivedContacts,
