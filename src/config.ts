@@ -168,6 +168,10 @@ export interface Config {
     webpushHosts: string[];
     /** RFC 8599 +sip.pnsreg: seconds before expiry a push-registered device should re-register. */
     pnsreg: number;
+    /** Fork late: seconds an INVITE waits for a pushed device to register again (0: no fork late). */
+    forkLateTimeout: number;
+    /** The same for a MESSAGE, before it is stored (202). */
+    forkLateMessageTimeout: number;
   };
   phone: {
     codeProvider: 'local' | 'twilio';
@@ -330,6 +334,8 @@ export const OPTIONS: Option[] = [
   O('push.webpush', 'webpush', 'bool', true, 'Web Push (RFC 8030/8291/8292) with a VAPID key derived from the master key (GET /v1/push/vapid gives its public key).'),
   O('push.webpushSubject', 'webpush-subject', 'string', null, 'VAPID sub claim: a mailto: or https: contact for push services (default mailto:postmaster@<first realm>).'),
   O('push.webpushHosts', 'webpush-hosts', 'list', ['fcm.googleapis.com', 'push.services.mozilla.com', 'notify.windows.com', 'push.apple.com'], 'Push-service hosts (and their subdomains) a Web Push endpoint may name; the endpoint comes from the client, so any other is refused (no requests to hosts of its choosing).'),
+  O('push.forkLateTimeout', 'push-fork-late-timeout', 'int', 30, 'Fork late (RFC 8599 §5.3, Flexisip\'s name): an INVITE to a device that registered with pn-* parameters and whose connection is gone pushes it (a content-free wake-up) and waits this many seconds for it to register again, then rings it on the same call; after that, 480. 0: no pushes for calls or MESSAGE, such bindings are tried as they are.'),
+  O('push.forkLateMessageTimeout', 'push-fork-late-message-timeout', 'int', 10, 'The same wait for a MESSAGE; the device gets it when it registers in time (200 to the sender), otherwise it is stored (202). At most 28 s in all with the other devices\' answers, within the sender\'s 32 s.'),
   O('push.pnsreg', 'push-pnsreg', 'int', 120, 'RFC 8599 +sip.pnsreg in a push-capable REGISTER\'s 200 OK: seconds before expiry the device should wake and re-register.'),
   O('phone.codeProvider', 'verification-provider', 'enum', 'local', 'How verification codes go out: local (written to the log and --verification-code-file; NOT for production) or twilio.', ['local', 'twilio']),
   O('phone.codeFile', 'verification-code-file', 'string', null, 'File the local provider appends codes and push challenges to, one JSON line each (default: <data-dir>/verification-codes.log).'),
@@ -536,6 +542,8 @@ function validate(c: Config): void {
   const p = c.push;
   if ((p.apnsKeyFile === null) !== (p.apnsKeyId === null) || (p.apnsKeyFile === null) !== (p.apnsTeamId === null)) bad('--apns-key-file, --apns-key-id and --apns-team-id go together');
   if (p.pnsreg < 0) bad('--push-pnsreg cannot be negative');
+  if (p.forkLateTimeout < 0 || p.forkLateTimeout > 170) bad('--push-fork-late-timeout is 0 to 170 seconds (below Timer C)');
+  if (p.forkLateMessageTimeout < 1 || p.forkLateMessageTimeout > 28) bad('--push-fork-late-message-timeout is 1 to 28 seconds (the sender gives up after 32)');
   if (m.sessionTtl < 60 || m.sessionOverlap < 0 || m.sessionOverlap > m.sessionTtl) bad('--app-session-ttl at least 60; --app-session-overlap from 0 to --app-session-ttl');
 }
 

@@ -94,6 +94,7 @@ export const Errors = {
   PROXY_ERR_NO_DIALOG: spec('PROXY_ERR_NO_DIALOG', 'no dialog routed through this proxy', { sip: 481 }),
   PROXY_ERR_ROUTE: spec('PROXY_ERR_ROUTE', 'Route or Record-Route beyond what is accepted', { sip: 400 }),
   PROXY_ERR_UNREACHABLE: spec('PROXY_ERR_UNREACHABLE', 'the target is not reachable from this node', { sip: 480 }),
+  PROXY_ERR_PUSH_TIMEOUT: spec('PROXY_ERR_PUSH_TIMEOUT', 'the device was woken by push but did not register again in time (or could not be pushed)', { sip: 480 }),
   PROXY_ERR_STOPPING: spec('PROXY_ERR_STOPPING', 'shutting down: no new calls', { sip: 503 }),
   PROXY_ERR_HOOK_REJECT: spec('PROXY_ERR_HOOK_REJECT', 'rejected by the routing hook (the status is the hook\u2019s)', { sip: 603 }),
 

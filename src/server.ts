@@ -190,6 +190,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       }),
     );
 
+    // Fork late: the proxy wakes push-only devices through messaging's providers (RFC 8599).
+    calls.setPushWaker((b, kind, ttl) => messaging.pusher.wakeBinding(b, kind, ttl));
+
     // Every method has its handler and every state is primed: the SIP listeners open (and on stop close first).
     life.add(sip.listening);
 

@@ -10,6 +10,9 @@
 //   timeout, 408, only when nothing else); 503 becomes 500.
 // - The caller's CANCEL cancels every branch and the answer is 487; branches that had no provisional yet are not
 //   waited for (their CANCEL goes when one arrives, §9.1), so the caller gets its 487 at once.
+// - Fork late (fork-late.ts): while a hold is on, the fork does not end when its branches have; `addBranch` adds a
+//   branch to the pending transaction (a pushed device that registered again), `release` lifts the hold with the
+//   final that stands for the device that never came (480).
 
 import { H } from '../sip/message/header-names.ts';
 import { SipRequest, type SipResponse } from '../sip/message/message.ts';
@@ -68,6 +71,7 @@ export class Fork {
   private finished = false;
   private cancelled = false;
   private sixxx: SipResponse | null = null;
+  private holds = 0;
 
   constructor(o: ForkOptions) {
     this.o = o;
@@ -89,6 +93,31 @@ export class Fork {
       else b.abandoned = true;
     }
     this.complete();
+  }
+
+  /** Keeps the fork open after its branches ended (a device woken by push may still register). */
+  hold(): void {
+    this.holds++;
+  }
+
+  /** Lifts a hold; `final` (the device that did not come) counts among the branches' finals. */
+  release(final?: SipResponse): void {
+    if (this.holds === 0) return;
+    this.holds--;
+    if (final && !this.finished) this.finals.push(final);
+    this.complete();
+  }
+
+  /** A branch to a late target; false when the fork has ended (answered, cancelled, a 6xx, or finished). */
+  addBranch(t: Target): boolean {
+    if (this.finished || this.answered || this.cancelled || this.sixxx) return false;
+    this.startBranch(t);
+    return true;
+  }
+
+  /** True once the fork has an answer or a final upstream. */
+  get ended(): boolean {
+    return this.finished || this.answered;
   }
 
   private nextGroup(): void {
@@ -200,6 +229,7 @@ export class Fork {
       this.nextGroup();
       return;
     }
+    if (this.holds > 0 && !this.cancelled && !this.sixxx) return;
     this.finished = true;
     this.clearGroupTimer();
     const best = this.cancelled ? sipError(this.o.request, Errors.SIP_ERR_REQUEST_TERMINATED) : this.best();

@@ -10,12 +10,19 @@
 //   non-2xx, failed or ran past `branchTimeoutMs`, the outcome is 'unavailable' with the best final (§16.7 step 6).
 // - The wait per group is bounded by `branchTimeoutMs` (below the sender's own Timer F of 32 s, so that the sender
 //   still gets our answer, e.g. the 202 of a stored MESSAGE, before it gives up).
+// - Fork late (fork-late.ts): a device with push parameters whose connection here is gone is pushed at once and,
+//   when the groups brought no 2xx, waited for; each of its bindings that registers again gets the request, within
+//   SENDER_BUDGET_MS of arrival in all.
 
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import type { BindingRecord } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
 import { gruuMatches } from '../registrar/gruu.ts';
 import { groupByQ, MAX_BRANCHES } from './proxy.ts';
+import type { LateForks } from './fork-late.ts';
+
+/** The whole fork's bound: the sender's Timer F is 32 s, and it must still get our answer (200, or the 202 of a store). */
+const SENDER_BUDGET_MS = 28_000;
 
 export interface BranchFlow {
   node: string;
@@ -33,6 +40,8 @@ export interface NonInviteDeps {
   isOurAddress: (transport: string, address: string, port: number) => boolean;
   /** How long one q group's branches may take to answer. */
   branchTimeoutMs: number;
+  /** Fork late (fork-late.ts): push-only devices are pushed and waited for, `timeoutMs` at most. */
+  late?: { forks: LateForks; timeoutMs: number };
   now?: () => number;
   log: Logger;
 }
@@ -66,27 +75,68 @@ export function createNonInviteFork(d: NonInviteDeps): NonInviteFork {
     const t = now();
     let bindings = (await d.location.lookup(target.aor)).filter((b) => b.expiresAt > t && !d.isOurAddress(b.transport, b.sourceAddress, b.sourcePort));
     if (target.instance) bindings = bindings.filter((b) => gruuMatches(b, target));
+    const pushOnly = d.late?.forks.pushOnly(bindings) ?? [];
+    if (pushOnly.length) bindings = bindings.filter((b) => !pushOnly.includes(b));
+    const late = pushOnly.length ? lateDevices(target.aor, pushOnly) : null;
     let left = MAX_BRANCHES;
     let branches = 0;
     const finals: SipResponse[] = [];
-    for (const group of groupByQ(bindings)) {
-      if (left <= 0) break;
-      const take = group.slice(0, left);
-      left -= take.length;
-      branches += take.length;
-      const won = await runGroup(take, build, finals);
-      if (won) return { outcome: 'delivered', response: won, branches };
-      if (finals.some((r) => r.status >= 600)) break;
+    try {
+      for (const group of groupByQ(bindings)) {
+        if (left <= 0) break;
+        const take = group.slice(0, left);
+        left -= take.length;
+        branches += take.length;
+        const won = await runGroup(take, build, finals, d.branchTimeoutMs);
+        if (won) return { outcome: 'delivered', response: won, branches };
+        if (finals.some((r) => r.status >= 600)) return { outcome: 'unavailable', response: best(finals), branches };
+      }
+      while (late) {
+        const b = await late.next();
+        if (!b) break;
+        const budget = t + SENDER_BUDGET_MS - now();
+        if (budget <= 0) break;
+        branches++;
+        const won = await runGroup([b], build, finals, Math.min(d.branchTimeoutMs, budget));
+        if (won) return { outcome: 'delivered', response: won, branches };
+      }
+    } finally {
+      late?.stop();
     }
     return { outcome: 'unavailable', response: best(finals), branches };
   };
 
+  /** Pushes the devices now; `next()` resolves with each binding of them that registers again, null once the wait ends. */
+  function lateDevices(aor: string, devices: BindingRecord[]) {
+    const back: BindingRecord[] = [];
+    let ended = false;
+    let wake: (() => void) | null = null;
+    const poke = () => {
+      wake?.();
+      wake = null;
+    };
+    const w = d.late!.forks.wait(aor, devices, 'message', Math.min(d.late!.timeoutMs, SENDER_BUDGET_MS), (b) => {
+      back.push(b);
+      poke();
+    }, () => {
+      ended = true;
+      poke();
+    });
+    return {
+      async next(): Promise<BindingRecord | null> {
+        while (back.length === 0 && !ended) await new Promise<void>((r) => (wake = r));
+        return back.shift() ?? null;
+      },
+      stop: () => w.stop(),
+    };
+  }
+
   /** One q group in parallel: resolves with the first 2xx, or null once every branch ended or the wait ran out. */
-  function runGroup(group: BindingRecord[], build: (b: BindingRecord) => SipRequest, finals: SipResponse[]): Promise<SipResponse | null> {
+  function runGroup(group: BindingRecord[], build: (b: BindingRecord) => SipRequest, finals: SipResponse[], timeoutMs: number): Promise<SipResponse | null> {
     return new Promise((resolve) => {
       let pending = group.length;
       let settled = false;
-      const timer = setTimeout(() => finish(null), d.branchTimeoutMs);
+      const timer = setTimeout(() => finish(null), timeoutMs);
       timer.unref();
       function finish(res: SipResponse | null): void {
         if (settled) return;

@@ -34,6 +34,7 @@ import { CallAccounting, type CallInfo } from './accounting.ts';
 import { authenticateAsProxy } from '../identity/proxy-auth.ts';
 import { decide, type RouteHook } from './routing-hook.ts';
 import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
+import type { LateForks, LateWait } from './fork-late.ts';
 import { MAX_ROUTES, preprocessRoutes, RecordRouter, tagHash, type DialogRoute, type Flow } from './record-route.ts';
 
 /** What the proxy needs of the SIP endpoint. */
@@ -107,6 +108,8 @@ export interface ProxyDeps {
   bus?: EventBus;
   /** Call metrics register here. */
   registry?: Registry;
+  /** Fork late (fork-late.ts): push-only devices are pushed and waited for, `timeoutMs` at most. */
+  late?: { forks: LateForks; timeoutMs: number };
 }
 
 /** Most branches one INVITE may fork to (a user with more bindings rings the first this many by q). */
@@ -205,10 +208,14 @@ export function createProxy(d: ProxyDeps): Proxy {
   /** A new call (not a re-INVITE): accounted. */
   type Accounted = { info: CallInfo; arrivedAt: number };
 
-  const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string, call?: Accounted): void => {
+  /** Devices woken by push while the call waits: each that registers again becomes a branch (fork-late.ts). */
+  type Late = { aor: string; devices: BindingRecord[]; caller: Flow };
+
+  const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string, call?: Accounted, late?: Late): void => {
     // Cancelled while we authenticated and looked up (the endpoint answered 487 then): ring no one.
     if (txn.cancelled) return;
     const hash = loopHash(req, originalUri);
+    let wait: LateWait | null = null;
     const f = new Fork({
       request: req,
       groups,
@@ -217,12 +224,29 @@ export function createProxy(d: ProxyDeps): Proxy {
       respond: (res) => txn.respond(res),
       timerCMs: d.timerCMs ?? 181_000,
       groupTimeoutMs: d.rules.serialTimeout * 1000,
-      onFinal: call ? (status) => accounting.final(call.info, status, call.arrivedAt) : undefined,
+      onFinal: (status) => {
+        wait?.stop();
+        if (call) accounting.final(call.info, status, call.arrivedAt);
+      },
     });
     if (call) accounting.started(call.info, groups.reduce((n, g) => n + g.length, 0));
-    txn.onCancel(() => f.cancel());
+    if (late && d.late) wait = startLate(req, f, late);
+    txn.onCancel(() => {
+      wait?.stop();
+      f.cancel();
+    });
     txn.respond(createResponse(req, 100)); // forwarding: the caller stops retransmitting (as t_relay does)
     f.start();
+  };
+
+  const startLate = (req: SipRequest, f: Fork, late: Late) => {
+    f.hold();
+    const w = d.late!.forks.wait(late.aor, late.devices, 'call', d.late!.timeoutMs, (b) => {
+      const t = bindingTarget(req, b, late.caller);
+      if (!t || !f.addBranch(t)) w.stop();
+      if (f.ended) w.stop();
+    }, () => f.release(sipError(req, Errors.PROXY_ERR_PUSH_TIMEOUT)));
+    return w;
   };
 
   /** A single-target forward (outbound proxy, fallback URI, in-dialog re-INVITE). */
@@ -324,10 +348,11 @@ export function createProxy(d: ProxyDeps): Proxy {
     const now = Date.now();
     const bindings = (await d.location.lookup(aor)).filter((b) => b.expiresAt > now && (!gruu || gruuMatches(b, gruu)));
     if (gruu && bindings.length === 0) return void txn.respond(reject(req, 'GRUU_ERR_UNAVAILABLE'));
-    const targets = groupByQ(bindings).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
+    const pushOnly = d.late?.forks.pushOnly(bindings) ?? [];
+    const targets = groupByQ(pushOnly.length ? bindings.filter((b) => !pushOnly.includes(b)) : bindings).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
     const groups = limitBranches(targets.filter((g) => g.length > 0));
-    if (groups.length === 0) return fallback(bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED');
-    fork(req, txn, groups, originalUri, call(aor));
+    if (groups.length === 0 && pushOnly.length === 0) return fallback(bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED');
+    fork(req, txn, groups, originalUri, call(aor), pushOnly.length ? { aor, devices: pushOnly, caller } : undefined);
   };
 
   /** Max-Forwards (483) and Route/Record-Route counts: checks before any work. */

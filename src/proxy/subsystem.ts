@@ -18,6 +18,7 @@ import { createProxy, type Proxy } from './proxy.ts';
 import { loadRoutingModule } from './routing-hook.ts';
 import { createNonInviteFork, type NonInviteFork } from './non-invite.ts';
 import type { Gruus } from '../registrar/gruu.ts';
+import { LateForks, type DeviceWaker } from './fork-late.ts';
 
 export interface CallsOptions {
   config: Config;
@@ -39,10 +40,14 @@ export interface CallsSubsystem extends Subsystem {
   readonly onRoute: Proxy['onRoute'];
   /** Non-INVITE forking (non-invite.ts): how MESSAGE reaches a user's devices. */
   readonly fork: NonInviteFork;
+  /** Fork late (fork-late.ts): how a push-only device is woken (messaging's push providers, set at composition). */
+  setPushWaker(w: DeviceWaker | null): void;
 }
 
 export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
   const { config } = o;
+  const lateForks = new LateForks({ bus: o.bus, location: o.location, node: o.node, isOpen: (id) => o.sip.transports.isConnectionOpen(id), log: o.log.child({ component: 'proxy' }) });
+  const late = config.push.forkLateTimeout > 0 ? lateForks : undefined;
   const proxy = createProxy({
     endpoint: o.sip.endpoint,
     location: o.location,
@@ -63,19 +68,25 @@ export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
     log: o.log.child({ component: 'proxy' }),
     bus: o.bus,
     registry: o.metrics.registry,
+    late: late && { forks: late, timeoutMs: config.push.forkLateTimeout * 1000 },
   });
   const fork = createNonInviteFork({
     location: o.location,
     relay: o.sip.relay,
     isOurAddress: (transport, address, port) => o.sip.isLocalHost(address) && o.sip.endpoint.localAddress(transport as TransportName)?.port === port,
     branchTimeoutMs: config.calls.nonInviteTimeout * 1000,
+    late: late && { forks: late, timeoutMs: config.push.forkLateMessageTimeout * 1000 },
     log: o.log.child({ component: 'proxy' }),
   });
   return {
     name: 'calls',
     fork,
     onRoute: (hook) => proxy.onRoute(hook),
+    setPushWaker: (w) => lateForks.setWaker(w),
     start: () => proxy.start(),
-    stop: () => proxy.stop(),
+    stop: () => {
+      proxy.stop();
+      lateForks.close();
+    },
   };
 }

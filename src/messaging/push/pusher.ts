@@ -7,6 +7,8 @@
 import type { EventBus } from '../../bus/event-bus.ts';
 import type { Logger } from '../../log.ts';
 import type { StoredMessage } from '../../storage/ports/messaging.ts';
+import type { BindingRecord } from '../../storage/ports.ts';
+import { pushParamsOf } from '../../registrar/push-params.ts';
 import type { AppSessions } from '../sessions.ts';
 import { encryptedPayload, wakeUp } from './payload.ts';
 import type { PushNotification, PushProvider, PushProviderName, PushResult, PushTarget } from './ports.ts';
@@ -60,6 +62,17 @@ export class Pusher {
           if (!r.ok && r.gone) await this.o.sessions.setPush(t.session, null).catch(() => {});
         }),
     );
+  }
+
+  /**
+   * Fork late (proxy/fork-late.ts): a content-free wake-up to the device of a SIP binding, from its RFC 8599 pn-*
+   * contact parameters, so that it registers again and gets the call or MESSAGE waiting for it. True when sent.
+   */
+  async wakeBinding(b: BindingRecord, kind: 'call' | 'message', ttl: number): Promise<boolean> {
+    const pn = pushParamsOf(b.contact);
+    if (!pn || !this.supports(pn.provider)) return false;
+    const r = await this.send(b.accountId ?? '', { provider: pn.provider, prid: pn.prid, param: pn.param }, { kind, payload: wakeUp(kind), ttl });
+    return r.ok;
   }
 
   /** One push, announced and counted. */
