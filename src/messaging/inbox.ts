@@ -6,11 +6,15 @@
 // every node hears it and wakes the sockets it holds for that account, which read what is new from the store. So a
 // message stored through node A reaches an app connected to node B, and a lost or forged event costs at most a
 // read (the store, not the event, says what there is).
+//
+// Receipts: an ack publishes `message.delivered` with the message's sender (a SIP URI, no body); every node hears it
+// and hands it to the sender's open streams (listenReceipts), so an app sending through node A hears of the
+// delivery acked on node B. A sender without a socket asks status(); a SIP sender that got 202 is not told.
 
 import { sbError } from '../errors.ts';
 import type { EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
-import type { MessageStore, StoredMessage } from '../storage/ports/messaging.ts';
+import type { MessageStatus, MessageStore, StoredMessage } from '../storage/ports/messaging.ts';
 
 export interface InboxOptions {
   store: MessageStore;
@@ -46,10 +50,21 @@ export type SendResult = { id: string; status: 'stored' | 'duplicate'; delivered
 /** What a wake-up names: the account and the highest seq stored (a socket reads past what it has sent). */
 export type Wake = (accountId: string) => void;
 
+/** A delivery receipt for the sender: the message id, how it was taken (an app's ack, a SIP device's 2xx) and when. */
+export interface Receipt {
+  id: string;
+  status: 'delivered';
+  via: 'app' | 'sip';
+  at: number;
+}
+
 export class Inbox {
   private readonly o: InboxOptions;
   private readonly listeners = new Map<string, Set<Wake>>();
+  /** Sender URI → the sender's open streams. */
+  private readonly receiptListeners = new Map<string, Set<(r: Receipt) => void>>();
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeReceipts: (() => void) | null = null;
 
   constructor(o: InboxOptions) {
     this.o = o;
@@ -62,12 +77,36 @@ export class Inbox {
       if (typeof accountId !== 'string') return;
       for (const l of this.listeners.get(accountId) ?? []) l(accountId);
     });
+    this.unsubscribeReceipts = this.o.bus.subscribe('message.delivered', (m) => {
+      const { sender, id, via } = m.payload;
+      if (typeof sender !== 'string' || typeof id !== 'string') return;
+      const receipt: Receipt = { id, status: 'delivered', via: via === 'sip' ? 'sip' : 'app', at: m.at };
+      for (const l of this.receiptListeners.get(sender) ?? []) l(receipt);
+    });
     await this.o.bus.subscribed();
   }
 
   stop(): void {
     this.unsubscribe?.();
-    this.unsubscribe = null;
+    this.unsubscribeReceipts?.();
+    this.unsubscribe = this.unsubscribeReceipts = null;
+  }
+
+  /** Calls `on` with each receipt for a message `sender` (a SIP URI) sent, acked on any node; returns the unsubscribe. */
+  listenReceipts(sender: string, on: (r: Receipt) => void): () => void {
+    let set = this.receiptListeners.get(sender);
+    if (!set) this.receiptListeners.set(sender, (set = new Set()));
+    set.add(on);
+    return () => {
+      set.delete(on);
+      if (set.size === 0) this.receiptListeners.delete(sender);
+    };
+  }
+
+  /** A message's status for its sender (null: no such message, or not sent by `sender`: the same answer). */
+  async status(sender: string, id: string): Promise<(MessageStatus & { id: string }) | null> {
+    const s = await this.o.store.status(id);
+    return s && s.sender === sender ? { ...s, id } : null;
   }
 
   /** Calls `wake` whenever a message for the account is stored anywhere; returns the unsubscribe. */
@@ -127,7 +166,9 @@ export class Inbox {
     const ok = await this.o.store.ack(accountId, id, this.o.now());
     if (ok) {
       this.o.count?.('delivered');
-      this.o.bus.publish('message.delivered', { accountId, id, via, node: this.o.node }, { batch: true });
+      // The sender, for its receipt (one indexed read by id; the ack itself stays one conditional UPDATE).
+      const sender = (await this.o.store.status(id).catch(() => null))?.sender ?? null;
+      this.o.bus.publish('message.delivered', { accountId, id, via, sender, node: this.o.node }, { batch: true });
     }
     return ok;
   }

@@ -91,6 +91,11 @@ export class AppSessions {
     return found.session;
   }
 
+  /** A live session by its kid alone (a stream ticket names it; stream-tickets.ts), or null. */
+  async byKid(kid: string): Promise<AppSession | null> {
+    return KID.test(kid) ? ((await this.live(kid))?.session ?? null) : null;
+  }
+
   /** The key of a live session (to encrypt a push to), or null. */
   async keyOf(kid: string): Promise<Buffer | null> {
     return (await this.live(kid))?.key ?? null;

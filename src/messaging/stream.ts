@@ -2,6 +2,8 @@
 //
 //   server → app  {"type":"message","id","sender","contentType","body":<base64>,"timestamp"}   in store order
 //                 {"type":"queue-empty"}                                                         once, after the backlog
+//                 {"type":"receipt","id","status":"delivered","via":"app"|"sip","timestamp"}     a message this account
+//                                                                                                sent was delivered
 //   app → server  {"type":"ack","id"}                                                            removes that message
 //
 // Everything the store holds for the account (and the session's device) when the socket opens goes first, then the
@@ -20,7 +22,7 @@ const BATCH = 64;
 /** Close code for an expired session (4000-4999 are the application's). */
 export const CLOSE_SESSION_EXPIRED = 4401;
 
-export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbox, log: Logger, now: () => number = Date.now): void {
+export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbox, log: Logger, now: () => number = Date.now, sender: string | null = null): void {
   const { accountId, deviceId } = session;
   const inFlight = new Set<string>();
   let lastSeq = 0;
@@ -62,6 +64,12 @@ export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbo
   };
 
   const unlisten = inbox.listen(accountId, () => void pump());
+  // Receipts for what this account sent (best effort: a socket-less or disconnected sender asks GET …/status).
+  const unlistenReceipts = sender
+    ? inbox.listenReceipts(sender, (r) => {
+        if (!closed) ws.send(JSON.stringify({ type: 'receipt', id: r.id, status: r.status, via: r.via, timestamp: r.at }));
+      })
+    : () => {};
   const expiry = setTimeout(() => ws.close(CLOSE_SESSION_EXPIRED, 'session expired'), Math.max(0, Math.min(session.expiresAt - now(), 2 ** 31 - 1)));
   ws.on('message', (data, isBinary) => {
     let frame: unknown;
@@ -90,6 +98,7 @@ export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbo
     closed = true;
     clearTimeout(expiry);
     unlisten();
+    unlistenReceipts();
   });
   void pump();
 }

@@ -27,6 +27,8 @@ import type { PushProvider } from './push/ports.ts';
 import { Pusher } from './push/pusher.ts';
 import type { WebPushProvider } from './push/webpush.ts';
 import { AppSessions } from './sessions.ts';
+import { StreamTickets } from './stream-tickets.ts';
+import type { Cache } from '../storage/ports/cache.ts';
 
 export interface MessagingOptions {
   config: Config;
@@ -51,12 +53,15 @@ export interface MessagingOptions {
   /** The push providers adapters.ts built from the configuration. */
   push: { providers: PushProvider[]; webpush: WebPushProvider | null };
   bus: EventBus;
+  /** The shared cache: stream tickets (stream-tickets.ts), redeemable on any node. */
+  cache: Cache;
   metrics: Metrics;
   now: () => number;
   log: Logger;
 }
 
 export interface Messaging extends Subsystem {
+  readonly tickets: StreamTickets;
   readonly inbox: Inbox;
   readonly sessions: AppSessions;
   readonly pusher: Pusher;
@@ -143,6 +148,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
     sessions,
     pusher,
     sipMessages,
+    tickets: new StreamTickets(o.cache, sessions),
     vapidPublicKey: o.push.webpush?.publicKey ?? null,
     async start() {
       await inbox.start();

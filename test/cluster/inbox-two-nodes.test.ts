@@ -81,7 +81,14 @@ describe('the inbox across two nodes', { skip: missing }, () => {
     assert.equal((await send(url(a), bob, `alice@${D}`, 'live through A')).status, 200);
     await stream.waitFor((f) => f.filter((x) => x.type === 'message').length === 2, 'the live message from node A');
     assert.deepEqual(stream.texts(), ['before', 'live through A']);
+    // Bob, the sender, listens on node A: the acks made on node B come back to him as receipts (over the bus).
+    const bobStream = await openStream(url(a), bob);
+    await bobStream.waitFor(queueEmpty, 'bob\u2019s marker');
     for (const f of stream.frames.filter((x) => x.type === 'message')) stream.ack(f.id as string);
+    const ids = stream.frames.filter((x) => x.type === 'message').map((x) => x.id);
+    await bobStream.waitFor((f) => f.filter((x) => x.type === 'receipt').length === 2, 'receipts on A for the acks on B');
+    assert.deepEqual(bobStream.frames.filter((x) => x.type === 'receipt').map((x) => x.id).sort(), ids.sort());
+    await bobStream.close();
     // Sessions work on either node.
     assert.equal((await send(url(b), bob, `alice@${D}`, 'via B with a session from A', 'k-1')).status, 200);
     await stream.waitFor((f) => f.filter((x) => x.type === 'message').length === 3, 'the one sent through B');

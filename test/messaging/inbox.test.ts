@@ -90,6 +90,30 @@ describe('app inbox', () => {
     assert.equal((await http(base, 'DELETE', `/v1/messages/${messages[1]!.id}`, { auth: bob.auth })).status, 204);
   });
 
+  it('tells the sender of the delivery: a receipt on its stream, and GET \u2026/status for itself only', async () => {
+    const bobStream = await openStream(base, bob);
+    await bobStream.waitFor(queueEmpty, 'bob\u2019s marker');
+    const sent = await send(base, bob, 'alice@example.test', 'read me', 'r-1');
+    const id = sent.json.id as string;
+    assert.deepEqual((await http(base, 'GET', `/v1/messages/${id}/status`, { auth: bob.auth })).json, { id, status: 'queued', deliveredAt: null });
+    assert.equal((await http(base, 'GET', `/v1/messages/${id}/status`, { auth: alice.auth })).status, 404, 'not the sender');
+    assert.equal((await http(base, 'GET', '/v1/messages/no-such/status', { auth: bob.auth })).status, 404);
+    assert.equal((await http(base, 'GET', `/v1/messages/${id}/status`, {})).status, 401);
+    assert.equal(bobStream.frames.filter((f) => f.type === 'receipt').length, 0, 'no receipt before the ack');
+    const aliceStream = await openStream(base, alice);
+    await aliceStream.waitFor((f) => f.some((x) => x.type === 'message' && x.id === id), 'the message');
+    aliceStream.ack(id);
+    await bobStream.waitFor((f) => f.some((x) => x.type === 'receipt'), 'the receipt');
+    const receipt = bobStream.frames.find((f) => f.type === 'receipt')!;
+    assert.deepEqual({ ...receipt, timestamp: typeof receipt.timestamp }, { type: 'receipt', id, status: 'delivered', via: 'app', timestamp: 'number' });
+    const st = await http(base, 'GET', `/v1/messages/${id}/status`, { auth: bob.auth });
+    assert.equal(st.json.status, 'delivered');
+    assert.equal(typeof st.json.deliveredAt, 'number');
+    assert.ok(!aliceStream.frames.some((f) => f.type === 'receipt'), 'the recipient gets no receipt for it');
+    await aliceStream.close();
+    await bobStream.close();
+  });
+
   it('rolls a session over with an overlap, ends it on logout, and keeps keys sealed in the database', async () => {
     const carol = await (async () => {
       await server.accountService.create('carol@example.test', 'carol-pw');

@@ -10,7 +10,9 @@
 //   GET    /v1/messages             queued messages, in order (clients without a socket)
 //   DELETE /v1/messages/{id}        ack: removes the message
 //   POST   /v1/messages             send to an address of record served here, with a client id (a retry is stored once)
-//   GET    /v1/messages/stream      WebSocket (messaging/stream.ts)
+//   GET    /v1/messages/{id}/status the sender asks whether a message it sent was delivered (404 to anyone else)
+//   POST   /v1/messages/stream-ticket  a single-use ticket (30 s) for a browser's stream: GET …/stream?ticket=…
+//   GET    /v1/messages/stream      WebSocket (messaging/stream.ts): Authorization: Session, or ?ticket= from above
 //
 // Everything but POST /v1/sessions takes `Authorization: Session <kid>:<key>`; an account reads and acks only its own
 // messages (every store call is keyed by the session's account). Bodies travel base64; their size is bounded.
@@ -26,6 +28,7 @@ import type { Logger } from '../../log.ts';
 import type { Inbox } from '../../messaging/inbox.ts';
 import { parseSessionAuthorization, type AppSession, type AppSessions } from '../../messaging/sessions.ts';
 import { serveInboxStream } from '../../messaging/stream.ts';
+import type { StreamTickets } from '../../messaging/stream-tickets.ts';
 import type { AccountStore } from '../../storage/ports.ts';
 import { principalOf, type Authenticator } from '../authenticate.ts';
 import { errorSchema } from '../schemas.ts';
@@ -47,6 +50,8 @@ export interface MessageRoutesOptions {
   vapidPublicKey: string | null;
   /** The push providers configured (PUT /v1/sessions/current/push names one). */
   pushProviders: string[];
+  /** Single-use stream tickets for browsers (a WebSocket from a page carries no Authorization header). */
+  tickets: StreamTickets;
 }
 
 declare module 'fastify' {
@@ -216,6 +221,30 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     },
   );
 
+  app.get<{ Params: { id: string } }>(
+    '/v1/messages/:id/status',
+    {
+      preHandler: session,
+      schema: {
+        tags: ['messages'],
+        summary: 'Delivery status of a message this account sent: queued, or delivered (when); 404 for anyone but its sender',
+        security,
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
+        response: {
+          200: { type: 'object', required: ['id', 'status', 'deliveredAt'], properties: { id: { type: 'string' }, status: { type: 'string', enum: ['queued', 'delivered'] }, deliveredAt: { type: ['integer', 'null'] } } },
+          401: errorSchema,
+          404: errorSchema,
+        },
+      },
+    },
+    async (req) => {
+      const me = await o.accounts.findById(current(req).accountId);
+      const st = me ? await o.inbox.status(`sip:${me.aor}`, req.params.id) : null;
+      if (!st) throw sbError('HTTP_ERR_NOT_FOUND', 'no such message sent by this account');
+      return { id: st.id, status: st.deliveredAt === null ? 'queued' : 'delivered', deliveredAt: st.deliveredAt };
+    },
+  );
+
   app.post<{ Body: { to: string; clientId?: string; contentType?: string; body: string } }>(
     '/v1/messages',
     {
@@ -273,6 +302,21 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     },
   );
 
+  app.post(
+    '/v1/messages/stream-ticket',
+    {
+      preHandler: session,
+      config: limit(o.loginRateLimitPerMinute),
+      schema: {
+        tags: ['messages'],
+        summary: 'A single-use ticket (valid 30 s, bound to this session) to open the stream from a browser: /v1/messages/stream?ticket=\u2026',
+        security,
+        response: { 200: { type: 'object', required: ['ticket', 'expiresIn'], properties: { ticket: { type: 'string' }, expiresIn: { type: 'integer' } } }, 401: errorSchema, 429: errorSchema },
+      },
+    },
+    async (req) => o.tickets.issue(current(req)),
+  );
+
   // The stream: a WebSocket upgrade on this server's port, authenticated like the routes above. One socket per
   // session: a second one replaces the first.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
@@ -282,12 +326,17 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   };
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '').split('?')[0];
+    const [path, query] = (req.url ?? '').split('?', 2);
     if (path !== '/v1/messages/stream') return refuse(socket, 404, 'HTTP_ERR_NOT_FOUND', 'no WebSocket here');
     const creds = parseSessionAuthorization(req.headers.authorization);
-    if (!creds) return refuse(socket, 401, 'MSG_ERR_SESSION', 'Authorization: Session <kid>:<key> required');
-    o.sessions.authenticate(creds.kid, creds.key).then(
-      (s) => {
+    const ticket = creds ? null : new URLSearchParams(query ?? '').get('ticket');
+    if (!creds && !ticket) return refuse(socket, 401, 'MSG_ERR_SESSION', 'Authorization: Session <kid>:<key>, or ?ticket= from POST /v1/messages/stream-ticket, required');
+    const authenticated = creds
+      ? o.sessions.authenticate(creds.kid, creds.key)
+      : o.tickets.redeem(ticket!).then((s) => s ?? Promise.reject(sbError('MSG_ERR_SESSION', 'ticket unknown, used or expired')));
+    authenticated.then(
+      async (s) => {
+        const me = await o.accounts.findById(s.accountId);
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           sockets.get(s.kid)?.close(4409, 'replaced by a newer connection');
@@ -295,7 +344,7 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
           ws.on('close', () => {
             if (sockets.get(s.kid) === ws) sockets.delete(s.kid);
           });
-          serveInboxStream(ws, s, o.inbox, o.log, () => o.sessions.now());
+          serveInboxStream(ws, s, o.inbox, o.log, () => o.sessions.now(), me ? `sip:${me.aor}` : null);
         });
       },
       (err: unknown) => {

@@ -36,6 +36,13 @@ export interface StoredMessage {
   expiresAt: number;
 }
 
+export interface MessageStatus {
+  accountId: string;
+  sender: string;
+  deliveredAt: number | null;
+  expiresAt: number;
+}
+
 export type NewMessage = Omit<StoredMessage, 'id' | 'seq'>;
 
 export type EnqueueResult =
@@ -64,6 +71,13 @@ export interface MessageStore {
   ack(accountId: string, id: string, now: number): Promise<boolean>;
   /** Undelivered, unexpired messages of the account. */
   count(accountId: string, now: number): Promise<number>;
+  /**
+   * What the sender may learn of a message (GET /v1/messages/{id}/status): its recipient, sender and when it was
+   * delivered (null: still queued); null when there is no such message (unknown, or expired and swept).
+   */
+  status(id: string): Promise<MessageStatus | null>;
+  /** Undelivered, unexpired messages per account, the fullest first (at most `limit` accounts): counts, never content. */
+  queuedByAccount(now: number, limit: number): Promise<Array<{ accountId: string; queued: number }>>;
   /** Accounts holding undelivered, unexpired messages (at most `limit`): who a registering device may have some for. */
   accountsWaiting(now: number, limit: number): Promise<string[]>;
   /**

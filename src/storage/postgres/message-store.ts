@@ -6,7 +6,7 @@
 // deletes with SKIP LOCKED and reports only what its own DELETE removed.
 
 import { randomUUID } from 'node:crypto';
-import type { AppSessionRecord, AppSessionStore, EnqueueResult, MessageStore, NewMessage, StoredMessage } from '../ports/messaging.ts';
+import type { AppSessionRecord, AppSessionStore, EnqueueResult, MessageStatus, MessageStore, NewMessage, StoredMessage } from '../ports/messaging.ts';
 import { messageFromRow, sessionFromRow, type MessageRow, type SessionRow } from '../message-rows.ts';
 import { transaction, type Db } from './database.ts';
 
@@ -60,6 +60,23 @@ export class PostgresMessageStore implements MessageStore, AppSessionStore {
   async count(accountId: string, now: number): Promise<number> {
     const r = await this.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM messages WHERE account_id = $1 AND delivered_at IS NULL AND expires_at > $2', [accountId, now]);
     return r.rows[0]!.n;
+  }
+
+  async status(id: string): Promise<MessageStatus | null> {
+    const r = await this.db.query<{ account_id: string; sender: string; delivered_at: number | null; expires_at: number }>(
+      'SELECT account_id, sender, delivered_at, expires_at FROM messages WHERE id = $1',
+      [id],
+    );
+    const row = r.rows[0];
+    return row ? { accountId: row.account_id, sender: row.sender, deliveredAt: row.delivered_at === null ? null : Number(row.delivered_at), expiresAt: Number(row.expires_at) } : null;
+  }
+
+  async queuedByAccount(now: number, limit: number): Promise<Array<{ accountId: string; queued: number }>> {
+    const r = await this.db.query<{ account_id: string; n: number }>(
+      'SELECT account_id, COUNT(*) AS n FROM messages WHERE delivered_at IS NULL AND expires_at > $1 GROUP BY account_id ORDER BY n DESC, account_id LIMIT $2',
+      [now, limit],
+    );
+    return r.rows.map((row) => ({ accountId: row.account_id, queued: Number(row.n) }));
   }
 
   async accountsWaiting(now: number, limit: number): Promise<string[]> {

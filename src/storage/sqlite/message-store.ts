@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { messageFromRow, sessionFromRow, type MessageRow, type SessionRow } from '../message-rows.ts';
-import type { AppSessionRecord, AppSessionStore, EnqueueResult, MessageStore, NewMessage, StoredMessage } from '../ports/messaging.ts';
+import type { AppSessionRecord, AppSessionStore, EnqueueResult, MessageStatus, MessageStore, NewMessage, StoredMessage } from '../ports/messaging.ts';
 
 export class SqliteMessageStore implements MessageStore, AppSessionStore {
   private readonly db: DatabaseSync;
@@ -63,6 +63,20 @@ export class SqliteMessageStore implements MessageStore, AppSessionStore {
 
   async count(accountId: string, now: number): Promise<number> {
     return (this.countPending.get(accountId, now) as { n: number }).n;
+  }
+
+  async status(id: string): Promise<MessageStatus | null> {
+    const r = this.db.prepare('SELECT account_id, sender, delivered_at, expires_at FROM messages WHERE id = ?').get(id) as
+      | { account_id: string; sender: string; delivered_at: number | null; expires_at: number }
+      | undefined;
+    return r ? { accountId: r.account_id, sender: r.sender, deliveredAt: r.delivered_at === null ? null : Number(r.delivered_at), expiresAt: Number(r.expires_at) } : null;
+  }
+
+  async queuedByAccount(now: number, limit: number): Promise<Array<{ accountId: string; queued: number }>> {
+    const rows = this.db
+      .prepare('SELECT account_id, COUNT(*) AS n FROM messages WHERE delivered_at IS NULL AND expires_at > ? GROUP BY account_id ORDER BY n DESC, account_id LIMIT ?')
+      .all(now, limit) as Array<{ account_id: string; n: number }>;
+    return rows.map((r) => ({ accountId: r.account_id, queued: Number(r.n) }));
   }
 
   async accountsWaiting(now: number, limit: number): Promise<string[]> {

@@ -52,6 +52,27 @@ export function messageStoreContract(open: OpenStores, drift: KnownDrift = {}): 
       assert.deepEqual(await s.messages.accountsWaiting(T0 + DAY, 10), [], 'none once expired');
     });
 
+    it('tells a message\u2019s status (queued, then delivered) and counts queued messages per account, fullest first', async () => {
+      const s = env();
+      const a = await account('alice');
+      const b = await account('bob');
+      const ids: string[] = [];
+      for (const [who, text] of [[a.id, 'a1'], [a.id, 'a2'], [b.id, 'b1'], [a.id, 'a3']] as const) {
+        const r = await s.messages.enqueue(msg(who, text), 10);
+        assert.equal(r.outcome, 'stored');
+        if (r.outcome === 'stored') ids.push(r.message.id);
+      }
+      assert.deepEqual(await s.messages.status(ids[0]!), { accountId: a.id, sender: 'sip:bob@example.test', deliveredAt: null, expiresAt: T0 + DAY });
+      assert.equal(await s.messages.status('no-such-id'), null);
+      assert.deepEqual(await s.messages.queuedByAccount(T0, 10), [{ accountId: a.id, queued: 3 }, { accountId: b.id, queued: 1 }]);
+      assert.deepEqual(await s.messages.queuedByAccount(T0, 1), [{ accountId: a.id, queued: 3 }], 'at most limit accounts');
+      assert.equal(await s.messages.ack(a.id, ids[0]!, T0 + 5), true);
+      const peer = await s.node();
+      assert.equal((await peer.messages.status(ids[0]!))?.deliveredAt, T0 + 5, 'seen by another node');
+      assert.deepEqual(await peer.messages.queuedByAccount(T0, 10), [{ accountId: a.id, queued: 2 }, { accountId: b.id, queued: 1 }]);
+      assert.deepEqual(await s.messages.queuedByAccount(T0 + DAY, 10), [], 'none once expired');
+    });
+
     it('an ack by another account removes nothing', async () => {
       const s = env();
       const a = await account('alice');
