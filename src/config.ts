@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { TLS_INTERMEDIATE_CIPHERS } from './certificates.ts';
 import { sbError } from './errors.ts';
-import { limiterDefaultSpecs, parseLimiterSpecs } from './identity/rate-limiter.ts';
+import { limiterDefaultSpecs, parseBucketSpec, parseLimiterSpecs } from './identity/rate-limiter.ts';
 import { jwksUrlProblem } from './identity/tokens.ts';
 import { NetworkSet } from './sip/transport/networks.ts';
 
@@ -149,6 +149,9 @@ export interface Config {
     maxBody: number;
     /** POST /v1/messages per minute per address (0: no limit). */
     rateLimit: number;
+    /** SIP MESSAGE token buckets (size/seconds-per-permit, or off): per authenticated sender, per source address. */
+    sipSenderRate: string;
+    sipSourceRate: string;
     /** App session lifetime, and the old key's overlap after a rollover, seconds. */
     sessionTtl: number;
     sessionOverlap: number;
@@ -320,6 +323,8 @@ export const OPTIONS: Option[] = [
   O('messaging.ttl', 'message-ttl', 'int', 604_800, 'Seconds a stored message (the app inbox; a SIP MESSAGE nobody took) waits for its recipient before it expires unread.'),
   O('messaging.quota', 'message-quota', 'int', 1000, 'Undelivered messages one account may hold; beyond it sends are refused (HTTP 507).'),
   O('messaging.maxBody', 'message-max-body', 'int', 65_536, 'Largest message body accepted, in bytes (HTTP 413 beyond it).'),
+  O('messaging.sipSenderRate', 'message-sip-sender-rate', 'string', '30/2', 'SIP MESSAGEs per authenticated sender, as size/seconds-per-permit (a token bucket shared by every node: this many at once, one more per that many seconds), or off; beyond it 503 with Retry-After. Bounds how fast one account can fill another\'s store (the --message-quota caps how much).'),
+  O('messaging.sipSourceRate', 'message-sip-source-rate', 'string', '120/0.5', 'SIP MESSAGEs per source address (before authentication: also bounds guessing and challenge floods), as size/seconds-per-permit, or off; beyond it 503 with Retry-After.'),
   O('messaging.rateLimit', 'message-rate-limit', 'int', 600, 'POST /v1/messages per minute per address (0: unlimited); beyond it 429.'),
   O('messaging.sessionTtl', 'app-session-ttl', 'int', 2_592_000, 'Lifetime of an app session (its key authenticates the inbox), in seconds.'),
   O('messaging.sessionOverlap', 'app-session-overlap', 'int', 3600, 'Seconds the old key of a rolled-over app session stays good (in-flight pushes encrypted to it still decrypt).'),
@@ -539,6 +544,8 @@ function validate(c: Config): void {
   if (m.ttl < 60 || m.quota < 1 || m.maxBody < 1 || m.maxBody > 16_777_216 || m.rateLimit < 0 || m.sweepInterval < 0) {
     bad('--message-ttl at least 60, --message-quota at least 1, --message-max-body 1 to 16777216, --message-rate-limit and --message-sweep-interval not negative');
   }
+  parseBucketSpec(m.sipSenderRate, '--message-sip-sender-rate');
+  parseBucketSpec(m.sipSourceRate, '--message-sip-source-rate');
   const p = c.push;
   if ((p.apnsKeyFile === null) !== (p.apnsKeyId === null) || (p.apnsKeyFile === null) !== (p.apnsTeamId === null)) bad('--apns-key-file, --apns-key-id and --apns-team-id go together');
   if (p.pnsreg < 0) bad('--push-pnsreg cannot be negative');

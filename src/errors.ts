@@ -157,6 +157,7 @@ export const Errors = {
   MSG_ERR_TOO_LARGE: spec('MSG_ERR_TOO_LARGE', 'message body too large', { sip: 513, http: 413 }),
   MSG_ERR_QUOTA: spec('MSG_ERR_QUOTA', 'the recipient holds too many undelivered messages', { sip: 486, http: 507 }),
   MSG_ERR_RECIPIENT: spec('MSG_ERR_RECIPIENT', 'no such recipient here', { sip: 404, http: 404 }),
+  MSG_ERR_RATE: spec('MSG_ERR_RATE', 'too many messages from this sender or address; retry later', { sip: 503 }),
   MSG_ERR_BODY: spec('MSG_ERR_BODY', 'a MESSAGE needs a body and its Content-Type', { sip: 400 }),
 
   // Configuration.

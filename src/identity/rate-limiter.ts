@@ -58,6 +58,17 @@ interface Bucket {
   [k: string]: number;
 }
 
+/** The bucket of a "size/seconds-per-permit" flag value, or null for "off" or "0" (unlimited). */
+export function parseBucketSpec(spec: string, flag: string): BucketConfig | null {
+  const s = spec.trim();
+  if (s === 'off' || s === '0') return null;
+  const m = /^(\d+)\/(\d+(?:\.\d+)?)$/.exec(s);
+  if (!m || Number(m[1]) < 1 || !(Number(m[2]) > 0)) {
+    throw sbError('CONFIG_ERR_INVALID', `${flag}: expected size/seconds (e.g. 200/1) or off, got ${JSON.stringify(spec)}`);
+  }
+  return { size: Number(m[1]), permitSeconds: Number(m[2]) };
+}
+
 export type TakeResult = { ok: true; remaining: number } | { ok: false; retryAfter: number };
 
 export class RateLimiter {

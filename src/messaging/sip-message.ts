@@ -11,6 +11,12 @@
 // - m_dump: when a device of an account with messages waiting registers (a new binding or a refresh), the waiting
 //   messages go to that binding in order, each removed only after its 2xx. One dump at a time per account here.
 //
+// - rate (RFC 3261 §21.5.4, RFC 6357 §5): token buckets per source address (before the challenge) and per
+//   authenticated sender, in the shared cache so they hold across nodes; beyond them 503 with Retry-After, which the
+//   sending UA honours for that request (SIP has no 429; 486 would say the recipient is busy, 403 that it must not
+//   retry) and which a stateful proxy upstream turns into 500 (§16.7 step 6) rather than taking this server for down.
+//   The same answer SUBSCRIBE gets over its rate (presence). The per-account quota still caps what is stored.
+//
 // The stored client id is a hash of Call-ID and CSeq, so a UAC that retries after a lost 202 (a new transaction, same
 // Call-ID and CSeq) stores it once. CPIM and IMDN bodies pass through untouched.
 
@@ -28,6 +34,7 @@ import { aorOf, isSipUri, type SipUri } from '../sip/message/uri.ts';
 import type { AccountStore, BindingRecord } from '../storage/ports.ts';
 import type { StoredMessage } from '../storage/ports/messaging.ts';
 import type { Inbox } from './inbox.ts';
+import type { RateLimiter } from '../identity/rate-limiter.ts';
 
 /** RFC 3428 §8: the largest MESSAGE body sent where the path may lack congestion control. */
 export const UDP_MESSAGE_LIMIT = 1300;
@@ -115,6 +122,8 @@ export interface SipMessageOptions {
   maxBody: number;
   bus: EventBus;
   log: Logger;
+  /** Token buckets (identity/rate-limiter.ts): per authenticated sender, per source address; absent: no limit. */
+  limits?: { sender: RateLimiter | null; source: RateLimiter | null };
 }
 
 export class SipMessages {
@@ -160,10 +169,14 @@ export class SipMessages {
     const limit = ctx.source.transport === 'UDP' ? Math.min(UDP_MESSAGE_LIMIT, this.o.maxBody) : this.o.maxBody;
     if (req.body.length > limit) return sipError(req, Errors.MSG_ERR_TOO_LARGE, `at most ${limit} bytes over ${ctx.source.transport}`);
 
+    const bySource = await this.o.limits?.source?.take(ctx.source.address);
+    if (bySource && !bySource.ok) return this.throttled(req, bySource.retryAfter, 'from this address');
     const senderDomain = from.uri.host.toLowerCase();
     const auth = await authenticateAsProxy(this.o.authenticator, req, ctx.source, this.realms.has(senderDomain) ? senderDomain : domain, 'sip.register');
     if (!auth.ok) return auth.response;
     if (!auth.identity.aors.includes(sender)) return sipError(req, Errors.PROXY_ERR_FROM_NOT_OWNED, 'From is not the authenticated identity');
+    const bySender = await this.o.limits?.sender?.take(sender);
+    if (bySender && !bySender.ok) return this.throttled(req, bySender.retryAfter, 'from this sender');
 
     // A GRUU (RFC 5627) names one device: delivered to it or refused, never stored for the others to get.
     const gruu = ruri.params.has('gr') ? this.o.gruus.resolve(ruri) : null;
@@ -186,6 +199,12 @@ export class SipMessages {
     }
     return createResponse(req, 202, 'Accepted');
   };
+
+  private throttled(req: SipRequest, retryAfter: number, what: string): SipResponse {
+    const res = sipError(req, Errors.MSG_ERR_RATE, `too many messages ${what}`);
+    res.append('Retry-After', String(retryAfter));
+    return res;
+  }
 
   /** After a REGISTER here: a new binding (or a refresh while messages wait) gets what is stored for its account. */
   bindingsChanged(changes: ReadonlyArray<{ event: string; binding: BindingRecord }>): void {

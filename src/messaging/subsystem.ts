@@ -28,6 +28,7 @@ import { Pusher } from './push/pusher.ts';
 import type { WebPushProvider } from './push/webpush.ts';
 import { AppSessions } from './sessions.ts';
 import { StreamTickets } from './stream-tickets.ts';
+import { parseBucketSpec, RateLimiter } from '../identity/rate-limiter.ts';
 import type { Cache } from '../storage/ports/cache.ts';
 
 export interface MessagingOptions {
@@ -115,6 +116,10 @@ export function createMessaging(o: MessagingOptions): Messaging {
     onStored: (message) => void pusher.messageStored(message),
   });
   const sending = { relay: o.sip.relay };
+  const limiter = (name: string, spec: string, flag: string) => {
+    const bucket = parseBucketSpec(spec, flag);
+    return bucket ? new RateLimiter(name, bucket, o.cache, o.now) : null;
+  };
   const sipMessages = new SipMessages({
     inbox,
     delivery: forkDelivery(o.fork),
@@ -126,6 +131,10 @@ export function createMessaging(o: MessagingOptions): Messaging {
     maxBody: m.maxBody,
     bus: o.bus,
     log: log.child({ component: 'message' }),
+    limits: {
+      sender: limiter('messageSipSender', m.sipSenderRate, '--message-sip-sender-rate'),
+      source: limiter('messageSipSource', m.sipSourceRate, '--message-sip-source-rate'),
+    },
   });
   o.sip.handle('MESSAGE', sipMessages.handle);
   o.bindingChanges.on((changes) => sipMessages.bindingsChanged(changes));

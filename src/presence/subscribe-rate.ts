@@ -3,19 +3,12 @@
 // The default, 200 at once and one more a second, lets a phone subscribe to a 200-entry buddy (BLF) list at boot
 // and refresh thousands of subscriptions an hour, and bounds what one account can make us store and notify.
 
-import { sbError } from '../errors.ts';
-import { RateLimiter, type BucketConfig } from '../identity/rate-limiter.ts';
+import { parseBucketSpec, RateLimiter, type BucketConfig } from '../identity/rate-limiter.ts';
 import type { Cache } from '../storage/ports.ts';
 
 /** The bucket of a "size/seconds" spec, or null for "off" or "0" (unlimited). */
 export function parseSubscribeRate(spec: string): BucketConfig | null {
-  const s = spec.trim();
-  if (s === 'off' || s === '0') return null;
-  const m = /^(\d+)\/(\d+(?:\.\d+)?)$/.exec(s);
-  if (!m || Number(m[1]) < 1 || !(Number(m[2]) > 0)) {
-    throw sbError('CONFIG_ERR_INVALID', `--presence-subscribe-rate: expected size/seconds (e.g. 200/1) or off, got ${JSON.stringify(spec)}`);
-  }
-  return { size: Number(m[1]), permitSeconds: Number(m[2]) };
+  return parseBucketSpec(spec, '--presence-subscribe-rate');
 }
 
 export function subscribeLimiter(bucket: BucketConfig, cache: Cache, now?: () => number): RateLimiter {
