@@ -178,6 +178,11 @@ export class Inbox {
     return this.o.store.accountsWaiting(this.o.now(), limit);
   }
 
+  /** Queued (stored, undelivered) messages per account, fullest first: counts only (the admin console). */
+  queuedByAccount(limit: number): Promise<Array<{ accountId: string; queued: number }>> {
+    return this.o.store.queuedByAccount(this.o.now(), limit);
+  }
+
   count(accountId: string): Promise<number> {
     return this.o.store.count(accountId, this.o.now());
   }

@@ -114,6 +114,27 @@ describe('app inbox', () => {
     await bobStream.close();
   });
 
+  it('shows admins the queued counts per account (never content); nobody else', async () => {
+    await server.accountService.create('root@example.test', 'root-pw', ['admin']);
+    const admin = (await http(base, 'POST', '/auth/login', { body: { username: 'root@example.test', password: 'root-pw' } })).json.access_token as string;
+    const user = (await http(base, 'POST', '/auth/login', { body: { username: 'bob@example.test', password: 'bob-pw' } })).json.access_token as string;
+    for (const t of ['q1', 'q2', 'q3']) await send(base, bob, 'alice@example.test', `secret ${t}`);
+    await send(base, alice, 'bob@example.test', 'secret q4');
+    const r = await http(base, 'GET', '/v1/admin/messages/queued', { auth: `Bearer ${admin}` });
+    assert.equal(r.status, 200);
+    const rows = r.json.accounts as Array<{ aor: string; queued: number }>;
+    assert.deepEqual(rows.map((x) => [x.aor, x.queued]), [['alice@example.test', 3], ['bob@example.test', 1]]);
+    assert.ok(!JSON.stringify(r.json).includes('secret'), 'counts, never content');
+    assert.equal((await http(base, 'GET', '/v1/admin/messages/queued', { auth: `Bearer ${user}` })).status, 403);
+    assert.equal((await http(base, 'GET', '/v1/admin/messages/queued', {})).status, 401);
+    // Drain them again for the tests after.
+    for (const [s, n] of [[alice, 3], [bob, 1]] as const) {
+      const list = (await http(base, 'GET', '/v1/messages', { auth: s.auth })).json.messages as Array<{ id: string }>;
+      assert.equal(list.length, n);
+      for (const m of list) await http(base, 'DELETE', `/v1/messages/${m.id}`, { auth: s.auth });
+    }
+  });
+
   it('rolls a session over with an overlap, ends it on logout, and keeps keys sealed in the database', async () => {
     const carol = await (async () => {
       await server.accountService.create('carol@example.test', 'carol-pw');

@@ -10,6 +10,7 @@
 //   GET    /v1/messages             queued messages, in order (clients without a socket)
 //   DELETE /v1/messages/{id}        ack: removes the message
 //   POST   /v1/messages             send to an address of record served here, with a client id (a retry is stored once)
+//   GET    /v1/admin/messages/queued  admins: queued message counts per account, fullest first (never content)
 //   GET    /v1/messages/{id}/status the sender asks whether a message it sent was delivered (404 to anyone else)
 //   POST   /v1/messages/stream-ticket  a single-use ticket (30 s) for a browser's stream: GET …/stream?ticket=…
 //   GET    /v1/messages/stream      WebSocket (messaging/stream.ts): Authorization: Session, or ?ticket= from above
@@ -30,7 +31,7 @@ import { parseSessionAuthorization, type AppSession, type AppSessions } from '..
 import { serveInboxStream } from '../../messaging/stream.ts';
 import type { StreamTickets } from '../../messaging/stream-tickets.ts';
 import type { AccountStore } from '../../storage/ports.ts';
-import { principalOf, type Authenticator } from '../authenticate.ts';
+import { guard, principalOf, type Authenticator } from '../authenticate.ts';
 import { errorSchema } from '../schemas.ts';
 
 export interface MessageRoutesOptions {
@@ -218,6 +219,32 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     async (req, reply) => {
       if (!(await o.inbox.ack(current(req).accountId, req.params.id, 'app'))) throw sbError('HTTP_ERR_NOT_FOUND', 'no such queued message');
       return reply.status(204).send();
+    },
+  );
+
+  app.get<{ Querystring: { limit?: number } }>(
+    '/v1/admin/messages/queued',
+    {
+      preHandler: guard(o.auth),
+      schema: {
+        tags: ['messages'],
+        summary: 'Admins: queued (stored, undelivered) messages per account, fullest first; counts, never content',
+        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+        response: {
+          200: {
+            type: 'object',
+            required: ['accounts'],
+            properties: { accounts: { type: 'array', items: { type: 'object', required: ['accountId', 'aor', 'queued'], properties: { accountId: { type: 'string' }, aor: { type: ['string', 'null'] }, queued: { type: 'integer' } } } } },
+          },
+          401: errorSchema,
+          403: errorSchema,
+        },
+      },
+    },
+    async (req) => {
+      const rows = await o.inbox.queuedByAccount(req.query.limit ?? 100);
+      const accounts = await Promise.all(rows.map(async (r) => ({ ...r, aor: (await o.accounts.findById(r.accountId))?.aor ?? null })));
+      return { accounts };
     },
   );
 
