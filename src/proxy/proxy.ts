@@ -22,7 +22,8 @@ import { createResponse, sipError } from '../sip/message/response.ts';
 import { aorOf, isIPv4, isIPv6, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
 import { maxForwardsValue } from '../sip/message/validate.ts';
 import { MAGIC_COOKIE } from '../sip/message/via.ts';
-import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle } from '../sip/transaction/invite-table.ts';
+import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle, OutboundSender } from '../sip/transaction/invite-table.ts';
+import type { RelayFlow } from '../sip/flow-relay.ts';
 import { NetworkSet } from '../sip/transport/networks.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import type { BindingRecord } from '../storage/ports.ts';
@@ -41,9 +42,9 @@ export interface ProxyEndpoint {
   handleInvite(handler: InviteHandler): void;
   handleAck(handler: AckHandler): void;
   handle(method: string, handler: (req: SipRequest, ctx: RequestContext) => Promise<SipResponse>): void;
-  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch?: string): InviteClientHandle;
-  request(req: SipRequest, dest: Destination): Promise<SipResponse>;
-  forwardStateless(req: SipRequest, dest: Destination, branch?: string): Promise<void>;
+  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch?: string, through?: OutboundSender): InviteClientHandle;
+  request(req: SipRequest, dest: Destination, onProvisional?: (res: SipResponse) => void, through?: OutboundSender): Promise<SipResponse>;
+  forwardStateless(req: SipRequest, dest: Destination, branch?: string, through?: OutboundSender): Promise<void>;
   localAddress(transport: TransportName): { host: string; port: number } | null;
 }
 
@@ -107,7 +108,15 @@ export interface ProxyDeps {
   bus?: EventBus;
   /** Call metrics register here. */
   registry?: Registry;
+  /**
+   * The flow relay (sip/flow-relay.ts): a branch to a connection another node holds is sent through that node, our
+   * client transaction staying here. Without it such a binding is unreachable from this node.
+   */
+  relay?: { through(flow: RelayFlow): OutboundSender };
 }
+
+/** A destination on another node's connection: sent `through` the relay. */
+type RelayedDestination = Destination & { node: string };
 
 /** Most branches one INVITE may fork to (a user with more bindings rings the first this many by q). */
 export const MAX_BRANCHES = 16;
@@ -151,11 +160,19 @@ export function createProxy(d: ProxyDeps): Proxy {
 
   const flowOf = (s: Source): Flow => ({ transport: s.transport, address: s.address, port: s.port, connectionId: s.connectionId, node: d.node });
 
-  /** Where a flow is reached from this node; null for a connection another node holds (not relayed for calls yet). */
+  /** Where a flow is reached from this node; another node's connection through that node (null without a relay). */
   const flowDestination = (f: Flow): Destination | null => {
     if (f.node === d.node) return { transport: f.transport, address: f.address, port: f.port, connectionId: f.connectionId };
     if (f.transport === 'UDP' || f.connectionId === null) return { transport: f.transport, address: f.address, port: f.port };
-    return null;
+    if (!d.relay) return null;
+    const remote: RelayedDestination = { transport: f.transport, address: f.address, port: f.port, connectionId: f.connectionId, node: f.node };
+    return remote;
+  };
+
+  /** The relay's sender for a destination on another node's connection; undefined (our transports) otherwise. */
+  const through = (dest: Destination): OutboundSender | undefined => {
+    const node = (dest as Partial<RelayedDestination>).node;
+    return node === undefined || !d.relay ? undefined : d.relay.through({ node, transport: dest.transport, address: dest.address, port: dest.port, connectionId: dest.connectionId ?? null });
   };
 
   /** A URI naming this proxy: one of our hosts and one of the ports we listen on (5060 when none is given). */
@@ -212,7 +229,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     const f = new Fork({
       request: req,
       groups,
-      invite: (r, dest, cb, branch) => d.endpoint.invite(r, dest, cb, branch),
+      invite: (r, dest, cb, branch) => d.endpoint.invite(r, dest, cb, branch, through(dest)),
       branchId: () => `${BRANCH_PREFIX}${hash}.${(++counter).toString(36)}`,
       respond: (res) => txn.respond(res),
       timerCMs: d.timerCMs ?? 181_000,
@@ -354,7 +371,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       // The ACK of a 2xx to a device's GRUU (RFC 5627): to that device.
       gruuTarget(req)
         .then((t) => {
-          if (t && typeof t !== 'string') return d.endpoint.forwardStateless(forwardedCopy(req, t), t.dest);
+          if (t && typeof t !== 'string') return d.endpoint.forwardStateless(forwardedCopy(req, t), t.dest, undefined, through(t.dest));
         })
         .catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK to a GRUU not forwarded'));
       return;
@@ -363,7 +380,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return;
     const copy = forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] });
-    d.endpoint.forwardStateless(copy, dest).catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK not forwarded'));
+    d.endpoint.forwardStateless(copy, dest, undefined, through(dest)).catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK not forwarded'));
   };
 
   const inDialog = async (req: SipRequest): Promise<SipResponse> => {
@@ -376,7 +393,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       const t = await gruuTarget(req);
       if (typeof t === 'string') return reject(req, t);
       if (t) {
-        const res = await d.endpoint.request(forwardedCopy(req, t), t.dest);
+        const res = await d.endpoint.request(forwardedCopy(req, t), t.dest, undefined, through(t.dest));
         popVia(res);
         return res;
       }
@@ -384,7 +401,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     if (routed.kind !== 'ours' || !req.to()?.params.has('tag')) return reject(req, 'PROXY_ERR_NO_DIALOG');
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return reject(req, 'PROXY_ERR_UNREACHABLE');
-    const res = await d.endpoint.request(forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] }), dest);
+    const res = await d.endpoint.request(forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] }), dest, undefined, through(dest));
     popVia(res);
     if (req.method === 'BYE' && res.status >= 200 && res.status < 300) {
       const by = req.from()?.uri;

@@ -63,6 +63,7 @@ export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
     log: o.log.child({ component: 'proxy' }),
     bus: o.bus,
     registry: o.metrics.registry,
+    relay: o.sip.relay,
   });
   const fork = createNonInviteFork({
     location: o.location,
