@@ -400,6 +400,8 @@ export interface ConfigSources {
   flags?: Record<string, string | string[] | boolean | undefined>;
   env?: NodeJS.ProcessEnv;
   file?: string | null;
+  /** Settings by their config-file key, as from a program embedding the server (index.ts): after the file, before env. */
+  values?: Record<string, unknown>;
 }
 
 export function loadConfig(sources: ConfigSources = {}): Config {
@@ -414,11 +416,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     } catch (e) {
       throw sbError('CONFIG_ERR_INVALID', `cannot read config file ${file}: ${(e as Error).message}`);
     }
-    for (const opt of OPTIONS) {
-      const v = getPath(json, opt.path);
-      if (v !== undefined) setPath(cfg, opt.path, coerce(opt, v, `${file}: ${opt.path}`));
-    }
+    applyValues(cfg, json, file);
   }
+  if (sources.values) applyValues(cfg, sources.values, 'options');
   for (const opt of OPTIONS) {
     const v = env[opt.env];
     if (v !== undefined && v !== '') setPath(cfg, opt.path, coerce(opt, v, opt.env));
@@ -438,6 +438,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   config.digest.algorithms = config.digest.algorithms.map((a) => a.toUpperCase()) as DigestAlgorithm[];
   for (const k of ['smsPacing', 'voicePacing', 'checkPacing'] as const) config.phone[k] = config.phone[k].map(Number);
   return config;
+}
+
+/** Settings keyed as in a config file (nested objects, `sip.port`) over `cfg`; `where` names their source in errors. */
+function applyValues(cfg: Record<string, unknown>, json: Record<string, unknown>, where: string): void {
+  for (const opt of OPTIONS) {
+    const v = getPath(json, opt.path);
+    if (v !== undefined) setPath(cfg, opt.path, coerce(opt, v, `${where}: ${opt.path}`));
+  }
 }
 
 function validate(c: Config): void {
