@@ -20,6 +20,7 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import { parseNameAddr } from '../sip/message/name-addr.ts';
 import { createResponse, sipError } from '../sip/message/response.ts';
 import { aorOf, isIPv4, isIPv6, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
+import { followRedirect } from './redirect.ts';
 import { maxForwardsValue } from '../sip/message/validate.ts';
 import { MAGIC_COOKIE } from '../sip/message/via.ts';
 import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle, OutboundSender } from '../sip/transaction/invite-table.ts';
@@ -59,6 +60,8 @@ export interface CallRules {
   serialTimeout: number;
   /** busy-to-fallback: a callee who published busy/DND goes to the fallback URI or gets 486. */
   presencePolicy: 'off' | 'busy-to-fallback';
+  /** 3xx recursion: a branch's 3xx Contacts rung (redirectTargets), or the best 3xx returned (false, the default). */
+  followRedirects?: boolean;
 }
 
 /** What presence-aware routing reads of a presentity's composed state. */
@@ -219,8 +222,22 @@ export function createProxy(d: ProxyDeps): Proxy {
     },
   });
 
-  /** A new call (not a re-INVITE): accounted. */
-  type Accounted = { info: CallInfo; arrivedAt: number };
+  /** A new call (not a re-INVITE): accounted, and its 3xx followed per --call-follow-redirects. */
+  type Accounted = { info: CallInfo; arrivedAt: number; caller: Flow; ours: boolean };
+
+  /** 3xx recursion (redirect.ts): a redirect's Contacts as branches, by the rules of a new call's targets. */
+  const redirectTargets = (req: SipRequest, call: Accounted) =>
+    followRedirect({
+      callee: call.info.callee,
+      served,
+      targetAor,
+      userExists: d.userExists,
+      bindings: async (aor) => {
+        const now = Date.now();
+        return groupByQ((await d.location.lookup(aor)).filter((b) => b.expiresAt > now)).map((g) => g.map((b) => bindingTarget(req, b, call.caller)).filter((t): t is Target => t !== null));
+      },
+      outbound: call.ours && outbound ? (uri) => ({ uri, dest: outbound, routes: [], recordRoute: recordRoutes(req, call.caller, destFlow(outbound)) }) : null,
+    });
 
   const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string, call?: Accounted): void => {
     // Cancelled while we authenticated and looked up (the endpoint answered 487 then): ring no one.
@@ -235,6 +252,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       timerCMs: d.timerCMs ?? 181_000,
       groupTimeoutMs: d.rules.serialTimeout * 1000,
       onFinal: call ? (status) => accounting.final(call.info, status, call.arrivedAt) : undefined,
+      redirect: call && d.rules.followRedirects ? redirectTargets(req, call) : undefined,
     });
     if (call) accounting.started(call.info, groups.reduce((n, g) => n + g.length, 0));
     txn.onCancel(() => f.cancel());
@@ -292,7 +310,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       return void txn.respond(reject(req, 'PROXY_ERR_CALLER_DENIED'));
     }
     const caller = flowOf(ctx.source);
-    const call = (callee: string): Accounted => ({ info: { callId: req.callId() ?? '', caller: aorOf(from), callee }, arrivedAt: ctx.arrivedAt });
+    const call = (callee: string): Accounted => ({ info: { callId: req.callId() ?? '', caller: aorOf(from), callee }, arrivedAt: ctx.arrivedAt, caller, ours });
     if (hooks.length > 0) {
       const callee = served(ruri.host) ? targetAor(ruri) : null;
       const to = req.to()?.uri;
