@@ -225,6 +225,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sip: () => sip.listeners,
         bus,
         sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
+        calls: { live: () => calls.liveCalls(), node },
         messaging: { sessions: messaging.sessions, inbox: messaging.inbox, accounts: identity.accounts, devices: identity.phone.devices, vapidPublicKey: messaging.vapidPublicKey, pushProviders: messaging.pusher.names },
       }),
     );

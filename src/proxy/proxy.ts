@@ -32,7 +32,7 @@ import { gruuMatches, type GruuTarget } from '../registrar/gruu.ts';
 import { gruuTargets } from './gruu-target.ts';
 import type { Registry } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
-import { CallAccounting, type CallInfo } from './accounting.ts';
+import { CallAccounting, type CallInfo, type LiveCall } from './accounting.ts';
 import { authenticateAsProxy } from '../identity/proxy-auth.ts';
 import { decide, type RouteHook } from './routing-hook.ts';
 import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
@@ -131,6 +131,8 @@ export interface Proxy {
   stop(): void;
   /** Adds a routing hook (the library API; --routing-module's comes first). */
   onRoute(hook: RouteHook): void;
+  /** The calls this node proxies that are ringing or answered now (accounting.ts). */
+  liveCalls(): LiveCall[];
 }
 
 export function createProxy(d: ProxyDeps): Proxy {
@@ -440,6 +442,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     onRoute(hook) {
       hooks.push(hook);
     },
+    liveCalls: () => accounting.liveCalls(),
   };
 }
 

@@ -39,6 +39,8 @@ export interface CallsSubsystem extends Subsystem {
   readonly onRoute: Proxy['onRoute'];
   /** Non-INVITE forking (non-invite.ts): how MESSAGE reaches a user's devices. */
   readonly fork: NonInviteFork;
+  /** The calls ringing or answered now on this node (the console, GET /v1/calls). */
+  readonly liveCalls: Proxy['liveCalls'];
 }
 
 export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
@@ -76,6 +78,7 @@ export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
     name: 'calls',
     fork,
     onRoute: (hook) => proxy.onRoute(hook),
+    liveCalls: () => proxy.liveCalls(),
     start: () => proxy.start(),
     stop: () => proxy.stop(),
   };
