@@ -130,6 +130,8 @@ export interface Config {
     nonInviteTimeout: number;
     presencePolicy: 'off' | 'busy-to-fallback';
     routingModule: string | null;
+    /** 3xx from a branch: its Contacts rung (bounded, no loops, by the same rules as a new call's targets), or returned. */
+    followRedirects: boolean;
   };
   presence: {
     defaultExpires: number;
@@ -314,6 +316,7 @@ export const OPTIONS: Option[] = [
   O('calls.nonInviteTimeout', 'non-invite-fork-timeout', 'int', 16, 'Seconds the devices of one q value have to answer a forked MESSAGE (or other out-of-dialog non-INVITE) with a 2xx before the next q is tried or the message is stored (202). Below the sender\'s own 32 s transaction timeout, so the sender still hears the answer.'),
   O('calls.presencePolicy', 'call-presence-policy', 'enum', 'off', 'busy-to-fallback: a callee who published busy or on-the-phone (RPID), or closed with a note (do not disturb), is not rung: the call goes to --call-fallback-uri, or gets 486. off: presence does not route calls.', ['off', 'busy-to-fallback']),
   O('calls.routingModule', 'routing-module', 'string', null, 'A JavaScript/TypeScript module exporting route(call): asked for every new call after the caller is admitted, it returns "default", { reject: status, reason } or { targets: [SIP URIs with IP addresses] } (examples/route.js).'),
+  O('calls.followRedirects', 'call-follow-redirects', 'bool', false, 'A 3xx from a device: on, its Contacts are rung in place of it (at most 8 new branches a call, none rung twice; users of ours at their registered devices, other domains only for our callers through --outbound-proxy, as new calls); off (Kamailio\'s default), the best 3xx goes back to the caller.'),
   O('calls.serialTimeout', 'call-serial-timeout', 'int', 20, 'Seconds the devices of one q value ring before those of the next lower q are tried (serial forking; the next group also starts when all of the current one have declined).'),
   O('presence.defaultExpires', 'presence-default-expires', 'int', 3600, 'Lifetime of a presence subscription or publication that names none, in seconds (RFC 3856, RFC 3903).'),
   O('presence.minExpires', 'presence-min-expires', 'int', 60, 'Shortest presence subscription or publication accepted; shorter (except 0) gets 423 with Min-Expires.'),
@@ -411,6 +414,8 @@ export interface ConfigSources {
   flags?: Record<string, string | string[] | boolean | undefined>;
   env?: NodeJS.ProcessEnv;
   file?: string | null;
+  /** Settings by their config-file key, as from a program embedding the server (index.ts): after the file, before env. */
+  values?: Record<string, unknown>;
 }
 
 export function loadConfig(sources: ConfigSources = {}): Config {
@@ -425,11 +430,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     } catch (e) {
       throw sbError('CONFIG_ERR_INVALID', `cannot read config file ${file}: ${(e as Error).message}`);
     }
-    for (const opt of OPTIONS) {
-      const v = getPath(json, opt.path);
-      if (v !== undefined) setPath(cfg, opt.path, coerce(opt, v, `${file}: ${opt.path}`));
-    }
+    applyValues(cfg, json, file);
   }
+  if (sources.values) applyValues(cfg, sources.values, 'options');
   for (const opt of OPTIONS) {
     const v = env[opt.env];
     if (v !== undefined && v !== '') setPath(cfg, opt.path, coerce(opt, v, opt.env));
@@ -449,6 +452,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   config.digest.algorithms = config.digest.algorithms.map((a) => a.toUpperCase()) as DigestAlgorithm[];
   for (const k of ['smsPacing', 'voicePacing', 'checkPacing'] as const) config.phone[k] = config.phone[k].map(Number);
   return config;
+}
+
+/** Settings keyed as in a config file (nested objects, `sip.port`) over `cfg`; `where` names their source in errors. */
+function applyValues(cfg: Record<string, unknown>, json: Record<string, unknown>, where: string): void {
+  for (const opt of OPTIONS) {
+    const v = getPath(json, opt.path);
+    if (v !== undefined) setPath(cfg, opt.path, coerce(opt, v, `${where}: ${opt.path}`));
+  }
 }
 
 function validate(c: Config): void {

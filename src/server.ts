@@ -26,6 +26,7 @@ import type { PresenceService } from './presence/presence-service.ts';
 import { replicatingStore } from './presence/replication.ts';
 import { createPresence } from './presence/subsystem.ts';
 import { createCalls, type CallsSubsystem } from './proxy/subsystem.ts';
+import type { RouteHook } from './proxy/routing-hook.ts';
 import { parseSubscribeRate } from './presence/subscribe-rate.ts';
 import type { LocationService } from './registrar/location-service.ts';
 import { createRegistrar } from './registrar/subsystem.ts';
@@ -74,6 +75,8 @@ export interface StartOptions {
   now?: () => number;
   /** This process's number under --workers (workers.ts): its node id gets -w<n> and it shares the ports. */
   worker?: number | null;
+  /** Call routing hooks in place before the listeners open (index.ts), after --routing-module's. */
+  routeHooks?: RouteHook[];
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
@@ -149,6 +152,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
     // Calls: INVITE and in-dialog requests routed to registered devices (RFC 3261 §16).
     const calls = life.add(await createCalls({ config, node, master, sip, location: registrar.location, identity, presence, gruus: registrar.gruus, bus, metrics, log }));
+    for (const hook of opts.routeHooks ?? []) calls.onRoute(hook);
 
     const kazoo =
       sharedBus && config.kazoo.directory === 'on'
@@ -225,6 +229,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sip: () => sip.listeners,
         bus,
         sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
+        calls: { live: () => calls.liveCalls(), node },
         messaging: { sessions: messaging.sessions, inbox: messaging.inbox, accounts: identity.accounts, devices: identity.phone.devices, vapidPublicKey: messaging.vapidPublicKey, pushProviders: messaging.pusher.names, tickets: messaging.tickets },
       }),
     );

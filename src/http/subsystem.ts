@@ -9,6 +9,7 @@ import { buildHttpApp, type HttpDeps } from './app.ts';
 import { buildMetricsApp, networkMatcher, parseListen } from './routes/metrics.ts';
 import { messageRoutes, type MessageRoutesOptions } from './routes/messages.ts';
 import { sipPasswordRoutes, type SipPasswordRoutesOptions } from './routes/sip-passwords.ts';
+import { callRoutes, type CallRoutesOptions } from './routes/calls.ts';
 
 export interface HttpOptions extends Omit<HttpDeps, 'console' | 'metricsOpenTo' | 'loginRateLimit' | 'trustProxy' | 'timeouts'> {
   config: Config;
@@ -21,6 +22,8 @@ export interface HttpOptions extends Omit<HttpDeps, 'console' | 'metricsOpenTo' 
   sipPasswords: Omit<SipPasswordRoutesOptions, 'auth'>;
   /** App sessions and the inbox (routes/messages.ts). */
   messaging?: Omit<MessageRoutesOptions, 'auth' | 'realms' | 'maxBody' | 'rateLimitPerMinute' | 'loginRateLimitPerMinute' | 'log'>;
+  /** The proxy's live calls (routes/calls.ts). */
+  calls?: Omit<CallRoutesOptions, 'auth'>;
 }
 
 export interface HttpSubsystem extends Subsystem {
@@ -45,7 +48,7 @@ export function createHttp(o: HttpOptions): HttpSubsystem {
     name: 'http',
     address,
     async start() {
-      const { config: _config, reusePort: _reusePort, sip, bus, sipPasswords, messaging, ...deps } = o;
+      const { config: _config, reusePort: _reusePort, sip, bus, sipPasswords, messaging, calls, ...deps } = o;
       const app = buildHttpApp({
         ...deps,
         loginRateLimit: config.http.loginRateLimit,
@@ -68,6 +71,7 @@ export function createHttp(o: HttpOptions): HttpSubsystem {
           log: log.child({ component: 'messaging' }),
         });
       }
+      if (calls) app.register(callRoutes, { ...calls, auth: { tokens: deps.identity.tokens, apiKeys: deps.identity.apiKeys } });
       await app.listen({ host: config.http.host, port: config.http.port, ...reuse });
       Object.assign(address, app.server.address() as { address: string; port: number });
       if (metricsListen) {

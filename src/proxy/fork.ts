@@ -8,6 +8,9 @@
 // - Otherwise, when no branch is left and no group remains, the best final goes upstream (§16.7 step 6): the
 //   lowest class; within 4xx a 401/407 carrying every branch's challenge, else the most telling status (a branch
 //   timeout, 408, only when nothing else); 503 becomes 500.
+// - A 3xx is one of those finals, unless `redirect` is given (--call-follow-redirects): then its Contacts, as the
+//   proxy allows them (proxy.ts: bounded, no target twice), become new branches of the current group, and the 3xx
+//   counts as a final only when none did (§16.5, as Kamailio's get_redirects + t_relay).
 // - The caller's CANCEL cancels every branch and the answer is 487; branches that had no provisional yet are not
 //   waited for (their CANCEL goes when one arrives, §9.1), so the caller gets its 487 at once.
 // - Fork late (fork-late.ts): while a hold is on, the fork does not end when its branches have; `addBranch` adds a
@@ -47,6 +50,8 @@ export interface ForkOptions {
   groupTimeoutMs: number;
   /** The call ended upstream with this status (2xx: answered). */
   onFinal?: (status: number) => void;
+  /** 3xx recursion: the branches a redirect's Contacts become (none: the 3xx is a final); absent: never followed. */
+  redirect?: (res: SipResponse) => Promise<Target[]>;
 }
 
 interface Branch {
@@ -72,6 +77,8 @@ export class Fork {
   private cancelled = false;
   private sixxx: SipResponse | null = null;
   private holds = 0;
+  /** Redirects whose Contacts are being resolved: the search is not over while any is. */
+  private redirecting = 0;
 
   constructor(o: ForkOptions) {
     this.o = o;
@@ -177,6 +184,7 @@ export class Fork {
     if (b.done) return;
     this.settle(b, false);
     if (b.abandoned) return this.complete();
+    if (status < 400 && this.o.redirect && !this.cancelled && !this.sixxx) return this.follow(res);
     this.finals.push(res);
     if (status >= 600 && !this.sixxx) {
       this.sixxx = res;
@@ -184,6 +192,21 @@ export class Fork {
       this.cancelOthers(REASON_DECLINED);
     }
     this.complete();
+  }
+
+  /** A 3xx followed: its Contacts as new branches of this group, or the 3xx as a final when none may be rung. */
+  private follow(res: SipResponse): void {
+    this.redirecting++;
+    this.o
+      .redirect!(res)
+      .catch((): Target[] => [])
+      .then((targets) => {
+        this.redirecting--;
+        const searching = !this.finished && !this.answered && !this.cancelled && !this.sixxx;
+        if (targets.length === 0) this.finals.push(res);
+        else if (searching) for (const t of targets) this.startBranch(t);
+        this.complete();
+      });
   }
 
   private onFailure(b: Branch, reason: 'timeout' | 'transport'): void {
@@ -223,7 +246,7 @@ export class Fork {
 
   /** When no branch is left: the next group, or the best response upstream. */
   private complete(): void {
-    if (this.finished || this.branches.some((b) => !b.done && !b.abandoned)) return;
+    if (this.finished || this.redirecting > 0 || this.branches.some((b) => !b.done && !b.abandoned)) return;
     if (!this.cancelled && !this.sixxx && this.group + 1 < this.o.groups.length) {
       this.clearGroupTimer();
       this.nextGroup();

@@ -20,9 +20,11 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import { parseNameAddr } from '../sip/message/name-addr.ts';
 import { createResponse, sipError } from '../sip/message/response.ts';
 import { aorOf, isIPv4, isIPv6, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
+import { followRedirect } from './redirect.ts';
 import { maxForwardsValue } from '../sip/message/validate.ts';
 import { MAGIC_COOKIE } from '../sip/message/via.ts';
-import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle } from '../sip/transaction/invite-table.ts';
+import type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle, OutboundSender } from '../sip/transaction/invite-table.ts';
+import type { RelayFlow } from '../sip/flow-relay.ts';
 import { NetworkSet } from '../sip/transport/networks.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import type { BindingRecord } from '../storage/ports.ts';
@@ -30,7 +32,7 @@ import { gruuMatches, type GruuTarget } from '../registrar/gruu.ts';
 import { gruuTargets } from './gruu-target.ts';
 import type { Registry } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
-import { CallAccounting, type CallInfo } from './accounting.ts';
+import { CallAccounting, type CallInfo, type LiveCall } from './accounting.ts';
 import { authenticateAsProxy } from '../identity/proxy-auth.ts';
 import { decide, type RouteHook } from './routing-hook.ts';
 import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
@@ -42,9 +44,9 @@ export interface ProxyEndpoint {
   handleInvite(handler: InviteHandler): void;
   handleAck(handler: AckHandler): void;
   handle(method: string, handler: (req: SipRequest, ctx: RequestContext) => Promise<SipResponse>): void;
-  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch?: string): InviteClientHandle;
-  request(req: SipRequest, dest: Destination): Promise<SipResponse>;
-  forwardStateless(req: SipRequest, dest: Destination, branch?: string): Promise<void>;
+  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch?: string, through?: OutboundSender): InviteClientHandle;
+  request(req: SipRequest, dest: Destination, onProvisional?: (res: SipResponse) => void, through?: OutboundSender): Promise<SipResponse>;
+  forwardStateless(req: SipRequest, dest: Destination, branch?: string, through?: OutboundSender): Promise<void>;
   localAddress(transport: TransportName): { host: string; port: number } | null;
 }
 
@@ -59,6 +61,8 @@ export interface CallRules {
   serialTimeout: number;
   /** busy-to-fallback: a callee who published busy/DND goes to the fallback URI or gets 486. */
   presencePolicy: 'off' | 'busy-to-fallback';
+  /** 3xx recursion: a branch's 3xx Contacts rung (redirectTargets), or the best 3xx returned (false, the default). */
+  followRedirects?: boolean;
 }
 
 /** What presence-aware routing reads of a presentity's composed state. */
@@ -110,7 +114,15 @@ export interface ProxyDeps {
   registry?: Registry;
   /** Fork late (fork-late.ts): push-only devices are pushed and waited for, `timeoutMs` at most. */
   late?: { forks: LateForks; timeoutMs: number };
+  /**
+   * The flow relay (sip/flow-relay.ts): a branch to a connection another node holds is sent through that node, our
+   * client transaction staying here. Without it such a binding is unreachable from this node.
+   */
+  relay?: { through(flow: RelayFlow): OutboundSender };
 }
+
+/** A destination on another node's connection: sent `through` the relay. */
+type RelayedDestination = Destination & { node: string };
 
 /** Most branches one INVITE may fork to (a user with more bindings rings the first this many by q). */
 export const MAX_BRANCHES = 16;
@@ -122,6 +134,8 @@ export interface Proxy {
   stop(): void;
   /** Adds a routing hook (the library API; --routing-module's comes first). */
   onRoute(hook: RouteHook): void;
+  /** The calls this node proxies that are ringing or answered now (accounting.ts). */
+  liveCalls(): LiveCall[];
 }
 
 export function createProxy(d: ProxyDeps): Proxy {
@@ -154,11 +168,19 @@ export function createProxy(d: ProxyDeps): Proxy {
 
   const flowOf = (s: Source): Flow => ({ transport: s.transport, address: s.address, port: s.port, connectionId: s.connectionId, node: d.node });
 
-  /** Where a flow is reached from this node; null for a connection another node holds (not relayed for calls yet). */
+  /** Where a flow is reached from this node; another node's connection through that node (null without a relay). */
   const flowDestination = (f: Flow): Destination | null => {
     if (f.node === d.node) return { transport: f.transport, address: f.address, port: f.port, connectionId: f.connectionId };
     if (f.transport === 'UDP' || f.connectionId === null) return { transport: f.transport, address: f.address, port: f.port };
-    return null;
+    if (!d.relay) return null;
+    const remote: RelayedDestination = { transport: f.transport, address: f.address, port: f.port, connectionId: f.connectionId, node: f.node };
+    return remote;
+  };
+
+  /** The relay's sender for a destination on another node's connection; undefined (our transports) otherwise. */
+  const through = (dest: Destination): OutboundSender | undefined => {
+    const node = (dest as Partial<RelayedDestination>).node;
+    return node === undefined || !d.relay ? undefined : d.relay.through({ node, transport: dest.transport, address: dest.address, port: dest.port, connectionId: dest.connectionId ?? null });
   };
 
   /** A URI naming this proxy: one of our hosts and one of the ports we listen on (5060 when none is given). */
@@ -205,8 +227,22 @@ export function createProxy(d: ProxyDeps): Proxy {
     },
   });
 
-  /** A new call (not a re-INVITE): accounted. */
-  type Accounted = { info: CallInfo; arrivedAt: number };
+  /** A new call (not a re-INVITE): accounted, and its 3xx followed per --call-follow-redirects. */
+  type Accounted = { info: CallInfo; arrivedAt: number; caller: Flow; ours: boolean };
+
+  /** 3xx recursion (redirect.ts): a redirect's Contacts as branches, by the rules of a new call's targets. */
+  const redirectTargets = (req: SipRequest, call: Accounted) =>
+    followRedirect({
+      callee: call.info.callee,
+      served,
+      targetAor,
+      userExists: d.userExists,
+      bindings: async (aor) => {
+        const now = Date.now();
+        return groupByQ((await d.location.lookup(aor)).filter((b) => b.expiresAt > now)).map((g) => g.map((b) => bindingTarget(req, b, call.caller)).filter((t): t is Target => t !== null));
+      },
+      outbound: call.ours && outbound ? (uri) => ({ uri, dest: outbound, routes: [], recordRoute: recordRoutes(req, call.caller, destFlow(outbound)) }) : null,
+    });
 
   /** Devices woken by push while the call waits: each that registers again becomes a branch (fork-late.ts). */
   type Late = { aor: string; devices: BindingRecord[]; caller: Flow };
@@ -219,7 +255,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     const f = new Fork({
       request: req,
       groups,
-      invite: (r, dest, cb, branch) => d.endpoint.invite(r, dest, cb, branch),
+      invite: (r, dest, cb, branch) => d.endpoint.invite(r, dest, cb, branch, through(dest)),
       branchId: () => `${BRANCH_PREFIX}${hash}.${(++counter).toString(36)}`,
       respond: (res) => txn.respond(res),
       timerCMs: d.timerCMs ?? 181_000,
@@ -228,6 +264,7 @@ export function createProxy(d: ProxyDeps): Proxy {
         wait?.stop();
         if (call) accounting.final(call.info, status, call.arrivedAt);
       },
+      redirect: call && d.rules.followRedirects ? redirectTargets(req, call) : undefined,
     });
     if (call) accounting.started(call.info, groups.reduce((n, g) => n + g.length, 0));
     if (late && d.late) wait = startLate(req, f, late);
@@ -299,7 +336,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       return void txn.respond(reject(req, 'PROXY_ERR_CALLER_DENIED'));
     }
     const caller = flowOf(ctx.source);
-    const call = (callee: string): Accounted => ({ info: { callId: req.callId() ?? '', caller: aorOf(from), callee }, arrivedAt: ctx.arrivedAt });
+    const call = (callee: string): Accounted => ({ info: { callId: req.callId() ?? '', caller: aorOf(from), callee }, arrivedAt: ctx.arrivedAt, caller, ours });
     if (hooks.length > 0) {
       const callee = served(ruri.host) ? targetAor(ruri) : null;
       const to = req.to()?.uri;
@@ -379,7 +416,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       // The ACK of a 2xx to a device's GRUU (RFC 5627): to that device.
       gruuTarget(req)
         .then((t) => {
-          if (t && typeof t !== 'string') return d.endpoint.forwardStateless(forwardedCopy(req, t), t.dest);
+          if (t && typeof t !== 'string') return d.endpoint.forwardStateless(forwardedCopy(req, t), t.dest, undefined, through(t.dest));
         })
         .catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK to a GRUU not forwarded'));
       return;
@@ -388,7 +425,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return;
     const copy = forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] });
-    d.endpoint.forwardStateless(copy, dest).catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK not forwarded'));
+    d.endpoint.forwardStateless(copy, dest, undefined, through(dest)).catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK not forwarded'));
   };
 
   const inDialog = async (req: SipRequest): Promise<SipResponse> => {
@@ -401,7 +438,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       const t = await gruuTarget(req);
       if (typeof t === 'string') return reject(req, t);
       if (t) {
-        const res = await d.endpoint.request(forwardedCopy(req, t), t.dest);
+        const res = await d.endpoint.request(forwardedCopy(req, t), t.dest, undefined, through(t.dest));
         popVia(res);
         return res;
       }
@@ -409,7 +446,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     if (routed.kind !== 'ours' || !req.to()?.params.has('tag')) return reject(req, 'PROXY_ERR_NO_DIALOG');
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return reject(req, 'PROXY_ERR_UNREACHABLE');
-    const res = await d.endpoint.request(forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] }), dest);
+    const res = await d.endpoint.request(forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] }), dest, undefined, through(dest));
     popVia(res);
     if (req.method === 'BYE' && res.status >= 200 && res.status < 300) {
       const by = req.from()?.uri;
@@ -430,6 +467,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     onRoute(hook) {
       hooks.push(hook);
     },
+    liveCalls: () => accounting.liveCalls(),
   };
 }
 

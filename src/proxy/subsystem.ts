@@ -42,6 +42,8 @@ export interface CallsSubsystem extends Subsystem {
   readonly fork: NonInviteFork;
   /** Fork late (fork-late.ts): how a push-only device is woken (messaging's push providers, set at composition). */
   setPushWaker(w: DeviceWaker | null): void;
+  /** The calls ringing or answered now on this node (the console, GET /v1/calls). */
+  readonly liveCalls: Proxy['liveCalls'];
 }
 
 export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
@@ -69,6 +71,7 @@ export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
     bus: o.bus,
     registry: o.metrics.registry,
     late: late && { forks: late, timeoutMs: config.push.forkLateTimeout * 1000 },
+    relay: o.sip.relay,
   });
   const fork = createNonInviteFork({
     location: o.location,
@@ -83,6 +86,7 @@ export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
     fork,
     onRoute: (hook) => proxy.onRoute(hook),
     setPushWaker: (w) => lateForks.setWaker(w),
+    liveCalls: () => proxy.liveCalls(),
     start: () => proxy.start(),
     stop: () => {
       proxy.stop();

@@ -23,7 +23,7 @@ import { canAnswer, validateRequest } from './message/validate.ts';
 import { MAGIC_COOKIE, type Via } from './message/via.ts';
 import { ClientTransactionTable } from './transaction/client.ts';
 import type { TransactionTimers } from './transaction/invite-server.ts';
-import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle } from './transaction/invite-table.ts';
+import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle, type OutboundSender } from './transaction/invite-table.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
 import { responseDestination, stampVia } from './transport/route.ts';
 import { isReliable, type Destination, type Source, type TransportName } from './transport/types.ts';
@@ -39,7 +39,7 @@ export type RequestHandler = (req: SipRequest, ctx: RequestContext) => SipRespon
 export type InviteHandler = (req: SipRequest, ctx: RequestContext, txn: InviteServerHandle) => void;
 /** ACKs that matched no INVITE server transaction: those for a 2xx, end to end (§13.2.2.4, §16.7 for proxies). */
 export type AckHandler = (req: SipRequest, ctx: RequestContext) => void;
-export type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle };
+export type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle, OutboundSender };
 
 /** Sends bytes; implemented by the transport layer. */
 export interface Sender {
@@ -91,6 +91,7 @@ export class SipEndpoint {
   private inFlight = 0;
   private accepting = true;
   private observer: EndpointObserver | undefined;
+  private unmatchedResponse: ((res: SipResponse, source: Source) => boolean) | null = null;
 
   constructor(opts: EndpointOptions) {
     this.opts = opts;
@@ -122,6 +123,16 @@ export class SipEndpoint {
 
   attach(sender: Sender): void {
     this.sender = sender;
+  }
+
+  /** Asked about a response that matched no transaction here (the flow relay's branches for another node). */
+  onUnmatchedResponse(handler: (res: SipResponse, source: Source) => boolean): void {
+    this.unmatchedResponse = handler;
+  }
+
+  /** A response that came another way than our transports (the flow relay): matched to our client transactions. */
+  receiveResponse(res: SipResponse): void {
+    if (this.matchResponse(res) === false) this.observer?.badMessage?.('unmatched-response');
   }
 
   /** Registers the handler for a method; OPTIONS has a built-in one. */
@@ -383,26 +394,32 @@ export class SipEndpoint {
     if (arrivedAt !== undefined) this.observer?.response?.(req.method, res.status, arrivedAt);
   }
 
-  private onResponse(res: SipResponse, _source: Source): void {
+  private onResponse(res: SipResponse, source: Source): void {
+    const matched = this.matchResponse(res);
+    if (matched === true) return;
+    // A branch another node sent through our connection (the flow relay) goes back to it; §18.1.2: any other
+    // response matching no client transaction is discarded.
+    if (matched === false && this.unmatchedResponse?.(res, source)) return;
+    this.observer?.badMessage?.('unmatched-response');
+  }
+
+  /** Feeds a response to its client transaction: true when one took it, false when none has its branch, null without one. */
+  private matchResponse(res: SipResponse): boolean | null {
     const via = res.topVia();
     const cseq = res.cseq();
     const branch = via?.params.get('branch');
-    if (via && cseq && branch && cseq.method === 'INVITE') {
-      if (this.invites.receive(branch, res)) return;
-    }
-    if (!via || !cseq || !branch || !this.client.receive(branch, cseq.method, res)) {
-      // §18.1.2: a response matching no client transaction is discarded.
-      this.observer?.badMessage?.('unmatched-response');
-    }
+    if (!via || !cseq || !branch) return null;
+    if (cseq.method === 'INVITE' && this.invites.receive(branch, res)) return true;
+    return this.client.receive(branch, cseq.method, res);
   }
 
   /**
    * Sends a request in a new client transaction and resolves with its final response. The endpoint adds the top
    * Via (with a fresh branch and rport), Max-Forwards and Content-Length.
    */
-  request(req: SipRequest, dest: Destination, onProvisional?: (res: SipResponse) => void): Promise<SipResponse> {
+  request(req: SipRequest, dest: Destination, onProvisional?: (res: SipResponse) => void, through?: OutboundSender): Promise<SipResponse> {
     if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
-    const sender = this.sender;
+    const sender = through ?? this.sender;
     const branch = newBranch();
     this.addVia(req, dest, branch);
     const data = serialize(req);
@@ -418,21 +435,21 @@ export class SipEndpoint {
    * Sends an INVITE in a new INVITE client transaction (a proxy's branch). The endpoint adds the top Via (with
    * `branch`, or a fresh one) and Max-Forwards when missing. Throws before attach.
    */
-  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch = newBranch()): InviteClientHandle {
+  invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch = newBranch(), through?: OutboundSender): InviteClientHandle {
     const sender = this.sender;
     if (!sender) throw new Error('endpoint not attached to transports');
     this.addVia(req, dest, branch);
-    return this.invites.start(req, dest, branch, sender, this.client, callbacks);
+    return this.invites.start(req, dest, branch, through ?? sender, this.client, callbacks);
   }
 
   /**
    * Sends a request without a transaction (a proxy forwarding a 2xx ACK, §16.11 stateless forwarding): our Via
    * with `branch` on top. Resolves when handed to the transport.
    */
-  forwardStateless(req: SipRequest, dest: Destination, branch = newBranch()): Promise<void> {
+  forwardStateless(req: SipRequest, dest: Destination, branch = newBranch(), through?: OutboundSender): Promise<void> {
     if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
     this.addVia(req, dest, branch);
-    return this.sender.send(serialize(req), dest);
+    return (through ?? this.sender).send(serialize(req), dest);
   }
 
   /** Sends a response outside any transaction (a proxy forwarding a 2xx that arrived after its transaction ended, §16.7). */

@@ -20,6 +20,14 @@
 //   names whom to answer; nothing a peer publishes throws out of here. A request whose origin gave up on it already
 //   (past `expiresAt`) is not sent.
 //
+// - INVITE branches (issue 17): the proxy on the origin keeps its INVITE client transaction and sends its wire
+//   messages (the INVITE, its CANCEL, the ACK of a non-2xx; an in-dialog request or a 2xx ACK it forwards) through
+//   `through(flow)`: the owner writes them as they are over the named connection (same checks as above: open, its
+//   peer, served once) and confirms (`sent`) or refuses; the top Via is the origin's, so the callee's responses
+//   reach the owner as responses of no transaction of its own, and the owner forwards those of a branch it wrote
+//   for an origin (kept RELAYED_BRANCH_LIFE_MS, refreshed on each message of the branch) back to that origin, which
+//   feeds them to its endpoint (its client transaction) only for a branch it sent through that very node.
+//
 // Node ids may contain dots (host names), so each becomes one topic word (percent-encoded by the bus port's
 // topicWord, as Kazoo encodes its routing keys, with wildcards escaped too). Requests and responses travel
 // base64-encoded: bodies are bytes.
@@ -47,8 +55,16 @@ export interface RelayFlow {
 
 export interface FlowRelayOptions {
   bus: EventBus;
-  /** The SIP endpoint (client transactions). */
-  endpoint: { request(req: SipRequest, dest: Destination): Promise<SipResponse> };
+  /**
+   * The SIP endpoint (client transactions); `receiveResponse` takes the responses of a branch sent `through` another
+   * node (the origin's INVITE client transaction), `send` writes a message relayed as it is (the owner's transport).
+   */
+  endpoint: {
+    request(req: SipRequest, dest: Destination): Promise<SipResponse>;
+    receiveResponse?(res: SipResponse): void;
+  };
+  /** Writes bytes over a connection of this node (the transport layer), for messages relayed as they are. */
+  transport?: { send(data: Buffer, to: Destination): Promise<void> };
   /** This node's id (the `node` its bindings and subscriptions record). */
   node: string;
   log: Logger;
@@ -90,6 +106,14 @@ const TRANSPORTS: ReadonlySet<string> = new Set<TransportName>(['UDP', 'TCP', 'T
 const MAX_ID = 64;
 const MAX_NODE = 255;
 const MAX_MESSAGE_B64 = 1 << 20;
+/**
+ * How long the owner forwards a relayed branch's responses to its origin after the branch's last message, and the
+ * origin accepts them: above Timer C (181 s, a branch that rings) plus Timer M (32 s, the 2xx retransmissions of
+ * RFC 6026), so an answer after three minutes of ringing still comes back.
+ */
+export const RELAYED_BRANCH_LIFE_MS = 240_000;
+/** Most relayed branches one node keeps (each side); beyond it the oldest go. */
+const MAX_RELAYED_BRANCHES = 100_000;
 /** Request ids served, kept until their expiry to refuse replays; beyond this many the oldest go. */
 const MAX_SERVED_IDS = 100_000;
 /** Longest an origin may ask us to remember an id (a peer's expiresAt far ahead would pin it). */
@@ -112,7 +136,8 @@ export function relayReplyTopic(node: string): string {
 }
 
 interface Pending {
-  resolve: (res: SipResponse) => void;
+  /** A relayed request's final response, or null for a message written as it is (`through`). */
+  resolve: (res: SipResponse | null) => void;
   reject: (err: SwitchboardError) => void;
   timer: NodeJS.Timeout;
   owner: string;
@@ -129,6 +154,17 @@ function str(v: unknown, max: number): string | null {
 /** A code of the catalogue (own properties only: a peer's "toString" is not one). */
 function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(Errors, code);
+}
+
+/** Sets `key` (moved to the end: insertion order is expiry order) and drops the expired or oldest beyond the bound. */
+function remember<T extends { until: number }>(map: Map<string, T>, key: string, value: T): void {
+  map.delete(key);
+  map.set(key, value);
+  const now = Date.now();
+  for (const [k, v] of map) {
+    if (v.until > now && map.size <= MAX_RELAYED_BRANCHES) break;
+    map.delete(k);
+  }
 }
 
 function errText(e: unknown): string {
@@ -152,6 +188,10 @@ export class FlowRelay {
   private readonly pending = new Map<string, Pending>();
   /** Request ids served (owner side) → until when a replay of them is refused (epoch ms); insertion-ordered. */
   private readonly served = new Map<string, number>();
+  /** Owner side: branch of a message written for an origin → that origin and until when (epoch ms). */
+  private readonly branchesServed = new Map<string, { origin: string; connectionId: number; until: number }>();
+  /** Origin side: branch sent through another node → that node and until when. */
+  private readonly branchesSent = new Map<string, { owner: string; until: number }>();
   private unsubscribes: Array<() => void> = [];
   private closed = false;
   private readonly counters = { relayed: 0, answered: 0, failed: 0, timedOut: 0, served: 0, serveFailed: 0, malformed: 0 };
@@ -198,23 +238,58 @@ export class FlowRelay {
     const owner = flow.node;
     const request = wireWithoutVia(req).toString('base64');
     return new Promise<SipResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.get(id)?.timer !== timer) return;
-        this.pending.delete(id);
-        this.counters.timedOut++;
-        reject(sbError('RELAY_ERR_TIMEOUT', `no answer from node ${owner} within ${this.timeoutMs} ms for ${req.method} over its ${transport} connection ${flow.connectionId}`, { node: owner }));
-      }, this.timeoutMs);
-      timer.unref();
-      this.pending.set(id, { resolve, reject, timer, owner });
-      this.counters.relayed++;
-      this.o.bus.publish(relayTopic(owner), {
-        v: 1,
-        id,
-        origin: this.o.node,
-        flow: { transport, address: flow.address, port: flow.port, connectionId: flow.connectionId },
-        request,
-        expiresAt: Date.now() + this.timeoutMs,
-      });
+      this.publishRelay(owner, id, flow, { request }, req.method, (res) => (res ? resolve(res) : reject(sbError('BUS_ERR_MALFORMED', `node ${owner} replied to a relayed request without its response`, { node: owner }))), reject);
+    });
+  }
+
+  /**
+   * A sender for the endpoint (`invite`, `request`, `forwardStateless`) that writes messages over another node's
+   * connection as they are: the origin's transaction stays here, and the responses come back to `receiveResponse`.
+   */
+  through(flow: RelayFlow): { send(data: Buffer): Promise<void>; sendNow(data: Buffer): void } {
+    const send = (data: Buffer): Promise<void> => this.sendWire(data, flow);
+    return { send, sendNow: (data) => void send(data).catch((err: unknown) => this.log.debug({ err: errText(err), node: flow.node }, 'relayed message not sent')) };
+  }
+
+  private sendWire(data: Buffer, flow: RelayFlow): Promise<void> {
+    if (!TRANSPORTS.has(flow.transport) || !this.isRemote(flow)) return Promise.reject(sbError('SIP_ERR_TRANSPORT', `not another node's ${flow.transport} connection`));
+    if (this.closed || this.unsubscribes.length === 0) return Promise.reject(sbError('RELAY_ERR_CLOSED'));
+    let method = '?';
+    try {
+      const msg = parseMessage(data, false);
+      if (!msg.isRequest) throw new Error('not a request');
+      method = (msg as SipRequest).method;
+      const branch = msg.topVia()?.params.get('branch');
+      if (!branch) throw new Error('no branch');
+      if (method !== 'ACK') remember(this.branchesSent, branch, { owner: flow.node, until: Date.now() + RELAYED_BRANCH_LIFE_MS });
+    } catch (e) {
+      return Promise.reject(sbError('SIP_ERR_TRANSPORT', `cannot relay that message: ${errText(e)}`));
+    }
+    const id = randomBytes(16).toString('base64url');
+    return new Promise<void>((resolve, reject) => {
+      this.publishRelay(flow.node, id, flow, { message: data.toString('base64') }, method, () => resolve(), reject);
+    });
+  }
+
+  /** Publishes a relay message to `owner` and waits for its reply (pending by `id`) or the timeout. */
+  private publishRelay(owner: string, id: string, flow: RelayFlow, body: Record<string, string>, method: string, resolve: (res: SipResponse | null) => void, reject: (err: SwitchboardError) => void): void {
+    const transport = flow.transport;
+    const timer = setTimeout(() => {
+      if (this.pending.get(id)?.timer !== timer) return;
+      this.pending.delete(id);
+      this.counters.timedOut++;
+      reject(sbError('RELAY_ERR_TIMEOUT', `no answer from node ${owner} within ${this.timeoutMs} ms for ${method} over its ${transport} connection ${flow.connectionId}`, { node: owner }));
+    }, this.timeoutMs);
+    timer.unref();
+    this.pending.set(id, { resolve, reject, timer, owner });
+    this.counters.relayed++;
+    this.o.bus.publish(relayTopic(owner), {
+      v: 1,
+      id,
+      origin: this.o.node,
+      flow: { transport, address: flow.address, port: flow.port, connectionId: flow.connectionId },
+      ...body,
+      expiresAt: Date.now() + this.timeoutMs,
     });
   }
 
@@ -233,7 +308,8 @@ export class FlowRelay {
       this.reply(origin, { v: 1, id, node: this.o.node, error: { code, message } });
     };
     const f = p.flow;
-    const request = str(p.request, MAX_MESSAGE_B64);
+    const wire = p.message !== undefined;
+    const request = str(wire ? p.message : p.request, MAX_MESSAGE_B64);
     if (
       !isObject(f) ||
       typeof f.transport !== 'string' ||
@@ -282,6 +358,7 @@ export class FlowRelay {
       fail('RELAY_ERR_NOT_PEER', `${dest.transport} ${dest.address}:${dest.port} is not the peer of that connection on node ${this.o.node}`);
       return;
     }
+    if (wire) return this.writeWire(req, dest, origin, id, fail);
     // For a node that is shutting down the endpoint rejects at once, and that error goes back like any other.
     this.o.endpoint.request(req, dest).then(
       (res) => {
@@ -294,6 +371,35 @@ export class FlowRelay {
       },
     );
   };
+
+  /** A message relayed as it is (`through`): written over the connection; its branch's responses go to `origin`. */
+  private writeWire(req: SipRequest, dest: Destination, origin: string, id: string, fail: (code: ErrorCode, message: string) => void): void {
+    const branch = req.topVia()?.params.get('branch');
+    if (!this.o.transport || !branch || branch.length > MAX_ID * 2) {
+      fail(this.o.transport ? 'BUS_ERR_MALFORMED' : 'RELAY_ERR_FAILED', this.o.transport ? 'relayed message without a branch' : 'this node writes no relayed messages');
+      return;
+    }
+    if (req.method !== 'ACK') remember(this.branchesServed, branch, { origin, connectionId: dest.connectionId!, until: Date.now() + RELAYED_BRANCH_LIFE_MS });
+    this.o.transport.send(serialize(req), dest).then(
+      () => {
+        this.counters.served++;
+        this.reply(origin, { v: 1, id, node: this.o.node, sent: true });
+      },
+      (err: unknown) => fail('RELAY_ERR_FAILED', errText(err)),
+    );
+  }
+
+  /**
+   * Owner side: a response that matched no transaction of ours (the endpoint asks). A response of a branch written
+   * for another node, arriving over the connection it was written to, goes back to that node; true then.
+   */
+  forwardResponse(res: SipResponse, source: { connectionId: number | null }): boolean {
+    const branch = res.topVia()?.params.get('branch');
+    const entry = branch ? this.branchesServed.get(branch) : undefined;
+    if (!entry || entry.connectionId !== source.connectionId || entry.until < Date.now() || this.closed) return false;
+    this.reply(entry.origin, { v: 1, node: this.o.node, branchResponse: serialize(res).toString('base64') });
+    return true;
+  }
 
   /** Records a request id as served until `until`; false when it was already (a replay). */
   private firstTime(id: string, until: number, now: number): boolean {
@@ -314,6 +420,7 @@ export class FlowRelay {
 
   private readonly onReply = (msg: BusMessage): void => {
     const p = msg.payload;
+    if (p.branchResponse !== undefined) return this.onBranchResponse(msg);
     const id = str(p.id, MAX_ID);
     if (!id) {
       this.malformed(msg, 'relay reply without id: dropped');
@@ -335,6 +442,11 @@ export class FlowRelay {
       entry.reject(sbError(code, message, { node }));
       return;
     }
+    if (p.sent === true) {
+      this.counters.answered++;
+      entry.resolve(null);
+      return;
+    }
     const response = str(p.response, MAX_MESSAGE_B64);
     let res: SipResponse | null = null;
     if (response !== null) {
@@ -354,6 +466,27 @@ export class FlowRelay {
     this.counters.answered++;
     entry.resolve(res);
   };
+
+  /** A response of a branch we sent `through` a node, from that node: to the endpoint (our client transaction). */
+  private onBranchResponse(msg: BusMessage): void {
+    const p = msg.payload;
+    const data = str(p.branchResponse, MAX_MESSAGE_B64);
+    let res: SipResponse | null = null;
+    try {
+      const parsed = data === null ? null : parseMessage(Buffer.from(data, 'base64'), false);
+      if (parsed && !parsed.isRequest) res = parsed as SipResponse;
+    } catch {
+      res = null;
+    }
+    const branch = res?.topVia()?.params.get('branch');
+    const sent = branch ? this.branchesSent.get(branch) : undefined;
+    if (!res || !sent || sent.owner !== p.node || sent.until < Date.now()) {
+      // Not a branch we sent through that node (or long ago): nobody here may be fed it.
+      this.malformed(msg, 'relayed response for a branch not sent through that node: dropped');
+      return;
+    }
+    this.o.endpoint.receiveResponse?.(res);
+  }
 
   private malformed(msg: BusMessage, what: string, origin?: string): void {
     this.counters.malformed++;

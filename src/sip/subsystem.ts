@@ -108,7 +108,10 @@ export function createSipStack(o: SipStackOptions): SipStack {
     node: o.node,
     log: log.child({ component: 'relay' }),
     connections: { isConnectionOpen: (id) => transports.isConnectionOpen(id), connectionPeer: (id) => transports.connectionPeer(id) },
+    transport: transports,
   });
+  // The responses of INVITE branches other nodes send through our connections go back to them.
+  endpoint.onUnmatchedResponse((res, source) => relay.forwardResponse(res, source));
 
   const localHosts = new Set<string>(['localhost', o.node.toLowerCase()]);
   for (const a of o.interfaceAddresses) localHosts.add(a.toLowerCase());

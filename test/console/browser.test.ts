@@ -3,6 +3,7 @@
 //
 // - an admin signs into the console; a SIPp phone REGISTERs and appears in the live registrations (its
 //   User-Agent, which carries HTML, shown as text), then unregisters and disappears; the live feed shows both;
+// - a call between two raw SIP phones appears in the console's live calls ringing, turns answered, and goes at BYE;
 // - a second page signs into the softphone as another user, which REGISTERs over WSS with its Bearer token (the
 //   location service holds a WSS binding), adds the first user as a buddy, and sees that user's presence change
 //   as SIPp PUBLISHes busy, then away, then removes the publication; its own status reaches the server by PUBLISH;
@@ -15,6 +16,9 @@ import { launchChromium, missingBrowser, newPage, signIn, type PageLog } from '.
 import { missingPeer } from '../helpers/peers.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { explain, runSipp } from '../helpers/sipp.ts';
+import { register } from '../helpers/register.ts';
+import { SipTestClient } from '../helpers/sip-client.ts';
+import { Call, isRequest, isResponse, reply, waitFor } from '../helpers/sip-ua.ts';
 
 const D = 'example.test';
 const PW = { alice: 'alice-password', bob: 'bob-password', carol: 'carol-password', admin: 'admin-password' };
@@ -78,6 +82,42 @@ describe('console and softphone in Chromium', { skip: missingBrowser() || missin
     await row.waitFor({ state: 'detached', timeout: 10_000 });
     await page.getByTestId('registrations').getByText('No registrations match.').waitFor();
     assert.equal(await page.locator('[data-testid=event-feed] li[data-topic^="binding.removed."]').count(), 1);
+  });
+
+  it('the console shows a live call ringing, then answered, and removes it after the BYE', async () => {
+    const page = consolePage;
+    await page.locator('#nav button[data-view="Calls"]').click();
+    const calls = page.getByTestId('calls');
+    await calls.getByText('No calls now.').waitFor();
+    const carol = await SipTestClient.open('UDP', server.sipPort);
+    const alice = await SipTestClient.open('UDP', server.sipPort);
+    try {
+      assert.equal((await register(carol, { user: 'carol', password: PW.carol, domain: D, expires: 300 })).status, 200);
+      const k = new Call(alice, { from: `<sip:alice@${D}>`, to: `<sip:carol@${D}>`, uri: `sip:carol@${D}`, user: 'alice', password: PW.alice });
+      await k.start();
+      const inv = await waitFor(carol, isRequest('INVITE'));
+      carol.send(reply(inv, 180, { toTag: 'c' }));
+      const row = page.locator(`[data-testid=call-row][data-call-id="${k.callId}"]`);
+      await row.filter({ hasText: 'ringing' }).waitFor({ timeout: 10_000 });
+      assert.match((await row.textContent()) ?? '', new RegExp(`alice@${D}.*carol@${D}`));
+      assert.match((await page.getByTestId('call-count').textContent()) ?? '', /^1 call$/);
+      carol.send(reply(inv, 200, { toTag: 'c', headers: [['Contact', `<sip:carol@127.0.0.1:${carol.localPort}>`]] }));
+      k.established(await k.response((st) => st === 200));
+      alice.send(k.inDialog('ACK'));
+      await row.getByTestId('call-state').filter({ hasText: 'answered' }).waitFor({ timeout: 10_000 });
+      await row.getByTestId('call-since').filter({ hasText: /^talking / }).waitFor();
+      alice.send(k.inDialog('BYE'));
+      carol.send(reply(await waitFor(carol, isRequest('BYE')), 200));
+      await waitFor(alice, isResponse('BYE'));
+      await row.waitFor({ state: 'detached', timeout: 10_000 });
+      await calls.getByText('No calls now.').waitFor();
+      assert.ok((await page.locator('[data-testid=event-feed] li[data-topic^="call.ended."]').count()) >= 1);
+      assert.equal((await register(carol, { user: 'carol', password: PW.carol, domain: D, contact: '*', expires: 0 })).status, 200);
+    } finally {
+      carol.close();
+      alice.close();
+      await page.locator('#nav button[data-view="Registrations"]').click();
+    }
   });
 
   it('the softphone registers over WSS with its token and sees alice\u2019s presence change when she PUBLISHes', async () => {

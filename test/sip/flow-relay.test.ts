@@ -70,7 +70,8 @@ async function startNode(id: string, bus: EventBus, log: ReturnType<typeof captu
   });
   endpoint.attach(transports);
   const listeners = await transports.listen();
-  const relay = new FlowRelay({ bus, endpoint, node: id, log, timeoutMs, connections: transports });
+  const relay = new FlowRelay({ bus, endpoint, node: id, log, timeoutMs, connections: transports, transport: transports });
+  endpoint.onUnmatchedResponse((res, source) => relay.forwardResponse(res, source));
   relay.start();
   const node: Node = {
     id,
@@ -191,6 +192,39 @@ function relaySuite(name: string, skip: string | false, makeBuses: (log: ReturnT
         assert.equal((await second).status, 489);
       } finally {
         ua.close();
+      }
+    });
+
+    it('carries an INVITE client transaction of the origin over the owner\u2019s connection: its responses come back from that connection only', async () => {
+      const { ua, flow } = await connectUa(a);
+      const other = await connectUa(a);
+      try {
+        const inv = checkSyncNotify();
+        inv.method = 'INVITE';
+        inv.set('CSeq', '1 INVITE');
+        const got: number[] = [];
+        const failures: string[] = [];
+        const dest = { transport: 'TCP' as const, address: flow.address, port: flow.port, connectionId: flow.connectionId };
+        const handle = b.endpoint.invite(inv, dest, { onResponse: (r) => got.push(r.status), onFailure: (why) => failures.push(why) }, undefined, b.relay.through(flow));
+        const rawInvite = await ua.next(5000);
+        const wire = parseRequest(rawInvite);
+        assert.equal(wire.method, 'INVITE');
+        assert.match(wire.headers.find(([k]) => k === 'Via')![1], new RegExp(`^SIP/2\\.0/TCP 127\\.0\\.0\\.1:${b.port};branch=${handle.branch}`), "the origin's Via: its transaction");
+        // The same branch answered over another connection to the owner, or a reply claiming to come from another node: dropped.
+        other.ua.send(answer(rawInvite, 200, 'OK'));
+        raw.publish(relayReplyTopic(b.id), { v: 1, node: 'node-c', branchResponse: Buffer.from(answer(rawInvite, 183, 'Forged')).toString('base64') });
+        await sleep(300);
+        assert.deepEqual(got, []);
+        ua.send(answer(rawInvite, 180, 'Ringing'));
+        await until(() => got.length === 1, 5000, 'the 180 at the origin');
+        ua.send(answer(rawInvite, 486, 'Busy Here'));
+        const ack = parseRequest(await ua.next(5000));
+        assert.equal(ack.method, 'ACK', "the origin's ACK of its non-2xx, written by the owner");
+        assert.deepEqual(got, [180, 486]);
+        assert.deepEqual(failures, []);
+      } finally {
+        ua.close();
+        other.ua.close();
       }
     });
 

@@ -40,8 +40,8 @@ function room(file: string): string {
 
 /** Adapters: the implementations of ports that reach outside the process (or stand in for what does). */
 const ADAPTER = /^(storage\/(sqlite|postgres|redis|memory)\/|bus\/(amqp|in-process)\.ts$|identity\/phone\/providers\/(local|twilio|siteverify)\.ts$)/;
-/** The composition root: picks adapters, composes the subsystems; cli.ts and workers.ts are its entry points. */
-const COMPOSITION = new Set(['server.ts', 'adapters.ts', 'cli.ts', 'workers.ts']);
+/** The composition root: picks adapters, composes the subsystems; cli.ts, workers.ts and index.ts (the library) are its entry points. */
+const COMPOSITION = new Set(['server.ts', 'adapters.ts', 'cli.ts', 'workers.ts', 'index.ts']);
 /** Shared by every room: the error catalogue, logging, configuration, metrics, lifecycle, secrets, certificates, file modes, sync-or-async values. */
 const KERNEL = new Set(['errors.ts', 'log.ts', 'config.ts', 'metrics.ts', 'lifecycle.ts', 'secrets.ts', 'certificates.ts', 'file-modes.ts', 'maybe-promise.ts']);
 const SERVICES = ['registrar', 'proxy', 'presence', 'identity', 'messaging', 'bridge', 'kazoo'];

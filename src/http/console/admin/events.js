@@ -34,6 +34,7 @@ function summary(topic, p) {
   if (topic === 'presence.changed') return `${p.aor} ${p.basic}${p.activities?.length ? ` [${p.activities.join(', ')}]` : ''} (${p.cause})`;
   if (topic.startsWith('presence.subscription.')) return `${p.watcher} → ${p.presentity} ${p.state ?? ''}${p.reason ? ` ${p.reason}` : ''}`;
   if (topic.startsWith('presence.publication.')) return `${p.aor} ${p.origin ?? ''} ${p.expires ?? ''}s`;
+  if (topic.startsWith('call.')) return `${p.caller} → ${p.callee}${p.status ? ` ${p.status}` : ''}${p.duration_seconds !== undefined ? ` ${p.duration_seconds}s` : ''}`;
   return JSON.stringify(p);
 }
 

@@ -1,10 +1,11 @@
 // The admin console: sign in (admins only; the API refuses everyone else anyway), then tabs for registrations,
-// accounts, presence, the live event feed, metrics and the signed-in admin's own API keys.
+// live calls, accounts, presence, the live event feed, metrics and the signed-in admin's own API keys.
 
 import { bootPage, Session } from '/ui/shared/auth.js';
 import { $, fill, h } from '/ui/shared/dom.js';
 import { accountsView } from './accounts.js';
 import { apiKeysPanel } from './apikeys.js';
+import { callsView } from './calls.js';
 import { createFeed, eventsView } from './events.js';
 import { MetricsSampler, metricsView } from './metrics.js';
 import { presenceView } from './presence.js';
@@ -34,6 +35,7 @@ async function start(config) {
   sampler.start();
   const views = {
     Registrations: registrationsView(session, config, { sampler, feed }).el,
+    Calls: callsView(session, feed),
     Accounts: accountsView(session, feed),
     Presence: presenceView(session, feed),
     Events: eventsView(feed),
