@@ -30,8 +30,8 @@ export interface InboxOptions {
   log: Logger;
   /** Counters (metrics.ts): received, stored, duplicate, delivered, expired, refused. */
   count?: (event: 'received' | 'stored' | 'duplicate' | 'delivered' | 'expired' | 'refused') => void;
-  /** After a message is stored (pushes): not awaited, must not throw. */
-  onStored?: (m: StoredMessage) => void;
+  /** After a message is stored (pushes, SIP delivery of an app's message): not awaited, must not throw. */
+  onStored?: (m: StoredMessage, via: Send['via']) => void;
 }
 
 export interface Send {
@@ -152,7 +152,7 @@ export class Inbox {
     }
     this.o.count?.('stored');
     this.o.bus.publish('message.stored', { accountId: s.accountId, id: r.message.id, seq: r.message.seq, via: s.via, node: this.o.node });
-    this.o.onStored?.(r.message);
+    this.o.onStored?.(r.message, s.via);
     return { id: r.message.id, status: 'stored', delivered: false };
   }
 

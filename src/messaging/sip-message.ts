@@ -10,6 +10,9 @@
 //   timed out) the message is stored durably (the inbox, so the app sees it too) and answered 202 Accepted;
 // - m_dump: when a device of an account with messages waiting registers (a new binding or a refresh), the waiting
 //   messages go to that binding in order, each removed only after its 2xx. One dump at a time per account here.
+// - an app's message (POST /v1/messages, stored first) goes at once to the recipient's registered devices the same
+//   way as a SIP MESSAGE (forked; push-only devices woken, fork late), From the sender's AOR, and is removed from the
+//   store on a 2xx; with no taker it stays for the recipient's app and the next REGISTER (deliverStored).
 //
 // - rate (RFC 3261 §21.5.4, RFC 6357 §5): token buckets per source address (before the challenge) and per
 //   authenticated sender, in the shared cache so they hold across nodes; beyond them 503 with Retry-After, which the
@@ -117,7 +120,7 @@ export interface SipMessageOptions {
   /** RFC 5627: resolves a Request-URI with `gr` (registrar/gruu.ts). */
   gruus: { resolve(u: SipUri): MessageTarget | 'forged' | null };
   authenticator: Pick<SipAuthenticator, 'authenticate'>;
-  accounts: Pick<AccountStore, 'findByName'>;
+  accounts: Pick<AccountStore, 'findByName' | 'findById'>;
   realms: string[];
   maxBody: number;
   bus: EventBus;
@@ -236,6 +239,25 @@ export class SipMessages {
       this.dumping.delete(accountId);
     }
     return sent;
+  }
+
+  /**
+   * A message an app stored for an account (any device of it): forked to the account's registered devices now, and
+   * acked (removed, receipt to the sender) when one answers 2xx. False when none took it (it stays stored). Messages
+   * for one phone device (deviceId) are that device's app's.
+   */
+  async deliverStored(m: StoredMessage): Promise<boolean> {
+    if (m.deviceId !== null) return false;
+    try {
+      const account = await this.o.accounts.findById(m.accountId);
+      if (!account || account.disabled) return false;
+      if ((await this.o.delivery.deliver({ aor: account.aor }, this.outgoing(m))) !== 'delivered') return false;
+      await this.o.inbox.ack(m.accountId, m.id, 'sip');
+      return true;
+    } catch (err) {
+      this.o.log.warn({ err, account: m.accountId }, 'app message delivery to SIP devices failed; it stays stored');
+      return false;
+    }
   }
 
   private outgoing(m: StoredMessage): OutgoingMessage {

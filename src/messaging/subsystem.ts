@@ -113,7 +113,11 @@ export function createMessaging(o: MessagingOptions): Messaging {
     now: o.now,
     log: log.child({ component: 'messaging' }),
     count: (event) => messages.inc({ event }),
-    onStored: (message) => void pusher.messageStored(message),
+    onStored: (message, via) => {
+      void pusher.messageStored(message);
+      // A SIP MESSAGE is stored only when no device took it; an app's goes to the devices now (sip-message.ts).
+      if (via === 'app') void sipMessages.deliverStored(message);
+    },
   });
   const sending = { relay: o.sip.relay };
   const limiter = (name: string, spec: string, flag: string) => {

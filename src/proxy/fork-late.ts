@@ -7,13 +7,14 @@
 //
 // The push itself is messaging's (the providers port); the proxy sees it as a DeviceWaker set at composition
 // (server.ts), since the proxy room does not import messaging. Without a waker nothing is push-only: the bindings
-// are tried as before. Only this node's closed connections are known to be gone: a UDP contact, or a connection
-// another node holds, is tried as a branch.
+// are tried as before. Known to be gone: a connection of this node that closed, and a binding the location service
+// parked (an RFC 5626 or WebSocket flow with push parameters whose connection closed on any node, or before a
+// restart; push-params.ts PARKED). A UDP contact, or a connection another node holds, is tried as a branch.
 
 import type { EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
 import { bindingTopic } from '../registrar/location-service.ts';
-import { pushParamsOf, sameDevice } from '../registrar/push-params.ts';
+import { parked, pushParamsOf, sameDevice } from '../registrar/push-params.ts';
 import type { BindingRecord } from '../storage/ports.ts';
 
 /** Sends a content-free wake-up to the device of a binding; true when the provider accepted it. */
@@ -62,15 +63,21 @@ export class LateForks {
     this.waker = w;
   }
 
-  /** The bindings (of those given) that carry push parameters and whose flow is known to be gone. */
+  /**
+   * The bindings (of those given) that carry push parameters and whose flow is known to be gone, less the devices
+   * that are reachable through another of them (registered again from a new flow: no push, that binding rings).
+   */
   pushOnly(bindings: readonly BindingRecord[]): BindingRecord[] {
     if (!this.waker || this.count >= MAX_WAITERS) return [];
-    return bindings.filter((b) => b.node === this.o.node && b.connectionId !== null && !this.o.isOpen(b.connectionId) && pushParamsOf(b.contact) !== null);
+    const gone = bindings.filter((b) => !this.reachable(b) && pushParamsOf(b.contact) !== null);
+    if (gone.length === 0) return gone;
+    const up = bindings.filter((b) => this.reachable(b));
+    return gone.filter((b) => !up.some((u) => sameDevice(b, u)));
   }
 
-  /** Whether a binding can be tried now (not one whose connection here is closed). */
+  /** Whether a binding can be tried now (not a parked one, nor one whose connection here is closed). */
   reachable(b: BindingRecord): boolean {
-    return !(b.node === this.o.node && b.connectionId !== null && !this.o.isOpen(b.connectionId));
+    return !parked(b) && !(b.node === this.o.node && b.connectionId !== null && !this.o.isOpen(b.connectionId));
   }
 
   /**

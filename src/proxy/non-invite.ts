@@ -18,6 +18,7 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import type { BindingRecord } from '../storage/ports.ts';
 import type { Logger } from '../log.ts';
 import { gruuMatches } from '../registrar/gruu.ts';
+import { parked } from '../registrar/push-params.ts';
 import { groupByQ, MAX_BRANCHES } from './proxy.ts';
 import type { LateForks } from './fork-late.ts';
 
@@ -76,7 +77,7 @@ export function createNonInviteFork(d: NonInviteDeps): NonInviteFork {
     let bindings = (await d.location.lookup(target.aor)).filter((b) => b.expiresAt > t && !d.isOurAddress(b.transport, b.sourceAddress, b.sourcePort));
     if (target.instance) bindings = bindings.filter((b) => gruuMatches(b, target));
     const pushOnly = d.late?.forks.pushOnly(bindings) ?? [];
-    if (pushOnly.length) bindings = bindings.filter((b) => !pushOnly.includes(b));
+    bindings = bindings.filter((b) => !pushOnly.includes(b) && !parked(b)); // parked: no flow, never a branch
     const late = pushOnly.length ? lateDevices(target.aor, pushOnly) : null;
     let left = MAX_BRANCHES;
     let branches = 0;

@@ -29,6 +29,7 @@ import { NetworkSet } from '../sip/transport/networks.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import type { BindingRecord } from '../storage/ports.ts';
 import { gruuMatches, type GruuTarget } from '../registrar/gruu.ts';
+import { parked } from '../registrar/push-params.ts';
 import { gruuTargets } from './gruu-target.ts';
 import type { Registry } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
@@ -386,7 +387,8 @@ export function createProxy(d: ProxyDeps): Proxy {
     const bindings = (await d.location.lookup(aor)).filter((b) => b.expiresAt > now && (!gruu || gruuMatches(b, gruu)));
     if (gruu && bindings.length === 0) return void txn.respond(reject(req, 'GRUU_ERR_UNAVAILABLE'));
     const pushOnly = d.late?.forks.pushOnly(bindings) ?? [];
-    const targets = groupByQ(pushOnly.length ? bindings.filter((b) => !pushOnly.includes(b)) : bindings).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
+    // A parked binding (push-params.ts) has no flow: pushed when its device has no other, never a branch.
+    const targets = groupByQ(bindings.filter((b) => !pushOnly.includes(b) && !parked(b))).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
     const groups = limitBranches(targets.filter((g) => g.length > 0));
     if (groups.length === 0 && pushOnly.length === 0) return fallback(bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED');
     fork(req, txn, groups, originalUri, call(aor), pushOnly.length ? { aor, devices: pushOnly, caller } : undefined);

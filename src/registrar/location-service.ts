@@ -23,6 +23,7 @@ import { topicWord, type EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
 import { isPromise, settle, type MaybePromise } from '../maybe-promise.ts';
 import { NodeMembership } from './node-membership.ts';
+import { parked, parkOrDrop } from './push-params.ts';
 import { diesWithConnection, type AorState, type BindingRecord, type BindingWrite, type LocationCluster, type LocationIndex, type LocationStore } from '../storage/ports/location.ts';
 
 export { diesWithConnection };
@@ -122,7 +123,7 @@ export class LocationService {
             bus: o.bus,
             log: o.log,
             now: this.now,
-            remove: async (aor, drop) => (await this.mutate(aor, (cur) => cur.filter((b) => !drop(b)))).length,
+            remove: (aor, drop) => this.release(aor, drop),
             reload: () => this.reloadAll(),
           })
         : null;
@@ -162,17 +163,20 @@ export class LocationService {
     const live: BindingRecord[] = [];
     for (const b of rows) {
       if (b.expiresAt <= now) gone.push(b);
-      // Our previous incarnation's connections are gone: the bindings that needed them are unreachable.
-      else if (b.connectionId !== null && b.node === this.node && diesWithConnection(b)) orphaned.push(b);
+      // Our previous incarnation's connections are gone: the bindings that needed them are unreachable (those a
+      // push can wake are parked, below, and stay until they expire).
+      else if (b.connectionId !== null && b.node === this.node && diesWithConnection(b) && !parked(b)) orphaned.push(b);
       else live.push(b);
     }
+    const kept = lease === 'mine' ? orphaned.map(parkOrDrop).filter((b) => b !== null) : [];
     if (lease === 'mine') {
-      await this.index.load(live);
+      if (kept.length) await this.store.write(kept.map((binding) => ({ op: 'put' as const, binding })));
+      await this.index.load([...live, ...kept]);
       await cluster?.endPriming();
     } else {
       // The shared index is primed already: take our orphans out of it, and what expired while no node ran (announced
       // below; left in, the expiry sweep would announce it again, and the counts would hold it meanwhile).
-      for (const b of orphaned) await this.mutate(b.aor, (cur) => cur.filter((x) => x.key !== b.key));
+      for (const b of orphaned) await this.release(b.aor, (x) => x.key === b.key && x.connectionId === b.connectionId);
       for (const aor of new Set(gone.map((b) => b.aor))) {
         try {
           await this.update(aor, (_, s) => {
@@ -185,9 +189,10 @@ export class LocationService {
         }
       }
     }
-    if (gone.length || orphaned.length) {
-      await this.store.write([...gone, ...orphaned].map((b) => ({ op: 'delete' as const, aor: b.aor, key: b.key })));
-      this.announce([...gone.map((binding) => ({ event: 'expired' as const, binding })), ...orphaned.map((binding) => ({ event: 'removed' as const, binding }))]);
+    const dropped = lease === 'mine' ? orphaned.filter((b) => parkOrDrop(b) === null) : []; // release() did the rest
+    if (gone.length || dropped.length) {
+      await this.store.write([...gone, ...dropped].map((b) => ({ op: 'delete' as const, aor: b.aor, key: b.key })));
+      this.announce([...gone.map((binding) => ({ event: 'expired' as const, binding })), ...dropped.map((binding) => ({ event: 'removed' as const, binding }))]);
     }
     this.timer = setInterval(() => void this.expire(), 1000);
     this.timer.unref();
@@ -196,7 +201,7 @@ export class LocationService {
       this.maintenance = setInterval(() => this.maintain(), 10_000);
       this.maintenance.unref();
     }
-    return { loaded: lease === 'mine' ? live.length : this.index.counts().bindings, expired: gone.length, orphaned: orphaned.length };
+    return { loaded: lease === 'mine' ? live.length + kept.length : this.index.counts().bindings, expired: gone.length, orphaned: orphaned.length };
   }
 
   get size(): number {
@@ -285,7 +290,7 @@ export class LocationService {
       if (c.event === 'added' || c.event === 'refreshed') {
         writes.push({ op: 'put', binding: c.binding });
         const id = c.binding.connectionId;
-        if (id !== null && c.binding.node === this.node && diesWithConnection(c.binding)) {
+        if (id !== null && c.binding.node === this.node && diesWithConnection(c.binding) && !parked(c.binding)) {
           let set = this.byConnection.get(id);
           if (!set) this.byConnection.set(id, (set = new Set()));
           set.add(aor);
@@ -323,8 +328,8 @@ export class LocationService {
 
   /**
    * A connection of this node closed: the bindings that can only be reached through it (WebSocket contacts with
-   * .invalid hosts, RFC 5626 flows) go, durably and announced. Plain TCP/TLS bindings stay until they expire:
-   * their contact may be reachable by a new connection.
+   * .invalid hosts, RFC 5626 flows) go, durably and announced, except those with push parameters, which are parked
+   * (release). Plain TCP/TLS bindings stay until they expire: their contact may be reachable by a new connection.
    */
   async connectionClosed(node: string, connectionId: number): Promise<number> {
     const aors = this.byConnection.get(connectionId);
@@ -332,10 +337,42 @@ export class LocationService {
     this.byConnection.delete(connectionId);
     let removed = 0;
     for (const aor of aors) {
-      const gone = await this.mutate(aor, (cur) => cur.filter((b) => !(b.connectionId === connectionId && b.node === node && diesWithConnection(b))));
-      removed += gone.length;
+      removed += await this.release(aor, (b) => b.connectionId === connectionId && b.node === node && diesWithConnection(b));
     }
     return removed;
+  }
+
+  /**
+   * The AOR's live bindings that `pick` selects lost their connection: those with push parameters are parked (they
+   * stay, durably, until their own expiry, and the proxy pushes them: fork late) without an announcement, since the
+   * device is still registered; the rest are removed, durably and announced. Returns how many were removed.
+   */
+  private async release(aor: string, pick: (b: BindingRecord) => boolean): Promise<number> {
+    let removed: BindingRecord[] = [];
+    let kept: BindingRecord[] = [];
+    const done = await this.update(aor, (current, state) => {
+      const next: BindingRecord[] = [];
+      removed = [];
+      kept = [];
+      for (const b of current) {
+        const left = pick(b) && !parked(b) ? parkOrDrop(b) : b;
+        if (left === null) removed.push(b);
+        else if (left !== b) kept.push(left);
+        if (left !== null) next.push(left);
+      }
+      if (removed.length === 0 && kept.length === 0) return { declined: null };
+      // Expired ones not yet swept stay for the sweep, which announces them.
+      return { next: [...next, ...state.bindings.filter((b) => !current.includes(b))], changes: [] };
+    }, { indexOnly: true });
+    if ('declined' in done) return 0;
+    try {
+      await this.store.write([...kept.map((binding) => ({ op: 'put' as const, binding })), ...removed.map((b) => ({ op: 'delete' as const, aor: b.aor, key: b.key }))]);
+    } catch (e) {
+      await this.reload(aor);
+      throw e;
+    }
+    if (removed.length) this.announce(removed.map((binding) => ({ event: 'removed' as const, binding })));
+    return removed.length;
   }
 
   /** Lets a log-structured store compact itself against the live set (in-process index only). */

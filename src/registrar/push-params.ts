@@ -22,6 +22,24 @@ export function pushParamsOf(contact: string): PushParams | null {
   return { provider, prid: decodeURIComponentSafe(prid), param: u.params.get('pn-param') ?? null };
 }
 
+/**
+ * The connection id of a binding whose flow is gone but whose device can be pushed (Flexisip keeps such bindings
+ * until their own expiry): RFC 5626 and WebSocket bindings with pn-* parameters are parked on their connection's
+ * close instead of removed. Real ids are random and never 0 (sip/transport/types.ts `nextConnectionId`), so the
+ * mark is the same on every node and survives a restart, when the old ids mean nothing.
+ */
+export const PARKED = 0;
+
+/** A binding reachable only by a push now (its connection closed, here or on a node before a restart). */
+export function parked(b: BindingRecord): boolean {
+  return b.connectionId === PARKED;
+}
+
+/** What a closed connection leaves of a connection-bound binding: parked when it can be pushed, else nothing. */
+export function parkOrDrop(b: BindingRecord): BindingRecord | null {
+  return pushParamsOf(b.contact) !== null ? { ...b, connectionId: PARKED } : null;
+}
+
 /** The same device: the same provider and token, or the same +sip.instance. */
 export function sameDevice(a: BindingRecord, b: BindingRecord): boolean {
   if (a.instanceId !== null && a.instanceId === b.instanceId) return true;

@@ -7,6 +7,8 @@
 // - a second page signs into the softphone as another user, which REGISTERs over WSS with its Bearer token (the
 //   location service holds a WSS binding), adds the first user as a buddy, and sees that user's presence change
 //   as SIPp PUBLISHes busy, then away, then removes the publication; its own status reaches the server by PUBLISH;
+// - the console's Messages view shows a message queued for a user with no device (its count, never its text) and,
+//   when her app acks it, the count goes, both from the live feed without a reload;
 // - a non-admin is turned away by the console with a clear message;
 // - no page loads anything from outside the server, puts a token in a URL, or trips its Content-Security-Policy.
 import assert from 'node:assert/strict';
@@ -19,6 +21,7 @@ import { explain, runSipp } from '../helpers/sipp.ts';
 import { register } from '../helpers/register.ts';
 import { SipTestClient } from '../helpers/sip-client.ts';
 import { Call, isRequest, isResponse, reply, waitFor } from '../helpers/sip-ua.ts';
+import { appLogin, http, send } from '../messaging/helpers.ts';
 
 const D = 'example.test';
 const PW = { alice: 'alice-password', bob: 'bob-password', carol: 'carol-password', admin: 'admin-password' };
@@ -118,6 +121,28 @@ describe('console and softphone in Chromium', { skip: missingBrowser() || missin
       alice.close();
       await page.locator('#nav button[data-view="Registrations"]').click();
     }
+  });
+
+  it('the console shows a queued message count appear, and go when the recipient’s app takes it', async () => {
+    const page = consolePage;
+    await page.locator('#nav button[data-view="Messages"]').click();
+    const view = page.getByTestId('queued-messages');
+    await view.getByText('No queued messages.').waitFor({ timeout: 10_000 });
+    const bob = await appLogin(server.httpUrl, `bob@${D}`, PW.bob);
+    const sent = await send(server.httpUrl, bob, `carol@${D}`, 'a secret for carol', 'console-1');
+    assert.equal(sent.status, 200);
+    const row = view.locator(`[data-testid=queued-row][data-aor="carol@${D}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    assert.equal(await row.getByTestId('queued-count').textContent(), '1');
+    assert.doesNotMatch((await view.textContent()) ?? '', /secret/, 'counts, never content');
+
+    const carol = await appLogin(server.httpUrl, `carol@${D}`, PW.carol);
+    const inbox = await http(server.httpUrl, 'GET', '/v1/messages', { auth: carol.auth });
+    const [m] = inbox.json.messages as Array<{ id: string }>;
+    assert.equal((await http(server.httpUrl, 'DELETE', `/v1/messages/${m.id}`, { auth: carol.auth })).status, 204);
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    await view.getByText('No queued messages.').waitFor();
+    await page.locator('#nav button[data-view="Registrations"]').click();
   });
 
   it('the softphone registers over WSS with its token and sees alice\u2019s presence change when she PUBLISHes', async () => {

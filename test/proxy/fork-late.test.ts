@@ -21,7 +21,7 @@ describe('fork late: a request to a push-only device waits for its re-REGISTER',
   let server: TestServer;
   let fcm: Awaited<ReturnType<typeof h2Server>>;
   const users: Record<string, string> = { [`bob@${D}`]: 'bob-pw' };
-  for (let i = 0; i < 5; i++) users[`alice${i}@${D}`] = 'alice-pw';
+  for (let i = 0; i < 6; i++) users[`alice${i}@${D}`] = 'alice-pw';
   const open: SipTestClient[] = [];
   const client = async (t: 'UDP' | 'TCP') => {
     const c = await SipTestClient.open(t, server.sipPort);
@@ -51,11 +51,16 @@ describe('fork late: a request to a push-only device waits for its re-REGISTER',
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  /** A device of `user` registered over TCP with FCM push parameters (token `prid`). */
-  const pushDevice = async (user: string, prid: string) => {
+  /**
+   * A device of `user` registered over TCP with FCM push parameters (token `prid`); with `instance`, an RFC 5626
+   * outbound flow (+sip.instance and reg-id: a binding that lives with its connection, unless a push can wake it).
+   */
+  const pushDevice = async (user: string, prid: string, instance?: string) => {
     const c = await client('TCP');
-    const contact = `<sip:${user}@127.0.0.1:${c.localPort};transport=tcp;pn-provider=fcm;pn-prid=${prid};pn-param=p>`;
-    const r = await register(c, { user, password: 'alice-pw', domain: D, contact, expires: 600 });
+    const outbound = instance ? `;+sip.instance="<urn:uuid:${instance}>";reg-id=1` : '';
+    const contact = `<sip:${user}@127.0.0.1:${c.localPort};transport=tcp;pn-provider=fcm;pn-prid=${prid};pn-param=p;ob>${outbound}`;
+    const headers: Array<[string, string]> = instance ? [['Supported', 'outbound, path']] : [];
+    const r = await register(c, { user, password: 'alice-pw', domain: D, contact, expires: 600, headers });
     assert.equal(r.status, 200);
     return c;
   };
@@ -92,6 +97,32 @@ describe('fork late: a request to a push-only device waits for its re-REGISTER',
     const ok = await k.response((s) => s >= 200, 8000);
     assert.equal(ok.status, 200);
     assert.match(ok.header('To')!, /tag=late/);
+  });
+
+  it('an RFC 5626 outbound device with pn-* outlives its connection: pushed, rung on its new flow, and the old flow is no branch', async () => {
+    const instance = '6f1a2b3c-0000-4000-8000-00000000a005';
+    await drop(await pushDevice('alice5', 'tok-a5', instance));
+    const before = pushes().length;
+    const c = await client('UDP');
+    const k = call(c, 'alice5');
+    await k.start();
+    await until('the push', () => pushes().length === before + 1);
+    checkPush('tok-a5', 'call');
+    const back = await pushDevice('alice5', 'tok-a5', instance);
+    const inv = await waitFor(back, isRequest('INVITE'), 8000);
+    assert.match(inv.startLine, new RegExp(`^INVITE sip:alice5@127\\.0\\.0\\.1:${back.localPort};`), 'to the new flow');
+    back.send(reply(inv, 200, { toTag: 'late5', headers: [['Contact', `<sip:alice5@127.0.0.1:${back.localPort};transport=tcp>`]] }));
+    const ok = await k.response((s) => s >= 200, 8000);
+    assert.equal(ok.status, 200);
+    assert.match(ok.header('To')!, /tag=late5/);
+    c.send(k.ackFor(ok));
+    // Registered again on a live flow: the next call rings it at once, no push.
+    const k2 = call(c, 'alice5');
+    await k2.start();
+    const inv2 = await waitFor(back, (m) => isRequest('INVITE')(m) && m.header('Call-ID') !== inv.header('Call-ID'), 8000);
+    back.send(reply(inv2, 486));
+    assert.equal((await k2.response((s) => s >= 200, 8000)).status, 486);
+    assert.equal(pushes().length, before + 1, 'no second push');
   });
 
   it('a MESSAGE to a push-only device is delivered after its re-REGISTER (200, nothing stored)', async () => {

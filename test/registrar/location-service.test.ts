@@ -213,4 +213,32 @@ describe('LocationService after a restart', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('parks, instead of dropping, those of them with push parameters (RFC 8599): kept until they expire, marked flowless', async () => {
+    const dir = tempDir();
+    const clock = { now: Date.now() };
+    const { store, index, cluster, close } = await openStack(dir, clock);
+    const pn = ';pn-provider=fcm;pn-prid=tok;pn-param=p';
+    const ws = binding('a@d', 'ws', { transport: 'WS', connectionId: 7, node: 'n1', contact: `sip:a@x.invalid;transport=ws${pn}` });
+    const flow = binding('a@d', 'flow', { transport: 'TCP', connectionId: 8, regId: 1, node: 'n1', contact: `sip:a@192.0.2.1:5060;transport=tcp${pn}` });
+    const plain = binding('a@d', 'plain', { transport: 'TCP', connectionId: 9, regId: 1, node: 'n1' });
+    await store.write([ws, flow, plain].map((b) => ({ op: 'put' as const, binding: b })));
+    const bus = new InProcessBus(log);
+    const removed: string[] = [];
+    bus.subscribe('binding.#', (m) => void removed.push(`${String(m.payload.event)} ${String(m.payload.key)}`));
+    const location = new LocationService({ index, cluster, store, bus, log, node: 'n1', now: () => clock.now });
+    try {
+      const primed = await location.prime();
+      assert.deepEqual(primed, { loaded: 2, expired: 0, orphaned: 3 });
+      const byKey = (l: BindingRecord[]) => l.map((b) => [b.key, b.connectionId]).sort();
+      assert.deepEqual(byKey(await location.lookup('a@d')), [['flow', 0], ['ws', 0]], 'parked: connection id 0');
+      assert.deepEqual(byKey(await store.list('a@d')), [['flow', 0], ['ws', 0]], 'durably');
+      await tick();
+      assert.deepEqual(removed, ['removed plain'], 'only the binding without push parameters is announced gone');
+    } finally {
+      location.close();
+      await close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,5 +1,5 @@
 // The admin console: sign in (admins only; the API refuses everyone else anyway), then tabs for registrations,
-// live calls, accounts, presence, the live event feed, metrics and the signed-in admin's own API keys.
+// live calls, accounts, presence, queued messages, the live event feed, metrics and the signed-in admin's own API keys.
 
 import { bootPage, Session } from '/ui/shared/auth.js';
 import { $, fill, h } from '/ui/shared/dom.js';
@@ -7,6 +7,7 @@ import { accountsView } from './accounts.js';
 import { apiKeysPanel } from './apikeys.js';
 import { callsView } from './calls.js';
 import { createFeed, eventsView } from './events.js';
+import { messagesView } from './messages.js';
 import { MetricsSampler, metricsView } from './metrics.js';
 import { presenceView } from './presence.js';
 import { registrationsView } from './registrations.js';
@@ -38,6 +39,7 @@ async function start(config) {
     Calls: callsView(session, feed),
     Accounts: accountsView(session, feed),
     Presence: presenceView(session, feed),
+    Messages: messagesView(session, feed),
     Events: eventsView(feed),
     Metrics: metricsView(sampler),
     'My API keys': h('section', { class: 'card' }, h('h2', {}, 'My API keys'), apiKeysPanel(session, claims.sub)),
