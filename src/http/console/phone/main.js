@@ -1,9 +1,12 @@
 // The web softphone: sign in over HTTP, register over WSS with the access token, watch buddies' presence, set
-// our own status with PUBLISH, call and answer (audio over WebRTC, signalling through the proxy).
+// our own status with PUBLISH, call and answer (audio over WebRTC, signalling through the proxy), and hold
+// conversations: SIP MESSAGE over the same WebSocket, and the app inbox (POST /v1/messages, read and acked over HTTP).
 
 import { bootPage, Session } from '/ui/shared/auth.js';
 import { $, fill, h } from '/ui/shared/dom.js';
 import { clock } from '/ui/shared/format.js';
+import { Conversations } from './conversations.js';
+import { AppInbox } from './inbox.js';
 import { describe, dotClass } from './pidf.js';
 import { Phone } from './sip.js';
 
@@ -53,7 +56,10 @@ async function start(config) {
     aor,
     server: `wss://${location.hostname}:${config.wssPort}`,
     token: () => session.token,
-    onRegistration: (s) => pill($('#reg-state'), s === 'registered' ? 'registered (WSS)' : s, s === 'registered' ? 'ok' : s.startsWith('refused') || s.startsWith('failed') ? 'bad' : 'warn'),
+    onRegistration: (s) => {
+      registered = s === 'registered';
+      pill($('#reg-state'), s === 'registered' ? 'registered (WSS)' : s, s === 'registered' ? 'ok' : s.startsWith('refused') || s.startsWith('failed') ? 'bad' : 'warn');
+    },
     onPublish: (s) => pill($('#pub-state'), s, s === 'published' ? 'ok' : 'warn'),
     onPresence: (buddy, state, phase) => {
       const b = buddies.get(buddy);
@@ -65,6 +71,23 @@ async function start(config) {
       if (b.text !== before) log(`${buddy} is ${b.text}${state?.notes?.length ? ` (${state.notes.join(' · ')})` : ''}`);
     },
     onCall: (c) => showCall(c),
+    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: 'SIP' }),
+  });
+
+  // A SIP address goes as a SIP MESSAGE while registered (a phone of the peer takes it, or the server stores it:
+  // 202), else through the app inbox API.
+  let registered = false;
+  const inbox = new AppInbox(session, {
+    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: 'inbox', at: m.timestamp }),
+    onState: (s) => pill($('#inbox-state'), `inbox: ${s}`, s === 'connected' ? 'ok' : 'warn'),
+  });
+  const conversations = new Conversations({
+    send: async (to, text) => {
+      if (!ADDRESS.test(to)) throw new Error(`${to} is not an address (user@domain)`);
+      if (registered) return phone.message(to.toLowerCase(), text);
+      const r = await inbox.send(to.toLowerCase(), text);
+      return r.delivered ? 'delivered' : 'stored';
+    },
   });
 
   let lastCallState = 'idle';
@@ -161,15 +184,20 @@ async function start(config) {
 
   $('#logout').addEventListener('click', async () => {
     await phone.stop();
+    await inbox.stop();
     await session.logout();
     location.reload();
   });
-  window.addEventListener('pagehide', () => phone.stop());
+  window.addEventListener('pagehide', () => {
+    void phone.stop();
+    void inbox.stop();
+  });
   session.onChange((claims) => {
-    if (claims === null) phone.stop().then(() => showLogin('Your session ended; sign in again.'));
+    if (claims === null) Promise.all([phone.stop(), inbox.stop()]).then(() => showLogin('Your session ended; sign in again.'));
   });
 
   for (const b of saved()) add(b);
+  inbox.start().catch((err) => pill($('#inbox-state'), `inbox: ${err.message}`, 'bad'));
   await phone.start();
 }
 

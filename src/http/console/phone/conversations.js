@@ -1,0 +1,123 @@
+// Conversations on the softphone: one per remote address (a SIP address of record, or a bridged IM address), each
+// a thread of messages in and out with their delivery state. Everything a peer sent goes in as text (dom.js h()).
+// The page keeps them in memory only: a reload starts empty, and what was queued is read again from the inbox.
+
+import { $, fill, h } from '/ui/shared/dom.js';
+import { clock } from '/ui/shared/format.js';
+
+const MAX_PER_THREAD = 500;
+const MAX_CONVERSATIONS = 200;
+
+export class Conversations {
+  /**
+   * @param {{ send: (to: string, text: string) => Promise<string> }} o  send resolves with the state to show
+   *   ('delivered', 'stored', 'sent') or rejects with why it failed
+   */
+  constructor(o) {
+    this.o = o;
+    this.threads = new Map(); // peer → { li, items: [], unread }
+    this.current = null;
+    $('#message-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.submit(e.target);
+    });
+  }
+
+  /** A peer's address as the conversation key: "sip:" dropped, so a SIP MESSAGE and an inbox message meet. */
+  static key(address) {
+    return String(address).trim().replace(/^sips?:/i, '');
+  }
+
+  thread(peer) {
+    let t = this.threads.get(peer);
+    if (!t) {
+      if (this.threads.size >= MAX_CONVERSATIONS) {
+        const [oldest] = this.threads.keys();
+        this.threads.get(oldest).li.remove();
+        this.threads.delete(oldest);
+      }
+      const li = h('li', { 'data-testid': 'conversation', 'data-peer': peer, tabindex: 0, onclick: () => this.open(peer) });
+      t = { li, items: [], unread: 0 };
+      this.threads.set(peer, t);
+      $('#conversations').prepend(li);
+      $('#conversations-empty')?.classList.add('hidden');
+    }
+    return t;
+  }
+
+  /** Adds a message to its conversation; returns a handle whose state can be updated (sending → delivered). */
+  add(address, m) {
+    const peer = Conversations.key(address);
+    const t = this.thread(peer);
+    const item = { dir: m.dir, body: m.body, at: m.at ?? Date.now(), via: m.via, state: m.state ?? '' };
+    t.items.push(item);
+    if (t.items.length > MAX_PER_THREAD) t.items.shift();
+    if (m.dir === 'in' && this.current !== peer) t.unread += 1;
+    $('#conversations').prepend(t.li); // the latest conversation first
+    this.renderItem(peer);
+    if (this.current === peer) this.renderThread();
+    else if (this.current === null && m.dir === 'in') this.open(peer);
+    return {
+      set: (state) => {
+        item.state = state;
+        if (this.current === peer) this.renderThread();
+      },
+    };
+  }
+
+  renderItem(peer) {
+    const t = this.threads.get(peer);
+    const last = t.items.at(-1);
+    fill(
+      t.li,
+      h('div', { class: 'status-line' }, h('span', { class: 'name' }, peer), t.unread ? h('span', { class: 'pill info', 'data-testid': 'unread' }, String(t.unread)) : null),
+      h('div', { class: 'detail' }, last ? `${last.dir === 'in' ? '' : 'you: '}${last.body.slice(0, 80)}` : ''),
+    );
+    t.li.classList.toggle('selected', this.current === peer);
+  }
+
+  open(peer) {
+    const before = this.current;
+    this.current = peer;
+    const t = this.thread(peer);
+    t.unread = 0;
+    if (before && this.threads.has(before)) this.renderItem(before);
+    this.renderItem(peer);
+    $('#message-form').elements.to.value = peer;
+    this.renderThread();
+  }
+
+  renderThread() {
+    const t = this.threads.get(this.current);
+    fill($('#thread-title'), this.current ?? 'No conversation');
+    fill(
+      $('#thread'),
+      (t?.items ?? []).map((m) =>
+        h(
+          'li',
+          { class: `msg ${m.dir}`, 'data-testid': 'message', 'data-dir': m.dir },
+          h('div', { class: 'body', 'data-testid': 'message-body' }, m.body),
+          h('div', { class: 'meta' }, clock(m.at), m.via ? ` · ${m.via}` : '', m.state ? h('span', { 'data-testid': 'message-state' }, ` · ${m.state}`) : null),
+        ),
+      ),
+    );
+    const list = $('#thread');
+    list.scrollTop = list.scrollHeight;
+  }
+
+  async submit(form) {
+    const to = Conversations.key(form.elements.to.value);
+    const text = form.elements.text.value;
+    $('#message-error').textContent = '';
+    if (!to || !text.trim()) return;
+    form.elements.text.value = '';
+    if (this.current !== to) this.open(to);
+    const handle = this.add(to, { dir: 'out', body: text, state: 'sending…' });
+    try {
+      handle.set(await this.o.send(to, text));
+    } catch (err) {
+      handle.set(`failed: ${err.message}`);
+      $('#message-error').textContent = `not sent: ${err.message}`;
+    }
+  }
+}
