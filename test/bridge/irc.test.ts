@@ -4,10 +4,11 @@
 // unreachable, TLS with and without certificate verification.
 
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client, type MessageEvent } from 'irc-framework';
 import type { IncomingIm, LinkCredential, LinkState } from '../../src/bridge/protocol.ts';
-import { ircProtocol } from '../../src/bridge/protocols/irc.ts';
+import { ircLink } from '../../src/bridge/protocols/irc.ts';
 import { ngircdMissing, startNgircd, type Ngircd } from '../helpers/ngircd.ts';
 
 const skip = ngircdMissing();
@@ -100,7 +101,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
 
   it('query both ways, channel messages both ways, and "#channel/nick" replies', async () => {
     const rec = recorder();
-    const link = ircProtocol(cred(server, { options: { channels: '#switchboard' } }), rec.events);
+    const link = ircLink(cred(server, { options: { channels: '#switchboard' } }), rec.events);
     await link.connect();
     assert.deepEqual(rec.states.map((s) => s.state), ['connecting', 'connected']);
     const bob = await peer(server.port, 'bob', server.password);
@@ -136,7 +137,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
 
   it('splits a long body on UTF-8 boundaries within 512-byte lines, and CR/LF in a body never starts a command', async () => {
     const rec = recorder();
-    const link = ircProtocol(cred(server, { username: 'carol', options: { send_interval_ms: 100 } }), rec.events);
+    const link = ircLink(cred(server, { username: 'carol', options: { send_interval_ms: 100 } }), rec.events);
     await link.connect();
     const dave = await peer(server.port, 'dave', server.password);
     try {
@@ -170,7 +171,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
 
   it('paces a burst: after send_burst lines, one per send_interval_ms', async () => {
     const rec = recorder();
-    const link = ircProtocol(cred(server, { username: 'erin', options: { send_burst: 2, send_interval_ms: 300 } }), rec.events);
+    const link = ircLink(cred(server, { username: 'erin', options: { send_burst: 2, send_interval_ms: 300 } }), rec.events);
     await link.connect();
     const frank = await peer(server.port, 'frank', server.password);
     try {
@@ -188,7 +189,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
 
   it('refuses bad addresses and oversized bodies before anything is sent', async () => {
     const rec = recorder();
-    const link = ircProtocol(cred(server, { username: 'gina' }), rec.events);
+    const link = ircLink(cred(server, { username: 'gina' }), rec.events);
     await link.connect();
     try {
       await assert.rejects(link.send('bob smith', 'x'), RangeError);
@@ -197,14 +198,14 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
     } finally {
       await link.close('done');
     }
-    assert.throws(() => ircProtocol(cred(server, { username: 'not a nick' }), rec.events), RangeError);
-    assert.throws(() => ircProtocol(cred(server, { options: { channels: '#ok,bad' } }), rec.events), RangeError);
-    assert.throws(() => ircProtocol(cred(server, { options: { bogus: 1 } }), rec.events), RangeError);
+    assert.throws(() => ircLink(cred(server, { username: 'not a nick' }), rec.events), RangeError);
+    assert.throws(() => ircLink(cred(server, { options: { channels: '#ok,bad' } }), rec.events), RangeError);
+    assert.throws(() => ircLink(cred(server, { options: { bogus: 1 } }), rec.events), RangeError);
   });
 
   it('a wrong server password → bad_credentials, and no reconnect', async () => {
     const rec = recorder();
-    const link = ircProtocol(cred(server, { username: 'mallory', password: 'wrong' }), rec.events);
+    const link = ircLink(cred(server, { username: 'mallory', password: 'wrong' }), rec.events);
     await assert.rejects(link.connect(), /bad_credentials/);
     const bad = rec.states.find((s) => s.state === 'bad_credentials');
     assert.ok(bad, JSON.stringify(rec.states));
@@ -219,7 +220,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
 
   it('SASL asked of a server that offers none → bad_credentials, not a connection without it', async () => {
     const rec = recorder();
-    const link = ircProtocol(cred(server, { username: 'sasha', options: { auth: 'sasl' } }), rec.events);
+    const link = ircLink(cred(server, { username: 'sasha', options: { auth: 'sasl' } }), rec.events);
     await assert.rejects(link.connect(), /bad_credentials/);
     assert.match((rec.states.at(-1) as { reason: string }).reason, /SASL/);
   });
@@ -227,7 +228,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
   it('TLS: connects with verification off; a self-signed certificate is refused by default (unreachable)', async () => {
     const rec = recorder();
     const tlsCred = cred(server, { server: `127.0.0.1:${server.tlsPort}`, username: 'tess', options: { tls: true, tls_verify: false } });
-    const link = ircProtocol(tlsCred, rec.events);
+    const link = ircLink(tlsCred, rec.events);
     await link.connect();
     const uma = await peer(server.port, 'uma', server.password);
     try {
@@ -238,7 +239,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
       await link.close('done');
     }
     const rec2 = recorder();
-    const strict = ircProtocol({ ...tlsCred, username: 'tess2', options: { tls: true } }, rec2.events);
+    const strict = ircLink({ ...tlsCred, username: 'tess2', options: { tls: true } }, rec2.events);
     await assert.rejects(strict.connect(), /unreachable/);
   });
 });
@@ -248,7 +249,7 @@ describe('IRC link: the server goes away', { skip, timeout: 60_000 }, () => {
     const server = await startNgircd();
     try {
       const rec = recorder();
-      const link = ircProtocol(cred(server), rec.events);
+      const link = ircLink(cred(server), rec.events);
       await link.connect();
       await server.kill();
       const s = await rec.nextState('unreachable');
@@ -267,8 +268,26 @@ describe('IRC link: the server goes away', { skip, timeout: 60_000 }, () => {
     const port = server.port;
     await server.stop();
     const rec = recorder();
-    const link = ircProtocol({ server: `127.0.0.1:${port}`, username: 'alice', password: 'x', options: {} }, rec.events);
+    const link = ircLink({ server: `127.0.0.1:${port}`, username: 'alice', password: 'x', options: {} }, rec.events);
     await assert.rejects(link.connect(), /unreachable/);
     assert.deepEqual(rec.states.map((x) => x.state), ['connecting', 'unreachable']);
+  });
+
+  it('a server that sends a line without end is cut off (irc-framework would buffer it without bound)', async () => {
+    // Not an IRC server: a hostile peer on a real socket, writing 64 KiB with no LF.
+    const hostile = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.write(Buffer.alloc(64 * 1024, 0x41));
+    });
+    await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (hostile.address() as { port: number }).port;
+      const rec = recorder();
+      const link = ircLink({ server: `127.0.0.1:${port}`, username: 'alice', password: 'x', options: {} }, rec.events);
+      await assert.rejects(link.connect(), /unreachable/);
+      assert.match((rec.states.at(-1) as { reason: string }).reason, /without a line end/);
+    } finally {
+      hostile.close();
+    }
   });
 });

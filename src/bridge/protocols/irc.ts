@@ -257,4 +257,4 @@ class IrcLink implements ProtocolLink {
 }
 
 /** The IRC ProtocolFactory; throws a RangeError when the account's server, nick or options are not valid. */
-export const ircProtocol: ProtocolFactory = (credential, events) => new IrcLink(credential, events);
+export const ircLink: ProtocolFactory = (credential, events) => new IrcLink(credential, events);
