@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client, type MessageEvent } from 'irc-framework';
 import type { IncomingIm, LinkCredential, LinkState } from '../../src/bridge/protocol.ts';
-import { ircLink } from '../../src/bridge/protocols/irc.ts';
+import { ircLink, parseIrcCredential } from '../../src/bridge/protocols/irc.ts';
 import { ngircdMissing, startNgircd, type Ngircd } from '../helpers/ngircd.ts';
 
 const skip = ngircdMissing();
@@ -198,9 +198,14 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
     } finally {
       await link.close('done');
     }
-    assert.throws(() => ircLink(cred(server, { username: 'not a nick' }), rec.events), RangeError);
-    assert.throws(() => ircLink(cred(server, { options: { channels: '#ok,bad' } }), rec.events), RangeError);
-    assert.throws(() => ircLink(cred(server, { options: { bogus: 1 } }), rec.events), RangeError);
+    // An account the link cannot use is refused without a connection, and as bad_credentials (never retried).
+    const wrongs: Partial<LinkCredential>[] = [{ username: 'not a nick' }, { options: { channels: '#ok,bad' } }, { options: { bogus: 1 } }, { server: 'host:99999' }];
+    for (const wrong of wrongs) {
+      const r = recorder();
+      await assert.rejects(ircLink(cred(server, wrong), r.events).connect(), /bad_credentials: invalid IRC account/);
+      assert.deepEqual(r.states.map((s) => s.state), ['bad_credentials'], JSON.stringify(wrong));
+      assert.throws(() => parseIrcCredential(cred(server, wrong)), RangeError);
+    }
   });
 
   it('a wrong server password → bad_credentials, and no reconnect', async () => {

@@ -83,7 +83,8 @@ const REFUSED_CREDENTIAL = /password|not authori[sz]ed/i;
 
 class IrcLink implements ProtocolLink {
   readonly #cred: LinkCredential;
-  readonly #opts: IrcOptions;
+  readonly #opts: IrcOptions | null;
+  readonly #invalid: string | null; // why the account cannot be used, when its server, nick or options are wrong
   readonly #events: LinkEvents;
   #client: Client | null = null;
   #pacer: SendPacer | null = null;
@@ -95,13 +96,27 @@ class IrcLink implements ProtocolLink {
 
   constructor(cred: LinkCredential, events: LinkEvents) {
     this.#cred = cred;
-    this.#opts = parseIrcCredential(cred);
     this.#events = events;
+    let opts: IrcOptions | null = null;
+    let invalid: string | null = null;
+    try {
+      opts = parseIrcCredential(cred);
+    } catch (err) {
+      invalid = (err as Error).message;
+    }
+    this.#opts = opts;
+    this.#invalid = invalid;
   }
 
   connect(): Promise<void> {
     if (this.#closedReason !== null) return Promise.reject(new Error(`closed: ${this.#closedReason}`));
     if (this.#client) return Promise.reject(new Error('already connected or connecting'));
+    if (this.#invalid !== null || this.#opts === null) {
+      // A wrong server, nick or option does not fix itself: like a refused credential, it is not retried.
+      const reason = `invalid IRC account: ${this.#invalid}`;
+      this.#emit({ state: 'bad_credentials', reason });
+      return Promise.reject(new Error(`bad_credentials: ${reason}`));
+    }
     const o = this.#opts;
     const client = new Client();
     this.#client = client;
@@ -256,5 +271,6 @@ class IrcLink implements ProtocolLink {
   }
 }
 
-/** The IRC ProtocolFactory; throws a RangeError when the account's server, nick or options are not valid. */
+/** The IRC ProtocolFactory. An account whose server, nick or options are not valid (parseIrcCredential, which the
+ *  linked-accounts route can call to refuse it up front) reports bad_credentials on connect and is not retried. */
 export const ircLink: ProtocolFactory = (credential, events) => new IrcLink(credential, events);
