@@ -1,5 +1,6 @@
-// Conversations on the softphone: one per remote address (a SIP address of record, or a bridged IM address), each
-// a thread of messages in and out with their delivery state. Everything a peer sent goes in as text (dom.js h()).
+// Conversations on the softphone: one per remote address (a SIP address of record, or a bridged IM address, keyed
+// "im:<linked account>/<remote>" as the server names its sender), each a thread of messages in and out with their
+// delivery state. The composer's "via" picks SIP or a linked account; opening a conversation sets both fields. Everything a peer sent goes in as text (dom.js h()).
 // The page keeps them in memory only: a reload starts empty, and what was queued is read again from the inbox.
 
 import { $, fill, h } from '/ui/shared/dom.js';
@@ -10,8 +11,9 @@ const MAX_CONVERSATIONS = 200;
 
 export class Conversations {
   /**
-   * @param {{ send: (to: string, text: string) => Promise<string> }} o  send resolves with the state to show
-   *   ('delivered', 'stored', 'sent') or rejects with why it failed
+   * @param {{ send: (peer: string, text: string) => Promise<string>, label?: (peer: string) => string }} o
+   *   send resolves with the state to show ('delivered', 'stored', 'queued') or rejects with why it failed;
+   *   label names a conversation (default: its key)
    */
   constructor(o) {
     this.o = o;
@@ -26,6 +28,24 @@ export class Conversations {
   /** A peer's address as the conversation key: "sip:" dropped, so a SIP MESSAGE and an inbox message meet. */
   static key(address) {
     return String(address).trim().replace(/^sips?:/i, '');
+  }
+
+  /** "im:<linked account>/<remote>" → its parts, or null for a SIP address. */
+  static bridged(peer) {
+    const m = /^im:([^/]+)\/(.+)$/.exec(peer);
+    return m ? { linkedAccount: m[1], remote: m[2] } : null;
+  }
+
+  label(peer) {
+    return this.o.label?.(peer) ?? peer;
+  }
+
+  /** Linked accounts for the composer's "via" (value: id, text: what to show). */
+  setVias(vias) {
+    const select = $('#message-form').elements.via;
+    const chosen = select.value;
+    fill(select, h('option', { value: '' }, 'SIP / app'), vias.map((v) => h('option', { value: v.id }, v.text)));
+    if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
   }
 
   thread(peer) {
@@ -70,7 +90,7 @@ export class Conversations {
     const last = t.items.at(-1);
     fill(
       t.li,
-      h('div', { class: 'status-line' }, h('span', { class: 'name' }, peer), t.unread ? h('span', { class: 'pill info', 'data-testid': 'unread' }, String(t.unread)) : null),
+      h('div', { class: 'status-line' }, h('span', { class: 'name' }, this.label(peer)), t.unread ? h('span', { class: 'pill info', 'data-testid': 'unread' }, String(t.unread)) : null),
       h('div', { class: 'detail' }, last ? `${last.dir === 'in' ? '' : 'you: '}${last.body.slice(0, 80)}` : ''),
     );
     t.li.classList.toggle('selected', this.current === peer);
@@ -83,13 +103,17 @@ export class Conversations {
     t.unread = 0;
     if (before && this.threads.has(before)) this.renderItem(before);
     this.renderItem(peer);
-    $('#message-form').elements.to.value = peer;
+    const f = $('#message-form').elements;
+    const b = Conversations.bridged(peer);
+    if (b && ![...f.via.options].some((o) => o.value === b.linkedAccount)) f.via.append(h('option', { value: b.linkedAccount }, b.linkedAccount));
+    f.via.value = b ? b.linkedAccount : '';
+    f.to.value = b ? b.remote : peer;
     this.renderThread();
   }
 
   renderThread() {
     const t = this.threads.get(this.current);
-    fill($('#thread-title'), this.current ?? 'No conversation');
+    fill($('#thread-title'), this.current ? this.label(this.current) : 'No conversation');
     fill(
       $('#thread'),
       (t?.items ?? []).map((m) =>
@@ -106,10 +130,12 @@ export class Conversations {
   }
 
   async submit(form) {
-    const to = Conversations.key(form.elements.to.value);
+    const via = form.elements.via.value;
+    const address = form.elements.to.value.trim();
+    const to = via ? `im:${via}/${address}` : Conversations.key(address);
     const text = form.elements.text.value;
     $('#message-error').textContent = '';
-    if (!to || !text.trim()) return;
+    if (!address || !text.trim()) return;
     form.elements.text.value = '';
     if (this.current !== to) this.open(to);
     const handle = this.add(to, { dir: 'out', body: text, state: 'sending…' });

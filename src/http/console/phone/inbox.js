@@ -1,7 +1,12 @@
-// The softphone's app side of messaging (issue 18's inbox): an app session from the access token (POST
-// /v1/sessions; its key lives in this object only), the queued messages read in order and acked once shown
-// (GET /v1/messages, DELETE /v1/messages/{id}), and sends through POST /v1/messages with a client id (a retry is
-// stored once).
+// The softphone's app side of messaging (issue 18's inbox): an app session (POST /v1/sessions; its key lives in
+// this object only), the queued messages read in order and acked once shown (GET /v1/messages, DELETE
+// /v1/messages/{id}), and sends through POST /v1/messages with a client id (a retry is stored once), to an address
+// of record or, naming a linked account, to a remote IM address through the bridge (issue 19).
+//
+// The first session of a sign-in is started with the password the user just typed (it opens the bridge's vault
+// for this session, which linking an account and connecting the linked ones need); the page drops the password
+// right after. Later sessions (after a reload, or when one expired) come from the access token: they read and send
+// messages, but the vault stays closed until the next sign-in with the password.
 //
 // A browser cannot put `Authorization: Session …` on a WebSocket, so until the server offers a browser-usable
 // credential for /v1/messages/stream (a short-lived ticket, issue 18) the page reads the inbox over HTTP every
@@ -26,12 +31,14 @@ function utf8Base64(b64) {
 export class AppInbox {
   /**
    * @param {import('/ui/shared/auth.js').Session} session the signed-in browser session (its access token)
-   * @param {{ onMessage: (m: { id: string, from: string, body: string, contentType: string, timestamp: number }) => void,
-   *           onState: (s: string) => void }} o
+   * @param {{ onMessage: (m: { id: string, from: string, body: string, contentType: string, timestamp: number, linkedAccount?: string, remote?: string }) => void,
+   *           onState: (s: string) => void, onVault?: (v: { state: string, recoveryKey?: string, message?: string }) => void }} o
+   * @param {{ username: string, password: string } | null} credentials the password of this sign-in, used once
    */
-  constructor(session, o) {
+  constructor(session, o, credentials = null) {
     this.session = session;
     this.o = o;
+    this.credentials = credentials;
     this.app = null; // { kid, key, expiresAt }
     this.timer = null;
     this.stopped = false;
@@ -44,7 +51,12 @@ export class AppInbox {
   }
 
   async login() {
-    this.app = await this.session.api('POST', '/v1/sessions');
+    const credentials = this.credentials;
+    this.credentials = null;
+    // The access token rides along: a server without the bridge ignores the body and takes the Bearer token.
+    this.app = await this.session.api('POST', '/v1/sessions', credentials ?? undefined);
+    if (this.app.vault) this.o.onVault?.(this.app.vault);
+    delete this.app.vault;
     this.o.onState('connected');
   }
 
@@ -84,7 +96,7 @@ export class AppInbox {
         if (!this.seen.has(m.id)) {
           this.seen.add(m.id);
           const text = m.contentType.split(';')[0].trim().toLowerCase().startsWith('text/') ? utf8Base64(m.body) : `[${m.contentType}, not shown]`;
-          this.o.onMessage({ id: m.id, from: m.sender, body: text, contentType: m.contentType, timestamp: m.timestamp });
+          this.o.onMessage({ id: m.id, from: m.sender, body: text, contentType: m.contentType, timestamp: m.timestamp, linkedAccount: m.linkedAccount, remote: m.remote });
         }
         await this.call('DELETE', `/v1/messages/${encodeURIComponent(m.id)}`).then(
           () => this.seen.delete(m.id),
@@ -97,7 +109,7 @@ export class AppInbox {
     }
   }
 
-  /** Sends text to an address; resolves with the server's { id, status, delivered }. */
+  /** Sends text to an address (with { linkedAccount }: a remote IM address); resolves with { id, status, delivered }. */
   send(to, text, extra = {}) {
     return this.call('POST', '/v1/messages', { to, body: base64Utf8(text), contentType: 'text/plain;charset=utf-8', clientId: crypto.randomUUID(), ...extra });
   }
