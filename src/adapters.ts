@@ -44,6 +44,7 @@ import type {
   SigningKeyStore,
 } from './storage/ports.ts';
 import type { AppSessionStore, MessageStore } from './storage/ports/messaging.ts';
+import type { LinkedAccountStore, VaultStore } from './storage/ports/bridge.ts';
 import { MemoryCache } from './storage/memory/cache.ts';
 import { MemoryFailureCounter } from './storage/memory/failure-counter.ts';
 import { MemoryLocationIndex } from './storage/memory/location-index.ts';
@@ -52,6 +53,7 @@ import { PostgresAccountStore } from './storage/postgres/account-store.ts';
 import { openPostgres, type Db } from './storage/postgres/database.ts';
 import { PostgresLocationStore } from './storage/postgres/location-store.ts';
 import { PostgresMessageStore } from './storage/postgres/message-store.ts';
+import { PostgresBridgeStore } from './storage/postgres/bridge-store.ts';
 import { PostgresPhoneStore } from './storage/postgres/phone-store.ts';
 import { PostgresPresenceStore } from './storage/postgres/presence-store.ts';
 import { PostgresSealedSipPasswordStore } from './storage/postgres/sealed-sip-password-store.ts';
@@ -65,6 +67,7 @@ import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
 import { openDatabase } from './storage/sqlite/database.ts';
 import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
 import { SqliteMessageStore } from './storage/sqlite/message-store.ts';
+import { SqliteBridgeStore } from './storage/sqlite/bridge-store.ts';
 import { SqlitePhoneStore } from './storage/sqlite/phone-store.ts';
 import { SqlitePresenceStore } from './storage/sqlite/presence-store.ts';
 import { SqliteSealedSipPasswordStore } from './storage/sqlite/sealed-sip-password-store.ts';
@@ -97,6 +100,8 @@ export interface DurableStores {
   presence: PresenceStore;
   /** Stored messages and app sessions (messaging/). */
   messages: MessageStore & AppSessionStore;
+  /** The vault and linked accounts (bridge/). */
+  bridge: VaultStore & LinkedAccountStore;
   /** Where it is, for the logs (never a password). */
   describe: string;
   close(): Promise<void>;
@@ -120,6 +125,7 @@ export async function openDurable(config: Config): Promise<DurableStores> {
       phone: new SqlitePhoneStore(db),
       presence,
       messages: new SqliteMessageStore(db),
+      bridge: new SqliteBridgeStore(db),
       describe: databaseFile(config),
       async close() {
         location.close();
@@ -140,6 +146,7 @@ export async function openDurable(config: Config): Promise<DurableStores> {
     phone: new PostgresPhoneStore(db),
     presence,
     messages: new PostgresMessageStore(db),
+    bridge: new PostgresBridgeStore(db),
     describe: `${redactUrl(config.storage.database)} schema ${config.storage.databaseSchema}`,
     async close() {
       await location.drain();

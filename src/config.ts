@@ -155,6 +155,12 @@ export interface Config {
     /** Seconds between expiry sweeps of messages and sessions (0: none). */
     sweepInterval: number;
   };
+  bridge: {
+    /** Link types this process's own connector serves (empty: none here; `switchboard connector` runs them). */
+    connectors: string[];
+    /** Linked accounts per account. */
+    maxLinked: number;
+  };
   push: {
     fcmServiceAccount: string | null;
     fcmUrl: string;
@@ -319,6 +325,8 @@ export const OPTIONS: Option[] = [
   O('messaging.rateLimit', 'message-rate-limit', 'int', 600, 'POST /v1/messages per minute per address (0: unlimited); beyond it 429.'),
   O('messaging.sessionTtl', 'app-session-ttl', 'int', 2_592_000, 'Lifetime of an app session (its key authenticates the inbox), in seconds.'),
   O('messaging.sessionOverlap', 'app-session-overlap', 'int', 3600, 'Seconds the old key of a rolled-over app session stays good (in-flight pushes encrypted to it still decrypt).'),
+  O('bridge.connectors', 'bridge-connectors', 'list', ['xmpp'], 'IM bridge: link types served by a connector inside this process (xmpp, irc); empty: none here, `switchboard connector --type …` processes serve them.'),
+  O('bridge.maxLinked', 'bridge-max-linked', 'int', 10, 'IM bridge: linked accounts (XMPP, IRC) one account may hold.'),
   O('messaging.sweepInterval', 'message-sweep-interval', 'int', 300, 'Seconds between sweeps removing expired messages and app sessions (0: none).'),
   O('push.fcmServiceAccount', 'fcm-service-account', 'string', null, 'Google service-account JSON file (project_id, client_email, private_key, token_uri) for FCM HTTP v1 pushes; unset: no FCM (pn-provider=fcm gets 555).'),
   O('push.fcmUrl', 'fcm-url', 'string', 'https://fcm.googleapis.com', 'FCM HTTP v1 base URL (POST /v1/projects/<project>/messages:send).'),
@@ -537,6 +545,8 @@ function validate(c: Config): void {
   if ((p.apnsKeyFile === null) !== (p.apnsKeyId === null) || (p.apnsKeyFile === null) !== (p.apnsTeamId === null)) bad('--apns-key-file, --apns-key-id and --apns-team-id go together');
   if (p.pnsreg < 0) bad('--push-pnsreg cannot be negative');
   if (m.sessionTtl < 60 || m.sessionOverlap < 0 || m.sessionOverlap > m.sessionTtl) bad('--app-session-ttl at least 60; --app-session-overlap from 0 to --app-session-ttl');
+  if (c.bridge.maxLinked < 0 || c.bridge.maxLinked > 1000) bad('--bridge-max-linked from 0 to 1000');
+  for (const t of c.bridge.connectors) if (!['xmpp', 'irc', 'sip'].includes(t)) bad(`--bridge-connectors: ${t} is not a link type (xmpp, irc, sip)`);
 }
 
 /** parseArgs option table for every configuration flag (plus --config). */

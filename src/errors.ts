@@ -158,6 +158,15 @@ export const Errors = {
   MSG_ERR_RECIPIENT: spec('MSG_ERR_RECIPIENT', 'no such recipient here', { sip: 404, http: 404 }),
   MSG_ERR_BODY: spec('MSG_ERR_BODY', 'a MESSAGE needs a body and its Content-Type', { sip: 400 }),
 
+  // The IM bridge (issue 19): vault, linked accounts, connectors.
+  BRIDGE_ERR_VAULT_PASSWORD: spec('BRIDGE_ERR_VAULT_PASSWORD', 'the password does not open the vault', { http: 401 }),
+  BRIDGE_ERR_VAULT_LOCKED: spec('BRIDGE_ERR_VAULT_LOCKED', 'the vault is not open in this session on this node: start a session with your password', { http: 409 }),
+  BRIDGE_ERR_VAULT_RECOVERY: spec('BRIDGE_ERR_VAULT_RECOVERY', 'the password was reset by an administrator: give the recovery key to open the vault, or DELETE /v1/vault (linked credentials are lost without it)', { http: 409 }),
+  BRIDGE_ERR_RECOVERY_KEY: spec('BRIDGE_ERR_RECOVERY_KEY', 'the recovery key does not open the vault', { http: 401 }),
+  BRIDGE_ERR_LINKED_LIMIT: spec('BRIDGE_ERR_LINKED_LIMIT', 'too many linked accounts', { http: 409 }),
+  BRIDGE_ERR_LINKED_NOT_FOUND: spec('BRIDGE_ERR_LINKED_NOT_FOUND', 'no such linked account', { http: 404 }),
+  BRIDGE_ERR_NOT_CONNECTED: spec('BRIDGE_ERR_NOT_CONNECTED', 'the linked account is not connected', { http: 409 }),
+
   // Configuration.
   CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),
   CONFIG_ERR_MASTER_KEY: spec('CONFIG_ERR_MASTER_KEY', 'the signing keys in the database were sealed under another master key; give every node the same SWITCHBOARD_MASTER_KEY'),

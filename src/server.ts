@@ -21,6 +21,7 @@ import { createKazoo, kazooIdentity } from './kazoo/subsystem.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMessaging, type Messaging } from './messaging/subsystem.ts';
+import { createBridge, type BridgeSubsystem } from './bridge/subsystem.ts';
 import { Metrics } from './metrics.ts';
 import type { PresenceService } from './presence/presence-service.ts';
 import { replicatingStore } from './presence/replication.ts';
@@ -61,6 +62,8 @@ export interface RunningServer {
   onRoute: CallsSubsystem['onRoute'];
   /** App sessions and the durable inbox. */
   messaging: Messaging;
+  /** The IM bridge: vault, linked accounts, this process's connector. */
+  bridge: BridgeSubsystem;
   stop(): Promise<void>;
 }
 
@@ -190,6 +193,24 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       }),
     );
 
+    // The IM bridge: the vault opens with password sessions; incoming IMs go to the inbox.
+    const bridge = life.add(
+      createBridge({
+        config,
+        node,
+        master,
+        store: durable.bridge,
+        bus,
+        accounts: identity.accountService,
+        sessions: messaging.sessions,
+        sessionChanges: messaging.sessionChanges,
+        passwordSet: identity.passwordSet,
+        inbox: messaging.inbox,
+        now,
+        log,
+      }),
+    );
+
     // Every method has its handler and every state is primed: the SIP listeners open (and on stop close first).
     life.add(sip.listening);
 
@@ -221,13 +242,27 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sip: () => sip.listeners,
         bus,
         sipPasswords: { accounts: identity.accounts, credentials: identity.accounts, passwords: identity.sipPasswords },
-        messaging: { sessions: messaging.sessions, inbox: messaging.inbox, accounts: identity.accounts, devices: identity.phone.devices, vapidPublicKey: messaging.vapidPublicKey, pushProviders: messaging.pusher.names },
+        messaging: {
+          sessions: messaging.sessions,
+          inbox: messaging.inbox,
+          accounts: identity.accounts,
+          devices: identity.phone.devices,
+          vapidPublicKey: messaging.vapidPublicKey,
+          pushProviders: messaging.pusher.names,
+          bridge: {
+            passwordLogin: (login, password, address) => bridge.passwordLogin(login, password, address),
+            sessionStarted: (s, how) => bridge.sessionStarted(s, how),
+            send: (s, linked, to, body) => bridge.bridge.send(s, linked, to, body),
+            frames: (accountId, send) => bridge.bridge.listen(accountId, send),
+          },
+        },
+        bridge: { sessions: messaging.sessions, bridge: bridge.bridge, vault: bridge.vault },
       }),
     );
-    return { bus, metrics, sip, identity, registrar, presence, calls, kazoo, messaging, http };
+    return { bus, metrics, sip, identity, registrar, presence, calls, kazoo, messaging, bridge, http };
   };
   // What was opened while composing closes again if composing fails (start does the same for its own failures).
-  const { bus, metrics, sip, identity, registrar, presence, calls, kazoo, messaging, http } = await compose().catch(async (err: unknown): Promise<never> => {
+  const { bus, metrics, sip, identity, registrar, presence, calls, kazoo, messaging, bridge, http } = await compose().catch(async (err: unknown): Promise<never> => {
     await life.stop();
     throw err;
   });
@@ -271,6 +306,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     transports: sip.transports,
     onRoute: (hook) => calls.onRoute(hook),
     messaging,
+    bridge,
     stop,
   };
 }

@@ -25,7 +25,9 @@ export const BUS_MAC_KEY = 'bus-internal-mac';
 export const MAC_HEADER = 'x-switchboard-mac';
 
 /** Topics of Switchboard's own exchange that only a node of the deployment may publish. */
-export const INTERNAL_TOPICS: readonly string[] = ['sip.relay.*', 'sip.relay-reply.*', 'account.credentials.changed', 'presence.replicate', 'node.departed'];
+// The bridge's too (bridge/wire.ts): connection requests, connector announcements and link states, IMs both ways: a
+// forged one could point a user's credential at another key, or put words in a remote contact's mouth.
+export const INTERNAL_TOPICS: readonly string[] = ['sip.relay.*', 'sip.relay-reply.*', 'account.credentials.changed', 'presence.replicate', 'node.departed', 'bridge.#', 'message.incoming', 'message.outgoing.*'];
 
 export class BusAuthenticator {
   private readonly key: Buffer;

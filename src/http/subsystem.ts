@@ -7,6 +7,7 @@ import type { Subsystem } from '../lifecycle.ts';
 import type { ListenerAddress } from '../sip/transport/types.ts';
 import { buildHttpApp, type HttpDeps } from './app.ts';
 import { buildMetricsApp, networkMatcher, parseListen } from './routes/metrics.ts';
+import { linkedAccountRoutes, type LinkedAccountRoutesOptions } from './routes/linked-accounts.ts';
 import { messageRoutes, type MessageRoutesOptions } from './routes/messages.ts';
 import { sipPasswordRoutes, type SipPasswordRoutesOptions } from './routes/sip-passwords.ts';
 
@@ -21,6 +22,8 @@ export interface HttpOptions extends Omit<HttpDeps, 'console' | 'metricsOpenTo' 
   sipPasswords: Omit<SipPasswordRoutesOptions, 'auth'>;
   /** App sessions and the inbox (routes/messages.ts). */
   messaging?: Omit<MessageRoutesOptions, 'auth' | 'realms' | 'maxBody' | 'rateLimitPerMinute' | 'loginRateLimitPerMinute' | 'log'>;
+  /** The IM bridge's linked accounts and vault (routes/linked-accounts.ts). */
+  bridge?: Omit<LinkedAccountRoutesOptions, 'rateLimitPerMinute'>;
 }
 
 export interface HttpSubsystem extends Subsystem {
@@ -45,7 +48,7 @@ export function createHttp(o: HttpOptions): HttpSubsystem {
     name: 'http',
     address,
     async start() {
-      const { config: _config, reusePort: _reusePort, sip, bus, sipPasswords, messaging, ...deps } = o;
+      const { config: _config, reusePort: _reusePort, sip, bus, sipPasswords, messaging, bridge, ...deps } = o;
       const app = buildHttpApp({
         ...deps,
         loginRateLimit: config.http.loginRateLimit,
@@ -68,6 +71,7 @@ export function createHttp(o: HttpOptions): HttpSubsystem {
           log: log.child({ component: 'messaging' }),
         });
       }
+      if (bridge) app.register(linkedAccountRoutes, { ...bridge, rateLimitPerMinute: config.http.loginRateLimit });
       await app.listen({ host: config.http.host, port: config.http.port, ...reuse });
       Object.assign(address, app.server.address() as { address: string; port: number });
       if (metricsListen) {

@@ -24,8 +24,11 @@ export interface AccountServiceOptions {
   policy: Config['auth'];
   defaultRealm: string;
   log: Logger;
-  /** Told of every new password (after it is stored), e.g. to reseal an opted-in reversible SIP password. */
-  onPasswordChanged?: (account: Account, password: string) => Promise<void>;
+  /**
+   * Told of every new password (after it is stored), e.g. to reseal an opted-in reversible SIP password, with the
+   * password before when the change was made with it (null: an administrator's reset; the bridge's vault cares).
+   */
+  onPasswordChanged?: (account: Account, password: string, previous: string | null) => Promise<void>;
 }
 
 /** The lockout subject shared by HTTP login and SIP authentication (lockout.ts adds the source). */
@@ -83,11 +86,11 @@ export class AccountService {
     return account;
   }
 
-  async setPassword(account: Account, password: string): Promise<void> {
+  async setPassword(account: Account, password: string, previous: string | null = null): Promise<void> {
     const passwordHash = await this.o.hasher.hash(password);
     await this.o.accounts.setPassword(account.id, passwordHash, digestCredentialsFor(account.username, account.realm, password));
     this.o.invalidateCredentials([account.username]);
-    await this.o.onPasswordChanged?.(account, password);
+    await this.o.onPasswordChanged?.(account, password, previous);
   }
 
   /**
@@ -111,13 +114,13 @@ export class AccountService {
       await this.o.hasher.verifyNobody(password);
     } else if (account.passwordHash) {
       ok = await this.o.hasher.verify(account.passwordHash, password);
-      if (ok && this.o.hasher.needsRehash(account.passwordHash)) await this.setPassword(account, password);
+      if (ok && this.o.hasher.needsRehash(account.passwordHash)) await this.setPassword(account, password, password);
     } else {
       // Imported with SIP credentials only: check against the SHA-256 HA1, then store an argon2id hash.
       const cred = await this.o.credentials.findSipCredential(account.username, account.realm, 'SHA-256');
       await this.o.hasher.verifyNobody(password);
       ok = cred !== null && verifyByHa1(cred.credential.ha1, account.username, account.realm, password);
-      if (ok) await this.setPassword(account, password);
+      if (ok) await this.setPassword(account, password, password);
     }
     if (!ok || !account) {
       await this.lockout.fail(keys);

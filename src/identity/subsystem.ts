@@ -85,6 +85,8 @@ export interface Identity extends Subsystem {
   readonly accountDeleted: Hook<string>;
   /** An account's password changed (its id): its app sessions end. */
   readonly passwordChanged: Hook<string>;
+  /** Every new password with the one before when the change was made with it (the bridge's vault rewraps). */
+  readonly passwordSet: Hook<{ accountId: string; password: string; previous: string | null }>;
   /** Accounts were disabled, enabled or deleted: every cached credential and validity goes, here and on every node. */
   forgetAccounts(): void;
 }
@@ -97,6 +99,7 @@ export function createIdentity(o: IdentityOptions): Identity {
   const invalidate: CredentialInvalidation = shareInvalidations(credentials, o.bus, o.node);
   // One lockout for SIP Digest, HTTP login and device Basic authentication (lockout.ts).
   const passwordChanged = new Hook<string>();
+  const passwordSet = new Hook<{ accountId: string; password: string; previous: string | null }>();
   const lockout = new Lockout({ failures: o.failures, policy: config.auth, log: log.child({ component: 'auth' }) });
 
   // Accounts, password hashing, signing keys (sealed under the master key), tokens, API keys.
@@ -161,8 +164,9 @@ export function createIdentity(o: IdentityOptions): Identity {
     defaultRealm: config.realms[0],
     log: log.child({ component: 'identity' }),
     // An account opted into a reversible SIP password gets the new one sealed too, so switches never see a stale one.
-    onPasswordChanged: async (account, password) => {
+    onPasswordChanged: async (account, password, previous) => {
       if (await sipPasswords.isEnabled(account.id)) await sipPasswords.enable(account.id, password);
+      await passwordSet.run({ accountId: account.id, password, previous });
       await passwordChanged.run(account.id);
     },
   });
@@ -230,6 +234,7 @@ export function createIdentity(o: IdentityOptions): Identity {
     disconnect,
     accountDeleted: new Hook<string>(),
     passwordChanged,
+    passwordSet,
     accountExists: (username, realm) => validity.exists(username, realm),
     forgetAccounts() {
       invalidate.all();

@@ -37,8 +37,8 @@ export interface Send {
   contentType: string;
   body: Buffer;
   clientId?: string | null;
-  /** Where it came from, for the event: 'app' (POST /v1/messages), 'sip' (MESSAGE). */
-  via: 'app' | 'sip';
+  /** Where it came from, for the event: 'app' (POST /v1/messages), 'sip' (MESSAGE), 'im' (the IM bridge). */
+  via: 'app' | 'sip' | 'im';
 }
 
 export type SendResult = { id: string; status: 'stored' | 'duplicate'; delivered: boolean };

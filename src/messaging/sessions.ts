@@ -42,7 +42,11 @@ export interface SessionOptions {
   overlap: number;
   now: () => number;
   onEvent?: (event: 'created' | 'rolled' | 'ended') => void;
+  /** Told of rollovers and ends by kid (all the account's sessions: kid null), for what a session holds (the bridge). */
+  onChange?: (c: SessionChange) => void;
 }
+
+export type SessionChange = { event: 'rolled'; accountId: string; from: string; to: AppSession } | { event: 'ended'; accountId: string; kid: string | null };
 
 const KID = /^[A-Za-z0-9_-]{22}$/;
 /** Sessions an account may hold at once; a login beyond it ends the oldest (logins in a loop cannot fill the table). */
@@ -130,17 +134,26 @@ export class AppSessions {
     }
     await this.o.store.shortenSession(s.kid, this.o.now() + this.o.overlap * 1000);
     this.o.onEvent?.('rolled');
+    this.o.onChange?.({ event: 'rolled', accountId: s.accountId, from: s.kid, to: next });
     return next;
   }
 
   async logout(s: AppSession): Promise<void> {
     if (await this.o.store.deleteSession(s.kid)) this.o.onEvent?.('ended');
+    this.o.onChange?.({ event: 'ended', accountId: s.accountId, kid: s.kid });
+  }
+
+  /** Whether the account has a live session (any device). */
+  async anyLive(accountId: string): Promise<boolean> {
+    for (const s of await this.o.store.listSessions(accountId)) if ((await this.live(s.kid)) !== null) return true;
+    return false;
   }
 
   /** Ends every session of the account (a password change), or of one device. */
   async endAccount(accountId: string, deviceId?: number): Promise<number> {
     const n = await this.o.store.deleteSessions(accountId, deviceId);
     for (let i = 0; i < n; i++) this.o.onEvent?.('ended');
+    this.o.onChange?.({ event: 'ended', accountId, kid: null });
     return n;
   }
 

@@ -4,6 +4,10 @@
 //                 {"type":"queue-empty"}                                                         once, after the backlog
 //   app → server  {"type":"ack","id"}                                                            removes that message
 //
+// With the IM bridge (bridge/links.ts), a bridged message's frame also names its linked account and remote address
+// ("linkedAccount", "remote"), and the bridge's own frames ride along as they happen: {"type":"link-state",
+// "linkedAccount","state","reason"} and {"type":"delivery","id","linkedAccount","status","reason"} (not acked).
+//
 // Everything the store holds for the account (and the session's device) when the socket opens goes first, then the
 // marker, then live messages as they are stored (woken by Inbox.listen, from any node). Nothing is removed until it
 // is acked: a message sent but not acked before the socket closes is sent again, in order, on the next one. At most
@@ -20,7 +24,17 @@ const BATCH = 64;
 /** Close code for an expired session (4000-4999 are the application's). */
 export const CLOSE_SESSION_EXPIRED = 4401;
 
-export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbox, log: Logger, now: () => number = Date.now): void {
+/** Frames another room adds to an account's stream (the bridge's): subscribe, get frames, unsubscribe on close. */
+export type StreamFrames = (accountId: string, send: (frame: Record<string, unknown>) => void) => () => void;
+
+/** A bridged IM's sender is `im:<linked account>/<remote address>` (bridge/links.ts imSender): its two parts. */
+export function bridged(sender: string): { linkedAccount?: string; remote?: string } {
+  if (!sender.startsWith('im:')) return {};
+  const slash = sender.indexOf('/');
+  return slash < 0 ? {} : { linkedAccount: sender.slice(3, slash), remote: sender.slice(slash + 1) };
+}
+
+export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbox, log: Logger, now: () => number = Date.now, frames?: StreamFrames): void {
   const { accountId, deviceId } = session;
   const inFlight = new Set<string>();
   let lastSeq = 0;
@@ -44,7 +58,7 @@ export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbo
             if (closed) return;
             inFlight.add(m.id);
             lastSeq = m.seq;
-            ws.send(JSON.stringify({ type: 'message', id: m.id, sender: m.sender, contentType: m.contentType, body: m.body.toString('base64'), timestamp: m.createdAt }));
+            ws.send(JSON.stringify({ type: 'message', id: m.id, sender: m.sender, contentType: m.contentType, body: m.body.toString('base64'), timestamp: m.createdAt, ...bridged(m.sender) }));
           }
           if (batch.length === 0 || inFlight.size >= MAX_IN_FLIGHT) break;
         }
@@ -62,6 +76,9 @@ export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbo
   };
 
   const unlisten = inbox.listen(accountId, () => void pump());
+  const unframe = frames?.(accountId, (f) => {
+    if (!closed) ws.send(JSON.stringify(f));
+  });
   const expiry = setTimeout(() => ws.close(CLOSE_SESSION_EXPIRED, 'session expired'), Math.max(0, Math.min(session.expiresAt - now(), 2 ** 31 - 1)));
   ws.on('message', (data, isBinary) => {
     let frame: unknown;
@@ -90,6 +107,7 @@ export function serveInboxStream(ws: WebSocket, session: AppSession, inbox: Inbo
     closed = true;
     clearTimeout(expiry);
     unlisten();
+    unframe?.();
   });
   void pump();
 }

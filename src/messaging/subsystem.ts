@@ -10,7 +10,7 @@ import { Counter } from 'prom-client';
 import type { EventBus } from '../bus/event-bus.ts';
 import type { Config } from '../config.ts';
 import { Sealer } from '../identity/seal.ts';
-import type { Hook, Subsystem } from '../lifecycle.ts';
+import { Hook, type Subsystem } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { deriveKey } from '../secrets.ts';
@@ -26,7 +26,7 @@ import { forkDelivery, SipMessages, type MessageTarget, type RequestFork } from 
 import type { PushProvider } from './push/ports.ts';
 import { Pusher } from './push/pusher.ts';
 import type { WebPushProvider } from './push/webpush.ts';
-import { AppSessions } from './sessions.ts';
+import { AppSessions, type SessionChange } from './sessions.ts';
 
 export interface MessagingOptions {
   config: Config;
@@ -61,6 +61,8 @@ export interface Messaging extends Subsystem {
   readonly sessions: AppSessions;
   readonly pusher: Pusher;
   readonly sipMessages: SipMessages;
+  /** Sessions rolled over or ended (the bridge zeroes what it held for them). */
+  readonly sessionChanges: Hook<SessionChange>;
   /** The VAPID public key (base64url) browsers subscribe with, or null without Web Push. */
   readonly vapidPublicKey: string | null;
 }
@@ -77,6 +79,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
   const registers = [o.metrics.registry];
   const messages = new Counter({ name: 'switchboard_messages_total', help: 'Stored messages by event (received, stored, duplicate, delivered, expired, refused)', labelNames: ['event'], registers });
   const sessionEvents = new Counter({ name: 'switchboard_app_sessions_total', help: 'App sessions by event (created, rolled, ended)', labelNames: ['event'], registers });
+  const sessionChanges = new Hook<SessionChange>();
   const sessions = new AppSessions({
     store: o.store,
     accounts: o.accounts,
@@ -86,6 +89,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
     overlap: m.sessionOverlap,
     now: o.now,
     onEvent: (event) => sessionEvents.inc({ event }),
+    onChange: (c) => sessionChanges.emit(c),
   });
   const pushes = new Counter({ name: 'switchboard_pushes_total', help: 'Pushes by provider and outcome (sent, failed, gone: the provider called the token dead)', labelNames: ['provider', 'outcome'], registers });
   const pusher = new Pusher({
@@ -143,6 +147,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
     sessions,
     pusher,
     sipMessages,
+    sessionChanges,
     vapidPublicKey: o.push.webpush?.publicKey ?? null,
     async start() {
       await inbox.start();

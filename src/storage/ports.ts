@@ -7,3 +7,4 @@ export * from './ports/identity.ts';
 export * from './ports/location.ts';
 export * from './ports/phone.ts';
 export * from './ports/presence.ts';
+export * from './ports/bridge.ts';

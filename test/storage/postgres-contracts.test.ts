@@ -4,6 +4,7 @@ import { describe } from 'node:test';
 import { PostgresAccountStore } from '../../src/storage/postgres/account-store.ts';
 import { openPostgres, type Db } from '../../src/storage/postgres/database.ts';
 import { PostgresMessageStore } from '../../src/storage/postgres/message-store.ts';
+import { PostgresBridgeStore } from '../../src/storage/postgres/bridge-store.ts';
 import { PostgresLocationStore } from '../../src/storage/postgres/location-store.ts';
 import { PostgresPhoneStore } from '../../src/storage/postgres/phone-store.ts';
 import { PostgresPresenceStore } from '../../src/storage/postgres/presence-store.ts';
@@ -12,6 +13,7 @@ import { PostgresTokenStore } from '../../src/storage/postgres/token-store.ts';
 import { dropSchema, freshSchema, PG_URL, postgresMissing } from '../helpers/postgres.ts';
 import { accountStoreContract } from './contracts/account-store.contract.ts';
 import { messageStoreContract } from './contracts/message-store.contract.ts';
+import { bridgeStoreContract } from './contracts/bridge-store.contract.ts';
 import { locationStoreContract } from './contracts/location-store.contract.ts';
 import { phoneStoreContract } from './contracts/phone-store.contract.ts';
 import { presenceStoreContract } from './contracts/presence-store.contract.ts';
@@ -35,6 +37,7 @@ async function open(): Promise<StoreEnv> {
       presence,
       sealed: new PostgresSealedSipPasswordStore(db),
       messages: new PostgresMessageStore(db),
+      bridge: new PostgresBridgeStore(db),
     };
   };
   return {
@@ -61,4 +64,5 @@ describe('PostgreSQL adapters', { skip: await postgresMissing() }, () => {
   presenceStoreContract(open);
   sealedPasswordStoreContract(open);
   messageStoreContract(open);
+  bridgeStoreContract(open);
 });

@@ -8,6 +8,7 @@ import { describe } from 'node:test';
 import { SqliteAccountStore } from '../../src/storage/sqlite/account-store.ts';
 import { openDatabase } from '../../src/storage/sqlite/database.ts';
 import { SqliteMessageStore } from '../../src/storage/sqlite/message-store.ts';
+import { SqliteBridgeStore } from '../../src/storage/sqlite/bridge-store.ts';
 import { SqliteLocationStore } from '../../src/storage/sqlite/location-store.ts';
 import { SqlitePhoneStore } from '../../src/storage/sqlite/phone-store.ts';
 import { SqlitePresenceStore } from '../../src/storage/sqlite/presence-store.ts';
@@ -15,6 +16,7 @@ import { SqliteSealedSipPasswordStore } from '../../src/storage/sqlite/sealed-si
 import { SqliteTokenStore } from '../../src/storage/sqlite/token-store.ts';
 import { accountStoreContract } from './contracts/account-store.contract.ts';
 import { messageStoreContract } from './contracts/message-store.contract.ts';
+import { bridgeStoreContract } from './contracts/bridge-store.contract.ts';
 import { locationStoreContract } from './contracts/location-store.contract.ts';
 import { phoneStoreContract } from './contracts/phone-store.contract.ts';
 import { presenceStoreContract } from './contracts/presence-store.contract.ts';
@@ -36,6 +38,7 @@ async function open(): Promise<StoreEnv> {
       presence: new SqlitePresenceStore(db),
       sealed: new SqliteSealedSipPasswordStore(db),
       messages: new SqliteMessageStore(db),
+      bridge: new SqliteBridgeStore(db),
     };
     opened.push({ db, stores });
     return stores;
@@ -62,4 +65,5 @@ describe('SQLite adapters', () => {
   presenceStoreContract(open);
   sealedPasswordStoreContract(open);
   messageStoreContract(open);
+  bridgeStoreContract(open);
 });

@@ -1,7 +1,9 @@
 // The app's side of messaging (issue 18): app sessions and the inbox.
 //
 //   POST   /v1/sessions             log in: Bearer access token (from /auth/login, or a device token) or a phone
-//                                   device's Basic credentials → { kid, key, expiresAt } (the key is shown once)
+//                                   device's Basic credentials → { kid, key, expiresAt } (the key is shown once);
+//                                   or {username, password[, recoveryKey]}: also opens the bridge's vault for
+//                                   this session (Basic + {deviceKey} for a phone device) → { …, vault }
 //   POST   /v1/sessions/rollover    a new key for this session's device; the old one stays good --app-session-overlap
 //   DELETE /v1/sessions/current     log out (this session)
 //   PUT    /v1/sessions/current/push  push this device for its messages (provider and token or Web Push subscription;
@@ -9,7 +11,8 @@
 //   GET    /v1/push/vapid           the VAPID public key a browser subscribes with (applicationServerKey)
 //   GET    /v1/messages             queued messages, in order (clients without a socket)
 //   DELETE /v1/messages/{id}        ack: removes the message
-//   POST   /v1/messages             send to an address of record served here, with a client id (a retry is stored once)
+//   POST   /v1/messages             send to an address of record served here, with a client id (a retry is stored once);
+//                                   with linkedAccount: to a remote IM address through the bridge (202, a delivery frame follows)
 //   GET    /v1/messages/stream      WebSocket (messaging/stream.ts)
 //
 // Everything but POST /v1/sessions takes `Authorization: Session <kid>:<key>`; an account reads and acks only its own
@@ -24,8 +27,8 @@ import { parseLoginName } from '../../identity/accounts.ts';
 import type { DeviceService } from '../../identity/phone/devices.ts';
 import type { Logger } from '../../log.ts';
 import type { Inbox } from '../../messaging/inbox.ts';
-import { parseSessionAuthorization, type AppSession, type AppSessions } from '../../messaging/sessions.ts';
-import { serveInboxStream } from '../../messaging/stream.ts';
+import { parseSessionAuthorization, type AppSession, type AppSessions, type IssuedSession } from '../../messaging/sessions.ts';
+import { bridged, serveInboxStream, type StreamFrames } from '../../messaging/stream.ts';
 import type { AccountStore } from '../../storage/ports.ts';
 import { principalOf, type Authenticator } from '../authenticate.ts';
 import { errorSchema } from '../schemas.ts';
@@ -47,6 +50,18 @@ export interface MessageRoutesOptions {
   vapidPublicKey: string | null;
   /** The push providers configured (PUT /v1/sessions/current/push names one). */
   pushProviders: string[];
+  /** The IM bridge (bridge/subsystem.ts), absent without it. */
+  bridge?: SessionBridge;
+}
+
+/** What the bridge adds to sessions and messages: the vault opened at session start, IM sends, stream frames. */
+export interface SessionBridge {
+  /** Checks a password login (counted and locked like /auth/login); the account id. */
+  passwordLogin(login: string, password: string, address: string): Promise<string>;
+  /** Opens the vault for a new session (never stores the password); what the reply says about it. */
+  sessionStarted(s: IssuedSession, how: { password?: string; recoveryKey?: string; deviceKey?: string }): Promise<Record<string, unknown>>;
+  send(s: AppSession, linkedAccount: string, to: string, body: Buffer): Promise<{ id: string; status: 'queued'; delivered: false }>;
+  frames: StreamFrames;
 }
 
 declare module 'fastify' {
@@ -58,13 +73,31 @@ declare module 'fastify' {
 const sessionSchema = {
   type: 'object',
   required: ['kid', 'key', 'expiresAt'],
-  properties: { kid: { type: 'string' }, key: { type: 'string' }, expiresAt: { type: 'integer' }, deviceId: { type: ['integer', 'null'] } },
+  properties: {
+    kid: { type: 'string' },
+    key: { type: 'string' },
+    expiresAt: { type: 'integer' },
+    deviceId: { type: ['integer', 'null'] },
+    vault: {
+      type: 'object',
+      description: 'The bridge vault for this session: open, created (recoveryKey shown this once), recovery_required, locked',
+      properties: { state: { type: 'string' }, recoveryKey: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
 } as const;
 
 const messageSchema = {
   type: 'object',
   required: ['id', 'sender', 'contentType', 'body', 'timestamp'],
-  properties: { id: { type: 'string' }, sender: { type: 'string' }, contentType: { type: 'string' }, body: { type: 'string', description: 'base64' }, timestamp: { type: 'integer' } },
+  properties: {
+    id: { type: 'string' },
+    sender: { type: 'string' },
+    contentType: { type: 'string' },
+    body: { type: 'string', description: 'base64' },
+    timestamp: { type: 'integer' },
+    linkedAccount: { type: 'string', description: 'a bridged IM: the linked account it came through' },
+    remote: { type: 'string', description: 'a bridged IM: the remote address' },
+  },
 } as const;
 
 const security = [{ session: [] }];
@@ -80,22 +113,44 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
   const current = (req: FastifyRequest): AppSession => req.appSession!;
   const issued = (s: Awaited<ReturnType<AppSessions['create']>>) => ({ kid: s.kid, key: s.key, expiresAt: s.expiresAt, deviceId: s.deviceId });
 
-  app.post(
+  app.post<{ Body: { username?: string; password?: string; recoveryKey?: string; deviceKey?: string } | undefined }>(
     '/v1/sessions',
     {
       config: limit(o.loginRateLimitPerMinute),
       schema: {
         tags: ['messages'],
-        summary: 'Start an app session: with a Bearer access token (password login, or a device token) or a phone device\u2019s Basic credentials',
+        summary: 'Start an app session: with a Bearer access token (password login, or a device token), a phone device\u2019s Basic credentials, or {username, password} (which also opens the bridge vault)',
+        body: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          properties: {
+            username: { type: 'string', minLength: 1, maxLength: 400 },
+            password: { type: 'string', minLength: 1, maxLength: 1024 },
+            recoveryKey: { type: 'string', minLength: 52, maxLength: 80 },
+            deviceKey: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
+          },
+        },
         response: { 200: sessionSchema, 401: errorSchema, 429: errorSchema },
       },
     },
     async (req) => {
       const h = req.headers.authorization ?? '';
+      const b = req.body ?? {};
+      const withVault = async (s: IssuedSession, how: Parameters<SessionBridge['sessionStarted']>[1]) => {
+        const out: Record<string, unknown> = issued(s);
+        if (o.bridge && (how.password || how.deviceKey)) out.vault = await o.bridge.sessionStarted(s, how);
+        return out;
+      };
+      if (b.username !== undefined || b.password !== undefined) {
+        if (!o.bridge || b.username === undefined || b.password === undefined) throw sbError('HTTP_ERR_UNAUTHORIZED', 'username and password are required');
+        const accountId = await o.bridge.passwordLogin(b.username, b.password, req.ip);
+        return withVault(await o.sessions.create(accountId, null), { password: b.password, recoveryKey: b.recoveryKey });
+      }
       if (/^Basic /i.test(h)) {
         if (!o.devices) throw sbError('HTTP_ERR_UNAUTHORIZED', 'no phone devices here');
         const d = await o.devices.authenticate(h, req.ip);
-        return issued(await o.sessions.create(d.accountId, d.deviceId));
+        return withVault(await o.sessions.create(d.accountId, d.deviceId), { deviceKey: b.deviceKey });
       }
       const p = await principalOf(req, o.auth);
       if (!p || p.via !== 'token') throw sbError('HTTP_ERR_UNAUTHORIZED', 'a Bearer access token or Basic device credentials are required');
@@ -192,7 +247,7 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
       const n = req.query.limit ?? 100;
       const list = await o.inbox.pending(s.accountId, s.deviceId, n + 1);
       return {
-        messages: list.slice(0, n).map((m) => ({ id: m.id, sender: m.sender, contentType: m.contentType, body: m.body.toString('base64'), timestamp: m.createdAt })),
+        messages: list.slice(0, n).map((m) => ({ id: m.id, sender: m.sender, contentType: m.contentType, body: m.body.toString('base64'), timestamp: m.createdAt, ...bridged(m.sender) })),
         more: list.length > n,
       };
     },
@@ -216,7 +271,7 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     },
   );
 
-  app.post<{ Body: { to: string; clientId?: string; contentType?: string; body: string } }>(
+  app.post<{ Body: { to: string; linkedAccount?: string; clientId?: string; contentType?: string; body: string } }>(
     '/v1/messages',
     {
       preHandler: session,
@@ -231,7 +286,8 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
           additionalProperties: false,
           required: ['to', 'body'],
           properties: {
-            to: { type: 'string', minLength: 3, maxLength: 300, description: 'sip:user@realm or user@realm' },
+            to: { type: 'string', minLength: 3, maxLength: 300, description: 'sip:user@realm or user@realm; with linkedAccount the remote address (a JID, an IRC nick or #channel)' },
+            linkedAccount: { type: 'string', minLength: 1, maxLength: 64, description: 'send through this linked account (GET /v1/linked-accounts)' },
             clientId: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[\\x21-\\x7e]+$' },
             contentType: { type: 'string', minLength: 3, maxLength: 100, pattern: '^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;[ -~]*)?$' },
             body: { type: 'string', maxLength: Math.ceil(o.maxBody / 3) * 4, pattern: '^[A-Za-z0-9+/]*={0,2}$' },
@@ -239,17 +295,23 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
         },
         response: {
           200: { type: 'object', required: ['id', 'status', 'delivered'], properties: { id: { type: 'string' }, status: { type: 'string', enum: ['stored', 'duplicate'] }, delivered: { type: 'boolean' } } },
+          202: { type: 'object', required: ['id', 'status', 'delivered'], properties: { id: { type: 'string' }, status: { type: 'string', enum: ['queued'] }, delivered: { type: 'boolean' } } },
           400: errorSchema,
           401: errorSchema,
           404: errorSchema,
+          409: errorSchema,
           413: errorSchema,
           429: errorSchema,
           507: errorSchema,
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const s = current(req);
+      if (req.body.linkedAccount !== undefined) {
+        if (!o.bridge) throw sbError('BRIDGE_ERR_LINKED_NOT_FOUND', 'no IM bridge here');
+        return reply.status(202).send(await o.bridge.send(s, req.body.linkedAccount, req.body.to, Buffer.from(req.body.body, 'base64')));
+      }
       const sender = await o.accounts.findById(s.accountId);
       if (!sender) throw sbError('MSG_ERR_SESSION');
       const to = req.body.to.replace(/^sips?:/i, '');
@@ -295,7 +357,7 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
           ws.on('close', () => {
             if (sockets.get(s.kid) === ws) sockets.delete(s.kid);
           });
-          serveInboxStream(ws, s, o.inbox, o.log, () => o.sessions.now());
+          serveInboxStream(ws, s, o.inbox, o.log, () => o.sessions.now(), o.bridge?.frames);
         });
       },
       (err: unknown) => {

@@ -208,7 +208,8 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (app, o) 
           throw e;
         }
       }
-      await o.accounts.setPassword(account, req.body.password);
+      // The current password, when it was asked for, lets the bridge's vault be rewrapped rather than reset.
+      await o.accounts.setPassword(account, req.body.password, isAdmin(req.principal) ? null : (req.body.currentPassword ?? null));
       await o.refresh.revokeAll(account.id);
       return reply.status(204).send();
     },

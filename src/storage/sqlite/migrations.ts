@@ -209,4 +209,37 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX app_sessions_expires ON app_sessions(expires_at);
     `,
   },
+  {
+    version: 9,
+    name: 'bridge: vault wraps, linked accounts',
+    // The vault: one row per way of opening an account's Secret (password, recovery key, phone device); linked
+    // accounts hold the remote password encrypted under the Secret, and their live state (bridge/). Nothing plaintext.
+    sql: `
+      CREATE TABLE vault_wraps (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        slot TEXT NOT NULL,
+        salt TEXT NOT NULL,
+        kdf TEXT NOT NULL,
+        wrapped TEXT NOT NULL,
+        PRIMARY KEY (account_id, slot)
+      ) WITHOUT ROWID;
+      CREATE TABLE linked_accounts (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        server TEXT NOT NULL,
+        username TEXT NOT NULL,
+        options TEXT NOT NULL,
+        ciphertext TEXT NOT NULL,
+        stay_sealed TEXT,
+        connector TEXT,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX linked_accounts_account ON linked_accounts(account_id, created_at);
+      CREATE INDEX linked_accounts_connector ON linked_accounts(connector);
+    `,
+  },
 ];

@@ -17,6 +17,7 @@ import type {
   SigningKeyStore,
 } from '../../../src/storage/ports.ts';
 import type { AppSessionStore, MessageStore } from '../../../src/storage/ports/messaging.ts';
+import type { LinkedAccountStore, VaultStore } from '../../../src/storage/ports/bridge.ts';
 
 export interface Stores {
   accounts: AccountStore & AccountAdmin & CredentialStore;
@@ -28,6 +29,8 @@ export interface Stores {
   sealed: SealedSipPasswordStore;
   /** Stored messages and app sessions (one adapter object serves both ports). */
   messages: MessageStore & AppSessionStore;
+  /** The vault and linked accounts (one adapter object serves both ports). */
+  bridge: VaultStore & LinkedAccountStore;
 }
 
 export interface StoreEnv extends Stores {
