@@ -11,14 +11,15 @@ const MAX_CONVERSATIONS = 200;
 
 export class Conversations {
   /**
-   * @param {{ send: (peer: string, text: string) => Promise<string>, label?: (peer: string) => string }} o
-   *   send resolves with the state to show ('delivered', 'stored', 'queued') or rejects with why it failed;
-   *   label names a conversation (default: its key)
+   * @param {{ send: (peer: string, text: string) => Promise<string | { state: string, id: string }>, label?: (peer: string) => string }} o
+   *   send resolves with the state to show ('delivered', 'stored', 'queued'), with the server's message id when a
+   *   later frame may update it (update()), or rejects with why it failed; label names a conversation (default: its key)
    */
   constructor(o) {
     this.o = o;
     this.threads = new Map(); // peer → { li, items: [], unread }
     this.current = null;
+    this.sent = new Map(); // server message id → the handle of its item, while a receipt or delivery may still come
     $('#message-form').addEventListener('submit', (e) => {
       e.preventDefault();
       void this.submit(e.target);
@@ -140,10 +141,19 @@ export class Conversations {
     if (this.current !== to) this.open(to);
     const handle = this.add(to, { dir: 'out', body: text, state: 'sending…' });
     try {
-      handle.set(await this.o.send(to, text));
+      const r = await this.o.send(to, text);
+      if (typeof r === 'string') return handle.set(r);
+      handle.set(r.state);
+      this.sent.set(r.id, handle);
+      if (this.sent.size > 1000) this.sent.delete(this.sent.keys().next().value);
     } catch (err) {
       handle.set(`failed: ${err.message}`);
       $('#message-error').textContent = `not sent: ${err.message}`;
     }
+  }
+
+  /** A receipt or delivery frame for a message sent from this page: its state changes ('delivered', 'failed: …'). */
+  update(id, state) {
+    this.sent.get(id)?.set(state);
   }
 }

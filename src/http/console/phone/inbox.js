@@ -8,13 +8,21 @@
 // right after. Later sessions (after a reload, or when one expired) come from the access token: they read and send
 // messages, but the vault stays closed until the next sign-in with the password.
 //
-// A browser cannot put `Authorization: Session …` on a WebSocket, so until the server offers a browser-usable
-// credential for /v1/messages/stream (a short-lived ticket, issue 18) the page reads the inbox over HTTP every
-// POLL_MS: one GET per interval per open page, which the route's own bounds (limit ≤ 100) keep small.
+// Delivery is the stream's (/v1/messages/stream): a browser cannot put `Authorization: Session …` on a WebSocket,
+// so the page opens it with a single-use ticket (POST /v1/messages/stream-ticket, 30 s, issue 18). On the stream
+// come messages (acked on it once shown), the "queue-empty" marker, receipts for what this account sent, and the
+// bridge's link-state and delivery frames. A server without tickets (404), or a stream that cannot be opened,
+// leaves the page reading the inbox over HTTP every POLL_MS (one GET per interval per open page; limit ≤ 100).
 
 import { ApiError } from '/ui/shared/auth.js';
 
 const POLL_MS = 2000;
+/** Reopening a dropped stream: 1 s, 2 s, 4 s … at most 30 s; after MAX_STREAM_FAILURES in a row, HTTP polling. */
+const MAX_STREAM_BACKOFF_MS = 30_000;
+const MAX_STREAM_FAILURES = 5;
+/** Close codes from stream.ts/messages.ts: the session expired; another socket of this session replaced this one. */
+const CLOSE_SESSION_EXPIRED = 4401;
+const CLOSE_REPLACED = 4409;
 
 function base64Utf8(text) {
   const bytes = new TextEncoder().encode(text);
@@ -32,7 +40,8 @@ export class AppInbox {
   /**
    * @param {import('/ui/shared/auth.js').Session} session the signed-in browser session (its access token)
    * @param {{ onMessage: (m: { id: string, from: string, body: string, contentType: string, timestamp: number, linkedAccount?: string, remote?: string }) => void,
-   *           onState: (s: string) => void, onVault?: (v: { state: string, recoveryKey?: string, message?: string }) => void }} o
+   *           onState: (s: string) => void, onVault?: (v: { state: string, recoveryKey?: string, message?: string }) => void,
+   *           onFrame?: (f: { type: string }) => void }} o  onFrame: receipt, link-state and delivery frames
    * @param {{ username: string, password: string } | null} credentials the password of this sign-in, used once
    */
   constructor(session, o, credentials = null) {
@@ -43,11 +52,78 @@ export class AppInbox {
     this.timer = null;
     this.stopped = false;
     this.seen = new Set(); // ids shown but whose ack failed: shown once
+    this.ws = null;
+    this.streamFailures = 0;
   }
 
   async start() {
     await this.login();
-    this.poll();
+    if (!(await this.openStream())) this.poll();
+  }
+
+  /** True while the stream is open (the caller may then refresh other state less often). */
+  get live() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Opens the stream with a fresh ticket; false when this server has no tickets (HTTP polling then). */
+  async openStream() {
+    let t;
+    try {
+      t = await this.call('POST', '/v1/messages/stream-ticket');
+    } catch (err) {
+      if (err.status === 404) return false;
+      throw err;
+    }
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/messages/stream?ticket=${encodeURIComponent(t.ticket)}`;
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.addEventListener('open', () => {
+      this.streamFailures = 0;
+      this.o.onState('live');
+    });
+    ws.addEventListener('message', (e) => this.onFrame(ws, e.data));
+    ws.addEventListener('close', (e) => this.onStreamClose(ws, e.code));
+    return true;
+  }
+
+  onFrame(ws, data) {
+    let f;
+    try {
+      f = JSON.parse(String(data));
+    } catch {
+      return;
+    }
+    if (f.type === 'message') {
+      if (!this.seen.has(f.id)) this.show(f);
+      this.seen.delete(f.id);
+      ws.send(JSON.stringify({ type: 'ack', id: f.id }));
+    } else if (f.type !== 'queue-empty') this.o.onFrame?.(f);
+  }
+
+  onStreamClose(ws, code) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    if (this.stopped || code === CLOSE_REPLACED) return;
+    if (code === CLOSE_SESSION_EXPIRED) this.app = null; // the next ticket comes with a new session
+    this.streamFailures += 1;
+    if (this.streamFailures > MAX_STREAM_FAILURES) {
+      this.o.onState('polling (the stream keeps failing)');
+      return this.poll();
+    }
+    this.o.onState('reconnecting');
+    const delay = Math.min(MAX_STREAM_BACKOFF_MS, 1000 * 2 ** (this.streamFailures - 1));
+    this.timer = setTimeout(() => {
+      this.openStream().then(
+        (ok) => ok || this.poll(),
+        () => this.onStreamClose(null, 1006), // no ticket (this.ws is null, like the argument): try again later
+      );
+    }, delay);
+  }
+
+  show(m) {
+    const text = m.contentType.split(';')[0].trim().toLowerCase().startsWith('text/') ? utf8Base64(m.body) : `[${m.contentType}, not shown]`;
+    this.o.onMessage({ id: m.id, from: m.sender, body: text, contentType: m.contentType, timestamp: m.timestamp, linkedAccount: m.linkedAccount, remote: m.remote });
   }
 
   async login() {
@@ -95,8 +171,7 @@ export class AppInbox {
       for (const m of messages) {
         if (!this.seen.has(m.id)) {
           this.seen.add(m.id);
-          const text = m.contentType.split(';')[0].trim().toLowerCase().startsWith('text/') ? utf8Base64(m.body) : `[${m.contentType}, not shown]`;
-          this.o.onMessage({ id: m.id, from: m.sender, body: text, contentType: m.contentType, timestamp: m.timestamp, linkedAccount: m.linkedAccount, remote: m.remote });
+          this.show(m);
         }
         await this.call('DELETE', `/v1/messages/${encodeURIComponent(m.id)}`).then(
           () => this.seen.delete(m.id),
@@ -117,6 +192,8 @@ export class AppInbox {
   async stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.ws?.close(1000, 'page closed');
+    this.ws = null;
     const app = this.app;
     if (app) {
       await fetch('/v1/sessions/current', { method: 'DELETE', headers: { authorization: `Session ${app.kid}:${app.key}` }, credentials: 'omit' }).catch(() => {});

@@ -1,17 +1,19 @@
 // Linked accounts on the softphone (issue 19): add an XMPP or IRC account (its password goes to the server once,
 // over this page's HTTPS, and is kept there only encrypted under the account's vault), list them with their live
-// state, and delete them. The list is read again every REFRESH_MS while the page is open, which is how the state
-// changes (connecting → connected, bad credentials, unreachable) reach the page.
+// state, and delete them. State changes (connecting → connected, bad credentials, unreachable) come as link-state
+// frames on the inbox stream (applyState); the list is read again now and then (every REFRESH_MS without it).
 
 import { $, fill, h } from '/ui/shared/dom.js';
 
+/** The list again every REFRESH_MS, or every LIVE_REFRESH_MS while the inbox stream brings link-state frames. */
 const REFRESH_MS = 2000;
+const LIVE_REFRESH_MS = 15_000;
 
 const STATE_KIND = { connected: 'ok', connecting: 'warn', bad_credentials: 'bad', unreachable: 'bad', disconnected: 'warn' };
 
 export class LinkedAccounts {
   /**
-   * @param {{ call: (method: string, path: string, body?: object) => Promise<any>, onChange?: (list: object[]) => void }} o
+   * @param {{ call: (method: string, path: string, body?: object) => Promise<any>, onChange?: (list: object[]) => void, live?: () => boolean }} o
    *   call: the authenticated API call the linked-account routes take
    */
   constructor(o) {
@@ -51,7 +53,7 @@ export class LinkedAccounts {
         $('#link-error').textContent = `linked accounts: ${err.message}`;
       },
     ).finally(() => {
-      if (!this.stopped) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
+      if (!this.stopped) this.timer = setTimeout(() => this.refresh(), this.o.live?.() ? LIVE_REFRESH_MS : REFRESH_MS);
     });
   }
 
@@ -65,6 +67,15 @@ export class LinkedAccounts {
   /** The linked account a bridged address belongs to, by its type and id as the server names them. */
   byId(id) {
     return this.list.find((a) => a.id === id) ?? null;
+  }
+
+  /** A link-state frame: that account's state now. */
+  applyState(id, state, reason) {
+    const a = this.byId(id);
+    if (!a) return void this.load().catch(() => {}); // linked from elsewhere: read the list
+    a.state = state;
+    a.reason = reason;
+    this.render();
   }
 
   render() {

@@ -91,11 +91,17 @@ async function start(config) {
   signInCredentials = null;
   const inbox = new AppInbox(session, {
     onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: m.linkedAccount ? 'IM' : 'inbox', at: m.timestamp }),
-    onState: (s) => pill($('#inbox-state'), `inbox: ${s}`, s === 'connected' ? 'ok' : 'warn'),
+    onState: (s) => pill($('#inbox-state'), `inbox: ${s}`, s === 'live' || s === 'connected' ? 'ok' : 'warn'),
     onVault: (v) => showVault(v),
+    onFrame: (f) => {
+      if (f.type === 'receipt') conversations.update(f.id, f.status);
+      else if (f.type === 'delivery') conversations.update(f.id, f.status === 'failed' ? `failed: ${f.reason ?? ''}` : f.status);
+      else if (f.type === 'link-state') linked.applyState(f.linkedAccount, f.state, f.reason);
+    },
   }, credentials);
   const linked = new LinkedAccounts({
     call: (method, path, body) => inbox.call(method, path, body),
+    live: () => inbox.live,
     onChange: (list) => {
       conversations.setVias(list.map((a) => ({ id: a.id, text: `${a.type.toUpperCase()} ${a.username}` })));
       for (const peer of conversations.threads.keys()) if (peer.startsWith('im:')) conversations.renderItem(peer);
@@ -104,11 +110,14 @@ async function start(config) {
   const conversations = new Conversations({
     send: async (peer, text) => {
       const b = Conversations.bridged(peer);
-      if (b) return (await inbox.send(b.remote, text, { linkedAccount: b.linkedAccount })).status;
+      if (b) {
+        const r = await inbox.send(b.remote, text, { linkedAccount: b.linkedAccount });
+        return { state: r.status, id: r.id };
+      }
       if (!ADDRESS.test(peer)) throw new Error(`${peer} is not an address (user@domain)`);
       if (registered) return phone.message(peer.toLowerCase(), text);
       const r = await inbox.send(peer.toLowerCase(), text);
-      return r.delivered ? 'delivered' : 'stored';
+      return r.delivered ? 'delivered' : { state: 'stored', id: r.id };
     },
     label: (peer) => {
       const b = Conversations.bridged(peer);
