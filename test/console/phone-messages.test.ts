@@ -11,6 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium, missingBrowser, newPage, signIn, type PageLog } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { appLogin, http, send, type Session } from '../messaging/helpers.ts';
+import { inboxMode } from '../helpers/phone-inbox.ts';
 
 const D = 'example.test';
 const PW = { alice: 'alice-password', bob: 'bob-password', carol: 'carol-password' };
@@ -22,7 +23,7 @@ async function openPhone(browser: Browser, server: TestServer, user: keyof typeo
   await page.getByTestId('reg-state').filter({ hasText: 'registered (WSS)' }).waitFor({ timeout: 15_000 }).catch((e: Error) => {
     throw new Error(`${e.message}\n${log.lines.slice(-30).join('\n')}`);
   });
-  await page.getByTestId('inbox-state').filter({ hasText: 'inbox: connected' }).waitFor({ timeout: 10_000 });
+  await page.getByTestId('inbox-state').filter({ hasText: await inboxMode(server) }).waitFor({ timeout: 10_000 });
   return { page, log };
 }
 
@@ -94,7 +95,14 @@ describe('softphone conversations in Chromium', { skip: missingBrowser() }, () =
     await sendFromPage(bob.page, null, 'got it, carol');
     await thread.locator('[data-dir=out]').getByTestId('message-state').filter({ hasText: 'stored' }).waitFor({ timeout: 10_000 });
     const q = await http(server.httpUrl, 'GET', '/v1/messages', { auth: carol.auth });
-    const got = (q.json.messages as { sender: string; body: string }[]).map((m) => [m.sender, Buffer.from(m.body, 'base64').toString()]);
+    const got = (q.json.messages as { id: string; sender: string; body: string }[]).map((m) => [m.sender, Buffer.from(m.body, 'base64').toString()]);
     assert.deepEqual(got, [[`sip:bob@${D}`, 'got it, carol']]);
+
+    // carol acks it; on the stream (issue 18's receipts) bob's page turns "stored" into "delivered".
+    const id = (q.json.messages as { id: string }[])[0].id;
+    assert.equal((await http(server.httpUrl, 'DELETE', `/v1/messages/${id}`, { auth: carol.auth })).status, 204);
+    if ((await inboxMode(server)) === 'inbox: live') {
+      await thread.locator('[data-dir=out]').filter({ hasText: 'got it, carol' }).getByTestId('message-state').filter({ hasText: 'delivered' }).waitFor({ timeout: 10_000 });
+    }
   });
 });
