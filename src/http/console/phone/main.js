@@ -131,9 +131,13 @@ async function start(config) {
     const box = $('#vault-notice');
     if (v.state === 'open') return box.classList.add('hidden');
     box.classList.remove('hidden');
+    const said = {
+      created: 'A vault for your linked accounts\u2019 passwords was created.',
+      locked: 'Linked accounts are locked: sign in with your password to use them.',
+    };
     fill(
       box,
-      v.message ?? `vault: ${v.state}`,
+      v.message ?? said[v.state] ?? `vault: ${v.state}`,
       v.recoveryKey ? [h('br', {}), 'Recovery key (shown once, keep it safe): ', h('code', { 'data-testid': 'recovery-key' }, v.recoveryKey)] : null,
     );
   }
