@@ -7,47 +7,13 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Client, type MessageEvent } from 'irc-framework';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { ircPeer } from '../helpers/irc-peer.ts';
 import { ngircdMissing, startNgircd, type Ngircd } from '../helpers/ngircd.ts';
 import { http, openStream, queueEmpty, sessionOf, type Json, type Session, type Stream } from '../messaging/helpers.ts';
 
 const D = 'example.test';
 const skip = ngircdMissing();
-
-async function ircPeer(port: number, nick: string, password: string) {
-  const client = new Client();
-  const inbox: MessageEvent[] = [];
-  const waiters = new Set<() => void>();
-  client.on('privmsg', (e) => {
-    inbox.push(e);
-    for (const w of [...waiters]) w();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('peer not registered')), 10_000);
-    client.on('registered', () => (clearTimeout(t), resolve()));
-    client.connect({ host: '127.0.0.1', port, nick, password, auto_reconnect: false });
-  });
-  const next = (pred: (e: MessageEvent) => boolean) =>
-    new Promise<MessageEvent>((resolve, reject) => {
-      const check = () => {
-        const e = inbox.find(pred);
-        if (!e) return;
-        waiters.delete(check);
-        clearTimeout(t);
-        resolve(e);
-      };
-      const t = setTimeout(() => (waiters.delete(check), reject(new Error(`${nick}: no such message; got ${JSON.stringify(inbox.map((x) => [x.target, x.message]))}`))), 15_000);
-      waiters.add(check);
-      check();
-    });
-  /** WHOIS: resolves true when the nick is on the server. */
-  const online = (who: string) =>
-    new Promise<boolean>((resolve) => {
-      (client as unknown as { whois(n: string, cb: (e: { nick: string; error?: string; ident?: string }) => void): void }).whois(who, (e) => resolve(!e.error && !!e.ident));
-    });
-  return { client, next, online };
-}
 
 const frameText = (f: Json) => Buffer.from(f.body as string, 'base64').toString();
 

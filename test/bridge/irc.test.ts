@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Client, type MessageEvent } from 'irc-framework';
 import type { IncomingIm, LinkCredential, LinkState } from '../../src/bridge/protocol.ts';
 import { ircLink, parseIrcCredential } from '../../src/bridge/protocols/irc.ts';
+import { ircPeer as peer } from '../helpers/irc-peer.ts';
 import { ngircdMissing, startNgircd, type Ngircd } from '../helpers/ngircd.ts';
 
 const skip = ngircdMissing();
@@ -50,39 +50,6 @@ function recorder(): Recorder & { events: { state(s: LinkState): void; message(m
         return messages[i];
       }, 'a message'),
     nextState: (name) => until(() => states.find((s) => s.state === name), `state ${name}`),
-  };
-}
-
-/** The other side: an independent irc-framework client with its own inbox of PRIVMSGs. */
-async function peer(port: number, nick: string, password: string): Promise<{ client: Client; inbox: MessageEvent[]; next(pred?: (e: MessageEvent) => boolean): Promise<MessageEvent> }> {
-  const client = new Client();
-  const inbox: MessageEvent[] = [];
-  const waiters: (() => void)[] = [];
-  client.on('privmsg', (e) => {
-    inbox.push(e);
-    waiters.splice(0).forEach((w) => w());
-  });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('peer not registered')), 10_000);
-    client.on('registered', () => (clearTimeout(t), resolve()));
-    client.connect({ host: '127.0.0.1', port, nick, password, auto_reconnect: false });
-  });
-  let seen = 0;
-  return {
-    client,
-    inbox,
-    next: (pred = () => true) =>
-      new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`peer ${nick}: no message; inbox ${JSON.stringify(inbox.map((e) => e.message))}`)), 15_000);
-        const check = () => {
-          const i = inbox.findIndex((e, j) => j >= seen && pred(e));
-          if (i < 0) return void waiters.push(check);
-          seen = i + 1;
-          clearTimeout(t);
-          resolve(inbox[i]);
-        };
-        check();
-      }),
   };
 }
 

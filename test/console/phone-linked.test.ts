@@ -7,9 +7,9 @@
 // - a wrong password shows "bad credentials"; Delete removes an account from the list and from ngircd.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Client, type MessageEvent } from 'irc-framework';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, missingBrowser, newPage, signIn, type PageLog } from '../helpers/browser.ts';
+import { ircPeer, type IrcPeer } from '../helpers/irc-peer.ts';
 import { ngircdMissing, startNgircd, type Ngircd } from '../helpers/ngircd.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { inboxMode } from '../helpers/phone-inbox.ts';
@@ -22,8 +22,7 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
   let browser: Browser;
   let page: Page;
   let log: PageLog;
-  let bob: Client;
-  const heard: MessageEvent[] = [];
+  let bob: IrcPeer;
 
   const explain = () => `--- page log ---\n${log.lines.slice(-30).join('\n')}`;
   const account = (username: string) => page.locator('[data-testid=linked-account]').filter({ hasText: `IRC ${username} @` });
@@ -41,13 +40,7 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
     server = await startTestServer({ users: { [`alice@${D}`]: 'alice-password' }, flags: { 'bridge-connectors': ['irc'] } });
     browser = await launchChromium();
     ({ page, log } = await newPage(browser, { width: 1100, height: 1000 }));
-    bob = new Client();
-    bob.on('privmsg', (e) => heard.push(e));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('bob not registered')), 10_000);
-      bob.on('registered', () => (clearTimeout(t), resolve()));
-      bob.connect({ host: '127.0.0.1', port: irc.port, nick: 'bob', password: irc.password, auto_reconnect: false });
-    });
+    bob = await ircPeer(irc.port, 'bob', irc.password);
   });
   after(async () => {
     bob?.quit();
@@ -73,7 +66,7 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
   });
 
   it('a query from IRC becomes a conversation; the reply typed on the page reaches the IRC user', async () => {
-    bob.say('alicebridge', 'hello from IRC <b>bold</b>');
+    bob.client.say('alicebridge', 'hello from IRC <b>bold</b>');
     const conv = page.locator('[data-testid=conversation]').filter({ hasText: 'bob (IRC alicebridge)' });
     await conv.waitFor({ timeout: 15_000 }).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${await page.getByTestId('conversations').innerText()}\n${await page.locator('#app').innerText()}\n${explain()}`);
@@ -86,11 +79,10 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
 
     await page.getByTestId('message-text').fill('hi bob, from the web phone');
     await page.getByTestId('message-send').click();
-    for (let i = 0; !heard.some((e) => e.message === 'hi bob, from the web phone'); i++) {
-      assert.ok(i < 150, `bob heard ${JSON.stringify(heard.map((e) => e.message))}\n${explain()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(heard.find((e) => e.message === 'hi bob, from the web phone')!.nick, 'alicebridge');
+    const heard = await bob.next((e) => e.message === 'hi bob, from the web phone').catch((e: Error) => {
+      throw new Error(`${e.message}\n${explain()}`);
+    });
+    assert.equal(heard.nick, 'alicebridge');
     // On the stream the bridge's delivery frame turns "queued" into "sent"; polling the inbox has no such frame.
     const live = (await inboxMode(server)) === 'inbox: live';
     await thread.locator('[data-dir=out]').getByTestId('message-state').filter({ hasText: live ? '· sent' : '· queued' }).waitFor({ timeout: 10_000 });
@@ -104,10 +96,7 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
       await account(name).getByTestId('link-delete').click();
       await account(name).waitFor({ state: 'detached', timeout: 10_000 });
     }
-    const online = () =>
-      new Promise<boolean>((resolve) => {
-        (bob as unknown as { whois(n: string, cb: (e: { error?: string; ident?: string }) => void): void }).whois('alicebridge', (e) => resolve(!e.error && !!e.ident));
-      });
+    const online = () => bob.online('alicebridge');
     for (let i = 0; (await online()) && i < 30; i++) await new Promise((r) => setTimeout(r, 300));
     assert.equal(await online(), false);
     assert.equal(await page.locator('[data-testid=linked-account]').count(), 0);
