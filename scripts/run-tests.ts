@@ -24,6 +24,7 @@ const DISTRIBUTED = [
   'test/presence/*.test.ts',
   'test/phone/*.test.ts',
   'test/messaging/*.test.ts',
+  'test/bridge/*.test.ts',
   'test/console/api.test.ts',
   'test/sip/tls-ws.test.ts',
   'test/interop/register.sipp.test.ts',

@@ -8,6 +8,7 @@
 //   switchboard reg list [aor] [--json]
 //   switchboard keys rotate                                     (new JWT signing key; the old one stays published)
 //   switchboard config                                          (every option, as a Markdown table)
+//   switchboard connector --type xmpp [--type irc]              (an IM bridge connector on its own, on the AMQP bus)
 
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -22,7 +23,12 @@ import { ReversibleSipPasswords, REVERSIBLE_SIP_PASSWORD_KEY } from './identity/
 import { deriveKey, loadMasterKey } from './secrets.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
-import { openDurable } from './adapters.ts';
+import { openBus, openDurable } from './adapters.ts';
+import { Connector } from './bridge/connector.ts';
+import { PROTOCOLS } from './bridge/registry.ts';
+import type { LinkType } from './storage/ports/bridge.ts';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { superviseWorkers, workerCount, workerNumber } from './workers.ts';
 import type { NewAccount } from './storage/ports.ts';
 
@@ -34,6 +40,7 @@ const USAGE = `Usage:
   switchboard reg list [<user>@<domain>] [--json]
   switchboard keys rotate                     new JWT signing key; tokens signed by the old one stay valid
   switchboard config                          list every option with its flag and environment variable
+  switchboard connector --type xmpp           an IM bridge connector on its own (needs --bus amqp://…)
 Options common to all commands: --data-dir <dir>, --realm <realm>, --config <file.json>`;
 
 function parse(argv: string[]) {
@@ -47,6 +54,7 @@ function parse(argv: string[]) {
       role: { type: 'string', multiple: true },
       'reversible-sip-password': { type: 'boolean' },
       json: { type: 'boolean' },
+      type: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -60,6 +68,31 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/**
+ * A connector process (bridge/connector.ts): only the AMQP bus and the master key (to check the bus's MACs and open
+ * stay-connected credentials); never the database. Stops on SIGTERM/SIGINT, its links closed and a bye said.
+ */
+async function cmdConnector(config: Config, types: string[]): Promise<void> {
+  if (types.length === 0 || !types.every((t) => PROTOCOLS.has(t as LinkType))) throw usage(`connector: --type one of ${[...PROTOCOLS.keys()].join(', ')}`);
+  if (config.bus.url === 'memory') throw usage('connector: a connector on its own needs the AMQP bus (--bus amqp://…)');
+  const log = createLogger(config.logLevel);
+  const master = loadMasterKey(config.dataDir);
+  const node = `${config.cluster.nodeId ?? hostname()}-connector-${randomBytes(4).toString('hex')}`;
+  const bus = openBus(config, { master, nodeQueue: node, log: log.child({ component: 'bus' }) });
+  await bus.start?.();
+  const connector = new Connector({ bus: bus.bus, master, types: types as LinkType[], protocols: PROTOCOLS, node, log: log.child({ component: 'connector' }) });
+  await connector.start();
+  process.send?.({ ready: { connector: connector.id } });
+  const stop = async (signal: string) => {
+    log.info({ signal }, 'connector stopping');
+    await connector.stop();
+    await bus.stop?.();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
 }
 
 async function cmdStart(config: Config): Promise<void> {
@@ -273,6 +306,7 @@ async function main(argv: string[]): Promise<void> {
   if (cmd === 'keys' && sub === 'rotate') return cmdKeysRotate(config);
   if (cmd === 'user' && sub === 'import') return cmdUserImport(config, arg);
   if (cmd === 'reg' && sub === 'list') return cmdRegList(config, arg, values.json === true);
+  if (cmd === 'connector') return cmdConnector(config, (values.type as string[] | undefined) ?? []);
   throw usage(`unknown command: ${positionals.join(' ')}`);
 }
 

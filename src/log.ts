@@ -1,12 +1,13 @@
 // Structured logs (pino, JSON lines on stdout). Secrets never reach a log line: the redact list covers the
 // fields where they could appear, and SIP Authorization headers are never logged whole.
 
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level: string, name = 'switchboard'): Logger {
-  return pino({
+/** `destination`: where the lines go (default stdout; tests capture them to check what is never logged). */
+export function createLogger(level: string, name = 'switchboard', destination?: DestinationStream): Logger {
+  const options = {
     name,
     level,
     base: { pid: process.pid },
@@ -14,7 +15,8 @@ export function createLogger(level: string, name = 'switchboard'): Logger {
       paths: ['password', '*.password', 'authorization', '*.authorization', 'secret', '*.secret', 'token', '*.token', 'ha1', '*.ha1'],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /**

@@ -31,8 +31,15 @@ export class ConnectorDirectory {
     return true;
   }
 
+  /** Forgets a connector whose links were dealt with. */
   gone(id: string): void {
     this.known.delete(id);
+  }
+
+  /** A connector said bye: dead at once (the next sweep frees its links), not forgotten. */
+  left(id: string): void {
+    const k = this.known.get(id);
+    if (k) k.lastSeen = -Infinity;
   }
 
   alive(id: string | null): boolean {

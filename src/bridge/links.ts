@@ -92,17 +92,23 @@ export class Bridge {
         if (h && this.connectors.heard(h)) void this.sweep();
       })),
       bus.subscribe(TOPIC.bye, safe('bye', (m) => {
-        if (typeof m.payload.connector === 'string') this.connectors.gone(m.payload.connector);
+        if (typeof m.payload.connector !== 'string') return;
+        this.connectors.left(m.payload.connector);
+        void this.sweep();
       })),
       // Every node forwards states and delivery reports to the sockets it holds; one node records each state.
       bus.subscribe(TOPIC.state, safe('state', (m) => this.forwardState(m.payload))),
-      bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: 'bridge-state' }),
+
       bus.subscribe(TOPIC.delivery, safe('delivery', (m) => {
         const d = asDelivery(m.payload);
         if (d) this.emit(d.accountId, { type: 'delivery', id: d.id, linkedAccount: d.linkedAccountId, status: d.status, reason: d.reason });
       })),
-      bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' }),
     );
+    // The group subscriptions (one node acts on each message) are not unsubscribed at stop: over AMQP, unbinding
+    // the shared group queue would unbind it for every node (the binding is the broker's, not this node's); the
+    // consumer ends with the bus's connection instead.
+    bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: 'bridge-state' });
+    bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' });
     await bus.subscribed();
     this.tick = setInterval(() => void this.sweep(), HELLO_MS);
     this.tick.unref();
@@ -295,13 +301,15 @@ export class Bridge {
     if (r) this.emit(r.accountId, { type: 'link-state', linkedAccount: r.linkedAccountId, state: r.state, reason: r.reason });
   }
 
-  /** Records a state unless it is from a connector that no longer holds the link (a late report after a move). */
+  /** Records a state unless it is from a connector that no longer holds the link (a late report after a move) or older than the one recorded. */
   private async recordState(p: Record<string, unknown>): Promise<void> {
     const r = asStateReport(p);
     if (!r) return;
     const rec = await this.o.store.getLinked(r.linkedAccountId);
     if (!rec || rec.accountId !== r.accountId) return;
     if (rec.connector !== null && rec.connector !== r.connector) return;
+    // Reports are handled concurrently: a late 'connecting' must not overwrite the 'connected' after it.
+    if (r.at < rec.updatedAt) return;
     await this.o.store.setLinkState(rec.id, r.state, r.reason, r.at);
   }
 

@@ -370,7 +370,9 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     );
   };
   app.server.on('upgrade', onUpgrade);
-  app.addHook('onClose', async () => {
+  // preClose, not onClose: the HTTP server's close waits for these sockets, so they must go first (an app still
+  // connected at shutdown otherwise held the stop up for good).
+  app.addHook('preClose', async () => {
     app.server.off('upgrade', onUpgrade);
     for (const ws of sockets.values()) ws.close(1001, 'server shutting down');
     wss.close();

@@ -2,6 +2,7 @@
 // writer at a time (BEGIN IMMEDIATE) makes createVault's and createLinked's checks atomic with their inserts.
 
 import type { DatabaseSync } from 'node:sqlite';
+import { immediate } from './database.ts';
 import { LINKED_COLUMNS, linkedFromRow, linkedValues, wrapFromRow, type LinkedRow } from '../bridge-rows.ts';
 import type { LinkedAccountRecord, LinkedAccountStore, LinkStateName, LinkType, NewLinkedAccount, VaultSlot, VaultStore, VaultWrap } from '../ports/bridge.ts';
 
@@ -13,15 +14,7 @@ export class SqliteBridgeStore implements VaultStore, LinkedAccountStore {
   }
 
   private atomically<T>(f: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const r = f();
-      this.db.exec('COMMIT');
-      return r;
-    } catch (e) {
-      this.db.exec('ROLLBACK');
-      throw e;
-    }
+    return immediate(this.db, f);
   }
 
   async getWraps(accountId: string): Promise<VaultWrap[]> {

@@ -60,3 +60,16 @@ export function migrate(db: DatabaseSync): number {
   }
   return count;
 }
+
+/** Runs `fn` in one write transaction (BEGIN IMMEDIATE: one writer at a time, across connections and processes). */
+export function immediate<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const r = fn();
+    db.exec('COMMIT');
+    return r;
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+}
