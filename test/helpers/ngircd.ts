@@ -26,7 +26,8 @@ export function ngircdMissing(): string | false {
   return missingPeer('ngircd');
 }
 
-async function kernelPort(): Promise<number> {
+/** A free TCP port on 127.0.0.1, from the kernel (bind 0, close). */
+export async function kernelPort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const port = (srv.address() as { port: number }).port;
@@ -34,7 +35,8 @@ async function kernelPort(): Promise<number> {
   return port;
 }
 
-async function accepting(port: number, deadline: number): Promise<void> {
+/** Resolves once something accepts TCP connections on 127.0.0.1:port; throws after `deadline` (ms since the epoch). */
+export async function waitAccepting(port: number, deadline: number): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1', () => {
@@ -44,7 +46,7 @@ async function accepting(port: number, deadline: number): Promise<void> {
       s.on('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`ngircd not accepting on ${port}`);
+    if (Date.now() > deadline) throw new Error(`nothing accepting on ${port}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -90,8 +92,8 @@ ${ssl}`);
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   try {
-    await accepting(port, Date.now() + 10_000);
-    if (tlsPort !== null) await accepting(tlsPort, Date.now() + 10_000);
+    await waitAccepting(port, Date.now() + 10_000);
+    if (tlsPort !== null) await waitAccepting(tlsPort, Date.now() + 10_000);
   } catch (err) {
     proc.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${out}`, { cause: err });
