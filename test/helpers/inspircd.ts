@@ -4,13 +4,20 @@
 // Atheme refuses to run as root: under root it runs as nobody (setpriv, which execs, so the pid is Atheme's).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { kernelPort, waitAccepting } from './ngircd.ts';
 import { missingPeer } from './peers.ts';
 
-const ATHEME_MODULES = '/usr/lib/x86_64-linux-gnu/atheme/modules';
+/** Debian puts Atheme's modules under the multiarch lib directory (/usr/lib/<triplet>/atheme/modules). */
+function athemeModules(): string {
+  for (const d of ['', ...readdirSync('/usr/lib')]) {
+    const m = path.join('/usr/lib', d, 'atheme/modules');
+    if (existsSync(m)) return m;
+  }
+  throw new Error('Atheme modules not found under /usr/lib');
+}
 const NOBODY = 65534;
 
 export function inspircdMissing(): string | false {
@@ -54,7 +61,8 @@ export async function startInspircdWithServices(): Promise<IrcNetwork> {
 <dns timeout="1">
 `);
   const mods = ['protocol/inspircd', 'backend/opensex', 'crypto/pbkdf2v2', 'nickserv/main', 'nickserv/identify', 'nickserv/register', 'saslserv/main', 'saslserv/plain'];
-  writeFileSync(path.join(dir, 'atheme.conf'), `${mods.map((m) => `loadmodule "${ATHEME_MODULES}/${m}";`).join('\n')}
+  const modules = athemeModules();
+  writeFileSync(path.join(dir, 'atheme.conf'), `${mods.map((m) => `loadmodule "${modules}/${m}";`).join('\n')}
 serverinfo {
   name = "services.test.invalid"; desc = "services"; numeric = "00A"; recontime = 2; netname = "TestNet";
   hidehostsuffix = "users.test"; adminname = "test"; adminemail = "test@test.invalid"; registeremail = "test@test.invalid";
