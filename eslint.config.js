@@ -18,7 +18,7 @@ export default tseslint.config(
     files: ['src/http/console/**/*.js'],
     languageOptions: {
       globals: Object.fromEntries(
-        ['window', 'document', 'location', 'history', 'fetch', 'sessionStorage', 'localStorage', 'performance', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'console', 'atob', 'URLSearchParams', 'FormData', 'AbortController', 'TextDecoderStream', 'DOMParser', 'Node'].map((g) => [g, 'readonly']),
+        ['window', 'document', 'location', 'history', 'fetch', 'sessionStorage', 'localStorage', 'performance', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'console', 'atob', 'URLSearchParams', 'FormData', 'AbortController', 'TextDecoderStream', 'DOMParser', 'Node', 'btoa', 'TextEncoder', 'TextDecoder', 'crypto', 'WebSocket'].map((g) => [g, 'readonly']),
       ),
     },
   },

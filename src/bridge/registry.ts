@@ -3,8 +3,12 @@
 
 import type { LinkType } from '../storage/ports/bridge.ts';
 import type { ProtocolFactory } from './protocol.ts';
+import { ircLink } from './protocols/irc.ts';
 import { xmppLink } from './protocols/xmpp.ts';
 
 export type ProtocolRegistry = ReadonlyMap<LinkType, ProtocolFactory>;
 
-export const PROTOCOLS: ProtocolRegistry = new Map<LinkType, ProtocolFactory>([['xmpp', xmppLink]]);
+export const PROTOCOLS: ProtocolRegistry = new Map<LinkType, ProtocolFactory>([
+  ['xmpp', xmppLink],
+  ['irc', ircLink],
+]);

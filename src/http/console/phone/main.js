@@ -1,9 +1,14 @@
 // The web softphone: sign in over HTTP, register over WSS with the access token, watch buddies' presence, set
-// our own status with PUBLISH, call and answer (audio over WebRTC, signalling through the proxy).
+// our own status with PUBLISH, call and answer (audio over WebRTC, signalling through the proxy), and hold
+// conversations: SIP MESSAGE over the same WebSocket, and the app inbox (POST /v1/messages, read and acked over HTTP),
+// bridged IM included; and manage linked IM accounts (/v1/linked-accounts).
 
 import { bootPage, Session } from '/ui/shared/auth.js';
 import { $, fill, h } from '/ui/shared/dom.js';
 import { clock } from '/ui/shared/format.js';
+import { Conversations } from './conversations.js';
+import { AppInbox } from './inbox.js';
+import { LinkedAccounts } from './linked.js';
 import { describe, dotClass } from './pidf.js';
 import { Phone } from './sip.js';
 
@@ -17,6 +22,14 @@ const STATUSES = {
   offline: { basic: 'closed' },
 };
 const ADDRESS = /^[^@\s<>"]+@[A-Za-z0-9.-]+$/;
+
+// The password of a sign-in on this page, kept from the form's submit (this listener runs before bootPage's) until
+// the first app session is started with it (it opens the bridge's vault); null after that and after a reload.
+let signInCredentials = null;
+$('#login-form').addEventListener('submit', (e) => {
+  const f = new FormData(e.target);
+  signInCredentials = { username: String(f.get('username')), password: String(f.get('password')) };
+});
 
 function showLogin(message = '') {
   $('#app').classList.add('hidden');
@@ -53,7 +66,10 @@ async function start(config) {
     aor,
     server: `wss://${location.hostname}:${config.wssPort}`,
     token: () => session.token,
-    onRegistration: (s) => pill($('#reg-state'), s === 'registered' ? 'registered (WSS)' : s, s === 'registered' ? 'ok' : s.startsWith('refused') || s.startsWith('failed') ? 'bad' : 'warn'),
+    onRegistration: (s) => {
+      registered = s === 'registered';
+      pill($('#reg-state'), s === 'registered' ? 'registered (WSS)' : s, s === 'registered' ? 'ok' : s.startsWith('refused') || s.startsWith('failed') ? 'bad' : 'warn');
+    },
     onPublish: (s) => pill($('#pub-state'), s, s === 'published' ? 'ok' : 'warn'),
     onPresence: (buddy, state, phase) => {
       const b = buddies.get(buddy);
@@ -65,7 +81,66 @@ async function start(config) {
       if (b.text !== before) log(`${buddy} is ${b.text}${state?.notes?.length ? ` (${state.notes.join(' · ')})` : ''}`);
     },
     onCall: (c) => showCall(c),
+    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: 'SIP' }),
   });
+
+  // A SIP address goes as a SIP MESSAGE while registered (a phone of the peer takes it, or the server stores it:
+  // 202), else through the app inbox API.
+  let registered = false;
+  const credentials = signInCredentials;
+  signInCredentials = null;
+  const inbox = new AppInbox(session, {
+    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: m.linkedAccount ? 'IM' : 'inbox', at: m.timestamp }),
+    onState: (s) => pill($('#inbox-state'), `inbox: ${s}`, s === 'live' || s === 'connected' ? 'ok' : 'warn'),
+    onVault: (v) => showVault(v),
+    onFrame: (f) => {
+      if (f.type === 'receipt') conversations.update(f.id, f.status);
+      else if (f.type === 'delivery') conversations.update(f.id, f.status === 'failed' ? `failed: ${f.reason ?? ''}` : f.status);
+      else if (f.type === 'link-state') linked.applyState(f.linkedAccount, f.state, f.reason);
+    },
+  }, credentials);
+  const linked = new LinkedAccounts({
+    call: (method, path, body) => inbox.call(method, path, body),
+    live: () => inbox.live,
+    onChange: (list) => {
+      conversations.setVias(list.map((a) => ({ id: a.id, text: `${a.type.toUpperCase()} ${a.username}` })));
+      for (const peer of conversations.threads.keys()) if (peer.startsWith('im:')) conversations.renderItem(peer);
+    },
+  });
+  const conversations = new Conversations({
+    send: async (peer, text) => {
+      const b = Conversations.bridged(peer);
+      if (b) {
+        const r = await inbox.send(b.remote, text, { linkedAccount: b.linkedAccount });
+        return { state: r.status, id: r.id };
+      }
+      if (!ADDRESS.test(peer)) throw new Error(`${peer} is not an address (user@domain)`);
+      if (registered) return phone.message(peer.toLowerCase(), text);
+      const r = await inbox.send(peer.toLowerCase(), text);
+      return r.delivered ? 'delivered' : { state: 'stored', id: r.id };
+    },
+    label: (peer) => {
+      const b = Conversations.bridged(peer);
+      const a = b && linked.byId(b.linkedAccount);
+      return b ? `${b.remote} (${a ? `${a.type.toUpperCase()} ${a.username}` : 'linked account'})` : peer;
+    },
+  });
+
+  /** What the session's vault said: a new one's recovery key is shown this once. */
+  function showVault(v) {
+    const box = $('#vault-notice');
+    if (v.state === 'open') return box.classList.add('hidden');
+    box.classList.remove('hidden');
+    const said = {
+      created: 'A vault for your linked accounts\u2019 passwords was created.',
+      locked: 'Linked accounts are locked: sign in with your password to use them.',
+    };
+    fill(
+      box,
+      v.message ?? said[v.state] ?? `vault: ${v.state}`,
+      v.recoveryKey ? [h('br', {}), 'Recovery key (shown once, keep it safe): ', h('code', { 'data-testid': 'recovery-key' }, v.recoveryKey)] : null,
+    );
+  }
 
   let lastCallState = 'idle';
   function showCall(c) {
@@ -161,15 +236,22 @@ async function start(config) {
 
   $('#logout').addEventListener('click', async () => {
     await phone.stop();
+    linked.stop();
+    await inbox.stop();
     await session.logout();
     location.reload();
   });
-  window.addEventListener('pagehide', () => phone.stop());
+  window.addEventListener('pagehide', () => {
+    void phone.stop();
+    linked.stop();
+    void inbox.stop();
+  });
   session.onChange((claims) => {
-    if (claims === null) phone.stop().then(() => showLogin('Your session ended; sign in again.'));
+    if (claims === null) Promise.all([phone.stop(), linked.stop(), inbox.stop()]).then(() => showLogin('Your session ended; sign in again.'));
   });
 
   for (const b of saved()) add(b);
+  inbox.start().then(() => linked.start(), (err) => pill($('#inbox-state'), `inbox: ${err.message}`, 'bad'));
   await phone.start();
 }
 

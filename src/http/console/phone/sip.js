@@ -1,13 +1,13 @@
 // The softphone's SIP side, on SIP.js (ES modules served from node_modules at /ui/vendor/sip.js/): a user agent
-// over WSS that REGISTERs, SUBSCRIBEs to buddies' presence and PUBLISHes our own, and makes and answers one audio
-// call at a time through the proxy, every request carrying the access token as a Bearer credential (RFC 8898).
+// over WSS that REGISTERs, SUBSCRIBEs to buddies' presence and PUBLISHes our own, sends and takes text MESSAGEs,
+// and makes and answers one audio call at a time through the proxy, every request carrying the access token as a Bearer credential (RFC 8898).
 //
 // SIP.js has no Bearer option, so a Transport subclass adds the header to each request it sends, with the
 // session's current token: refreshes of the registration, of subscriptions (in-dialog, where SIP.js takes no
 // extra headers) and of the publication all carry a valid token after the access token was renewed.
 
 import {
-  Invitation, Inviter, Publisher, PublisherState, Registerer, RegistererState, SessionState, Subscriber, SubscriptionState, UserAgent, version, Web,
+  Invitation, Inviter, Messager, Publisher, PublisherState, Registerer, RegistererState, SessionState, Subscriber, SubscriptionState, UserAgent, version, Web,
 } from '/ui/vendor/sip.js/index.js';
 import { buildPidf, parsePidf } from './pidf.js';
 
@@ -42,7 +42,8 @@ export class Phone {
   /**
    * @param {{ aor: string, server: string, token: () => string, onRegistration: (s: string) => void,
    *           onPresence: (buddy: string, state: object|null, phase: string) => void, onPublish: (s: string) => void,
-   *           onCall: (c: { state: string, peer: string|null, direction: string|null, media: string|null, stream: MediaStream|null }) => void }} o
+   *           onCall: (c: { state: string, peer: string|null, direction: string|null, media: string|null, stream: MediaStream|null }) => void,
+   *           onMessage?: (m: { from: string, body: string, contentType: string }) => void }} o
    */
   constructor(o) {
     this.o = o;
@@ -60,6 +61,7 @@ export class Phone {
         onConnect: () => this.onConnect(),
         onDisconnect: (error) => this.onDisconnect(error),
         onInvite: (invitation) => this.onInvite(invitation),
+        onMessage: (message) => this.onMessage(message),
       },
     });
     /** The one call (an Inviter or an Invitation), and what the page is shown of it. */
@@ -168,6 +170,33 @@ export class Phone {
     const from = invitation.remoteIdentity.uri;
     this.track(invitation, `${from.user}@${from.host}`, 'incoming');
     this.report({ state: 'ringing' });
+  }
+
+  /** A SIP MESSAGE for us (RFC 3428): text is shown, anything else is refused with 415. */
+  onMessage(message) {
+    const r = message.request;
+    const type = (r.getHeader('Content-Type') ?? 'text/plain').split(';')[0].trim().toLowerCase();
+    if (type !== 'text/plain' || !this.o.onMessage) {
+      message.reject({ statusCode: 415, extraHeaders: ['Accept: text/plain'] }).catch(() => {});
+      return;
+    }
+    message.accept().catch(() => {});
+    this.o.onMessage({ from: `${r.from.uri.user}@${r.from.uri.host}`, body: r.body ?? '', contentType: type });
+  }
+
+  /** Sends text as a SIP MESSAGE through the proxy; resolves with 'delivered' (2xx from a device) or 'stored' (202). */
+  async message(target, text) {
+    const uri = UserAgent.makeURI(`sip:${target}`);
+    if (!uri) throw new Error(`${target} is not a SIP address`);
+    return new Promise((resolve, reject) => {
+      const m = new Messager(this.ua, uri, text, 'text/plain;charset=utf-8');
+      m.message({
+        requestDelegate: {
+          onAccept: (r) => resolve(r.message.statusCode === 202 ? 'stored' : 'delivered'),
+          onReject: (r) => reject(new Error(`${r.message.statusCode} ${r.message.reasonPhrase}`)),
+        },
+      }).catch(reject);
+    });
   }
 
   async answer() {
