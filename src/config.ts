@@ -337,7 +337,7 @@ export const OPTIONS: Option[] = [
   O('messaging.rateLimit', 'message-rate-limit', 'int', 600, 'POST /v1/messages per minute per address (0: unlimited); beyond it 429.'),
   O('messaging.sessionTtl', 'app-session-ttl', 'int', 2_592_000, 'Lifetime of an app session (its key authenticates the inbox), in seconds.'),
   O('messaging.sessionOverlap', 'app-session-overlap', 'int', 3600, 'Seconds the old key of a rolled-over app session stays good (in-flight pushes encrypted to it still decrypt).'),
-  O('bridge.connectors', 'bridge-connectors', 'list', ['xmpp'], 'IM bridge: link types served by a connector inside this process (xmpp, irc); empty: none here, `switchboard connector --type …` processes serve them.'),
+  O('bridge.connectors', 'bridge-connectors', 'list', ['xmpp', 'irc'], 'IM bridge: link types served by a connector inside this process (xmpp, irc); empty: none here, `switchboard connector --type …` processes serve them.'),
   O('bridge.maxLinked', 'bridge-max-linked', 'int', 10, 'IM bridge: linked accounts (XMPP, IRC) one account may hold.'),
   O('messaging.sweepInterval', 'message-sweep-interval', 'int', 300, 'Seconds between sweeps removing expired messages and app sessions (0: none).'),
   O('push.fcmServiceAccount', 'fcm-service-account', 'string', null, 'Google service-account JSON file (project_id, client_email, private_key, token_uri) for FCM HTTP v1 pushes; unset: no FCM (pn-provider=fcm gets 555).'),
