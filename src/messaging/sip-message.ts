@@ -75,6 +75,11 @@ export interface OutgoingMessage {
   from: string;
   contentType: string;
   body: Buffer;
+  /**
+   * The Call-ID, when it must name the message: a stored one goes as `<inbox id>@inbox` (deliverStored, the dump on
+   * REGISTER), so a device that also reads the inbox (the web phone) knows the two copies for one message. Else fresh.
+   */
+  callId?: string;
   /** Extra headers carried through (e.g. Date of the stored message). */
   headers?: Array<[string, string]>;
 }
@@ -90,7 +95,7 @@ export function buildMessage(b: BindingRecord, m: OutgoingMessage): SipRequest {
   for (const route of b.path) hs.push({ key: H.route, name: 'Route', value: route });
   hs.push({ key: H.from, name: 'From', value: m.from });
   hs.push({ key: H.to, name: 'To', value: `<sip:${b.aor}>` });
-  hs.push({ key: H.callId, name: 'Call-ID', value: `${randomBytes(12).toString('hex')}@message` });
+  hs.push({ key: H.callId, name: 'Call-ID', value: m.callId ?? `${randomBytes(12).toString('hex')}@message` });
   hs.push({ key: H.cseq, name: 'CSeq', value: '1 MESSAGE' });
   hs.push({ key: H.contentType, name: 'Content-Type', value: m.contentType });
   for (const [name, value] of m.headers ?? []) hs.push({ key: name.toLowerCase(), name, value });
@@ -261,6 +266,6 @@ export class SipMessages {
   }
 
   private outgoing(m: StoredMessage): OutgoingMessage {
-    return { from: `<${m.sender}>;tag=${newTag()}`, contentType: m.contentType, body: m.body, headers: [['Date', new Date(m.createdAt).toUTCString()]] };
+    return { from: `<${m.sender}>;tag=${newTag()}`, callId: `${m.id}@inbox`, contentType: m.contentType, body: m.body, headers: [['Date', new Date(m.createdAt).toUTCString()]] };
   }
 }

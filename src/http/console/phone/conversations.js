@@ -8,6 +8,7 @@ import { clock } from '/ui/shared/format.js';
 
 const MAX_PER_THREAD = 500;
 const MAX_CONVERSATIONS = 200;
+const MAX_SEEN = 2000;
 
 export class Conversations {
   /**
@@ -19,6 +20,7 @@ export class Conversations {
     this.o = o;
     this.threads = new Map(); // peer → { li, items: [], unread }
     this.current = null;
+    this.seen = new Set(); // inbox ids of incoming messages shown (MAX_SEEN newest)
     this.sent = new Map(); // server message id → the handle of its item, while a receipt or delivery may still come
     $('#message-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -68,6 +70,13 @@ export class Conversations {
 
   /** Adds a message to its conversation; returns a handle whose state can be updated (sending → delivered). */
   add(address, m) {
+    // One message can arrive twice: as a SIP MESSAGE to this page's registration and from the inbox (an app's message
+    // is sent to the account's SIP devices at once and stays queued until a 2xx). Its inbox id tells them apart.
+    if (m.id) {
+      if (this.seen.has(m.id)) return { set: () => {} };
+      this.seen.add(m.id);
+      if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.values().next().value);
+    }
     const peer = Conversations.key(address);
     const t = this.thread(peer);
     const item = { dir: m.dir, body: m.body, at: m.at ?? Date.now(), via: m.via, state: m.state ?? '' };

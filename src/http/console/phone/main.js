@@ -81,7 +81,7 @@ async function start(config) {
       if (b.text !== before) log(`${buddy} is ${b.text}${state?.notes?.length ? ` (${state.notes.join(' · ')})` : ''}`);
     },
     onCall: (c) => showCall(c),
-    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: 'SIP' }),
+    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: 'SIP', id: m.inboxId }),
   });
 
   // A SIP address goes as a SIP MESSAGE while registered (a phone of the peer takes it, or the server stores it:
@@ -90,7 +90,7 @@ async function start(config) {
   const credentials = signInCredentials;
   signInCredentials = null;
   const inbox = new AppInbox(session, {
-    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: m.linkedAccount ? 'IM' : 'inbox', at: m.timestamp }),
+    onMessage: (m) => conversations.add(m.from, { dir: 'in', body: m.body, via: m.linkedAccount ? 'IM' : 'inbox', at: m.timestamp, id: m.id }),
     onState: (s) => pill($('#inbox-state'), `inbox: ${s}`, s === 'live' || s === 'connected' ? 'ok' : 'warn'),
     onVault: (v) => showVault(v),
     onFrame: (f) => {

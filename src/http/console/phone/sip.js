@@ -43,7 +43,7 @@ export class Phone {
    * @param {{ aor: string, server: string, token: () => string, onRegistration: (s: string) => void,
    *           onPresence: (buddy: string, state: object|null, phase: string) => void, onPublish: (s: string) => void,
    *           onCall: (c: { state: string, peer: string|null, direction: string|null, media: string|null, stream: MediaStream|null }) => void,
-   *           onMessage?: (m: { from: string, body: string, contentType: string }) => void }} o
+   *           onMessage?: (m: { from: string, body: string, contentType: string, inboxId?: string }) => void }} o
    */
   constructor(o) {
     this.o = o;
@@ -181,7 +181,9 @@ export class Phone {
       return;
     }
     message.accept().catch(() => {});
-    this.o.onMessage({ from: `${r.from.uri.user}@${r.from.uri.host}`, body: r.body ?? '', contentType: type });
+    // A stored message's Call-ID names its inbox id (`<id>@inbox`): the same message read from the inbox is not shown twice.
+    const inboxId = /^([A-Za-z0-9_-]{1,64})@inbox$/.exec(r.callId)?.[1];
+    this.o.onMessage({ from: `${r.from.uri.user}@${r.from.uri.host}`, body: r.body ?? '', contentType: type, inboxId });
   }
 
   /** Sends text as a SIP MESSAGE through the proxy; resolves with 'delivered' (2xx from a device) or 'stored' (202). */
