@@ -17,6 +17,7 @@ import type { IncomingIm, LinkState, ProtocolLink } from './protocol.ts';
 import { MAX_IM_BODY } from './protocol.ts';
 import type { ProtocolRegistry } from './registry.ts';
 import { boxKeyPairFromSeed, generateBoxKeyPair, open, type BoxKeyPair } from './sealed-box.ts';
+import type { ServerPolicy } from './server-policy.ts';
 import { asConnectRequest, asOutgoing, HELLO_MS, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type Hello, type StateReport } from './wire.ts';
 
 export const MIN_BACKOFF_MS = 1_000;
@@ -27,6 +28,8 @@ export interface ConnectorOptions {
   master: Buffer;
   types: LinkType[];
   protocols: ProtocolRegistry;
+  /** Which servers may be reached (server-policy.ts): checked on the addresses resolved right before connecting. */
+  policy: Pick<ServerPolicy, 'check'>;
   node: string;
   log: Logger;
   now?: () => number;
@@ -131,8 +134,18 @@ export class Connector {
     }
     const attempt = ++held.attempt;
     const current = () => held.attempt === attempt && !held.closed;
+    // SSRF: the app node checked the server when it was linked, but DNS may say otherwise now; the link connects to
+    // the address checked here, never to the name resolved again by the library.
+    const allowed = await this.o.policy.check(req.server);
+    if (!current()) return;
+    if (!allowed.ok) {
+      held.state = 'unreachable';
+      this.report(req, { state: 'unreachable', reason: allowed.reason.slice(0, 200) });
+      this.schedule(held);
+      return;
+    }
     const link = this.o.protocols.get(req.type)!(
-      { server: req.server, username: req.username, password, options: req.options },
+      { server: req.server, address: allowed.addresses[0], username: req.username, password, options: req.options },
       {
         state: (s) => {
           if (!current()) return;

@@ -22,6 +22,7 @@ import { ConnectorDirectory } from './connector-directory.ts';
 import { Keyring } from './keyring.ts';
 import { MAX_IM_BODY } from './protocol.ts';
 import { boxKeyPairFromSeed, seal } from './sealed-box.ts';
+import type { ServerPolicy } from './server-policy.ts';
 import { asDelivery, asHello, asIncoming, asStateReport, HELLO_MS, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type StateReport } from './wire.ts';
 
 export interface LinkInput {
@@ -59,6 +60,10 @@ export interface BridgeOptions {
   master: Buffer;
   /** Linked accounts per account. */
   maxLinked: number;
+  /** Which servers a linked account may name (SSRF: server-policy.ts); checked again by the connector. */
+  policy: Pick<ServerPolicy, 'check'>;
+  /** The link types this deployment serves: a protocol module exists and a connector runs it (subsystem.ts). */
+  servedTypes: () => ReadonlySet<LinkType>;
   now: () => number;
   log: Logger;
 }
@@ -166,6 +171,10 @@ export class Bridge {
 
   async link(s: AppSession, input: LinkInput): Promise<LinkView> {
     const secret = this.secretOf(s);
+    const served = this.o.servedTypes();
+    if (!served.has(input.type)) throw sbError('BRIDGE_ERR_TYPE_NOT_SERVED', `no connector serves ${input.type} here; served: ${[...served].join(', ') || 'none'}`);
+    const allowed = await this.o.policy.check(input.server);
+    if (!allowed.ok) throw sbError('BRIDGE_ERR_SERVER_NOT_ALLOWED', allowed.reason);
     const id = randomUUID();
     const now = this.o.now();
     const ciphertext = encryptLinked(secret, s.accountId, id, input.password);

@@ -60,7 +60,7 @@ describe('IM bridge across nodes and connector processes', { skip: missing }, ()
 
   const startConnector = async (): Promise<ConnectorProc> => {
     const dir = nodeDir('connector');
-    const args = [path.join(ROOT, 'src/cli.ts'), 'connector', '--type', 'xmpp', ...flagArgs({ 'data-dir': dir, bus: vhost.url, 'log-level': 'info' })];
+    const args = [path.join(ROOT, 'src/cli.ts'), 'connector', '--type', 'xmpp', ...flagArgs({ 'data-dir': dir, bus: vhost.url, 'log-level': 'info', 'bridge-allow-servers': '127.0.0.1' })];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -90,7 +90,8 @@ describe('IM bridge across nodes and connector processes', { skip: missing }, ()
   before(async () => {
     prosody = await startProsody(PASSWORDS);
     vhost = await createVhost();
-    shared = { database: PG_URL, 'database-schema': schema, cache: REDIS_URL, 'cache-prefix': prefix, bus: vhost.url };
+    // Prosody is on loopback, refused by default (SSRF): allowed on every node and connector of this deployment.
+    shared = { database: PG_URL, 'database-schema': schema, cache: REDIS_URL, 'cache-prefix': prefix, bus: vhost.url, 'bridge-allow-servers': '127.0.0.1' };
     // The broker capture: a queue bound to everything on Switchboard's exchange, before any node speaks.
     capture = await connect(vhost.url);
     const ch = await capture.createChannel();
