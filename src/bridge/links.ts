@@ -108,12 +108,10 @@ export class Bridge {
         const d = asDelivery(m.payload);
         if (d) this.emit(d.accountId, { type: 'delivery', id: d.id, linkedAccount: d.linkedAccountId, status: d.status, reason: d.reason });
       })),
+      // Group subscriptions (one node acts on each message); leaving them leaves the group to the other nodes.
+      bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: 'bridge-state' }),
+      bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' }),
     );
-    // The group subscriptions (one node acts on each message) are not unsubscribed at stop: over AMQP, unbinding
-    // the shared group queue would unbind it for every node (the binding is the broker's, not this node's); the
-    // consumer ends with the bus's connection instead.
-    bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: 'bridge-state' });
-    bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' });
     await bus.subscribed();
     this.tick = setInterval(() => void this.sweep(), HELLO_MS);
     this.tick.unref();
