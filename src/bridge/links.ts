@@ -23,7 +23,7 @@ import { Keyring } from './keyring.ts';
 import { MAX_IM_BODY } from './protocol.ts';
 import { boxKeyPairFromSeed, seal } from './sealed-box.ts';
 import type { ServerPolicy } from './server-policy.ts';
-import { asDelivery, asHello, asIncoming, asStateReport, HELLO_MS, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type StateReport } from './wire.ts';
+import { asDelivery, asHello, asIncoming, asStateReport, HELLO_MS, OWNER_LOST, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type StateReport } from './wire.ts';
 
 export interface LinkInput {
   type: LinkType;
@@ -58,6 +58,8 @@ export interface BridgeOptions {
   inbox: Pick<Inbox, 'send'>;
   bus: EventBus;
   master: Buffer;
+  /** This app node's name (as node membership knows it): the owner of the links its sessions connect. */
+  node: string;
   /** Linked accounts per account. */
   maxLinked: number;
   /** Which servers a linked account may name (SSRF: server-policy.ts); checked again by the connector. */
@@ -113,6 +115,7 @@ export class Bridge {
       bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' }),
     );
     await bus.subscribed();
+    bus.publish(TOPIC.discover, { node: this.o.node }); // the connectors say hello now, not within HELLO_MS
     this.tick = setInterval(() => void this.sweep(), HELLO_MS);
     this.tick.unref();
   }
@@ -252,6 +255,7 @@ export class Bridge {
       this.o.bus.publish(TOPIC.disconnect(rec.connector), { linkedAccountId: rec.id, reason: 'moved to another connector' });
     }
     const req: ConnectRequest = { linkedAccountId: rec.id, accountId: rec.accountId, type: rec.type, server: rec.server, username: rec.username, options: JSON.parse(rec.options), sealed, via };
+    if (!rec.staySealed) req.owner = this.o.node; // this node sees its sessions end; if it dies, the link ends
     this.o.bus.publish(TOPIC.connect(c.connector), { ...req });
   }
 
@@ -303,9 +307,16 @@ export class Bridge {
 
   // From the connectors ---------------------------------------------------------------------------------------------
 
-  private forwardState(p: Record<string, unknown>): void {
+  private async forwardState(p: Record<string, unknown>): Promise<void> {
     const r = asStateReport(p);
-    if (r) this.emit(r.accountId, { type: 'link-state', linkedAccount: r.linkedAccountId, state: r.state, reason: r.reason });
+    if (!r) return;
+    this.emit(r.accountId, { type: 'link-state', linkedAccount: r.linkedAccountId, state: r.state, reason: r.reason });
+    // The node that held this link up is gone: a node holding a Secret of the account (a live session started here
+    // with the password) takes it over; the store's compare-and-set lets one of them do it.
+    const held = r.state === 'disconnected' && r.reason === OWNER_LOST ? this.keyring.forAccount(r.accountId, this.o.now()) : null;
+    if (!held) return;
+    const rec = await this.o.store.getLinked(r.linkedAccountId);
+    if (rec && rec.accountId === r.accountId && rec.connector === r.connector) await this.connectOne({ ...rec, state: 'disconnected' }, held.secret);
   }
 
   /** Records a state unless it is from a connector that no longer holds the link (a late report after a move) or older than the one recorded. */
