@@ -25,6 +25,7 @@ import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
 import { openBus, openDurable } from './adapters.ts';
 import { Connector } from './bridge/connector.ts';
+import { serverPolicy } from './bridge/server-policy.ts';
 import { PROTOCOLS } from './bridge/registry.ts';
 import type { LinkType } from './storage/ports/bridge.ts';
 import { randomBytes } from 'node:crypto';
@@ -82,7 +83,7 @@ async function cmdConnector(config: Config, types: string[]): Promise<void> {
   const node = `${config.cluster.nodeId ?? hostname()}-connector-${randomBytes(4).toString('hex')}`;
   const bus = openBus(config, { master, nodeQueue: node, log: log.child({ component: 'bus' }) });
   await bus.start?.();
-  const connector = new Connector({ bus: bus.bus, master, types: types as LinkType[], protocols: PROTOCOLS, node, log: log.child({ component: 'connector' }) });
+  const connector = new Connector({ bus: bus.bus, master, types: types as LinkType[], protocols: PROTOCOLS, policy: serverPolicy(config), node, log: log.child({ component: 'connector' }) });
   await connector.start();
   process.send?.({ ready: { connector: connector.id } });
   const stop = async (signal: string) => {

@@ -165,6 +165,10 @@ export interface Config {
     connectors: string[];
     /** Linked accounts per account. */
     maxLinked: number;
+    /** CIDRs or host names a linked account may name although loopback/private/link-local/own (bridge/server-policy.ts). */
+    allowServers: string[];
+    /** CIDRs or host names no linked account may name. */
+    denyServers: string[];
   };
   push: {
     fcmServiceAccount: string | null;
@@ -339,6 +343,8 @@ export const OPTIONS: Option[] = [
   O('messaging.sessionOverlap', 'app-session-overlap', 'int', 3600, 'Seconds the old key of a rolled-over app session stays good (in-flight pushes encrypted to it still decrypt).'),
   O('bridge.connectors', 'bridge-connectors', 'list', ['xmpp', 'irc'], 'IM bridge: link types served by a connector inside this process (xmpp, irc); empty: none here, `switchboard connector --type …` processes serve them.'),
   O('bridge.maxLinked', 'bridge-max-linked', 'int', 10, 'IM bridge: linked accounts (XMPP, IRC) one account may hold.'),
+  O('bridge.allowServers', 'bridge-allow-servers', 'list', [], 'IM bridge: CIDRs and host names linked accounts may name although refused by default (loopback, private, link-local, CGNAT, multicast, unspecified, this deployment\u2019s own addresses), e.g. an intranet XMPP server 10.1.2.3/32 or xmpp.corp.example.'),
+  O('bridge.denyServers', 'bridge-deny-servers', 'list', [], 'IM bridge: CIDRs and host names linked accounts may never name (checked at linking and again by the connector on the addresses resolved right before it connects); wins over --bridge-allow-servers.'),
   O('messaging.sweepInterval', 'message-sweep-interval', 'int', 300, 'Seconds between sweeps removing expired messages and app sessions (0: none).'),
   O('push.fcmServiceAccount', 'fcm-service-account', 'string', null, 'Google service-account JSON file (project_id, client_email, private_key, token_uri) for FCM HTTP v1 pushes; unset: no FCM (pn-provider=fcm gets 555).'),
   O('push.fcmUrl', 'fcm-url', 'string', 'https://fcm.googleapis.com', 'FCM HTTP v1 base URL (POST /v1/projects/<project>/messages:send).'),
@@ -573,6 +579,16 @@ function validate(c: Config): void {
   if (m.sessionTtl < 60 || m.sessionOverlap < 0 || m.sessionOverlap > m.sessionTtl) bad('--app-session-ttl at least 60; --app-session-overlap from 0 to --app-session-ttl');
   if (c.bridge.maxLinked < 0 || c.bridge.maxLinked > 1000) bad('--bridge-max-linked from 0 to 1000');
   for (const t of c.bridge.connectors) if (!['xmpp', 'irc', 'sip'].includes(t)) bad(`--bridge-connectors: ${t} is not a link type (xmpp, irc, sip)`);
+  for (const [flag, list] of [['--bridge-allow-servers', c.bridge.allowServers], ['--bridge-deny-servers', c.bridge.denyServers]] as const) {
+    for (const e of list) {
+      if (/^[A-Za-z0-9.-]{1,255}$/.test(e) && isIP(e) === 0) continue; // a host name
+      try {
+        new NetworkSet([e]);
+      } catch (err) {
+        bad(`${flag}: ${(err as Error).message} (nor a host name)`);
+      }
+    }
+  }
 }
 
 /** parseArgs option table for every configuration flag (plus --config). */

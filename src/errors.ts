@@ -168,6 +168,8 @@ export const Errors = {
   BRIDGE_ERR_LINKED_LIMIT: spec('BRIDGE_ERR_LINKED_LIMIT', 'too many linked accounts', { http: 409 }),
   BRIDGE_ERR_LINKED_NOT_FOUND: spec('BRIDGE_ERR_LINKED_NOT_FOUND', 'no such linked account', { http: 404 }),
   BRIDGE_ERR_NOT_CONNECTED: spec('BRIDGE_ERR_NOT_CONNECTED', 'the linked account is not connected', { http: 409 }),
+  BRIDGE_ERR_SERVER_NOT_ALLOWED: spec('BRIDGE_ERR_SERVER_NOT_ALLOWED', 'the linked account\'s server is not one a connector may reach (loopback, private, link-local, multicast, this deployment, or --bridge-deny-servers; an operator may allow it with --bridge-allow-servers)', { http: 400 }),
+  BRIDGE_ERR_TYPE_NOT_SERVED: spec('BRIDGE_ERR_TYPE_NOT_SERVED', 'no connector of this deployment serves this link type', { http: 400 }),
 
   // Configuration.
   CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),

@@ -13,6 +13,8 @@ interface Known {
 
 export class ConnectorDirectory {
   private readonly known = new Map<string, Known>();
+  /** Every type a connector has announced since this node started (what linking may name, even while one restarts). */
+  private readonly announced = new Set<LinkType>();
   private readonly now: () => number;
 
   constructor(now: () => number) {
@@ -21,6 +23,7 @@ export class ConnectorDirectory {
 
   /** Records a hello; true when the connector is new (or back after it was given up for dead). */
   heard(h: Hello): boolean {
+    for (const t of h.types) this.announced.add(t);
     const k = this.known.get(h.connector);
     if (k && this.alive(h.connector)) {
       k.hello = h;
@@ -73,5 +76,10 @@ export class ConnectorDirectory {
     const out = new Set<LinkType>();
     for (const [id, k] of this.known) if (this.alive(id)) for (const t of k.hello.types) out.add(t);
     return out;
+  }
+
+  /** Types announced by any connector since this node started. */
+  everServed(): Set<LinkType> {
+    return new Set(this.announced);
   }
 }

@@ -17,7 +17,8 @@ import type { IncomingIm, LinkState, ProtocolLink } from './protocol.ts';
 import { MAX_IM_BODY } from './protocol.ts';
 import type { ProtocolRegistry } from './registry.ts';
 import { boxKeyPairFromSeed, generateBoxKeyPair, open, type BoxKeyPair } from './sealed-box.ts';
-import { asConnectRequest, asOutgoing, HELLO_MS, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type Hello, type StateReport } from './wire.ts';
+import type { ServerPolicy } from './server-policy.ts';
+import { asConnectRequest, asOutgoing, HELLO_MS, OWNER_LOST, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type Hello, type StateReport } from './wire.ts';
 
 export const MIN_BACKOFF_MS = 1_000;
 export const MAX_BACKOFF_MS = 60_000;
@@ -27,6 +28,8 @@ export interface ConnectorOptions {
   master: Buffer;
   types: LinkType[];
   protocols: ProtocolRegistry;
+  /** Which servers may be reached (server-policy.ts): checked on the addresses resolved right before connecting. */
+  policy: Pick<ServerPolicy, 'check'>;
   node: string;
   log: Logger;
   now?: () => number;
@@ -77,8 +80,20 @@ export class Connector {
     this.unsubscribe.push(bus.subscribe(TOPIC.connect(this.id), guard((m) => this.onConnect(m.payload))));
     this.unsubscribe.push(bus.subscribe(TOPIC.disconnect(this.id), guard((m) => this.onDisconnect(m.payload))));
     this.unsubscribe.push(bus.subscribe(TOPIC.outgoing(this.id), guard((m) => this.onOutgoing(m.payload))));
-    await bus.subscribed();
+    this.unsubscribe.push(bus.subscribe(TOPIC.nodeDeparted, guard((m) => this.onNodeDeparted(m.payload))));
     const announce = () => bus.publish(TOPIC.hello, { ...this.announcement() });
+    // An app node that just started knows no connector until the next hello: answer its discover at once (at most
+    // one extra hello a second, however many nodes start).
+    let answered = 0;
+    this.unsubscribe.push(
+      bus.subscribe(TOPIC.discover, () => {
+        const now = Date.now();
+        if (now - answered < 1000) return;
+        answered = now;
+        announce();
+      }),
+    );
+    await bus.subscribed();
     announce();
     this.hello = setInterval(announce, HELLO_MS);
     this.hello.unref();
@@ -131,8 +146,18 @@ export class Connector {
     }
     const attempt = ++held.attempt;
     const current = () => held.attempt === attempt && !held.closed;
+    // SSRF: the app node checked the server when it was linked, but DNS may say otherwise now; the link connects to
+    // the address checked here, never to the name resolved again by the library.
+    const allowed = await this.o.policy.check(req.server);
+    if (!current()) return;
+    if (!allowed.ok) {
+      held.state = 'unreachable';
+      this.report(req, { state: 'unreachable', reason: allowed.reason.slice(0, 200) });
+      this.schedule(held);
+      return;
+    }
     const link = this.o.protocols.get(req.type)!(
-      { server: req.server, username: req.username, password, options: req.options },
+      { server: req.server, address: allowed.addresses[0], username: req.username, password, options: req.options },
       {
         state: (s) => {
           if (!current()) return;
@@ -184,6 +209,19 @@ export class Connector {
   private async onDisconnect(payload: Record<string, unknown>): Promise<void> {
     const id = payload.linkedAccountId;
     if (typeof id === 'string') await this.drop(id, typeof payload.reason === 'string' ? payload.reason.slice(0, 200) : 'disconnected');
+  }
+
+  /**
+   * An app node is gone (its heartbeat lapsed, or it stopped): the links its sessions held up have nobody left to end
+   * them when those sessions end, nor to reconnect them; they end now (another node holding a Secret of the account
+   * takes them over on the `disconnected` report: links.ts). Stay-connected links have no owner and stay.
+   */
+  private async onNodeDeparted(payload: Record<string, unknown>): Promise<void> {
+    const node = payload.node;
+    if (typeof node !== 'string') return;
+    const owned = [...this.links].filter(([, h]) => h.req.owner === node).map(([id]) => id);
+    if (owned.length) this.o.log.info({ connector: this.id, node, links: owned.length }, 'app node departed: dropping the links its sessions held');
+    await Promise.all(owned.map((id) => this.drop(id, OWNER_LOST)));
   }
 
   private async drop(id: string, reason: string): Promise<void> {

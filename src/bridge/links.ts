@@ -22,7 +22,8 @@ import { ConnectorDirectory } from './connector-directory.ts';
 import { Keyring } from './keyring.ts';
 import { MAX_IM_BODY } from './protocol.ts';
 import { boxKeyPairFromSeed, seal } from './sealed-box.ts';
-import { asDelivery, asHello, asIncoming, asStateReport, HELLO_MS, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type StateReport } from './wire.ts';
+import type { ServerPolicy } from './server-policy.ts';
+import { asDelivery, asHello, asIncoming, asStateReport, HELLO_MS, OWNER_LOST, sessionBoxAad, stayBoxAad, stayKeyPurpose, TOPIC, type ConnectRequest, type StateReport } from './wire.ts';
 
 export interface LinkInput {
   type: LinkType;
@@ -57,8 +58,14 @@ export interface BridgeOptions {
   inbox: Pick<Inbox, 'send'>;
   bus: EventBus;
   master: Buffer;
+  /** This app node's name (as node membership knows it): the owner of the links its sessions connect. */
+  node: string;
   /** Linked accounts per account. */
   maxLinked: number;
+  /** Which servers a linked account may name (SSRF: server-policy.ts); checked again by the connector. */
+  policy: Pick<ServerPolicy, 'check'>;
+  /** The link types this deployment serves: a protocol module exists and a connector runs it (subsystem.ts). */
+  servedTypes: () => ReadonlySet<LinkType>;
   now: () => number;
   log: Logger;
 }
@@ -103,13 +110,12 @@ export class Bridge {
         const d = asDelivery(m.payload);
         if (d) this.emit(d.accountId, { type: 'delivery', id: d.id, linkedAccount: d.linkedAccountId, status: d.status, reason: d.reason });
       })),
+      // Group subscriptions (one node acts on each message); leaving them leaves the group to the other nodes.
+      bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: 'bridge-state' }),
+      bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' }),
     );
-    // The group subscriptions (one node acts on each message) are not unsubscribed at stop: over AMQP, unbinding
-    // the shared group queue would unbind it for every node (the binding is the broker's, not this node's); the
-    // consumer ends with the bus's connection instead.
-    bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: 'bridge-state' });
-    bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' });
     await bus.subscribed();
+    bus.publish(TOPIC.discover, { node: this.o.node }); // the connectors say hello now, not within HELLO_MS
     this.tick = setInterval(() => void this.sweep(), HELLO_MS);
     this.tick.unref();
   }
@@ -166,6 +172,10 @@ export class Bridge {
 
   async link(s: AppSession, input: LinkInput): Promise<LinkView> {
     const secret = this.secretOf(s);
+    const served = this.o.servedTypes();
+    if (!served.has(input.type)) throw sbError('BRIDGE_ERR_TYPE_NOT_SERVED', `no connector serves ${input.type} here; served: ${[...served].join(', ') || 'none'}`);
+    const allowed = await this.o.policy.check(input.server);
+    if (!allowed.ok) throw sbError('BRIDGE_ERR_SERVER_NOT_ALLOWED', allowed.reason);
     const id = randomUUID();
     const now = this.o.now();
     const ciphertext = encryptLinked(secret, s.accountId, id, input.password);
@@ -245,6 +255,7 @@ export class Bridge {
       this.o.bus.publish(TOPIC.disconnect(rec.connector), { linkedAccountId: rec.id, reason: 'moved to another connector' });
     }
     const req: ConnectRequest = { linkedAccountId: rec.id, accountId: rec.accountId, type: rec.type, server: rec.server, username: rec.username, options: JSON.parse(rec.options), sealed, via };
+    if (!rec.staySealed) req.owner = this.o.node; // this node sees its sessions end; if it dies, the link ends
     this.o.bus.publish(TOPIC.connect(c.connector), { ...req });
   }
 
@@ -296,9 +307,16 @@ export class Bridge {
 
   // From the connectors ---------------------------------------------------------------------------------------------
 
-  private forwardState(p: Record<string, unknown>): void {
+  private async forwardState(p: Record<string, unknown>): Promise<void> {
     const r = asStateReport(p);
-    if (r) this.emit(r.accountId, { type: 'link-state', linkedAccount: r.linkedAccountId, state: r.state, reason: r.reason });
+    if (!r) return;
+    this.emit(r.accountId, { type: 'link-state', linkedAccount: r.linkedAccountId, state: r.state, reason: r.reason });
+    // The node that held this link up is gone: a node holding a Secret of the account (a live session started here
+    // with the password) takes it over; the store's compare-and-set lets one of them do it.
+    const held = r.state === 'disconnected' && r.reason === OWNER_LOST ? this.keyring.forAccount(r.accountId, this.o.now()) : null;
+    if (!held) return;
+    const rec = await this.o.store.getLinked(r.linkedAccountId);
+    if (rec && rec.accountId === r.accountId && rec.connector === r.connector) await this.connectOne({ ...rec, state: 'disconnected' }, held.secret);
   }
 
   /** Records a state unless it is from a connector that no longer holds the link (a late report after a move) or older than the one recorded. */

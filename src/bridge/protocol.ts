@@ -6,6 +6,7 @@
 /** What the runtime hands a protocol to connect one linked account. The password is plaintext only here, in memory. */
 export interface LinkCredential {
   server: string;      // host or host:port (IRC: host:port; XMPP: the domain, or host:port to bypass SRV)
+  address: string;     // the IP address `server`'s host resolved to and the server policy allowed: connect to this
   username: string;    // XMPP: the bare JID's local part or the full JID; IRC: the nick
   password: string;
   options: Record<string, string | number | boolean>; // protocol-specific, bounded and validated by the protocol

@@ -17,6 +17,7 @@ import type { LinkedAccountStore, LinkType, VaultStore } from '../storage/ports/
 import { Connector } from './connector.ts';
 import { Bridge } from './links.ts';
 import { PROTOCOLS, type ProtocolRegistry } from './registry.ts';
+import { serverPolicy, type ServerPolicy } from './server-policy.ts';
 import { Vault } from './vault.ts';
 
 export interface PasswordSet {
@@ -56,10 +57,18 @@ export interface BridgeSubsystem extends Subsystem {
 export function createBridge(o: BridgeSubsystemOptions): BridgeSubsystem {
   const log = o.log.child({ component: 'bridge' });
   const vault = new Vault(o.store, { memoryKiB: o.config.passwords.argon2MemoryKiB, passes: o.config.passwords.argon2Passes });
-  const bridge = new Bridge({ store: o.store, sessions: o.sessions, inbox: o.inbox, bus: o.bus, master: o.master, maxLinked: o.config.bridge.maxLinked, now: o.now, log });
   const protocols = o.protocols ?? PROTOCOLS;
   const types = o.config.bridge.connectors as LinkType[];
-  const connector = types.length ? new Connector({ bus: o.bus, master: o.master, types, protocols, node: o.node, log: log.child({ component: 'connector' }) }) : null;
+  let policy: ServerPolicy;
+  try {
+    policy = serverPolicy(o.config);
+  } catch (err) {
+    throw sbError('CONFIG_ERR_INVALID', (err as Error).message);
+  }
+  // Types a link may name: this process's connector's, and any a connector on the bus has announced.
+  const servedTypes = () => new Set<LinkType>([...types, ...bridge.connectors.everServed()]);
+  const bridge: Bridge = new Bridge({ store: o.store, sessions: o.sessions, inbox: o.inbox, bus: o.bus, master: o.master, node: o.node, maxLinked: o.config.bridge.maxLinked, policy, servedTypes, now: o.now, log });
+  const connector = types.length ? new Connector({ bus: o.bus, master: o.master, types, protocols, policy, node: o.node, log: log.child({ component: 'connector' }) }) : null;
 
   o.sessionChanges.on(async (c) => {
     if (c.event === 'rolled') bridge.sessionRolled(c.from, c.to);

@@ -5,12 +5,15 @@
 //
 //   bridge.connector.hello        connector → all   {connector, types, publicKey, stayKeys, node}  every HELLO_MS
 //   bridge.connector.bye          connector → all   {connector}                                    on a clean stop
+//   bridge.connector.discover     app → connectors  {node}: an app node started; connectors say hello now
 //   bridge.connect.<connector>    app → connector   ConnectRequest
 //   bridge.disconnect.<connector> app → connector   {linkedAccountId, reason}
 //   bridge.state                  connector → apps  StateReport
 //   message.incoming              connector → apps  IncomingReport (group: one app node stores it)
 //   message.outgoing.<connector>  app → connector   OutgoingRequest
 //   bridge.delivery               connector → apps  DeliveryReport
+//   node.departed                 registrar → all   {node}: a node's heartbeat lapsed (registrar/node-membership.ts);
+//                                 connectors drop the links that node's sessions held up (ConnectRequest.owner)
 
 import type { LinkStateName, LinkType } from '../storage/ports/bridge.ts';
 
@@ -21,13 +24,18 @@ export const CONNECTOR_DEAD_MS = 3 * HELLO_MS;
 export const TOPIC = {
   hello: 'bridge.connector.hello',
   bye: 'bridge.connector.bye',
+  discover: 'bridge.connector.discover',
   connect: (connector: string) => `bridge.connect.${connector}`,
   disconnect: (connector: string) => `bridge.disconnect.${connector}`,
   state: 'bridge.state',
   incoming: 'message.incoming',
   outgoing: (connector: string) => `message.outgoing.${connector}`,
   delivery: 'bridge.delivery',
+  nodeDeparted: 'node.departed',
 } as const;
+
+/** The reason a link gets when the app node whose session held it up is gone. */
+export const OWNER_LOST = 'session node lost';
 
 /** A connector id: one topic word (bus/event-bus.ts topicWord leaves it as it is). */
 export const CONNECTOR_ID = /^[A-Za-z0-9_-]{8,64}$/;
@@ -52,6 +60,11 @@ export interface ConnectRequest {
   /** The remote password sealed to the connector: its own key ('session') or its type's stay key ('stay'). */
   sealed: string;
   via: 'session' | 'stay';
+  /**
+   * The app node whose session keeps the link up (it holds the Secret and sees the session end): when that node
+   * departs, the connector drops the link. Absent for stay-connected links: any node keeps those up.
+   */
+  owner?: string;
 }
 
 export interface StateReport {
@@ -103,6 +116,7 @@ export const LINK_TYPES: readonly LinkType[] = ['xmpp', 'irc', 'sip'];
 export function asConnectRequest(p: Record<string, unknown>): ConnectRequest | null {
   if (!str(p.linkedAccountId, 64) || !str(p.accountId, 64) || !LINK_TYPES.includes(p.type as LinkType) || !str(p.server, 255) || !str(p.username, 255)) return null;
   if (!str(p.sealed, 4096) || (p.via !== 'session' && p.via !== 'stay') || typeof p.options !== 'object' || p.options === null) return null;
+  if (p.owner !== undefined && !str(p.owner, 255)) return null;
   return p as unknown as ConnectRequest;
 }
 

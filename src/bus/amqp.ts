@@ -10,7 +10,10 @@
 // Consuming: plain subscriptions share this process's queue (`nodeQueue`; Kazoo: the Server-ID), group subscriptions
 // share a queue named after the group across nodes. A message is acknowledged once its handlers have finished; one
 // that is not a JSON object, or that a handler fails, is logged and rejected (not requeued). Nothing a broker or a
-// peer sends can throw out of this adapter.
+// peer sends can throw out of this adapter. Unsubscribing unbinds the node queue's pattern; a group queue's bindings
+// are every member's, so they stay: the node cancels its consumer when its last subscription to the group goes (a
+// group message that finds no handler here is requeued once, for another member), and the queue expires
+// (`groupQueueExpiresMs`) once no node consumes it.
 //
 // Topology: Switchboard's own events go to `events` (durable topic exchange, persistent messages; routing key = the
 // topic). Other exchanges (`exchanges`) are declared with the flags given; an exchange that already exists with other
@@ -115,6 +118,8 @@ interface QueueState {
   /** Connection generation of the setup below (-1: none yet). */
   setupGen: number;
   setup: Promise<void> | null;
+  /** This process's consumer on the queue (group queues: cancelled when its last subscription here goes). */
+  consumerTag: string | null;
 }
 
 
@@ -360,7 +365,7 @@ export class AmqpBus implements EventBus {
     const sub: Sub = { handler, seq: ++this.subSeq };
     let q = this.queues.get(queue);
     if (!q) {
-      q = { name: queue, group: opts?.group !== undefined, bindings: new Map(), subs: new Map(), setupGen: -1, setup: null };
+      q = { name: queue, group: opts?.group !== undefined, bindings: new Map(), subs: new Map(), setupGen: -1, setup: null, consumerTag: null };
       this.queues.set(queue, q);
     }
     // A direct exchange routes by the whole key: index it as one word, whatever dots it holds.
@@ -388,6 +393,10 @@ export class AmqpBus implements EventBus {
         return;
       }
       state.bindings.delete(bkey);
+      // A group queue and its bindings are shared by every node of the group: unbinding here would unbind it for
+      // all of them. This node only stops consuming once its last subscription to the group goes; the binding
+      // stays, and the queue expires (x-expires) when no node consumes it any more.
+      if (state.group) return void (state.bindings.size === 0 && this.stopConsuming(state));
       const ch = this.sub;
       if (ch) ch.unbindQueue(state.name, ex.name, ex.type === 'fanout' ? '' : pattern).catch(() => {});
     };
@@ -426,17 +435,36 @@ export class AmqpBus implements EventBus {
     });
   }
 
+  /** Cancels this process's consumer on a group queue none of its subscriptions needs (the next one sets it up again). */
+  private stopConsuming(q: QueueState): void {
+    const gen = this.gen;
+    const setup = q.setup;
+    q.setupGen = -1;
+    q.setup = null;
+    void (setup ?? Promise.resolve())
+      .then(async () => {
+        const ch = this.sub;
+        const tag = q.consumerTag;
+        if (!ch || tag === null || gen !== this.gen || q.bindings.size > 0) return;
+        q.consumerTag = null;
+        await ch.cancel(tag);
+      })
+      .catch(() => {});
+  }
+
   private async setupQueue(q: QueueState, gen: number): Promise<void> {
     const conn = this.conn;
     const ch = this.sub;
     if (!conn || !ch || gen !== this.gen) return;
+    if (q.group && q.bindings.size === 0) return; // nothing here needs this group any more: no consumer
+    q.consumerTag = null;
     const args = q.group
       ? { durable: false, autoDelete: false, expires: this.o.groupQueueExpiresMs, messageTtl: this.o.groupMessageTtlMs }
       : { durable: false, autoDelete: false, expires: this.o.nodeQueueExpiresMs };
     await this.declare(conn, `queue ${q.name}`, (c) => c.assertQueue(q.name, args), (c) => c.checkQueue(q.name));
     await this.bindAll(q, gen);
     if (gen !== this.gen) return;
-    await ch.consume(q.name, (m) => this.deliver(q, ch, m), { noAck: false });
+    q.consumerTag = (await ch.consume(q.name, (m) => this.deliver(q, ch, m), { noAck: false })).consumerTag;
   }
 
   private async bindAll(q: QueueState, gen: number): Promise<void> {
@@ -489,6 +517,18 @@ export class AmqpBus implements EventBus {
     const ex = this.exchanges.get(exchange);
     const found = index ? index.match(ex?.type === 'direct' ? escapeDirect(topic) : topic) : [];
     if (found.length > 1) found.sort(bySeq);
+    if (found.length === 0 && q.group && !m.fields.redelivered) {
+      // A group message for a pattern no subscription here follows any more (dropped while other nodes of the group
+      // keep it, or in flight when this node stopped consuming): back to the queue once, for another member.
+      if (ch === this.sub) {
+        try {
+          ch.reject(m, true);
+        } catch {
+          // channel closing: the broker requeues it anyway
+        }
+      }
+      return;
+    }
     for (const s of found) {
       try {
         const r = s.handler(msg);

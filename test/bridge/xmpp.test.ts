@@ -29,7 +29,8 @@ describe('IM bridge: XMPP through Prosody', { skip }, () => {
   before(async () => {
     prosody = await startProsody({ alice: ALICE_XMPP_PASSWORD, bob: 'bob-xmpp-pw', dave: 'dave-xmpp-pw', erin: 'erin-xmpp-pw' });
     dataDir = tempDir();
-    const config = testConfig(dataDir, { 'log-level': 'debug' });
+    // Prosody listens on loopback, which the server policy refuses by default (SSRF): this deployment allows it.
+    const config = testConfig(dataDir, { 'log-level': 'debug', 'bridge-allow-servers': '127.0.0.1' });
     await addUsers(config, { 'carol@example.test': 'carol-password-1', 'frank@example.test': 'frank-password-1', 'gina@example.test': 'gina-password-1' });
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {

@@ -148,6 +148,31 @@ describe('AMQP bus adapter', { skip }, () => {
     assert.ok(gx.length > 0 && gy.length > 0, `both members worked (${gx.length}/${gy.length})`);
   });
 
+  it('one member leaving a group (unsubscribing) leaves the group queue bound for the others, and can come back', async () => {
+    const x = await bus('leave-x');
+    const y = await bus('leave-y');
+    const gx: number[] = [];
+    const gy: number[] = [];
+    const offX = x.subscribe('task.*', (m) => void gx.push(m.payload.n as number), { group: 'leavers', exchange: 'registrar' });
+    y.subscribe('task.*', (m) => void gy.push(m.payload.n as number), { group: 'leavers', exchange: 'registrar' });
+    assert.ok(await x.ready(5000));
+    assert.ok(await y.ready(5000));
+    await x.subscribed();
+    await y.subscribed();
+    offX();
+    await sleep(300); // the consumer cancel reaches the broker
+    for (let n = 0; n < 20; n++) x.publish('task.run', { n }, { exchange: 'registrar' });
+    await until(() => gy.length === 20, 5000, `twenty tasks at the member that stayed (got ${gy.length})`);
+    assert.deepEqual(gy, Array.from({ length: 20 }, (_, i) => i));
+    assert.equal(gx.length, 0, 'nothing to the member that left');
+    // Back in the group: it consumes again, alongside the other.
+    x.subscribe('task.*', (m) => void gx.push(m.payload.n as number), { group: 'leavers', exchange: 'registrar' });
+    await x.subscribed();
+    for (let n = 20; n < 60; n++) y.publish('task.run', { n }, { exchange: 'registrar' });
+    await until(() => gx.length + gy.length === 60, 5000, 'forty more tasks across both');
+    assert.ok(gx.length > 0, 'the member that came back works again');
+  });
+
   it('rejects malformed messages and failed handlers without requeueing, and keeps delivering', async () => {
     const b = await bus('node-m');
     const good: unknown[] = [];

@@ -28,7 +28,7 @@ import { imSend, linkXmpp, passwordSession, waitForState } from '../bridge/helpe
 import { DOMAIN, online, peer, startProsody, type Peer, type Prosody } from '../bridge/prosody.ts';
 
 const missing = missingPeer('prosody', 'prosodyctl') || (await postgresMissing()) || (await redisMissing()) || (await missingRabbit());
-const PASSWORDS = { alice: 'alice-linked-pw-91c2', dave: 'dave-linked-pw-55e0', erin: 'erin-linked-pw-0b7d', bob: 'bob-peer-pw' };
+const PASSWORDS = { alice: 'alice-linked-pw-91c2', dave: 'dave-linked-pw-55e0', erin: 'erin-linked-pw-0b7d', frank: 'frank-linked-pw-3c1e', bob: 'bob-peer-pw' };
 
 interface ConnectorProc {
   proc: ChildProcess;
@@ -60,7 +60,7 @@ describe('IM bridge across nodes and connector processes', { skip: missing }, ()
 
   const startConnector = async (): Promise<ConnectorProc> => {
     const dir = nodeDir('connector');
-    const args = [path.join(ROOT, 'src/cli.ts'), 'connector', '--type', 'xmpp', ...flagArgs({ 'data-dir': dir, bus: vhost.url, 'log-level': 'info' })];
+    const args = [path.join(ROOT, 'src/cli.ts'), 'connector', '--type', 'xmpp', ...flagArgs({ 'data-dir': dir, bus: vhost.url, 'log-level': 'info', 'bridge-allow-servers': '127.0.0.1' })];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWITCHBOARD_MASTER_KEY: '' } });
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -90,7 +90,9 @@ describe('IM bridge across nodes and connector processes', { skip: missing }, ()
   before(async () => {
     prosody = await startProsody(PASSWORDS);
     vhost = await createVhost();
-    shared = { database: PG_URL, 'database-schema': schema, cache: REDIS_URL, 'cache-prefix': prefix, bus: vhost.url };
+    // Prosody is on loopback, refused by default (SSRF): allowed on every node and connector of this deployment.
+    // A 1 s heartbeat: a killed node is taken for gone after 4 s (not 20), so its links end within the test's wait.
+    shared = { database: PG_URL, 'database-schema': schema, cache: REDIS_URL, 'cache-prefix': prefix, bus: vhost.url, 'bridge-allow-servers': '127.0.0.1', 'node-heartbeat': '1' };
     // The broker capture: a queue bound to everything on Switchboard's exchange, before any node speaks.
     capture = await connect(vhost.url);
     const ch = await capture.createChannel();
@@ -107,6 +109,7 @@ describe('IM bridge across nodes and connector processes', { skip: missing }, ()
     try {
       const hasher = new PasswordHasher({ memoryKiB: config.passwords.argon2MemoryKiB, passes: config.passwords.argon2Passes });
       await durable.accounts.create({ ...newAccount('carol', 'example.test', 'carol-pw-1'), passwordHash: await hasher.hash('carol-pw-1') });
+      await durable.accounts.create({ ...newAccount('hank', 'example.test', 'hank-pw-1'), passwordHash: await hasher.hash('hank-pw-1') });
     } finally {
       await durable.close();
     }
@@ -181,5 +184,26 @@ describe('IM bridge across nodes and connector processes', { skip: missing }, ()
     await bob.waitFor(() => online(bob, `erin@${DOMAIN}`), 'erin back at the next login', 10_000);
     await waitForState(baseA, s2, stay.id as string, 'connected');
     console.log(`# stay-connected link back ${tookMs} ms after the connector was killed`);
+  });
+
+  it('a node killed while holding the only session of an account: its links end within 20 s, though nobody logged out', async () => {
+    // Node C holds hank's session (and Secret); the connector is the process from the test before.
+    const c = await spawnServer(nodeDir('c'), { ...shared, 'node-id': 'c', 'sip-transports': 'UDP', 'bridge-connectors': '' });
+    const baseC = `http://127.0.0.1:${c.httpPort}`;
+    try {
+      const s = await passwordSession(baseC, 'hank@example.test', 'hank-pw-1');
+      const linked = await linkXmpp(baseC, s, prosody.server, `frank@${DOMAIN}`, PASSWORDS.frank);
+      await bob.waitFor(() => online(bob, `frank@${DOMAIN}`), 'frank online through node C’s session', 10_000);
+      await c.kill('SIGKILL');
+      const killedAt = Date.now();
+      await bob.waitFor(() => !online(bob, `frank@${DOMAIN}`), 'frank offline once node C is taken for gone', 20_000);
+      const tookMs = Date.now() - killedAt;
+      // The session itself is still valid (node A answers for it), but nobody holds its Secret any more.
+      const state = await waitForState(baseA, s, linked.id as string, 'disconnected', 10_000);
+      assert.match(String(state.reason), /session node lost/);
+      console.log(`# link of a killed node's session ended ${tookMs} ms after the SIGKILL (heartbeat 1 s)`);
+    } finally {
+      await c.kill('SIGKILL');
+    }
   });
 });

@@ -22,6 +22,8 @@ declare module '@xmpp/client' {
     start(): Promise<Jid>;
     stop(): Promise<void>;
     send(el: Element): Promise<void>;
+    /** The transport's socket options for a service URL ({host, port} for xmpp://). */
+    socketParameters(service: string): unknown;
   }
 
   export function client(options: { service: string; domain?: string; resource?: string; username?: string; password?: string; timeout?: number }): XmppClient;

@@ -5,6 +5,7 @@
 // backoff and must know a refused password (SASL not-authorized → bad_credentials, never retried) from a network
 // failure (unreachable, retried).
 
+import { isIP } from 'node:net';
 import { client, jid as parseJid, xml, type Element, type XmppClient } from '@xmpp/client';
 import { MAX_IM_BODY, type IncomingIm, type LinkCredential, type LinkEvents, type ProtocolFactory, type ProtocolLink } from '../protocol.ts';
 
@@ -27,7 +28,10 @@ export function xmppTarget(c: LinkCredential): Target {
   if (!/^[^\s@/:"&'<>]{1,255}$/.test(local) || !/^[A-Za-z0-9.-]{1,255}$/.test(host) || !/^\d{1,5}$/.test(port) || !/^[A-Za-z0-9.-]{1,255}$/.test(domain)) {
     throw new Error('not an XMPP account (user@domain, server host[:port])');
   }
-  return { service: `xmpp://${host}:${port}`, domain, username: local };
+  // The address the connector's server policy checked, not the name: resolving it again here could give another.
+  const address = isIP(c.address) === 6 ? `[${c.address}]` : isIP(c.address) === 4 ? c.address : null;
+  if (address === null) throw new Error('no checked address to connect to');
+  return { service: `xmpp://${address}:${port}`, domain, username: local };
 }
 
 export const xmppLink: ProtocolFactory = (credential: LinkCredential, events: LinkEvents): ProtocolLink => {
@@ -66,6 +70,14 @@ export const xmppLink: ProtocolFactory = (credential: LinkCredential, events: Li
       const c = client({ service: target.service, domain: target.domain, username: target.username, password: credential.password, resource: `switchboard-${Math.random().toString(36).slice(2, 8)}`, timeout: CONNECT_TIMEOUT_MS });
       xmpp = c;
       c.reconnect.stop();
+      // @xmpp/connection takes the host from new URL(service), which keeps an IPv6 literal's brackets (it unwraps
+      // only [::1]): net.connect would look "[2001:db8::1]" up as a name. Unwrap them for every literal.
+      const socketParameters = c.socketParameters.bind(c);
+      c.socketParameters = (service: string) => {
+        const p = socketParameters(service) as { host?: string } | undefined;
+        if (p?.host?.startsWith('[')) p.host = p.host.slice(1, -1);
+        return p;
+      };
       c.on('error', () => undefined); // reported through start()'s rejection or 'disconnect' below
       c.on('stanza', onStanza);
       c.on('disconnect', () => {
