@@ -25,7 +25,7 @@ describe('IRC through the bridge runtime', { skip, timeout: 120_000 }, () => {
 
   before(async () => {
     irc = await startNgircd();
-    server = await startTestServer({ users: { [`alice@${D}`]: 'alice-password' }, flags: { 'bridge-connectors': ['irc'] } });
+    server = await startTestServer({ users: { [`alice@${D}`]: 'alice-password' }, flags: { 'bridge-connectors': ['irc'], 'bridge-allow-servers': ['127.0.0.1'] } });
     const s = await http(server.httpUrl, 'POST', '/v1/sessions', { body: { username: `alice@${D}`, password: 'alice-password' } });
     assert.equal(s.status, 200, JSON.stringify(s.json));
     assert.equal((s.json.vault as Json).state, 'created');

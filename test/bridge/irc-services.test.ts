@@ -28,7 +28,7 @@ function accountOf(peer: IrcPeer, nick: string): Promise<string | null> {
 describe('IRC link with services (InspIRCd + Atheme): SASL PLAIN and NickServ', { skip: inspircdMissing(), timeout: 120_000 }, () => {
   let net: IrcNetwork;
   let dave: IrcPeer;
-  const cred = (o: Partial<LinkCredential>): LinkCredential => ({ server: `127.0.0.1:${net.port}`, username: 'carol', password: PASSWORD, options: {}, ...o });
+  const cred = (o: Partial<LinkCredential>): LinkCredential => ({ server: `127.0.0.1:${net.port}`, address: '127.0.0.1', username: 'carol', password: PASSWORD, options: {}, ...o });
 
   before(async () => {
     net = await startInspircdWithServices();

@@ -54,7 +54,7 @@ function recorder(): Recorder & { events: { state(s: LinkState): void; message(m
 }
 
 function cred(server: Ngircd, over: Partial<LinkCredential> = {}): LinkCredential {
-  return { server: `127.0.0.1:${server.port}`, username: 'alice', password: server.password, options: {}, ...over };
+  return { server: `127.0.0.1:${server.port}`, address: '127.0.0.1', username: 'alice', password: server.password, options: {}, ...over };
 }
 
 describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
@@ -240,7 +240,7 @@ describe('IRC link: the server goes away', { skip, timeout: 60_000 }, () => {
     const port = server.port;
     await server.stop();
     const rec = recorder();
-    const link = ircLink({ server: `127.0.0.1:${port}`, username: 'alice', password: 'x', options: {} }, rec.events);
+    const link = ircLink({ server: `127.0.0.1:${port}`, address: '127.0.0.1', username: 'alice', password: 'x', options: {} }, rec.events);
     await assert.rejects(link.connect(), /unreachable/);
     assert.deepEqual(rec.states.map((x) => x.state), ['connecting', 'unreachable']);
   });
@@ -255,7 +255,7 @@ describe('IRC link: the server goes away', { skip, timeout: 60_000 }, () => {
     try {
       const port = (hostile.address() as { port: number }).port;
       const rec = recorder();
-      const link = ircLink({ server: `127.0.0.1:${port}`, username: 'alice', password: 'x', options: {} }, rec.events);
+      const link = ircLink({ server: `127.0.0.1:${port}`, address: '127.0.0.1', username: 'alice', password: 'x', options: {} }, rec.events);
       await assert.rejects(link.connect(), /unreachable/);
       assert.match((rec.states.at(-1) as { reason: string }).reason, /without a line end/);
     } finally {

@@ -37,7 +37,7 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
 
   before(async () => {
     irc = await startNgircd();
-    server = await startTestServer({ users: { [`alice@${D}`]: 'alice-password' }, flags: { 'bridge-connectors': ['irc'] } });
+    server = await startTestServer({ users: { [`alice@${D}`]: 'alice-password' }, flags: { 'bridge-connectors': ['irc'], 'bridge-allow-servers': ['127.0.0.1'] } });
     browser = await launchChromium();
     ({ page, log } = await newPage(browser, { width: 1100, height: 1000 }));
     bob = await ircPeer(irc.port, 'bob', irc.password);

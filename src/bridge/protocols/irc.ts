@@ -192,8 +192,12 @@ class IrcLink implements ProtocolLink {
         }
       });
 
+      // Plain TCP goes to the address the connector's server policy checked (a second lookup could give another).
+      // Over TLS irc-framework takes the certificate's name and SNI from `host` and offers no way to name a server
+      // apart from the address dialled, so TLS dials the name again: the policy check and this lookup can differ
+      // (DNS rebinding) for TLS IRC servers only (README, "IM bridge").
       const options: ClientOptions = {
-        host: o.host,
+        host: o.tls || !this.#cred.address ? o.host : this.#cred.address,
         port: o.port,
         nick: this.#cred.username,
         username: this.#cred.username.slice(0, 10),
