@@ -184,7 +184,7 @@ export class Metrics {
       'switchboard_sip_register_duration_seconds',
       'Time from a REGISTER arriving to its final response leaving, by status',
       'status',
-      [0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1],
+      [0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1, 2.5, 10],
       REGISTER_STATUS_LABELS,
     );
     this.registrations = new HotCounter(r, 'switchboard_registrations_total', 'REGISTER requests by outcome', ['outcome']);

@@ -157,7 +157,7 @@ function plot(args: string[]): void {
   // The SVG: one panel per configuration and transport, ms on a log scale (0 drawn at the bottom line).
   const W = 420;
   const H = 300;
-  const pad = { l: 48, r: 12, t: 28, b: 36 };
+  const pad = { l: 48, r: 24, t: 28, b: 36 };
   const cols = Math.min(2, panels.length);
   const rows = Math.ceil(panels.length / cols);
   const width = cols * W;
