@@ -64,6 +64,7 @@ import { RedisFailureCounter } from './storage/redis/failure-counter.ts';
 import { RedisLocationIndex } from './storage/redis/location-index.ts';
 import { RedisNonceCounts } from './storage/redis/nonce-counts.ts';
 import { SqliteAccountStore } from './storage/sqlite/account-store.ts';
+import { WalCheckpointer } from './storage/sqlite/checkpointer.ts';
 import { openDatabase } from './storage/sqlite/database.ts';
 import { SqliteLocationStore } from './storage/sqlite/location-store.ts';
 import { SqliteMessageStore } from './storage/sqlite/message-store.ts';
@@ -113,7 +114,9 @@ export function databaseFile(config: Config): string {
 
 export async function openDurable(config: Config): Promise<DurableStores> {
   if (config.storage.database === 'sqlite') {
-    const db: DatabaseSync = openDatabase({ file: databaseFile(config), durability: config.storage.durability });
+    const file = databaseFile(config);
+    const db: DatabaseSync = openDatabase({ file, durability: config.storage.durability, checkpointsElsewhere: true });
+    const checkpointer = new WalCheckpointer(file);
     const location = new SqliteLocationStore(db);
     const presence = new SqlitePresenceStore(db);
     return {
@@ -130,6 +133,7 @@ export async function openDurable(config: Config): Promise<DurableStores> {
       async close() {
         location.close();
         presence.close();
+        await checkpointer.close();
         db.close();
       },
     };

@@ -19,12 +19,12 @@ STACK=(--database "$PG" --database-schema "$SCHEMA" --cache "$REDIS" --cache-pre
 
 drop_cached() { redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -u "$REDIS" unlink >/dev/null 2>&1 || true; }
 
-start_switchboard() { # WORKERS [flags…]: starts it on UDP/TCP 5060 and HTTP 18080, returns once every worker is up
+start_switchboard() { # WORKERS [flags…]: starts it on UDP/TCP ${SIP_PORT:-5060} and HTTP ${HTTP_PORT:-18080}, returns once every worker is up
   local w=$1; shift
-  "$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/data" --realm bench.test --sip-host 127.0.0.1 --sip-port 5060 \
-    --sip-transports UDP,TCP --http-port 18080 --log-level warn --workers "$w" "${STACK[@]}" "$@" > "$WORK/server.log" 2>&1 &
+  "$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/data" --realm bench.test --sip-host 127.0.0.1 --sip-port "${SIP_PORT:-5060}" \
+    --sip-transports UDP,TCP --http-port "${HTTP_PORT:-18080}" --log-level warn --workers "$w" "${STACK[@]}" "$@" > "$WORK/server.log" 2>&1 &
   PID=$!
-  for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+  for _ in $(seq 100); do curl -sf "localhost:${HTTP_PORT:-18080}/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
   sleep 2 # every worker up (the health check answers as soon as one is)
 }
 

@@ -164,7 +164,7 @@ export class SipAuthenticator {
       this.failures.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
       return this.challenge(req, source, realm, false, 'replay');
     }
-    this.lockout.succeeded(keys);
+    this.lockout.succeeded(keys, found.credential);
     const identity: SipIdentity = { accountId: found.credential.accountId, authUser: creds.username, realm, aors: found.aors, scheme: 'digest' };
     this.o.onDigestAuthenticated?.(identity);
     return { ok: true, identity };

@@ -61,8 +61,11 @@ export function createSipStack(o: SipStackOptions): SipStack {
   endpoint.setObserver({
     request: (method) => m.sipRequests.inc(method),
     response: (method, status, arrivedAt) => {
-      m.sipResponses.inc(method, (statusText[status] ??= String(status)));
-      m.sipRequestDuration.observe(method, (performance.now() - arrivedAt) / 1000);
+      const text = (statusText[status] ??= String(status));
+      const seconds = (performance.now() - arrivedAt) / 1000;
+      m.sipResponses.inc(method, text);
+      m.sipRequestDuration.observe(method, seconds);
+      if (method === 'REGISTER') m.sipRegisterDuration.observe(text, seconds);
     },
     badMessage: (reason) => m.sipBadMessages.inc(reason),
     retransmission: () => m.sipRetransmissions.inc(),

@@ -46,6 +46,14 @@ describe('HTTP', () => {
     assert.match(text, /^switchboard_sip_request_duration_seconds_bucket\{le="0.005",method="REGISTER"\} \d+$/m);
     assert.match(text, /^switchboard_sip_responses_total\{method="REGISTER",status="401"\} \d+$/m);
     assert.match(text, /^switchboard_binding_changes_total\{event="added"\} 3$/m);
+    // What a phone waits for its REGISTER, by final status (bench:latency reads the 200s): three 200s, one 401 per
+    // registration and the failed attempt's two.
+    assert.match(text, /^switchboard_sip_register_duration_seconds_count\{status="200"\} 3$/m);
+    assert.match(text, /^switchboard_sip_register_duration_seconds_count\{status="401"\} 5$/m);
+    assert.match(text, /^switchboard_sip_register_duration_seconds_bucket\{le="0.003",status="200"\} \d+$/m);
+    // Event-loop delay and GC pauses, for operators.
+    assert.match(text, /^switchboard_nodejs_eventloop_lag_p99_seconds \S+$/m);
+    assert.match(text, /^# TYPE switchboard_nodejs_gc_duration_seconds histogram$/m);
   });
 
   it('lists registrations, filtered by realm and by user', async () => {

@@ -168,6 +168,26 @@ describe('presence notifier (state machine)', () => {
     assert.equal(sent.length, 2, 'and no NOTIFY for states already superseded');
   });
 
+  it('a fan-out leaves 50 NOTIFYs per event-loop turn, so the first go before the last are built', async () => {
+    for (let i = 0; i < 120; i++) await sub({ from: `w${i}`, callId: `fan-${i}` });
+    await tick();
+    assert.equal(sent.length, 120, 'the first NOTIFY of each subscription');
+    for (const s of sent) s.answer(200);
+    await tick();
+    sent.length = 0;
+    const res = await pub({ body: pidf(`sip:alice@${D}`, 'open'), expires: 600 });
+    assert.equal(res.status, 200);
+    // The PUBLISH was answered after its commit; the change reached the notifier then: one slice sent so far (a
+    // datagram leaves at the end of the turn that sent it), the rest in the turns after.
+    assert.equal(sent.length, 50);
+    await tick();
+    assert.equal(sent.length, 100);
+    await tick();
+    assert.equal(sent.length, 120);
+    assert.equal(new Set(sent.map((x) => x.req.get('To'))).size, 120, 'each watcher once');
+    assert.ok(sent.every((x) => /<basic>open<\/basic>/.test(x.req.body.toString())));
+  });
+
   it('a registration change of the presentity notifies its watchers (bus binding events)', async () => {
     await sub();
     await tick();

@@ -14,6 +14,8 @@ import { MIGRATIONS } from './migrations.ts';
 export interface SqliteOptions {
   file: string;
   durability: 'os' | 'fsync';
+  /** A WalCheckpointer (checkpointer.ts) checkpoints this file off the event loop: this connection never does. */
+  checkpointsElsewhere?: boolean;
 }
 
 export function openDatabase(opts: SqliteOptions): DatabaseSync {
@@ -30,6 +32,7 @@ export function openDatabase(opts: SqliteOptions): DatabaseSync {
   // Another process (the CLI) may hold the write lock briefly; wait for it rather than fail.
   db.exec('PRAGMA busy_timeout = 5000');
   db.exec('PRAGMA temp_store = MEMORY');
+  if (opts.checkpointsElsewhere) db.exec('PRAGMA wal_autocheckpoint = 0');
   migrate(db);
   return db;
 }
