@@ -13,6 +13,8 @@
 // - an app's message (POST /v1/messages, stored first) goes at once to the recipient's registered devices the same
 //   way as a SIP MESSAGE (forked; push-only devices woken, fork late), From the sender's AOR, and is removed from the
 //   store on a 2xx; with no taker it stays for the recipient's app and the next REGISTER (deliverStored).
+// - those two paths (and dumps on two nodes) never send one stored message at once: each attempt holds the message's
+//   lease in the shared cache (delivery-lease.ts) and checks it is still undelivered; the other skips it.
 //
 // - rate (RFC 3261 §21.5.4, RFC 6357 §5): token buckets per source address (before the challenge) and per
 //   authenticated sender, in the shared cache so they hold across nodes; beyond them 503 with Retry-After, which the
@@ -37,6 +39,7 @@ import { aorOf, isSipUri, type SipUri } from '../sip/message/uri.ts';
 import type { AccountStore, BindingRecord } from '../storage/ports.ts';
 import type { StoredMessage } from '../storage/ports/messaging.ts';
 import type { Inbox } from './inbox.ts';
+import type { DeliveryLeases } from './delivery-lease.ts';
 import type { RateLimiter } from '../identity/rate-limiter.ts';
 
 /** RFC 3428 §8: the largest MESSAGE body sent where the path may lack congestion control. */
@@ -120,6 +123,8 @@ async function sendTo(s: Sending, b: BindingRecord, m: OutgoingMessage, log: Log
 
 export interface SipMessageOptions {
   inbox: Inbox;
+  /** One delivery attempt of a stored message at a time, across nodes (the shared cache). */
+  leases: DeliveryLeases;
   delivery: MessageDelivery;
   sending: Sending;
   /** RFC 5627: resolves a Request-URI with `gr` (registrar/gruu.ts). */
@@ -233,10 +238,17 @@ export class SipMessages {
       const pending = await this.o.inbox.pending(accountId, null, DUMP_BATCH);
       if (pending.length === 0) this.waiting.delete(accountId);
       for (const m of pending) {
-        if (!(await sendTo(this.o.sending, b, this.outgoing(m), this.o.log))) break;
-        await this.o.inbox.ack(accountId, m.id, 'sip');
-        sent++;
+        // Leased: on its way by deliverStored or another node's dump; it stays stored if that attempt fails.
+        const r = await this.o.leases.hold(m.id, async () => {
+          if (!(await this.stillWaiting(m))) return 'gone';
+          if (!(await sendTo(this.o.sending, b, this.outgoing(m), this.o.log))) return 'failed';
+          await this.o.inbox.ack(accountId, m.id, 'sip');
+          return 'sent';
+        });
+        if (r === 'failed') break;
+        if (r === 'sent') sent++;
       }
+      // One skipped (leased, or acked elsewhere) keeps the account waiting: the next REGISTER reads the store again.
       if (sent === pending.length && pending.length < DUMP_BATCH) this.waiting.delete(accountId);
     } catch (err) {
       this.o.log.warn({ err, account: accountId }, 'stored message delivery failed');
@@ -256,13 +268,23 @@ export class SipMessages {
     try {
       const account = await this.o.accounts.findById(m.accountId);
       if (!account || account.disabled) return false;
-      if ((await this.o.delivery.deliver({ aor: account.aor }, this.outgoing(m))) !== 'delivered') return false;
-      await this.o.inbox.ack(m.accountId, m.id, 'sip');
-      return true;
+      const r = await this.o.leases.hold(m.id, async () => {
+        if (!(await this.stillWaiting(m))) return false;
+        if ((await this.o.delivery.deliver({ aor: account.aor }, this.outgoing(m))) !== 'delivered') return false;
+        await this.o.inbox.ack(m.accountId, m.id, 'sip');
+        return true;
+      });
+      return r === true;
     } catch (err) {
       this.o.log.warn({ err, account: m.accountId }, 'app message delivery to SIP devices failed; it stays stored');
       return false;
     }
+  }
+
+  /** Still stored and unacked, read under the lease: the other path may have delivered it since `m` was read. */
+  private async stillWaiting(m: StoredMessage): Promise<boolean> {
+    const s = await this.o.inbox.status(m.sender, m.id);
+    return s !== null && s.deliveredAt === null;
   }
 
   private outgoing(m: StoredMessage): OutgoingMessage {

@@ -22,6 +22,7 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import type { SipUri } from '../sip/message/uri.ts';
 import type { RequestHandler } from '../sip/endpoint.ts';
 import { Inbox } from './inbox.ts';
+import { DeliveryLeases } from './delivery-lease.ts';
 import { forkDelivery, SipMessages, type MessageTarget, type RequestFork } from './sip-message.ts';
 import type { PushProvider } from './push/ports.ts';
 import { Pusher } from './push/pusher.ts';
@@ -54,7 +55,7 @@ export interface MessagingOptions {
   /** The push providers adapters.ts built from the configuration. */
   push: { providers: PushProvider[]; webpush: WebPushProvider | null };
   bus: EventBus;
-  /** The shared cache: stream tickets (stream-tickets.ts), redeemable on any node. */
+  /** The shared cache: stream tickets (stream-tickets.ts), redeemable on any node; delivery leases (delivery-lease.ts). */
   cache: Cache;
   metrics: Metrics;
   now: () => number;
@@ -130,6 +131,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
   };
   const sipMessages = new SipMessages({
     inbox,
+    leases: new DeliveryLeases(o.cache),
     delivery: forkDelivery(o.fork),
     sending,
     gruus: o.gruus,

@@ -3,7 +3,8 @@
 // reads the store); a session made on one node authenticates on the other; and node A killed with SIGKILL right after
 // answering a send loses nothing (the 200 follows the commit). A SIP MESSAGE stored through node A (202) reaches the
 // phone when it registers on node B; and one stored just before node B is killed with SIGKILL reaches it after B
-// restarts.
+// restarts. An app message sent through node A to the phone on node B, held while the phone re-registers on B (B's
+// dump), reaches it once: the per-message lease is in the shared Redis.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { newAccount } from '../../src/identity/accounts.ts';
 import { PasswordHasher } from '../../src/identity/passwords.ts';
 import { appLogin, http, openStream, queueEmpty, send } from '../messaging/helpers.ts';
 import { parseRequest, responseTo } from '../helpers/presence.ts';
+import { holdWhileRegistering, MessageDevice } from '../helpers/message-device.ts';
 import { register } from '../helpers/register.ts';
 import { buildRequest, digestAuthorization, parseChallenge, SipTestClient } from '../helpers/sip-client.ts';
 import { dropSchema, freshSchema, PG_URL, postgresMissing } from '../helpers/postgres.ts';
@@ -153,8 +155,33 @@ describe('the inbox across two nodes', { skip: missing }, () => {
       const raw = await again.next(10_000);
       assert.equal(parseRequest(raw).body, 'stored through B, then B dies');
       again.send(responseTo(parseRequest(raw), 200, 'OK'));
+      assert.equal((await register(again, { user: 'alice', password: 'alice-pw', domain: D, expires: 0 })).status, 200);
     } finally {
       again.close();
+    }
+  });
+
+  it('an app message on its way from node A is not sent again by the dump on node B when the phone re-registers there', async () => {
+    const bob = await appLogin(url(a), `bob@${D}`, 'bob-pw');
+    const device = await MessageDevice.open(b.sipPort, D);
+    try {
+      assert.equal(await device.register('alice', 'alice-pw'), 200);
+      const post = async (text: string) => {
+        const r = await send(url(a), bob, `alice@${D}`, text);
+        assert.equal(r.status, 200);
+        return r.json.id as string;
+      };
+      const ids = await holdWhileRegistering(device, { user: 'alice', password: 'alice-pw', post });
+      for (const id of ids) {
+        const deadline = Date.now() + 10_000;
+        while ((await http(url(b), 'GET', `/v1/messages/${id}/status`, { auth: bob.auth })).json.status !== 'delivered') {
+          assert.ok(Date.now() < deadline, 'acked after its 2xx');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      assert.equal(device.count(`${ids[0]}@inbox`), 1);
+    } finally {
+      device.close();
     }
   });
 });
