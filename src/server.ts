@@ -207,6 +207,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         config,
         node,
         master,
+        deployment: kazooId.deployment,
         store: durable.bridge,
         bus,
         accounts: identity.accountService,

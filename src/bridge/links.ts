@@ -60,6 +60,9 @@ export interface BridgeOptions {
   master: Buffer;
   /** This app node's name (as node membership knows it): the owner of the links its sessions connect. */
   node: string;
+  /** Where the group queues of this deployment are named on an AMQP bus (`switchboard.<tag>`, the Kazoo directory's
+   *  tag): inside the broker permissions of README "Broker permissions", and apart from another deployment's. */
+  groupPrefix: string;
   /** Linked accounts per account. */
   maxLinked: number;
   /** Which servers a linked account may name (SSRF: server-policy.ts); checked again by the connector. */
@@ -81,6 +84,8 @@ export class Bridge {
   private readonly unsubscribe: Array<() => void> = [];
   private tick: NodeJS.Timeout | null = null;
   private ticking = false;
+  /** Per linked account: the state report being recorded (recordState). */
+  private readonly recording = new Map<string, Promise<void>>();
 
   constructor(o: BridgeOptions) {
     this.o = o;
@@ -103,16 +108,17 @@ export class Bridge {
         this.connectors.left(m.payload.connector);
         void this.sweep();
       })),
-      // Every node forwards states and delivery reports to the sockets it holds; one node records each state.
-      bus.subscribe(TOPIC.state, safe('state', (m) => this.forwardState(m.payload))),
+      // One node records each state, then announces it recorded; every node forwards that to the sockets it holds
+      // (an app that saw a link-state frame and asks GET /v1/linked-accounts gets the same state).
+      bus.subscribe(TOPIC.stateRecorded, safe('state', (m) => this.forwardState(m.payload))),
 
       bus.subscribe(TOPIC.delivery, safe('delivery', (m) => {
         const d = asDelivery(m.payload);
         if (d) this.emit(d.accountId, { type: 'delivery', id: d.id, linkedAccount: d.linkedAccountId, status: d.status, reason: d.reason });
       })),
       // Group subscriptions (one node acts on each message); leaving them leaves the group to the other nodes.
-      bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: 'bridge-state' }),
-      bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: 'bridge-incoming' }),
+      bus.subscribe(TOPIC.state, safe('state record', (m) => this.recordState(m.payload)), { group: `${this.o.groupPrefix}.bridge-state` }),
+      bus.subscribe(TOPIC.incoming, safe('incoming', (m) => this.incoming(m.payload)), { group: `${this.o.groupPrefix}.bridge-incoming` }),
     );
     await bus.subscribed();
     bus.publish(TOPIC.discover, { node: this.o.node }); // the connectors say hello now, not within HELLO_MS
@@ -319,16 +325,30 @@ export class Bridge {
     if (rec && rec.accountId === r.accountId && rec.connector === r.connector) await this.connectOne({ ...rec, state: 'disconnected' }, held.secret);
   }
 
-  /** Records a state unless it is from a connector that no longer holds the link (a late report after a move) or older than the one recorded. */
-  private async recordState(p: Record<string, unknown>): Promise<void> {
+  /**
+   * Records a state unless it is from a connector that no longer holds the link (a late report after a move) or older
+   * than the one recorded, then announces it. Reports of one link are recorded one after the other, in the order the
+   * bus delivered them: 'connecting' and 'bad_credentials' 80 ms apart were written in either order when handled
+   * concurrently (CI, 2026-12-06), and the store's update is conditional on the instant for reports a second node of
+   * the group handles.
+   */
+  private recordState(p: Record<string, unknown>): Promise<void> {
     const r = asStateReport(p);
-    if (!r) return;
+    if (!r) return Promise.resolve();
+    const prev = this.recording.get(r.linkedAccountId) ?? Promise.resolve();
+    const next = prev.then(() => this.recordOne(r)).finally(() => {
+      if (this.recording.get(r.linkedAccountId) === next) this.recording.delete(r.linkedAccountId);
+    });
+    this.recording.set(r.linkedAccountId, next);
+    return next;
+  }
+
+  private async recordOne(r: StateReport): Promise<void> {
     const rec = await this.o.store.getLinked(r.linkedAccountId);
     if (!rec || rec.accountId !== r.accountId) return;
     if (rec.connector !== null && rec.connector !== r.connector) return;
-    // Reports are handled concurrently: a late 'connecting' must not overwrite the 'connected' after it.
-    if (r.at < rec.updatedAt) return;
-    await this.o.store.setLinkState(rec.id, r.state, r.reason, r.at);
+    if (!(await this.o.store.setLinkState(rec.id, r.state, r.reason, r.at))) return; // older than the one recorded
+    this.o.bus.publish(TOPIC.stateRecorded, { ...r });
   }
 
   private async incoming(p: Record<string, unknown>): Promise<void> {

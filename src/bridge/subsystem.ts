@@ -31,6 +31,8 @@ export interface BridgeSubsystemOptions {
   config: Config;
   node: string;
   master: Buffer;
+  /** The deployment's tag (kazoo/subsystem.ts kazooIdentity): names the bridge's group queues on an AMQP bus. */
+  deployment: string;
   store: VaultStore & LinkedAccountStore;
   bus: EventBus;
   accounts: Pick<AccountService, 'login'>;
@@ -67,7 +69,7 @@ export function createBridge(o: BridgeSubsystemOptions): BridgeSubsystem {
   }
   // Types a link may name: this process's connector's, and any a connector on the bus has announced.
   const servedTypes = () => new Set<LinkType>([...types, ...bridge.connectors.everServed()]);
-  const bridge: Bridge = new Bridge({ store: o.store, sessions: o.sessions, inbox: o.inbox, bus: o.bus, master: o.master, node: o.node, maxLinked: o.config.bridge.maxLinked, policy, servedTypes, now: o.now, log });
+  const bridge: Bridge = new Bridge({ store: o.store, sessions: o.sessions, inbox: o.inbox, bus: o.bus, master: o.master, node: o.node, groupPrefix: `switchboard.${o.deployment}`, maxLinked: o.config.bridge.maxLinked, policy, servedTypes, now: o.now, log });
   const connector = types.length ? new Connector({ bus: o.bus, master: o.master, types, protocols, policy, node: o.node, log: log.child({ component: 'connector' }) }) : null;
 
   o.sessionChanges.on(async (c) => {

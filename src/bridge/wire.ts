@@ -28,6 +28,8 @@ export const TOPIC = {
   connect: (connector: string) => `bridge.connect.${connector}`,
   disconnect: (connector: string) => `bridge.disconnect.${connector}`,
   state: 'bridge.state',
+  /** A state report once recorded (links.ts recordState): what the app nodes forward to the streams. */
+  stateRecorded: 'bridge.recorded',
   incoming: 'message.incoming',
   outgoing: (connector: string) => `message.outgoing.${connector}`,
   delivery: 'bridge.delivery',

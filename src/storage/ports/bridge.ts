@@ -62,7 +62,8 @@ export interface LinkedAccountStore {
   listLinked(accountId: string): Promise<LinkedAccountRecord[]>;
   /** Removes one of the account's linked accounts; false when it is not the account's. */
   deleteLinked(accountId: string, id: string): Promise<boolean>;
-  setLinkState(id: string, state: LinkStateName, reason: string | null, at: number): Promise<void>;
+  /** Records a link's state unless the record is newer than `at` (a late report); false then, or when there is no such link. */
+  setLinkState(id: string, state: LinkStateName, reason: string | null, at: number): Promise<boolean>;
   /** Sets or clears the stay-connected copy. */
   setStaySealed(id: string, staySealed: string | null, at: number): Promise<void>;
   /** Compare-and-set of the connector holding the link: true when it was `from` and is now `to` (one winner). */

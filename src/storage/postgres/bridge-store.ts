@@ -69,8 +69,9 @@ export class PostgresBridgeStore implements VaultStore, LinkedAccountStore {
     return ((await this.db.query('DELETE FROM linked_accounts WHERE id = $1 AND account_id = $2', [id, accountId])).rowCount ?? 0) > 0;
   }
 
-  async setLinkState(id: string, state: LinkStateName, reason: string | null, at: number): Promise<void> {
-    await this.db.query('UPDATE linked_accounts SET state = $1, reason = $2, updated_at = $3 WHERE id = $4', [state, reason, at, id]);
+  async setLinkState(id: string, state: LinkStateName, reason: string | null, at: number): Promise<boolean> {
+    const r = await this.db.query('UPDATE linked_accounts SET state = $1, reason = $2, updated_at = $3 WHERE id = $4 AND updated_at <= $3', [state, reason, at, id]);
+    return (r.rowCount ?? 0) > 0;
   }
 
   async setStaySealed(id: string, staySealed: string | null, at: number): Promise<void> {

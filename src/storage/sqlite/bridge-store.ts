@@ -71,8 +71,8 @@ export class SqliteBridgeStore implements VaultStore, LinkedAccountStore {
     return this.db.prepare('DELETE FROM linked_accounts WHERE id = ? AND account_id = ?').run(id, accountId).changes > 0;
   }
 
-  async setLinkState(id: string, state: LinkStateName, reason: string | null, at: number): Promise<void> {
-    this.db.prepare('UPDATE linked_accounts SET state = ?, reason = ?, updated_at = ? WHERE id = ?').run(state, reason, at, id);
+  async setLinkState(id: string, state: LinkStateName, reason: string | null, at: number): Promise<boolean> {
+    return this.db.prepare('UPDATE linked_accounts SET state = ?1, reason = ?2, updated_at = ?3 WHERE id = ?4 AND updated_at <= ?3').run(state, reason, at, id).changes > 0;
   }
 
   async setStaySealed(id: string, staySealed: string | null, at: number): Promise<void> {

@@ -71,7 +71,9 @@ export function bridgeStoreContract(open: OpenStores): void {
       const peer = await s.node();
       const a = await account('alice');
       await s.bridge.createLinked(linked(a.id, 'l1'), 10);
-      await s.bridge.setLinkState('l1', 'bad_credentials', 'not-authorized', T0 + 5);
+      assert.equal(await s.bridge.setLinkState('l1', 'bad_credentials', 'not-authorized', T0 + 5), true);
+      assert.equal(await peer.bridge.setLinkState('l1', 'connecting', null, T0 + 4), false, 'a late report does not overwrite a newer state');
+      assert.equal(await s.bridge.setLinkState('nope', 'connecting', null, T0 + 5), false, 'no such link');
       await s.bridge.setStaySealed('l1', 'sealed-to-connectors', T0 + 6);
       const got = await peer.bridge.getLinked('l1');
       assert.equal(got?.state, 'bad_credentials');
