@@ -1,5 +1,7 @@
 // SIP MESSAGE from sipsak (issue 18's "Done when"): to a user whose baresip is registered, baresip shows the text
-// and sipsak gets 200; to a user with no device, 202 Accepted and the message waits in the store.
+// and sipsak gets 200; to a user with no device, 202 Accepted and the message waits in the store; the server is
+// killed with SIGKILL after that 202 and started again, and when the user's baresip registers it shows the text and
+// the message is gone from the store.
 //
 // sipsak 0.9.8.1 (Debian) segfaults in its message mode (-M) before it sends anything, with any server or none
 // (seen against this server, a SIPp UAS and a closed port): for -M it builds, besides the MESSAGE, the 200 OK it
@@ -14,7 +16,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBaresip, type Baresip } from '../helpers/baresip.ts';
 import { missingPeer } from '../helpers/peers.ts';
-import { startTestServer, storeQuery, tempDir, type TestServer } from '../helpers/server.ts';
+import { addUsers, spawnServer, startTestServer, storeQuery, tempDir, testConfig, type ChildServer, type TestServer } from '../helpers/server.ts';
 
 const D = 'example.test';
 
@@ -78,5 +80,27 @@ describe('SIP MESSAGE from sipsak', { skip: missingPeer('sipsak', 'baresip') }, 
     const r = await sipsakMessage(server.sipPort, dir, 'carol', 'for later');
     assert.equal(finalStatus(r.output), 202, r.output.slice(-3000));
     assert.equal(await waiting(), 1);
+  });
+
+  it('SIGKILL between the 202 and the delivery loses nothing: the user’s baresip registers after the restart and shows it', async () => {
+    const dataDir = tempDir('sb-sipsak-kill-');
+    await addUsers(testConfig(dataDir), { [`bob@${D}`]: 'bob-pw', [`dave@${D}`]: 'dave-pw' });
+    const pending = async () => Number((await storeQuery<{ n: number }>(dataDir, 'SELECT COUNT(*) AS n FROM messages WHERE delivered_at IS NULL'))[0]!.n);
+    let child: ChildServer | null = await spawnServer(dataDir);
+    let dave: Baresip | null = null;
+    try {
+      const r = await sipsakMessage(child.sipPort, dir, 'dave', 'kept across a kill');
+      assert.equal(finalStatus(r.output), 202, r.output.slice(-3000));
+      await child.kill('SIGKILL');
+      child = await spawnServer(dataDir);
+      assert.equal(await pending(), 1, 'still in the store after SIGKILL');
+      dave = startBaresip({ port: child.sipPort, user: 'dave', password: 'dave-pw', domain: D, transport: 'udp', modules: ['menu.so'] });
+      await dave.waitFor(/kept across a kill/, 15_000);
+      for (let i = 0; (await pending()) > 0 && i < 50; i++) await new Promise((res) => setTimeout(res, 100));
+      assert.equal(await pending(), 0, 'gone from the store once delivered');
+    } finally {
+      await dave?.stop();
+      await child?.kill('SIGTERM');
+    }
   });
 });

@@ -22,6 +22,9 @@ export class Conversations {
     this.current = null;
     this.seen = new Set(); // inbox ids of incoming messages shown (MAX_SEEN newest)
     this.sent = new Map(); // server message id → the handle of its item, while a receipt or delivery may still come
+    // A frame can overtake the send's own answer (a local IRC server: the delivery frame came in before the 202 was
+    // read, so "queued" stayed): states for ids not known yet wait here until submit() learns the id.
+    this.early = new Map();
     $('#message-form').addEventListener('submit', (e) => {
       e.preventDefault();
       void this.submit(e.target);
@@ -152,7 +155,9 @@ export class Conversations {
     try {
       const r = await this.o.send(to, text);
       if (typeof r === 'string') return handle.set(r);
-      handle.set(r.state);
+      const early = this.early.get(r.id);
+      this.early.delete(r.id);
+      handle.set(early ?? r.state);
       this.sent.set(r.id, handle);
       if (this.sent.size > 1000) this.sent.delete(this.sent.keys().next().value);
     } catch (err) {
@@ -163,6 +168,9 @@ export class Conversations {
 
   /** A receipt or delivery frame for a message sent from this page: its state changes ('delivered', 'failed: …'). */
   update(id, state) {
-    this.sent.get(id)?.set(state);
+    const handle = this.sent.get(id);
+    if (handle) return handle.set(state);
+    this.early.set(id, state);
+    if (this.early.size > 100) this.early.delete(this.early.keys().next().value);
   }
 }
