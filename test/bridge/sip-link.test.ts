@@ -347,6 +347,7 @@ describe('SIP link: what a provider may send', { timeout: 60_000 }, () => {
   before(async () => {
     srv = net.createServer((c) => {
       conn = c;
+      buf = '';
       c.on('data', (d) => {
         buf += d.toString('latin1');
         for (;;) {
@@ -389,6 +390,8 @@ describe('SIP link: what a provider may send', { timeout: 60_000 }, () => {
       assert.equal((await next()).status, 400, 'no body');
       request('MESSAGE', { uri: 'sip:someone-else@127.0.0.1', type: 'text/plain', body: Buffer.from('x') });
       assert.equal((await next()).status, 404);
+      request('MESSAGE', { type: 'text/plain', body: Buffer.from([0x61, 0xff, 0x62]) });
+      assert.match((await next()).startLine, /^SIP\/2\.0 415 .*not UTF-8/);
       request('MESSAGE', { type: 'text/plain', body: Buffer.from('x'), from: '<tel:+4930123>' });
       assert.equal((await next()).status, 400);
       request('INVITE');
@@ -418,6 +421,37 @@ describe('SIP link: what a provider may send', { timeout: 60_000 }, () => {
       // The provider drops the connection: unreachable (the runtime reconnects).
       conn.destroy();
       await rec.nextState('unreachable');
+    } finally {
+      await link.close('done');
+    }
+  });
+
+  it('send(): answers the provider\u2019s 407 for the registration\u2019s realm only, never another realm\u2019s', async () => {
+    const rec = recorder();
+    const link = sipLink({ server: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, address: '127.0.0.1', username: 'alice', password: 'pw', options: { domain: R, transport: 'tcp' } }, rec.events);
+    await link.connect(); // the fake registrar asked for no credentials: the realm is the domain
+    try {
+      const challenge = (m: Msg, realm: string) => reply(m, 407, { headers: [['Proxy-Authenticate', `Digest realm="${realm}", nonce="n0nce", qop="auth", algorithm=MD5`]] });
+      const elsewhere = link.send(`bob@${R}`, 'to bob');
+      const m1 = await next();
+      assert.equal(m1.method, 'MESSAGE');
+      assert.equal(m1.header('Proxy-Authorization'), undefined);
+      conn.write(challenge(m1, 'elsewhere.example'));
+      await assert.rejects(elsewhere, /407 .*no Digest challenge for realm "remote\.test"/);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(inbox.length, 0, 'no answer to another realm');
+
+      const ours = link.send(`bob@${R}`, 'to bob again');
+      const m2 = await next();
+      conn.write(challenge(m2, R));
+      const m3 = await next();
+      assert.equal(m3.header('Call-ID'), m2.header('Call-ID'));
+      assert.equal(m3.header('CSeq'), '2 MESSAGE');
+      const auth = m3.header('Proxy-Authorization')!;
+      const want = digestAuthorization({ realm: R, nonce: 'n0nce', qop: 'auth', algorithm: 'MD5' }, { username: 'alice', password: 'pw', method: 'MESSAGE', uri: `sip:bob@${R}`, cnonce: /cnonce="([^"]+)"/.exec(auth)![1] });
+      assert.equal(/response="([0-9a-f]+)"/.exec(auth)![1], /response="([0-9a-f]+)"/.exec(want)![1], 'the Digest response an independent implementation computes');
+      conn.write(reply(m3, 202, { toTag: 'p' }));
+      await ours;
     } finally {
       await link.close('done');
     }

@@ -38,26 +38,34 @@ export class DigestClient {
   /**
    * Takes the challenges of a 401 or 407: the topmost one we can answer (RFC 8760 §2.4: the server lists them in
    * its order of preference), Digest with MD5, SHA-256 or SHA-512-256 and qop "auth" or none. Every directive is
-   * the server's choice and goes back in our header, so each is bounded (MAX_DIRECTIVE_BYTES).
+   * the server's choice and goes back in our header, so each is bounded (MAX_DIRECTIVE_BYTES). With `realm`, only a
+   * challenge of that realm is answered: whoever else challenges (the UA a MESSAGE went to, a proxy on the way) would
+   * get a response to test password guesses against offline (RFC 7616 §5.4), so it gets none.
    */
-  learn(res: SipResponse): Learned {
+  learn(res: SipResponse, realm: string | null = null): Learned {
     const kind: ChallengeKind = res.status === 407 ? 'proxy' : 'www';
     const values = res.getAll(kind === 'proxy' ? 'Proxy-Authenticate' : 'WWW-Authenticate').slice(0, 8);
     for (const v of values) {
       const h = parseAuthHeader(v);
       if (!h || h.scheme !== 'digest' || oversizedDirective(h)) continue;
       const p = h.params;
-      const realm = p.get('realm');
+      const named = p.get('realm');
       const nonce = p.get('nonce');
       const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase();
       const qops = p.get('qop')?.split(',').map((q) => q.trim().toLowerCase());
-      if (realm === undefined || !nonce || !isDigestAlgorithm(algorithm)) continue;
+      if (named === undefined || !nonce || !isDigestAlgorithm(algorithm) || (realm !== null && named !== realm)) continue;
       if (qops && !qops.includes('auth')) continue; // auth-int only: the body would be hashed too; not offered by SIP servers in use
-      this.#challenges.set(kind, { realm, nonce, opaque: p.get('opaque') ?? null, algorithm, auth: qops !== undefined, nc: 0 });
+      this.#challenges.set(kind, { realm: named, nonce, opaque: p.get('opaque') ?? null, algorithm, auth: qops !== undefined, nc: 0 });
       return { ok: true, stale: (p.get('stale') ?? '').toLowerCase() === 'true' };
     }
     this.#challenges.delete(kind);
-    return { ok: false, reason: values.length ? 'no Digest challenge with MD5, SHA-256 or SHA-512-256 and qop=auth' : `${res.status} without a challenge` };
+    const wanted = realm === null ? '' : ` for realm ${JSON.stringify(realm).slice(0, 80)}`;
+    return { ok: false, reason: values.length ? `no Digest challenge${wanted} with MD5, SHA-256 or SHA-512-256 and qop=auth` : `${res.status} without a challenge` };
+  }
+
+  /** The realm of the registrar's challenge (401), once one was answered; null before. */
+  registrarRealm(): string | null {
+    return this.#challenges.get('www')?.realm ?? null;
   }
 
   /** Adds Authorization / Proxy-Authorization for every challenge known (none before the first 401/407). */

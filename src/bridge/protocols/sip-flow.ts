@@ -8,6 +8,7 @@
 // comes back as ECONNREFUSED (an unconnected socket never hears of it). Streams are cut with the server's framer.
 
 import { randomBytes } from 'node:crypto';
+import { Errors } from '../../errors.ts';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -229,7 +230,12 @@ export class SipFlow {
     const key = answerKey(req);
     const kept = key === null ? undefined : this.#answers.get(key);
     if (kept && Date.now() - kept.at < ANSWER_TTL_MS) return this.#write(kept.data);
-    this.onRequest(req);
+    try {
+      this.onRequest(req);
+    } catch {
+      // A fault in handling one request must not take the connector down with it (this runs in a socket's event).
+      this.respond(req, sipError(req, Errors.SIP_ERR_INTERNAL));
+    }
   }
 
   #response(res: SipResponse): void {

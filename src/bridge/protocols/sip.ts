@@ -11,7 +11,7 @@ import { isSipUri, parseContactValues, SipRequest, createResponse, sipError, typ
 import { MAX_IM_BODY, type LinkCredential, type LinkEvents, type LinkState, type ProtocolFactory, type ProtocolLink } from '../protocol.ts';
 import { parseSipAddress, parseSipCredential, type SipAccount } from './sip-account.ts';
 import { DigestClient } from './sip-digest.ts';
-import { SipFlow, SipTimeout } from './sip-flow.ts';
+import { SipFlow } from './sip-flow.ts';
 
 /** Unregistering on close is best effort: a provider that does not answer soon is not waited for. */
 const UNREGISTER_TIMEOUT_MS = 2000;
@@ -24,6 +24,7 @@ const KNOWN_METHODS = new Set(['INVITE', 'BYE', 'CANCEL', 'INFO', 'NOTIFY', 'PRA
 const ALLOW = 'MESSAGE, OPTIONS';
 /** From bounds what the connector keeps of a remote address (300 characters) with room to spare. */
 const MAX_FROM = 256;
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 type Failure = { state: 'bad_credentials' | 'unreachable'; reason: string };
 type Outcome = { ok: true; granted: number } | ({ ok: false } & Failure);
@@ -44,6 +45,8 @@ class SipLink implements ProtocolLink {
   /** The user part of our Contact: random, so a request for it names this link's registration and nothing else. */
   readonly #contactUser = `sb-${randomBytes(8).toString('hex')}`;
   #cseq = 0;
+  /** The realm the registrar challenged in (else our domain): the only one a MESSAGE's challenge is answered for. */
+  #realm: string | null = null;
   #flow: SipFlow | null = null;
   #contact = '';
   #started = false;
@@ -98,6 +101,7 @@ class SipLink implements ProtocolLink {
     if (!outcome.ok) return this.#failConnect(outcome);
     if (this.#ended) throw new Error('the flow to the provider went down');
     this.#registered = true;
+    this.#realm = this.#digest!.registrarRealm() ?? a.domain;
     this.#emit({ state: 'connected' });
     this.#schedule(outcome.granted);
   }
@@ -122,7 +126,7 @@ class SipLink implements ProtocolLink {
       try {
         res = await flow.request(req, { timeoutMs });
       } catch (err) {
-        return { ok: false, state: 'unreachable', reason: err instanceof SipTimeout ? `REGISTER: ${err.message}` : text((err as Error).message) };
+        return { ok: false, state: 'unreachable', reason: text((err as Error).message) };
       }
       const status = `REGISTER: ${res.status} ${text(res.reason)}`;
       if (res.status >= 200 && res.status < 300) return { ok: true, granted: this.#granted(res, expires) };
@@ -216,8 +220,15 @@ class SipLink implements ProtocolLink {
       return flow.respond(req, res);
     }
     if (req.body.length > MAX_IM_BODY) return flow.respond(req, sipError(req, Errors.BRIDGE_ERR_SIP_TOO_LARGE, `at most ${MAX_IM_BODY} bytes`));
+    let body: string;
+    try {
+      body = UTF8.decode(req.body);
+    } catch {
+      // Not replaced with U+FFFD: three bytes for each bad one could take the text past what the runtime keeps.
+      return flow.respond(req, sipError(req, Errors.BRIDGE_ERR_SIP_MEDIA_TYPE, 'the body is not UTF-8'));
+    }
     flow.respond(req, createResponse(req, 200));
-    this.#events.message({ from: sender, body: req.body.toString('utf8'), remoteId: req.callId()!.slice(0, 128) });
+    this.#events.message({ from: sender, body, remoteId: req.callId()!.slice(0, 128) });
   }
 
   async send(to: string, body: string): Promise<void> {
@@ -241,7 +252,7 @@ class SipLink implements ProtocolLink {
       if (res.status >= 200 && res.status < 300) return;
       const status = `${res.status} ${text(res.reason)}`;
       if (res.status !== 401 && res.status !== 407) throw new Error(status);
-      const learned = this.#digest!.learn(res);
+      const learned = this.#digest!.learn(res, this.#realm);
       if (!learned.ok) throw new Error(`${status}: ${learned.reason}`);
       if (answered && !learned.stale) throw new Error(`${status}: the provider refused the credentials`);
       answered = true;
