@@ -20,7 +20,7 @@ import { isRequest, parseMsg, reply, waitFor, type Msg } from '../helpers/sip-ua
 
 const R = 'remote.test';
 
-export function recorder() {
+function recorder() {
   const states: LinkState[] = [];
   const messages: IncomingIm[] = [];
   const waiters: (() => void)[] = [];
@@ -263,10 +263,10 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
       const took = Date.now() - started;
       assert.ok(took >= 7900 && took < 10_000, `${took} ms`);
       assert.match((rec.states.at(-1) as { reason: string }).reason, /no answer to REGISTER/);
-      // Sent at 0, 0.5, 1.5, 3.5 and 7.5 s.
-      const offsets = at.map((t) => t - at[0]);
-      assert.equal(offsets.length, 5, JSON.stringify(offsets));
-      for (const [i, want] of [0, 500, 1500, 3500, 7500].entries()) assert.ok(Math.abs(offsets[i] - want) < 300, JSON.stringify(offsets));
+      // Sent at 0, 0.5, 1.5, 3.5 and 7.5 s: gaps of T1, 2×T1, 4×T1, then T2 (a loaded machine's timers run late).
+      const gaps = at.slice(1).map((t, i) => t - at[i]);
+      assert.equal(gaps.length, 4, JSON.stringify(gaps));
+      for (const [i, want] of [500, 1000, 2000, 4000].entries()) assert.ok(Math.abs(gaps[i] - want) < want * 0.4, JSON.stringify(gaps));
     } finally {
       silent.close();
     }
