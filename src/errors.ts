@@ -170,6 +170,8 @@ export const Errors = {
   BRIDGE_ERR_NOT_CONNECTED: spec('BRIDGE_ERR_NOT_CONNECTED', 'the linked account is not connected', { http: 409 }),
   BRIDGE_ERR_SERVER_NOT_ALLOWED: spec('BRIDGE_ERR_SERVER_NOT_ALLOWED', 'the linked account\'s server is not one a connector may reach (loopback, private, link-local, multicast, this deployment, or --bridge-deny-servers; an operator may allow it with --bridge-allow-servers)', { http: 400 }),
   BRIDGE_ERR_TYPE_NOT_SERVED: spec('BRIDGE_ERR_TYPE_NOT_SERVED', 'no connector of this deployment serves this link type', { http: 400 }),
+  BRIDGE_ERR_SIP_MEDIA_TYPE: spec('BRIDGE_ERR_SIP_MEDIA_TYPE', 'a SIP link takes MESSAGE bodies of text/plain in UTF-8 only (the answer carries Accept)', { sip: 415 }),
+  BRIDGE_ERR_SIP_TOO_LARGE: spec('BRIDGE_ERR_SIP_TOO_LARGE', 'a MESSAGE body larger than a bridged IM may be (16 KiB)', { sip: 413 }),
 
   // Configuration.
   CONFIG_ERR_INVALID: spec('CONFIG_ERR_INVALID', 'invalid configuration'),

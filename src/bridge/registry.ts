@@ -4,6 +4,7 @@
 import type { LinkType } from '../storage/ports/bridge.ts';
 import type { ProtocolFactory } from './protocol.ts';
 import { ircLink } from './protocols/irc.ts';
+import { sipLink } from './protocols/sip.ts';
 import { xmppLink } from './protocols/xmpp.ts';
 
 export type ProtocolRegistry = ReadonlyMap<LinkType, ProtocolFactory>;
@@ -11,4 +12,5 @@ export type ProtocolRegistry = ReadonlyMap<LinkType, ProtocolFactory>;
 export const PROTOCOLS: ProtocolRegistry = new Map<LinkType, ProtocolFactory>([
   ['xmpp', xmppLink],
   ['irc', ircLink],
+  ['sip', sipLink],
 ]);

@@ -84,7 +84,7 @@ describe('bridge server policy over HTTP and in the connector', () => {
     });
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
     port = (listener.address() as { port: number }).port;
-    server = await startTestServer({ users: { 'carol@example.test': 'carol-password-1' } });
+    server = await startTestServer({ users: { 'carol@example.test': 'carol-password-1' }, flags: { 'bridge-connectors': ['xmpp'] } });
     open = await startTestServer({ users: { 'carol@example.test': 'carol-password-1' }, flags: { 'bridge-allow-servers': '127.0.0.1' } });
   });
   after(async () => {
@@ -110,7 +110,7 @@ describe('bridge server policy over HTTP and in the connector', () => {
     assert.equal(accepted, 0, 'no connection reached the listener');
   });
 
-  it('refuses at linking a type no connector of this deployment serves (sip), naming the served ones', async () => {
+  it('refuses at linking a type no connector of this deployment serves (sip, with --bridge-connectors xmpp), naming the served ones', async () => {
     const s = await passwordSession(server.httpUrl, 'carol@example.test', 'carol-password-1');
     const r = await link(server, s.auth, { type: 'sip', server: 'sip.example.org' });
     assert.equal(r.status, 400, JSON.stringify(r.json));

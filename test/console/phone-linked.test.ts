@@ -4,7 +4,9 @@
 // - signing in with the password opens (creates) the vault: the page shows the recovery key once;
 // - the user links an IRC account on the page; the list shows it connected (the live state);
 // - a query from the IRC client appears as a conversation on the page; the reply typed on the page reaches the client;
-// - a wrong password shows "bad credentials"; Delete removes an account from the list and from ngircd.
+// - a wrong password shows "bad credentials"; Delete removes an account from the list and from ngircd;
+// - a SIP account at another provider (a second Switchboard), linked with its domain and transport, shows connected,
+//   and Delete unregisters it there.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -23,6 +25,7 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
   let page: Page;
   let log: PageLog;
   let bob: IrcPeer;
+  let remote: TestServer;
 
   const explain = () => `--- page log ---\n${log.lines.slice(-30).join('\n')}`;
   const account = (username: string) => page.locator('[data-testid=linked-account]').filter({ hasText: `IRC ${username} @` });
@@ -37,7 +40,8 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
 
   before(async () => {
     irc = await startNgircd();
-    server = await startTestServer({ users: { [`alice@${D}`]: 'alice-password' }, flags: { 'bridge-connectors': ['irc'], 'bridge-allow-servers': ['127.0.0.1'] } });
+    server = await startTestServer({ users: { [`alice@${D}`]: 'alice-password' }, flags: { 'bridge-connectors': ['irc', 'sip'], 'bridge-allow-servers': ['127.0.0.1'] } });
+    remote = await startTestServer({ users: { 'alice@remote.test': 'remote-pw' }, flags: { realm: ['remote.test'] } });
     browser = await launchChromium();
     ({ page, log } = await newPage(browser, { width: 1100, height: 1000 }));
     bob = await ircPeer(irc.port, 'bob', irc.password);
@@ -46,6 +50,7 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
     bob?.quit();
     await browser?.close();
     await server?.close();
+    await remote?.close();
     await irc?.stop();
   });
 
@@ -100,5 +105,26 @@ describe('softphone linked accounts in Chromium', { skip: missingBrowser() || ng
     for (let i = 0; (await online()) && i < 30; i++) await new Promise((r) => setTimeout(r, 300));
     assert.equal(await online(), false);
     assert.equal(await page.locator('[data-testid=linked-account]').count(), 0);
+  });
+
+  it('links a SIP account with its domain and transport; it shows connected, is registered there, and Delete unregisters it', async () => {
+    await page.getByTestId('link-type').selectOption('sip');
+    assert.equal(await page.getByTestId('link-channels').isVisible(), false);
+    await page.getByTestId('link-server').fill(`127.0.0.1:${remote.sipPort}`);
+    await page.getByTestId('link-username').fill('alice');
+    await page.getByTestId('link-password').fill('remote-pw');
+    await page.getByTestId('link-sip-domain').fill('remote.test');
+    await page.getByTestId('link-sip-transport').selectOption('tcp');
+    await page.getByTestId('link-add').click();
+    const sip = page.locator('[data-testid=linked-account]').filter({ hasText: 'SIP alice @' });
+    await sip.getByTestId('link-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 15_000 }).catch((e: Error) => {
+      throw new Error(`${e.message}\n${explain()}`);
+    });
+    const [b] = await remote.location.lookup('alice@remote.test');
+    assert.equal(b?.transport, 'TCP');
+    await sip.getByTestId('link-delete').click();
+    await sip.waitFor({ state: 'detached', timeout: 10_000 });
+    for (let i = 0; (await remote.location.lookup('alice@remote.test')).length > 0 && i < 50; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await remote.location.lookup('alice@remote.test'), []);
   });
 });

@@ -57,7 +57,8 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   proxy: ['registrar', 'presence', 'identity', 'sip', 'bus', 'storage'],
   presence: ['registrar', 'identity', 'sip', 'bus', 'storage'],
   messaging: ['registrar', 'identity', 'sip', 'bus', 'storage'],
-  bridge: ['messaging', 'identity', 'bus', 'storage'],
+  // sip: the SIP link (bridge/protocols/sip.ts) is a user agent built on the SIP message layer, Digest and framer.
+  bridge: ['messaging', 'identity', 'sip', 'bus', 'storage'],
   kazoo: ['registrar', 'identity', 'bus', 'storage'],
   http: ['registrar', 'proxy', 'presence', 'identity', 'messaging', 'bridge', 'sip', 'bus', 'storage'],
 };

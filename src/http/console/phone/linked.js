@@ -1,4 +1,4 @@
-// Linked accounts on the softphone (issue 19): add an XMPP or IRC account (its password goes to the server once,
+// Linked accounts on the softphone (issue 19): add an XMPP, IRC or SIP account (its password goes to the server once,
 // over this page's HTTPS, and is kept there only encrypted under the account's vault), list them with their live
 // state, and delete them. State changes (connecting → connected, bad credentials, unreachable) come as link-state
 // frames on the inbox stream (applyState); the list is read again now and then (every REFRESH_MS without it).
@@ -32,6 +32,8 @@ export class LinkedAccounts {
   showOptions() {
     const type = $('#link-form').elements.type.value;
     $('#link-channels').classList.toggle('hidden', type !== 'irc');
+    $('#link-sip-domain').classList.toggle('hidden', type !== 'sip');
+    $('#link-sip-transport').classList.toggle('hidden', type !== 'sip');
   }
 
   start() {
@@ -108,6 +110,10 @@ export class LinkedAccounts {
     $('#link-error').textContent = '';
     const options = {};
     if (f.type.value === 'irc' && f.channels.value.trim()) options.channels = f.channels.value.trim();
+    if (f.type.value === 'sip') {
+      if (f.domain.value.trim()) options.domain = f.domain.value.trim();
+      options.transport = f.transport.value;
+    }
     try {
       await this.o.call('POST', '/v1/linked-accounts', {
         type: f.type.value,
