@@ -187,6 +187,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         sip: { handle: (method, handler) => sip.endpoint.handle(method, handler), relay: sip.relay },
         bindingChanges: registrar.bindingChanges,
         fork: calls.fork,
+        registered: async (aor) => (await registrar.location.lookup(aor)).length > 0,
         gruus: registrar.gruus,
         authenticator: identity.authenticator,
         push,

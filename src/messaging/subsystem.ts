@@ -50,6 +50,8 @@ export interface MessagingOptions {
   authenticator: Pick<SipAuthenticator, 'authenticate'>;
   /** Delivery to registered devices: the proxy's non-INVITE forking (proxy/non-invite.ts). */
   fork: RequestFork;
+  /** Whether an AOR has a binding now (the location service, through the shared index on a cluster). */
+  registered: (aor: string) => Promise<boolean>;
   /** RFC 5627: resolves a GRUU Request-URI (registrar/gruu.ts). */
   gruus: { resolve(u: SipUri): MessageTarget | 'forged' | null };
   /** The push providers adapters.ts built from the configuration. */
@@ -132,7 +134,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
   const sipMessages = new SipMessages({
     inbox,
     leases: new DeliveryLeases(o.cache),
-    delivery: forkDelivery(o.fork),
+    delivery: { ...forkDelivery(o.fork), registered: o.registered },
     sending,
     gruus: o.gruus,
     authenticator: o.authenticator,

@@ -12,6 +12,8 @@ export interface RegisterOptions {
   cseq?: number;
   headers?: Array<[string, string]>;
   authUser?: string;
+  /** UDP: retransmit like a phone (sip-client.ts request) for up to this many ms, instead of one try of 3 s. */
+  retransmitMs?: number;
 }
 
 export async function register(c: SipTestClient, o: RegisterOptions): Promise<SipResponseView> {
@@ -21,9 +23,10 @@ export async function register(c: SipTestClient, o: RegisterOptions): Promise<Si
   const headers: Array<[string, string]> = [...(o.headers ?? [])];
   if (o.expires !== undefined) headers.push(['Expires', String(o.expires)]);
   const spec = { method: 'REGISTER', uri: `sip:${o.domain}`, from: `<sip:${o.user}@${o.domain}>`, to: `<sip:${o.user}@${o.domain}>`, callId, contact };
-  const first = await c.request(buildRequest(c, { ...spec, cseq, headers }));
+  const send = (msg: string) => (o.retransmitMs ? c.request(msg, o.retransmitMs, { retransmit: true }) : c.request(msg));
+  const first = await send(buildRequest(c, { ...spec, cseq, headers }));
   if (first.status !== 401) return first;
   const challenge = parseChallenge(first.header('WWW-Authenticate')!);
   const auth = digestAuthorization(challenge, { username: o.authUser ?? o.user, password: o.password, method: 'REGISTER', uri: `sip:${o.domain}` });
-  return c.request(buildRequest(c, { ...spec, cseq: cseq + 1, headers: [...headers, ['Authorization', auth]] }));
+  return send(buildRequest(c, { ...spec, cseq: cseq + 1, headers: [...headers, ['Authorization', auth]] }));
 }

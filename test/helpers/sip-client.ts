@@ -155,12 +155,41 @@ export class SipTestClient {
     return parseResponse(await this.next(ms));
   }
 
-  /** Sends a request and returns the final response (skipping provisional ones). */
-  async request(msg: string, ms = 3000): Promise<SipResponseView> {
+  /**
+   * Sends a request and returns the final response (skipping provisional ones). With `retransmit` over UDP it is sent
+   * again as a phone's non-INVITE client transaction does (RFC 3261 §17.1.2.2, Timer E: T1 = 500 ms doubling to T2 =
+   * 4 s) until a response comes or `ms` has passed: a datagram the kernel dropped under a flood is not a lost answer.
+   */
+  async request(msg: string, ms = 3000, opts: { retransmit?: boolean } = {}): Promise<SipResponseView> {
     this.send(msg);
+    if (!opts.retransmit || !this.udp) {
+      for (;;) {
+        const r = await this.response(ms);
+        if (r.status >= 200) return r;
+      }
+    }
+    // Responses to this request only: a stateless answer to a retransmission (a second 401) may arrive after the
+    // first, while the caller has gone on to its next request.
+    const cseq = /^CSeq:\s*(.+?)\s*$/im.exec(msg)?.[1];
+    const callId = /^(?:Call-ID|i):\s*(.+?)\s*$/im.exec(msg)?.[1];
+    const ours = (r: SipResponseView) => r.header('CSeq')?.trim() === cseq && r.header('Call-ID')?.trim() === callId;
+    const deadline = Date.now() + ms;
+    let interval = 500;
     for (;;) {
-      const r = await this.response(ms);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no final response within ${ms} ms (retransmitted)`);
+      let r: SipResponseView;
+      try {
+        r = await this.response(Math.min(interval, left));
+      } catch (err) {
+        if (Date.now() >= deadline || !/no message within/.test((err as Error).message)) throw err;
+        this.send(msg);
+        interval = Math.min(interval * 2, 4000);
+        continue;
+      }
+      if (!ours(r)) continue;
       if (r.status >= 200) return r;
+      interval = 4000; // §17.1.2.2: after a provisional response, every T2
     }
   }
 
