@@ -4,7 +4,7 @@
 // a higher nc), so a refresh or a second MESSAGE does not cost a round trip each time.
 
 import { randomBytes } from 'node:crypto';
-import { computeHa1, digestHash, isDigestAlgorithm, oversizedDirective, parseAuthHeader, type DigestAlgorithm } from '../../sip/digest.ts';
+import { computeHa1, expectedResponse, isDigestAlgorithm, oversizedDirective, parseAuthHeader, type DigestAlgorithm, type DigestCredentials } from '../../sip/digest.ts';
 import { quote, textToWire, wireToText } from '../../sip/message/grammar.ts';
 import type { SipRequest, SipResponse } from '../../sip/message/index.ts';
 
@@ -75,20 +75,18 @@ export class DigestClient {
     for (const [kind, c] of this.#challenges) req.append(kind === 'proxy' ? 'Proxy-Authorization' : 'Authorization', this.#answer(c, req.method, req.uri));
   }
 
-  /** RFC 7616 §3.4.1: response = H(H(A1):nonce:nc:cnonce:qop:H(A2)), A1 = user:realm:password, A2 = method:uri. */
+  /** RFC 7616 §3.4.1, computed by the same function the registrar verifies answers with (sip/digest.ts). */
   #answer(c: Challenge, method: string, uri: string): string {
     const ha1 = computeHa1(c.algorithm, this.#username, wireToText(c.realm), this.#password);
-    const ha2 = digestHash(c.algorithm, `${method}:${uri}`);
-    let out = `Digest username=${quote(textToWire(this.#username))}, realm=${quote(c.realm)}, nonce=${quote(c.nonce)}, uri=${quote(uri)}`;
-    if (c.auth) {
-      c.nc++;
-      const nc = c.nc.toString(16).padStart(8, '0');
-      const cnonce = randomBytes(12).toString('base64url');
-      const response = digestHash(c.algorithm, `${ha1}:${c.nonce}:${nc}:${cnonce}:auth:${ha2}`);
-      out += `, response="${response}", algorithm=${c.algorithm}, cnonce="${cnonce}", qop=auth, nc=${nc}`;
-    } else {
-      out += `, response="${digestHash(c.algorithm, `${ha1}:${c.nonce}:${ha2}`)}", algorithm=${c.algorithm}`;
-    }
+    const nc = c.auth ? (++c.nc).toString(16).padStart(8, '0') : null;
+    const cnonce = c.auth ? randomBytes(12).toString('base64url') : null;
+    const answer: DigestCredentials = {
+      username: this.#username, realm: c.realm, nonce: c.nonce, uri, response: '', algorithm: c.algorithm, session: false,
+      qop: c.auth ? 'auth' : null, nc: c.nc, cnonce, opaque: c.opaque, userhash: false,
+    };
+    const response = expectedResponse(answer, ha1, method, nc ?? '');
+    let out = `Digest username=${quote(textToWire(this.#username))}, realm=${quote(c.realm)}, nonce=${quote(c.nonce)}, uri=${quote(uri)}, response="${response}", algorithm=${c.algorithm}`;
+    if (nc !== null) out += `, cnonce="${cnonce}", qop=auth, nc=${nc}`;
     return c.opaque === null ? out : `${out}, opaque=${quote(c.opaque)}`;
   }
 }
