@@ -1,6 +1,52 @@
 // The bridge tests' app side: a password session (which opens the vault), linking an account, reading the list.
 
+import type { IncomingIm, LinkState } from '../../src/bridge/protocol.ts';
 import { http, sessionOf, type Json, type Session } from '../messaging/helpers.ts';
+
+/** A protocol link's events as a test reads them: what it reported, in order, and waits for the next of each. */
+export interface LinkRecorder {
+  states: LinkState[];
+  messages: IncomingIm[];
+  /** The events object a ProtocolFactory takes. */
+  events: { state(s: LinkState): void; message(m: IncomingIm): void };
+  /** The next message (after those returned before) matching `pred`. */
+  nextMessage(pred?: (m: IncomingIm) => boolean): Promise<IncomingIm>;
+  /** The first state of that name reported (now or later). */
+  nextState(name: LinkState['state'], ms?: number): Promise<LinkState>;
+}
+
+export function linkRecorder(): LinkRecorder {
+  const states: LinkState[] = [];
+  const messages: IncomingIm[] = [];
+  const waiters: (() => void)[] = [];
+  const wake = () => waiters.splice(0).forEach((w) => w());
+  const until = <T>(find: () => T | undefined, what: string, ms = 15_000): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; states ${JSON.stringify(states)}`)), ms);
+      const check = () => {
+        const v = find();
+        if (v !== undefined) {
+          clearTimeout(t);
+          resolve(v);
+        } else waiters.push(check);
+      };
+      check();
+    });
+  let seen = 0;
+  return {
+    states,
+    messages,
+    events: { state: (s) => (states.push(s), wake()), message: (m) => (messages.push(m), wake()) },
+    nextMessage: (pred = () => true) =>
+      until(() => {
+        const i = messages.findIndex((m, j) => j >= seen && pred(m));
+        if (i < 0) return undefined;
+        seen = i + 1;
+        return messages[i];
+      }, 'a message'),
+    nextState: (name, ms) => until(() => states.find((s) => s.state === name), `state ${name}`, ms),
+  };
+}
 
 export interface VaultSession extends Session {
   vault: Json;

@@ -6,52 +6,13 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { IncomingIm, LinkCredential, LinkState } from '../../src/bridge/protocol.ts';
+import type { LinkCredential } from '../../src/bridge/protocol.ts';
 import { ircLink, parseIrcCredential } from '../../src/bridge/protocols/irc.ts';
 import { ircPeer as peer } from '../helpers/irc-peer.ts';
 import { ngircdMissing, startNgircd, type Ngircd } from '../helpers/ngircd.ts';
+import { linkRecorder } from './helpers.ts';
 
 const skip = ngircdMissing();
-
-interface Recorder {
-  states: LinkState[];
-  messages: IncomingIm[];
-  nextMessage(pred?: (m: IncomingIm) => boolean): Promise<IncomingIm>;
-  nextState(name: LinkState['state']): Promise<LinkState>;
-}
-
-function recorder(): Recorder & { events: { state(s: LinkState): void; message(m: IncomingIm): void } } {
-  const states: LinkState[] = [];
-  const messages: IncomingIm[] = [];
-  const waiters: (() => void)[] = [];
-  const wake = () => waiters.splice(0).forEach((w) => w());
-  const until = <T>(find: () => T | undefined, what: string): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; states ${JSON.stringify(states)}`)), 15_000);
-      const check = () => {
-        const v = find();
-        if (v !== undefined) {
-          clearTimeout(t);
-          resolve(v);
-        } else waiters.push(check);
-      };
-      check();
-    });
-  let seen = 0;
-  return {
-    states,
-    messages,
-    events: { state: (s) => (states.push(s), wake()), message: (m) => (messages.push(m), wake()) },
-    nextMessage: (pred = () => true) =>
-      until(() => {
-        const i = messages.findIndex((m, j) => j >= seen && pred(m));
-        if (i < 0) return undefined;
-        seen = i + 1;
-        return messages[i];
-      }, 'a message'),
-    nextState: (name) => until(() => states.find((s) => s.state === name), `state ${name}`),
-  };
-}
 
 function cred(server: Ngircd, over: Partial<LinkCredential> = {}): LinkCredential {
   return { server: `127.0.0.1:${server.port}`, address: '127.0.0.1', username: 'alice', password: server.password, options: {}, ...over };
@@ -67,7 +28,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
   });
 
   it('query both ways, channel messages both ways, and "#channel/nick" replies', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = ircLink(cred(server, { options: { channels: '#switchboard' } }), rec.events);
     await link.connect();
     assert.deepEqual(rec.states.map((s) => s.state), ['connecting', 'connected']);
@@ -103,7 +64,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
   });
 
   it('splits a long body on UTF-8 boundaries within 512-byte lines, and CR/LF in a body never starts a command', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = ircLink(cred(server, { username: 'carol', options: { send_interval_ms: 100 } }), rec.events);
     await link.connect();
     const dave = await peer(server.port, 'dave', server.password);
@@ -137,7 +98,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
   });
 
   it('paces a burst: after send_burst lines, one per send_interval_ms', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = ircLink(cred(server, { username: 'erin', options: { send_burst: 2, send_interval_ms: 300 } }), rec.events);
     await link.connect();
     const frank = await peer(server.port, 'frank', server.password);
@@ -155,7 +116,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
   });
 
   it('refuses bad addresses and oversized bodies before anything is sent', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = ircLink(cred(server, { username: 'gina' }), rec.events);
     await link.connect();
     try {
@@ -168,7 +129,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
     // An account the link cannot use is refused without a connection, and as bad_credentials (never retried).
     const wrongs: Partial<LinkCredential>[] = [{ username: 'not a nick' }, { options: { channels: '#ok,bad' } }, { options: { bogus: 1 } }, { server: 'host:99999' }];
     for (const wrong of wrongs) {
-      const r = recorder();
+      const r = linkRecorder();
       await assert.rejects(ircLink(cred(server, wrong), r.events).connect(), /bad_credentials: invalid IRC account/);
       assert.deepEqual(r.states.map((s) => s.state), ['bad_credentials'], JSON.stringify(wrong));
       assert.throws(() => parseIrcCredential(cred(server, wrong)), RangeError);
@@ -176,7 +137,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
   });
 
   it('a wrong server password → bad_credentials, and no reconnect', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = ircLink(cred(server, { username: 'mallory', password: 'wrong' }), rec.events);
     await assert.rejects(link.connect(), /bad_credentials/);
     const bad = rec.states.find((s) => s.state === 'bad_credentials');
@@ -191,14 +152,14 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
   });
 
   it('SASL asked of a server that offers none → bad_credentials, not a connection without it', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = ircLink(cred(server, { username: 'sasha', options: { auth: 'sasl' } }), rec.events);
     await assert.rejects(link.connect(), /bad_credentials/);
     assert.match((rec.states.at(-1) as { reason: string }).reason, /SASL/);
   });
 
   it('TLS: connects with verification off; a self-signed certificate is refused by default (unreachable)', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const tlsCred = cred(server, { server: `127.0.0.1:${server.tlsPort}`, username: 'tess', options: { tls: true, tls_verify: false } });
     const link = ircLink(tlsCred, rec.events);
     await link.connect();
@@ -210,7 +171,7 @@ describe('IRC link on ngircd', { skip, timeout: 120_000 }, () => {
       uma.client.quit();
       await link.close('done');
     }
-    const rec2 = recorder();
+    const rec2 = linkRecorder();
     const strict = ircLink({ ...tlsCred, username: 'tess2', options: { tls: true } }, rec2.events);
     await assert.rejects(strict.connect(), /unreachable/);
   });
@@ -220,7 +181,7 @@ describe('IRC link: the server goes away', { skip, timeout: 60_000 }, () => {
   it('server killed → unreachable, once, and sends fail', async () => {
     const server = await startNgircd();
     try {
-      const rec = recorder();
+      const rec = linkRecorder();
       const link = ircLink(cred(server), rec.events);
       await link.connect();
       await server.kill();
@@ -239,7 +200,7 @@ describe('IRC link: the server goes away', { skip, timeout: 60_000 }, () => {
     const server = await startNgircd();
     const port = server.port;
     await server.stop();
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = ircLink({ server: `127.0.0.1:${port}`, address: '127.0.0.1', username: 'alice', password: 'x', options: {} }, rec.events);
     await assert.rejects(link.connect(), /unreachable/);
     assert.deepEqual(rec.states.map((x) => x.state), ['connecting', 'unreachable']);
@@ -254,7 +215,7 @@ describe('IRC link: the server goes away', { skip, timeout: 60_000 }, () => {
     await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', () => r()));
     try {
       const port = (hostile.address() as { port: number }).port;
-      const rec = recorder();
+      const rec = linkRecorder();
       const link = ircLink({ server: `127.0.0.1:${port}`, address: '127.0.0.1', username: 'alice', password: 'x', options: {} }, rec.events);
       await assert.rejects(link.connect(), /unreachable/);
       assert.match((rec.states.at(-1) as { reason: string }).reason, /without a line end/);

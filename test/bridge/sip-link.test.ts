@@ -10,46 +10,16 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { MAX_IM_BODY, type IncomingIm, type LinkCredential, type LinkState } from '../../src/bridge/protocol.ts';
+import { MAX_IM_BODY, type LinkCredential } from '../../src/bridge/protocol.ts';
 import { parseSipAddress, parseSipCredential } from '../../src/bridge/protocols/sip-account.ts';
 import { sipLink } from '../../src/bridge/protocols/sip.ts';
 import { register } from '../helpers/register.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { buildRequest, digestAuthorization, parseChallenge, SipTestClient, type SipResponseView } from '../helpers/sip-client.ts';
 import { isRequest, parseMsg, reply, waitFor, type Msg } from '../helpers/sip-ua.ts';
+import { linkRecorder } from './helpers.ts';
 
 const R = 'remote.test';
-
-function recorder() {
-  const states: LinkState[] = [];
-  const messages: IncomingIm[] = [];
-  const waiters: (() => void)[] = [];
-  const wake = () => waiters.splice(0).forEach((w) => w());
-  const until = <T>(find: () => T | undefined, what: string, ms = 15_000): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; states ${JSON.stringify(states)}`)), ms);
-      const check = () => {
-        const v = find();
-        if (v !== undefined) {
-          clearTimeout(t);
-          resolve(v);
-        } else waiters.push(check);
-      };
-      check();
-    });
-  let seen = 0;
-  return {
-    states,
-    messages,
-    events: { state: (s: LinkState) => (states.push(s), wake()), message: (m: IncomingIm) => (messages.push(m), wake()) },
-    nextMessage: () =>
-      until(() => {
-        if (messages.length <= seen) return undefined;
-        return messages[seen++];
-      }, 'a message'),
-    nextState: (name: LinkState['state'], ms?: number) => until(() => states.find((s) => s.state === name), `state ${name}`, ms),
-  };
-}
 
 /** Bob's MESSAGE to alice at the remote, answering its 407 as bob. */
 async function bobSays(bob: SipTestClient, text: string, o: { contentType?: string } = {}): Promise<SipResponseView & { callId: string }> {
@@ -109,7 +79,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
   });
 
   it('UDP: registers (the remote lists the binding), MESSAGEs both ways, and close() removes the binding', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = sipLink(cred(), rec.events);
     await link.connect();
     assert.deepEqual(rec.states.map((s) => s.state), ['connecting', 'connected']);
@@ -156,7 +126,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
   });
 
   it('TCP: registers over its connection, MESSAGEs both ways over it, close() removes the binding', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = sipLink(cred({ options: { domain: R, transport: 'tcp' } }), rec.events);
     await link.connect();
     const [b] = await bindings();
@@ -177,7 +147,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
   });
 
   it('TLS: connects with tls_verify false; a self-signed certificate is unreachable when verified', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = sipLink(cred({ server: `127.0.0.1:${remote.portOf('TLS')}`, options: { domain: R, transport: 'tls', tls_verify: false } }), rec.events);
     await link.connect();
     const [b] = await bindings();
@@ -188,7 +158,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
     await link.close('done');
     assert.deepEqual(await bindings(), []);
 
-    const strict = recorder();
+    const strict = linkRecorder();
     const verified = sipLink(cred({ server: `localhost:${remote.portOf('TLS')}`, options: { domain: R, transport: 'tls' } }), strict.events);
     await assert.rejects(verified.connect(), /unreachable/);
     assert.match((strict.states.at(-1) as { reason: string }).reason, /certificate/i);
@@ -197,7 +167,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
   it('a wrong password: bad_credentials once, after one answered challenge, and no further REGISTER', async () => {
     const r = await relay(remote.sipPort);
     try {
-      const rec = recorder();
+      const rec = linkRecorder();
       const link = sipLink(cred({ server: `127.0.0.1:${r.port}`, password: 'wrong' }), rec.events);
       await assert.rejects(link.connect(), /bad_credentials/);
       assert.deepEqual(rec.states.map((s) => s.state), ['connecting', 'bad_credentials']);
@@ -222,7 +192,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
       [{ password: 'a\r\nb' }, /password/],
     ] as Array<[Partial<LinkCredential>, RegExp]>) {
       assert.throws(() => parseSipCredential(cred(over)), why);
-      const rec = recorder();
+      const rec = linkRecorder();
       await assert.rejects(sipLink(cred(over), rec.events).connect(), /bad_credentials/);
       assert.deepEqual(rec.states.map((s) => s.state), ['bad_credentials']);
     }
@@ -235,7 +205,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
     await new Promise<void>((r) => closed.bind(0, '127.0.0.1', () => r()));
     const udpPort = closed.address().port;
     closed.close();
-    const rec = recorder();
+    const rec = linkRecorder();
     const started = Date.now();
     await assert.rejects(sipLink(cred({ server: `127.0.0.1:${udpPort}` }), rec.events).connect(), /unreachable/);
     assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
@@ -246,7 +216,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     const tcpPort = (srv.address() as net.AddressInfo).port;
     await new Promise((r) => srv.close(r));
-    const tcp = recorder();
+    const tcp = linkRecorder();
     await assert.rejects(sipLink(cred({ server: `127.0.0.1:${tcpPort}`, options: { transport: 'tcp' } }), tcp.events).connect(), /unreachable/);
     assert.match((tcp.states.at(-1) as { reason: string }).reason, /ECONNREFUSED/);
   });
@@ -257,7 +227,7 @@ describe('SIP link on a second Switchboard', { timeout: 120_000 }, () => {
     silent.on('message', () => at.push(Date.now()));
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
     try {
-      const rec = recorder();
+      const rec = linkRecorder();
       const started = Date.now();
       await assert.rejects(sipLink(cred({ server: `127.0.0.1:${silent.address().port}` }), rec.events).connect(), /unreachable/);
       const took = Date.now() - started;
@@ -287,7 +257,7 @@ describe('SIP link: refresh and Digest algorithms', { timeout: 60_000 }, () => {
 
   it('re-registers at half the lifetime granted, with the same Call-ID, reusing the nonce with a higher nc', async () => {
     const r = await relay(remote.sipPort);
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = sipLink({ server: `127.0.0.1:${r.port}`, address: '127.0.0.1', username: 'alice', password: 'pw', options: { domain: R, expires: 60 } }, rec.events);
     try {
       await link.connect();
@@ -371,7 +341,7 @@ describe('SIP link: what a provider may send', { timeout: 60_000 }, () => {
   after(() => new Promise((r) => srv.close(r)));
 
   it('answers 400, 404, 405, 413, 415, 501 and OPTIONS 200; a retransmission is answered again, not delivered twice; garbage is dropped', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = sipLink({ server: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, address: '127.0.0.1', username: 'alice', password: 'pw', options: { domain: R, transport: 'tcp' } }, rec.events);
     await link.connect();
     try {
@@ -427,7 +397,7 @@ describe('SIP link: what a provider may send', { timeout: 60_000 }, () => {
   });
 
   it('send(): answers the provider\u2019s 407 for the registration\u2019s realm only, never another realm\u2019s', async () => {
-    const rec = recorder();
+    const rec = linkRecorder();
     const link = sipLink({ server: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, address: '127.0.0.1', username: 'alice', password: 'pw', options: { domain: R, transport: 'tcp' } }, rec.events);
     await link.connect(); // the fake registrar asked for no credentials: the realm is the domain
     try {
