@@ -329,7 +329,7 @@ export class Bridge {
    * Records a state unless it is from a connector that no longer holds the link (a late report after a move) or older
    * than the one recorded, then announces it. Reports of one link are recorded one after the other, in the order the
    * bus delivered them: 'connecting' and 'bad_credentials' 80 ms apart were written in either order when handled
-   * concurrently (CI, 2026-12-06), and the store's update is conditional on the instant for reports a second node of
+   * concurrently (CI of 2026-12-07's first stop), and the store's update is conditional on the instant for reports a second node of
    * the group handles.
    */
   private recordState(p: Record<string, unknown>): Promise<void> {

@@ -67,12 +67,12 @@ export interface MessageDelivery {
   /** 'delivered' when a device answered 2xx; 'unavailable' when none is registered or none took it. */
   deliver(target: MessageTarget, m: OutgoingMessage): Promise<'delivered' | 'unavailable'>;
   /** Whether the AOR has a binding now: an app's message takes its lease only when there is a device to try. */
-  registered?(aor: string): Promise<boolean>;
+  registered(aor: string): Promise<boolean>;
 }
 
-/** MessageDelivery over the proxy's forking: one MESSAGE per binding (buildMessage). */
-export function forkDelivery(fork: RequestFork): MessageDelivery {
-  return { deliver: async (target, m) => (await fork(target, (b) => buildMessage(b, m))).outcome };
+/** MessageDelivery over the proxy's forking (one MESSAGE per binding, buildMessage) and the location service. */
+export function forkDelivery(fork: RequestFork, registered: (aor: string) => Promise<boolean>): MessageDelivery {
+  return { deliver: async (target, m) => (await fork(target, (b) => buildMessage(b, m))).outcome, registered };
 }
 
 export interface OutgoingMessage {
@@ -272,7 +272,7 @@ export class SipMessages {
       if (!account || account.disabled) return false;
       // No device, no lease: a lease taken for nothing and orphaned by a node dying right after its 200 kept the
       // message from the next REGISTER's dump on another node for the lease's minute (two-node test, loaded CI).
-      if (this.o.delivery.registered && !(await this.o.delivery.registered(account.aor))) return false;
+      if (!(await this.o.delivery.registered(account.aor))) return false;
       const r = await this.o.leases.hold(m.id, async () => {
         if (!(await this.stillWaiting(m))) return false;
         if ((await this.o.delivery.deliver({ aor: account.aor }, this.outgoing(m))) !== 'delivered') return false;

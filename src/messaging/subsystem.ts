@@ -134,7 +134,7 @@ export function createMessaging(o: MessagingOptions): Messaging {
   const sipMessages = new SipMessages({
     inbox,
     leases: new DeliveryLeases(o.cache),
-    delivery: { ...forkDelivery(o.fork), registered: o.registered },
+    delivery: forkDelivery(o.fork, o.registered),
     sending,
     gruus: o.gruus,
     authenticator: o.authenticator,
