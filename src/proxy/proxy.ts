@@ -10,7 +10,7 @@
 // that is one of our own addresses is skipped (two such contacts would otherwise fork 2^70 times under
 // Max-Forwards); branches, Route and Record-Route counts are bounded.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Errors, type ErrorCode } from '../errors.ts';
 import type { SipAuthenticator } from '../identity/sip-authenticator.ts';
 import type { Logger } from '../log.ts';
@@ -38,7 +38,7 @@ import { authenticateAsProxy } from '../identity/proxy-auth.ts';
 import { decide, type RouteHook } from './routing-hook.ts';
 import { Fork, forwardedCopy, popVia, type Target } from './fork.ts';
 import type { LateForks, LateWait } from './fork-late.ts';
-import { MAX_ROUTES, preprocessRoutes, RecordRouter, tagHash, type DialogRoute, type Flow } from './record-route.ts';
+import { fromCaller, MAX_ROUTES, preprocessRoutes, RecordRouter, type DialogRoute, type Flow } from './record-route.ts';
 
 /** What the proxy needs of the SIP endpoint. */
 export interface ProxyEndpoint {
@@ -47,7 +47,7 @@ export interface ProxyEndpoint {
   handle(method: string, handler: (req: SipRequest, ctx: RequestContext) => Promise<SipResponse>): void;
   invite(req: SipRequest, dest: Destination, callbacks: InviteClientCallbacks, branch?: string, through?: OutboundSender): InviteClientHandle;
   request(req: SipRequest, dest: Destination, onProvisional?: (res: SipResponse) => void, through?: OutboundSender): Promise<SipResponse>;
-  forwardStateless(req: SipRequest, dest: Destination, branch?: string, through?: OutboundSender): Promise<void>;
+  forwardStateless(req: SipRequest, dest: Destination, branch?: string, through?: OutboundSender): void;
   localAddress(transport: TransportName): { host: string; port: number } | null;
 }
 
@@ -158,14 +158,15 @@ export function createProxy(d: ProxyDeps): Proxy {
     return res;
   };
 
-  /** §16.6 step 8 / §16.3 step 4: the branch carries a hash of the request's invariants, so a loop is seen. */
+  /**
+   * §16.6 step 8 / §16.3 step 4: the branch carries a hash of the request's invariants, so a loop is seen. Computed
+   * once per INVITE (the loop check's is the branches'), with the one-shot `hash`.
+   */
   const loopHash = (req: SipRequest, originalUri: string): string =>
-    createHash('sha256')
-      .update([originalUri, req.to()?.params.get('tag') ?? '', req.from()?.params.get('tag') ?? '', req.callId() ?? '', String(req.cseq()?.seq ?? ''), req.getAll(H.proxyRequire).join(',')].join('\n'))
-      .digest('base64url')
+    hash('sha256', [originalUri, req.to()?.params.get('tag') ?? '', req.from()?.params.get('tag') ?? '', req.callId() ?? '', String(req.cseq()?.seq ?? ''), req.getAll(H.proxyRequire).join(',')].join('\n'), 'base64url')
       .slice(0, 16)
       .replace(/[-_]/g, 'x');
-  const looped = (req: SipRequest, hash: string): boolean => req.vias().slice(1).some((v) => v.params.get('branch')?.startsWith(`${BRANCH_PREFIX}${hash}.`) ?? false);
+  const looped = (req: SipRequest, loop: string): boolean => req.vias().slice(1).some((v) => v.params.get('branch')?.startsWith(`${BRANCH_PREFIX}${loop}.`) ?? false);
 
   const flowOf = (s: Source): Flow => ({ transport: s.transport, address: s.address, port: s.port, connectionId: s.connectionId, node: d.node });
 
@@ -248,16 +249,16 @@ export function createProxy(d: ProxyDeps): Proxy {
   /** Devices woken by push while the call waits: each that registers again becomes a branch (fork-late.ts). */
   type Late = { aor: string; devices: BindingRecord[]; caller: Flow };
 
-  const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], originalUri: string, call?: Accounted, late?: Late): void => {
+  /** `loop`: loopHash of the request as received. */
+  const fork = (req: SipRequest, txn: InviteServerHandle, groups: Target[][], loop: string, call?: Accounted, late?: Late): void => {
     // Cancelled while we authenticated and looked up (the endpoint answered 487 then): ring no one.
     if (txn.cancelled) return;
-    const hash = loopHash(req, originalUri);
     let wait: LateWait | null = null;
     const f = new Fork({
       request: req,
       groups,
       invite: (r, dest, cb, branch) => d.endpoint.invite(r, dest, cb, branch, through(dest)),
-      branchId: () => `${BRANCH_PREFIX}${hash}.${(++counter).toString(36)}`,
+      branchId: () => `${BRANCH_PREFIX}${loop}.${(++counter).toString(36)}`,
       respond: (res) => txn.respond(res),
       timerCMs: d.timerCMs ?? 181_000,
       groupTimeoutMs: d.rules.serialTimeout * 1000,
@@ -309,14 +310,15 @@ export function createProxy(d: ProxyDeps): Proxy {
       if (routed.kind === 'none') {
         const t = await gruuTarget(req);
         if (typeof t === 'string') return void txn.respond(reject(req, t));
-        if (t) return fork(req, txn, [[t]], originalUri);
+        if (t) return fork(req, txn, [[t]], loopHash(req, originalUri));
       }
       if (routed.kind !== 'ours') return void txn.respond(reject(req, 'PROXY_ERR_NO_DIALOG'));
       const dest = inDialogDestination(req, routed.route);
       if (!dest) return void txn.respond(reject(req, 'PROXY_ERR_UNREACHABLE'));
-      return fork(req, txn, single(req.uri, dest), originalUri);
+      return fork(req, txn, single(req.uri, dest), loopHash(req, originalUri));
     }
-    if (looped(req, loopHash(req, originalUri))) return void txn.respond(reject(req, 'PROXY_ERR_LOOP'));
+    const loop = loopHash(req, originalUri);
+    if (looped(req, loop)) return void txn.respond(reject(req, 'PROXY_ERR_LOOP'));
     if (req.has(H.route)) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'initial request with a Route elsewhere'));
     const ruri = parseUri(req.uri);
     const from = req.from()?.uri;
@@ -364,12 +366,12 @@ export function createProxy(d: ProxyDeps): Proxy {
       }
       if (decision.kind === 'targets') {
         const group = decision.targets.map((t) => ({ uri: t.uri, dest: t.dest, routes: [], recordRoute: recordRoutes(req, caller, destFlow(t.dest)) }));
-        return fork(req, txn, [group], originalUri, call(callee ?? aorOf(ruri)));
+        return fork(req, txn, [group], loop, call(callee ?? aorOf(ruri)));
       }
     }
     if (!served(ruri.host)) {
       if (!ours || !outbound) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED'));
-      return fork(req, txn, single(req.uri, outbound, recordRoutes(req, caller, destFlow(outbound))), originalUri, call(aorOf(ruri)));
+      return fork(req, txn, single(req.uri, outbound, recordRoutes(req, caller, destFlow(outbound))), loop, call(aorOf(ruri)));
     }
     // RFC 5627: a GRUU names one device of the AOR (a temp-gruu carries the AOR sealed, registrar/gruu.ts).
     const gruu = d.gruus && ruri.params.has('gr') ? d.gruus.resolve(ruri) : null;
@@ -378,7 +380,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     if (!(await d.userExists(aor))) return void txn.respond(reject(req, gruu ? 'GRUU_ERR_UNKNOWN' : 'PROXY_ERR_UNKNOWN_USER'));
     const fallback = (code: ErrorCode): void => {
       const fb = d.rules.fallbackUri ? uriDestination(d.rules.fallbackUri) : null;
-      if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), originalUri, call(aor));
+      if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), loop, call(aor));
       txn.respond(reject(req, code));
     };
     const presence = d.rules.presencePolicy === 'busy-to-fallback' ? d.presence?.(aor) : null;
@@ -391,7 +393,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     const targets = groupByQ(bindings.filter((b) => !pushOnly.includes(b) && !parked(b))).map((g) => g.map((b) => bindingTarget(req, b, caller)).filter((t): t is Target => t !== null));
     const groups = limitBranches(targets.filter((g) => g.length > 0));
     if (groups.length === 0 && pushOnly.length === 0) return fallback(bindings.length ? 'PROXY_ERR_UNREACHABLE' : 'PROXY_ERR_NOT_REGISTERED');
-    fork(req, txn, groups, originalUri, call(aor), pushOnly.length ? { aor, devices: pushOnly, caller } : undefined);
+    fork(req, txn, groups, loop, call(aor), pushOnly.length ? { aor, devices: pushOnly, caller } : undefined);
   };
 
   /** Max-Forwards (483) and Route/Record-Route counts: checks before any work. */
@@ -406,8 +408,7 @@ export function createProxy(d: ProxyDeps): Proxy {
 
   /** The other side of a dialog: the caller's requests go to the callee's flow, the callee's to the caller's. */
   const inDialogDestination = (req: SipRequest, r: DialogRoute): Destination | null => {
-    const fromCaller = tagHash(req.from()?.params.get('tag') ?? '') === r.ft;
-    return flowDestination(fromCaller ? r.callee : r.caller);
+    return flowDestination(fromCaller(r, req.from()?.params.get('tag') ?? '') ? r.callee : r.caller);
   };
 
   const onAck: AckHandler = (req) => {
@@ -426,8 +427,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     if (routed.kind !== 'ours') return;
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return;
-    const copy = forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] });
-    d.endpoint.forwardStateless(copy, dest, undefined, through(dest)).catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK not forwarded'));
+    d.endpoint.forwardStateless(forwardedCopy(req, { uri: req.uri, dest, routes: [], recordRoute: [] }), dest, undefined, through(dest));
   };
 
   const inDialog = async (req: SipRequest): Promise<SipResponse> => {
