@@ -27,6 +27,7 @@ export abstract class SipMessage {
   readonly headers: HeaderField[] = [];
   body: Buffer = EMPTY_BODY;
   private viaCache: Via[] | undefined = undefined;
+  private topViaCache: Via | null | undefined = undefined;
   private viaOk = true;
   private fromCache: NameAddr | null | undefined = undefined;
   private toCache: NameAddr | null | undefined = undefined;
@@ -113,7 +114,7 @@ export abstract class SipMessage {
   }
 
   private invalidate(key: string): void {
-    if (key === H.via) this.viaCache = undefined;
+    if (key === H.via) this.viaCache = this.topViaCache = undefined;
     else if (key === H.from) this.fromCache = undefined;
     else if (key === H.to) this.toCache = undefined;
     else if (key === H.cseq) this.cseqCache = undefined;
@@ -144,6 +145,7 @@ export abstract class SipMessage {
       }
       this.viaCache = out;
       this.viaOk = ok;
+      this.topViaCache = out[0] ?? null;
     }
     return this.viaCache;
   }
@@ -154,8 +156,36 @@ export abstract class SipMessage {
     return this.viaOk;
   }
 
+  /**
+   * vias()[0], parsing only the first value until the others are asked for: a response is matched to its client
+   * transaction by the top Via alone, and the proxy forwards it without reading the rest (the 180 and 200 of a call
+   * carry two Vias). Once vias() has run, its first element.
+   */
   topVia(): Via | null {
-    return this.vias()[0] ?? null;
+    if (this.topViaCache === undefined) {
+      if (this.viaCache !== undefined) this.topViaCache = this.viaCache[0] ?? null;
+      else {
+        const v = this.firstValue(H.via);
+        this.topViaCache = v === undefined ? null : (parseVia(v) ?? parseVia(v, true));
+      }
+    }
+    return this.topViaCache;
+  }
+
+  /** values(key)[0] without splitting the other lines. */
+  private firstValue(key: string): string | undefined {
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) {
+      if (hs[i].key !== key) continue;
+      const v = hs[i].value;
+      if (v.indexOf(',') < 0) {
+        if (v) return v;
+      } else {
+        const parts = splitComma(v);
+        if (parts.length > 0) return parts[0];
+      }
+    }
+    return undefined;
   }
 
   from(): NameAddr | null {
