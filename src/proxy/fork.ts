@@ -67,7 +67,12 @@ const REASON_ANSWERED = 'SIP;cause=200;text="Call completed elsewhere"';
 const REASON_DECLINED = 'SIP;cause=600;text="Busy Everywhere"';
 
 export class Fork {
-  private readonly o: ForkOptions;
+  private readonly o: Omit<ForkOptions, 'request'>;
+  /**
+   * The request, until the fork has its answer: an answered call's client and server transactions stay 32 s
+   * (Timers L and M) and hold this fork, for the 2xx retransmissions; the parsed INVITE is not needed for them.
+   */
+  private request: SipRequest | null;
   private readonly branches: Branch[] = [];
   private readonly finals: SipResponse[] = [];
   private group = -1;
@@ -80,8 +85,10 @@ export class Fork {
   /** Redirects whose Contacts are being resolved: the search is not over while any is. */
   private redirecting = 0;
 
-  constructor(o: ForkOptions) {
+  constructor(options: ForkOptions) {
+    const { request, ...o } = options;
     this.o = o;
+    this.request = request;
   }
 
   start(): void {
@@ -139,9 +146,10 @@ export class Fork {
   }
 
   private startBranch(t: Target): void {
+    if (!this.request) return; // answered or finished: addBranch and nextGroup do not get here then
     const b: Branch = { handle: null, done: false, abandoned: false, provisional: false, timerC: null };
     const i = this.branches.push(b) - 1;
-    const req = forwardedCopy(this.o.request, t);
+    const req = forwardedCopy(this.request, t);
     this.armTimerC(b);
     b.handle = this.o.invite(req, t.dest, {
       onResponse: (res) => this.onResponse(b, res),
@@ -175,6 +183,7 @@ export class Fork {
       if (!this.answered) {
         this.answered = true;
         this.finished = true;
+        this.request = null;
         this.clearGroupTimer();
         this.cancelOthers(REASON_ANSWERED);
         this.o.onFinal?.(status);
@@ -212,7 +221,7 @@ export class Fork {
   private onFailure(b: Branch, reason: 'timeout' | 'transport'): void {
     if (b.done) return;
     this.settle(b, false);
-    if (!b.abandoned) this.finals.push(sipError(this.o.request, reason === 'timeout' ? Errors.SIP_ERR_TIMEOUT : Errors.SIP_ERR_TRANSPORT));
+    if (!b.abandoned && this.request) this.finals.push(sipError(this.request, reason === 'timeout' ? Errors.SIP_ERR_TIMEOUT : Errors.SIP_ERR_TRANSPORT));
     this.complete();
   }
 
@@ -255,14 +264,15 @@ export class Fork {
     if (this.holds > 0 && !this.cancelled && !this.sixxx) return;
     this.finished = true;
     this.clearGroupTimer();
-    const best = this.cancelled ? sipError(this.o.request, Errors.SIP_ERR_REQUEST_TERMINATED) : this.best();
+    const best = this.cancelled ? sipError(this.request!, Errors.SIP_ERR_REQUEST_TERMINATED) : this.best(this.request!);
+    this.request = null;
     this.o.respond(best);
     this.o.onFinal?.(best.status);
   }
 
-  private best(): SipResponse {
+  private best(request: SipRequest): SipResponse {
     if (this.sixxx) return this.sixxx;
-    if (this.finals.length === 0) return sipError(this.o.request, Errors.SIP_ERR_TIMEOUT);
+    if (this.finals.length === 0) return sipError(request, Errors.SIP_ERR_TIMEOUT);
     const lowest = Math.min(...this.finals.map((r) => Math.floor(r.status / 100)));
     const inClass = this.finals.filter((r) => Math.floor(r.status / 100) === lowest);
     const challenges = inClass.filter((r) => r.status === 401 || r.status === 407);
@@ -277,7 +287,7 @@ export class Fork {
       return res;
     }
     const chosen = inClass.find((r) => r.status !== 408 && r.status !== 503) ?? inClass[0];
-    if (chosen.status === 503) return sipError(this.o.request, Errors.SIP_ERR_INTERNAL, 'every branch unavailable'); // §16.7 step 6
+    if (chosen.status === 503) return sipError(request, Errors.SIP_ERR_INTERNAL, 'every branch unavailable'); // §16.7 step 6
     return chosen;
   }
 

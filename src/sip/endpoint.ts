@@ -444,12 +444,13 @@ export class SipEndpoint {
 
   /**
    * Sends a request without a transaction (a proxy forwarding a 2xx ACK, §16.11 stateless forwarding): our Via
-   * with `branch` on top. Resolves when handed to the transport.
+   * with `branch` on top. Fire and forget, as a response is sent: no transaction waits for the outcome, and a
+   * transport error is the transport's to report (no promise and callback per forwarded ACK).
    */
-  forwardStateless(req: SipRequest, dest: Destination, branch = newBranch(), through?: OutboundSender): Promise<void> {
-    if (!this.sender) return Promise.reject(new Error('endpoint not attached to transports'));
+  forwardStateless(req: SipRequest, dest: Destination, branch = newBranch(), through?: OutboundSender): void {
+    if (!this.sender) throw new Error('endpoint not attached to transports');
     this.addVia(req, dest, branch);
-    return (through ?? this.sender).send(serialize(req), dest);
+    (through ?? this.sender).sendNow(serialize(req), dest);
   }
 
   /** Sends a response outside any transaction (a proxy forwarding a 2xx that arrived after its transaction ended, §16.7). */

@@ -37,9 +37,14 @@ export interface InviteClientTransactionOptions {
 
 export class InviteClientTransaction {
   state: InviteClientState = 'calling';
-  private readonly opts: InviteClientTransactionOptions;
+  private readonly opts: Omit<InviteClientTransactionOptions, 'request'>;
   private readonly timers: TransactionTimers;
-  private readonly data: Buffer;
+  /**
+   * The INVITE and its bytes, for retransmissions, the CANCEL and the non-2xx ACK: released once a final response
+   * arrived, so an Accepted transaction (Timer M, 32 s, one per answered call) holds no parsed message or buffer.
+   */
+  private inv: SipRequest | null;
+  private data: Buffer | null;
   private timerA: NodeJS.Timeout | null = null;
   private timerB: NodeJS.Timeout | null = null;
   private timerEnd: NodeJS.Timeout | null = null;
@@ -48,19 +53,17 @@ export class InviteClientTransaction {
   private cancelWanted: string | null | undefined = undefined;
   private cancelSent = false;
 
-  constructor(opts: InviteClientTransactionOptions) {
+  constructor(options: InviteClientTransactionOptions) {
+    const { request, ...opts } = options;
     this.opts = opts;
     this.timers = opts.timers ?? DEFAULT_TIMERS;
     this.aInterval = this.timers.t1;
-    this.data = serialize(opts.request);
-  }
-
-  get request(): SipRequest {
-    return this.opts.request;
+    this.inv = request;
+    this.data = serialize(request);
   }
 
   start(): void {
-    this.transmit(this.data);
+    if (this.data) this.transmit(this.data);
     if (!this.opts.reliable) this.timerA = this.timer(() => this.retransmit(), this.aInterval);
     this.timerB = this.timer(() => this.fail('timeout'), 64 * this.timers.t1);
   }
@@ -70,7 +73,7 @@ export class InviteClientTransaction {
   }
 
   private retransmit(): void {
-    if (this.state !== 'calling') return;
+    if (this.state !== 'calling' || !this.data) return;
     this.transmit(this.data);
     this.aInterval *= 2; // Timer A doubles without the T2 cap (§17.1.1.2); Timer B ends it
     this.timerA = this.timer(() => this.retransmit(), this.aInterval);
@@ -89,7 +92,9 @@ export class InviteClientTransaction {
           return;
         }
         this.clear();
+        this.data = null;
         if (status < 300) {
+          this.inv = null;
           this.state = 'accepted';
           this.timerEnd = this.timer(() => this.terminate(), 64 * this.timers.t1);
           this.opts.onResponse(res);
@@ -97,6 +102,7 @@ export class InviteClientTransaction {
         }
         this.state = 'completed';
         this.ackData = serialize(this.buildAck(res));
+        this.inv = null;
         this.transmit(this.ackData);
         if (this.opts.reliable) {
           this.opts.onResponse(res);
@@ -137,7 +143,7 @@ export class InviteClientTransaction {
 
   /** §17.1.1.3: the ACK for a non-2xx final response. */
   buildAck(res: SipResponse): SipRequest {
-    const inv = this.opts.request;
+    const inv = this.inv!; // held until the final response, after which neither is built
     const ack = new SipRequest('ACK', inv.uri);
     copy(inv, ack, H.via, true);
     ack.append('Max-Forwards', '70');
@@ -151,7 +157,7 @@ export class InviteClientTransaction {
 
   /** §9.1: the CANCEL, with the INVITE's Request-URI, top Via (so its branch), Call-ID, From, To, CSeq number and Route. */
   buildCancel(reason?: string): SipRequest {
-    const inv = this.opts.request;
+    const inv = this.inv!; // held until the final response, after which neither is built
     const cancel = new SipRequest('CANCEL', inv.uri);
     copy(inv, cancel, H.via, true);
     cancel.append('Max-Forwards', '70');
@@ -198,6 +204,8 @@ export class InviteClientTransaction {
     this.state = 'terminated';
     this.clear();
     this.ackData = null;
+    this.inv = null;
+    this.data = null;
     this.opts.onTerminated();
   }
 }

@@ -87,6 +87,7 @@ export class InviteServerTransaction {
     }
     this.finalStatus = status;
     this.clear();
+    this.cancelListeners = []; // a CANCEL now changes nothing (§9.2), and the listeners hold the TU's call state
     if (status < 300) {
       this.state = 'accepted';
       this.last = null;
