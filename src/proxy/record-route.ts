@@ -68,11 +68,19 @@ export function fromCaller(r: DialogRoute, tag: string): boolean {
   return r.tag !== undefined ? tag === r.tag : tagHash(tag) === r.ft;
 }
 
-// Routes signed or verified lately, by everything the MAC covers and the MAC itself: a dialog's ACK and BYE carry
-// the Record-Route we signed for its INVITE, and its verification (an HMAC and two base64 decodes, 14 of the
-// 230 us a call cost in bench/calls-hotpath.bench.ts's profile) gives the same answer every time for the same
-// text under the same key. Bounded; a dialog older than the last KNOWN_ROUTES routes is verified in full again.
+// Routes signed or verified lately, by their MAC, with everything it covers: a dialog's ACK and BYE carry the
+// Record-Route we signed for its INVITE, and its verification (an HMAC and two base64 decodes, 14 of the 230 us a
+// call cost in bench/calls-hotpath.bench.ts's profile) gives the same answer every time for the same text under the
+// same key. Two generations of KNOWN_ROUTES each, the older dropped whole when the newer fills (no delete per entry:
+// deleting a Map's oldest key one at a time cost as much as the HMAC); a dialog older than that is verified in full.
 const KNOWN_ROUTES = 4096;
+
+interface KnownRoute {
+  callId: string;
+  fc: string;
+  fe: string;
+  route: DialogRoute;
+}
 
 export class RecordRouter {
   /**
@@ -80,7 +88,8 @@ export class RecordRouter {
    * bench:calls (2026-12-07 profile: its KeyObject handling, getKeyObjectSlots/getSlots, every signature and check).
    */
   private readonly hmac: Hmac256;
-  private readonly known = new Map<string, DialogRoute>();
+  private known = new Map<string, KnownRoute>();
+  private knownBefore = new Map<string, KnownRoute>();
 
   constructor(key: Buffer) {
     this.hmac = new Hmac256(key);
@@ -100,7 +109,7 @@ export class RecordRouter {
     const route = this.decode(ft, fc, fe);
     if (route) {
       route.tag = fromTag;
-      this.remember(`${callId}\n${ft}\n${fc}\n${fe}\n${sb}`, route);
+      this.remember(sb, { callId, fc, fe, route });
     }
     return `sip:${h}:${port};transport=${transport.toLowerCase()};lr;ft=${ft};fc=${fc};fe=${fe};sb=${sb}`;
   }
@@ -112,14 +121,13 @@ export class RecordRouter {
     const fe = uri.params.get('fe');
     const sb = uri.params.get('sb');
     if (!ft || !fc || !fe || !sb) return null;
-    const signed = `${callId}\n${ft}\n${fc}\n${fe}\n${sb}`;
-    const known = this.known.get(signed);
-    if (known) return known;
+    const known = this.known.get(sb) ?? this.knownBefore.get(sb);
+    if (known && known.callId === callId && known.route.ft === ft && known.fc === fc && known.fe === fe) return known.route;
     const want = Buffer.from(this.mac(callId, ft, fc, fe));
     const got = Buffer.from(sb);
     if (want.length !== got.length || !timingSafeEqual(want, got)) return null;
     const route = this.decode(ft, fc, fe);
-    if (route) this.remember(signed, route);
+    if (route) this.remember(sb, { callId, fc, fe, route });
     return route;
   }
 
@@ -129,9 +137,12 @@ export class RecordRouter {
     return caller && callee ? { ft, caller, callee } : null;
   }
 
-  private remember(signed: string, route: DialogRoute): void {
-    if (this.known.size >= KNOWN_ROUTES) this.known.delete(this.known.keys().next().value!);
-    this.known.set(signed, route);
+  private remember(sb: string, k: KnownRoute): void {
+    if (this.known.size >= KNOWN_ROUTES) {
+      this.knownBefore = this.known;
+      this.known = new Map();
+    }
+    this.known.set(sb, k);
   }
 }
 
