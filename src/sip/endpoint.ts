@@ -22,6 +22,7 @@ import { serialize } from './message/serialize.ts';
 import { canAnswer, validateRequest } from './message/validate.ts';
 import { MAGIC_COOKIE, type Via } from './message/via.ts';
 import { ClientTransactionTable } from './transaction/client.ts';
+import { DelayQueue } from './transaction/delay-queue.ts';
 import type { TransactionTimers } from './transaction/invite-server.ts';
 import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle, type OutboundSender } from './transaction/invite-table.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
@@ -80,6 +81,13 @@ export class SipEndpoint {
   private readonly server = new ServerTransactionTable();
   private readonly client = new ClientTransactionTable();
   private readonly invites: InviteTable;
+  /**
+   * INVITEs whose handler works asynchronously: 100 Trying when it has not answered within 200 ms (§17.2.1), so a
+   * refusal that comes quickly (a 407, a 404) goes alone, as from Kamailio. One queue for all (delay-queue.ts).
+   */
+  private readonly trying = new DelayQueue<{ req: SipRequest; handle: InviteServerHandle }>(200, ({ req, handle }) => {
+    if (!handle.answered) handle.respond(createResponse(req, 100));
+  });
   private inviteHandler: InviteHandler | null = null;
   private ackHandler: AckHandler | null = null;
   private readonly opts: EndpointOptions;
@@ -320,13 +328,8 @@ export class SipEndpoint {
       handle.respond(this.internalError(req, e));
       return;
     }
-    // The handler works asynchronously (a lookup, authentication, forwarding): 100 Trying when it has not answered
-    // within 200 ms (§17.2.1), so a refusal that comes quickly (a 407, a 404) goes alone, as from Kamailio.
-    if (!handle.answered) {
-      setTimeout(() => {
-        if (!handle.answered) handle.respond(createResponse(req, 100));
-      }, 200).unref();
-    }
+    // The handler works asynchronously (a lookup, authentication, forwarding): see `trying`.
+    if (!handle.answered) this.trying.add({ req, handle });
   }
 
   /** ACK: for a non-2xx it matches our INVITE server transaction and ends there; for a 2xx it is end to end. */
@@ -466,6 +469,7 @@ export class SipEndpoint {
   }
 
   close(): void {
+    this.trying.clear();
     this.server.close();
     this.client.close();
     this.invites.close();

@@ -6,6 +6,7 @@
 import { sbError, type SwitchboardError } from '../../errors.ts';
 import type { SipResponse } from '../message/message.ts';
 import type { Destination } from '../transport/types.ts';
+import { DelayQueue } from './delay-queue.ts';
 import { T1, T2, T4 } from './server.ts';
 
 export interface ClientTransactionOptions {
@@ -32,6 +33,10 @@ export function clientKey(branch: string, method: string): string {
 
 export class ClientTransactionTable {
   private readonly table = new Map<string, ClientTransaction>();
+  /** Timer K: completed transactions leave the table after T4 (one queue for all, delay-queue.ts). */
+  private readonly timerK = new DelayQueue<ClientTransaction>(T4, (txn) => {
+    if (this.table.get(txn.key) === txn) this.table.delete(txn.key);
+  });
 
   get size(): number {
     return this.table.size;
@@ -79,7 +84,7 @@ export class ClientTransactionTable {
     this.clearTimers(txn);
     txn.resolve(res);
     if (txn.opts.reliable) this.table.delete(txn.key);
-    else setTimeout(() => this.table.get(txn.key) === txn && this.table.delete(txn.key), T4).unref();
+    else this.timerK.add(txn);
     return true;
   }
 
@@ -95,6 +100,7 @@ export class ClientTransactionTable {
   }
 
   close(): void {
+    this.timerK.clear();
     for (const txn of this.table.values()) {
       this.clearTimers(txn);
       if (txn.state !== 'completed') txn.reject(sbError('SIP_ERR_TRANSPORT', 'endpoint shutting down'));

@@ -1,0 +1,76 @@
+// Timers that all last the same time (the 100 Trying's 200 ms, Timer K's T4): their deadlines come in the order
+// they were set, so one queue and one Node timer for its head serve them all, instead of a Timeout object, a
+// closure and a timer-list insertion and removal each. Nothing is cancelled: the callback decides when it fires
+// whether there is still something to do (for so short a time, holding an item longer costs less than the
+// bookkeeping of removing it). Measured with bench/calls-hotpath.bench.ts: the 100 Trying's setTimeout and closure
+// were 2.1 us of a call's ~160 us of server time (two INVITEs a call).
+
+export class DelayQueue<T> {
+  private items: Array<T | undefined> = [];
+  private deadlines: number[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly ms: number;
+  private readonly fire: (item: T) => void;
+
+  constructor(ms: number, fire: (item: T) => void) {
+    this.ms = ms;
+    this.fire = fire;
+  }
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  /** `fire(item)` in `ms` (never before; later when the event loop is busy, as setTimeout). */
+  add(item: T): void {
+    this.items.push(item);
+    this.deadlines.push(performance.now() + this.ms);
+    if (this.timer === null) this.arm();
+  }
+
+  /** Drops every pending item without firing it. */
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.items = [];
+    this.deadlines = [];
+    this.head = 0;
+  }
+
+  private arm(): void {
+    const wait = Math.max(0, Math.ceil(this.deadlines[this.head] - performance.now()));
+    this.timer = setTimeout(this.run, wait);
+    this.timer.unref();
+  }
+
+  private readonly run = (): void => {
+    this.timer = null;
+    const now = performance.now();
+    const { items, deadlines } = this;
+    try {
+      while (this.items === items && this.head < items.length && deadlines[this.head] <= now) {
+        const item = items[this.head] as T;
+        items[this.head] = undefined;
+        this.head++;
+        this.fire(item);
+      }
+    } finally {
+      if (this.items === items) this.compact();
+      if (this.timer === null && this.head < this.items.length) this.arm();
+    }
+  };
+
+  /** Fired items are dropped from the front once they are the larger part. */
+  private compact(): void {
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.deadlines = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.deadlines = this.deadlines.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

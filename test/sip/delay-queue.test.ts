@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DelayQueue } from '../../src/sip/transaction/delay-queue.ts';
+
+test('DelayQueue fires each item once, in order, not before its delay', async () => {
+  const fired: Array<{ item: number; after: number }> = [];
+  const added = new Map<number, number>();
+  const q = new DelayQueue<number>(30, (item) => fired.push({ item, after: performance.now() - added.get(item)! }));
+  for (let i = 0; i < 3; i++) {
+    added.set(i, performance.now());
+    q.add(i);
+    assert.equal(q.size, i + 1 - fired.length);
+    await sleep(10);
+  }
+  await sleep(80);
+  assert.deepEqual(fired.map((f) => f.item), [0, 1, 2]);
+  for (const f of fired) assert.ok(f.after >= 29, `fired after ${f.after} ms`);
+  assert.equal(q.size, 0);
+});
+
+test('DelayQueue: an item added while firing waits its own delay; clear drops what is pending', async () => {
+  const fired: string[] = [];
+  const q: DelayQueue<string> = new DelayQueue<string>(20, (item) => {
+    fired.push(item);
+    if (item === 'a') q.add('b');
+  });
+  q.add('a');
+  await sleep(30);
+  assert.deepEqual(fired, ['a']);
+  await sleep(30);
+  assert.deepEqual(fired, ['a', 'b']);
+  q.add('c');
+  q.clear();
+  await sleep(40);
+  assert.deepEqual(fired, ['a', 'b']);
+  assert.equal(q.size, 0);
+});
