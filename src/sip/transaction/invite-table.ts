@@ -2,15 +2,15 @@
 // INVITE retransmission, the ACK for a non-2xx, a CANCEL), the client table matched by branch, and the handles a
 // handler or a proxy branch works through. The endpoint decides what to dispatch; this module keeps the state.
 
-import { H } from '../message/header-names.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
 import { Errors } from '../../errors.ts';
-import { createResponse, markStatelessTag, sipError } from '../message/response.ts';
+import { createResponse, sipError } from '../message/response.ts';
 import { serialize } from '../message/serialize.ts';
 import { isReliable, type Destination } from '../transport/types.ts';
 import type { ClientTransactionTable } from './client.ts';
 import { InviteClientTransaction } from './invite-client.ts';
-import { InviteServerTransaction, type TransactionTimers } from './invite-server.ts';
+import type { TransactionTimers } from './invite-server.ts';
+import { ServerInvite, type ServerInviteHost } from './invite-server-entry.ts';
 
 /** What an INVITE handler answers through: any number of provisionals, one final (a proxy: every 2xx it gets). */
 export interface InviteServerHandle {
@@ -54,23 +54,28 @@ export interface OutboundSender {
 }
 
 // An INVITE whose handler never answers is ended with 408 after this long: longer than a proxy's Timer C (181 s,
-// §16.8) plus the 64*T1 its branch's CANCEL may then wait for an answer.
+// §16.8) plus the 64*T1 its branch's CANCEL may then wait for an answer. Checked every PROCEEDING_SWEEP_MS over the
+// table (oldest first, in the Map's insertion order), not by a timer per INVITE set and cleared for every call.
 const INVITE_PROCEEDING_LIMIT_MS = 240_000;
-
-interface ServerEntry {
-  txn: InviteServerTransaction;
-  /** The INVITE, until a final response went out (then only its transaction's state is needed: see create). */
-  req: SipRequest | null;
-  handle: InviteServerHandle;
-}
+const PROCEEDING_SWEEP_MS = 5_000;
 
 export class InviteTable {
-  private readonly server = new Map<string, ServerEntry>();
+  private readonly server = new Map<string, ServerInvite>();
   private readonly client = new Map<string, InviteClientTransaction>();
   private readonly opts: InviteTableOptions;
+  private readonly host: ServerInviteHost;
+  private sweep: NodeJS.Timeout | null = null;
 
   constructor(opts: InviteTableOptions) {
     this.opts = opts;
+    this.host = {
+      timers: opts.timers,
+      serverHeader: opts.serverHeader,
+      onFinal: opts.onFinal,
+      ended: (entry) => {
+        if (this.server.get(entry.key) === entry) this.server.delete(entry.key);
+      },
+    };
   }
 
   get serverSize(): number {
@@ -89,66 +94,23 @@ export class InviteTable {
     return true;
   }
 
-  /**
-   * Creates the server transaction of a new INVITE whose responses go to `dest`. The INVITE is let go once a final
-   * response is sent: an answered call's transaction stays 32 s in Accepted (Timer L) and needs only its state, and
-   * at 2,000 calls/s a parsed INVITE kept so long is 64,000 of them promoted into V8's old space.
-   */
+  /** Creates the server transaction of a new INVITE whose responses go to `dest` (invite-server-entry.ts). */
   create(key: string, invite: SipRequest, dest: Destination, sender: OutboundSender, arrivedAt: number): InviteServerHandle {
-    const { opts } = this;
-    let answered = false;
-    const txn: InviteServerTransaction = new InviteServerTransaction({
-      reliable: isReliable(dest.transport),
-      timers: opts.timers,
-      send: (data) => sender.sendNow(data, dest),
-      onTerminated: () => {
-        if (this.server.get(key)?.txn === txn) this.server.delete(key);
-      },
-      proceedingLimitMs: INVITE_PROCEEDING_LIMIT_MS,
-      onProceedingTimeout: () => {
-        if (entry.req) handle.respond(sipError(entry.req, Errors.SIP_ERR_TIMEOUT, 'no final response from the handler'));
-      },
-    });
-    const handle: InviteServerHandle = {
-      respond: (res) => {
-        if (res.drop && res.status >= 300) {
-          txn.terminate();
-          entry.req = null;
-          return true;
-        }
-        if (opts.serverHeader && !res.has(H.server)) res.append('Server', opts.serverHeader);
-        if (res.stateless && res.status >= 300 && txn.state === 'proceeding') {
-          // A rejection sent statelessly, as Kamailio's sl_send_reply does for INVITE too: no Timer G copies to a
-          // source that may be forged (405 x 11 was an amplifier), no transaction held for Timer H; a retransmitted
-          // INVITE is answered again, and its ACK is absorbed by its To tag (isStatelessTag).
-          if (entry.req) markStatelessTag(entry.req, res);
-          sender.sendNow(serialize(res), dest);
-          txn.terminate();
-          entry.req = null;
-          answered = true;
-          opts.onFinal?.(res.status, arrivedAt);
-          return true;
-        }
-        const first = txn.finalStatus === 0;
-        const sent = txn.respond(res.status, serialize(res));
-        if (sent) answered = true;
-        if (sent && res.status >= 200) {
-          entry.req = null;
-          if (first) opts.onFinal?.(res.status, arrivedAt);
-        }
-        return sent;
-      },
-      onCancel: (listener) => txn.onCancel(listener),
-      get cancelled() {
-        return txn.isCancelled;
-      },
-      get answered() {
-        return answered;
-      },
-    };
-    const entry: ServerEntry = { txn, req: invite, handle };
+    const entry = new ServerInvite(key, invite, dest, sender, arrivedAt, this.host);
     this.server.set(key, entry);
-    return handle;
+    if (this.sweep === null) {
+      this.sweep = setInterval(() => this.expireProceeding(performance.now()), PROCEEDING_SWEEP_MS);
+      this.sweep.unref();
+    }
+    return entry;
+  }
+
+  /** 408 for every INVITE still unanswered past the limit (the oldest entries come first: stops at a younger one). */
+  private expireProceeding(now: number): void {
+    for (const entry of this.server.values()) {
+      if (now - entry.arrivedAt < INVITE_PROCEEDING_LIMIT_MS) break;
+      if (entry.txn.state === 'proceeding' && entry.req) entry.respond(sipError(entry.req, Errors.SIP_ERR_TIMEOUT, 'no final response from the handler'));
+    }
   }
 
   /** An ACK with the INVITE's key: true when it acknowledged our non-2xx and ends here (hop by hop). */
@@ -166,7 +128,7 @@ export class InviteTable {
     if (!entry) return sipError(cancel, Errors.SIP_ERR_NO_TRANSACTION);
     const listened = entry.txn.hasCancelListener;
     const invite = entry.req;
-    if (entry.txn.cancel() && !listened && invite) queueMicrotask(() => entry.handle.respond(sipError(invite, Errors.SIP_ERR_REQUEST_TERMINATED)));
+    if (entry.txn.cancel() && !listened && invite) queueMicrotask(() => entry.respond(sipError(invite, Errors.SIP_ERR_REQUEST_TERMINATED)));
     return createResponse(cancel, 200);
   }
 
@@ -209,6 +171,8 @@ export class InviteTable {
   }
 
   close(): void {
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
     for (const { txn } of [...this.server.values()]) txn.terminate();
     for (const txn of [...this.client.values()]) txn.terminate();
   }
