@@ -57,9 +57,11 @@ const challenge = (text: string, name: string, user: string, method: string, uri
   const response = qop ? md5(`${ha1}:${nonce}:00000001:abcdef:auth:${ha2}`) : md5(`${ha1}:${nonce}:${ha2}`);
   return `Digest username="${user}",realm="${REALM}",nonce="${nonce}",uri="${uri}",response="${response}",algorithm=MD5` + (qop ? ',qop=auth,nc=00000001,cnonce="abcdef"' : '');
 };
-/** Everything sent since `from`, grouped by Call-ID. */
+let sends = 0;
+/** Everything sent since the last take, grouped by Call-ID. */
 const take = (): Map<string, Array<{ text: string; port: number }>> => {
   const by = new Map<string, Array<{ text: string; port: number }>>();
+  sends += sent.length;
   for (const s of sent) {
     const id = header(s.text, 'Call-ID')[0];
     let l = by.get(id);
@@ -126,8 +128,10 @@ const feed = async (items: Array<[Buffer, number]>, until: () => boolean) => {
 
 let callNumber = 0;
 const results: number[] = [];
+const extra: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   busy = 0;
+  sends = 0;
   for (let b = 0; b < CALLS; b += BATCH) {
     const calls: Call[] = [];
     for (let k = 0; k < BATCH && b + k < CALLS; k++) {
@@ -150,6 +154,7 @@ for (let round = 0; round < ROUNDS; round++) {
         'Content-Type: application/sdp',
       ], SDP_OFFER);
     // INVITE → 407.
+    sends += sent.length; // late timers of the previous batch
     sent.length = 0;
     await feed(calls.map((c) => [invite(c, 1), c.port]), () => sent.length >= calls.length);
     let by = take();
@@ -231,9 +236,12 @@ for (let round = 0; round < ROUNDS; round++) {
     for (const c of calls) expect(by.get(c.id)?.[0]?.text.startsWith('SIP/2.0 200') === true, 'BYE answered', by.get(c.id));
   }
   results.push((busy * 1000) / CALLS);
+  extra.push(sends - 8 * CALLS);
 }
 console.log(`call hot path, ${CALLS} calls x ${ROUNDS} rounds in batches of ${BATCH} (first round cold: caches, JIT):`);
-console.log(results.map((us, r) => `  round ${r + 1}: ${us.toFixed(1)} us per call (9 messages in, 8 out, no syscalls)`).join('\n'));
+// Sends beyond a call's eight: retransmissions and late 100 Tryings, when the machine (or callgrind) is slow enough
+// for a timer to fire between two phases; they are work a timed round or an instruction count then includes.
+console.log(results.map((us, r) => `  round ${r + 1}: ${us.toFixed(1)} us per call (9 messages in, 8 out, no syscalls), ${extra[r]} extra sends`).join('\n'));
 const warm = results.slice(1).sort((a, b) => a - b);
 if (warm.length) console.log(`median of warm rounds: ${warm[Math.floor(warm.length / 2)].toFixed(1)} us`);
 await server.stop();
