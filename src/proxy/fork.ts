@@ -61,6 +61,8 @@ interface Branch {
   abandoned: boolean;
   provisional: boolean;
   timerC: NodeJS.Timeout | null;
+  /** performance.now() when Timer C is due: a provisional moves it, the timer then finds it moved and waits on. */
+  timerCAt: number;
 }
 
 const REASON_ANSWERED = 'SIP;cause=200;text="Call completed elsewhere"';
@@ -147,7 +149,7 @@ export class Fork {
 
   private startBranch(t: Target): void {
     if (!this.request) return; // answered or finished: addBranch and nextGroup do not get here then
-    const b: Branch = { handle: null, done: false, abandoned: false, provisional: false, timerC: null };
+    const b: Branch = { handle: null, done: false, abandoned: false, provisional: false, timerC: null, timerCAt: 0 };
     const i = this.branches.push(b) - 1;
     const req = forwardedCopy(this.request, t);
     this.armTimerC(b);
@@ -157,14 +159,25 @@ export class Fork {
     }, this.o.branchId(i));
   }
 
+  /**
+   * Timer C (§16.8), restarted by every provisional: the deadline moves and the one Node timer, when it fires
+   * early, waits for the rest (a clearTimeout and setTimeout per 180 were two of a call's eight timers).
+   */
   private armTimerC(b: Branch): void {
-    if (b.timerC) clearTimeout(b.timerC);
-    b.timerC = setTimeout(() => {
-      // Timer C (§16.8): a branch that rings for ever is cancelled; its 487 (or its CANCEL's timeout) ends it.
+    b.timerCAt = performance.now() + this.o.timerCMs;
+    if (!b.timerC) b.timerC = this.timerC(b, this.o.timerCMs);
+  }
+
+  private timerC(b: Branch, ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
       b.timerC = null;
-      if (!b.done) b.handle?.cancel();
-    }, this.o.timerCMs);
-    b.timerC.unref();
+      if (b.done) return;
+      const left = b.timerCAt - performance.now();
+      if (left >= 1) b.timerC = this.timerC(b, left);
+      else b.handle?.cancel(); // rang for ever: cancelled; its 487 (or its CANCEL's timeout) ends it
+    }, ms);
+    t.unref();
+    return t;
   }
 
   private onResponse(b: Branch, res: SipResponse): void {

@@ -74,3 +74,20 @@ export class DelayQueue<T> {
     }
   }
 }
+
+/** What a shared queue holds: `delayed()` is called once, when its time has come. */
+export interface Delayed {
+  delayed(): void;
+}
+
+const shared = new Map<number, DelayQueue<Delayed>>();
+
+/**
+ * `item.delayed()` in `ms`, from one queue per duration for the whole process: for the end of a transaction's
+ * wait states (Timers L, M and D, 32 s), where the item is the transaction, held that long by its table anyway.
+ */
+export function after(ms: number, item: Delayed): void {
+  let q = shared.get(ms);
+  if (!q) shared.set(ms, (q = new DelayQueue<Delayed>(ms, (i) => i.delayed())));
+  q.add(item);
+}

@@ -11,6 +11,7 @@
 // The transaction is a pure state machine over a `send` callback and timers, so it can be unit-tested with a
 // small T1; the endpoint owns the table and the wiring to transports.
 
+import { after, type Delayed } from './delay-queue.ts';
 import { T1, T2, T4 } from './server.ts';
 
 export interface TransactionTimers {
@@ -40,7 +41,7 @@ export interface InviteServerTransactionOptions {
   onProceedingTimeout?: () => void;
 }
 
-export class InviteServerTransaction {
+export class InviteServerTransaction implements Delayed {
   state: InviteServerState = 'proceeding';
   /** The final status sent, 0 before one. */
   finalStatus = 0;
@@ -91,7 +92,7 @@ export class InviteServerTransaction {
     if (status < 300) {
       this.state = 'accepted';
       this.last = null;
-      this.timerEnd = this.timer(() => this.terminate(), 64 * this.timers.t1);
+      after(64 * this.timers.t1, this); // Timer L: see delayed()
       return true;
     }
     this.state = 'completed';
@@ -149,6 +150,11 @@ export class InviteServerTransaction {
 
   get hasCancelListener(): boolean {
     return this.cancelListeners.length > 0;
+  }
+
+  /** Timer L fired (from the shared 64*T1 queue, delay-queue.ts: Accepted is left only so). */
+  delayed(): void {
+    if (this.state === 'accepted') this.terminate();
   }
 
   private timer(fn: () => void, ms: number): NodeJS.Timeout {
