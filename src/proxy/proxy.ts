@@ -320,7 +320,7 @@ export function createProxy(d: ProxyDeps): Proxy {
     const loop = loopHash(req, originalUri);
     if (looped(req, loop)) return void txn.respond(reject(req, 'PROXY_ERR_LOOP'));
     if (req.has(H.route)) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'initial request with a Route elsewhere'));
-    const ruri = parseUri(req.uri);
+    const ruri = req.requestUri();
     const from = req.from()?.uri;
     if (!ruri || !isSipUri(ruri) || !from || !isSipUri(from)) return void txn.respond(reject(req, 'PROXY_ERR_RELAY_DENIED', 'not a SIP URI'));
     // Who is calling: a user of ours proves it (407); a caller from outside per --calls-from.

@@ -16,7 +16,7 @@ import { H } from '../sip/message/header-names.ts';
 import type { SipRequest } from '../sip/message/message.ts';
 import { parseNameAddr } from '../sip/message/name-addr.ts';
 import { splitComma } from '../sip/message/grammar.ts';
-import { formatUri, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
+import { formatUri, isSipUri, type SipUri } from '../sip/message/uri.ts';
 import type { TransportName } from '../sip/transport/types.ts';
 
 /** Where one side of a dialog is reached. */
@@ -169,7 +169,7 @@ export function preprocessRoutes(req: SipRequest, router: RecordRouter, isUs: (u
   if (values.some((v) => v.length > MAX_ROUTE_LENGTH)) return { kind: 'too-many' };
   const callId = req.callId() ?? '';
   let found: DialogRoute | null = null;
-  const ruri = parseUri(req.uri);
+  const ruri = req.requestUri();
   if (ruri && isSipUri(ruri) && ruri.params.has('sb') && isUs(ruri) && values.length > 0) {
     // A strict router before us put our URI in the Request-URI (§16.4): the last Route is the real one.
     found = router.verify(ruri, callId);

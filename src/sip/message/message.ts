@@ -217,20 +217,31 @@ export abstract class SipMessage {
 export class SipRequest extends SipMessage {
   readonly isRequest = true;
   method: string;
-  /** Request-URI as written. */
-  uri: string;
   version: string;
+  private rawUri: string;
   private parsedUri: Uri | null | undefined = undefined;
 
   constructor(method: string, uri: string, version = 'SIP/2.0') {
     super();
     this.method = method;
-    this.uri = uri;
+    this.rawUri = uri;
     this.version = version;
   }
 
+  /** Request-URI as written. */
+  get uri(): string {
+    return this.rawUri;
+  }
+
+  /** A new Request-URI (a proxy's target, §16.6 step 2; the strict-router fix-up, §16.4): requestUri() follows it. */
+  set uri(uri: string) {
+    this.rawUri = uri;
+    this.parsedUri = undefined;
+  }
+
+  /** The Request-URI parsed, once per value (the endpoint's validation, then the proxy's routing, read it). */
   requestUri(): Uri | null {
-    if (this.parsedUri === undefined) this.parsedUri = parseUri(this.uri);
+    if (this.parsedUri === undefined) this.parsedUri = parseUri(this.rawUri);
     return this.parsedUri;
   }
 }
