@@ -324,9 +324,7 @@ export function forwardedCopy(req: SipRequest, t: Target): SipRequest {
   return out;
 }
 
-/** Removes the top Via value (ours) from a response before it goes upstream (§16.7 step 3). */
+/** Removes the top Via value (ours) from a response before it goes upstream (§16.7 step 3); the others stay as they came. */
 export function popVia(res: SipResponse): void {
-  const rest = res.values(H.via).slice(1);
-  if (rest.length === 0) res.remove(H.via);
-  else res.set(H.via, rest.join(', ')); // one line where the first was: order kept, parsed Vias re-read
+  res.removeFirstValue(H.via);
 }

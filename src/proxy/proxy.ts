@@ -19,6 +19,7 @@ import { H } from '../sip/message/header-names.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import { parseNameAddr } from '../sip/message/name-addr.ts';
 import { createResponse, sipError } from '../sip/message/response.ts';
+import { isPromise, type MaybePromise } from '../maybe-promise.ts';
 import { aorOf, isIPv4, isIPv6, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
 import { followRedirect } from './redirect.ts';
 import { maxForwardsValue } from '../sip/message/validate.ts';
@@ -92,7 +93,7 @@ export function doNotRing(p: PresenceView): boolean {
 export interface ProxyDeps {
   endpoint: ProxyEndpoint;
   location: { lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]> };
-  userExists: (aor: string) => Promise<boolean>;
+  userExists: (aor: string) => MaybePromise<boolean>;
   authenticator: SipAuthenticator;
   realms: string[];
   isLocalHost: (host: string) => boolean;
@@ -377,7 +378,9 @@ export function createProxy(d: ProxyDeps): Proxy {
     const gruu = d.gruus && ruri.params.has('gr') ? d.gruus.resolve(ruri) : null;
     if (gruu === 'forged') return void txn.respond(reject(req, 'GRUU_ERR_UNKNOWN'));
     const aor = gruu?.callIdHash ? gruu.aor : targetAor(ruri);
-    if (!(await d.userExists(aor))) return void txn.respond(reject(req, gruu ? 'GRUU_ERR_UNKNOWN' : 'PROXY_ERR_UNKNOWN_USER'));
+    // The embedded account check and location index answer at once: awaited only when they return a promise.
+    const exists = d.userExists(aor);
+    if (!(isPromise(exists) ? await exists : exists)) return void txn.respond(reject(req, gruu ? 'GRUU_ERR_UNKNOWN' : 'PROXY_ERR_UNKNOWN_USER'));
     const fallback = (code: ErrorCode): void => {
       const fb = d.rules.fallbackUri ? uriDestination(d.rules.fallbackUri) : null;
       if (fb && d.rules.fallbackUri) return fork(req, txn, single(d.rules.fallbackUri, fb, recordRoutes(req, caller, destFlow(fb))), loop, call(aor));
@@ -386,7 +389,8 @@ export function createProxy(d: ProxyDeps): Proxy {
     const presence = d.rules.presencePolicy === 'busy-to-fallback' ? d.presence?.(aor) : null;
     if (presence && doNotRing(presence)) return fallback('PROXY_ERR_BUSY');
     const now = Date.now();
-    const bindings = (await d.location.lookup(aor)).filter((b) => b.expiresAt > now && (!gruu || gruuMatches(b, gruu)));
+    const found = d.location.lookup(aor);
+    const bindings = (isPromise(found) ? await found : found).filter((b) => b.expiresAt > now && (!gruu || gruuMatches(b, gruu)));
     if (gruu && bindings.length === 0) return void txn.respond(reject(req, 'GRUU_ERR_UNAVAILABLE'));
     const pushOnly = d.late?.forks.pushOnly(bindings) ?? [];
     // A parked binding (push-params.ts) has no flow: pushed when its device has no other, never a branch.

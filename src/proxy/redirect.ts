@@ -25,7 +25,7 @@ export interface RedirectRules {
   callee: string;
   served: (host: string) => boolean;
   targetAor: (u: SipUri) => string;
-  userExists: (aor: string) => Promise<boolean>;
+  userExists: (aor: string) => boolean | Promise<boolean>;
   /** A user's live devices as targets, in q groups, highest first. */
   bindings: (aor: string) => Promise<Target[][]>;
   /** A target through the outbound proxy for a URI of another domain, or null when the caller may not reach one. */

@@ -53,7 +53,7 @@ export async function createCalls(o: CallsOptions): Promise<CallsSubsystem> {
   const proxy = createProxy({
     endpoint: o.sip.endpoint,
     location: o.location,
-    userExists: async (aor) => {
+    userExists: (aor) => {
       const at = aor.lastIndexOf('@');
       return o.identity.accountExists(aor.slice(0, at), aor.slice(at + 1));
     },

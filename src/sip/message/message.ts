@@ -113,6 +113,33 @@ export abstract class SipMessage {
     return this;
   }
 
+  /**
+   * Removes the first value of a list header (values(key)[0]), leaving its other values and lines as they are: a
+   * proxy's own Via off a response (§16.7 step 3) without splitting and joining the Vias below it.
+   */
+  removeFirstValue(nameOrKey: string): this {
+    const key = headerKey(nameOrKey);
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) {
+      if (hs[i].key !== key) continue;
+      const v = hs[i].value;
+      if (v.indexOf(',') < 0) {
+        if (!v) continue;
+        hs.splice(i, 1);
+      } else {
+        const parts = splitComma(v);
+        if (parts.length === 0) continue;
+        if (parts.length === 1) hs.splice(i, 1);
+        else hs[i].value = parts.slice(1).join(', ');
+      }
+      this.invalidate(key);
+      break;
+    }
+    // Lines that hold no value (an empty or all-comma line) go too, as set() and remove() would drop them.
+    for (let i = hs.length - 1; i >= 0; i--) if (hs[i].key === key && splitCommaEmpty(hs[i].value)) hs.splice(i, 1);
+    return this;
+  }
+
   private invalidate(key: string): void {
     if (key === H.via) this.viaCache = this.topViaCache = undefined;
     else if (key === H.from) this.fromCache = undefined;
@@ -308,6 +335,15 @@ export function parseContactValues(msg: SipMessage): NameAddr[] | '*' | null {
     out.push(na);
   }
   return out;
+}
+
+/** A header line with no value in it: empty, or only commas and LWS. */
+function splitCommaEmpty(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c !== 44 && !isLws(c)) return false;
+  }
+  return true;
 }
 
 export { isListHeader };
