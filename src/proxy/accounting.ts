@@ -36,6 +36,8 @@ export class CallAccounting {
   private readonly bus: EventBus | null;
   private readonly live = new Map<string, LiveCall>();
   private answeredCount = 0;
+  /** When remember() last looked for calls past DIALOG_TTL_MS. */
+  private swept = 0;
   private readonly calls: Counter<'outcome'> | null = null;
   private readonly setup: Histogram | null = null;
 
@@ -88,7 +90,12 @@ export class CallAccounting {
     this.forget(c.callId);
     this.live.set(c.callId, c);
     if (c.state === 'answered') this.answeredCount++;
+    // The oldest are looked at when the map is full, and for the day's limit once a minute: starting an iteration
+    // of a Map whose first entries were deleted walks over their holes, 2.4 us a call in the hot-path profile
+    // when it ran on every call event.
     const now = Date.now();
+    if (this.live.size <= MAX_CALLS && now - this.swept < 60_000) return;
+    this.swept = now;
     for (const [k, v] of this.live) {
       if (this.live.size <= MAX_CALLS && now - v.startedAt < DIALOG_TTL_MS) break;
       this.forget(k); // insertion order is start (or answer) order: the oldest go first
