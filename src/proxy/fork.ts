@@ -196,10 +196,10 @@ export class Fork {
       if (!this.answered) {
         this.answered = true;
         this.finished = true;
-        this.request = null;
         this.clearGroupTimer();
         this.cancelOthers(REASON_ANSWERED);
         this.o.onFinal?.(status);
+        this.searchOver();
       }
       return;
     }
@@ -278,9 +278,22 @@ export class Fork {
     this.finished = true;
     this.clearGroupTimer();
     const best = this.cancelled ? sipError(this.request!, Errors.SIP_ERR_REQUEST_TERMINATED) : this.best(this.request!);
-    this.request = null;
     this.o.respond(best);
     this.o.onFinal?.(best.status);
+    this.searchOver();
+  }
+
+  /**
+   * Once the fork has its answer it only passes further 2xx upstream (RFC 6026), for as long as its branches' client
+   * transactions stay in Accepted (Timer M, 32 s): what only the search needed goes, the request, the targets, the
+   * finals and the TU's callbacks with the call's accounting (whose strings are slices of the INVITE's header text).
+   */
+  private searchOver(): void {
+    this.request = null;
+    this.finals.length = 0;
+    this.o.groups = [];
+    this.o.onFinal = undefined;
+    this.o.redirect = undefined;
   }
 
   private best(request: SipRequest): SipResponse {

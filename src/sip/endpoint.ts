@@ -24,7 +24,7 @@ import { MAGIC_COOKIE, type Via } from './message/via.ts';
 import { ClientTransactionTable } from './transaction/client.ts';
 import { DelayQueue } from './transaction/delay-queue.ts';
 import type { TransactionTimers } from './transaction/invite-server.ts';
-import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle, type OutboundSender } from './transaction/invite-table.ts';
+import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle, type OutboundSender, type ServerInvite } from './transaction/invite-table.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
 import { responseDestination, stampVia } from './transport/route.ts';
 import { isReliable, type Destination, type Source, type TransportName } from './transport/types.ts';
@@ -85,9 +85,7 @@ export class SipEndpoint {
    * INVITEs whose handler works asynchronously: 100 Trying when it has not answered within 200 ms (§17.2.1), so a
    * refusal that comes quickly (a 407, a 404) goes alone, as from Kamailio. One queue for all (delay-queue.ts).
    */
-  private readonly trying = new DelayQueue<{ req: SipRequest; handle: InviteServerHandle }>(200, ({ req, handle }) => {
-    if (!handle.answered) handle.respond(createResponse(req, 100));
-  });
+  private readonly trying = new DelayQueue<ServerInvite>(200, (entry) => entry.trying());
   private inviteHandler: InviteHandler | null = null;
   private ackHandler: AckHandler | null = null;
   private readonly opts: EndpointOptions;
@@ -329,7 +327,7 @@ export class SipEndpoint {
       return;
     }
     // The handler works asynchronously (a lookup, authentication, forwarding): see `trying`.
-    if (!handle.answered) this.trying.add({ req, handle });
+    if (!handle.answered) this.trying.add(handle);
   }
 
   /** ACK: for a non-2xx it matches our INVITE server transaction and ends there; for a 2xx it is end to end. */

@@ -31,6 +31,9 @@ export function clientKey(branch: string, method: string): string {
   return branch + '\u0000' + method;
 }
 
+const settled = (): void => {};
+const COMPLETED: ClientTransactionOptions = { reliable: false, transmit: () => Promise.resolve() };
+
 export class ClientTransactionTable {
   private readonly table = new Map<string, ClientTransaction>();
   /** Timer K: completed transactions leave the table after T4 (one queue for all, delay-queue.ts). */
@@ -82,8 +85,13 @@ export class ClientTransactionTable {
     }
     txn.state = 'completed';
     this.clearTimers(txn);
+    const reliable = txn.opts.reliable;
     txn.resolve(res);
-    if (txn.opts.reliable) this.table.delete(txn.key);
+    // Timer K keeps the transaction (to absorb retransmitted finals), not its settled promise, response or request
+    // bytes: held for T4 each, they were a parsed 200 and a serialized BYE per call in bench/calls-hotpath's heap.
+    txn.resolve = txn.reject = settled;
+    txn.opts = COMPLETED;
+    if (reliable) this.table.delete(txn.key);
     else this.timerK.add(txn);
     return true;
   }

@@ -5,7 +5,7 @@
 
 import { H } from '../message/header-names.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
-import { markStatelessTag } from '../message/response.ts';
+import { createResponse, markStatelessTag } from '../message/response.ts';
 import { serialize } from '../message/serialize.ts';
 import { isReliable, type Destination } from '../transport/types.ts';
 import { InviteServerTransaction, type InviteServerTransactionOptions, type TransactionTimers } from './invite-server.ts';
@@ -89,6 +89,14 @@ export class ServerInvite implements InviteServerHandle, InviteServerTransaction
       if (first) host.onFinal?.(res.status, this.arrivedAt);
     }
     return sent;
+  }
+
+  /**
+   * 100 Trying unless a response went out already (the endpoint's 200 ms rule, §17.2.1). The endpoint's queue holds
+   * this entry, not the INVITE: a 407'd INVITE is let go at once instead of 200 ms later.
+   */
+  trying(): void {
+    if (!this.sentAny && this.req) this.respond(createResponse(this.req, 100));
   }
 
   onCancel(listener: () => void): void {

@@ -12,6 +12,8 @@ import { InviteClientTransaction } from './invite-client.ts';
 import type { TransactionTimers } from './invite-server.ts';
 import { ServerInvite, type ServerInviteHost } from './invite-server-entry.ts';
 
+export type { ServerInvite };
+
 /** What an INVITE handler answers through: any number of provisionals, one final (a proxy: every 2xx it gets). */
 export interface InviteServerHandle {
   /**
@@ -95,7 +97,7 @@ export class InviteTable {
   }
 
   /** Creates the server transaction of a new INVITE whose responses go to `dest` (invite-server-entry.ts). */
-  create(key: string, invite: SipRequest, dest: Destination, sender: OutboundSender, arrivedAt: number): InviteServerHandle {
+  create(key: string, invite: SipRequest, dest: Destination, sender: OutboundSender, arrivedAt: number): ServerInvite {
     const entry = new ServerInvite(key, invite, dest, sender, arrivedAt, this.host);
     this.server.set(key, entry);
     if (this.sweep === null) {
