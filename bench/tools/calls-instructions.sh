@@ -20,4 +20,5 @@ count() { # rounds -> instructions
   grep -o 'Collected : [0-9]*' "$W/log.$1" | awk '{print $3}'
 }
 ia=$(count "$A"); ib=$(count "$B")
+grep -h "extra sends" "$W/log.$A" "$W/log.$B" | sed 's/^/  /'
 echo "$TREE ($(cd "$TREE" && git rev-parse --short HEAD 2>/dev/null || echo archive)$(cd "$TREE" && git diff --quiet HEAD -- src 2>/dev/null || echo '+changes')): $ia instructions for $A rounds, $ib for $B, $(( (ib - ia) / (CALLS * (B - A)) )) per warm call ($CALLS calls a round)"
