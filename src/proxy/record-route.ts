@@ -49,6 +49,20 @@ export function decodeFlow(token: string): Flow | null {
   return { transport: parts[0] as TransportName, address: parts[1], port, connectionId: conn, node: parts[4] };
 }
 
+/** Whether decodeFlow(encodeFlow(f)) gives f back. */
+function roundTrips(f: Flow): boolean {
+  return (
+    TRANSPORTS.has(f.transport) &&
+    Number.isInteger(f.port) && f.port > 0 && f.port <= 65535 &&
+    (f.connectionId === null || Number.isSafeInteger(f.connectionId)) &&
+    f.address.indexOf('|') < 0 && f.node.indexOf('|') < 0 && f.address.isWellFormed() && f.node.isWellFormed() // UTF-8 both ways
+  );
+}
+
+function copyFlow(f: Flow): Flow {
+  return { transport: f.transport, address: f.address, port: f.port, connectionId: f.connectionId, node: f.node };
+}
+
 /** A short hash of a From tag: tags are tokens, some of whose characters a URI parameter may not hold. */
 export function tagHash(tag: string): string {
   return hash('sha256', tag, 'base64url').slice(0, 12); // one-shot: no Hash object (createHash measured 2x the time)
@@ -106,9 +120,10 @@ export class RecordRouter {
     const fe = encodeFlow(callee);
     const h = host.indexOf(':') >= 0 ? `[${host}]` : host;
     const sb = this.mac(callId, ft, fc, fe);
-    const route = this.decode(ft, fc, fe);
-    if (route) {
-      route.tag = fromTag;
+    // What verify() would decode from fc and fe, without decoding them: the flows themselves, when they survive
+    // their encoding unchanged (decodeFlow's rules); else nothing is remembered and verify() decodes.
+    if (roundTrips(caller) && roundTrips(callee)) {
+      const route: DialogRoute = { ft, caller: copyFlow(caller), callee: copyFlow(callee), tag: fromTag };
       this.remember(sb, { callId, fc, fe, route });
     }
     return `sip:${h}:${port};transport=${transport.toLowerCase()};lr;ft=${ft};fc=${fc};fe=${fe};sb=${sb}`;

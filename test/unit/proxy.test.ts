@@ -38,6 +38,19 @@ describe('signed Record-Route', () => {
     assert.equal(preprocessRoutes(request([`Route: <${uri}>`]), new RecordRouter(randomBytes(32)), isUs).kind, 'forged');
   });
 
+  it('a route this router signed verifies as one another router with the key decodes it (remembered, not decoded)', () => {
+    const key = randomBytes(32);
+    const signer = new RecordRouter(key);
+    const uri = signer.uri('203.0.113.5', 5060, 'UDP', 'c1@test', 'f1', caller, callee);
+    const mine = preprocessRoutes(request([`Route: <${uri}>`]), signer, isUs);
+    const theirs = preprocessRoutes(request([`Route: <${uri}>`]), new RecordRouter(key), isUs);
+    assert.ok(mine.kind === 'ours' && theirs.kind === 'ours');
+    assert.deepEqual({ ...mine.route, tag: undefined }, { ...theirs.route, tag: undefined });
+    assert.equal(mine.route.tag, 'f1');
+    const forged = request([`Route: <${uri.replace(/sb=[^;>]+/, 'sb=AAAAAAAAAAAAAAAAAAAAAA')}>`]);
+    assert.equal(preprocessRoutes(forged, signer, isUs).kind, 'forged');
+  });
+
   it('pops a double Record-Route and a pre-loaded Route to us, and leaves the next hop', () => {
     const a = router.uri('203.0.113.5', 5060, 'WSS', 'c1@test', 'f1', caller, callee);
     const b = router.uri('203.0.113.5', 5060, 'UDP', 'c1@test', 'f1', caller, callee);
