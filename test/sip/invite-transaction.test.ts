@@ -63,8 +63,7 @@ function client(reliable: boolean, failTransport = false) {
   const cancels: SipRequest[] = [];
   const seen: number[] = [];
   const events: string[] = [];
-  const txn = new InviteClientTransaction({
-    request: invite(),
+  const txn = new InviteClientTransaction(invite(), {
     reliable,
     timers,
     transmit: async (d) => {

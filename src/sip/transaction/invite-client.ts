@@ -19,9 +19,8 @@ import { DEFAULT_TIMERS, type TransactionTimers } from './invite-server.ts';
 
 export type InviteClientState = 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
 
+/** What the transaction sends through and reports to (invite-table.ts's ClientInvite; a test's stubs). */
 export interface InviteClientTransactionOptions {
-  /** The INVITE as sent, our Via on top. */
-  request: SipRequest;
   reliable: boolean;
   timers?: TransactionTimers;
   /** Sends bytes to the branch's destination; a rejection is a transport error (§17.1.4). */
@@ -38,7 +37,7 @@ export interface InviteClientTransactionOptions {
 
 export class InviteClientTransaction implements Delayed {
   state: InviteClientState = 'calling';
-  private readonly opts: Omit<InviteClientTransactionOptions, 'request'>;
+  private readonly opts: InviteClientTransactionOptions;
   private readonly timers: TransactionTimers;
   /**
    * The INVITE and its bytes, for retransmissions, the CANCEL and the non-2xx ACK: released once a final response
@@ -53,8 +52,8 @@ export class InviteClientTransaction implements Delayed {
   private cancelWanted: string | null | undefined = undefined;
   private cancelSent = false;
 
-  constructor(options: InviteClientTransactionOptions) {
-    const { request, ...opts } = options;
+  /** `request`: the INVITE as sent, our Via on top. */
+  constructor(request: SipRequest, opts: InviteClientTransactionOptions) {
     this.opts = opts;
     this.timers = opts.timers ?? DEFAULT_TIMERS;
     this.aInterval = this.timers.t1;

@@ -8,7 +8,7 @@ import { createResponse, sipError } from '../message/response.ts';
 import { serialize } from '../message/serialize.ts';
 import { isReliable, type Destination } from '../transport/types.ts';
 import type { ClientTransactionTable } from './client.ts';
-import { InviteClientTransaction } from './invite-client.ts';
+import { InviteClientTransaction, type InviteClientTransactionOptions } from './invite-client.ts';
 import type { TransactionTimers } from './invite-server.ts';
 import { ServerInvite, type ServerInviteHost } from './invite-server-entry.ts';
 
@@ -136,33 +136,15 @@ export class InviteTable {
 
   /** Starts an INVITE client transaction for `req`, whose top Via carries `branch`. */
   start(req: SipRequest, dest: Destination, branch: string, sender: OutboundSender, cancels: ClientTransactionTable, callbacks: InviteClientCallbacks): InviteClientHandle {
-    const reliable = isReliable(dest.transport);
-    const txn: InviteClientTransaction = new InviteClientTransaction({
-      request: req,
-      reliable,
-      timers: this.opts.timers,
-      transmit: (data) => sender.send(data, dest),
-      sendCancel: (cancel) => {
-        const data = serialize(cancel);
-        // The CANCEL's own final response (200 or 481) changes nothing: the INVITE's answer decides.
-        cancels.start(branch, 'CANCEL', dest, { reliable, transmit: () => sender.send(data, dest) }).catch(() => {});
-      },
-      onResponse: callbacks.onResponse,
-      onFailure: callbacks.onFailure,
-      onTerminated: () => {
-        if (this.client.get(branch) === txn) this.client.delete(branch);
-      },
-    });
-    this.client.set(branch, txn);
-    txn.start();
-    return {
-      branch,
-      cancel: (reason) => txn.cancel(reason),
-      get state() {
-        return txn.state;
-      },
-    };
+    const entry = new ClientInvite(req, dest, branch, sender, cancels, callbacks, this.opts.timers, this.clientEnded);
+    this.client.set(branch, entry.txn);
+    entry.txn.start();
+    return entry;
   }
+
+  private readonly clientEnded = (entry: ClientInvite): void => {
+    if (this.client.get(entry.branch) === entry.txn) this.client.delete(entry.branch);
+  };
 
   /** A response to one of our INVITEs: false when no client transaction has its branch. */
   receive(branch: string, res: SipResponse): boolean {
@@ -177,5 +159,65 @@ export class InviteTable {
     this.sweep = null;
     for (const { txn } of [...this.server.values()]) txn.terminate();
     for (const txn of [...this.client.values()]) txn.terminate();
+  }
+}
+
+/**
+ * One INVITE client transaction as the table holds it: the host its state machine sends through and reports to, and
+ * the handle the proxy's branch works through, in one object (a class, not three closures, an options object and a
+ * handle literal with a getter per branch: the same shape as the server side's ServerInvite).
+ */
+class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle {
+  readonly branch: string;
+  readonly reliable: boolean;
+  readonly timers: TransactionTimers | undefined;
+  readonly txn: InviteClientTransaction;
+  private readonly dest: Destination;
+  private readonly sender: OutboundSender;
+  private readonly cancels: ClientTransactionTable;
+  private readonly callbacks: InviteClientCallbacks;
+  private readonly ended: (entry: ClientInvite) => void;
+
+  constructor(req: SipRequest, dest: Destination, branch: string, sender: OutboundSender, cancels: ClientTransactionTable, callbacks: InviteClientCallbacks, timers: TransactionTimers | undefined, ended: (entry: ClientInvite) => void) {
+    this.branch = branch;
+    this.dest = dest;
+    this.sender = sender;
+    this.cancels = cancels;
+    this.callbacks = callbacks;
+    this.ended = ended;
+    this.reliable = isReliable(dest.transport);
+    this.timers = timers;
+    this.txn = new InviteClientTransaction(req, this);
+  }
+
+  transmit(data: Buffer): Promise<void> {
+    return this.sender.send(data, this.dest);
+  }
+
+  sendCancel(cancel: SipRequest): void {
+    const data = serialize(cancel);
+    const { sender, dest } = this;
+    // The CANCEL's own final response (200 or 481) changes nothing: the INVITE's answer decides.
+    this.cancels.start(this.branch, 'CANCEL', dest, { reliable: this.reliable, transmit: () => sender.send(data, dest) }).catch(() => {});
+  }
+
+  onResponse(res: SipResponse): void {
+    this.callbacks.onResponse(res);
+  }
+
+  onFailure(reason: 'timeout' | 'transport'): void {
+    this.callbacks.onFailure(reason);
+  }
+
+  onTerminated(): void {
+    this.ended(this);
+  }
+
+  cancel(reason?: string): void {
+    this.txn.cancel(reason);
+  }
+
+  get state(): string {
+    return this.txn.state;
   }
 }
