@@ -51,6 +51,9 @@ export class InviteClientTransaction implements Delayed {
   private ackData: Buffer | null = null;
   private cancelWanted: string | null | undefined = undefined;
   private cancelSent = false;
+  /** performance.now() at start(), and when Accepted or Completed ends (Timer M or D): see delayed(). */
+  private startedAt = 0;
+  private endAt = 0;
 
   /** `request`: the INVITE as sent, our Via on top. */
   constructor(request: SipRequest, opts: InviteClientTransactionOptions) {
@@ -62,9 +65,13 @@ export class InviteClientTransaction implements Delayed {
   }
 
   start(): void {
+    this.startedAt = performance.now();
     if (this.data) this.transmit(this.data);
-    if (!this.opts.reliable) this.timerA = this.timer(() => this.retransmit(), this.aInterval);
-    this.timerB = this.timer(() => this.fail('timeout'), 64 * this.timers.t1);
+    // Timer A's first interval and Timer B from the shared queues of their durations (see delayed()): nearly every
+    // branch has its provisional long before either, and a Node timer set and cleared for each was two of a call's
+    // eight.
+    if (!this.opts.reliable) after(this.aInterval, this);
+    after(64 * this.timers.t1, this);
   }
 
   private transmit(data: Buffer): void {
@@ -95,6 +102,7 @@ export class InviteClientTransaction implements Delayed {
         if (status < 300) {
           this.inv = null;
           this.state = 'accepted';
+          this.endAt = performance.now() + 64 * this.timers.t1;
           after(64 * this.timers.t1, this); // Timer M: see delayed()
           this.opts.onResponse(res);
           return;
@@ -107,7 +115,9 @@ export class InviteClientTransaction implements Delayed {
           this.opts.onResponse(res);
           this.terminate();
         } else {
-          after(64 * this.timers.t1 > 32000 ? 32000 : 64 * this.timers.t1, this); // Timer D: see delayed()
+          const d = 64 * this.timers.t1 > 32000 ? 32000 : 64 * this.timers.t1;
+          this.endAt = performance.now() + d;
+          after(d, this); // Timer D: see delayed()
           this.opts.onResponse(res);
         }
         return;
@@ -178,7 +188,8 @@ export class InviteClientTransaction implements Delayed {
   private stopRetransmitting(): void {
     if (this.timerA) clearTimeout(this.timerA);
     this.timerA = null;
-    // Timer B guards only Calling (§17.1.1.2); in Proceeding the proxy's Timer C or the TU decides.
+    // Timer B guards only Calling (§17.1.1.2); in Proceeding the proxy's Timer C or the TU decides. (Its queued
+    // first arming is ignored outside Calling: see delayed().)
     if (this.state === 'calling' && this.timerB && !this.cancelSent) {
       clearTimeout(this.timerB);
       this.timerB = null;
@@ -186,11 +197,18 @@ export class InviteClientTransaction implements Delayed {
   }
 
   /**
-   * Timer M (Accepted) or D (Completed) fired, from the shared queue of its duration (delay-queue.ts): a Node timer
-   * each was the largest share of setTimeout's cost in the hot-path profile. Both states are left only so.
+   * A timer from the shared queues (delay-queue.ts), told apart by state and time, as nothing is taken out of
+   * them: in Calling, Timer A's first interval (retransmit) or Timer B (time out, 64*T1 after the start); in
+   * Accepted or Completed, Timer M or D once its own time has come (an earlier item, Timer B's, finds it has not).
+   * Each of those states is left only by the transition the timer makes, or by terminate(), after which nothing
+   * is done.
    */
   delayed(): void {
-    if (this.state === 'accepted' || this.state === 'completed') this.terminate();
+    const now = performance.now();
+    if (this.state === 'calling') {
+      if (now - this.startedAt >= 64 * this.timers.t1 - 1) this.fail('timeout');
+      else this.retransmit();
+    } else if ((this.state === 'accepted' || this.state === 'completed') && now >= this.endAt - 1) this.terminate();
   }
 
   private timer(fn: () => void, ms: number): NodeJS.Timeout {
