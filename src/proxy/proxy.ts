@@ -263,10 +263,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       respond: (res) => txn.respond(res),
       timerCMs: d.timerCMs ?? 181_000,
       groupTimeoutMs: d.rules.serialTimeout * 1000,
-      onFinal: (status) => {
-        wait?.stop();
-        if (call) accounting.final(call.info, status, call.arrivedAt);
-      },
+      onFinal: finalHook(call, () => wait?.stop()),
       redirect: call && d.rules.followRedirects ? redirectTargets(req, call) : undefined,
     });
     if (call) accounting.started(call.info, groups.reduce((n, g) => n + g.length, 0));
@@ -277,6 +274,15 @@ export function createProxy(d: ProxyDeps): Proxy {
     });
     txn.respond(createResponse(req, 100)); // forwarding: the caller stops retransmitting (as t_relay does)
     f.start();
+  };
+
+  /**
+   * The fork's onFinal, made apart from fork()'s closures: they share one context, and this one's `call` (whose
+   * strings are slices of the INVITE's header text) would stay with them for the 32 s of Accepted.
+   */
+  const finalHook = (call: Accounted | undefined, stopWait: () => void) => (status: number) => {
+    stopWait();
+    if (call) accounting.final(call.info, status, call.arrivedAt);
   };
 
   const startLate = (req: SipRequest, f: Fork, late: Late) => {
