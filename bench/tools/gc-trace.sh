@@ -13,7 +13,7 @@ TREE=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 SHARED=${SHARED:-$TREE/../shared/bench}; [ -d "$SHARED" ] || SHARED=/work/shared/bench
 USERS=${USERS:-20000}; RATE=${RATE:-3436}; DURATION=${DURATION:-15}
 NODE="$TREE/node_modules/.bin/node"
-W=$(mktemp -d); trap 'kill $PID 2>/dev/null; rm -rf "$W"' EXIT
+W=$(mktemp -d); trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$W"' EXIT
 port() { "$NODE" -e "const d=require('node:dgram').createSocket('udp4');d.bind(0,'127.0.0.1',()=>{console.log(d.address().port);d.close()})"; }
 SIP=$(port); HTTP=$(port)
 for ((i=0;i<USERS;i++)); do echo "user$i,bench.test,pw$i"; done > "$W/users.csv"
@@ -53,8 +53,8 @@ for k, v in kinds.items():
 rt = []
 for f in glob.glob(d + '/*rtt.csv'):
     for line in open(f):
-        parts = line.strip().split(';')
-        if len(parts) >= 4 and parts[3] == '2': rt.append(float(parts[2]))
+        parts = line.strip().split(';')  # date_ms;response_time_ms;rtd_no (latency-report.ts reads the same)
+        if len(parts) >= 3 and parts[2] == '2': rt.append(float(parts[1]))
 rt.sort()
 if rt: print(f"sipp register rtt n={len(rt)} p50 {rt[len(rt)//2]:.0f} p90 {rt[int(len(rt)*.9)]:.0f} p99 {rt[int(len(rt)*.99)]:.0f} max {rt[-1]:.0f} ms")
 PY
