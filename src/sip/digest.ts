@@ -276,7 +276,7 @@ export class NonceIssuer {
     b.writeUInt32BE(this.boot, 5);
     b.writeUInt32BE(this.index, 9);
     this.index = (this.index + 1) >>> 0;
-    this.mac.digest(b.subarray(0, NONCE_SIGNED)).copy(b, NONCE_SIGNED, 0, NONCE_BYTES - NONCE_SIGNED);
+    this.mac.digestInto(b.subarray(0, NONCE_SIGNED), b, NONCE_SIGNED, NONCE_BYTES - NONCE_SIGNED);
     const nonce = b.toString('base64url');
     this.recent.write(nonce, (index & (RECENT - 1)) * NONCE_CHARS, 'latin1');
     return { nonce, info: { boot: this.boot, index, issuedAt: Math.floor(nowMs / 1000) * 1000 } };
@@ -333,13 +333,28 @@ export class Hmac256 {
     }
   }
 
-  digest(message: Buffer): Buffer {
+  /**
+   * The MAC's first `length` bytes written into `target` at `offset`. The two hashes come back as Latin-1 strings
+   * rather than Buffers: a Buffer from crypto.hash is an ArrayBuffer of its own, which every scavenge then sweeps
+   * (two per challenge issued).
+   */
+  digestInto(message: Buffer, target: Buffer, offset: number, length: number): void {
+    this.absorb(message);
+    this.outerBuf.write(hash('sha256', this.innerBuf.subarray(0, 64 + message.length), 'binary'), 64, 'latin1');
+    target.write(hash('sha256', this.outerBuf, 'binary'), offset, length, 'latin1');
+  }
+
+  private absorb(message: Buffer): void {
     if (this.innerBuf.length < 64 + message.length) {
       const grown = Buffer.alloc(64 + message.length);
       this.innerBuf.copy(grown, 0, 0, 64);
       this.innerBuf = grown;
     }
     message.copy(this.innerBuf, 64);
+  }
+
+  digest(message: Buffer): Buffer {
+    this.absorb(message);
     const inner = hash('sha256', this.innerBuf.subarray(0, 64 + message.length), 'buffer') as unknown as Buffer;
     inner.copy(this.outerBuf, 64);
     return hash('sha256', this.outerBuf, 'buffer') as unknown as Buffer;
