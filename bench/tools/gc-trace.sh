@@ -26,7 +26,7 @@ for _ in $(seq 100); do curl -sf "localhost:$HTTP/healthz" >/dev/null 2>&1 && br
 run() { # rate count dir
   mkdir -p "$3"; cp "$TREE/bench/sipp/register-latency.xml" "$3/"
   (cd "$3" && sipp "127.0.0.1:$SIP" -sf register-latency.xml -inf "$W/sipp.csv" -m "$2" -r "$1" -rp 1000 -l "$(( $1 > 200 ? $1 : 200 ))" \
-    -t u1 -i 127.0.0.1 -p "$(port)" -nostdin -timeout 300 -recv_timeout 5000 -trace_rtt -rtt_freq 1 >/dev/null 2>&1) || true
+    -t u1 -i 127.0.0.1 -p "$(port)" -nostdin -timeout 300 -recv_timeout 5000 -buff_size 4194304 -trace_rtt -rtt_freq 1 >/dev/null 2>&1) || true
 }
 run 2000 "$USERS" "$W/warm"
 mark=$(wc -l < "$W/gc.log")
