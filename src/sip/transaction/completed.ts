@@ -102,12 +102,15 @@ export class CompletedTransactions {
   /** The response to re-send for a retransmission of `key`'s request, if its transaction is still completed. */
   get(key: string, now: number): CompletedResponse | null {
     const ring = this.ring;
-    let o = this.index[hashKey(key) & (this.index.length - 1)]!;
+    const hash = hashKey(key);
+    let o = this.index[hash & (this.index.length - 1)]!;
     while (o !== NONE) {
       const addressLength = ring[o + 22]!;
       const keyLength = ring.readUInt16LE(o + 24);
       const k = o + HEADER + addressLength;
-      if (keyLength === key.length && ring.toString('latin1', k, k + keyLength) === key) {
+      // The whole hash first: a new request's lookup meets another key in its bucket one time in five at 3,400
+      // REGISTERs a second, and reading that key out as a string cost more than the rest of the lookup.
+      if (ring.readUInt32LE(o + 16) === hash && keyLength === key.length && ring.toString('latin1', k, k + keyLength) === key) {
         if (ring.readDoubleLE(o + 4) <= now) return null;
         const d = k + keyLength;
         return {
