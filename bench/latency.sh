@@ -74,12 +74,14 @@ start_embedded() {
 sipp_run() { # HOSTPORT TRANSPORT RATE COUNT DIR -> the rtt csv in DIR; prints "<ok> <failed> <seconds>"
   local hp=$1 t=$2 rate=$3 count=$4 dir=$5 start end
   mkdir -p "$dir"; cp "$ROOT/bench/sipp/register-latency.xml" "$dir/"
-  # No rate: as fast as answered, 200 in flight (the peak); a rate: up to a second of it in flight.
+  # No rate: as fast as answered, 200 in flight (the peak); a rate: up to a second of it in flight. SIPp's sockets get
+  # 4 MiB buffers (-buff_size; its default is 64 KiB, ~10 ms of responses at these rates): datagrams SIPp dropped
+  # while descheduled came back as 500 ms retransmissions in either server's p99 (since 2026-12-07 16:10 UTC).
   local limit=200; [ -n "$rate" ] && limit=$(( rate > 200 ? rate : 200 ))
   start=$(date +%s.%N)
   (cd "$dir" && timeout $(( DURATION * 3 + 120 )) sipp "$hp" -sf register-latency.xml -inf "$WORK/sipp-users.csv" -m "$count" \
     -r "${rate:-100000}" -rp 1000 -l "$limit" -t "$t" -i 127.0.0.1 -p "$(free_port)" -nostdin -timeout $(( DURATION * 3 + 100 )) \
-    -recv_timeout 5000 -trace_rtt -rtt_freq 1 -trace_screen -screen_file screen.log >/dev/null 2>&1) || true
+    -recv_timeout 5000 -buff_size 4194304 -trace_rtt -rtt_freq 1 -trace_screen -screen_file screen.log >/dev/null 2>&1) || true
   end=$(date +%s.%N)
   local ok failed
   ok=$(grep -m1 "Successful call" "$dir/screen.log" | awk -F'|' '{gsub(/ /,"",$3); print $3}')

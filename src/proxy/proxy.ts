@@ -186,6 +186,16 @@ export function createProxy(d: ProxyDeps): Proxy {
     return node === undefined || !d.relay ? undefined : d.relay.through({ node, transport: dest.transport, address: dest.address, port: dest.port, connectionId: dest.connectionId ?? null });
   };
 
+  /**
+   * Where a fellow node's Record-Route points (§16.6 step 7 for a loose-routed request: its host, port and transport;
+   * the default ports of RFC 3263 §4.2 when it names none).
+   */
+  const fellowDestination = (u: SipUri): Destination => {
+    const t = (u.params.get('transport') ?? '').toUpperCase();
+    const transport = u.scheme === 'sips' ? (t === 'WSS' ? 'WSS' : 'TLS') : t === 'TCP' || t === 'TLS' || t === 'WS' || t === 'WSS' ? t : 'UDP';
+    return { transport, address: u.host.replace(/^\[|\]$/g, ''), port: u.port ?? (transport === 'TLS' || transport === 'WSS' ? 5061 : 5060) };
+  };
+
   /** A URI naming this proxy: one of our hosts and one of the ports we listen on (5060 when none is given). */
   const isUs = (u: SipUri): boolean => {
     if (!localHost(u.host)) return false;
@@ -319,6 +329,10 @@ export function createProxy(d: ProxyDeps): Proxy {
         if (typeof t === 'string') return void txn.respond(reject(req, t));
         if (t) return fork(req, txn, [[t]], loopHash(req, originalUri));
       }
+      if (routed.kind === 'fellow') {
+        const to = fellowDestination(routed.next);
+        return fork(req, txn, single(req.uri, to), originalUri);
+      }
       if (routed.kind !== 'ours') return void txn.respond(reject(req, 'PROXY_ERR_NO_DIALOG'));
       const dest = inDialogDestination(req, routed.route);
       if (!dest) return void txn.respond(reject(req, 'PROXY_ERR_UNREACHABLE'));
@@ -434,6 +448,12 @@ export function createProxy(d: ProxyDeps): Proxy {
         .catch((err: unknown) => d.log.debug({ err, callId: req.callId() }, 'ACK to a GRUU not forwarded'));
       return;
     }
+    if (routed.kind === 'fellow') {
+      const to = fellowDestination(routed.next);
+      const copy = forwardedCopy(req, { uri: req.uri, dest: to, routes: [], recordRoute: [] });
+      d.endpoint.forwardStateless(copy, to);
+      return;
+    }
     if (routed.kind !== 'ours') return;
     const dest = inDialogDestination(req, routed.route);
     if (!dest) return;
@@ -454,6 +474,14 @@ export function createProxy(d: ProxyDeps): Proxy {
         popVia(res);
         return res;
       }
+    }
+    if (routed.kind === 'fellow' && req.to()?.params.has('tag')) {
+      // On to the node that record-routed, which keeps the dialog's state (its accounting sees the BYE): the Route
+      // stays for it to consume.
+      const to = fellowDestination(routed.next);
+      const res = await d.endpoint.request(forwardedCopy(req, { uri: req.uri, dest: to, routes: [], recordRoute: [] }), to);
+      popVia(res);
+      return res;
     }
     if (routed.kind !== 'ours' || !req.to()?.params.has('tag')) return reject(req, 'PROXY_ERR_NO_DIALOG');
     const dest = inDialogDestination(req, routed.route);

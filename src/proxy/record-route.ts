@@ -163,6 +163,8 @@ export class RecordRouter {
 
 export type RoutePreprocess =
   | { kind: 'ours'; route: DialogRoute }
+  /** The top Route is another node's Record-Route, signed under the deployment's key: the request goes on to it. */
+  | { kind: 'fellow'; next: SipUri }
   | { kind: 'none' }
   | { kind: 'forged' }
   | { kind: 'too-many' };
@@ -172,7 +174,10 @@ export type RoutePreprocess =
  * then every Route entry of ours at the top removed (two when we record-routed twice; a phone's pre-loaded Route to
  * its outbound proxy, us, without `sb`). Returns the dialog route when our signed entries verified, 'none' when
  * the request names no signed Route of ours, 'forged' when an entry looks like ours (our host, an `sb`) but does
- * not verify. `isUs` says whether a URI names this proxy (a local host and one of our ports).
+ * not verify. `isUs` says whether a URI names this proxy (a local host and one of our ports). A top Route that is
+ * not us but carries an `sb` that verifies is a fellow node's Record-Route ('fellow', nothing removed): a callee
+ * whose flow this node holds sends its in-dialog requests here, with the node that record-routed on top (RFC 5626
+ * §4.3). Any other foreign Route is 'none': this proxy relays in-dialog requests only along its deployment's routes.
  */
 export function preprocessRoutes(req: SipRequest, router: RecordRouter, isUs: (uri: SipUri) => boolean): RoutePreprocess {
   const values: string[] = [];
@@ -192,6 +197,10 @@ export function preprocessRoutes(req: SipRequest, router: RecordRouter, isUs: (u
     const last = parseNameAddr(values.pop()!);
     if (!last) return { kind: 'forged' };
     req.uri = formatUri(last.uri);
+  }
+  if (!found && values.length > 0) {
+    const top = parseNameAddr(values[0])?.uri;
+    if (top && isSipUri(top) && !isUs(top) && top.params.has('sb') && router.verify(top, callId)) return { kind: 'fellow', next: top };
   }
   let popped = 0;
   while (popped < values.length) {

@@ -8,6 +8,8 @@ import type { Logger } from '../log.ts';
 import type { RequestContext } from '../sip/endpoint.ts';
 import {
   aorOf,
+  detach,
+  keep,
   createResponse,
   formatUri,
   H,
@@ -206,26 +208,29 @@ export class Registrar {
           continue;
         }
         const granted = this.spread(p.expires);
+        // Every string is the existing binding's own when unchanged, else a copy detached from the REGISTER's text
+        // (sip/message/detach.ts): a binding lives for its hour without holding the message it came in.
+        const instanceId = instanceOf(p.na);
         const binding: BindingRecord = {
-          aor,
-          key: p.key,
-          contact: formatUri(p.na.uri),
-          params: keptParams(p.na.params),
+          aor: keep(existing?.aor, aor),
+          key: keep(existing?.key, p.key),
+          contact: keep(existing?.contact, formatUri(p.na.uri)),
+          params: keep(existing?.params, keptParams(p.na.params)),
           q: p.q,
           expiresAt: now + granted * 1000,
-          callId,
+          callId: keep(existing?.callId, callId),
           cseq,
-          path,
-          instanceId: instanceOf(p.na),
+          path: existing && samePath(existing.path, path) ? existing.path : path.map(detach),
+          instanceId: instanceId === null ? null : keep(existing?.instanceId, instanceId),
           regId: regIdOf(p.na),
           transport: src.transport,
-          sourceAddress: src.address,
+          sourceAddress: keep(existing?.sourceAddress, src.address),
           sourcePort: src.port,
           localAddress: src.local.address,
           localPort: src.local.port,
           connectionId: src.connectionId,
           node: this.o.node,
-          userAgent,
+          userAgent: userAgent === null ? null : keep(existing?.userAgent, userAgent),
           createdAt: existing ? existing.createdAt : now,
           updatedAt: now,
           accountId: identity.accountId,
@@ -318,4 +323,10 @@ export class Registrar {
     if (sec !== this.dateCache.second) this.dateCache = { second: sec, text: new Date(sec * 1000).toUTCString() };
     return this.dateCache.text;
   }
+}
+
+function samePath(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

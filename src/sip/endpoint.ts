@@ -243,7 +243,14 @@ export class SipEndpoint {
       if (existing.lastResponse && existing.destination && this.sender) this.sender.sendNow(existing.lastResponse, existing.destination);
       return;
     }
-    const txn = this.server.create(key, Date.now());
+    const now = Date.now();
+    const completed = this.server.completedResponse(key, now);
+    if (completed) {
+      this.observer?.retransmission?.();
+      this.sender?.sendNow(completed.data, completed.destination);
+      return;
+    }
+    const txn = this.server.create(key, now);
     this.observer?.request?.(req.method);
     const ctx: RequestContext = { source, arrivedAt };
     const invalid = validateRequest(req);

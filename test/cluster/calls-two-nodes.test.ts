@@ -2,7 +2,8 @@
 // node A. Node A is the stateful proxy of the call: its INVITE client transaction goes out over node B's connection
 // through the flow relay (sip/flow-relay.ts `through`), the callee's 180 and 200 come back over the relay into it,
 // the ACK, the BYE and a CANCEL follow the same way; A's Record-Route keeps in-dialog requests on A, and a BYE the
-// callee sends to A's Record-Route reaches the caller. Separate processes sharing PostgreSQL, Redis, RabbitMQ and the
+// callee sends to A's Record-Route reaches the caller, whether sent to A or over its own flow to B (which sends it on
+// to A, and relays along no Route its deployment did not sign). Separate processes sharing PostgreSQL, Redis, RabbitMQ and the
 // master key, as test/cluster/two-nodes.test.ts.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -88,11 +89,26 @@ describe('a call from a phone on node A to a phone whose TCP connection node B h
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  it('rings, is answered and hung up by the caller: 180, 200, ACK and BYE through node B, node A record-routing', async () => {
+  /** A call from a new phone on node A, its INVITE at the callee. */
+  const inviting = async () => {
     const caller = await client('UDP', a.sipPort);
     const k = call(caller);
     await k.start();
-    const invite = await waitFor(callee, isRequest('INVITE'), 10_000);
+    return { caller, k, invite: await waitFor(callee, isRequest('INVITE'), 10_000) };
+  };
+
+  /** A call from a phone on node A answered by the callee (To tag `toTag`) and ACKed. */
+  const answered = async (toTag: string) => {
+    const { caller, k, invite } = await inviting();
+    callee.send(reply(invite, 200, { toTag, headers: [['Contact', `<sip:bob@127.0.0.1:${callee.localPort};transport=tcp>`]] }));
+    k.established(await k.response((s) => s === 200, 10_000));
+    caller.send(k.inDialog('ACK'));
+    await waitFor(callee, isRequest('ACK'), 10_000);
+    return { caller, k, invite };
+  };
+
+  it('rings, is answered and hung up by the caller: 180, 200, ACK and BYE through node B, node A record-routing', async () => {
+    const { caller, k, invite } = await inviting();
     assert.ok(invite.all('Record-Route').join(',').includes(`127.0.0.1:${a.sipPort};transport=tcp`), 'node A record-routes (its TCP address for the callee)');
     assert.match(invite.header('Via')!, new RegExp(`^SIP/2\\.0/TCP 127\\.0\\.0\\.1:${a.sipPort};branch=z9hG4bKsbp`), "node A's branch on top: its client transaction");
     callee.send(reply(invite, 180, { toTag: 'b1' }));
@@ -111,14 +127,7 @@ describe('a call from a phone on node A to a phone whose TCP connection node B h
   });
 
   it('is hung up by the callee: its BYE to node A (the Record-Route) reaches the caller, and the 200 comes back', async () => {
-    const caller = await client('UDP', a.sipPort);
-    const k = call(caller);
-    await k.start();
-    const invite = await waitFor(callee, isRequest('INVITE'), 10_000);
-    callee.send(reply(invite, 200, { toTag: 'b2', headers: [['Contact', `<sip:bob@127.0.0.1:${callee.localPort};transport=tcp>`]] }));
-    k.established(await k.response((s) => s === 200, 10_000));
-    caller.send(k.inDialog('ACK'));
-    await waitFor(callee, isRequest('ACK'), 10_000);
+    const { caller, k, invite } = await answered('b2');
     // The callee follows its route set: node A's TCP address, over a connection of its own.
     const toA = await client('TCP', a.sipPort);
     toA.send(calleeRequest(toA, invite, { toTag: 'b2' }, 'BYE'));
@@ -128,11 +137,33 @@ describe('a call from a phone on node A to a phone whose TCP connection node B h
     assert.equal((await waitFor(toA, isResponse('BYE'), 10_000)).status, 200);
   });
 
+  it('is hung up by the callee over its own flow to node B: B sends the BYE on to node A (its Record-Route), A to the caller, and the 200 returns the same way', async () => {
+    const { caller, k, invite } = await answered('b4');
+    // RFC 5626 §4.3: a device with an outbound flow sends everything over it, here to node B, node A's Route on top.
+    callee.send(calleeRequest(callee, invite, { toTag: 'b4' }, 'BYE'));
+    const bye = await waitFor(caller, isRequest('BYE'), 10_000);
+    assert.equal(bye.header('Call-ID'), k.callId);
+    assert.equal(bye.all('Via').length, 3, "the callee's Via, node B's and node A's");
+    assert.equal(bye.header('Route'), undefined, "node A consumed its Route");
+    caller.send(reply(bye, 200));
+    const done = await waitFor(callee, isResponse('BYE'), 10_000);
+    assert.equal(done.status, 200);
+    assert.equal(done.all('Via').length, 1, 'back to the callee with only its own Via');
+  });
+
+  it("refuses an in-dialog request whose Route is another host's, signed or not: node B relays only along its deployment's routes", async () => {
+    const { caller, k, invite } = await inviting();
+    callee.send(reply(invite, 486, { toTag: 'b5' }));
+    caller.send(k.ackFor(await k.response((s) => s === 486, 10_000)));
+    // Node A's Route with its signature altered: not a route of this deployment, so not relayed.
+    const forged = calleeRequest(callee, invite, { toTag: 'b5' }, 'BYE').replace(/;sb=([^;>]+)/g, ';sb=AAAA$1');
+    callee.send(forged);
+    const r = await waitFor(callee, isResponse('BYE'), 10_000);
+    assert.ok(r.status >= 400 && r.status < 500, `refused (${r.status})`);
+  });
+
   it('is cancelled by the caller: the CANCEL reaches the callee through node B, its 487 is ACKed and the caller gets 487', async () => {
-    const caller = await client('UDP', a.sipPort);
-    const k = call(caller);
-    await k.start();
-    const invite = await waitFor(callee, isRequest('INVITE'), 10_000);
+    const { caller, k, invite } = await inviting();
     callee.send(reply(invite, 180, { toTag: 'b3' }));
     await k.response((s) => s === 180, 10_000);
     caller.send(k.cancel());

@@ -36,6 +36,20 @@ async function lookup(cache: CachedCredentialStore, store: SlowStore, user = 'al
 }
 
 describe('CachedCredentialStore', () => {
+  it('evicts the least recently used: a hit entry outlives older unhit ones (second chance)', async () => {
+    const store = new SlowStore();
+    // Budget for three known entries and a half (466 estimated bytes each; known users get 7/8 of the total).
+    const cache = new CachedCredentialStore(store, 60, { maxBytes: Math.ceil((3.5 * 466 * 8) / 7), sweepSeconds: 0 });
+    for (const u of ['u1', 'u2', 'u3']) await lookup(cache, store, u);
+    assert.equal(cache.size, 3);
+    assert.ok(!(cache.findSipCredential('u1', 'd.test', 'MD5') instanceof Promise), 'u1 hit');
+    await lookup(cache, store, 'u4'); // u1 (hit) moves to the end unmarked; u2, the oldest not hit, goes
+    const cached = (u: string) => cache.peekSipCredential(u, 'd.test', 'MD5') !== undefined;
+    assert.deepEqual(['u1', 'u2', 'u3', 'u4'].map(cached), [true, false, true, true]);
+    await lookup(cache, store, 'u5'); // u3 is the oldest now
+    assert.deepEqual(['u1', 'u3', 'u4', 'u5'].map(cached), [true, false, true, true]);
+  });
+
   it('shares one lookup between concurrent misses for one key', async () => {
     const store = new SlowStore();
     const cache = new CachedCredentialStore(store, 60);

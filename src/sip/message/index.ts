@@ -10,3 +10,4 @@ export * from './serialize.ts';
 export * from './response.ts';
 export * from './status.ts';
 export * from './validate.ts';
+export * from './detach.ts';

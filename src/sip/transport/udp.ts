@@ -2,6 +2,7 @@
 // (they cannot be answered 513 reliably, and answering would amplify floods).
 
 import dgram from 'node:dgram';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Destination, InboundHandler, ListenerAddress, Source, Transport } from './types.ts';
 
@@ -35,6 +36,7 @@ export class UdpTransport implements Transport {
         ipv6Only: family === 6,
         reuseAddr: this.opts.reusePort === true,
         ...(this.opts.reusePort ? { reusePort: true } : {}),
+        lookup: literalLookup,
       });
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
@@ -86,26 +88,39 @@ export class UdpTransport implements Transport {
     });
   }
 
-  /** Fire-and-forget send for the response hot path: errors are reported through onError, not a promise. */
+  /**
+   * Fire-and-forget send for the hot paths (responses, forwarded requests, NOTIFYs). No completion callback: node:dgram
+   * then queues nothing per datagram (with one, every send scheduled a tick to call it). What that gives up is
+   * hearing of a send the kernel refused at once (ENOBUFS on a full socket buffer, EPERM from a firewall), which for
+   * a datagram is a loss like any other that the transaction layer's retransmissions cover. A bad port or address
+   * still throws, and is reported.
+   */
   sendNow(data: Buffer, to: Destination): void {
     const family = to.address.indexOf(':') >= 0 ? 6 : 4;
     const s = this.sockets;
     const entry = s.length === 1 ? s[0] : (s.find((x) => x.family === family) ?? s[0]);
     if (!entry) return;
     try {
-      entry.socket.send(data, to.port, to.address, this.sendCallback);
+      entry.socket.send(data, to.port, to.address);
     } catch (e) {
       // dgram throws synchronously on a bad port or address; a peer's Via must never take the server down.
       this.opts.onError?.(e as Error);
     }
   }
 
-  private readonly sendCallback = (err: Error | null): void => {
-    if (err) this.opts.onError?.(err);
-  };
-
   async close(): Promise<void> {
     await Promise.all(this.sockets.map((s) => new Promise<void>((resolve) => s.socket.close(() => resolve()))));
     this.sockets.length = 0;
   }
+}
+
+/**
+ * The sockets' address lookup: an IP literal (every destination the SIP layer hands us: Via received/rport, a
+ * contact's resolved address) answers at once, in the same turn. node:dgram's default, dns.lookup, answers even a
+ * literal on the next tick, so every datagram waited for a tick and its closure before reaching the kernel.
+ */
+function literalLookup(hostname: string, options: LookupOneOptions | number, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(hostname);
+  if (family !== 0) callback(null, hostname, family);
+  else dnsLookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
 }

@@ -86,14 +86,10 @@ export class SqliteLocationStore implements LocationStore {
   };
 
   private appendRow(writes: StoredWrite[]): void {
-    this.db.exec('BEGIN');
-    try {
-      this.append.run(JSON.stringify(writes));
-      this.db.exec('COMMIT');
-    } catch (e) {
-      this.db.exec('ROLLBACK');
-      throw e;
-    }
+    // One statement in autocommit: SQLite makes it its own transaction, as durable as BEGIN … COMMIT around it,
+    // and rolled back whole if it fails. The explicit pair cost two more statements compiled from text per group
+    // commit (db.exec prepares each time).
+    this.append.run(JSON.stringify(writes));
     if (this.writesInJournal >= 0) this.writesInJournal += writes.length;
   }
 
