@@ -19,6 +19,7 @@ import { H } from '../sip/message/header-names.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import { parseNameAddr } from '../sip/message/name-addr.ts';
 import { createResponse, sipError } from '../sip/message/response.ts';
+import { detach } from '../sip/message/detach.ts';
 import { isPromise, type MaybePromise } from '../maybe-promise.ts';
 import { aorOf, isIPv4, isIPv6, isSipUri, parseUri, type SipUri } from '../sip/message/uri.ts';
 import { followRedirect } from './redirect.ts';
@@ -360,7 +361,8 @@ export function createProxy(d: ProxyDeps): Proxy {
       return void txn.respond(reject(req, 'PROXY_ERR_CALLER_DENIED'));
     }
     const caller = flowOf(ctx.source);
-    const call = (callee: string): Accounted => ({ info: { callId: req.callId() ?? '', caller: aorOf(from), callee }, arrivedAt: ctx.arrivedAt, caller, ours });
+    // Detached: the live calls hold these for the call's length (accounting.ts), not the INVITE's header text.
+    const call = (callee: string): Accounted => ({ info: { callId: detach(req.callId() ?? ''), caller: detach(aorOf(from)), callee: detach(callee) }, arrivedAt: ctx.arrivedAt, caller, ours });
     if (hooks.length > 0) {
       const callee = served(ruri.host) ? targetAor(ruri) : null;
       const to = req.to()?.uri;

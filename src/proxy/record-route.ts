@@ -12,6 +12,7 @@
 
 import { hash, timingSafeEqual } from 'node:crypto';
 import { Hmac256 } from '../sip/digest.ts';
+import { detach } from '../sip/message/detach.ts';
 import { H } from '../sip/message/header-names.ts';
 import type { SipRequest } from '../sip/message/message.ts';
 import { parseNameAddr } from '../sip/message/name-addr.ts';
@@ -123,8 +124,9 @@ export class RecordRouter {
     // What verify() would decode from fc and fe, without decoding them: the flows themselves, when they survive
     // their encoding unchanged (decodeFlow's rules); else nothing is remembered and verify() decodes.
     if (roundTrips(caller) && roundTrips(callee)) {
-      const route: DialogRoute = { ft, caller: copyFlow(caller), callee: copyFlow(callee), tag: fromTag };
-      this.remember(sb, { callId, fc, fe, route });
+      // The Call-ID and tag are cut from the INVITE's header text: detached, or a remembered route keeps it alive.
+      const route: DialogRoute = { ft, caller: copyFlow(caller), callee: copyFlow(callee), tag: detach(fromTag) };
+      this.remember(sb, { callId: detach(callId), fc, fe, route });
     }
     return `sip:${h}:${port};transport=${transport.toLowerCase()};lr;ft=${ft};fc=${fc};fe=${fe};sb=${sb}`;
   }
@@ -142,7 +144,8 @@ export class RecordRouter {
     const got = Buffer.from(sb);
     if (want.length !== got.length || !timingSafeEqual(want, got)) return null;
     const route = this.decode(ft, fc, fe);
-    if (route) this.remember(sb, { callId, fc, fe, route });
+    // Remembered with its strings detached from the request's header text they were cut from (see uri()).
+    if (route) this.remember(detach(sb), { callId: detach(callId), fc: detach(fc), fe: detach(fe), route: { ...route, ft: detach(ft) } });
     return route;
   }
 
