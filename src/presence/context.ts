@@ -18,6 +18,8 @@ import { EventPackages } from './event-packages.ts';
 /** What the service needs of the SIP endpoint. */
 export interface NotifySender {
   request(req: SipRequest, dest: Destination): Promise<SipResponse>;
+  /** A request as wire text (SipEndpoint.requestWire); without it NOTIFYs go as message objects through `request`. */
+  requestWire?(method: string, startLine: string, headers: string, body: Buffer | null, dest: Destination): Promise<SipResponse>;
   localAddress(transport: TransportName): { host: string; port: number } | null;
 }
 
@@ -45,7 +47,7 @@ export interface PresenceServiceOptions {
    * Sends NOTIFYs over their subscription's flow, through the node holding its connection when that is another
    * node (sip/flow-relay.ts). Without it NOTIFYs go out here, and another node's connection is not used.
    */
-  relay?: { send(req: SipRequest, flow: FlowRecord): Promise<SipResponse> };
+  relay?: { send(req: SipRequest, flow: FlowRecord): Promise<SipResponse>; isRemote(flow: FlowRecord): boolean };
   /** Derived tuples carry their binding's contact (the device's address): off unless the operator says so. */
   derivedContacts?: boolean;
   /**

@@ -311,25 +311,25 @@ export class Notifier {
       state = `${r.state};expires=${Math.max(0, Math.ceil((r.expiresAt - now) / 1000))}`;
       if (r.state === 'active') body = this.compositor.document(r.presentity).body;
     }
-    const req = this.buildNotify(s, state, body);
     const f = r.flow;
     const o = this.ctx.o;
+    const contact = this.ctx.contact(f.transport as TransportName);
+    const contentType = body && this.ctx.packages.get(r.event)!.contentType;
     this.counters.notifies++;
     let sent: Promise<SipResponse>;
-    if (o.relay) sent = o.relay.send(req, f);
+    if (o.relay?.isRemote(f)) sent = o.relay.send(s.notifyRequest(state, contact, body && { body, contentType: contentType! }), f);
     else {
       const dest: Destination = { transport: f.transport as TransportName, address: f.address, port: f.port, connectionId: f.node === o.node ? f.connectionId : null };
-      sent = o.endpoint.request(req, dest);
+      if (o.endpoint.requestWire) {
+        // As text (Subscription.notifyText), without a message object.
+        const { startLine, headers } = s.notifyText(state, contact, contentType);
+        sent = o.endpoint.requestWire('NOTIFY', startLine, headers, body, dest);
+      } else sent = o.endpoint.request(s.notifyRequest(state, contact, body && { body, contentType: contentType! }), dest);
     }
     sent.then(
       (res) => this.notified(s, res.status, final),
       (err: Error) => this.notifyFailed(s, err, final),
     );
-  }
-
-  buildNotify(s: Subscription, subscriptionState: string, body: Buffer | null): SipRequest {
-    const r = s.record;
-    return s.notifyRequest(subscriptionState, this.ctx.contact(r.flow.transport as TransportName), body && { body, contentType: this.ctx.packages.get(r.event)!.contentType });
   }
 
   private notified(s: Subscription, status: number, final: TerminationReason | null): void {

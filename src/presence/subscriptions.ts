@@ -3,7 +3,7 @@
 // NOTIFY in flight (a change meanwhile only marks the dialog dirty, and the next NOTIFY carries the latest
 // state), and a final NOTIFY owed when the subscription ends.
 
-import { formatUri, H, isSipUri, parseNameAddr, SipRequest } from '../sip/message/index.ts';
+import { formatUri, isSipUri, parseMessage, parseNameAddr, type SipRequest } from '../sip/message/index.ts';
 import type { SubscriptionRecord } from '../storage/ports.ts';
 
 export type TerminationReason = 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
@@ -22,6 +22,12 @@ export class Subscription {
   readonly fromValue: string;
   readonly toValue: string;
   readonly eventValue: string;
+  /** Text of our NOTIFYs (notifyText): built for this remote target and this Contact of ours. */
+  private textTarget: string | null = null;
+  private startLine = '';
+  private dialogLines = '';
+  private textContact: string | null = null;
+  private contactLines = '';
 
   constructor(record: SubscriptionRecord) {
     this.record = record;
@@ -35,10 +41,32 @@ export class Subscription {
   }
 
   /**
-   * The dialog's next NOTIFY (RFC 6665 §4.2.2, RFC 3261 §12.2.1.1): Request-URI and Route from the route set, the
-   * next local CSeq, our `contact`, and the body with its type when the state is shown.
+   * The dialog's next NOTIFY (RFC 6665 §4.2.2, RFC 3261 §12.2.1.1) as wire text for SipEndpoint.requestWire: its
+   * start line (Request-URI from the route set) and header lines (Route, From, To, Call-ID, the next local CSeq,
+   * our `contact`, Event, Subscription-State, and Content-Type when `contentType` is given). Only CSeq and
+   * Subscription-State change from one NOTIFY to the next; the rest is kept as text per dialog (rebuilt when a
+   * target refresh or another transport changes it), so a fan-out concatenates five strings per watcher.
    */
+  notifyText(subscriptionState: string, contact: string, contentType: string | null): { startLine: string; headers: string } {
+    const r = this.record;
+    if (this.textTarget !== r.remoteTarget) this.buildDialogText();
+    if (this.textContact !== contact) {
+      this.textContact = contact;
+      this.contactLines = `Contact: ${contact}\r\nEvent: ${this.eventValue}\r\n`;
+    }
+    let headers = `${this.dialogLines}CSeq: ${++r.localCseq} NOTIFY\r\n${this.contactLines}Subscription-State: ${subscriptionState}\r\n`;
+    if (contentType !== null) headers += `Content-Type: ${contentType}\r\n`;
+    return { startLine: this.startLine, headers };
+  }
+
+  /** The same NOTIFY as a message object (for the flow relay to another node, and for tests). */
   notifyRequest(subscriptionState: string, contact: string, body: { body: Buffer; contentType: string } | null): SipRequest {
+    const { startLine, headers } = this.notifyText(subscriptionState, contact, body && body.contentType);
+    const head = Buffer.from(`${startLine}\r\n${headers}Content-Length: ${body ? body.body.length : 0}\r\n\r\n`, 'latin1');
+    return parseMessage(body ? Buffer.concat([head, body.body]) : head) as SipRequest;
+  }
+
+  private buildDialogText(): void {
     const r = this.record;
     let target = r.remoteTarget;
     let routes = r.routeSet;
@@ -50,21 +78,11 @@ export class Subscription {
         routes = [...routes.slice(1), `<${r.remoteTarget}>`];
       }
     }
-    const req = new SipRequest('NOTIFY', target);
-    const hs = req.headers;
-    for (const route of routes) hs.push({ key: H.route, name: 'Route', value: route });
-    hs.push({ key: H.from, name: 'From', value: this.fromValue });
-    hs.push({ key: H.to, name: 'To', value: this.toValue });
-    hs.push({ key: H.callId, name: 'Call-ID', value: r.callId });
-    hs.push({ key: H.cseq, name: 'CSeq', value: `${++r.localCseq} NOTIFY` });
-    hs.push({ key: H.contact, name: 'Contact', value: contact });
-    hs.push({ key: H.event, name: 'Event', value: this.eventValue });
-    hs.push({ key: H.subscriptionState, name: 'Subscription-State', value: subscriptionState });
-    if (body) {
-      hs.push({ key: H.contentType, name: 'Content-Type', value: body.contentType });
-      req.body = body.body;
-    }
-    return req;
+    let lines = '';
+    for (const route of routes) lines += `Route: ${route}\r\n`;
+    this.startLine = `NOTIFY ${target} SIP/2.0`;
+    this.dialogLines = `${lines}From: ${this.fromValue}\r\nTo: ${this.toValue}\r\nCall-ID: ${r.callId}\r\n`;
+    this.textTarget = r.remoteTarget;
   }
 }
 

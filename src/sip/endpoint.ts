@@ -432,6 +432,27 @@ export class SipEndpoint {
   }
 
   /**
+   * Sends a request given as wire text in a new client transaction, as `request` does but without a message
+   * object: `startLine` without its CRLF, `headers` as lines each ending in CRLF, holding no Via, Max-Forwards or
+   * Content-Length. The endpoint writes its Via (a fresh branch, rport) and Max-Forwards: 70 first and
+   * Content-Length last, into one buffer with the body. For requests built from per-dialog text (a NOTIFY
+   * fan-out): the message object, its header fields and its serialization were a fifth of a NOTIFY's CPU.
+   */
+  requestWire(method: string, startLine: string, headers: string, body: Buffer | null, dest: Destination): Promise<SipResponse> {
+    const sender = this.sender;
+    if (!sender) return Promise.reject(new Error('endpoint not attached to transports'));
+    const branch = newBranch();
+    const { host, port } = sender.viaAddress(dest.transport);
+    const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
+    const bodyLength = body === null ? 0 : body.length;
+    const head = `${startLine}\r\nVia: SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport\r\nMax-Forwards: 70\r\n${headers}Content-Length: ${bodyLength}\r\n\r\n`;
+    const data = Buffer.allocUnsafe(head.length + bodyLength);
+    data.write(head, 0, 'latin1');
+    if (body !== null) body.copy(data, head.length);
+    return this.client.start(branch, method, dest, { reliable: isReliable(dest.transport), transmit: () => sender.send(data, dest) });
+  }
+
+  /**
    * Sends an INVITE in a new INVITE client transaction (a proxy's branch). The endpoint adds the top Via (with
    * `branch`, or a fresh one) and Max-Forwards when missing. Throws before attach.
    */

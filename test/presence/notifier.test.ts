@@ -94,6 +94,13 @@ describe('presence notifier (state machine)', () => {
           new Promise<SipResponse>((resolve, reject) => {
             out.push({ req, dest, answer: (status) => resolve(new SipResponse(status, 'X')), fail: (m) => reject(new Error(m)) });
           }),
+        // NOTIFYs come as text (Subscription.notifyText): parsed here, so every test reads what goes on the wire.
+        requestWire: (_method, startLine, headers, body, dest) =>
+          new Promise<SipResponse>((resolve, reject) => {
+            const head = Buffer.from(`${startLine}\r\nMax-Forwards: 70\r\n${headers}Content-Length: ${body?.length ?? 0}\r\n\r\n`, 'latin1');
+            const req = parseMessage(body ? Buffer.concat([head, body]) : head) as SipRequest;
+            out.push({ req, dest, answer: (status) => resolve(new SipResponse(status, 'X')), fail: (m) => reject(new Error(m)) });
+          }),
         localAddress: () => ({ host: '192.0.2.1', port: 5060 }),
       },
       authenticator: {
