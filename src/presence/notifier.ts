@@ -61,6 +61,8 @@ export class Notifier {
   private readonly wheel: ExpiryWheel<Subscription>;
   /** Watchers refused for their SUBSCRIBE rate, and when that was last logged. */
   private readonly throttleLogged = new Map<string, number>();
+  /** Subscriptions owed their first NOTIFY (notifySoon). */
+  private owed: Subscription[] = [];
   /** Shutting down: NOTIFYs that fail now fail because of us, and their subscriptions are kept. */
   private closing = false;
   /** Counters for metrics and the benchmark. */
@@ -194,8 +196,7 @@ export class Notifier {
     this.wheel.add(s);
     ctx.o.keepFlow?.(record.flow, record.expiresAt);
     ctx.o.bus.publish('presence.subscription.created', subscriptionEvent(s, now));
-    // The 200 OK leaves when this promise resolves (a microtask); the first NOTIFY follows it.
-    setImmediate(() => this.notify(s));
+    this.notifySoon(s);
     return res;
   };
 
@@ -225,7 +226,7 @@ export class Notifier {
     this.wheel.add(s);
     ctx.o.keepFlow?.(r.flow, r.expiresAt);
     ctx.o.bus.publish('presence.subscription.refreshed', subscriptionEvent(s, now));
-    setImmediate(() => this.notify(s));
+    this.notifySoon(s);
     return res;
   }
 
@@ -259,6 +260,22 @@ export class Notifier {
   }
 
   // ---- NOTIFY ----
+
+  /**
+   * The NOTIFY owed to a new or refreshed subscription, sent after the current turn: its 200 OK leaves when the
+   * handler's promise resolves (a microtask), so the NOTIFY follows it. One immediate for all those of a turn
+   * (a group commit releases a few hundred SUBSCRIBEs at once) rather than one closure and immediate each.
+   */
+  private notifySoon(s: Subscription): void {
+    this.owed.push(s);
+    if (this.owed.length === 1) setImmediate(this.sendOwed);
+  }
+
+  private readonly sendOwed = (): void => {
+    const owed = this.owed;
+    this.owed = [];
+    for (const s of owed) this.notify(s);
+  };
 
   /**
    * The presentity's document changed: a NOTIFY to every active watcher; returns how many. They go in growing slices
