@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { MaybePromise } from '../maybe-promise.ts';
 import { parseDeltaSeconds } from '../registrar/contact.ts';
 import { aorOf, H, isSipUri, SipResponse, sipError, type SipRequest } from '../sip/message/index.ts';
+import type { TransactionOutcome } from '../sip/endpoint.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import { intervalTooBrief, ownContact, servedRequestUri } from '../sip/uas-checks.ts';
 import type { BindingRecord, FlowRecord, PresenceStore, PresenceWrite } from '../storage/ports.ts';
@@ -19,7 +20,7 @@ import { EventPackages } from './event-packages.ts';
 export interface NotifySender {
   request(req: SipRequest, dest: Destination): Promise<SipResponse>;
   /** A request as wire text (SipEndpoint.requestWire); without it NOTIFYs go as message objects through `request`. */
-  requestWire?(method: string, startLine: string, headers: string, body: Buffer | null, dest: Destination): Promise<SipResponse>;
+  requestWire?(method: string, startLine: string, headers: string, body: Buffer | null, dest: Destination, outcome: TransactionOutcome): void;
   localAddress(transport: TransportName): { host: string; port: number } | null;
 }
 

@@ -37,7 +37,7 @@ import { domainOf, normalizeAor, type PresenceContext } from './context.ts';
 import { acceptsPackage, parseEvent, type EventPackage } from './event-packages.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
 import { decide } from './policy.ts';
-import { Subscription, subscriptionEvent, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
+import { Subscription, subscriptionEvent, type NotifyListener, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
 
 /** Responses to NOTIFY that end the subscription (RFC 6665 §4.2.2; RFC 5057 §5.1 usage-destroying responses). */
 const ENDS_SUBSCRIPTION = new Set([404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 604]);
@@ -53,7 +53,7 @@ const CSEQ_GAP_AFTER_RESTART = 65_536;
 const FAN_OUT_FIRST_SLICE = 16;
 const FAN_OUT_MAX_SLICE = 512;
 
-export class Notifier {
+export class Notifier implements NotifyListener {
   private readonly ctx: PresenceContext;
   private readonly subs: SubscriptionTable;
   private readonly compositor: PresenceCompositor;
@@ -333,20 +333,34 @@ export class Notifier {
     const contact = this.ctx.contact(f.transport as TransportName);
     const contentType = body && this.ctx.packages.get(r.event)!.contentType;
     this.counters.notifies++;
+    s.sentEnding = final;
+    s.listener = this;
     let sent: Promise<SipResponse>;
     if (o.relay?.isRemote(f)) sent = o.relay.send(s.notifyRequest(state, contact, body && { body, contentType: contentType! }), f);
     else {
       const dest: Destination = { transport: f.transport as TransportName, address: f.address, port: f.port, connectionId: f.node === o.node ? f.connectionId : null };
       if (o.endpoint.requestWire) {
-        // As text (Subscription.notifyText), without a message object.
+        // As text (Subscription.notifyText), without a message object; the subscription hears how it ended.
         const { startLine, headers } = s.notifyText(state, contact, contentType);
-        sent = o.endpoint.requestWire('NOTIFY', startLine, headers, body, dest);
-      } else sent = o.endpoint.request(s.notifyRequest(state, contact, body && { body, contentType: contentType! }), dest);
+        o.endpoint.requestWire('NOTIFY', startLine, headers, body, dest, s);
+        return;
+      }
+      sent = o.endpoint.request(s.notifyRequest(state, contact, body && { body, contentType: contentType! }), dest);
     }
     sent.then(
-      (res) => this.notified(s, res.status, final),
-      (err: Error) => this.notifyFailed(s, err, final),
+      (res) => s.final(res),
+      (err: Error) => s.failed(err),
     );
+  }
+
+  /** The NOTIFY in flight of `s` was answered (NotifyListener). */
+  answered(s: Subscription, res: SipResponse): void {
+    this.notified(s, res.status, s.sentEnding);
+  }
+
+  /** The NOTIFY in flight of `s` timed out or could not be sent (NotifyListener). */
+  unanswered(s: Subscription, err: Error): void {
+    this.notifyFailed(s, err, s.sentEnding);
   }
 
   private notified(s: Subscription, status: number, final: TerminationReason | null): void {

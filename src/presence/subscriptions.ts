@@ -3,13 +3,28 @@
 // NOTIFY in flight (a change meanwhile only marks the dialog dirty, and the next NOTIFY carries the latest
 // state), and a final NOTIFY owed when the subscription ends.
 
-import { formatUri, isSipUri, parseMessage, parseNameAddr, type SipRequest } from '../sip/message/index.ts';
+import type { TransactionOutcome } from '../sip/endpoint.ts';
+import { formatUri, isSipUri, parseMessage, parseNameAddr, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { SubscriptionRecord } from '../storage/ports.ts';
 
 export type TerminationReason = 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
 
-export class Subscription {
+/** Who hears how a subscription's NOTIFY ended (the notifier). */
+export interface NotifyListener {
+  answered(s: Subscription, res: SipResponse): void;
+  unanswered(s: Subscription, err: Error): void;
+}
+
+/**
+ * A subscription, and the outcome of its NOTIFY in flight (there is at most one): the client transaction tells this
+ * object, which tells the notifier, so a NOTIFY of a fan-out allocates no promise or closure for its answer.
+ */
+export class Subscription implements TransactionOutcome {
   record: SubscriptionRecord;
+  /** Told how the NOTIFY in flight ended. */
+  listener: NotifyListener | null = null;
+  /** The reason the NOTIFY in flight ended the subscription with, or null. */
+  sentEnding: TerminationReason | null = null;
   /** A NOTIFY is in flight: changes wait for its answer. */
   inFlight = false;
   /** The state changed while a NOTIFY was in flight. */
@@ -38,6 +53,14 @@ export class Subscription {
 
   get id(): string {
     return this.record.id;
+  }
+
+  final(res: SipResponse): void {
+    this.listener?.answered(this, res);
+  }
+
+  failed(err: Error): void {
+    this.listener?.unanswered(this, err);
   }
 
   /**

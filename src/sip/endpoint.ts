@@ -12,7 +12,7 @@
 // share the dispatch, the Via handling and the send paths.
 
 import { randomBytes } from 'node:crypto';
-import { Errors, isSwitchboardError, type SwitchboardError } from '../errors.ts';
+import { Errors, isSwitchboardError, sbError, type SwitchboardError } from '../errors.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
 import { H } from './message/header-names.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message/message.ts';
@@ -21,7 +21,7 @@ import { createResponse, isStatelessTag, sipError } from './message/response.ts'
 import { serialize } from './message/serialize.ts';
 import { canAnswer, validateRequest } from './message/validate.ts';
 import { MAGIC_COOKIE, type Via } from './message/via.ts';
-import { ClientTransactionTable } from './transaction/client.ts';
+import { ClientTransactionTable, type TransactionOutcome } from './transaction/client.ts';
 import type { TransactionTimers } from './transaction/invite-server.ts';
 import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle, type OutboundSender } from './transaction/invite-table.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
@@ -39,7 +39,7 @@ export type RequestHandler = (req: SipRequest, ctx: RequestContext) => SipRespon
 export type InviteHandler = (req: SipRequest, ctx: RequestContext, txn: InviteServerHandle) => void;
 /** ACKs that matched no INVITE server transaction: those for a 2xx, end to end (§13.2.2.4, §16.7 for proxies). */
 export type AckHandler = (req: SipRequest, ctx: RequestContext) => void;
-export type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle, OutboundSender };
+export type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle, OutboundSender, TransactionOutcome };
 
 /** Sends bytes; implemented by the transport layer. */
 export interface Sender {
@@ -433,14 +433,18 @@ export class SipEndpoint {
 
   /**
    * Sends a request given as wire text in a new client transaction, as `request` does but without a message
-   * object: `startLine` without its CRLF, `headers` as lines each ending in CRLF, holding no Via, Max-Forwards or
-   * Content-Length. The endpoint writes its Via (a fresh branch, rport) and Max-Forwards: 70 first and
-   * Content-Length last, into one buffer with the body. For requests built from per-dialog text (a NOTIFY
-   * fan-out): the message object, its header fields and its serialization were a fifth of a NOTIFY's CPU.
+   * object, and tells `outcome` how it ended instead of returning a promise. `startLine` comes without its CRLF,
+   * `headers` as lines each ending in CRLF, with no Via, Max-Forwards or Content-Length: the endpoint writes its Via
+   * (a fresh branch, rport) and Max-Forwards: 70 first and Content-Length last, into one buffer with the body. For
+   * requests built from per-dialog text (a NOTIFY fan-out): the message objects, their serialization and the
+   * promises were about 12 % of a fan-out's CPU (profile of bench:presence, 2026-12-07).
    */
-  requestWire(method: string, startLine: string, headers: string, body: Buffer | null, dest: Destination): Promise<SipResponse> {
+  requestWire(method: string, startLine: string, headers: string, body: Buffer | null, dest: Destination, outcome: TransactionOutcome): void {
     const sender = this.sender;
-    if (!sender) return Promise.reject(new Error('endpoint not attached to transports'));
+    if (!sender) {
+      queueMicrotask(() => outcome.failed(sbError('SIP_ERR_TRANSPORT', 'endpoint not attached to transports')));
+      return;
+    }
     const branch = newBranch();
     const { host, port } = sender.viaAddress(dest.transport);
     const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
@@ -449,7 +453,7 @@ export class SipEndpoint {
     const data = Buffer.allocUnsafe(head.length + bodyLength);
     data.write(head, 0, 'latin1');
     if (body !== null) body.copy(data, head.length);
-    return this.client.start(branch, method, dest, { reliable: isReliable(dest.transport), transmit: () => sender.send(data, dest) });
+    this.client.begin(branch, method, dest, { reliable: isReliable(dest.transport), transmit: () => sender.send(data, dest) }, outcome);
   }
 
   /**

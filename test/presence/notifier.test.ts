@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { InProcessBus } from '../../src/bus/in-process.ts';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
+import { sbError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { PresenceService } from '../../src/presence/presence-service.ts';
 import { bindingTopic } from '../../src/registrar/location-service.ts';
@@ -95,12 +96,11 @@ describe('presence notifier (state machine)', () => {
             out.push({ req, dest, answer: (status) => resolve(new SipResponse(status, 'X')), fail: (m) => reject(new Error(m)) });
           }),
         // NOTIFYs come as text (Subscription.notifyText): parsed here, so every test reads what goes on the wire.
-        requestWire: (_method, startLine, headers, body, dest) =>
-          new Promise<SipResponse>((resolve, reject) => {
-            const head = Buffer.from(`${startLine}\r\nMax-Forwards: 70\r\n${headers}Content-Length: ${body?.length ?? 0}\r\n\r\n`, 'latin1');
-            const req = parseMessage(body ? Buffer.concat([head, body]) : head) as SipRequest;
-            out.push({ req, dest, answer: (status) => resolve(new SipResponse(status, 'X')), fail: (m) => reject(new Error(m)) });
-          }),
+        requestWire: (_method, startLine, headers, body, dest, outcome) => {
+          const head = Buffer.from(`${startLine}\r\nMax-Forwards: 70\r\n${headers}Content-Length: ${body?.length ?? 0}\r\n\r\n`, 'latin1');
+          const req = parseMessage(body ? Buffer.concat([head, body]) : head) as SipRequest;
+          out.push({ req, dest, answer: (status) => outcome.final(new SipResponse(status, 'X')), fail: (m) => outcome.failed(sbError('SIP_ERR_TIMEOUT', m)) });
+        },
         localAddress: () => ({ host: '192.0.2.1', port: 5060 }),
       },
       authenticator: {

@@ -47,10 +47,10 @@ describe('presence NOTIFYs through a relay', () => {
           direct++;
           return Promise.resolve(new SipResponse(200, 'OK'));
         },
-        requestWire: (_method, startLine, headers) => {
+        requestWire: (_method, startLine, headers, _body, _dest, outcome) => {
           direct++;
           wire.push(`${startLine}\r\n${headers}`);
-          return Promise.resolve(new SipResponse(200, 'OK'));
+          outcome.final(new SipResponse(200, 'OK'));
         },
         localAddress: () => ({ host: '192.0.2.1', port: 5060 }),
       },

@@ -23,13 +23,18 @@ export interface ClientTransactionOptions {
   onProvisional?: (res: SipResponse) => void;
 }
 
+/** Told how a transaction ended (`begin`): its final response, or why there is none (timeout, transport error). */
+export interface TransactionOutcome {
+  final(res: SipResponse): void;
+  failed(err: SwitchboardError): void;
+}
+
 interface ClientTransaction {
   readonly key: string;
   readonly method: string;
   readonly table: ClientTransactionTable;
   state: 'trying' | 'proceeding' | 'completed';
-  resolve: (res: SipResponse) => void;
-  reject: (err: SwitchboardError) => void;
+  readonly outcome: TransactionOutcome;
   /** Timer E or F, whichever is due first. */
   timer: NodeJS.Timeout | null;
   /** The current Timer E interval (unreliable transports). */
@@ -59,22 +64,23 @@ export class ClientTransactionTable {
   }
 
   /** Starts a transaction; resolves with the final response, rejects on timeout or transport error. */
-  start(branch: string, method: string, _dest: Destination, opts: ClientTransactionOptions): Promise<SipResponse> {
+  start(branch: string, method: string, dest: Destination, opts: ClientTransactionOptions): Promise<SipResponse> {
+    return new Promise<SipResponse>((resolve, reject) => this.begin(branch, method, dest, opts, { final: resolve, failed: reject }));
+  }
+
+  /**
+   * Starts a transaction whose end `outcome` is told of, synchronously, without a promise: for a sender of many
+   * (a NOTIFY fan-out) that keeps one outcome per dialog rather than a promise and two closures per request.
+   */
+  begin(branch: string, method: string, _dest: Destination, opts: ClientTransactionOptions, outcome: TransactionOutcome): void {
     const key = clientKey(branch, method);
-    let resolve!: (res: SipResponse) => void;
-    let reject!: (err: SwitchboardError) => void;
-    const promise = new Promise<SipResponse>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
     const now = Date.now();
     const txn: ClientTransaction = {
       key,
       method,
       table: this,
       state: 'trying',
-      resolve,
-      reject,
+      outcome,
       timer: null,
       interval: T1,
       deadline: now + 64 * T1,
@@ -83,7 +89,6 @@ export class ClientTransactionTable {
     this.table.set(key, txn);
     txn.timer = setTimeout(onTimer, opts.reliable ? 64 * T1 : T1, txn);
     transmit(txn);
-    return promise;
   }
 
   /** Delivers a response; returns false when no transaction matches (the caller drops it, §18.1.2). */
@@ -98,9 +103,9 @@ export class ClientTransactionTable {
     }
     txn.state = 'completed';
     this.clearTimer(txn);
-    txn.resolve(res);
     if (txn.opts.reliable) this.table.delete(txn.key);
     else this.holdForTimerK(txn.key);
+    txn.outcome.final(res);
     return true;
   }
 
@@ -123,7 +128,7 @@ export class ClientTransactionTable {
     if (this.table.get(txn.key) !== txn || txn.state === 'completed') return;
     this.clearTimer(txn);
     this.table.delete(txn.key);
-    txn.reject(err);
+    txn.outcome.failed(err);
   }
 
   private clearTimer(txn: ClientTransaction): void {
@@ -167,7 +172,7 @@ export class ClientTransactionTable {
     for (const txn of this.table.values()) {
       if (!('key' in txn)) continue; // in Timer K
       this.clearTimer(txn);
-      if (txn.state !== 'completed') txn.reject(sbError('SIP_ERR_TRANSPORT', 'endpoint shutting down'));
+      if (txn.state !== 'completed') txn.outcome.failed(sbError('SIP_ERR_TRANSPORT', 'endpoint shutting down'));
     }
     this.table.clear();
     this.completedKeys = [];
@@ -184,5 +189,11 @@ function onTimer(txn: ClientTransaction): void {
 
 /** Sends (or re-sends) the request; a transport error ends the transaction (§17.1.4). */
 function transmit(txn: ClientTransaction): void {
-  txn.opts.transmit().catch((e: Error) => txn.table.fail(txn, sbError('SIP_ERR_TRANSPORT', `transport error sending ${txn.method}: ${e.message}`)));
+  let sent: Promise<void>;
+  try {
+    sent = txn.opts.transmit();
+  } catch (e) {
+    sent = Promise.reject(e as Error); // told as any transport error is: later, not from inside begin
+  }
+  sent.catch((e: Error) => txn.table.fail(txn, sbError('SIP_ERR_TRANSPORT', `transport error sending ${txn.method}: ${e.message}`)));
 }
