@@ -37,7 +37,7 @@ import { domainOf, normalizeAor, type PresenceContext } from './context.ts';
 import { acceptsPackage, parseEvent, type EventPackage } from './event-packages.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
 import { decide } from './policy.ts';
-import { Subscription, subscriptionEvent, type NotifyListener, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
+import { detached, Subscription, subscriptionEvent, type NotifyListener, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
 
 /** Responses to NOTIFY that end the subscription (RFC 6665 §4.2.2; RFC 5057 §5.1 usage-destroying responses). */
 const ENDS_SUBSCRIPTION = new Set([404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 604]);
@@ -158,24 +158,26 @@ export class Notifier implements NotifyListener {
     const localTag = newTag();
     const remote = { displayName: from.displayName, uri: from.uri, params: new Map(from.params) };
     remote.params.delete('tag');
+    // The strings it keeps are copies (detached): cut from the SUBSCRIBE's text, each would keep all of it alive for
+    // the subscription's life.
     const record: SubscriptionRecord = {
       id: localTag,
       event: pkg.name,
-      eventId: ev.id,
-      presentity,
-      watcher,
+      eventId: ev.id === null ? null : detached(ev.id),
+      presentity: detached(presentity),
+      watcher: detached(watcher),
       watcherAccountId: auth.identity.accountId,
       state: exists ? decide(this.policies.get(presentity), watcher, presentity) : 'pending',
-      callId: req.callId()!,
+      callId: detached(req.callId()!),
       localTag,
-      remoteTag: fromTag,
-      localUri: formatUri(to.uri),
-      remoteNameAddr: formatNameAddr(remote),
-      remoteTarget: formatUri(contacts[0].uri),
-      routeSet: req.values(H.recordRoute),
+      remoteTag: detached(fromTag),
+      localUri: detached(formatUri(to.uri)),
+      remoteNameAddr: detached(formatNameAddr(remote)),
+      remoteTarget: detached(formatUri(contacts[0].uri)),
+      routeSet: req.values(H.recordRoute).map(detached),
       localCseq: 0,
       remoteCseq: req.cseq()!.seq,
-      accept: req.values(H.accept),
+      accept: req.values(H.accept).map(detached),
       flow: ctx.flowOf(rc.source),
       expiresAt: now + expires * 1000,
       createdAt: now,
@@ -213,7 +215,10 @@ export class Notifier implements NotifyListener {
     if (contacts === null || contacts === '*' || contacts.length > 1) return sipError(req, Errors.SIP_ERR_CONTACT, 'malformed Contact');
     const now = ctx.now();
     r.remoteCseq = cseq;
-    if (contacts.length === 1) r.remoteTarget = formatUri(contacts[0].uri); // target refresh (RFC 6665 §4.1.2.1)
+    if (contacts.length === 1) {
+      const target = formatUri(contacts[0].uri); // target refresh (RFC 6665 §4.1.2.1)
+      if (target !== r.remoteTarget) r.remoteTarget = detached(target);
+    }
     r.flow = ctx.flowOf(rc.source);
     r.updatedAt = now;
     const res = this.ok(req, r.localTag, expires, rc.source.transport);
