@@ -46,12 +46,8 @@ export class Subscription implements TransactionOutcome {
   readonly fromValue: string;
   readonly toValue: string;
   readonly eventValue: string;
-  /** Text of our NOTIFYs (notifyText): built for this remote target and this Contact of ours. */
-  private textTarget: string | null = null;
-  private startLine = '';
-  private dialogLines = '';
-  private textContact: string | null = null;
-  private contactLines = '';
+  /** The start line and Route lines of a dialog with a route set, for the remote target they were built for. */
+  private routed: { target: string; startLine: string; lines: string } | null = null;
 
   constructor(record: SubscriptionRecord) {
     this.record = record;
@@ -75,20 +71,23 @@ export class Subscription implements TransactionOutcome {
   /**
    * The dialog's next NOTIFY (RFC 6665 §4.2.2, RFC 3261 §12.2.1.1) as wire text for SipEndpoint.requestWire: its
    * start line (Request-URI from the route set) and header lines (Route, From, To, Call-ID, the next local CSeq,
-   * our `contact`, Event, Subscription-State, and Content-Type when `contentType` is given). Only CSeq and
-   * Subscription-State change from one NOTIFY to the next; the rest is kept as text per dialog (rebuilt when a
-   * target refresh or another transport changes it), so a fan-out concatenates five strings per watcher.
+   * our `contact`, Event, Subscription-State, and Content-Type when `contentType` is given), concatenated per NOTIFY
+   * from the record and the From and To values built once. Keeping the whole text per dialog cost 420 bytes of heap
+   * a subscription (bench:presence: 2.7 KB instead of 2.3) for no CPU that could be told apart.
    */
   notifyText(subscriptionState: string, contact: string, contentType: string | null): { startLine: string; headers: string } {
     const r = this.record;
-    if (this.textTarget !== r.remoteTarget) this.buildDialogText();
-    if (this.textContact !== contact) {
-      this.textContact = contact;
-      this.contactLines = `Contact: ${contact}\r\nEvent: ${this.eventValue}\r\n`;
+    let startLine: string;
+    let routes = '';
+    if (r.routeSet.length === 0) startLine = `NOTIFY ${r.remoteTarget} SIP/2.0`;
+    else {
+      if (this.routed === null || this.routed.target !== r.remoteTarget) this.routed = routedText(r.remoteTarget, r.routeSet);
+      startLine = this.routed.startLine;
+      routes = this.routed.lines;
     }
-    let headers = `${this.dialogLines}CSeq: ${++r.localCseq} NOTIFY\r\n${this.contactLines}Subscription-State: ${subscriptionState}\r\n`;
+    let headers = `${routes}From: ${this.fromValue}\r\nTo: ${this.toValue}\r\nCall-ID: ${r.callId}\r\nCSeq: ${++r.localCseq} NOTIFY\r\nContact: ${contact}\r\nEvent: ${this.eventValue}\r\nSubscription-State: ${subscriptionState}\r\n`;
     if (contentType !== null) headers += `Content-Type: ${contentType}\r\n`;
-    return { startLine: this.startLine, headers };
+    return { startLine, headers };
   }
 
   /** The same NOTIFY as a message object (for the flow relay to another node, and for tests). */
@@ -97,25 +96,21 @@ export class Subscription implements TransactionOutcome {
     const head = Buffer.from(`${startLine}\r\n${headers}Content-Length: ${body ? body.body.length : 0}\r\n\r\n`, 'latin1');
     return parseMessage(body ? Buffer.concat([head, body.body]) : head) as SipRequest;
   }
+}
 
-  private buildDialogText(): void {
-    const r = this.record;
-    let target = r.remoteTarget;
-    let routes = r.routeSet;
-    if (routes.length) {
-      const first = parseNameAddr(routes[0]);
-      if (first && isSipUri(first.uri) && !first.uri.params.has('lr')) {
-        // Strict routing (RFC 3261 §12.2.1.1): the first route becomes the Request-URI, the target the last route.
-        target = formatUri(first.uri);
-        routes = [...routes.slice(1), `<${r.remoteTarget}>`];
-      }
-    }
-    let lines = '';
-    for (const route of routes) lines += `Route: ${route}\r\n`;
-    this.startLine = `NOTIFY ${target} SIP/2.0`;
-    this.dialogLines = `${lines}From: ${this.fromValue}\r\nTo: ${this.toValue}\r\nCall-ID: ${r.callId}\r\n`;
-    this.textTarget = r.remoteTarget;
+/** A routed dialog's start line and Route lines (RFC 3261 §12.2.1.1), for its remote target. */
+function routedText(remoteTarget: string, routeSet: string[]): { target: string; startLine: string; lines: string } {
+  let target = remoteTarget;
+  let routes = routeSet;
+  const first = parseNameAddr(routes[0]);
+  if (first && isSipUri(first.uri) && !first.uri.params.has('lr')) {
+    // Strict routing: the first route becomes the Request-URI, the target the last route.
+    target = formatUri(first.uri);
+    routes = [...routes.slice(1), `<${remoteTarget}>`];
   }
+  let lines = '';
+  for (const route of routes) lines += `Route: ${route}\r\n`;
+  return { target: remoteTarget, startLine: `NOTIFY ${target} SIP/2.0`, lines };
 }
 
 /** What a subscription shows outside: in its bus events and in the HTTP API's list of watchers. */

@@ -130,6 +130,25 @@ describe('presence notifier (state machine)', () => {
   const pub = (o?: Parameters<typeof publish>[0]) => svc.handlePublish(publish(o), { source: { ...SOURCE, address: '192.0.2.8', port: 5080 }, arrivedAt: 0 });
   const toTag = (res: SipResponse) => /;tag=([^;]+)$/.exec(res.get('To')!)![1];
 
+  it('NOTIFYs follow the route set: Route lines in Record-Route order, or with a strict router first its URI as the Request-URI (RFC 3261 §12.2.1.1)', async () => {
+    await sub({ extra: ['Record-Route: <sip:p1.example.test;lr>', 'Record-Route: <sip:p2.example.test;lr>'], callId: 'loose' });
+    await sub({ extra: ['Record-Route: <sip:p3.example.test>, <sip:p4.example.test;lr>'], callId: 'strict', fromTag: 'f2' });
+    await tick();
+    const loose = sent.find((x) => x.req.callId() === 'loose')!.req;
+    assert.equal(loose.uri, 'sip:bob@192.0.2.7:5070');
+    assert.deepEqual(loose.getAll('Route'), ['<sip:p1.example.test;lr>', '<sip:p2.example.test;lr>']);
+    const strict = sent.find((x) => x.req.callId() === 'strict')!.req;
+    assert.equal(strict.uri, 'sip:p3.example.test');
+    assert.deepEqual(strict.getAll('Route'), ['<sip:p4.example.test;lr>', '<sip:bob@192.0.2.7:5070>']);
+    for (const x of sent) x.answer(200);
+    await tick();
+    await pub({ body: pidf(`sip:alice@${D}`, 'open') });
+    await tick();
+    const again = sent.slice(2).find((x) => x.req.callId() === 'strict')!.req;
+    assert.equal(again.uri, 'sip:p3.example.test');
+    assert.equal(again.get('CSeq'), '2 NOTIFY');
+  });
+
   it('a new subscription: 200 with our tag, Expires and Contact, then at once a NOTIFY with the full state', async () => {
     const res = await sub({ expires: 600 });
     assert.equal(res.status, 200);
