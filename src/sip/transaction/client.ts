@@ -8,8 +8,8 @@
 // of the fan-out's CPU). Each one holds a single timer, for whichever of E and F is due next, armed with a shared
 // function and the transaction as its argument (no closures); Timer K is a FIFO of keys swept once a second (every
 // completed transaction waits the same T4, so expiry order is completion order), as the server transactions'
-// Timer J is, instead of a timer object per transaction, and what it holds is the key alone: the transaction, its
-// request bytes and its promise die young rather than being promoted for T4.
+// Timer J is, instead of a timer object per transaction (Timer K so lasts T4 to T4 + 1 s), and what it holds is the
+// key alone: the transaction, its request bytes and its outcome die young rather than being promoted for T4.
 
 import { sbError, type SwitchboardError } from '../../errors.ts';
 import type { SipResponse } from '../message/message.ts';
