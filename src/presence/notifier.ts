@@ -20,6 +20,7 @@ import type { RequestContext } from '../sip/endpoint.ts';
 import {
   aorOf,
   createResponse,
+  detach,
   formatNameAddr,
   formatUri,
   H,
@@ -37,7 +38,7 @@ import { domainOf, normalizeAor, type PresenceContext } from './context.ts';
 import { acceptsPackage, parseEvent, type EventPackage } from './event-packages.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
 import { decide } from './policy.ts';
-import { detached, Subscription, subscriptionEvent, type NotifyListener, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
+import { Subscription, subscriptionEvent, type NotifyListener, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
 
 /** Responses to NOTIFY that end the subscription (RFC 6665 §4.2.2; RFC 5057 §5.1 usage-destroying responses). */
 const ENDS_SUBSCRIPTION = new Set([404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 604]);
@@ -158,26 +159,26 @@ export class Notifier implements NotifyListener {
     const localTag = newTag();
     const remote = { displayName: from.displayName, uri: from.uri, params: new Map(from.params) };
     remote.params.delete('tag');
-    // The strings it keeps are copies (detached): cut from the SUBSCRIBE's text, each would keep all of it alive for
-    // the subscription's life.
+    // The strings it keeps are copies (sip/message/detach.ts): cut from the SUBSCRIBE's text, each would keep all of
+    // it alive for the subscription's life.
     const record: SubscriptionRecord = {
       id: localTag,
       event: pkg.name,
-      eventId: ev.id === null ? null : detached(ev.id),
-      presentity: detached(presentity),
-      watcher: detached(watcher),
+      eventId: ev.id === null ? null : detach(ev.id),
+      presentity: detach(presentity),
+      watcher: detach(watcher),
       watcherAccountId: auth.identity.accountId,
       state: exists ? decide(this.policies.get(presentity), watcher, presentity) : 'pending',
-      callId: detached(req.callId()!),
+      callId: detach(req.callId()!),
       localTag,
-      remoteTag: detached(fromTag),
-      localUri: detached(formatUri(to.uri)),
-      remoteNameAddr: detached(formatNameAddr(remote)),
-      remoteTarget: detached(formatUri(contacts[0].uri)),
-      routeSet: req.values(H.recordRoute).map(detached),
+      remoteTag: detach(fromTag),
+      localUri: detach(formatUri(to.uri)),
+      remoteNameAddr: detach(formatNameAddr(remote)),
+      remoteTarget: detach(formatUri(contacts[0].uri)),
+      routeSet: req.values(H.recordRoute).map((v) => detach(v)),
       localCseq: 0,
       remoteCseq: req.cseq()!.seq,
-      accept: req.values(H.accept).map(detached),
+      accept: req.values(H.accept).map((v) => detach(v)),
       flow: ctx.flowOf(rc.source),
       expiresAt: now + expires * 1000,
       createdAt: now,
@@ -217,7 +218,7 @@ export class Notifier implements NotifyListener {
     r.remoteCseq = cseq;
     if (contacts.length === 1) {
       const target = formatUri(contacts[0].uri); // target refresh (RFC 6665 §4.1.2.1)
-      if (target !== r.remoteTarget) r.remoteTarget = detached(target);
+      if (target !== r.remoteTarget) r.remoteTarget = detach(target);
     }
     r.flow = ctx.flowOf(rc.source);
     r.updatedAt = now;

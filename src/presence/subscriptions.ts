@@ -9,15 +9,6 @@ import type { SubscriptionRecord } from '../storage/ports.ts';
 
 export type TerminationReason = 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
 
-/**
- * `s` as a string of its own, holding no reference to the text it was cut from: V8 keeps a substring of 13
- * characters or more as a view into its parent, and a concatenation as its parts, so a Call-ID kept in a record kept
- * the whole SUBSCRIBE's header text alive. A fresh concatenation, flattened by the slice, is a copy.
- */
-export function detached(s: string): string {
-  return s.length < 13 ? s : (' ' + s).slice(1);
-}
-
 /** Who hears how a subscription's NOTIFY ended (the notifier). */
 export interface NotifyListener {
   answered(s: Subscription, res: SipResponse): void;
