@@ -1,14 +1,29 @@
 // Summarises a V8 .cpuprofile (node --cpu-prof): self time by function and by file, to see where the time goes.
-// Usage: node bench/tools/cpuprofile-top.ts <file.cpuprofile> [rows]
+// Usage: node bench/tools/cpuprofile-top.ts <file.cpuprofile> [rows] [from-to]
+//   from-to: only the samples between these seconds after the profile's start (e.g. 3.5-6), to read one phase of a
+//   benchmark (bench:presence's set-up, then its fan-out 50 s later); without it a timeline of busy milliseconds per
+//   second is printed first, to find the phases.
 import { readFileSync } from 'node:fs';
 
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number; children?: number[] }
 const file = process.argv[2];
 const rows = Number(process.argv[3] ?? 40);
+const window = process.argv[4]?.split('-').map(Number);
 const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+const idle = new Set(prof.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
 const self = new Map<number, number>();
-for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0));
+const busyPerSecond: number[] = [];
+let at = 0;
+for (let i = 0; i < prof.samples.length; i++) {
+  const dt = prof.timeDeltas[i] ?? 0;
+  at += dt;
+  const sec = at / 1e6;
+  if (window && (sec < window[0] || sec > window[1])) continue;
+  if (!idle.has(prof.samples[i])) busyPerSecond[Math.floor(sec)] = (busyPerSecond[Math.floor(sec)] ?? 0) + dt;
+  self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + dt);
+}
+if (!window) console.log('busy ms per second:', Array.from(busyPerSecond, (t, s) => `${s}:${((t ?? 0) / 1000).toFixed(0)}`).join(' '));
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 const byFn = new Map<string, number>();
 const byFile = new Map<string, number>();

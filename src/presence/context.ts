@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { MaybePromise } from '../maybe-promise.ts';
 import { parseDeltaSeconds } from '../registrar/contact.ts';
 import { aorOf, H, isSipUri, SipResponse, sipError, type SipRequest } from '../sip/message/index.ts';
+import type { TransactionOutcome } from '../sip/endpoint.ts';
 import type { Destination, Source, TransportName } from '../sip/transport/types.ts';
 import { intervalTooBrief, ownContact, servedRequestUri } from '../sip/uas-checks.ts';
 import type { BindingRecord, FlowRecord, PresenceStore, PresenceWrite } from '../storage/ports.ts';
@@ -18,6 +19,8 @@ import { EventPackages } from './event-packages.ts';
 /** What the service needs of the SIP endpoint. */
 export interface NotifySender {
   request(req: SipRequest, dest: Destination): Promise<SipResponse>;
+  /** A request as wire text (SipEndpoint.requestWire); without it NOTIFYs go as message objects through `request`. */
+  requestWire?(method: string, startLine: string, headers: string, body: Buffer | null, dest: Destination, outcome: TransactionOutcome): void;
   localAddress(transport: TransportName): { host: string; port: number } | null;
 }
 
@@ -45,7 +48,7 @@ export interface PresenceServiceOptions {
    * Sends NOTIFYs over their subscription's flow, through the node holding its connection when that is another
    * node (sip/flow-relay.ts). Without it NOTIFYs go out here, and another node's connection is not used.
    */
-  relay?: { send(req: SipRequest, flow: FlowRecord): Promise<SipResponse> };
+  relay?: { send(req: SipRequest, flow: FlowRecord): Promise<SipResponse>; isRemote(flow: FlowRecord): boolean };
   /** Derived tuples carry their binding's contact (the device's address): off unless the operator says so. */
   derivedContacts?: boolean;
   /**

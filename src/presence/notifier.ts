@@ -20,6 +20,7 @@ import type { RequestContext } from '../sip/endpoint.ts';
 import {
   aorOf,
   createResponse,
+  detach,
   formatNameAddr,
   formatUri,
   H,
@@ -37,7 +38,7 @@ import { domainOf, normalizeAor, type PresenceContext } from './context.ts';
 import { acceptsPackage, parseEvent, type EventPackage } from './event-packages.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
 import { decide } from './policy.ts';
-import { Subscription, subscriptionEvent, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
+import { Subscription, subscriptionEvent, type NotifyListener, type SubscriptionTable, type TerminationReason } from './subscriptions.ts';
 
 /** Responses to NOTIFY that end the subscription (RFC 6665 §4.2.2; RFC 5057 §5.1 usage-destroying responses). */
 const ENDS_SUBSCRIPTION = new Set([404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 604]);
@@ -53,7 +54,7 @@ const CSEQ_GAP_AFTER_RESTART = 65_536;
 const FAN_OUT_FIRST_SLICE = 16;
 const FAN_OUT_MAX_SLICE = 512;
 
-export class Notifier {
+export class Notifier implements NotifyListener {
   private readonly ctx: PresenceContext;
   private readonly subs: SubscriptionTable;
   private readonly compositor: PresenceCompositor;
@@ -61,6 +62,8 @@ export class Notifier {
   private readonly wheel: ExpiryWheel<Subscription>;
   /** Watchers refused for their SUBSCRIBE rate, and when that was last logged. */
   private readonly throttleLogged = new Map<string, number>();
+  /** Subscriptions owed their first NOTIFY (notifySoon). */
+  private owed: Subscription[] = [];
   /** Shutting down: NOTIFYs that fail now fail because of us, and their subscriptions are kept. */
   private closing = false;
   /** Counters for metrics and the benchmark. */
@@ -156,24 +159,26 @@ export class Notifier {
     const localTag = newTag();
     const remote = { displayName: from.displayName, uri: from.uri, params: new Map(from.params) };
     remote.params.delete('tag');
+    // The strings it keeps are copies (sip/message/detach.ts): cut from the SUBSCRIBE's text, each would keep all of
+    // it alive for the subscription's life.
     const record: SubscriptionRecord = {
       id: localTag,
       event: pkg.name,
-      eventId: ev.id,
-      presentity,
-      watcher,
+      eventId: ev.id === null ? null : detach(ev.id),
+      presentity: detach(presentity),
+      watcher: detach(watcher),
       watcherAccountId: auth.identity.accountId,
       state: exists ? decide(this.policies.get(presentity), watcher, presentity) : 'pending',
-      callId: req.callId()!,
+      callId: detach(req.callId()!),
       localTag,
-      remoteTag: fromTag,
-      localUri: formatUri(to.uri),
-      remoteNameAddr: formatNameAddr(remote),
-      remoteTarget: formatUri(contacts[0].uri),
-      routeSet: req.values(H.recordRoute),
+      remoteTag: detach(fromTag),
+      localUri: detach(formatUri(to.uri)),
+      remoteNameAddr: detach(formatNameAddr(remote)),
+      remoteTarget: detach(formatUri(contacts[0].uri)),
+      routeSet: req.values(H.recordRoute).map((v) => detach(v)),
       localCseq: 0,
       remoteCseq: req.cseq()!.seq,
-      accept: req.values(H.accept),
+      accept: req.values(H.accept).map((v) => detach(v)),
       flow: ctx.flowOf(rc.source),
       expiresAt: now + expires * 1000,
       createdAt: now,
@@ -194,8 +199,7 @@ export class Notifier {
     this.wheel.add(s);
     ctx.o.keepFlow?.(record.flow, record.expiresAt);
     ctx.o.bus.publish('presence.subscription.created', subscriptionEvent(s, now));
-    // The 200 OK leaves when this promise resolves (a microtask); the first NOTIFY follows it.
-    setImmediate(() => this.notify(s));
+    this.notifySoon(s);
     return res;
   };
 
@@ -212,7 +216,10 @@ export class Notifier {
     if (contacts === null || contacts === '*' || contacts.length > 1) return sipError(req, Errors.SIP_ERR_CONTACT, 'malformed Contact');
     const now = ctx.now();
     r.remoteCseq = cseq;
-    if (contacts.length === 1) r.remoteTarget = formatUri(contacts[0].uri); // target refresh (RFC 6665 §4.1.2.1)
+    if (contacts.length === 1) {
+      const target = formatUri(contacts[0].uri); // target refresh (RFC 6665 §4.1.2.1)
+      if (target !== r.remoteTarget) r.remoteTarget = detach(target);
+    }
     r.flow = ctx.flowOf(rc.source);
     r.updatedAt = now;
     const res = this.ok(req, r.localTag, expires, rc.source.transport);
@@ -225,7 +232,7 @@ export class Notifier {
     this.wheel.add(s);
     ctx.o.keepFlow?.(r.flow, r.expiresAt);
     ctx.o.bus.publish('presence.subscription.refreshed', subscriptionEvent(s, now));
-    setImmediate(() => this.notify(s));
+    this.notifySoon(s);
     return res;
   }
 
@@ -259,6 +266,22 @@ export class Notifier {
   }
 
   // ---- NOTIFY ----
+
+  /**
+   * The NOTIFY owed to a new or refreshed subscription, sent after the current turn: its 200 OK leaves when the
+   * handler's promise resolves (a microtask), so the NOTIFY follows it. One immediate for all those of a turn
+   * (a group commit releases a few hundred SUBSCRIBEs at once) rather than one closure and immediate each.
+   */
+  private notifySoon(s: Subscription): void {
+    this.owed.push(s);
+    if (this.owed.length === 1) setImmediate(this.sendOwed);
+  }
+
+  private readonly sendOwed = (): void => {
+    const owed = this.owed;
+    this.owed = [];
+    for (const s of owed) this.notify(s);
+  };
 
   /**
    * The presentity's document changed: a NOTIFY to every active watcher; returns how many. They go in growing slices
@@ -311,25 +334,39 @@ export class Notifier {
       state = `${r.state};expires=${Math.max(0, Math.ceil((r.expiresAt - now) / 1000))}`;
       if (r.state === 'active') body = this.compositor.document(r.presentity).body;
     }
-    const req = this.buildNotify(s, state, body);
     const f = r.flow;
     const o = this.ctx.o;
+    const contact = this.ctx.contact(f.transport as TransportName);
+    const contentType = body && this.ctx.packages.get(r.event)!.contentType;
     this.counters.notifies++;
+    s.sentEnding = final;
+    s.listener = this;
     let sent: Promise<SipResponse>;
-    if (o.relay) sent = o.relay.send(req, f);
+    if (o.relay?.isRemote(f)) sent = o.relay.send(s.notifyRequest(state, contact, body && { body, contentType: contentType! }), f);
     else {
       const dest: Destination = { transport: f.transport as TransportName, address: f.address, port: f.port, connectionId: f.node === o.node ? f.connectionId : null };
-      sent = o.endpoint.request(req, dest);
+      if (o.endpoint.requestWire) {
+        // As text (Subscription.notifyText), without a message object; the subscription hears how it ended.
+        const { startLine, headers } = s.notifyText(state, contact, contentType);
+        o.endpoint.requestWire('NOTIFY', startLine, headers, body, dest, s);
+        return;
+      }
+      sent = o.endpoint.request(s.notifyRequest(state, contact, body && { body, contentType: contentType! }), dest);
     }
     sent.then(
-      (res) => this.notified(s, res.status, final),
-      (err: Error) => this.notifyFailed(s, err, final),
+      (res) => s.final(res),
+      (err: Error) => s.failed(err),
     );
   }
 
-  buildNotify(s: Subscription, subscriptionState: string, body: Buffer | null): SipRequest {
-    const r = s.record;
-    return s.notifyRequest(subscriptionState, this.ctx.contact(r.flow.transport as TransportName), body && { body, contentType: this.ctx.packages.get(r.event)!.contentType });
+  /** The NOTIFY in flight of `s` was answered (NotifyListener). */
+  answered(s: Subscription, res: SipResponse): void {
+    this.notified(s, res.status, s.sentEnding);
+  }
+
+  /** The NOTIFY in flight of `s` timed out or could not be sent (NotifyListener). */
+  unanswered(s: Subscription, err: Error): void {
+    this.notifyFailed(s, err, s.sentEnding);
   }
 
   private notified(s: Subscription, status: number, final: TerminationReason | null): void {

@@ -21,7 +21,7 @@ import { PresenceApi, type HttpPresenceInput } from './http-api.ts';
 import { Notifier } from './notifier.ts';
 import { PublicationState } from './publication-state.ts';
 import { PublicationTable } from './publications.ts';
-import { SubscriptionTable, type Subscription } from './subscriptions.ts';
+import { SubscriptionTable } from './subscriptions.ts';
 
 export type { NotifySender, PresenceServiceOptions } from './context.ts';
 export { normalizeAor } from './context.ts';
@@ -99,10 +99,6 @@ export class PresenceService {
 
   get handlePublish(): (req: SipRequest, rc: RequestContext) => Promise<SipResponse> {
     return this.publications.handlePublish;
-  }
-
-  buildNotify(s: Subscription, subscriptionState: string, body: Buffer | null): SipRequest {
-    return this.notifier.buildNotify(s, subscriptionState, body);
   }
 
   // ---- composition and replicas ----

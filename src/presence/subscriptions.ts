@@ -3,13 +3,28 @@
 // NOTIFY in flight (a change meanwhile only marks the dialog dirty, and the next NOTIFY carries the latest
 // state), and a final NOTIFY owed when the subscription ends.
 
-import { formatUri, H, isSipUri, parseNameAddr, SipRequest } from '../sip/message/index.ts';
+import type { TransactionOutcome } from '../sip/endpoint.ts';
+import { formatUri, isSipUri, parseMessage, parseNameAddr, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { SubscriptionRecord } from '../storage/ports.ts';
 
 export type TerminationReason = 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
 
-export class Subscription {
+/** Who hears how a subscription's NOTIFY ended (the notifier). */
+export interface NotifyListener {
+  answered(s: Subscription, res: SipResponse): void;
+  unanswered(s: Subscription, err: Error): void;
+}
+
+/**
+ * A subscription, and the outcome of its NOTIFY in flight (there is at most one): the client transaction tells this
+ * object, which tells the notifier, so a NOTIFY of a fan-out allocates no promise or closure for its answer.
+ */
+export class Subscription implements TransactionOutcome {
   record: SubscriptionRecord;
+  /** Told how the NOTIFY in flight ended. */
+  listener: NotifyListener | null = null;
+  /** The reason the NOTIFY in flight ended the subscription with, or null. */
+  sentEnding: TerminationReason | null = null;
   /** A NOTIFY is in flight: changes wait for its answer. */
   inFlight = false;
   /** The state changed while a NOTIFY was in flight. */
@@ -22,6 +37,8 @@ export class Subscription {
   readonly fromValue: string;
   readonly toValue: string;
   readonly eventValue: string;
+  /** The start line and Route lines of a dialog with a route set, for the remote target they were built for. */
+  private routed: { target: string; startLine: string; lines: string } | null = null;
 
   constructor(record: SubscriptionRecord) {
     this.record = record;
@@ -34,38 +51,58 @@ export class Subscription {
     return this.record.id;
   }
 
-  /**
-   * The dialog's next NOTIFY (RFC 6665 §4.2.2, RFC 3261 §12.2.1.1): Request-URI and Route from the route set, the
-   * next local CSeq, our `contact`, and the body with its type when the state is shown.
-   */
-  notifyRequest(subscriptionState: string, contact: string, body: { body: Buffer; contentType: string } | null): SipRequest {
-    const r = this.record;
-    let target = r.remoteTarget;
-    let routes = r.routeSet;
-    if (routes.length) {
-      const first = parseNameAddr(routes[0]);
-      if (first && isSipUri(first.uri) && !first.uri.params.has('lr')) {
-        // Strict routing (RFC 3261 §12.2.1.1): the first route becomes the Request-URI, the target the last route.
-        target = formatUri(first.uri);
-        routes = [...routes.slice(1), `<${r.remoteTarget}>`];
-      }
-    }
-    const req = new SipRequest('NOTIFY', target);
-    const hs = req.headers;
-    for (const route of routes) hs.push({ key: H.route, name: 'Route', value: route });
-    hs.push({ key: H.from, name: 'From', value: this.fromValue });
-    hs.push({ key: H.to, name: 'To', value: this.toValue });
-    hs.push({ key: H.callId, name: 'Call-ID', value: r.callId });
-    hs.push({ key: H.cseq, name: 'CSeq', value: `${++r.localCseq} NOTIFY` });
-    hs.push({ key: H.contact, name: 'Contact', value: contact });
-    hs.push({ key: H.event, name: 'Event', value: this.eventValue });
-    hs.push({ key: H.subscriptionState, name: 'Subscription-State', value: subscriptionState });
-    if (body) {
-      hs.push({ key: H.contentType, name: 'Content-Type', value: body.contentType });
-      req.body = body.body;
-    }
-    return req;
+  final(res: SipResponse): void {
+    this.listener?.answered(this, res);
   }
+
+  failed(err: Error): void {
+    this.listener?.unanswered(this, err);
+  }
+
+  /**
+   * The dialog's next NOTIFY (RFC 6665 §4.2.2, RFC 3261 §12.2.1.1) as wire text for SipEndpoint.requestWire: its
+   * start line (Request-URI from the route set) and header lines (Route, From, To, Call-ID, the next local CSeq,
+   * our `contact`, Event, Subscription-State, and Content-Type when `contentType` is given), concatenated per NOTIFY
+   * from the record and the From and To values built once. Keeping the whole text per dialog cost 420 bytes of heap
+   * a subscription (bench:presence, 2026-12-07: 2,187 bytes against 1,766) for a CPU difference the runs could not
+   * show (one run with it read 21.9 µs a NOTIFY, five without 24.7–32.6).
+   */
+  notifyText(subscriptionState: string, contact: string, contentType: string | null): { startLine: string; headers: string } {
+    const r = this.record;
+    let startLine: string;
+    let routes = '';
+    if (r.routeSet.length === 0) startLine = `NOTIFY ${r.remoteTarget} SIP/2.0`;
+    else {
+      if (this.routed === null || this.routed.target !== r.remoteTarget) this.routed = routedText(r.remoteTarget, r.routeSet);
+      startLine = this.routed.startLine;
+      routes = this.routed.lines;
+    }
+    let headers = `${routes}From: ${this.fromValue}\r\nTo: ${this.toValue}\r\nCall-ID: ${r.callId}\r\nCSeq: ${++r.localCseq} NOTIFY\r\nContact: ${contact}\r\nEvent: ${this.eventValue}\r\nSubscription-State: ${subscriptionState}\r\n`;
+    if (contentType !== null) headers += `Content-Type: ${contentType}\r\n`;
+    return { startLine, headers };
+  }
+
+  /** The same NOTIFY as a message object (for the flow relay to another node, and for tests). */
+  notifyRequest(subscriptionState: string, contact: string, body: { body: Buffer; contentType: string } | null): SipRequest {
+    const { startLine, headers } = this.notifyText(subscriptionState, contact, body && body.contentType);
+    const head = Buffer.from(`${startLine}\r\n${headers}Content-Length: ${body ? body.body.length : 0}\r\n\r\n`, 'latin1');
+    return parseMessage(body ? Buffer.concat([head, body.body]) : head) as SipRequest;
+  }
+}
+
+/** A routed dialog's start line and Route lines (RFC 3261 §12.2.1.1), for its remote target. */
+function routedText(remoteTarget: string, routeSet: string[]): { target: string; startLine: string; lines: string } {
+  let target = remoteTarget;
+  let routes = routeSet;
+  const first = parseNameAddr(routes[0]);
+  if (first && isSipUri(first.uri) && !first.uri.params.has('lr')) {
+    // Strict routing: the first route becomes the Request-URI, the target the last route.
+    target = formatUri(first.uri);
+    routes = [...routes.slice(1), `<${remoteTarget}>`];
+  }
+  let lines = '';
+  for (const route of routes) lines += `Route: ${route}\r\n`;
+  return { target: remoteTarget, startLine: `NOTIFY ${target} SIP/2.0`, lines };
 }
 
 /** What a subscription shows outside: in its bus events and in the HTTP API's list of watchers. */

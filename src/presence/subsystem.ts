@@ -41,7 +41,8 @@ export function createPresence(o: {
     store: o.store,
     bus: o.bus,
     relay: sip.relay,
-    presentityExists: async (aor) => {
+    // As the identity answers it: at once from its cache, a promise only when it must ask the store.
+    presentityExists: (aor) => {
       const at = aor.lastIndexOf('@');
       return o.identity.accountExists(aor.slice(0, at), aor.slice(at + 1));
     },

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { InProcessBus } from '../../src/bus/in-process.ts';
 import type { BusMessage } from '../../src/bus/event-bus.ts';
+import { sbError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { PresenceService } from '../../src/presence/presence-service.ts';
 import { bindingTopic } from '../../src/registrar/location-service.ts';
@@ -94,6 +95,12 @@ describe('presence notifier (state machine)', () => {
           new Promise<SipResponse>((resolve, reject) => {
             out.push({ req, dest, answer: (status) => resolve(new SipResponse(status, 'X')), fail: (m) => reject(new Error(m)) });
           }),
+        // NOTIFYs come as text (Subscription.notifyText): parsed here, so every test reads what goes on the wire.
+        requestWire: (_method, startLine, headers, body, dest, outcome) => {
+          const head = Buffer.from(`${startLine}\r\nMax-Forwards: 70\r\n${headers}Content-Length: ${body?.length ?? 0}\r\n\r\n`, 'latin1');
+          const req = parseMessage(body ? Buffer.concat([head, body]) : head) as SipRequest;
+          out.push({ req, dest, answer: (status) => outcome.final(new SipResponse(status, 'X')), fail: (m) => outcome.failed(sbError('SIP_ERR_TIMEOUT', m)) });
+        },
         localAddress: () => ({ host: '192.0.2.1', port: 5060 }),
       },
       authenticator: {
@@ -122,6 +129,25 @@ describe('presence notifier (state machine)', () => {
   const sub = (o?: Parameters<typeof subscribe>[0]) => svc.handleSubscribe(subscribe(o), ctx);
   const pub = (o?: Parameters<typeof publish>[0]) => svc.handlePublish(publish(o), { source: { ...SOURCE, address: '192.0.2.8', port: 5080 }, arrivedAt: 0 });
   const toTag = (res: SipResponse) => /;tag=([^;]+)$/.exec(res.get('To')!)![1];
+
+  it('NOTIFYs follow the route set: Route lines in Record-Route order, or with a strict router first its URI as the Request-URI (RFC 3261 §12.2.1.1)', async () => {
+    await sub({ extra: ['Record-Route: <sip:p1.example.test;lr>', 'Record-Route: <sip:p2.example.test;lr>'], callId: 'loose' });
+    await sub({ extra: ['Record-Route: <sip:p3.example.test>, <sip:p4.example.test;lr>'], callId: 'strict', fromTag: 'f2' });
+    await tick();
+    const loose = sent.find((x) => x.req.callId() === 'loose')!.req;
+    assert.equal(loose.uri, 'sip:bob@192.0.2.7:5070');
+    assert.deepEqual(loose.getAll('Route'), ['<sip:p1.example.test;lr>', '<sip:p2.example.test;lr>']);
+    const strict = sent.find((x) => x.req.callId() === 'strict')!.req;
+    assert.equal(strict.uri, 'sip:p3.example.test');
+    assert.deepEqual(strict.getAll('Route'), ['<sip:p4.example.test;lr>', '<sip:bob@192.0.2.7:5070>']);
+    for (const x of sent) x.answer(200);
+    await tick();
+    await pub({ body: pidf(`sip:alice@${D}`, 'open') });
+    await tick();
+    const again = sent.slice(2).find((x) => x.req.callId() === 'strict')!.req;
+    assert.equal(again.uri, 'sip:p3.example.test');
+    assert.equal(again.get('CSeq'), '2 NOTIFY');
+  });
 
   it('a new subscription: 200 with our tag, Expires and Contact, then at once a NOTIFY with the full state', async () => {
     const res = await sub({ expires: 600 });

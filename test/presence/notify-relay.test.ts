@@ -1,6 +1,7 @@
-// The presence service with a relay (sip/flow-relay.ts): every NOTIFY goes through relay.send with the
-// subscription's whole flow (node and connection included), none through the endpoint directly; what the relay
-// answers or fails with counts as the NOTIFY's outcome. (The relay itself is tested over real buses in
+// The presence service with a relay (sip/flow-relay.ts): a NOTIFY for a flow the relay calls remote (another
+// node's connection) goes through relay.send with the subscription's whole flow (node and connection included),
+// not through the endpoint; what the relay answers or fails with counts as the NOTIFY's outcome. One for a flow
+// of this node goes through the endpoint as text (requestWire). (The relay itself is tested over real buses in
 // test/sip/flow-relay.test.ts.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -35,9 +36,10 @@ function subscribe(callId: string): SipRequest {
 }
 
 describe('presence NOTIFYs through a relay', () => {
-  async function service() {
+  async function service(remote = true) {
     const log = createLogger('silent');
     const relayed: Array<{ req: SipRequest; flow: FlowRecord; settle: (status: number | Error) => void }> = [];
+    const wire: string[] = [];
     let direct = 0;
     const svc = new PresenceService({
       endpoint: {
@@ -45,9 +47,15 @@ describe('presence NOTIFYs through a relay', () => {
           direct++;
           return Promise.resolve(new SipResponse(200, 'OK'));
         },
+        requestWire: (_method, startLine, headers, _body, _dest, outcome) => {
+          direct++;
+          wire.push(`${startLine}\r\n${headers}`);
+          outcome.final(new SipResponse(200, 'OK'));
+        },
         localAddress: () => ({ host: '192.0.2.1', port: 5060 }),
       },
       relay: {
+        isRemote: () => remote,
         send: (req, flow) =>
           new Promise<SipResponse>((resolve, reject) => {
             relayed.push({ req, flow, settle: (s) => (typeof s === 'number' ? resolve(new SipResponse(s, 'X')) : reject(s)) });
@@ -71,7 +79,7 @@ describe('presence NOTIFYs through a relay', () => {
       sweepTimer: false,
     });
     await svc.prime();
-    return { svc, relayed, direct: () => direct };
+    return { svc, relayed, wire, direct: () => direct };
   }
 
   it('hands the NOTIFY and the subscription\u2019s flow to the relay', async () => {
@@ -86,6 +94,17 @@ describe('presence NOTIFYs through a relay', () => {
     await tick();
     assert.equal(svc.watchers(`alice@${D}`).length, 1);
     assert.equal(svc.counters.notifyFailures, 0);
+    svc.close();
+  });
+
+  it('sends the NOTIFY for a flow of this node through the endpoint, as text', async () => {
+    const { svc, relayed, wire, direct } = await service(false);
+    assert.equal((await svc.handleSubscribe(subscribe('c3'), { source: SOURCE, arrivedAt: 0 })).status, 200);
+    await tick();
+    assert.equal(relayed.length, 0);
+    assert.equal(direct(), 1);
+    assert.match(wire[0], /^NOTIFY sip:bob@192\.0\.2\.7:40111;transport=tcp SIP\/2\.0\r\n/);
+    assert.match(wire[0], /\r\nContact: <sip:192\.0\.2\.1:5060;transport=tcp>\r\n/);
     svc.close();
   });
 

@@ -6,6 +6,7 @@ import { buildRequest, SipTestClient } from '../helpers/sip-client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createLogger } from '../../src/log.ts';
 import { SipEndpoint } from '../../src/sip/endpoint.ts';
+import { parseMessage, type SipRequest } from '../../src/sip/message/index.ts';
 import { createResponse } from '../../src/sip/message/response.ts';
 import type { Source } from '../../src/sip/transport/types.ts';
 
@@ -156,5 +157,41 @@ describe('SIP endpoint without handlers', () => {
     assert.match(sent[0], /^SIP\/2\.0 405 /);
     assert.match(sent[0], /\r\nAllow: OPTIONS, REGISTER\r\n/);
     assert.match(sent[1], /^SIP\/2\.0 501 /);
+  });
+});
+
+// requestWire (a NOTIFY fan-out's path): the caller's text with our Via first, Max-Forwards and Content-Length added,
+// in a client transaction that the response's branch ends, its outcome told without a promise.
+describe('SIP endpoint requestWire', () => {
+  it('sends the text with Via, Max-Forwards and Content-Length, and tells the outcome the final response', () => {
+    const sent: Buffer[] = [];
+    const endpoint = new SipEndpoint({ logger: createLogger('silent'), supported: [], forceRport: false, serverHeader: null });
+    endpoint.attach({ sendNow: () => {}, send: async (d) => void sent.push(d), viaAddress: () => ({ host: '192.0.2.1', port: 5060 }) });
+    const body = Buffer.from('<presence/>');
+    const outcomes: string[] = [];
+    const dest = { transport: 'UDP' as const, address: '192.0.2.7', port: 5070, connectionId: null };
+    const headers = 'From: <sip:alice@example.test>;tag=a\r\nTo: <sip:bob@example.test>;tag=b\r\nCall-ID: c1\r\nCSeq: 4 NOTIFY\r\nContent-Type: application/pidf+xml\r\n';
+    endpoint.requestWire('NOTIFY', 'NOTIFY sip:bob@192.0.2.7:5070 SIP/2.0', headers, body, dest, {
+      final: (res) => outcomes.push(`final ${res.status}`),
+      failed: (err) => outcomes.push(`failed ${err.message}`),
+    });
+    const req = parseMessage(sent[0]) as SipRequest;
+    assert.equal(req.method, 'NOTIFY');
+    assert.equal(req.uri, 'sip:bob@192.0.2.7:5070');
+    assert.equal(req.headers[0].name, 'Via');
+    assert.match(req.get('Via')!, /^SIP\/2\.0\/UDP 192\.0\.2\.1:5060;branch=z9hG4bK[^;]+;rport$/);
+    assert.equal(req.get('Max-Forwards'), '70');
+    assert.equal(req.get('CSeq'), '4 NOTIFY');
+    assert.equal(req.get('Content-Length'), String(body.length));
+    assert.deepEqual(req.body, body);
+    const branch = req.topVia()!.params.get('branch')!;
+    const answer = (status: number) =>
+      Buffer.from(`SIP/2.0 ${status} X\r\nVia: ${req.get('Via')}\r\nFrom: <sip:alice@example.test>;tag=a\r\nTo: <sip:bob@example.test>;tag=b\r\nCall-ID: c1\r\nCSeq: 4 NOTIFY\r\nContent-Length: 0\r\n\r\n`);
+    const source: Source = { transport: 'UDP', address: '192.0.2.7', port: 5070, family: 4, connectionId: null, local: { address: '192.0.2.1', port: 5060 } };
+    endpoint.receive(answer(481), source);
+    endpoint.receive(answer(481), source); // a retransmission, absorbed
+    endpoint.close();
+    assert.ok(branch.length > 7);
+    assert.deepEqual(outcomes, ['final 481']);
   });
 });

@@ -2,11 +2,18 @@
 // OPTIONS. Timer E retransmits on unreliable transports (T1 doubling to T2), Timer F (64*T1) gives up with a
 // timeout, Timer K (T4 on unreliable, 0 on reliable) absorbs retransmitted responses after the final one.
 // Responses match by branch and CSeq method (§17.1.3).
+//
+// A presence fan-out starts a thousand of these in a few milliseconds, and nearly every one is answered within
+// milliseconds, so what a transaction allocates is most of its cost (bench:presence, 2026-12-07: GC was a quarter
+// of the fan-out's CPU). Each one holds a single timer, for whichever of E and F is due next, armed with a shared
+// function and the transaction as its argument (no closures); Timer K is a FIFO of keys swept once a second (every
+// completed transaction waits the same T4, so expiry order is completion order), as the server transactions'
+// Timer J is, instead of a timer object per transaction (Timer K so lasts T4 to T4 + 1 s), and what it holds is the
+// key alone: the transaction, its request bytes and its outcome die young rather than being promoted for T4.
 
 import { sbError, type SwitchboardError } from '../../errors.ts';
 import type { SipResponse } from '../message/message.ts';
 import type { Destination } from '../transport/types.ts';
-import { DelayQueue } from './delay-queue.ts';
 import { T1, T2, T4 } from './server.ts';
 
 export interface ClientTransactionOptions {
@@ -16,103 +23,177 @@ export interface ClientTransactionOptions {
   onProvisional?: (res: SipResponse) => void;
 }
 
-interface ClientTransaction {
-  key: string;
-  state: 'trying' | 'proceeding' | 'completed';
-  resolve: (res: SipResponse) => void;
-  reject: (err: SwitchboardError) => void;
-  timerE: NodeJS.Timeout | null;
-  timerF: NodeJS.Timeout | null;
-  interval: number;
-  opts: ClientTransactionOptions;
+/** Told how a transaction ended (`begin`): its final response, or why there is none (timeout, transport error). */
+export interface TransactionOutcome {
+  final(res: SipResponse): void;
+  failed(err: SwitchboardError): void;
 }
+
+interface ClientTransaction {
+  readonly key: string;
+  readonly method: string;
+  readonly table: ClientTransactionTable;
+  state: 'trying' | 'proceeding' | 'completed';
+  readonly outcome: TransactionOutcome;
+  /** Timer E or F, whichever is due first. */
+  timer: NodeJS.Timeout | null;
+  /** The current Timer E interval (unreliable transports). */
+  interval: number;
+  /** When Timer F fires (Date.now() clock). */
+  readonly deadline: number;
+  readonly opts: ClientTransactionOptions;
+}
+
+/** What the table holds for a transaction in Timer K: its responses are absorbed. */
+const COMPLETED = { state: 'completed' } as const;
 
 export function clientKey(branch: string, method: string): string {
   return branch + '\u0000' + method;
 }
 
-const settled = (): void => {};
-const COMPLETED: ClientTransactionOptions = { reliable: false, transmit: () => Promise.resolve() };
-
 export class ClientTransactionTable {
-  private readonly table = new Map<string, ClientTransaction>();
-  /** Timer K: completed transactions leave the table after T4 (one queue for all, delay-queue.ts). */
-  private readonly timerK = new DelayQueue<ClientTransaction>(T4, (txn) => {
-    if (this.table.get(txn.key) === txn) this.table.delete(txn.key);
-  });
+  private readonly table = new Map<string, ClientTransaction | typeof COMPLETED>();
+  /** Keys of completed transactions over unreliable transports, in completion order, and when their Timer K ends. */
+  private completedKeys: string[] = [];
+  private completedUntil: number[] = [];
+  private completedHead = 0;
+  private sweeper: NodeJS.Timeout | null = null;
 
   get size(): number {
     return this.table.size;
   }
 
   /** Starts a transaction; resolves with the final response, rejects on timeout or transport error. */
-  start(branch: string, method: string, _dest: Destination, opts: ClientTransactionOptions): Promise<SipResponse> {
+  start(branch: string, method: string, dest: Destination, opts: ClientTransactionOptions): Promise<SipResponse> {
+    return new Promise<SipResponse>((resolve, reject) => this.begin(branch, method, dest, opts, { final: resolve, failed: reject }));
+  }
+
+  /**
+   * Starts a transaction whose end `outcome` is told of, synchronously, without a promise: for a sender of many
+   * (a NOTIFY fan-out) that keeps one outcome per dialog rather than a promise and two closures per request.
+   */
+  begin(branch: string, method: string, _dest: Destination, opts: ClientTransactionOptions, outcome: TransactionOutcome): void {
     const key = clientKey(branch, method);
-    return new Promise<SipResponse>((resolve, reject) => {
-      const txn: ClientTransaction = { key, state: 'trying', resolve, reject, timerE: null, timerF: null, interval: T1, opts };
-      this.table.set(key, txn);
-      const fail = (err: SwitchboardError) => {
-        if (this.table.get(key) !== txn || txn.state === 'completed') return;
-        this.terminate(txn);
-        reject(err);
-      };
-      txn.timerF = setTimeout(() => fail(sbError('SIP_ERR_TIMEOUT', `no final response to ${method} within 64*T1`)), 64 * T1);
-      const send = () =>
-        opts.transmit().catch((e: Error) => fail(sbError('SIP_ERR_TRANSPORT', `transport error sending ${method}: ${e.message}`)));
-      send();
-      if (!opts.reliable) {
-        const retransmit = () => {
-          if (this.table.get(key) !== txn || txn.state === 'completed') return;
-          send();
-          // In Proceeding the interval stays at T2 (§17.1.2.2).
-          txn.interval = txn.state === 'proceeding' ? T2 : Math.min(txn.interval * 2, T2);
-          txn.timerE = setTimeout(retransmit, txn.interval);
-        };
-        txn.timerE = setTimeout(retransmit, txn.interval);
-      }
-    });
+    const now = Date.now();
+    const txn: ClientTransaction = {
+      key,
+      method,
+      table: this,
+      state: 'trying',
+      outcome,
+      timer: null,
+      interval: T1,
+      deadline: now + 64 * T1,
+      opts,
+    };
+    this.table.set(key, txn);
+    txn.timer = setTimeout(onTimer, opts.reliable ? 64 * T1 : T1, txn);
+    transmit(txn);
   }
 
   /** Delivers a response; returns false when no transaction matches (the caller drops it, §18.1.2). */
   receive(branch: string, method: string, res: SipResponse): boolean {
     const txn = this.table.get(clientKey(branch, method));
     if (!txn) return false;
-    if (txn.state === 'completed') return true; // retransmission absorbed during Timer K
+    if (!('key' in txn) || txn.state === 'completed') return true; // retransmission absorbed during Timer K
     if (res.status < 200) {
       txn.state = 'proceeding';
       txn.opts.onProvisional?.(res);
       return true;
     }
     txn.state = 'completed';
-    this.clearTimers(txn);
-    const reliable = txn.opts.reliable;
-    txn.resolve(res);
-    // Timer K keeps the transaction (to absorb retransmitted finals), not its settled promise, response or request
-    // bytes: held for T4 each, they were a parsed 200 and a serialized BYE per call in bench/calls-hotpath's heap.
-    txn.resolve = txn.reject = settled;
-    txn.opts = COMPLETED;
-    if (reliable) this.table.delete(txn.key);
-    else this.timerK.add(txn);
+    this.clearTimer(txn);
+    if (txn.opts.reliable) this.table.delete(txn.key);
+    else this.holdForTimerK(txn.key);
+    txn.outcome.final(res);
     return true;
   }
 
-  private clearTimers(txn: ClientTransaction): void {
-    if (txn.timerE) clearTimeout(txn.timerE);
-    if (txn.timerF) clearTimeout(txn.timerF);
-    txn.timerE = txn.timerF = null;
+  /** Timer E or F fired: retransmit (E), or give up (F, or E past F's deadline). */
+  fire(txn: ClientTransaction): void {
+    txn.timer = null;
+    if (this.table.get(txn.key) !== txn || txn.state === 'completed') return;
+    const left = txn.deadline - Date.now();
+    if (txn.opts.reliable || left <= 0) {
+      this.fail(txn, sbError('SIP_ERR_TIMEOUT', `no final response to ${txn.method} within 64*T1`));
+      return;
+    }
+    transmit(txn);
+    // In Proceeding the interval stays at T2 (§17.1.2.2).
+    txn.interval = txn.state === 'proceeding' ? T2 : Math.min(txn.interval * 2, T2);
+    txn.timer = setTimeout(onTimer, Math.min(txn.interval, left), txn);
   }
 
-  private terminate(txn: ClientTransaction): void {
-    this.clearTimers(txn);
+  fail(txn: ClientTransaction, err: SwitchboardError): void {
+    if (this.table.get(txn.key) !== txn || txn.state === 'completed') return;
+    this.clearTimer(txn);
     this.table.delete(txn.key);
+    txn.outcome.failed(err);
+  }
+
+  private clearTimer(txn: ClientTransaction): void {
+    if (txn.timer) clearTimeout(txn.timer);
+    txn.timer = null;
+  }
+
+  private holdForTimerK(key: string): void {
+    this.table.set(key, COMPLETED);
+    this.completedKeys.push(key);
+    this.completedUntil.push(Date.now() + T4);
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Ends the transactions whose Timer K has run out. */
+  sweep(now: number): void {
+    const keys = this.completedKeys;
+    const until = this.completedUntil;
+    let h = this.completedHead;
+    while (h < keys.length && until[h] <= now) {
+      // Branches are unique, so the key still names this transaction.
+      if (this.table.get(keys[h]) === COMPLETED) this.table.delete(keys[h]);
+      h++;
+    }
+    if (h === keys.length) {
+      this.completedKeys = [];
+      this.completedUntil = [];
+      h = 0;
+    } else if (h > 4096 && h * 2 > keys.length) {
+      this.completedKeys = keys.slice(h);
+      this.completedUntil = until.slice(h);
+      h = 0;
+    }
+    this.completedHead = h;
   }
 
   close(): void {
-    this.timerK.clear();
     for (const txn of this.table.values()) {
-      this.clearTimers(txn);
-      if (txn.state !== 'completed') txn.reject(sbError('SIP_ERR_TRANSPORT', 'endpoint shutting down'));
+      if (!('key' in txn)) continue; // in Timer K
+      this.clearTimer(txn);
+      if (txn.state !== 'completed') txn.outcome.failed(sbError('SIP_ERR_TRANSPORT', 'endpoint shutting down'));
     }
     this.table.clear();
+    this.completedKeys = [];
+    this.completedUntil = [];
+    this.completedHead = 0;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
   }
+}
+
+function onTimer(txn: ClientTransaction): void {
+  txn.table.fire(txn);
+}
+
+/** Sends (or re-sends) the request; a transport error ends the transaction (§17.1.4). */
+function transmit(txn: ClientTransaction): void {
+  let sent: Promise<void>;
+  try {
+    sent = txn.opts.transmit();
+  } catch (e) {
+    sent = Promise.reject(e as Error); // told as any transport error is: later, not from inside begin
+  }
+  sent.catch((e: Error) => txn.table.fail(txn, sbError('SIP_ERR_TRANSPORT', `transport error sending ${txn.method}: ${e.message}`)));
 }

@@ -1,5 +1,5 @@
-// Presence state in SQLite (migration 5): subscriptions and publications upserted by key with the record as JSON,
-// watcher policies as rows. The presence service holds everything in memory; these tables are read only at
+// Presence state in SQLite (migration 5): subscriptions and publications upserted by key with the record as JSON
+// (a subscription as a positional array, presence-rows.ts), watcher policies as rows. The presence service holds everything in memory; these tables are read only at
 // startup.
 //
 // Group commit, as for bindings (location-store.ts): the writes requested during one event-loop turn are applied
@@ -9,6 +9,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { sbError } from '../../errors.ts';
 import type { PresenceStore, PresenceWrite, PublicationRecord, SubscriptionRecord, WatcherPolicyRecord } from '../ports.ts';
+import { subscriptionFromRow, subscriptionRow } from '../presence-rows.ts';
 
 interface Waiter {
   resolve: () => void;
@@ -39,7 +40,7 @@ export class SqlitePresenceStore implements PresenceStore {
   }
 
   async loadSubscriptions(): Promise<SubscriptionRecord[]> {
-    return (this.db.prepare('SELECT data FROM presence_subscriptions').all() as Array<{ data: string }>).map((r) => JSON.parse(r.data) as SubscriptionRecord);
+    return (this.db.prepare('SELECT data FROM presence_subscriptions').all() as Array<{ data: string }>).map((r) => subscriptionFromRow(r.data));
   }
 
   async loadPublications(): Promise<PublicationRecord[]> {
@@ -90,7 +91,7 @@ export class SqlitePresenceStore implements PresenceStore {
     switch (op.op) {
       case 'put-subscription': {
         const s = op.subscription;
-        this.putSub.run(s.id, s.presentity, s.expiresAt, JSON.stringify(s));
+        this.putSub.run(s.id, s.presentity, s.expiresAt, subscriptionRow(s));
         break;
       }
       case 'delete-subscription':
