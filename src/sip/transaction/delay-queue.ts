@@ -1,9 +1,9 @@
-// Timers that all last the same time (the 100 Trying's 200 ms, Timer K's T4): their deadlines come in the order
-// they were set, so one queue and one Node timer for its head serve them all, instead of a Timeout object, a
-// closure and a timer-list insertion and removal each. Nothing is cancelled: the callback decides when it fires
-// whether there is still something to do (for so short a time, holding an item longer costs less than the
-// bookkeeping of removing it). Measured with bench/calls-hotpath.bench.ts: the 100 Trying's setTimeout and closure
-// were 2.1 us of a call's ~160 us of server time (two INVITEs a call).
+// Timers that all last the same time (the 100 Trying's 200 ms; the INVITE transactions' T1 and 64*T1, through
+// after()): their deadlines come in the order they were set, so one queue and one Node timer for its head serve them
+// all, instead of a Timeout object, a closure and a timer-list insertion and removal each. Nothing is cancelled: the
+// callback decides when it fires whether there is still something to do (holding an item until then costs less than
+// the bookkeeping of removing it). Measured with bench/calls-hotpath.bench.ts: the 100 Trying's setTimeout and
+// closure were 2.1 us of a call's ~160 us of server time (two INVITEs a call).
 
 export class DelayQueue<T> {
   private items: Array<T | undefined> = [];
