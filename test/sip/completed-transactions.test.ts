@@ -105,3 +105,17 @@ test('positions keep growing past a long run (many times the ring) without losin
   }
   assert.ok(c.size <= 6);
 });
+
+test('growing after the ring has wrapped keeps every live record, in order, across the padding', () => {
+  const c = new CompletedTransactions(2048, 1 << 20);
+  // Short-lived records until the ring has wrapped a few times (with padding at its end), then a burst that lives.
+  for (let i = 0; i < 200; i++) c.add(key(i), response(i, 50 + (i % 5) * 10), to(i), i * 10 + 100, i * 10);
+  const now = 2000;
+  for (let i = 200; i < 400; i++) c.add(key(i), response(i, 90), to(i), 1_000_000, now);
+  assert.ok(c.bytes > 2048, 'grew');
+  for (let i = 200; i < 400; i++) assert.equal(c.get(key(i), now)?.data.toString(), response(i, 90).toString(), `record ${i}`);
+  for (let i = 180; i <= 190; i++) assert.equal(c.get(key(i), now), null, `record ${i} expired (Timer J at ${i * 10 + 100})`);
+  for (let i = 191; i < 200; i++) assert.ok(c.get(key(i), now), `record ${i} alive until ${i * 10 + 100}`);
+  c.sweep(now);
+  assert.equal(c.size, 209);
+});
