@@ -59,7 +59,7 @@ class ByteLru {
     return this.map.get(key);
   }
 
-  touch(_key: string, e: Entry): void {
+  touch(e: Entry): void {
     e.used = true;
   }
 
@@ -187,7 +187,7 @@ export class CachedCredentialStore implements CredentialStore {
       return undefined;
     }
     this.hits++;
-    lru.touch(key, e);
+    lru.touch(e);
     return e.value;
   }
 

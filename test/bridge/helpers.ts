@@ -1,7 +1,7 @@
 // The bridge tests' app side: a password session (which opens the vault), linking an account, reading the list.
 
 import type { IncomingIm, LinkState } from '../../src/bridge/protocol.ts';
-import { http, sessionOf, type Json, type Session } from '../messaging/helpers.ts';
+import { http, sessionOf, type Json, type Session, type Stream } from '../messaging/helpers.ts';
 
 /** A protocol link's events as a test reads them: what it reported, in order, and waits for the next of each. */
 export interface LinkRecorder {
@@ -68,6 +68,20 @@ export async function linkedList(base: string, s: Session): Promise<Json[]> {
   const r = await http(base, 'GET', '/v1/linked-accounts', { auth: s.auth });
   if (r.status !== 200) throw new Error(`list: ${r.status} ${JSON.stringify(r.json)}`);
   return r.json.linkedAccounts as Json[];
+}
+
+/**
+ * Links an account whose credentials the server refuses: the 201, then the stream's `bad_credentials` frame for it,
+ * then its record from GET /v1/linked-accounts (which must agree).
+ */
+export async function linkRefused(base: string, s: Session, stream: Stream, body: Json): Promise<Json> {
+  const linked = await http(base, 'POST', '/v1/linked-accounts', { auth: s.auth, body });
+  if (linked.status !== 201) throw new Error(`link: ${linked.status} ${JSON.stringify(linked.json)}`);
+  const id = linked.json.id as string;
+  await stream.waitFor((f) => f.some((x) => x.type === 'link-state' && x.linkedAccount === id && x.state === 'bad_credentials'), 'bad_credentials');
+  const rec = (await linkedList(base, s)).find((a) => a.id === id);
+  if (!rec) throw new Error(`linked account ${id} not listed`);
+  return rec;
 }
 
 /** Polls until the linked account's state is `state` (or the time is up). */

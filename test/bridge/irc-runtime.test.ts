@@ -11,6 +11,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { ircPeer } from '../helpers/irc-peer.ts';
 import { ngircdMissing, startNgircd, type Ngircd } from '../helpers/ngircd.ts';
 import { http, openStream, queueEmpty, sessionOf, type Json, type Session, type Stream } from '../messaging/helpers.ts';
+import { linkRefused } from './helpers.ts';
 
 const D = 'example.test';
 const skip = ngircdMissing();
@@ -120,15 +121,7 @@ describe('IRC through the bridge runtime', { skip, timeout: 120_000 }, () => {
   it('a wrong server password → bad_credentials over HTTP, after one connection attempt', async () => {
     const accepted = () => irc.log().split('\n').filter((l) => /Accepted connection/.test(l)).length;
     const before = accepted();
-    const linked = await http(server.httpUrl, 'POST', '/v1/linked-accounts', {
-      auth: app.auth,
-      body: { type: 'irc', server: `127.0.0.1:${irc.port}`, username: 'mallory', password: 'not-the-password' },
-    });
-    assert.equal(linked.status, 201, JSON.stringify(linked.json));
-    const id = linked.json.id as string;
-    await stream.waitFor((f) => f.some((x) => x.type === 'link-state' && x.linkedAccount === id && x.state === 'bad_credentials'), 'bad_credentials');
-    const list = await http(server.httpUrl, 'GET', '/v1/linked-accounts', { auth: app.auth });
-    const rec = (list.json.linkedAccounts as Json[]).find((a) => a.id === id)!;
+    const rec = await linkRefused(server.httpUrl, app, stream, { type: 'irc', server: `127.0.0.1:${irc.port}`, username: 'mallory', password: 'not-the-password' });
     assert.equal(rec.state, 'bad_credentials');
     // The runtime's first backoff is seconds: wait past it and count the server's connections.
     await new Promise((r) => setTimeout(r, 6000));

@@ -11,6 +11,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { buildRequest, digestAuthorization, parseChallenge, SipTestClient } from '../helpers/sip-client.ts';
 import { isRequest, reply, waitFor } from '../helpers/sip-ua.ts';
 import { http, openStream, queueEmpty, sessionOf, type Json, type Session, type Stream } from '../messaging/helpers.ts';
+import { linkRefused } from './helpers.ts';
 
 const D = 'example.test';
 const R = 'remote.test';
@@ -86,15 +87,7 @@ describe('SIP through the bridge runtime', { timeout: 120_000 }, () => {
   });
 
   it('a wrong password → bad_credentials over HTTP', async () => {
-    const linked = await http(server.httpUrl, 'POST', '/v1/linked-accounts', {
-      auth: app.auth,
-      body: { type: 'sip', server: `127.0.0.1:${remote.sipPort}`, username: 'alice', password: 'not-it', options: { domain: R } },
-    });
-    assert.equal(linked.status, 201, JSON.stringify(linked.json));
-    const id = linked.json.id as string;
-    await stream.waitFor((f) => f.some((x) => x.type === 'link-state' && x.linkedAccount === id && x.state === 'bad_credentials'), 'bad_credentials');
-    const list = await http(server.httpUrl, 'GET', '/v1/linked-accounts', { auth: app.auth });
-    const rec = (list.json.linkedAccounts as Json[]).find((a) => a.id === id)!;
+    const rec = await linkRefused(server.httpUrl, app, stream, { type: 'sip', server: `127.0.0.1:${remote.sipPort}`, username: 'alice', password: 'not-it', options: { domain: R } });
     assert.equal(rec.state, 'bad_credentials');
     assert.match(String(rec.reason), /401/);
   });
