@@ -13,9 +13,13 @@
 # Configurations: embedded (SQLite, in-process bus: the defaults) and scaleout (PostgreSQL, Redis, RabbitMQ through
 # bench/tools/scaleout-stack.sh, one process). Kamailio is the same reference for both (bench:register's: digest
 # from SQLite, location in memory); it runs in a directory and on ports of its own, so other benchmarks may run.
+# SIPp's clock steps in whole milliseconds (4 at a time here), so every measured run is also timed on the wire: a
+# tcpdump capture of the server's port on lo, read by bench/tools/wire-latency.ts (request's last byte out of SIPp →
+# final response's last byte out of the server, kernel stamps in ns, the same clock for both servers).
 # Environment: USERS (20000), N (registrations of the peak run, 20000), LOADS ("25 50 75"), DURATION (s per run, 20),
 #              ROUNDS (1), TRANSPORTS ("u1 t1"), CONFIGS ("embedded scaleout"), PEAK_u1/PEAK_t1 (reg/s: skip measuring
-#              the peak), SB_FLAGS (more `switchboard start` flags), PLOT (docs/images/latency.png; "" for none).
+#              the peak), SB_FLAGS (more `switchboard start` flags), PLOT (docs/images/latency.png; "" for none),
+#              WIRE (1: capture each measured run, needs tcpdump and CAP_NET_RAW; 0: SIPp's clock only).
 # Needs: apt-get install -y sip-tester kamailio kamailio-sqlite-modules sqlite3 bc; the scaleout configuration
 # PostgreSQL, Redis and RabbitMQ. Short check: DURATION=3 USERS=2000 N=2000 CONFIGS=embedded npm run bench:latency
 set -euo pipefail
@@ -26,6 +30,8 @@ TRANSPORTS=${TRANSPORTS:-"u1 t1"}; CONFIGS=${CONFIGS:-"embedded scaleout"}; PLOT
 for bin in sipp kamailio sqlite3 bc curl; do
   command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install -y sip-tester kamailio kamailio-sqlite-modules sqlite3 bc" >&2; exit 1; }
 done
+# WIRE=1 (the default where tcpdump can capture on lo): each measured run also timed from a packet capture.
+if [ -z "${WIRE:-}" ]; then WIRE=0; if command -v tcpdump >/dev/null && [ "$(id -u)" = 0 ]; then WIRE=1; fi; fi
 NODE="$ROOT/node_modules/.bin/node"
 OUT=$ROOT/bench/out; mkdir -p "$OUT"
 stamp=$(date -u +%Y-%m-%dT%H:%MZ)
@@ -71,9 +77,17 @@ start_embedded() {
   for _ in $(seq 100); do curl -sf "localhost:$HTTP_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 }
 
-sipp_run() { # HOSTPORT TRANSPORT RATE COUNT DIR -> the rtt csv in DIR; prints "<ok> <failed> <seconds>"
-  local hp=$1 t=$2 rate=$3 count=$4 dir=$5 start end
+sipp_run() { # HOSTPORT TRANSPORT RATE COUNT DIR [wire] -> the rtt csv (and wire.pcap) in DIR; prints "<ok> <failed> <seconds>"
+  local hp=$1 t=$2 rate=$3 count=$4 dir=$5 wire=${6:-} start end cap=
   mkdir -p "$dir"; cp "$ROOT/bench/sipp/register-latency.xml" "$dir/"
+  if [ -n "$wire" ] && [ "$WIRE" = 1 ]; then
+    # The wire's clock (bench/tools/wire-latency.ts): the server port's packets on lo, stamped by the kernel to the
+    # nanosecond, with a 64 MiB capture buffer so that a busy second drops none (the count is reported); -Z root:
+    # the run directory is mktemp's, which the tcpdump user could not write to.
+    tcpdump -i lo -n -Z root -B 65536 --time-stamp-precision=nano -w "$dir/wire.pcap" "port ${hp##*:}" 2>"$dir/tcpdump.log" &
+    cap=$!
+    for _ in $(seq 50); do grep -q listening "$dir/tcpdump.log" 2>/dev/null && break; sleep 0.1; done
+  fi
   # No rate: as fast as answered, 200 in flight (the peak); a rate: up to a second of it in flight. SIPp's sockets get
   # 4 MiB buffers (-buff_size; its default is 64 KiB, ~10 ms of responses at these rates): datagrams SIPp dropped
   # while descheduled came back as 500 ms retransmissions in either server's p99 (since 2026-12-07 16:10 UTC).
@@ -83,11 +97,17 @@ sipp_run() { # HOSTPORT TRANSPORT RATE COUNT DIR -> the rtt csv in DIR; prints "
     -r "${rate:-100000}" -rp 1000 -l "$limit" -t "$t" -i 127.0.0.1 -p "$(free_port)" -nostdin -timeout $(( DURATION * 3 + 100 )) \
     -recv_timeout 5000 -buff_size 4194304 -trace_rtt -rtt_freq 1 -trace_screen -screen_file screen.log >/dev/null 2>&1) || true
   end=$(date +%s.%N)
+  # tcpdump gets the kernel's packets a block at a time, at the latest a second after a block's first: stopped
+  # sooner, it would leave the run's last packets unwritten.
+  if [ -n "$cap" ]; then sleep 1.5; kill -INT "$cap"; wait "$cap" 2>/dev/null || true; fi
   local ok failed
   ok=$(grep -m1 "Successful call" "$dir/screen.log" | awk -F'|' '{gsub(/ /,"",$3); print $3}')
   failed=$(grep -m1 "Failed call" "$dir/screen.log" | awk -F'|' '{gsub(/ /,"",$3); print $3}')
   echo "${ok:-0} ${failed:-0} $(echo "$end - $start" | bc -l)"
 }
+
+# The capture's arguments for latency-report.ts (none without one); the capture itself is dropped once read.
+wire_args() { if [ -f "$1/wire.pcap" ]; then echo "wire=$1/wire.pcap:$2:$(grep -o '^[0-9]* packets dropped by kernel' "$1/tcpdump.log" | cut -d' ' -f1)"; fi; }
 
 {
   echo "date: $stamp"
@@ -115,13 +135,13 @@ for T in $TRANSPORTS; do
         for who in $order; do
           d="$WORK/run-$T-$C-$L-$r-$who"; label="{\"server\":\"$who\",\"config\":\"$C\",\"transport\":\"$T\",\"load\":$L,\"rate\":$rate,\"round\":$r"
           if [ "$who" = kamailio ]; then
-            read -r ok failed secs <<< "$(sipp_run "127.0.0.1:$KAM_PORT" "$T" "$rate" "$count" "$d")"
-            "$NODE" "$ROOT/bench/tools/latency-report.ts" run "$d"/*_rtt.csv "$label,\"ok\":$ok,\"failed\":$failed}" >> "$results"
+            read -r ok failed secs <<< "$(sipp_run "127.0.0.1:$KAM_PORT" "$T" "$rate" "$count" "$d" wire)"
+            "$NODE" "$ROOT/bench/tools/latency-report.ts" run "$d"/*_rtt.csv "$label,\"ok\":$ok,\"failed\":$failed}" $(wire_args "$d" "$KAM_PORT") >> "$results"
           else
             curl -sf "localhost:$HTTP_PORT/metrics" > "$WORK/m0"
-            read -r ok failed secs <<< "$(sipp_run "127.0.0.1:$SIP_PORT" "$T" "$rate" "$count" "$d")"
+            read -r ok failed secs <<< "$(sipp_run "127.0.0.1:$SIP_PORT" "$T" "$rate" "$count" "$d" wire)"
             curl -sf "localhost:$HTTP_PORT/metrics" > "$WORK/m1"
-            "$NODE" "$ROOT/bench/tools/latency-report.ts" run "$d"/*_rtt.csv "$label,\"ok\":$ok,\"failed\":$failed}" "$WORK/m0" "$WORK/m1" >> "$results"
+            "$NODE" "$ROOT/bench/tools/latency-report.ts" run "$d"/*_rtt.csv "$label,\"ok\":$ok,\"failed\":$failed}" "$WORK/m0" "$WORK/m1" $(wire_args "$d" "$SIP_PORT") >> "$results"
           fi
           tail -1 "$results" | tee -a "$report"
         done

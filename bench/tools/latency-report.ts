@@ -1,14 +1,16 @@
 // The figures of `npm run bench:latency` (bench/latency.sh), in two commands:
 //
-//   node bench/tools/latency-report.ts run <rtt.csv> <label JSON> [metrics-before metrics-after]
+//   node bench/tools/latency-report.ts run <rtt.csv> <label JSON> [metrics-before metrics-after] [wire=<pcap>:<port>:<dropped>]
 //     one SIPp run: percentiles of its -trace_rtt response times (rtd 1: REGISTER → 401, rtd 2: REGISTER with
 //     credentials → 200 OK), and, given two /metrics scrapes around the run, the server's own REGISTER → 200 OK
 //     histogram over the same run (SIPp's clock steps in whole milliseconds, often 4 at a time; the server's
-//     buckets are finer), its event-loop delay and GC pauses. Prints one JSON line.
+//     buckets are finer), its event-loop delay and GC pauses; given a capture of the run, the same response times
+//     on the wire's clock (bench/tools/wire-latency.ts; the capture file is removed once read). Prints one JSON line.
 //   node bench/tools/latency-report.ts plot <results.jsonl> <out.svg>
 //     latency percentiles against offered load, both servers, one panel per configuration and transport; the
 //     median of each point's rounds. Also prints the table for bench/RESULTS.md.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readPcap, wireLatency } from './wire-latency.ts';
 
 interface Percentiles { n: number; p50: number; p90: number; p99: number; max: number }
 export interface RunResult {
@@ -30,6 +32,12 @@ export interface RunResult {
   loop_max?: number;
   gc_ms?: number;
   gc_count?: number;
+  /** The same response times from a packet capture (ms, kernel stamps): the 200 OK and the 401; packets the kernel
+   *  dropped from the capture, requests it holds no final response for. */
+  wire_register?: Percentiles;
+  wire_challenge?: Percentiles;
+  wire_dropped?: number;
+  wire_unanswered?: number;
 }
 
 function percentiles(values: number[]): Percentiles {
@@ -82,8 +90,9 @@ function histogramPercentiles(buckets: Array<{ le: number; count: number }>): Pe
   return { n: total, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: (Number.isFinite(top.le) ? top.le : buckets.at(-2)!.le) * 1000 };
 }
 
-function run(args: string[]): void {
-  const [csv, labelJson, before, after] = args;
+function run(all: string[]): void {
+  const wire = all.find((a) => a.startsWith('wire='));
+  const [csv, labelJson, before, after] = all.filter((a) => a !== wire);
   const reg: number[] = [];
   const chal: number[] = [];
   for (const line of readFileSync(csv, 'latin1').split('\n').slice(1)) {
@@ -108,6 +117,15 @@ function run(args: string[]): void {
     r.gc_ms = gc * 1000;
     r.gc_count = n;
   }
+  if (wire !== undefined) {
+    const [file, port, dropped] = wire.slice('wire='.length).split(':');
+    const w = wireLatency(readPcap(readFileSync(file)), Number(port));
+    rmSync(file); // ~300 MB a run at 75 %
+    r.wire_register = w.credentialed;
+    r.wire_challenge = w.first;
+    r.wire_dropped = Number(dropped || NaN);
+    r.wire_unanswered = w.unanswered;
+  }
   console.log(JSON.stringify(r));
 }
 
@@ -122,18 +140,21 @@ function plot(args: string[]): void {
   const panels = [...new Set(runs.map((r) => `${r.config} ${r.transport}`))];
   const loads = [...new Set(runs.map((r) => r.load))].sort((a, b) => a - b);
   type Series = { name: string; color: string; dash: string; pick: (r: RunResult) => number | undefined; server: RunResult['server'] };
-  const series: Series[] = [
+  const everySeries: Series[] = [
     { name: 'Kamailio p50 (SIPp)', color: '#1f77b4', dash: '', pick: (r) => r.register.p50, server: 'kamailio' },
     { name: 'Kamailio p99 (SIPp)', color: '#1f77b4', dash: '6,4', pick: (r) => r.register.p99, server: 'kamailio' },
     { name: 'Switchboard p50 (SIPp)', color: '#d62728', dash: '', pick: (r) => r.register.p50, server: 'switchboard' },
     { name: 'Switchboard p99 (SIPp)', color: '#d62728', dash: '6,4', pick: (r) => r.register.p99, server: 'switchboard' },
     { name: 'Switchboard p99 (its /metrics)', color: '#ff9896', dash: '2,3', pick: (r) => r.server_register?.p99, server: 'switchboard' },
+    { name: 'Kamailio p99 (wire)', color: '#17becf', dash: '1,2', pick: (r) => r.wire_register?.p99, server: 'kamailio' },
+    { name: 'Switchboard p99 (wire)', color: '#ff7f0e', dash: '1,2', pick: (r) => r.wire_register?.p99, server: 'switchboard' },
   ];
+  const series = everySeries.filter((s) => !s.name.endsWith('(wire)') || runs.some((r) => r.wire_register !== undefined));
   const point = (panel: string, load: number, s: Series) =>
     median(runs.filter((r) => `${r.config} ${r.transport}` === panel && r.load === load && r.server === s.server).map((r) => s.pick(r) ?? NaN));
 
   // The table.
-  const lines = ['| configuration | transport | load | offered reg/s | server | p50 | p90 | p99 | max (ms, SIPp) | server histogram p50 / p99 (ms) | loop delay p99 / max (ms) |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
+  const lines = ['| configuration | transport | load | offered reg/s | server | p50 | p90 | p99 | max (ms, SIPp) | wire p50 / p90 / p99 / max (ms) | server histogram p50 / p99 (ms) | loop delay p99 / max (ms) |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
   for (const panel of panels) {
     const [config, transport] = panel.split(' ');
     for (const load of loads) {
@@ -146,13 +167,14 @@ function plot(args: string[]): void {
         };
         lines.push(
           `| ${config} | ${transport} | ${load} % | ${m((r) => r.rate)} | ${server} | ${m((r) => r.register.p50)} | ${m((r) => r.register.p90)} | ${m((r) => r.register.p99)} | ${m((r) => r.register.max)} | ` +
+            `${m((r) => r.wire_register?.p50, 2)} / ${m((r) => r.wire_register?.p90, 2)} / ${m((r) => r.wire_register?.p99, 2)} / ${m((r) => r.wire_register?.max, 1)} | ` +
             (server === 'switchboard' ? `${m((r) => r.server_register?.p50, 2)} / ${m((r) => r.server_register?.p99, 2)} | ${m((r) => r.loop_p99, 1)} / ${m((r) => r.loop_max, 1)} |` : '– | – |'),
         );
       }
     }
   }
   console.log(lines.join('\n'));
-  console.log(`(median of ${Math.max(...runs.map((r) => r.round))} round(s) per point; SIPp's response times are whole milliseconds)`);
+  console.log(`(median of ${Math.max(...runs.map((r) => r.round))} round(s) per point; SIPp's response times are whole milliseconds; the wire's are kernel stamps of a capture)`);
 
   // The SVG: one panel per configuration and transport, ms on a log scale (0 drawn at the bottom line).
   const W = 420;

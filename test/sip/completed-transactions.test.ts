@@ -119,3 +119,36 @@ test('growing after the ring has wrapped keeps every live record, in order, acro
   c.sweep(now);
   assert.equal(c.size, 209);
 });
+
+test('growing retires the full ring instead of copying it: it answers for its records until their Timer J, then goes', () => {
+  const c = new CompletedTransactions(2048, 1 << 20);
+  // Records until the first ring is full: the one that does not fit starts a ring twice the size.
+  let n = 0;
+  for (; c.retiredRings === 0; n++) c.add(key(n), response(n, 90), to(n), 10_000, n);
+  assert.ok(n > 5 && n < 2048 / 90, `${n} records`);
+  assert.equal(c.bytes, 2048 + 4096, 'the full ring is kept, not copied');
+  // A few with a later Timer J, in the new ring.
+  for (let i = n; i < n + 5; i++) c.add(key(i), response(i, 90), to(i), 20_000, 1000 + i);
+  assert.equal(c.retiredRings, 1);
+  for (let i = 0; i < n + 5; i++) assert.equal(c.get(key(i), 5000)?.data.toString(), response(i, 90).toString(), `record ${i}`);
+  assert.equal(c.size, n + 5);
+  // The retired ring's records leave with their Timer J, and the ring with its last one.
+  c.sweep(15_000);
+  assert.equal(c.retiredRings, 0);
+  assert.equal(c.bytes, 4096);
+  for (let i = 0; i < n; i++) assert.equal(c.get(key(i), 15_000), null, `record ${i} expired`);
+  for (let i = n; i < n + 5; i++) assert.ok(c.get(key(i), 15_000), `record ${i} alive`);
+  assert.equal(c.size, 5);
+});
+
+test('at the limit the newest ring stops growing: it drops its oldest records early instead', () => {
+  const c = new CompletedTransactions(1024, 4096);
+  for (let i = 0; i < 2000; i++) c.add(key(i), response(i, 100), to(i), 1_000_000, i);
+  assert.equal(c.bytes, 1024 + 2048 + 4096, 'rings of 1 and 2 KiB retired, the 4 KiB one at the limit');
+  assert.equal(c.retiredRings, 2);
+  assert.ok(c.get(key(1999), 2000));
+  assert.equal(c.get(key(100), 2000), null, 'dropped early from the ring at the limit');
+  c.sweep(1_000_000);
+  assert.equal(c.bytes, 4096);
+  assert.equal(c.size, 0);
+});

@@ -130,4 +130,24 @@ describe('SqliteLocationStore', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('ends a compaction slice when it has held the event loop for sliceMs, before sliceRows', async () => {
+    const dir = tempDir();
+    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+    // sliceMs 0: every slice ends at the first check (each 64 bindings) instead of at 1,000.
+    const store = new SqliteLocationStore(db, { sliceRows: 1000, sliceMs: 0, minGarbage: 1 });
+    try {
+      const live = Array.from({ length: 200 }, (_, i) => binding(`u${i}@d`, 'k'));
+      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+      await store.compact({ count: live.length, all: () => live });
+      const rows = db.prepare('SELECT json_array_length(writes) AS n FROM binding_journal ORDER BY seq').all() as Array<{ n: number }>;
+      assert.deepEqual(rows.map((r) => r.n), [64, 64, 64, 8]);
+      assert.equal(sortKeys(await store.loadAll()).length, 200);
+      assert.equal(store.journalWrites, 200);
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -23,7 +23,8 @@ const INITIAL_CAPACITY = 4 * 1024 * 1024;
 /** Ring bytes per index bucket: a REGISTER's record is ~500 bytes, so chains stay under one record on average. */
 const BYTES_PER_BUCKET = 128;
 
-/** Stops growing here (a flood of requests, each answered): past it, the oldest records go before their Timer J. */
+/** The newest ring stops growing here (a flood of requests, each answered): past it, the oldest records go before
+ * their Timer J. */
 export const MAX_CAPACITY = 512 * 1024 * 1024;
 
 export interface CompletedResponse {
@@ -31,35 +32,41 @@ export interface CompletedResponse {
   destination: Destination;
 }
 
+/**
+ * The rings: records are written to the newest; when it is full and may still grow, it is retired and a ring twice
+ * its size takes the new records, while the retired one answers for its own until their Timer J (it is dropped when
+ * its last record expires, at most 32 s later). Nothing is copied: copying the live records into a larger ring was
+ * one event-loop turn of 24–125 ms (a 32 → 64 MiB ring at 6,400 REGISTERs a second, CPU profile under load in
+ * bench/tools/cpuprofile-stalls.ts), the largest stall a REGISTER met while the load rose. The price is memory: for
+ * those 32 s the retired ring and the new one are both held (up to 1.5 times the limit).
+ */
 export class CompletedTransactions {
-  private ring: Buffer;
-  private capacity: number;
-  /**
-   * Absolute positions of the newest record's end and the oldest record: they only grow, and a record lives at
-   * offset position % capacity (a record never straddles the ring's end). The index and the chains hold offsets,
-   * which fit the index's 32-bit slots.
-   */
-  private head = 0;
-  private tail = 0;
-  /** Per bucket, the offset of its newest record (NONE: empty). */
-  private index: Uint32Array;
-  private records = 0;
+  private current: Ring;
+  /** Retired rings, oldest first, each holding records until their Timer J. */
+  private retired: Ring[] = [];
   private readonly maxCapacity: number;
 
   constructor(initialCapacity = INITIAL_CAPACITY, maxCapacity = MAX_CAPACITY) {
-    this.capacity = initialCapacity;
     this.maxCapacity = Math.max(maxCapacity, initialCapacity);
-    this.ring = Buffer.allocUnsafeSlow(initialCapacity);
-    this.index = newIndex(initialCapacity);
+    this.current = new Ring(initialCapacity);
   }
 
   get size(): number {
-    return this.records;
+    let n = this.current.records;
+    for (const r of this.retired) n += r.records;
+    return n;
   }
 
-  /** Bytes held by the ring. */
+  /** Bytes held by the rings. */
   get bytes(): number {
-    return this.capacity;
+    let n = this.current.capacity;
+    for (const r of this.retired) n += r.capacity;
+    return n;
+  }
+
+  /** Rings retired and still answering (for tests and metrics). */
+  get retiredRings(): number {
+    return this.retired.length;
   }
 
   /**
@@ -71,6 +78,67 @@ export class CompletedTransactions {
     const length = align(HEADER + to.address.length + key.length + data.length);
     if (length > this.maxCapacity / 4) return;
     this.sweep(now);
+    if (!this.current.fits(length) && this.current.capacity < this.maxCapacity) {
+      this.retired.push(this.current);
+      this.current = new Ring(Math.min(this.current.capacity * 2, this.maxCapacity));
+    }
+    this.current.add(key, data, to, expiresAt, length);
+  }
+
+  /** The response to re-send for a retransmission of `key`'s request, if its transaction is still completed. */
+  get(key: string, now: number): CompletedResponse | null {
+    const hash = hashKey(key);
+    const found = this.current.get(key, hash, now);
+    if (found !== undefined) return found;
+    for (let i = this.retired.length - 1; i >= 0; i--) {
+      const r = this.retired[i]!.get(key, hash, now);
+      if (r !== undefined) return r;
+    }
+    return null;
+  }
+
+  /** Drops the records whose Timer J has fired, and the retired rings left empty. */
+  sweep(now: number): void {
+    this.current.sweep(now);
+    if (this.retired.length === 0) return;
+    for (const r of this.retired) r.sweep(now);
+    while (this.retired.length > 0 && this.retired[0]!.records === 0) this.retired.shift();
+  }
+
+  clear(): void {
+    this.current.clear();
+    this.retired = [];
+  }
+}
+
+/** One ring of records with its index (see the top of the file). */
+class Ring {
+  private readonly ring: Buffer;
+  readonly capacity: number;
+  /**
+   * Absolute positions of the newest record's end and the oldest record: they only grow, and a record lives at
+   * offset position % capacity (a record never straddles the ring's end). The index and the chains hold offsets,
+   * which fit the index's 32-bit slots.
+   */
+  private head = 0;
+  private tail = 0;
+  /** Per bucket, the offset of its newest record (NONE: empty). */
+  private readonly index: Uint32Array;
+  records = 0;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+    this.ring = Buffer.allocUnsafeSlow(capacity);
+    this.index = newIndex(capacity);
+  }
+
+  /** Whether `length` bytes (and the padding a wrap may need) fit without dropping a live record. */
+  fits(length: number): boolean {
+    return this.head - this.tail + 2 * length <= this.capacity;
+  }
+
+  /** Writes a record of `length` (aligned) bytes, dropping the oldest records early if it does not fit. */
+  add(key: string, data: Buffer, to: Destination, expiresAt: number, length: number): void {
     this.reserve(length);
     let offset = this.head % this.capacity;
     if (offset + length > this.capacity) {
@@ -99,10 +167,9 @@ export class CompletedTransactions {
     this.records++;
   }
 
-  /** The response to re-send for a retransmission of `key`'s request, if its transaction is still completed. */
-  get(key: string, now: number): CompletedResponse | null {
+  /** The record of `key`: its response (null once its Timer J has fired), or undefined when this ring has none. */
+  get(key: string, hash: number, now: number): CompletedResponse | null | undefined {
     const ring = this.ring;
-    const hash = hashKey(key);
     let o = this.index[hash & (this.index.length - 1)]!;
     while (o !== NONE) {
       const addressLength = ring[o + 22]!;
@@ -125,7 +192,7 @@ export class CompletedTransactions {
       const previous = ring.readUInt32LE(o + 12);
       o = previous !== NONE && this.position(previous) < this.position(o) ? previous : NONE;
     }
-    return null;
+    return undefined;
   }
 
   /** Drops the records whose Timer J has fired. */
@@ -166,52 +233,12 @@ export class CompletedTransactions {
     return true;
   }
 
-  /** Makes room for `length` bytes (and the padding a wrap may need): grows the ring, or at its limit drops early. */
+  /** Makes room for `length` bytes (and the padding a wrap may need) by dropping the oldest records before Timer J. */
   private reserve(length: number): void {
-    while (this.head - this.tail + 2 * length > this.capacity) {
-      if (this.capacity < this.maxCapacity) this.grow();
-      else if (this.tail >= this.head) break;
-      else if (!this.skipPadding()) this.drop();
+    while (!this.fits(length)) {
+      if (this.tail >= this.head) break;
+      if (!this.skipPadding()) this.drop();
     }
-  }
-
-  /**
-   * Twice the capacity: the live records are copied over in order and indexed again at their new offsets. They lie
-   * in at most two runs (before and after the ring's end), copied whole: a copy per record was 58 ms of one
-   * event-loop turn when the ring grew from 32 to 64 MiB at 5,000 REGISTERs a second (CPU profile of gc-trace.sh).
-   */
-  private grow(): void {
-    const old = this.ring;
-    const oldCapacity = this.capacity;
-    const ring = Buffer.allocUnsafeSlow(Math.min(oldCapacity * 2, this.maxCapacity));
-    const index = newIndex(ring.length);
-    let head = 0;
-    let at = this.tail;
-    while (at < this.head) {
-      // One run: from `at` to the padding at the ring's end or to the head, whichever comes first.
-      const o = at % oldCapacity;
-      let end = o;
-      const stop = Math.min(oldCapacity, o + (this.head - at));
-      while (end < stop && oldCapacity - end >= HEADER) {
-        const length = old.readUInt32LE(end);
-        if (length === 0) break;
-        end += length;
-      }
-      old.copy(ring, head, o, end);
-      for (let r = head; r < head + (end - o); r += ring.readUInt32LE(r)) {
-        const bucket = ring.readUInt32LE(r + 16) & (index.length - 1);
-        ring.writeUInt32LE(index[bucket]!, r + 12);
-        index[bucket] = r;
-      }
-      head += end - o;
-      at += end - o;
-      if (at < this.head && at % oldCapacity !== 0) at += oldCapacity - (at % oldCapacity); // the padding
-    }
-    this.ring = ring;
-    this.index = index;
-    this.capacity = ring.length;
-    this.tail = 0;
-    this.head = head;
   }
 }
 

@@ -23,8 +23,10 @@ interface Waiter {
 }
 
 export interface SqliteLocationStoreOptions {
-  /** Bindings per compaction slice; each slice is one row in one short transaction. */
+  /** Bindings per compaction slice at most; each slice is one row in one short transaction. */
   sliceRows?: number;
+  /** Event-loop time a compaction slice may take (ms): a slice ends at sliceRows or at this, whichever comes first. */
+  sliceMs?: number;
   /** Superseded writes to accumulate before compacting, at least. */
   minGarbage?: number;
 }
@@ -39,6 +41,7 @@ export class SqliteLocationStore implements LocationStore {
   private writesInJournal = -1;
   private compacting = false;
   private readonly sliceRows: number;
+  private readonly sliceMs: number;
   private readonly minGarbage: number;
   /** Commits so far and the writes they carried: the group-commit ratio. */
   commits = 0;
@@ -49,6 +52,7 @@ export class SqliteLocationStore implements LocationStore {
     this.db = db;
     this.append = db.prepare('INSERT INTO binding_journal (writes) VALUES (?)');
     this.sliceRows = opts.sliceRows ?? 1000;
+    this.sliceMs = opts.sliceMs ?? 2;
     this.minGarbage = opts.minGarbage ?? 50_000;
   }
 
@@ -149,14 +153,19 @@ export class SqliteLocationStore implements LocationStore {
     if (last.s === null) return;
     const cutoff = last.s + 1;
     // Everything appended from here on (rewrite rows and new changes alike) has seq >= cutoff. Each slice is
-    // gathered and written in the same turn, so it holds the bindings as they are when written.
+    // gathered and written in the same turn, so it holds the bindings as they are when written. A slice also ends
+    // when it has held the event loop for sliceMs: 1,000 bindings took 1.2 ms alone (bench/tools/compaction-stalls.ts)
+    // but the same slice on a server at 6,400 REGISTERs a second was part of turns of 10–27 ms, and a REGISTER
+    // arriving then waited for all of it.
     let batch: StoredWrite[] = [];
+    let started = performance.now();
     for (const b of live.all()) {
       batch.push(encodePut(b));
-      if (batch.length >= this.sliceRows) {
+      if (batch.length >= this.sliceRows || ((batch.length & 63) === 0 && performance.now() - started >= this.sliceMs)) {
         this.appendRow(batch);
         batch = [];
         await yieldToLoop();
+        started = performance.now();
       }
     }
     if (batch.length) this.appendRow(batch);
