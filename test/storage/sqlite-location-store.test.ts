@@ -150,4 +150,27 @@ describe('SqliteLocationStore', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('commits a write made during a compaction before the next slice, not after it', async () => {
+    const dir = tempDir();
+    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+    const store = new SqliteLocationStore(db, { sliceRows: 1000, sliceMs: 0, minGarbage: 1 });
+    const rows = () => (db.prepare('SELECT COUNT(*) AS n FROM binding_journal').get() as { n: number }).n;
+    try {
+      const live = Array.from({ length: 200 }, (_, i) => binding(`u${i}@d`, 'k'));
+      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+      const compaction = store.compact({ count: live.length, all: () => live });
+      // The first slice is written; a REGISTER's write arrives in the same turn. It is committed (and its waiter
+      // released) before the second slice: two journal rows, one slice and the write, besides the two before.
+      let atCommit = -1;
+      const written = store.write([{ op: 'put', binding: binding('late@d', 'k') }]).then(() => (atCommit = rows()));
+      await Promise.all([compaction, written]);
+      assert.equal(atCommit, 2 + 1 + 1);
+      assert.equal(sortKeys(await store.loadAll()).length, 201);
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -52,7 +52,7 @@ export class SqliteLocationStore implements LocationStore {
     this.db = db;
     this.append = db.prepare('INSERT INTO binding_journal (writes) VALUES (?)');
     this.sliceRows = opts.sliceRows ?? 1000;
-    this.sliceMs = opts.sliceMs ?? 2;
+    this.sliceMs = opts.sliceMs ?? 1;
     this.minGarbage = opts.minGarbage ?? 50_000;
   }
 
@@ -153,10 +153,11 @@ export class SqliteLocationStore implements LocationStore {
     if (last.s === null) return;
     const cutoff = last.s + 1;
     // Everything appended from here on (rewrite rows and new changes alike) has seq >= cutoff. Each slice is
-    // gathered and written in the same turn, so it holds the bindings as they are when written. A slice also ends
-    // when it has held the event loop for sliceMs: 1,000 bindings took 1.2 ms alone (bench/tools/compaction-stalls.ts)
-    // but the same slice on a server at 6,400 REGISTERs a second was part of turns of 10–27 ms, and a REGISTER
-    // arriving then waited for all of it.
+    // gathered and written in the same turn, so it holds the bindings as they are when written (the index changes
+    // before the journal, so a slice is never older than a write it follows). A slice also ends when it has held the
+    // event loop for sliceMs: 1,000 bindings took 1.2 ms alone (bench/tools/compaction-stalls.ts), but on a server
+    // at 6,400 REGISTERs a second compaction filled stretches of 11–19 ms (bench/tools/cpuprofile-stalls.ts), and
+    // every REGISTER arriving meanwhile waited for them.
     let batch: StoredWrite[] = [];
     let started = performance.now();
     for (const b of live.all()) {
@@ -164,7 +165,7 @@ export class SqliteLocationStore implements LocationStore {
       if (batch.length >= this.sliceRows || ((batch.length & 63) === 0 && performance.now() - started >= this.sliceMs)) {
         this.appendRow(batch);
         batch = [];
-        await yieldToLoop();
+        await this.nextTurn();
         started = performance.now();
       }
     }
@@ -173,14 +174,32 @@ export class SqliteLocationStore implements LocationStore {
     const del = this.db.prepare('DELETE FROM binding_journal WHERE seq >= ? AND seq < ?');
     const first = (this.db.prepare('SELECT MIN(seq) AS s FROM binding_journal').get() as { s: number }).s;
     const step = 20;
+    started = performance.now();
     for (let lo = first; lo < cutoff; lo += step) {
       const hi = Math.min(cutoff, lo + step);
       const n = (count.get(lo, hi) as { n: number }).n;
       del.run(lo, hi);
       if (this.writesInJournal >= 0) this.writesInJournal -= n;
-      await yieldToLoop();
+      if (performance.now() - started >= this.sliceMs) {
+        await this.nextTurn();
+        started = performance.now();
+      }
     }
     this.compactions++;
+  }
+
+  /**
+   * Lets the event loop turn between compaction slices, and commits first what the turn's requests wrote: the
+   * slice's immediate was queued a turn earlier than the group commit's, so without this every REGISTER of the turn
+   * waited for the next slice before its 200 OK. After the commit the loop turns once more, so the requests'
+   * continuations (their responses) run before the slice.
+   */
+  private async nextTurn(): Promise<void> {
+    await yieldToLoop();
+    if (this.scheduled) {
+      this.flush();
+      await yieldToLoop();
+    }
   }
 
   close(): void {
