@@ -238,9 +238,12 @@ export class LocationService {
    */
   apply(aor: string, state: AorState, next: BindingRecord[], changes: BindingChange[]): Promise<void> {
     if (changes.length === 0) return Promise.resolve();
-    // Bindings that expired but were not swept yet leave with this change; say so.
+    // Bindings that expired but were not swept yet leave with this change; say so, and first: they lapsed before
+    // this change, which may register the same contact again (stored and announced after its predecessor went, a
+    // re-registration's put was followed by the lapsed binding's delete, and a restart lost it).
     const now = this.now();
-    for (const b of state.bindings) if (b.expiresAt <= now && !next.includes(b)) changes.push({ event: 'expired', binding: b });
+    let lapsed = 0;
+    for (const b of state.bindings) if (b.expiresAt <= now && !next.includes(b)) changes.splice(lapsed++, 0, { event: 'expired', binding: b });
     const written = this.index.write(aor, state.version, next);
     if (isPromise(written)) return written.then((ok) => this.persist(aor, ok, changes));
     return this.persist(aor, written, changes);

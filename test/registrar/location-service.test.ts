@@ -129,6 +129,29 @@ describe('LocationService', () => {
     }
   });
 
+  it('a binding registered again after it lapsed, before the sweep: expired then added, and stored', async () => {
+    const dir = tempDir();
+    const clock = { now: Date.now() };
+    const s = await setup(dir, clock);
+    try {
+      await s.location.prime();
+      const first = binding('a@d', 'k1', { expiresAt: clock.now + 5_000 });
+      await s.location.replace('a@d', [first], [{ event: 'added', binding: first }]);
+      await tick();
+      s.events.length = 0;
+      clock.now += 5_500; // lapsed; the sweep has not run
+      // As the registrar plans it: the live bindings (none) plus the new one, under the same key.
+      const again = binding('a@d', 'k1', { expiresAt: clock.now + 60_000, cseq: 2 });
+      await s.location.update('a@d', (live) => ({ next: [...live, again], changes: [{ event: 'added', binding: again }] }));
+      await tick();
+      assert.deepEqual(s.events.map((e) => e.topic), ['binding.expired.d.a', 'binding.added.d.a'], 'in the order they happened');
+      assert.deepEqual((await s.store.list('a@d')).map((r) => [r.key, r.cseq]), [['k1', 2]], 'the journal ends with the new binding, not its predecessor\'s removal');
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('announces only after the change is durable, and restores memory from the store when a write fails', async () => {
     const dir = tempDir();
     const clock = { now: Date.now() };
