@@ -43,6 +43,10 @@ free_port() { "$NODE" -e "
   const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; const u = dgram.createSocket('udp4');
     u.once('error', () => process.exit(1)); u.bind(p, '127.0.0.1', () => { console.log(p); u.close(); s.close(); }); });"; }
 SIP_PORT=$(free_port); HTTP_PORT=$(free_port); KAM_PORT=$(free_port)
+# SIPp's own port, the same for every run: its contacts name it, so each run's REGISTERs refresh the users' bindings
+# (a phone's steady state) instead of adding one more per user and run (five per AOR by the last run, every 200 OK
+# listing them all; both servers alike, until 2026-12-07 19:00 UTC).
+UAC_PORT=$(free_port)
 export SIP_PORT HTTP_PORT
 
 # The scale-out stack (sourced: its WORK, schema and users, its cleanup on exit), else a work directory of our own.
@@ -94,7 +98,7 @@ sipp_run() { # HOSTPORT TRANSPORT RATE COUNT DIR [wire] -> the rtt csv (and wire
   local limit=200; [ -n "$rate" ] && limit=$(( rate > 200 ? rate : 200 ))
   start=$(date +%s.%N)
   (cd "$dir" && timeout $(( DURATION * 3 + 120 )) sipp "$hp" -sf register-latency.xml -inf "$WORK/sipp-users.csv" -m "$count" \
-    -r "${rate:-100000}" -rp 1000 -l "$limit" -t "$t" -i 127.0.0.1 -p "$(free_port)" -nostdin -timeout $(( DURATION * 3 + 100 )) \
+    -r "${rate:-100000}" -rp 1000 -l "$limit" -t "$t" -i 127.0.0.1 -p "$UAC_PORT" -nostdin -timeout $(( DURATION * 3 + 100 )) \
     -recv_timeout 5000 -buff_size 4194304 -trace_rtt -rtt_freq 1 -trace_screen -screen_file screen.log >/dev/null 2>&1) || true
   end=$(date +%s.%N)
   # tcpdump gets the kernel's packets a block at a time, at the latest a second after a block's first: stopped

@@ -10,8 +10,11 @@ let on = false;
 process.on('SIGUSR2', async () => {
   if (!on) {
     on = true;
-    const all = process.env.ALLOC_LIVE !== '1'; // ALLOC_LIVE=1: only what is still alive at the stop
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
+    // ALLOC_LIVE=1: only what is still alive at the stop; ALLOC_PROMOTED=1: what outlived the young generation (alive
+    // at the stop, or freed by a mark-compact since), i.e. what scavenges copied and promoted.
+    const live = process.env.ALLOC_LIVE === '1';
+    const promoted = process.env.ALLOC_PROMOTED === '1';
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: !live, includeObjectsCollectedByMinorGC: !live && !promoted });
     return;
   }
   on = false;

@@ -16,6 +16,9 @@ NODE="$TREE/node_modules/.bin/node"
 W=$(mktemp -d); trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$W"' EXIT
 port() { "$NODE" -e "const d=require('node:dgram').createSocket('udp4');d.bind(0,'127.0.0.1',()=>{console.log(d.address().port);d.close()})"; }
 SIP=$(port); HTTP=$(port)
+# One SIPp port for the warm-up and the run: the contacts are the same, so the run's REGISTERs are refreshes (a
+# phone's steady state), not a second binding per user.
+UAC=$(port)
 for ((i=0;i<USERS;i++)); do echo "user$i,bench.test,pw$i"; done > "$W/users.csv"
 "$NODE" "$TREE/src/cli.ts" user import "$W/users.csv" --data-dir "$W/data" >/dev/null
 "$SHARED/sipp/users.sh" "$USERS" bench.test > "$W/sipp.csv"
@@ -26,7 +29,7 @@ for _ in $(seq 100); do curl -sf "localhost:$HTTP/healthz" >/dev/null 2>&1 && br
 run() { # rate count dir
   mkdir -p "$3"; cp "$TREE/bench/sipp/register-latency.xml" "$3/"
   (cd "$3" && sipp "127.0.0.1:$SIP" -sf register-latency.xml -inf "$W/sipp.csv" -m "$2" -r "$1" -rp 1000 -l "$(( $1 > 200 ? $1 : 200 ))" \
-    -t u1 -i 127.0.0.1 -p "$(port)" -nostdin -timeout 300 -recv_timeout 5000 -buff_size 4194304 -trace_rtt -rtt_freq 1 >/dev/null 2>&1) || true
+    -t u1 -i 127.0.0.1 -p "$UAC" -nostdin -timeout 300 -recv_timeout 5000 -buff_size 4194304 -trace_rtt -rtt_freq 1 >/dev/null 2>&1) || true
 }
 run 2000 "$USERS" "$W/warm"
 mark=$(wc -l < "$W/gc.log")
