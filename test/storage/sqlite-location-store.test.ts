@@ -12,7 +12,8 @@ import { tempDir } from '../helpers/server.ts';
 
 function open(dir: string) {
   const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
-  return { db, store: new SqliteLocationStore(db, { sliceRows: 7, minGarbage: 10 }) };
+  // groupMs: a turn's writes are one group whatever the machine's speed (the bound by time has a test of its own).
+  return { db, store: new SqliteLocationStore(db, { sliceRows: 7, minGarbage: 10, groupMs: Infinity }) };
 }
 
 const sortKeys = (bs: BindingRecord[]) => bs.map((b) => `${b.aor}|${b.key}|${b.cseq}`).sort();
@@ -168,6 +169,34 @@ describe('SqliteLocationStore', () => {
       await Promise.all([compaction, written]);
       assert.equal(atCommit, 2 + 1 + 1);
       assert.equal(sortKeys(await store.loadAll()).length, 201);
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('commits a group that has been open for groupMs at the next write, without waiting for the end of the turn', async () => {
+    const dir = tempDir();
+    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+    const store = new SqliteLocationStore(db, { groupMs: 5 });
+    try {
+      const settled: number[] = [];
+      const busy = (ms: number) => {
+        const until = performance.now() + ms;
+        while (performance.now() < until);
+      };
+      // One turn: two writes, 6 ms of work, a third write (the group is 6 ms old: committed with it), a fourth.
+      const w = [store.write([{ op: 'put', binding: binding('a@d', 'k') }]), store.write([{ op: 'put', binding: binding('b@d', 'k') }])];
+      busy(6);
+      w.push(store.write([{ op: 'put', binding: binding('c@d', 'k') }]));
+      w.push(store.write([{ op: 'put', binding: binding('d@d', 'k') }]));
+      w.forEach((p, i) => void p.then(() => settled.push(i)));
+      assert.equal(store.commits, 1, 'the first three, at the third write');
+      await Promise.resolve();
+      await Promise.all(w);
+      assert.equal(store.commits, 2, 'the fourth at the end of the turn');
+      assert.deepEqual(settled, [0, 1, 2, 3]);
+      assert.equal(sortKeys(await store.loadAll()).length, 4);
     } finally {
       db.close();
       rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 // The LocationStore contract (src/storage/ports.ts) common to every adapter, however it keeps the bindings (SQLite:
 // a journal with compaction, tested further in sqlite-location-store.test.ts; PostgreSQL: an upserted table):
-// write applies in order with the last write of a binding winning, the writes of one turn commit together and are
-// readable by another node once their promise resolves, loadAll and list give back what was put.
+// write applies in order with the last write of a binding winning, the writes of one turn commit in groups (one per
+// turn; SQLite's also closed after 0.25 ms of the turn) and are readable by another node once their promise
+// resolves, loadAll and list give back what was put.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -68,7 +69,7 @@ export function locationStoreContract(open: OpenStores, drift: KnownDrift = {}):
       assert.deepEqual((await location.list('a@d')).map((b) => b.createdAt), [3_000]);
     });
 
-    it('commits the writes of one turn together, each promise once they are readable by another node', async () => {
+    it('commits the writes of one turn in groups, each promise once its write is readable by another node', async () => {
       const s = env();
       const peer = await s.node();
       const before = s.location.commits;
@@ -76,12 +77,16 @@ export function locationStoreContract(open: OpenStores, drift: KnownDrift = {}):
       const writes = Array.from({ length: n }, (_, i) => s.location.write([{ op: 'put', binding: binding(`u${i}@d`, 'k') }]));
       writes.push(s.location.write([]));
       await writes[0];
-      assert.equal((await peer.location.loadAll()).length, n);
+      assert.ok((await peer.location.loadAll()).some((b) => b.aor === 'u0@d'));
       await Promise.all(writes);
-      assert.equal(s.location.commits - before, 1);
+      assert.equal((await peer.location.loadAll()).length, n);
+      const groups = s.location.commits - before;
+      // One for PostgreSQL; SQLite closes a group after 0.25 ms of the turn (~100–1,000 writes here, fewer on a
+      // loaded machine): groups, not a commit per write.
+      assert.ok(groups >= 1 && groups < n / 2, `${groups} commits for ${n} writes`);
       await nextTurn();
       await s.location.write([{ op: 'delete', aor: 'u0@d', key: 'k' }]);
-      assert.equal(s.location.commits - before, 2);
+      assert.equal(s.location.commits - before, groups + 1);
       assert.equal((await peer.location.list()).length, n - 1);
     });
   });
