@@ -9,6 +9,7 @@
 // bench/tools/calls-instructions.sh runs it under callgrind.
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { writeHeapSnapshot } from 'node:v8';
 import { newAccount } from '../src/identity/accounts.ts';
 import { createLogger } from '../src/log.ts';
 import { startServer } from '../src/server.ts';
@@ -253,5 +254,7 @@ console.log(results.map((us, r) => `  round ${r + 1}: ${us.toFixed(1)} us per ca
 const warm = results.slice(1).sort((a, b) => a - b);
 if (warm.length) console.log(`median of warm rounds: ${warm[Math.floor(warm.length / 2)].toFixed(1)} us`);
 if ((globalThis as { gc?: () => void }).gc) console.log(`heap held by the last round's calls: ${((heapNow() - heapBefore) / CALLS).toFixed(0)} bytes per call`);
+// HEAP_SNAPSHOT=file: what the calls still hold (their transactions in Accepted), for a heap profiler.
+if (process.env.HEAP_SNAPSHOT) writeHeapSnapshot(process.env.HEAP_SNAPSHOT);
 await server.stop();
 rmSync(dir, { recursive: true, force: true });
