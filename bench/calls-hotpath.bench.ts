@@ -41,6 +41,11 @@ server.transports.send = (data: Buffer, to: Destination) => {
   sent.push({ text: data.toString('latin1'), port: to.port });
   return Promise.resolve();
 };
+// The client transactions' sends with a completion hook (where the tree has them): told on the next tick, as dgram does.
+(server.transports as { sendReporting?: unknown }).sendReporting = (data: Buffer, to: Destination, done: (err: Error | null) => void) => {
+  sent.push({ text: data.toString('latin1'), port: to.port });
+  process.nextTick(done, null);
+};
 const source = (port: number): Source => ({ transport: 'UDP', address: '127.0.0.1', port, family: 4, connectionId: null, local: { address: '127.0.0.1', port: 5060 } });
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
 const msg = (lines: string[], body = '') => Buffer.from(lines.join('\r\n') + `\r\nContent-Length: ${body.length}\r\n\r\n` + body, 'latin1');

@@ -7,7 +7,7 @@ import type { SipRequest, SipResponse } from '../message/message.ts';
 import { Errors } from '../../errors.ts';
 import { createResponse, sipError } from '../message/response.ts';
 import { serialize } from '../message/serialize.ts';
-import { isReliable, type Destination } from '../transport/types.ts';
+import { isReliable, type Destination, type SendDone } from '../transport/types.ts';
 import type { ClientTransactionTable } from './client.ts';
 import { InviteClientTransaction, type InviteClientTransactionOptions } from './invite-client.ts';
 import type { TransactionTimers } from './invite-server.ts';
@@ -54,6 +54,8 @@ export interface InviteTableOptions {
 export interface OutboundSender {
   sendNow(data: Buffer, to: Destination): void;
   send(data: Buffer, to: Destination): Promise<void>;
+  /** send() with the outcome told to `done` (transport/types.ts, SendDone); without it, send()'s promise tells. */
+  sendReporting?(data: Buffer, to: Destination, done: SendDone): void;
 }
 
 // An INVITE whose handler never answers is ended with 408 after this long: longer than a proxy's Timer C (181 s,
@@ -194,9 +196,16 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
     this.txn = new InviteClientTransaction(req, this);
   }
 
-  transmit(data: Buffer): Promise<void> {
-    return this.sender.send(data, this.dest);
+  transmit(data: Buffer): Promise<void> | void {
+    const { sender } = this;
+    if (sender.sendReporting) sender.sendReporting(data, this.dest, this.sent);
+    else return sender.send(data, this.dest);
   }
+
+  /** The INVITE's send outcome, one function for all its sends (see SendDone). */
+  private readonly sent: SendDone = (err) => {
+    if (err) this.txn.transportError();
+  };
 
   sendCancel(cancel: SipRequest): void {
     const data = serialize(cancel);
