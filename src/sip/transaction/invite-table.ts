@@ -183,6 +183,8 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
   private readonly cancels: ClientTransactionTable;
   private readonly callbacks: InviteClientCallbacks;
   private readonly ended: (entry: ClientInvite) => void;
+  /** The INVITE's send outcome, one function for its sends (see SendDone): made at the first, let go at the final. */
+  private sent: SendDone | null = null;
 
   constructor(req: SipRequest, dest: Destination, branch: string, sender: OutboundSender, cancels: ClientTransactionTable, callbacks: InviteClientCallbacks, timers: TransactionTimers | undefined, ended: (entry: ClientInvite) => void) {
     this.branch = branch;
@@ -198,14 +200,9 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
 
   transmit(data: Buffer): Promise<void> | void {
     const { sender } = this;
-    if (sender.sendReporting) sender.sendReporting(data, this.dest, this.sent);
-    else return sender.send(data, this.dest);
+    if (!sender.sendReporting) return sender.send(data, this.dest);
+    sender.sendReporting(data, this.dest, (this.sent ??= (err) => err && this.txn.transportError()));
   }
-
-  /** The INVITE's send outcome, one function for all its sends (see SendDone). */
-  private readonly sent: SendDone = (err) => {
-    if (err) this.txn.transportError();
-  };
 
   sendCancel(cancel: SipRequest): void {
     const data = serialize(cancel);
@@ -215,6 +212,7 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
   }
 
   onResponse(res: SipResponse): void {
+    if (res.status >= 200) this.sent = null; // no more sends but the non-2xx ACK: not held through Accepted's 32 s
     this.callbacks.onResponse(res);
   }
 
