@@ -153,7 +153,7 @@ describe('the response context (§16.7)', () => {
       invite: (_r, _d, cb, branch) => {
         const entry = { cb, cancelled: undefined as string | null | undefined };
         branches.push(entry);
-        return { branch, state: 'calling', cancel: (reason?: string) => void (entry.cancelled = reason ?? null) };
+        return { branch, state: 'calling', cancel: (reason?: string) => void (entry.cancelled = reason ?? null), handOver: (relay: InviteClientCallbacks) => void (entry.cb = relay) };
       },
       branchId: (i) => `z9hG4bKt${i}`,
       respond: (res) => (sent.push(res), true),
@@ -214,6 +214,20 @@ describe('the response context (§16.7)', () => {
     answer(1, 200); // answered too, before its CANCEL arrived: forwarded as well (RFC 6026)
     assert.match(String(branches[1].cancelled), /cause=200/);
     assert.deepEqual(sent.map((r) => r.status), [180, 200, 200]);
+  });
+
+  it('once answered, hands its branches to a relay that passes only 2xx upstream, our Via removed', () => {
+    const { sent, answer, branches } = setup([3]);
+    answer(0, 180);
+    answer(1, 200);
+    assert.equal(sent.length, 2);
+    answer(2, 183); // a provisional from a cancelled branch: not upstream after the answer
+    answer(2, 487); // its CANCEL's answer: not upstream either
+    answer(1, 200); // a retransmitted 2xx (Accepted, RFC 6026)
+    answer(0, 200); // another branch answered before its CANCEL arrived
+    assert.deepEqual(sent.map((r) => r.status), [180, 200, 200, 200]);
+    for (const r of sent) assert.deepEqual(r.values('Via'), ['SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa'], 'our Via popped');
+    assert.ok(branches.every((b) => b.cb === branches[0].cb), 'every branch handed to the one relay');
   });
 
   it('rings the next q group when one has declined, and after the serial timeout', async () => {

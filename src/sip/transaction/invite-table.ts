@@ -42,6 +42,11 @@ export interface InviteClientHandle {
   /** CANCEL (§9.1), with a Reason header value (RFC 3326) when given; waits for a provisional if none came yet. */
   cancel(reason?: string): void;
   readonly state: string;
+  /**
+   * From now on the transaction reports to `callbacks` instead (a proxy's answered fork: its Accepted branches only
+   * pass 2xx upstream, RFC 6026, and need none of the search's state).
+   */
+  handOver?(callbacks: InviteClientCallbacks): void;
 }
 
 export interface InviteTableOptions {
@@ -181,7 +186,7 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
   private readonly dest: Destination;
   private readonly sender: OutboundSender;
   private readonly cancels: ClientTransactionTable;
-  private readonly callbacks: InviteClientCallbacks;
+  private callbacks: InviteClientCallbacks;
   private readonly ended: (entry: ClientInvite) => void;
   /** The INVITE's send outcome, one function for its sends (see SendDone): made at the first, let go at the final. */
   private sent: SendDone | null = null;
@@ -226,6 +231,10 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
 
   cancel(reason?: string): void {
     this.txn.cancel(reason);
+  }
+
+  handOver(callbacks: InviteClientCallbacks): void {
+    this.callbacks = callbacks;
   }
 
   get state(): string {
