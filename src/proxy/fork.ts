@@ -200,6 +200,7 @@ export class Fork {
         this.cancelOthers(REASON_ANSWERED);
         this.o.onFinal?.(status);
         this.searchOver();
+        this.handOver();
       }
       return;
     }
@@ -296,6 +297,23 @@ export class Fork {
     this.o.redirect = undefined;
   }
 
+  /**
+   * Answered: every branch reports to a relay that passes its 2xx upstream (RFC 6026: a 2xx from any branch, for as
+   * long as its client transaction is in Accepted) and nothing else, so the fork itself, its branches and options
+   * are let go at the answer instead of being held by the branches' transactions for Timer M's 32 s (about a quarter
+   * of the ~2.7 KB an answered call held, heap snapshot of bench/calls-hotpath.bench.ts). Nothing else of the search
+   * is needed then: the other branches have their CANCEL (a transaction that gets no final after it ends itself,
+   * §9.1), so their Timer C goes; a provisional or non-2xx final from them is dropped, as the fork dropped it.
+   */
+  private handOver(): void {
+    const relay = new AcceptedRelay(this.o.respond);
+    for (const b of this.branches) {
+      if (b.timerC) clearTimeout(b.timerC);
+      b.timerC = null;
+      b.handle?.handOver?.(relay);
+    }
+  }
+
   private best(request: SipRequest): SipResponse {
     if (this.sixxx) return this.sixxx;
     if (this.finals.length === 0) return sipError(request, Errors.SIP_ERR_TIMEOUT);
@@ -335,6 +353,26 @@ export function forwardedCopy(req: SipRequest, t: Target): SipRequest {
   if (!req.has(H.maxForwards)) out.append('Max-Forwards', '69');
   out.body = req.body;
   return out;
+}
+
+/**
+ * An answered fork's branches' callbacks (Fork.handOver): apart from the fork, so they do not hold it, and a class
+ * (one small object a call for Timer M's 32 s, not an object literal and two closures).
+ */
+class AcceptedRelay implements InviteClientCallbacks {
+  private readonly respond: (res: SipResponse) => boolean;
+
+  constructor(respond: (res: SipResponse) => boolean) {
+    this.respond = respond;
+  }
+
+  onResponse(res: SipResponse): void {
+    if (res.status < 200 || res.status >= 300) return;
+    popVia(res);
+    this.respond(res);
+  }
+
+  onFailure(): void {}
 }
 
 /** Removes the top Via value (ours) from a response before it goes upstream (§16.7 step 3); the others stay as they came. */

@@ -271,7 +271,7 @@ export function createProxy(d: ProxyDeps): Proxy {
       groups,
       invite: (r, dest, cb, branch) => d.endpoint.invite(r, dest, cb, branch, through(dest)),
       branchId: () => `${BRANCH_PREFIX}${loop}.${(++counter).toString(36)}`,
-      respond: (res) => txn.respond(res),
+      respond: responder(txn), // not a closure of this scope, whose context holds the fork (see Fork.handOver)
       timerCMs: d.timerCMs ?? 181_000,
       groupTimeoutMs: d.rules.serialTimeout * 1000,
       onFinal: finalHook(call, () => wait?.stop()),
@@ -286,6 +286,8 @@ export function createProxy(d: ProxyDeps): Proxy {
     txn.respond(createResponse(req, 100)); // forwarding: the caller stops retransmitting (as t_relay does)
     f.start();
   };
+
+  const responder = (txn: InviteServerHandle) => (res: SipResponse) => txn.respond(res);
 
   /**
    * The fork's onFinal, made apart from fork()'s closures: they share one context, and this one's `call` (whose

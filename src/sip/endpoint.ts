@@ -27,7 +27,7 @@ import type { TransactionTimers } from './transaction/invite-server.ts';
 import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle, type OutboundSender, type ServerInvite } from './transaction/invite-table.ts';
 import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
 import { responseDestination, stampVia } from './transport/route.ts';
-import { isReliable, type Destination, type Source, type TransportName } from './transport/types.ts';
+import { isReliable, type Destination, type SendDone, type Source, type TransportName } from './transport/types.ts';
 
 export interface RequestContext {
   readonly source: Source;
@@ -46,6 +46,8 @@ export type { InviteClientCallbacks, InviteClientHandle, InviteServerHandle, Out
 export interface Sender {
   sendNow(data: Buffer, to: Destination): void;
   send(data: Buffer, to: Destination): Promise<void>;
+  /** send() with the outcome told to `done`, no promise per datagram (a client transaction's requests, §17.1.4). */
+  sendReporting?(data: Buffer, to: Destination, done: SendDone): void;
   /** The address and port to put in the Via of requests we originate over this transport. */
   viaAddress(transport: TransportName): { host: string; port: number };
 }
@@ -434,7 +436,7 @@ export class SipEndpoint {
     const cseq = req.cseq();
     return this.client.start(branch, cseq?.method ?? req.method, dest, {
       reliable: isReliable(dest.transport),
-      transmit: () => sender.send(data, dest),
+      transmit: (done) => (sender.sendReporting ? sender.sendReporting(data, dest, done) : sender.send(data, dest)),
       onProvisional,
     });
   }
@@ -461,7 +463,7 @@ export class SipEndpoint {
     const data = Buffer.allocUnsafe(head.length + bodyLength);
     data.write(head, 0, 'latin1');
     if (body !== null) body.copy(data, head.length);
-    this.client.begin(branch, method, dest, { reliable: isReliable(dest.transport), transmit: () => sender.send(data, dest) }, outcome);
+    this.client.begin(branch, method, dest, { reliable: isReliable(dest.transport), transmit: (done) => (sender.sendReporting ? sender.sendReporting(data, dest, done) : sender.send(data, dest)) }, outcome);
   }
 
   /**

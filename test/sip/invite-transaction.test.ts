@@ -212,6 +212,19 @@ describe('INVITE client transaction', () => {
     assert.deepEqual(events, ['terminated', 'transport']);
   });
 
+  it('fails on a transport error its host reports (transportError), but not once a final response came', () => {
+    const { txn, events } = client(false);
+    txn.start();
+    txn.transportError();
+    assert.deepEqual(events, ['terminated', 'transport']);
+    const answered = client(false);
+    answered.txn.start();
+    answered.txn.receive(response(200));
+    answered.txn.transportError();
+    assert.deepEqual(answered.events, [], 'Accepted: a late send error changes nothing');
+    answered.txn.terminate();
+  });
+
   it('ACKs a non-2xx itself (§17.1.1.3), again for each retransmitted final, and reports it once', async () => {
     const { txn, sent, seen, events } = client(false);
     txn.start();

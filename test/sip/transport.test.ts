@@ -213,4 +213,27 @@ describe('client transactions (RFC 3261 §17.1.2)', () => {
     await new Promise((r) => probe.close(r));
     await assert.rejects(endpoint.request(notify(), { transport: 'TCP', address: '127.0.0.1', port }), /transport error/);
   });
+
+  it('tells a UDP send outcome to its completion hook, never from inside the send: null when sent, the error when refused', async () => {
+    const peer = dgram.createSocket('udp4');
+    await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
+    const got = new Promise<Buffer>((r) => peer.once('message', r));
+    const outcomes: Array<Error | null> = [];
+    const tell = (err: Error | null) => void outcomes.push(err);
+    const told = () => new Promise<void>((r) => setImmediate(r));
+    layer.sendReporting(Buffer.from('ping'), { transport: 'UDP', address: '127.0.0.1', port: peer.address().port }, tell);
+    assert.deepEqual(outcomes, [], 'not from inside the send');
+    assert.equal((await got).toString(), 'ping');
+    await told();
+    assert.deepEqual(outcomes, [null]);
+    peer.close();
+    layer.sendReporting(Buffer.from('x'), { transport: 'UDP', address: '127.0.0.1', port: 0 }, tell);
+    assert.equal(outcomes.length, 1, 'a bad port is not told from inside the send either');
+    await told();
+    assert.match(String(outcomes[1]), /port/i);
+  });
+
+  it('rejects with a transport error when a UDP send is refused (a request through the completion hook)', async () => {
+    await assert.rejects(endpoint.request(notify(), { transport: 'UDP', address: '127.0.0.1', port: 0 }), /transport error sending NOTIFY/);
+  });
 });

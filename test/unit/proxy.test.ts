@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import type { EventBus } from '../../src/bus/event-bus.ts';
+import { CallAccounting } from '../../src/proxy/accounting.ts';
 import { Fork, type Target } from '../../src/proxy/fork.ts';
 import { groupByQ, uriDestination } from '../../src/proxy/proxy.ts';
 import { decodeFlow, encodeFlow, preprocessRoutes, RecordRouter, type Flow } from '../../src/proxy/record-route.ts';
@@ -81,6 +83,46 @@ describe('signed Record-Route', () => {
     assert.equal(decodeFlow(Buffer.from('UDP|1.2.3.4|70000||n').toString('base64url')), null);
     assert.equal(decodeFlow('x'.repeat(500)), null);
   });
+
+  it("a fellow node's signed Record-Route on top is followed, not popped; ours on top of another is popped and verified once parsed", () => {
+    const key = randomBytes(32);
+    const fellow = router.uri('203.0.113.9', 5060, 'UDP', 'c1@test', 'f1', caller, callee);
+    const signed = new RecordRouter(key).uri('203.0.113.9', 5060, 'UDP', 'c1@test', 'f1', caller, callee);
+    const req = request([`Route: <${signed}>, <sip:edge.example.net;lr>`]);
+    const r = preprocessRoutes(req, new RecordRouter(key), isUs);
+    assert.equal(r.kind, 'fellow');
+    assert.equal(r.kind === 'fellow' && r.next.host, '203.0.113.9');
+    assert.deepEqual(req.values('Route'), [`<${signed}>`, '<sip:edge.example.net;lr>'], 'nothing removed for the fellow');
+    // Not signed under our key: neither fellow nor ours, and left alone.
+    const foreign = request([`Route: <${fellow}>`]);
+    assert.equal(preprocessRoutes(foreign, new RecordRouter(key), isUs).kind, 'none');
+    assert.deepEqual(foreign.values('Route'), [`<${fellow}>`]);
+    // Ours on top, then another: ours popped (the top entry's one parse serves the pop), the next one stays.
+    const ours = router.uri('203.0.113.5', 5060, 'UDP', 'c1@test', 'f1', caller, callee);
+    const both = request([`Route: <${ours}>, <${fellow}>`]);
+    const rb = preprocessRoutes(both, router, isUs);
+    assert.equal(rb.kind, 'ours');
+    assert.deepEqual(both.values('Route'), [`<${fellow}>`]);
+  });
+});
+
+describe('call accounting topics', () => {
+  it("encode the callee's domain and user as topic words, the same for every call of a domain", () => {
+    const topics: string[] = [];
+    const bus = { publish: (topic: string) => void topics.push(topic) } as unknown as EventBus;
+    const acc = new CallAccounting(bus, null);
+    for (const callee of ['bob@example.test', 'carol@example.test', 'dave@*', 'eve@other.test']) {
+      const info = { callId: `c-${callee}`, caller: 'alice@example.test', callee };
+      acc.started(info, 1);
+      acc.final(info, 200, performance.now());
+    }
+    assert.deepEqual(topics, [
+      'call.started.example%2Etest.bob', 'call.answered.example%2Etest.bob',
+      'call.started.example%2Etest.carol', 'call.answered.example%2Etest.carol',
+      'call.started.%2A.dave', 'call.answered.%2A.dave',
+      'call.started.other%2Etest.eve', 'call.answered.other%2Etest.eve',
+    ]);
+  });
 });
 
 describe('targets', () => {
@@ -111,7 +153,7 @@ describe('the response context (§16.7)', () => {
       invite: (_r, _d, cb, branch) => {
         const entry = { cb, cancelled: undefined as string | null | undefined };
         branches.push(entry);
-        return { branch, state: 'calling', cancel: (reason?: string) => void (entry.cancelled = reason ?? null) };
+        return { branch, state: 'calling', cancel: (reason?: string) => void (entry.cancelled = reason ?? null), handOver: (relay: InviteClientCallbacks) => void (entry.cb = relay) };
       },
       branchId: (i) => `z9hG4bKt${i}`,
       respond: (res) => (sent.push(res), true),
@@ -172,6 +214,20 @@ describe('the response context (§16.7)', () => {
     answer(1, 200); // answered too, before its CANCEL arrived: forwarded as well (RFC 6026)
     assert.match(String(branches[1].cancelled), /cause=200/);
     assert.deepEqual(sent.map((r) => r.status), [180, 200, 200]);
+  });
+
+  it('once answered, hands its branches to a relay that passes only 2xx upstream, our Via removed', () => {
+    const { sent, answer, branches } = setup([3]);
+    answer(0, 180);
+    answer(1, 200);
+    assert.equal(sent.length, 2);
+    answer(2, 183); // a provisional from a cancelled branch: not upstream after the answer
+    answer(2, 487); // its CANCEL's answer: not upstream either
+    answer(1, 200); // a retransmitted 2xx (Accepted, RFC 6026)
+    answer(0, 200); // another branch answered before its CANCEL arrived
+    assert.deepEqual(sent.map((r) => r.status), [180, 200, 200, 200]);
+    for (const r of sent) assert.deepEqual(r.values('Via'), ['SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa'], 'our Via popped');
+    assert.ok(branches.every((b) => b.cb === branches[0].cb), 'every branch handed to the one relay');
   });
 
   it('rings the next q group when one has declined, and after the serial timeout', async () => {

@@ -13,16 +13,22 @@ export function startLine(msg: SipMessage): string {
   return `${r.version} ${r.status} ${r.reason}`;
 }
 
-/** The header section as a wire string, ending with the blank line. */
+/**
+ * The header section as a wire string, ending with the blank line. Built by one join, not by `+=`: a chain of
+ * concatenations is a cons string, which Buffer's latin1 write cannot copy directly (node's SlowWriteString
+ * flattens it first, 0.9 % of Switchboard's busy time in a perf profile of bench:calls, 2026-12-07, two messages
+ * with a body a call); a join writes the flat string at once. 0.60 -> 0.50 us for a 200 OK with SDP.
+ */
 export function serializeHead(msg: SipMessage): string {
-  let out = startLine(msg) + '\r\n';
   const hs = msg.headers;
+  const lines: string[] = [startLine(msg)];
   for (let i = 0; i < hs.length; i++) {
     const h = hs[i];
     if (h.key === H.contentLength) continue;
-    out += h.name + ': ' + h.value + '\r\n';
+    lines.push(h.name + ': ' + h.value);
   }
-  return out + 'Content-Length: ' + msg.body.length + '\r\n\r\n';
+  lines.push('Content-Length: ' + msg.body.length, '', '');
+  return lines.join('\r\n');
 }
 
 export function serialize(msg: SipMessage): Buffer {

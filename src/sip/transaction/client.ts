@@ -13,13 +13,16 @@
 
 import { sbError, type SwitchboardError } from '../../errors.ts';
 import type { SipResponse } from '../message/message.ts';
-import type { Destination } from '../transport/types.ts';
+import type { Destination, SendDone } from '../transport/types.ts';
 import { T1, T2, T4 } from './server.ts';
 
 export interface ClientTransactionOptions {
   reliable: boolean;
-  /** Re-sends the request bytes; errors count as a transport failure of the transaction (§17.1.4). */
-  transmit: () => Promise<void>;
+  /**
+   * Re-sends the request bytes; errors count as a transport failure of the transaction (§17.1.4): a rejection of the
+   * promise, or, when it returns nothing, an error given to `done` (the transaction's one SendDone for all its sends).
+   */
+  transmit: (done: SendDone) => Promise<void> | void;
   onProvisional?: (res: SipResponse) => void;
 }
 
@@ -42,6 +45,8 @@ interface ClientTransaction {
   /** When Timer F fires (Date.now() clock). */
   readonly deadline: number;
   readonly opts: ClientTransactionOptions;
+  /** Told each send's outcome when `opts.transmit` reports through it; made at the first send. */
+  sent: SendDone | null;
 }
 
 /** What the table holds for a transaction in Timer K: its responses are absorbed. */
@@ -85,6 +90,7 @@ export class ClientTransactionTable {
       interval: T1,
       deadline: now + 64 * T1,
       opts,
+      sent: null,
     };
     this.table.set(key, txn);
     txn.timer = setTimeout(onTimer, opts.reliable ? 64 * T1 : T1, txn);
@@ -189,11 +195,15 @@ function onTimer(txn: ClientTransaction): void {
 
 /** Sends (or re-sends) the request; a transport error ends the transaction (§17.1.4). */
 function transmit(txn: ClientTransaction): void {
-  let sent: Promise<void>;
+  let sent: Promise<void> | void;
   try {
-    sent = txn.opts.transmit();
+    sent = txn.opts.transmit((txn.sent ??= (err) => err && transportFailed(txn, err)));
   } catch (e) {
     sent = Promise.reject(e as Error); // told as any transport error is: later, not from inside begin
   }
-  sent.catch((e: Error) => txn.table.fail(txn, sbError('SIP_ERR_TRANSPORT', `transport error sending ${txn.method}: ${e.message}`)));
+  if (sent) sent.catch((e: Error) => transportFailed(txn, e));
+}
+
+function transportFailed(txn: ClientTransaction, e: Error): void {
+  txn.table.fail(txn, sbError('SIP_ERR_TRANSPORT', `transport error sending ${txn.method}: ${e.message}`));
 }

@@ -23,8 +23,11 @@ export type InviteClientState = 'calling' | 'proceeding' | 'completed' | 'accept
 export interface InviteClientTransactionOptions {
   reliable: boolean;
   timers?: TransactionTimers;
-  /** Sends bytes to the branch's destination; a rejection is a transport error (§17.1.4). */
-  transmit: (data: Buffer) => Promise<void>;
+  /**
+   * Sends bytes to the branch's destination; a rejection is a transport error (§17.1.4). A host that hears of the
+   * outcome otherwise (a SendDone) returns nothing and calls transportError().
+   */
+  transmit: (data: Buffer) => Promise<void> | void;
   /** Sends a CANCEL for this transaction (a non-INVITE client transaction with the same branch). */
   sendCancel: (cancel: SipRequest) => void;
   /** Every response the TU should see: provisionals (100 excepted), the final, and each 2xx in Accepted. */
@@ -75,7 +78,13 @@ export class InviteClientTransaction implements Delayed {
   }
 
   private transmit(data: Buffer): void {
-    this.opts.transmit(data).catch(() => this.fail('transport'));
+    const sent = this.opts.transmit(data);
+    if (sent) sent.catch(() => this.fail('transport'));
+  }
+
+  /** The host's send failed (§17.1.4): as Timer B, the transaction ends and the TU hears of it, unless already final. */
+  transportError(): void {
+    this.fail('transport');
   }
 
   private retransmit(): void {

@@ -7,7 +7,7 @@ import type { SipRequest, SipResponse } from '../message/message.ts';
 import { Errors } from '../../errors.ts';
 import { createResponse, sipError } from '../message/response.ts';
 import { serialize } from '../message/serialize.ts';
-import { isReliable, type Destination } from '../transport/types.ts';
+import { isReliable, type Destination, type SendDone } from '../transport/types.ts';
 import type { ClientTransactionTable } from './client.ts';
 import { InviteClientTransaction, type InviteClientTransactionOptions } from './invite-client.ts';
 import type { TransactionTimers } from './invite-server.ts';
@@ -42,6 +42,11 @@ export interface InviteClientHandle {
   /** CANCEL (§9.1), with a Reason header value (RFC 3326) when given; waits for a provisional if none came yet. */
   cancel(reason?: string): void;
   readonly state: string;
+  /**
+   * From now on the transaction reports to `callbacks` instead (a proxy's answered fork: its Accepted branches only
+   * pass 2xx upstream, RFC 6026, and need none of the search's state).
+   */
+  handOver?(callbacks: InviteClientCallbacks): void;
 }
 
 export interface InviteTableOptions {
@@ -54,6 +59,8 @@ export interface InviteTableOptions {
 export interface OutboundSender {
   sendNow(data: Buffer, to: Destination): void;
   send(data: Buffer, to: Destination): Promise<void>;
+  /** send() with the outcome told to `done` (transport/types.ts, SendDone); without it, send()'s promise tells. */
+  sendReporting?(data: Buffer, to: Destination, done: SendDone): void;
 }
 
 // An INVITE whose handler never answers is ended with 408 after this long: longer than a proxy's Timer C (181 s,
@@ -179,8 +186,10 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
   private readonly dest: Destination;
   private readonly sender: OutboundSender;
   private readonly cancels: ClientTransactionTable;
-  private readonly callbacks: InviteClientCallbacks;
+  private callbacks: InviteClientCallbacks;
   private readonly ended: (entry: ClientInvite) => void;
+  /** The INVITE's send outcome, one function for its sends (see SendDone): made at the first, let go at the final. */
+  private sent: SendDone | null = null;
 
   constructor(req: SipRequest, dest: Destination, branch: string, sender: OutboundSender, cancels: ClientTransactionTable, callbacks: InviteClientCallbacks, timers: TransactionTimers | undefined, ended: (entry: ClientInvite) => void) {
     this.branch = branch;
@@ -194,8 +203,10 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
     this.txn = new InviteClientTransaction(req, this);
   }
 
-  transmit(data: Buffer): Promise<void> {
-    return this.sender.send(data, this.dest);
+  transmit(data: Buffer): Promise<void> | void {
+    const { sender } = this;
+    if (!sender.sendReporting) return sender.send(data, this.dest);
+    sender.sendReporting(data, this.dest, (this.sent ??= (err) => err && this.txn.transportError()));
   }
 
   sendCancel(cancel: SipRequest): void {
@@ -206,6 +217,7 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
   }
 
   onResponse(res: SipResponse): void {
+    if (res.status >= 200) this.sent = null; // no more sends but the non-2xx ACK: not held through Accepted's 32 s
     this.callbacks.onResponse(res);
   }
 
@@ -219,6 +231,10 @@ class ClientInvite implements InviteClientTransactionOptions, InviteClientHandle
 
   cancel(reason?: string): void {
     this.txn.cancel(reason);
+  }
+
+  handOver(callbacks: InviteClientCallbacks): void {
+    this.callbacks = callbacks;
   }
 
   get state(): string {

@@ -6,7 +6,7 @@ import type { Sender } from '../endpoint.ts';
 import { TcpTransport, type TlsMaterial } from './tcp.ts';
 import { ConnectionCaps, GuardLog } from './connection-caps.ts';
 import type { NetworkSet } from './networks.ts';
-import type { Destination, Endpoint, InboundHandler, ListenerAddress, Source, StreamErrorHandler, TransportName } from './types.ts';
+import type { Destination, Endpoint, InboundHandler, ListenerAddress, SendDone, Source, StreamErrorHandler, Transport, TransportName } from './types.ts';
 import { UdpTransport } from './udp.ts';
 import { WsTransport } from './ws.ts';
 
@@ -176,6 +176,14 @@ export class TransportLayer implements Sender {
   send(data: Buffer, to: Destination): Promise<void> {
     const t = this.transport(to.transport);
     return t ? t.send(data, to) : Promise.reject(new Error(`no ${to.transport} transport`));
+  }
+
+  /** send() with the outcome told to `done` (types.ts, SendDone); a transport without its own gets the promise's. */
+  sendReporting(data: Buffer, to: Destination, done: SendDone): void {
+    const t: Transport | null = this.transport(to.transport);
+    if (!t) queueMicrotask(() => done(new Error(`no ${to.transport} transport`)));
+    else if (t.sendReporting) t.sendReporting(data, to, done);
+    else t.send(data, to).then(() => done(null), done);
   }
 
   viaAddress(transport: TransportName): { host: string; port: number } {

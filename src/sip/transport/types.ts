@@ -46,8 +46,18 @@ export interface Transport {
   listen(): Promise<ListenerAddress[]>;
   /** Resolves when handed to the OS; rejects when the destination is unreachable. */
   send(data: Buffer, to: Destination): Promise<void>;
+  /** As send, with the outcome told to `done` (null: handed to the OS) instead of a promise: see SendDone. */
+  sendReporting?(data: Buffer, to: Destination, done: SendDone): void;
   close(): Promise<void>;
 }
+
+/**
+ * A send's outcome for a client transaction (RFC 3261 §17.1.4: a transport error is reported to the TU), called once,
+ * never from inside the send. One function per transaction, kept for all its sends: a promise per datagram (its
+ * executor, resolving functions, callback and `.catch` reaction) was what the INVITE and BYE a call forwards paid
+ * for the report.
+ */
+export type SendDone = (err: Error | null) => void;
 
 /**
  * Connection ids are unique across every stream transport of the process (TCP, TLS, WS, WSS), and random: another

@@ -4,7 +4,7 @@
 import dgram from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
-import type { Destination, InboundHandler, ListenerAddress, Source, Transport } from './types.ts';
+import type { Destination, InboundHandler, ListenerAddress, SendDone, Source, Transport } from './types.ts';
 
 export interface UdpOptions {
   hosts: string[];
@@ -105,6 +105,26 @@ export class UdpTransport implements Transport {
     } catch (e) {
       // dgram throws synchronously on a bad port or address; a peer's Via must never take the server down.
       this.opts.onError?.(e as Error);
+    }
+  }
+
+  /**
+   * A send whose failure a client transaction must hear of (§17.1.4): `done` is node:dgram's completion callback
+   * itself (a synchronous send calls it on the next tick with null, a refused one with the error), so no promise or
+   * closure is made per datagram, only dgram's tick. A bad port or address is told to `done` too, on a microtask.
+   */
+  sendReporting(data: Buffer, to: Destination, done: SendDone): void {
+    const family = to.address.indexOf(':') >= 0 ? 6 : 4;
+    const s = this.sockets;
+    const entry = s.length === 1 ? s[0] : (s.find((x) => x.family === family) ?? s[0]);
+    if (!entry) {
+      queueMicrotask(() => done(new Error('UDP transport not listening')));
+      return;
+    }
+    try {
+      entry.socket.send(data, to.port, to.address, done);
+    } catch (e) {
+      queueMicrotask(() => done(e as Error));
     }
   }
 
