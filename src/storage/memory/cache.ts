@@ -3,7 +3,7 @@
 // text. Expiry follows the injected clock; expired entries are dropped when read and swept periodically, and
 // the map is bounded so a flood of distinct keys cannot grow it forever.
 
-import type { Cache, JsonValue } from '../ports.ts';
+import type { Cache, JsonValue, SyncCache } from '../ports.ts';
 
 interface Entry {
   json: string;
@@ -46,9 +46,25 @@ export class MemoryCache implements Cache {
     this.map.set(key, { json: JSON.stringify(value), expiresAt: this.now() + ttlSeconds * 1000 });
   }
 
+  /** The same operations without a promise each: everything here answers at once. */
+  readonly sync: SyncCache = {
+    get: <T extends JsonValue = JsonValue>(key: string): T | null => {
+      const e = this.live(key);
+      return e === undefined ? null : (JSON.parse(e.json) as T);
+    },
+    compareAndSet: (key: string, expected: JsonValue | null, value: JsonValue | null, ttlSeconds: number): boolean => {
+      const e = this.live(key);
+      const current = e === undefined ? null : e.json;
+      const want = expected === null ? null : JSON.stringify(expected);
+      if (current !== want) return false;
+      if (value === null) this.map.delete(key);
+      else this.put(key, value, ttlSeconds);
+      return true;
+    },
+  };
+
   async get<T extends JsonValue = JsonValue>(key: string): Promise<T | null> {
-    const e = this.live(key);
-    return e === undefined ? null : (JSON.parse(e.json) as T);
+    return this.sync.get<T>(key);
   }
 
   async set(key: string, value: JsonValue, ttlSeconds: number): Promise<void> {
@@ -62,13 +78,7 @@ export class MemoryCache implements Cache {
   }
 
   async compareAndSet(key: string, expected: JsonValue | null, value: JsonValue | null, ttlSeconds: number): Promise<boolean> {
-    const e = this.live(key);
-    const current = e === undefined ? null : e.json;
-    const want = expected === null ? null : JSON.stringify(expected);
-    if (current !== want) return false;
-    if (value === null) this.map.delete(key);
-    else this.put(key, value, ttlSeconds);
-    return true;
+    return this.sync.compareAndSet(key, expected, value, ttlSeconds);
   }
 
   async delete(key: string): Promise<void> {
