@@ -14,6 +14,7 @@
 import { sbError, type SwitchboardError } from '../../errors.ts';
 import type { SipResponse } from '../message/message.ts';
 import type { Destination } from '../transport/types.ts';
+import { DelayQueue } from './delay-queue.ts';
 import { T1, T2, T4 } from './server.ts';
 
 export interface ClientTransactionOptions {
@@ -35,14 +36,24 @@ interface ClientTransaction {
   readonly table: ClientTransactionTable;
   state: 'trying' | 'proceeding' | 'completed';
   readonly outcome: TransactionOutcome;
-  /** Timer E or F, whichever is due first. */
-  timer: NodeJS.Timeout | null;
+  /** Timer E or F, whichever is due first: QUEUED while it is the first one, in one of the table's queues. */
+  timer: NodeJS.Timeout | typeof QUEUED | null;
   /** The current Timer E interval (unreliable transports). */
   interval: number;
   /** When Timer F fires (Date.now() clock). */
   readonly deadline: number;
   readonly opts: ClientTransactionOptions;
 }
+
+/**
+ * A transaction's first timer (Timer E at T1 over UDP, Timer F at 64*T1 over a stream) lasts the same for all, so it
+ * is a place in one of two FIFO queues of keys (delay-queue.ts) rather than a Timeout of its own: nearly every
+ * transaction is answered before it, and a Timeout's creation, insertion and removal were ~5 % of the CPU of a
+ * SUBSCRIBE's set-up, of what it allocated, and of what V8 compiled for it (bench/presence-hotpath.bench.ts,
+ * 2026-12-07). The queues hold keys, so an answered transaction is not kept alive by them. Retransmissions (an
+ * unanswered request) take Timeouts of their own.
+ */
+const QUEUED = 'queued';
 
 /** What the table holds for a transaction in Timer K: its responses are absorbed. */
 const COMPLETED = { state: 'completed' } as const;
@@ -58,6 +69,8 @@ export class ClientTransactionTable {
   private completedUntil: number[] = [];
   private completedHead = 0;
   private sweeper: NodeJS.Timeout | null = null;
+  private readonly firstOverUdp = new DelayQueue<string>(T1, (key) => this.fireQueued(key), Date.now);
+  private readonly firstOverStream = new DelayQueue<string>(64 * T1, (key) => this.fireQueued(key), Date.now);
 
   get size(): number {
     return this.table.size;
@@ -87,7 +100,8 @@ export class ClientTransactionTable {
       opts,
     };
     this.table.set(key, txn);
-    txn.timer = setTimeout(onTimer, opts.reliable ? 64 * T1 : T1, txn);
+    txn.timer = QUEUED;
+    (opts.reliable ? this.firstOverStream : this.firstOverUdp).add(key);
     transmit(txn);
   }
 
@@ -107,6 +121,12 @@ export class ClientTransactionTable {
     else this.holdForTimerK(txn.key);
     txn.outcome.final(res);
     return true;
+  }
+
+  /** A first timer came out of its queue: fired if its transaction still waits for it. */
+  private fireQueued(key: string): void {
+    const txn = this.table.get(key);
+    if (txn !== undefined && 'key' in txn && txn.timer === QUEUED) this.fire(txn);
   }
 
   /** Timer E or F fired: retransmit (E), or give up (F, or E past F's deadline). */
@@ -132,7 +152,7 @@ export class ClientTransactionTable {
   }
 
   private clearTimer(txn: ClientTransaction): void {
-    if (txn.timer) clearTimeout(txn.timer);
+    if (txn.timer !== null && txn.timer !== QUEUED) clearTimeout(txn.timer);
     txn.timer = null;
   }
 
@@ -175,6 +195,8 @@ export class ClientTransactionTable {
       if (txn.state !== 'completed') txn.outcome.failed(sbError('SIP_ERR_TRANSPORT', 'endpoint shutting down'));
     }
     this.table.clear();
+    this.firstOverUdp.clear();
+    this.firstOverStream.clear();
     this.completedKeys = [];
     this.completedUntil = [];
     this.completedHead = 0;

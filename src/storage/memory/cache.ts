@@ -52,15 +52,7 @@ export class MemoryCache implements Cache {
       const e = this.live(key);
       return e === undefined ? null : (JSON.parse(e.json) as T);
     },
-    compareAndSet: (key: string, expected: JsonValue | null, value: JsonValue | null, ttlSeconds: number): boolean => {
-      const e = this.live(key);
-      const current = e === undefined ? null : e.json;
-      const want = expected === null ? null : JSON.stringify(expected);
-      if (current !== want) return false;
-      if (value === null) this.map.delete(key);
-      else this.put(key, value, ttlSeconds);
-      return true;
-    },
+    set: (key: string, value: JsonValue, ttlSeconds: number): void => this.put(key, value, ttlSeconds),
   };
 
   async get<T extends JsonValue = JsonValue>(key: string): Promise<T | null> {
@@ -78,7 +70,13 @@ export class MemoryCache implements Cache {
   }
 
   async compareAndSet(key: string, expected: JsonValue | null, value: JsonValue | null, ttlSeconds: number): Promise<boolean> {
-    return this.sync.compareAndSet(key, expected, value, ttlSeconds);
+    const e = this.live(key);
+    const current = e === undefined ? null : e.json;
+    const want = expected === null ? null : JSON.stringify(expected);
+    if (current !== want) return false;
+    if (value === null) this.map.delete(key);
+    else this.put(key, value, ttlSeconds);
+    return true;
   }
 
   async delete(key: string): Promise<void> {
