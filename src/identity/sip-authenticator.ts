@@ -308,7 +308,8 @@ export class SipAuthenticator {
       if (h.scheme !== 'digest') continue;
       const r = h.params.get('realm');
       if (r === undefined || r.toLowerCase() !== realm) continue;
-      const alg = (h.params.get('algorithm') ?? 'MD5').toUpperCase().replace(/-SESS$/, '');
+      const named = (h.params.get('algorithm') ?? 'MD5').toUpperCase();
+      const alg = named.endsWith('-SESS') ? named.slice(0, -5) : named;
       if (this.offered.has(alg as DigestAlgorithm)) return h;
       fallback ??= h;
     }
