@@ -88,24 +88,45 @@ export class RateLimiter {
     return `rl:${this.name}:${k}`;
   }
 
-  /** Takes `permits` from `key`'s bucket, or says how many seconds until they are there. */
-  async take(key: string, permits = 1): Promise<TakeResult> {
-    const { size, permitSeconds } = this.config;
-    const permitMs = permitSeconds * 1000;
+  /**
+   * Takes `permits` from `key`'s bucket, or says how many seconds until they are there. Over an in-process cache
+   * the answer comes at once (no promise): a SUBSCRIBE takes a permit, and the async version's two awaited cache
+   * calls were 3 % of the set-up's sampled CPU in bench:presence and 2.9 % of what it allocated (2026-12-07).
+   */
+  take(key: string, permits = 1): TakeResult | Promise<TakeResult> {
+    const sync = this.cache.sync;
+    if (sync === undefined) return this.takeShared(key, permits);
+    // Nothing runs between the read and the write: no compare-and-set needed.
+    const ck = this.key(key);
+    const step = this.step(sync.get<Bucket>(ck), this.now(), permits);
+    if (!step.ok) return step;
+    sync.set(ck, step.bucket, step.ttl);
+    return { ok: true, remaining: Math.floor(step.bucket.p) };
+  }
+
+  private async takeShared(key: string, permits: number): Promise<TakeResult> {
     const ck = this.key(key);
     for (let attempt = 0; ; attempt++) {
       const now = this.now();
       const stored = await this.cache.get<Bucket>(ck);
-      const available = stored === null ? size : Math.min(size, stored.p + Math.max(0, now - stored.at) / permitMs);
-      if (available < permits) {
-        // Whole milliseconds first: float dust must not turn 20 s into 21.
-        return { ok: false, retryAfter: Math.max(1, Math.ceil(Math.round((permits - available) * permitMs) / 1000)) };
-      }
-      const left = available - permits;
-      const ttl = Math.max(1, Math.ceil(((size - left) * permitMs) / 1000));
-      if (await this.cache.compareAndSet(ck, stored, { p: left, at: now }, ttl)) return { ok: true, remaining: Math.floor(left) };
+      const step = this.step(stored, now, permits);
+      if (!step.ok) return step;
+      if (await this.cache.compareAndSet(ck, stored, step.bucket, step.ttl)) return { ok: true, remaining: Math.floor(step.bucket.p) };
       if (attempt >= 20) throw new Error(`rate limiter ${this.name}: too much contention on one key`);
     }
+  }
+
+  /** The bucket after taking `permits` at `now` and how long to keep it, or the refusal with its Retry-After. */
+  private step(stored: Bucket | null, now: number, permits: number): { ok: false; retryAfter: number } | { ok: true; bucket: Bucket; ttl: number } {
+    const { size, permitSeconds } = this.config;
+    const permitMs = permitSeconds * 1000;
+    const available = stored === null ? size : Math.min(size, stored.p + Math.max(0, now - stored.at) / permitMs);
+    if (available < permits) {
+      // Whole milliseconds first: float dust must not turn 20 s into 21.
+      return { ok: false, retryAfter: Math.max(1, Math.ceil(Math.round((permits - available) * permitMs) / 1000)) };
+    }
+    const left = available - permits;
+    return { ok: true, bucket: { p: left, at: now }, ttl: Math.max(1, Math.ceil(((size - left) * permitMs) / 1000)) };
   }
 
   /** Takes one permit or throws the 429 (with retryAfter) that `error` makes. */

@@ -13,7 +13,7 @@ import type { Config, DigestAlgorithm } from '../config.ts';
 import { Errors } from '../errors.ts';
 import { ThrottledLog, type Logger } from '../log.ts';
 import { isPromise, later } from '../maybe-promise.ts';
-import { digestChallenge, digestCredentials, oversizedDirective, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
+import { digestChallenge, digestCredentials, oversizedDirective, parseAuthHeader, verifyDigest, type AuthHeader, type DigestCredentials, type NonceCheck, type NonceCountResult, type NonceCountTracker, type NonceIssuer } from '../sip/digest.ts';
 import { H, quote, sipError, type SipRequest, type SipResponse } from '../sip/message/index.ts';
 import type { Source } from '../sip/transport/types.ts';
 import type { CredentialStore, FailureCounter, FoundCredential } from '../storage/ports.ts';
@@ -34,6 +34,28 @@ const UNKNOWN_USER_HA1: Record<DigestAlgorithm, string> = {
 /** The Digest response checked against the credential found; unknown users cost the same hash work as known ones, so timing does not tell which names exist. */
 function checkResponse(header: AuthHeader, creds: DigestCredentials, found: FoundCredential | null, req: SipRequest): boolean {
   return verifyDigest(header, creds, found ? found.credential.ha1 : UNKNOWN_USER_HA1[creds.algorithm], req.method, req.body);
+}
+
+/** What one Digest check is about, handed along its steps. */
+interface DigestCheck {
+  req: SipRequest;
+  source: Source;
+  realm: string;
+  header: AuthHeader;
+  creds: DigestCredentials;
+  keys: LockoutKeys;
+}
+
+type ValidNonce = Extract<NonceCheck, { valid: true }>;
+
+/** verifyEarly's findings: what it could check before the lockouts answered, and what is left to do. */
+interface EarlyCheck {
+  nonce: NonceCheck;
+  lookup: Promise<FoundCredential | null> | null;
+  deferred: boolean;
+  found: FoundCredential | null;
+  ok: boolean;
+  claim: NonceCountResult | Promise<NonceCountResult> | null;
 }
 
 export interface SipIdentity {
@@ -102,22 +124,19 @@ export class SipAuthenticator {
 
   /**
    * Authenticates `req` for `realm`; on failure the outcome carries the response to send (401/403/400).
-   * `scope` is what a Bearer token must grant for this request (RFC 8898 §2.2).
+   * `scope` is what a Bearer token must grant for this request (RFC 8898 §2.2). The outcome comes at once when
+   * nothing had to be waited for (in-process lockouts, nonce counts and a cached credential: every Digest check on
+   * the embedded path), a promise otherwise: as an async function it cost a promise, a suspension and a microtask
+   * per check even then.
    */
-  async authenticate(req: SipRequest, source: Source, realm: string, scope = 'sip.register'): Promise<AuthOutcome> {
+  authenticate(req: SipRequest, source: Source, realm: string, scope = 'sip.register'): AuthOutcome | Promise<AuthOutcome> {
     const header = this.pickCredentials(req, realm);
     // No credentials, nothing to check: the challenge goes out without asking the failure counters (a locked address
     // or account meets its lockout on the request that answers it). Over a shared cache that is a round trip saved on
     // every REGISTER's first leg.
     if (header === null) return this.challenge(req, source, realm, false, 'no-credentials');
     if (header === 'malformed') return this.fail(req, 'malformed', 'malformed Authorization');
-    if (header.scheme === 'bearer') {
-      const keys = this.lockout.sourceKeys(source.address);
-      const verdict = this.lockout.check(keys);
-      const v = isPromise(verdict) ? await verdict : verdict;
-      if (v !== 0) return this.locked(req, v, { address: source.address });
-      return this.authenticateBearer(req, source, realm, scope, header.token ?? '', keys);
-    }
+    if (header.scheme === 'bearer') return this.bearer(req, source, realm, scope, header);
     const long = oversizedDirective(header);
     if (long !== null) {
       this.failures.info({ from: source.address, directive: long }, 'SIP Digest credentials with an oversized directive refused');
@@ -136,38 +155,61 @@ export class SipAuthenticator {
     // the lockout reads, one round trip for all. A claim made for a locked account or address is harmless (the count
     // is the client's own, on a request we refuse). The store is asked only once the lockouts are known to allow it.
     const early = this.verifyEarly(header, creds, req, realm, verdict === 0);
-    const v = verdict === 0 ? 0 : await verdict;
-    if (v !== 0) return this.locked(req, v, { account: creds.username, realm, address: source.address });
+    const check: DigestCheck = { req, source, realm, header, creds, keys };
+    if (verdict === 0) return this.afterLockouts(check, early);
+    return verdict.then((v) => (v !== 0 ? this.locked(req, v, { account: creds.username, realm, address: source.address }) : this.afterLockouts(check, early)));
+  }
+
+  /** The Digest check once the lockouts allow it: the nonce, the credential, the response, the nonce count. */
+  private afterLockouts(c: DigestCheck, early: EarlyCheck): AuthOutcome | Promise<AuthOutcome> {
+    const { req, source, realm, header, creds } = c;
     if (!this.answerable(creds)) return this.challenge(req, source, realm, false, 'bad-nonce');
     const { nonce } = early;
     // A nonce we did not issue (or a secret that changed): not the client's fault, just challenge again.
     if (!nonce.valid) return this.challenge(req, source, realm, false, 'bad-nonce');
-    let { found, ok, claim } = early;
-
     if (early.lookup !== null || early.deferred) {
       const lookup = early.lookup ?? this.o.credentials.findSipCredential(creds.username, realm, creds.algorithm);
-      found = isPromise(lookup) ? await lookup : lookup;
-      ok = checkResponse(header, creds, found, req);
+      if (isPromise(lookup)) return lookup.then((found) => this.responseChecked(c, nonce, found, checkResponse(header, creds, found, req), null));
+      return this.responseChecked(c, nonce, lookup, checkResponse(header, creds, lookup, req), null);
     }
-    if (!ok || found === null) {
-      const reason: AuthFailure = found ? 'wrong-password' : 'unknown-user';
-      this.failures.info({ user: creds.username, realm, from: source.address, reason }, 'SIP authentication failed');
-      await this.lockout.fail(keys);
-      return this.challenge(req, source, realm, false, reason);
-    }
+    return this.responseChecked(c, nonce, early.found, early.ok, early.claim);
+  }
+
+  private responseChecked(c: DigestCheck, nonce: ValidNonce, found: FoundCredential | null, ok: boolean, claim: NonceCountResult | Promise<NonceCountResult> | null): AuthOutcome | Promise<AuthOutcome> {
+    if (!ok || found === null) return this.wrongAnswer(c, found);
     // The client knows the password but used an old nonce: re-challenge with stale=true (RFC 7616 §3.3).
-    if (nonce.stale) return this.challenge(req, source, realm, true, 'stale-nonce');
-    claim ??= this.o.nonceCounts.claim(nonce.info, creds.nc ?? 1);
-    const counted = typeof claim === 'string' ? claim : await claim;
-    if (counted === 'stale') return this.challenge(req, source, realm, true, 'stale-nonce');
+    if (nonce.stale) return this.challenge(c.req, c.source, c.realm, true, 'stale-nonce');
+    claim ??= this.o.nonceCounts.claim(nonce.info, c.creds.nc ?? 1);
+    if (typeof claim === 'string') return this.counted(c, found, claim);
+    return claim.then((counted) => this.counted(c, found, counted));
+  }
+
+  private async wrongAnswer(c: DigestCheck, found: FoundCredential | null): Promise<AuthOutcome> {
+    const reason: AuthFailure = found ? 'wrong-password' : 'unknown-user';
+    this.failures.info({ user: c.creds.username, realm: c.realm, from: c.source.address, reason }, 'SIP authentication failed');
+    await this.lockout.fail(c.keys);
+    return this.challenge(c.req, c.source, c.realm, false, reason);
+  }
+
+  private counted(c: DigestCheck, found: FoundCredential, counted: NonceCountResult): AuthOutcome {
+    if (counted === 'stale') return this.challenge(c.req, c.source, c.realm, true, 'stale-nonce');
     if (counted === 'replay') {
-      this.failures.warn({ user: creds.username, realm, from: source.address, nc: creds.nc }, 'digest nonce-count replayed');
-      return this.challenge(req, source, realm, false, 'replay');
+      this.failures.warn({ user: c.creds.username, realm: c.realm, from: c.source.address, nc: c.creds.nc }, 'digest nonce-count replayed');
+      return this.challenge(c.req, c.source, c.realm, false, 'replay');
     }
-    this.lockout.succeeded(keys, found.credential);
-    const identity: SipIdentity = { accountId: found.credential.accountId, authUser: creds.username, realm, aors: found.aors, scheme: 'digest' };
+    this.lockout.succeeded(c.keys, found.credential);
+    const identity: SipIdentity = { accountId: found.credential.accountId, authUser: c.creds.username, realm: c.realm, aors: found.aors, scheme: 'digest' };
     this.o.onDigestAuthenticated?.(identity);
     return { ok: true, identity };
+  }
+
+  /** A Bearer token, once the source's lockout allows it. */
+  private async bearer(req: SipRequest, source: Source, realm: string, scope: string, header: AuthHeader): Promise<AuthOutcome> {
+    const keys = this.lockout.sourceKeys(source.address);
+    const verdict = this.lockout.check(keys);
+    const v = isPromise(verdict) ? await verdict : verdict;
+    if (v !== 0) return this.locked(req, v, { address: source.address });
+    return this.authenticateBearer(req, source, realm, scope, header.token ?? '', keys);
   }
 
   /** RFC 8898: a valid token, with the scope, for an account; RFC 6750 errors otherwise. */
@@ -222,7 +264,7 @@ export class SipAuthenticator {
    * already allow the request) a lookup the cache cannot answer at once is started and left running for the caller;
    * without it, only the cache is asked and the lookup is `deferred` until the lockouts are known.
    */
-  private verifyEarly(header: AuthHeader, creds: DigestCredentials, req: SipRequest, realm: string, mayLoad: boolean) {
+  private verifyEarly(header: AuthHeader, creds: DigestCredentials, req: SipRequest, realm: string, mayLoad: boolean): EarlyCheck {
     const nonce = this.o.nonces.check(creds.nonce, this.now());
     let found: FoundCredential | null = null;
     let ok = false;
@@ -266,7 +308,8 @@ export class SipAuthenticator {
       if (h.scheme !== 'digest') continue;
       const r = h.params.get('realm');
       if (r === undefined || r.toLowerCase() !== realm) continue;
-      const alg = (h.params.get('algorithm') ?? 'MD5').toUpperCase().replace(/-SESS$/, '');
+      const named = (h.params.get('algorithm') ?? 'MD5').toUpperCase();
+      const alg = named.endsWith('-SESS') ? named.slice(0, -5) : named;
       if (this.offered.has(alg as DigestAlgorithm)) return h;
       fallback ??= h;
     }

@@ -80,9 +80,16 @@ export class PresenceCompositor {
    * From now on hears of the presentity's binding changes, then reads its bindings: in that order, a change made
    * meanwhile is either in what is read or in a message still to come.
    */
-  async follow(aor: string): Promise<void> {
+  follow(aor: string): Promise<void> | undefined {
     this.feed.follow(aor);
-    await this.feed.ready();
+    const ready = this.feed.readyFor(aor);
+    // Followed and in effect, bindings in the in-process index: nothing to wait for (no promise, no microtask).
+    if (ready === undefined && !this.ctx.o.location.shared) return undefined;
+    return this.followThen(aor, ready);
+  }
+
+  private async followThen(aor: string, ready: Promise<void> | undefined): Promise<void> {
+    await ready;
     await this.refresh(aor);
   }
 

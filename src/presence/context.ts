@@ -55,7 +55,7 @@ export interface PresenceServiceOptions {
    * SUBSCRIBEs per authenticated watcher (a token bucket keyed by its account): beyond it 503 with Retry-After.
    * Without it, unlimited.
    */
-  subscribeLimiter?: { take(key: string): Promise<{ ok: true } | { ok: false; retryAfter: number }> };
+  subscribeLimiter?: { take(key: string): MaybePromise<{ ok: true } | { ok: false; retryAfter: number }> };
 }
 
 export class PresenceContext {
@@ -131,14 +131,14 @@ export class PresenceContext {
   }
 
   /** Writes and waits; false (logged) when the store failed. */
-  async persist(writes: PresenceWrite[]): Promise<boolean> {
-    try {
-      await this.o.store.write(writes);
-      return true;
-    } catch (err) {
-      this.log.error({ err }, 'presence change not stored');
-      return false;
-    }
+  persist(writes: PresenceWrite[]): Promise<boolean> {
+    return this.o.store.write(writes).then(
+      () => true,
+      (err: unknown) => {
+        this.log.error({ err }, 'presence change not stored');
+        return false;
+      },
+    );
   }
 
   persistInBackground(writes: PresenceWrite[]): void {

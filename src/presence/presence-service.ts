@@ -93,7 +93,7 @@ export class PresenceService {
 
   // ---- SIP ----
 
-  get handleSubscribe(): (req: SipRequest, rc: RequestContext) => Promise<SipResponse> {
+  get handleSubscribe(): (req: SipRequest, rc: RequestContext) => SipResponse | Promise<SipResponse> {
     return this.notifier.handleSubscribe;
   }
 

@@ -17,6 +17,8 @@ interface Followed {
   unsubscribe: () => void;
   /** Last time the presentity was followed or found of interest. */
   seen: number;
+  /** The bus has said the subscription is in effect (a `subscribed()` made after it resolved). */
+  live: boolean;
 }
 
 export class RegistrationFeed {
@@ -43,12 +45,24 @@ export class RegistrationFeed {
       return;
     }
     const unsubscribe = this.bus.subscribe(bindingTopic('*', aor), () => this.onChange(aor));
-    this.followed.set(aor, { unsubscribe, seen: this.now() });
+    this.followed.set(aor, { unsubscribe, seen: this.now(), live: false });
   }
 
   /** Resolves once every follow so far is in effect: read the presentity's bindings after this, not before. */
   ready(): Promise<void> {
     return this.bus.subscribed();
+  }
+
+  /**
+   * As `ready`, for one followed presentity: undefined when its follow is known to be in effect already (every
+   * SUBSCRIBE but a presentity's first), so that costs no promise and no microtask.
+   */
+  readyFor(aor: string): Promise<void> | undefined {
+    const f = this.followed.get(aor);
+    if (f?.live) return undefined;
+    return this.bus.subscribed().then(() => {
+      if (f) f.live = true;
+    });
   }
 
   /** Lets go of the presentities `wanted` says no, once their grace period has passed. */

@@ -105,6 +105,29 @@ describe('token-bucket rate limiters', () => {
     }
   });
 
+  it('answers at once over the in-process cache and through promises over a shared one, with the same buckets', async () => {
+    const clock = new TestClock();
+    const cache = new MemoryCache(clock.now);
+    // The same store without its synchronous half: what a shared cache (Redis) offers.
+    const shared = { get: cache.get.bind(cache), set: cache.set.bind(cache), setIfAbsent: cache.setIfAbsent.bind(cache), compareAndSet: cache.compareAndSet.bind(cache), delete: cache.delete.bind(cache) };
+    const now = new RateLimiter('x', { size: 2, permitSeconds: 10 }, cache, clock.now);
+    const later = new RateLimiter('x', { size: 2, permitSeconds: 10 }, shared, clock.now);
+    try {
+      const first = now.take('k');
+      assert.equal(first instanceof Promise, false, 'no promise over the in-process cache');
+      assert.deepEqual(first, { ok: true, remaining: 1 });
+      const second = later.take('k');
+      assert.equal(second instanceof Promise, true);
+      assert.deepEqual(await second, { ok: true, remaining: 0 }, 'one bucket, whichever way it is reached');
+      assert.deepEqual(now.take('k'), { ok: false, retryAfter: 10 });
+      assert.deepEqual(await later.take('k'), { ok: false, retryAfter: 10 });
+      clock.advance(10_000);
+      assert.deepEqual(now.take('k'), { ok: true, remaining: 0 });
+    } finally {
+      cache.close();
+    }
+  });
+
   it('never hands out more than the bucket holds under concurrency', async () => {
     const cache = new MemoryCache();
     const l = new RateLimiter('x', { size: 6, permitSeconds: 3600 }, cache);

@@ -25,6 +25,26 @@ describe('RegistrationFeed', () => {
     assert.deepEqual(heard, ['alice@example.test', 'alice@example.test'], 'once per event, however often followed');
   });
 
+  it('needs no wait for a presentity whose follow is known to be in effect, and waits once for a new one', async () => {
+    const bus = new InProcessBus(createLogger('silent'));
+    let waits = 0;
+    const subscribed = bus.subscribed.bind(bus);
+    bus.subscribed = () => {
+      waits++;
+      return subscribed();
+    };
+    const feed = new RegistrationFeed(bus, () => {});
+    feed.follow('alice@example.test');
+    const first = feed.readyFor('alice@example.test');
+    assert.ok(first instanceof Promise, 'a new follow is waited for');
+    feed.follow('alice@example.test');
+    assert.ok(feed.readyFor('alice@example.test') instanceof Promise, 'still waited for until the bus said so');
+    await first;
+    assert.equal(feed.readyFor('alice@example.test'), undefined);
+    assert.ok(feed.readyFor('bob@example.test') instanceof Promise, 'one not followed is not in effect');
+    assert.equal(waits, 3);
+  });
+
   it('keeps addresses with dots, spaces and wildcard characters apart', async () => {
     const bus = new InProcessBus(createLogger('silent'));
     const heard: string[] = [];

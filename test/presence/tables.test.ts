@@ -60,6 +60,21 @@ describe('subscription table', () => {
     assert.equal(t.of('alice@example.test').size, 0);
     assert.equal(t.size, 0);
   });
+  it('finds a dialog by its local tag only when Call-ID and remote tag match too, whatever the record id', () => {
+    const t = new SubscriptionTable();
+    const a = new Subscription(record('a', 'alice@example.test'));
+    const old = new Subscription({ ...record('row-7', 'alice@example.test'), localTag: 'lt7', callId: 'c7', remoteTag: 'r7' });
+    t.add(a);
+    t.add(old);
+    assert.equal(t.findDialog('c-a', 'a', 'r-a'), a);
+    assert.equal(t.findDialog('c-b', 'a', 'r-a'), undefined, 'another Call-ID');
+    assert.equal(t.findDialog('c-a', 'b', 'r-a'), undefined, 'another local tag');
+    assert.equal(t.findDialog('c7', 'lt7', 'r7'), old, 'a record whose id is not its tag');
+    assert.equal(t.findDialog('c7', 'row-7', 'r7'), undefined, 'the id is no tag');
+    t.remove(old);
+    assert.equal(t.findDialog('c7', 'lt7', 'r7'), undefined);
+    assert.equal(t.findDialog('c-a', 'a', 'r-a'), a);
+  });
   it('builds From, To and Event of its NOTIFYs once', () => {
     const r = { ...record('x', 'alice@example.test'), eventId: '7' };
     const s = new Subscription(r);

@@ -28,11 +28,11 @@ describe('non-INVITE client transactions', () => {
     mock.timers.reset();
   });
 
-  function start(reliable: boolean, transmit: () => Promise<void> = () => Promise.resolve()) {
+  function start(reliable: boolean, transmit: () => Promise<void> = () => Promise.resolve(), branch = 'z9hG4bK1') {
     const sends: number[] = [];
     const outcome: { res?: SipResponse; err?: Error } = {};
     table
-      .start('z9hG4bK1', 'NOTIFY', DEST, {
+      .start(branch, 'NOTIFY', DEST, {
         reliable,
         transmit: () => {
           sends.push(Date.now() - 1_000_000);
@@ -88,6 +88,29 @@ describe('non-INVITE client transactions', () => {
     await flush();
     assert.equal(second.outcome.res!.status, 481);
     assert.equal(table.size, 0);
+  });
+
+  it('each transaction started at its own time retransmits at its own T1; one answered and one failed never do', async () => {
+    const a = start(false, undefined, 'z9hG4bKa');
+    advance(100);
+    const b = start(false, undefined, 'z9hG4bKb');
+    const c = start(false, undefined, 'z9hG4bKc');
+    advance(100);
+    const d = start(false, undefined, 'z9hG4bKd');
+    assert.equal(table.receive('z9hG4bKb', 'NOTIFY', new SipResponse(200, 'OK')), true);
+    table.close(); // d and the others end with the table: nothing of theirs may fire after
+    table = new ClientTransactionTable();
+    const e = start(false, undefined, 'z9hG4bKe');
+    advance(T1 + 10);
+    assert.deepEqual([a.sends, b.sends, c.sends, d.sends], [[0], [100], [100], [200]]);
+    assert.deepEqual(e.sends, [200, 200 + T1]);
+    const f = start(false, undefined, 'z9hG4bKf');
+    advance(100);
+    const g = start(false, undefined, 'z9hG4bKg');
+    assert.equal(table.receive('z9hG4bKf', 'NOTIFY', new SipResponse(200, 'OK')), true);
+    advance(T1);
+    assert.deepEqual(f.sends, [T1 + 210]);
+    assert.deepEqual(g.sends, [T1 + 310, 2 * T1 + 310]);
   });
 
   it('fails the transaction on a transport error (§17.1.4)', async () => {

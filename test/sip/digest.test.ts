@@ -16,6 +16,7 @@ import {
   type AuthHeader,
   type DigestAlgorithm,
 } from '../../src/sip/digest.ts';
+import { isTokenChar, scanQuoted, skipLws, unquote } from '../../src/sip/message/grammar.ts';
 import { NonceCountWindow } from '../../src/storage/memory/nonce-counts.ts';
 
 const NODE_HASH: Record<string, string> = { MD5: 'md5', 'SHA-256': 'sha256', 'SHA-512-256': 'sha512-256' };
@@ -109,6 +110,17 @@ describe('every algorithm and variant, against an independent computation', () =
     }
   }
 
+  it('H(A2) is remembered per algorithm, method and digest-uri: right for the same, for thousands of others and for long ones', () => {
+    const ha1 = computeHa1('MD5', base.user, base.realm, base.pw);
+    const uris = [...Array.from({ length: 5000 }, (_, i) => `sip:u${i % 4500}@example.test`), `sip:${'x'.repeat(600)}@example.test`];
+    for (const method of ['SUBSCRIBE', 'INVITE']) {
+      for (const uri of uris) {
+        const { c } = creds(`Digest username="alice", realm="example.test", nonce="${base.nonce}", uri="${uri}", response="0", qop=auth, nc=${base.nc}, cnonce="${base.cnonce}"`);
+        assert.equal(expectedResponse(c, ha1, method, base.nc), independentResponse({ ...base, method, uri, alg: 'MD5', sess: false, qop: 'auth', body: Buffer.alloc(0) }));
+      }
+    }
+  });
+
   it('SHA-512-256 is the truncated SHA-512/256 function, not SHA-512 cut to 256 bits', () => {
     const ha1 = computeHa1('SHA-512-256', 'a', 'b', 'c');
     assert.equal(ha1.length, 64);
@@ -168,6 +180,59 @@ describe('parseAuthHeader', () => {
       assert.equal(a.token, v.slice(7));
       assert.equal(digestCredentials(a), null);
     }
+  });
+  it('reads auth-params first and token68 only when they do not parse: the same outcome as token68 first', () => {
+    // The parser as it was (token68 tested first), as the reference.
+    const reference = (value: string) => {
+      let i = skipLws(value, 0);
+      const start = i;
+      while (i < value.length && isTokenChar(value.charCodeAt(i))) i++;
+      if (i === start) return null;
+      const scheme = value.slice(start, i).toLowerCase();
+      i = skipLws(value, i);
+      const rest = value.slice(i);
+      if (/^[A-Za-z0-9\-._~+/]+=*[ \t]*$/.test(rest)) return { scheme, params: new Map(), token: rest.trim() };
+      const params = new Map<string, string>();
+      while (i < value.length) {
+        const ns = i;
+        while (i < value.length && isTokenChar(value.charCodeAt(i))) i++;
+        if (i === ns) return null;
+        const name = value.slice(ns, i).toLowerCase();
+        i = skipLws(value, i);
+        if (value.charCodeAt(i) !== 61) return null;
+        i = skipLws(value, i + 1);
+        let v: string;
+        if (value.charCodeAt(i) === 34) {
+          const end = scanQuoted(value, i);
+          if (end < 0) return null;
+          v = unquote(value.slice(i, end));
+          i = end;
+        } else {
+          const vs = i;
+          while (i < value.length && isTokenChar(value.charCodeAt(i))) i++;
+          if (i === vs) return null;
+          v = value.slice(vs, i);
+        }
+        if (params.has(name)) return null;
+        params.set(name, v);
+        i = skipLws(value, i);
+        if (i < value.length) {
+          if (value.charCodeAt(i) !== 44) return null;
+          i = skipLws(value, i + 1);
+        }
+      }
+      return { scheme, params, token: null };
+    };
+    const alphabet = ['a', 'Z', '0', '=', '==', '"', '\\', ',', ' ', '\t', '-', '/', '+', '~', 'realm', 'x="y"', '"a\\"b"', '\\\\'];
+    let seed = 7;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const cases = ['Digest abc==', 'Digest abc=', 'Bearer a.b.c', 'Digest a="b\\"c", d=e', 'Digest a="b\\', 'Digest a="\\\\"', 'Digest', 'Digest  '];
+    for (let n = 0; n < 5000; n++) {
+      let v = rnd(2) ? 'Digest ' : 'Bearer ';
+      for (let k = rnd(8); k > 0; k--) v += alphabet[rnd(alphabet.length)];
+      cases.push(v);
+    }
+    for (const v of cases) assert.deepEqual(parseAuthHeader(v), reference(v), JSON.stringify(v));
   });
   for (const bad of ['', '   ', '"Digest"', 'Digest realm="open', 'Digest =x', 'Digest a=1 b=2', 'Digest a=1,,b=2', 'Digest a="1"x', 'Bearer a b', 'Digest a=<b>']) {
     it(`rejects ${JSON.stringify(bad)}`, () => assert.equal(parseAuthHeader(bad), null));

@@ -9,6 +9,8 @@ import { computeHa1, NonceIssuer, type DigestAlgorithm, type NonceCountResult, t
 import { parseMessage, type SipRequest } from '../../src/sip/message/index.ts';
 import type { Source } from '../../src/sip/transport/types.ts';
 import { createLogger } from '../../src/log.ts';
+import { MemoryFailureCounter } from '../../src/storage/memory/failure-counter.ts';
+import { NonceCountWindow } from '../../src/storage/memory/nonce-counts.ts';
 import type { FailureCounter, FoundCredential } from '../../src/storage/ports.ts';
 import { digestAuthorization, parseChallenge } from '../helpers/sip-client.ts';
 import { testConfig, tempDir } from '../helpers/server.ts';
@@ -70,7 +72,7 @@ async function answer(auth: SipAuthenticator, slow: Slow, password: string): Pro
   const challenge = parseChallenge((first as { response: { get(h: string): string | undefined } }).response.get('WWW-Authenticate')!);
   const a = digestAuthorization(challenge, { username: 'alice', password, method: 'REGISTER', uri: `sip:${D}` });
   slow.asks = [];
-  const pending = auth.authenticate(register(a), source, D);
+  const pending = Promise.resolve(auth.authenticate(register(a), source, D));
   await new Promise((r) => setImmediate(r));
   const before = [...slow.asks];
   // Answer everything, also what is asked once the first answers are in (failure counting), until it is done.
@@ -111,5 +113,32 @@ describe('SIP authenticator and the shared cache', () => {
     assert.match(await answer(t.auth, t.slow, 'guess'), / => 403$/, 'no guess is counted, or told apart, while locked');
     t = setup({ [`addr:${source.address}`]: 60 });
     assert.match(await answer(t.auth, t.slow, 'pw'), / => 403$/);
+  });
+});
+
+describe('SIP authenticator in-process', () => {
+  it('answers at once when nothing has to be waited for, and checks the nonce count and the password all the same', async () => {
+    const failures = new MemoryFailureCounter();
+    const config = testConfig(tempDir('sb-auth-'));
+    const find = (authUser: string, realm: string, algorithm: DigestAlgorithm): FoundCredential | null =>
+      authUser === 'alice' ? { credential: { accountId: 'a1', authUser, realm, algorithm, ha1: computeHa1(algorithm, authUser, realm, 'pw') }, aors: [`alice@${D}`] } : null;
+    const nonces = new NonceIssuer(randomBytes(32), 300, 1);
+    const auth = new SipAuthenticator({
+      credentials: { findSipCredential: find, peekSipCredential: find }, nonces, nonceCounts: new NonceCountWindow(1, () => nonces.nextIndex, 10),
+      failures, digest: config.digest, policy: config.auth, log: createLogger('silent'),
+    });
+    const first = auth.authenticate(register(), source, D);
+    assert.ok(!(first instanceof Promise) && !first.ok && first.response.status === 401);
+    const challenge = parseChallenge(first.response.get('WWW-Authenticate')!);
+    const answer = (nc: number, password = 'pw') => register(digestAuthorization(challenge, { username: 'alice', password, method: 'REGISTER', uri: `sip:${D}`, nc }));
+    const ok = auth.authenticate(answer(1), source, D);
+    assert.ok(!(ok instanceof Promise), 'no promise for a correct answer');
+    assert.equal(ok.ok && ok.identity.accountId, 'a1');
+    const replay = auth.authenticate(answer(1), source, D);
+    assert.ok(!(replay instanceof Promise) && !replay.ok && replay.reason === 'replay', 'a replayed nonce count is refused at once');
+    assert.equal((await auth.authenticate(answer(2), source, D)).ok, true);
+    const wrong = await auth.authenticate(answer(3, 'guess'), source, D);
+    assert.ok(!wrong.ok && wrong.reason === 'wrong-password');
+    assert.equal(failures.hit(`acct:alice@${D}`, 60), 2, 'the failure was counted');
   });
 });

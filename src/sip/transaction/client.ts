@@ -14,6 +14,7 @@
 import { sbError, type SwitchboardError } from '../../errors.ts';
 import type { SipResponse } from '../message/message.ts';
 import type { Destination, SendDone } from '../transport/types.ts';
+import { DelayQueue } from './delay-queue.ts';
 import { T1, T2, T4 } from './server.ts';
 
 export interface ClientTransactionOptions {
@@ -38,8 +39,8 @@ interface ClientTransaction {
   readonly table: ClientTransactionTable;
   state: 'trying' | 'proceeding' | 'completed';
   readonly outcome: TransactionOutcome;
-  /** Timer E or F, whichever is due first. */
-  timer: NodeJS.Timeout | null;
+  /** Timer E or F, whichever is due first: QUEUED while it is the first one, in one of the table's queues. */
+  timer: NodeJS.Timeout | typeof QUEUED | null;
   /** The current Timer E interval (unreliable transports). */
   interval: number;
   /** When Timer F fires (Date.now() clock). */
@@ -48,6 +49,16 @@ interface ClientTransaction {
   /** Told each send's outcome when `opts.transmit` reports through it; made at the first send. */
   sent: SendDone | null;
 }
+
+/**
+ * A transaction's first timer (Timer E at T1 over UDP, Timer F at 64*T1 over a stream) lasts the same for all, so it
+ * is a place in one of two FIFO queues of keys (delay-queue.ts) rather than a Timeout of its own: nearly every
+ * transaction is answered before it, and a Timeout's creation, insertion and removal were ~5 % of the CPU of a
+ * SUBSCRIBE's set-up, of what it allocated, and of what V8 compiled for it (bench/presence-hotpath.bench.ts,
+ * 2026-12-07). The queues hold keys, so an answered transaction is not kept alive by them. Retransmissions (an
+ * unanswered request) take Timeouts of their own.
+ */
+const QUEUED = 'queued';
 
 /** What the table holds for a transaction in Timer K: its responses are absorbed. */
 const COMPLETED = { state: 'completed' } as const;
@@ -63,6 +74,8 @@ export class ClientTransactionTable {
   private completedUntil: number[] = [];
   private completedHead = 0;
   private sweeper: NodeJS.Timeout | null = null;
+  private readonly firstOverUdp = new DelayQueue<string>(T1, (key) => this.fireQueued(key), Date.now);
+  private readonly firstOverStream = new DelayQueue<string>(64 * T1, (key) => this.fireQueued(key), Date.now);
 
   get size(): number {
     return this.table.size;
@@ -93,7 +106,8 @@ export class ClientTransactionTable {
       sent: null,
     };
     this.table.set(key, txn);
-    txn.timer = setTimeout(onTimer, opts.reliable ? 64 * T1 : T1, txn);
+    txn.timer = QUEUED;
+    (opts.reliable ? this.firstOverStream : this.firstOverUdp).add(key);
     transmit(txn);
   }
 
@@ -113,6 +127,12 @@ export class ClientTransactionTable {
     else this.holdForTimerK(txn.key);
     txn.outcome.final(res);
     return true;
+  }
+
+  /** A first timer came out of its queue: fired if its transaction still waits for it. */
+  private fireQueued(key: string): void {
+    const txn = this.table.get(key);
+    if (txn !== undefined && 'key' in txn && txn.timer === QUEUED) this.fire(txn);
   }
 
   /** Timer E or F fired: retransmit (E), or give up (F, or E past F's deadline). */
@@ -138,7 +158,7 @@ export class ClientTransactionTable {
   }
 
   private clearTimer(txn: ClientTransaction): void {
-    if (txn.timer) clearTimeout(txn.timer);
+    if (txn.timer !== null && txn.timer !== QUEUED) clearTimeout(txn.timer);
     txn.timer = null;
   }
 
@@ -181,6 +201,8 @@ export class ClientTransactionTable {
       if (txn.state !== 'completed') txn.outcome.failed(sbError('SIP_ERR_TRANSPORT', 'endpoint shutting down'));
     }
     this.table.clear();
+    this.firstOverUdp.clear();
+    this.firstOverStream.clear();
     this.completedKeys = [];
     this.completedUntil = [];
     this.completedHead = 0;

@@ -12,10 +12,13 @@ export class DelayQueue<T> {
   private timer: NodeJS.Timeout | null = null;
   private readonly ms: number;
   private readonly fire: (item: T) => void;
+  private readonly now: () => number;
 
-  constructor(ms: number, fire: (item: T) => void) {
+  /** `now` is the clock deadlines are read on (Date.now where tests mock the clock). */
+  constructor(ms: number, fire: (item: T) => void, now: () => number = () => performance.now()) {
     this.ms = ms;
     this.fire = fire;
+    this.now = now;
   }
 
   get size(): number {
@@ -25,7 +28,7 @@ export class DelayQueue<T> {
   /** `fire(item)` in `ms` (never before; later when the event loop is busy, as setTimeout). */
   add(item: T): void {
     this.items.push(item);
-    this.deadlines.push(performance.now() + this.ms);
+    this.deadlines.push(this.now() + this.ms);
     if (this.timer === null) this.arm();
   }
 
@@ -39,14 +42,14 @@ export class DelayQueue<T> {
   }
 
   private arm(): void {
-    const wait = Math.max(0, Math.ceil(this.deadlines[this.head] - performance.now()));
+    const wait = Math.max(0, Math.ceil(this.deadlines[this.head] - this.now()));
     this.timer = setTimeout(this.run, wait);
     this.timer.unref();
   }
 
   private readonly run = (): void => {
     this.timer = null;
-    const now = performance.now();
+    const now = this.now();
     const { items, deadlines } = this;
     try {
       while (this.items === items && this.head < items.length && deadlines[this.head] <= now) {

@@ -3,7 +3,7 @@
 // text. Expiry follows the injected clock; expired entries are dropped when read and swept periodically, and
 // the map is bounded so a flood of distinct keys cannot grow it forever.
 
-import type { Cache, JsonValue } from '../ports.ts';
+import type { Cache, JsonValue, SyncCache } from '../ports.ts';
 
 interface Entry {
   json: string;
@@ -46,9 +46,17 @@ export class MemoryCache implements Cache {
     this.map.set(key, { json: JSON.stringify(value), expiresAt: this.now() + ttlSeconds * 1000 });
   }
 
+  /** The same operations without a promise each: everything here answers at once. */
+  readonly sync: SyncCache = {
+    get: <T extends JsonValue = JsonValue>(key: string): T | null => {
+      const e = this.live(key);
+      return e === undefined ? null : (JSON.parse(e.json) as T);
+    },
+    set: (key: string, value: JsonValue, ttlSeconds: number): void => this.put(key, value, ttlSeconds),
+  };
+
   async get<T extends JsonValue = JsonValue>(key: string): Promise<T | null> {
-    const e = this.live(key);
-    return e === undefined ? null : (JSON.parse(e.json) as T);
+    return this.sync.get<T>(key);
   }
 
   async set(key: string, value: JsonValue, ttlSeconds: number): Promise<void> {

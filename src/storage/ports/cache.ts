@@ -21,6 +21,18 @@ export interface Cache {
    */
   compareAndSet(key: string, expected: JsonValue | null, value: JsonValue | null, ttlSeconds: number): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /**
+   * An in-process cache's get and set answered at once, for hot paths that would otherwise pay a promise and a
+   * microtask per call (a SUBSCRIBE's rate-limit bucket). Nothing runs between two synchronous calls, so a get
+   * then a set is as atomic as compareAndSet. Absent on a shared cache.
+   */
+  readonly sync?: SyncCache;
+}
+
+/** The synchronous half of an in-process Cache: the same semantics as its get and set. */
+export interface SyncCache {
+  get<T extends JsonValue = JsonValue>(key: string): T | null;
+  set(key: string, value: JsonValue, ttlSeconds: number): void;
 }
 
 /** Counters with expiry for failures and lockouts; in-process or shared (Redis). */

@@ -11,11 +11,6 @@ import { sbError } from '../../errors.ts';
 import type { PresenceStore, PresenceWrite, PublicationRecord, SubscriptionRecord, WatcherPolicyRecord } from '../ports.ts';
 import { subscriptionFromRow, subscriptionRow } from '../presence-rows.ts';
 
-interface Waiter {
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
 export class SqlitePresenceStore implements PresenceStore {
   private readonly db: DatabaseSync;
   private readonly putSub: StatementSync;
@@ -25,8 +20,11 @@ export class SqlitePresenceStore implements PresenceStore {
   private readonly putPol: StatementSync;
   private readonly delPol: StatementSync;
   private pending: PresenceWrite[] = [];
-  private waiters: Waiter[] = [];
-  private scheduled = false;
+  /**
+   * The commit the pending writes wait for: one promise for the whole turn's writes rather than one (with its two
+   * functions and a waiter record) per write; they all meet the same COMMIT or the same failure anyway.
+   */
+  private batch: PromiseWithResolvers<void> | null = null;
   commits = 0;
 
   constructor(db: DatabaseSync) {
@@ -55,20 +53,19 @@ export class SqlitePresenceStore implements PresenceStore {
   write(ops: PresenceWrite[]): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
     for (const op of ops) this.pending.push(op);
-    if (!this.scheduled) {
-      this.scheduled = true;
+    if (this.batch === null) {
+      this.batch = Promise.withResolvers<void>();
       setImmediate(this.flush);
     }
-    return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return this.batch.promise;
   }
 
   private readonly flush = (): void => {
-    this.scheduled = false;
     const ops = this.pending;
-    const waiters = this.waiters;
+    const batch = this.batch;
     this.pending = [];
-    this.waiters = [];
-    if (ops.length === 0) return;
+    this.batch = null;
+    if (batch === null) return;
     try {
       this.db.exec('BEGIN');
       try {
@@ -79,12 +76,11 @@ export class SqlitePresenceStore implements PresenceStore {
         throw e;
       }
     } catch (e) {
-      const err = sbError('STORE_ERR_WRITE', `presence write failed: ${(e as Error).message}`);
-      for (const w of waiters) w.reject(err);
+      batch.reject(sbError('STORE_ERR_WRITE', `presence write failed: ${(e as Error).message}`));
       return;
     }
     this.commits++;
-    for (const w of waiters) w.resolve();
+    batch.resolve();
   };
 
   private apply(op: PresenceWrite): void {
@@ -118,6 +114,6 @@ export class SqlitePresenceStore implements PresenceStore {
   }
 
   close(): void {
-    if (this.scheduled) this.flush();
+    if (this.batch !== null) this.flush();
   }
 }
