@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import type { BindingRecord } from '../../src/storage/ports.ts';
 import { openDatabase } from '../../src/storage/sqlite/database.ts';
-import { SqliteLocationStore } from '../../src/storage/sqlite/location-store.ts';
+import { SqliteLocationStore, type SqliteLocationStoreOptions } from '../../src/storage/sqlite/location-store.ts';
 import { binding } from '../helpers/bindings.ts';
 import { tempDir } from '../helpers/server.ts';
 
@@ -17,6 +18,26 @@ function open(dir: string) {
 }
 
 const sortKeys = (bs: BindingRecord[]) => bs.map((b) => `${b.aor}|${b.key}|${b.cseq}`).sort();
+
+/** A store with these options on a database of its own, removed after `fn`. */
+async function withStore(opts: SqliteLocationStoreOptions, fn: (db: DatabaseSync, store: SqliteLocationStore) => Promise<void>): Promise<void> {
+  const dir = tempDir();
+  const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
+  try {
+    await fn(db, new SqliteLocationStore(db, opts));
+  } finally {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The same 200 bindings written twice (two journal rows), for a compaction to rewrite. */
+async function twice(store: SqliteLocationStore): Promise<BindingRecord[]> {
+  const live = Array.from({ length: 200 }, (_, i) => binding(`u${i}@d`, 'k'));
+  await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+  await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+  return live;
+}
 
 describe('SqliteLocationStore', () => {
   it('commits every write of one event-loop turn as one journal row in one transaction, and each promise after it', async () => {
@@ -133,34 +154,21 @@ describe('SqliteLocationStore', () => {
   });
 
   it('ends a compaction slice when it has held the event loop for sliceMs, before sliceRows', async () => {
-    const dir = tempDir();
-    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
     // sliceMs 0: every slice ends at the first check (each 64 bindings) instead of at 1,000.
-    const store = new SqliteLocationStore(db, { sliceRows: 1000, sliceMs: 0, minGarbage: 1 });
-    try {
-      const live = Array.from({ length: 200 }, (_, i) => binding(`u${i}@d`, 'k'));
-      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
-      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+    await withStore({ sliceRows: 1000, sliceMs: 0, minGarbage: 1 }, async (db, store) => {
+      const live = await twice(store);
       await store.compact({ count: live.length, all: () => live });
       const rows = db.prepare('SELECT json_array_length(writes) AS n FROM binding_journal ORDER BY seq').all() as Array<{ n: number }>;
       assert.deepEqual(rows.map((r) => r.n), [64, 64, 64, 8]);
       assert.equal(sortKeys(await store.loadAll()).length, 200);
       assert.equal(store.journalWrites, 200);
-    } finally {
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('commits a write made during a compaction before the next slice, not after it', async () => {
-    const dir = tempDir();
-    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
-    const store = new SqliteLocationStore(db, { sliceRows: 1000, sliceMs: 0, minGarbage: 1 });
-    const rows = () => (db.prepare('SELECT COUNT(*) AS n FROM binding_journal').get() as { n: number }).n;
-    try {
-      const live = Array.from({ length: 200 }, (_, i) => binding(`u${i}@d`, 'k'));
-      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
-      await store.write(live.map((b) => ({ op: 'put' as const, binding: b })));
+    await withStore({ sliceRows: 1000, sliceMs: 0, minGarbage: 1 }, async (db, store) => {
+      const rows = () => (db.prepare('SELECT COUNT(*) AS n FROM binding_journal').get() as { n: number }).n;
+      const live = await twice(store);
       const compaction = store.compact({ count: live.length, all: () => live });
       // The first slice is written; a REGISTER's write arrives in the same turn. It is committed (and its waiter
       // released) before the second slice: two journal rows, one slice and the write, besides the two before.
@@ -169,17 +177,11 @@ describe('SqliteLocationStore', () => {
       await Promise.all([compaction, written]);
       assert.equal(atCommit, 2 + 1 + 1);
       assert.equal(sortKeys(await store.loadAll()).length, 201);
-    } finally {
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('commits a group that has been open for groupMs at the next write, without waiting for the end of the turn', async () => {
-    const dir = tempDir();
-    const db = openDatabase({ file: path.join(dir, 'db.sqlite'), durability: 'os' });
-    const store = new SqliteLocationStore(db, { groupMs: 5 });
-    try {
+    await withStore({ groupMs: 5 }, async (_db, store) => {
       const settled: number[] = [];
       const busy = (ms: number) => {
         const until = performance.now() + ms;
@@ -192,14 +194,10 @@ describe('SqliteLocationStore', () => {
       w.push(store.write([{ op: 'put', binding: binding('d@d', 'k') }]));
       w.forEach((p, i) => void p.then(() => settled.push(i)));
       assert.equal(store.commits, 1, 'the first three, at the third write');
-      await Promise.resolve();
       await Promise.all(w);
       assert.equal(store.commits, 2, 'the fourth at the end of the turn');
       assert.deepEqual(settled, [0, 1, 2, 3]);
       assert.equal(sortKeys(await store.loadAll()).length, 4);
-    } finally {
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
