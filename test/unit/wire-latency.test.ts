@@ -142,7 +142,8 @@ test('a capture tcpdump wrote of lo is read', { skip: missingPeer('tcpdump') }, 
     server.close();
     const w = wireLatency(readPcap(readFileSync(file)), port);
     assert.equal(w.credentialed.n, 3);
-    assert.ok(w.credentialed.p50 >= 5 && w.credentialed.max < 100, `the server waits 5 ms before it answers: ${JSON.stringify(w.credentialed)}`);
+    // In milliseconds: the server waits 5 ms before it answers (a loaded machine may add to it, never take away).
+    assert.ok(w.credentialed.p50 >= 5 && w.credentialed.max < 1000, `${JSON.stringify(w.credentialed)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
