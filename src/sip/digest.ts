@@ -7,7 +7,7 @@
 // the way Kamailio's auth module does.
 
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
-import { quote, skipLws, isTokenChar, unquote } from './message/grammar.ts';
+import { quote, scanQuoted, skipLws, isTokenChar, unquote } from './message/grammar.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
@@ -84,20 +84,13 @@ function parseAuthParams(value: string, i: number): Map<string, string> | null {
     i = skipLws(value, i + 1);
     let v: string;
     if (value.charCodeAt(i) === 34) {
-      // quoted-string (as scanQuoted reads it), its quotes off in one slice when nothing inside is escaped (every
-      // value real clients send) rather than sliced, scanned again and sliced again by unquote.
-      let j = i + 1;
-      let escaped = false;
-      for (; j < value.length; j++) {
-        const c = value.charCodeAt(j);
-        if (c === 92) {
-          escaped = true;
-          j++;
-        } else if (c === 34) break;
-      }
-      if (j >= value.length) return null;
-      v = escaped ? unquote(value.slice(i, j + 1)) : value.slice(i + 1, j);
-      i = j + 1;
+      const end = scanQuoted(value, i);
+      if (end < 0) return null;
+      // The quotes off in one slice when nothing inside is escaped (every value real clients send); unquote only
+      // when a quoted-pair needs resolving.
+      const inner = value.slice(i + 1, end - 1);
+      v = inner.indexOf('\\') < 0 ? inner : unquote(value.slice(i, end));
+      i = end;
     } else {
       const vs = i;
       while (i < value.length && isTokenChar(value.charCodeAt(i))) i++;
