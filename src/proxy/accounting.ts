@@ -11,8 +11,7 @@
 // that proxies it (the console's live feed still shows every node's call events). One Map write per call event.
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { topicWord, type EventBus } from '../bus/event-bus.ts';
-import { detach } from '../sip/message/detach.ts';
+import { domainWord, valueWord, type EventBus } from '../bus/event-bus.ts';
 
 const MAX_CALLS = 100_000;
 const DIALOG_TTL_MS = 24 * 3600_000;
@@ -39,7 +38,6 @@ export class CallAccounting {
   private answeredCount = 0;
   /** When remember() last looked for calls past DIALOG_TTL_MS. */
   private swept = 0;
-  private readonly domainWords = new Map<string, string>();
   private readonly calls: Counter<'outcome'> | null = null;
   private readonly setup: Histogram | null = null;
 
@@ -114,29 +112,7 @@ export class CallAccounting {
   private publish(event: string, c: CallInfo, extra: Record<string, unknown>): void {
     if (!this.bus) return;
     const at = c.callee.lastIndexOf('@');
-    const topic = `call.${event}.${this.domainWord(c.callee.slice(at + 1))}.${word(c.callee.slice(0, at))}`;
+    const topic = `call.${event}.${domainWord(c.callee.slice(at + 1))}.${valueWord(c.callee.slice(0, at))}`;
     this.bus.publish(topic, { event, call_id: c.callId, caller: c.caller, callee: c.callee, ...extra });
   }
-
-  /**
-   * The callee domain's topic word, remembered: a domain has a dot, so topicWord encodes it byte by byte through a
-   * Buffer, for each of a call's three events, while a deployment has a handful of domains (at most DOMAIN_WORDS
-   * are kept; the cache starts over when full).
-   */
-  private domainWord(domain: string): string {
-    let w = this.domainWords.get(domain);
-    if (w === undefined) {
-      if (this.domainWords.size >= DOMAIN_WORDS) this.domainWords.clear();
-      w = word(domain);
-      this.domainWords.set(detach(domain), w);
-    }
-    return w;
-  }
-}
-
-const DOMAIN_WORDS = 256;
-
-/** A topic word from data: a lone `*` or `#` encoded too (topicWord passes them through, as pattern wildcards). */
-function word(s: string): string {
-  return s === '*' ? '%2A' : s === '#' ? '%23' : topicWord(s);
 }

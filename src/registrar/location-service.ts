@@ -19,7 +19,7 @@
 // all keep the same invariants (versions, the expiry wheel, the connection map); the bus form of binding events
 // (topic and payload) closes the file.
 
-import { topicWord, type EventBus } from '../bus/event-bus.ts';
+import { domainWord, valueWord, type EventBus } from '../bus/event-bus.ts';
 import type { Logger } from '../log.ts';
 import { isPromise, settle, type MaybePromise } from '../maybe-promise.ts';
 import { NodeMembership } from './node-membership.ts';
@@ -490,24 +490,7 @@ export function live(list: BindingRecord[], now: number): BindingRecord[] {
  */
 export function bindingTopic(event: BindingEvent | '*', aor: string): string {
   const at = aor.lastIndexOf('@');
-  return `binding.${event}.${domainWord(aor.slice(at + 1))}.${aorWord(aor.slice(0, at))}`;
-}
-
-/** The last domain's word, kept: a deployment has few domains, and a dotted one is escaped byte by byte (408 bytes
- * of garbage a REGISTER for `bench.test`). */
-let lastDomain = '';
-let lastDomainWord = '';
-function domainWord(domain: string): string {
-  if (domain !== lastDomain) {
-    lastDomainWord = aorWord(domain);
-    lastDomain = domain;
-  }
-  return lastDomainWord;
-}
-
-/** A lone `*` or `#` in an address is a name, not a wildcard. */
-function aorWord(s: string): string {
-  return s === '*' ? '%2A' : s === '#' ? '%23' : topicWord(s);
+  return `binding.${event}.${domainWord(aor.slice(at + 1))}.${valueWord(aor.slice(0, at))}`;
 }
 
 /** The event payload: the binding as JSON with remaining lifetime, what every bus consumer gets. */
