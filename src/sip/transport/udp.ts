@@ -80,11 +80,10 @@ export class UdpTransport implements Transport {
   }
 
   send(data: Buffer, to: Destination): Promise<void> {
-    const family = isIP(to.address) === 6 ? 6 : 4;
-    const entry = this.sockets.find((s) => s.family === family) ?? this.sockets[0];
-    if (!entry) return Promise.reject(new Error('UDP transport not listening'));
+    const socket = this.socketFor(to.address);
+    if (!socket) return Promise.reject(new Error('UDP transport not listening'));
     return new Promise((resolve, reject) => {
-      entry.socket.send(data, to.port, to.address, (err) => (err ? reject(err) : resolve()));
+      socket.send(data, to.port, to.address, (err) => (err ? reject(err) : resolve()));
     });
   }
 
@@ -96,12 +95,10 @@ export class UdpTransport implements Transport {
    * still throws, and is reported.
    */
   sendNow(data: Buffer, to: Destination): void {
-    const family = to.address.indexOf(':') >= 0 ? 6 : 4;
-    const s = this.sockets;
-    const entry = s.length === 1 ? s[0] : (s.find((x) => x.family === family) ?? s[0]);
-    if (!entry) return;
+    const socket = this.socketFor(to.address);
+    if (!socket) return;
     try {
-      entry.socket.send(data, to.port, to.address);
+      socket.send(data, to.port, to.address);
     } catch (e) {
       // dgram throws synchronously on a bad port or address; a peer's Via must never take the server down.
       this.opts.onError?.(e as Error);
@@ -114,18 +111,24 @@ export class UdpTransport implements Transport {
    * closure is made per datagram, only dgram's tick. A bad port or address is told to `done` too, on a microtask.
    */
   sendReporting(data: Buffer, to: Destination, done: SendDone): void {
-    const family = to.address.indexOf(':') >= 0 ? 6 : 4;
-    const s = this.sockets;
-    const entry = s.length === 1 ? s[0] : (s.find((x) => x.family === family) ?? s[0]);
-    if (!entry) {
+    const socket = this.socketFor(to.address);
+    if (!socket) {
       queueMicrotask(() => done(new Error('UDP transport not listening')));
       return;
     }
     try {
-      entry.socket.send(data, to.port, to.address, done);
+      socket.send(data, to.port, to.address, done);
     } catch (e) {
       queueMicrotask(() => done(e as Error));
     }
+  }
+
+  /** The socket of the address's family (the only one when there is one), undefined before listen. */
+  private socketFor(address: string): dgram.Socket | undefined {
+    const s = this.sockets;
+    if (s.length === 1) return s[0].socket;
+    const family = address.indexOf(':') >= 0 ? 6 : 4;
+    return (s.find((x) => x.family === family) ?? s[0])?.socket;
   }
 
   async close(): Promise<void> {
