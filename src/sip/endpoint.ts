@@ -436,7 +436,7 @@ export class SipEndpoint {
     const cseq = req.cseq();
     return this.client.start(branch, cseq?.method ?? req.method, dest, {
       reliable: isReliable(dest.transport),
-      transmit: (done) => (sender.sendReporting ? sender.sendReporting(data, dest, done) : sender.send(data, dest)),
+      transmit: transmitter(sender, data, dest),
       onProvisional,
     });
   }
@@ -463,7 +463,7 @@ export class SipEndpoint {
     const data = Buffer.allocUnsafe(head.length + bodyLength);
     data.write(head, 0, 'latin1');
     if (body !== null) body.copy(data, head.length);
-    this.client.begin(branch, method, dest, { reliable: isReliable(dest.transport), transmit: (done) => (sender.sendReporting ? sender.sendReporting(data, dest, done) : sender.send(data, dest)) }, outcome);
+    this.client.begin(branch, method, dest, { reliable: isReliable(dest.transport), transmit: transmitter(sender, data, dest) }, outcome);
   }
 
   /**
@@ -541,4 +541,10 @@ let branchCounter = 0;
 export function newBranch(): string {
   branchCounter = (branchCounter + 1) % Number.MAX_SAFE_INTEGER;
   return branchPrefix + branchCounter.toString(36);
+}
+
+/** A client transaction's transmit: the sender's reporting send when it has one (§17.1.4 without a promise per
+ * datagram), else its promise. */
+function transmitter(sender: Sender, data: Buffer, dest: Destination): (done: SendDone) => Promise<void> | void {
+  return (done) => (sender.sendReporting ? sender.sendReporting(data, dest, done) : sender.send(data, dest));
 }
