@@ -545,6 +545,6 @@ export function newBranch(): string {
 
 /** A client transaction's transmit: the sender's reporting send when it has one (§17.1.4 without a promise per
  * datagram), else its promise. */
-function transmitter(sender: Sender, data: Buffer, dest: Destination): (done: SendDone) => Promise<void> | void {
+function transmitter(sender: Pick<Sender, 'send' | 'sendReporting'>, data: Buffer, dest: Destination): (done: SendDone) => Promise<void> | void {
   return (done) => (sender.sendReporting ? sender.sendReporting(data, dest, done) : sender.send(data, dest));
 }
