@@ -36,3 +36,19 @@ test('DelayQueue: an item added while firing waits its own delay; clear drops wh
   assert.deepEqual(fired, ['a', 'b']);
   assert.equal(q.size, 0);
 });
+
+test('DelayQueue with slack: items due close together fire together, never early, at most the slack late', async () => {
+  const fired: Array<{ item: number; at: number }> = [];
+  const start = performance.now();
+  const q = new DelayQueue<number>(20, (item) => fired.push({ item, at: performance.now() - start }), () => performance.now(), 60);
+  q.add(0);
+  await sleep(5);
+  q.add(1);
+  await sleep(5);
+  q.add(2);
+  await sleep(150);
+  assert.deepEqual(fired.map((f) => f.item), [0, 1, 2]);
+  // The first waits the slack (60 ms, longer than its 20), and the two due 5 and 10 ms after it come with it.
+  for (const f of fired) assert.ok(f.at >= 59, `fired at ${f.at} ms`);
+  assert.ok(fired[2].at - fired[0].at < 5, 'one wake-up for all three');
+});

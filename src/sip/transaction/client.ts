@@ -6,10 +6,10 @@
 // A presence fan-out starts a thousand of these in a few milliseconds, and nearly every one is answered within
 // milliseconds, so what a transaction allocates is most of its cost (bench:presence, 2026-12-07: GC was a quarter
 // of the fan-out's CPU). Each one holds a single timer, for whichever of E and F is due next, armed with a shared
-// function and the transaction as its argument (no closures); Timer K is a FIFO of keys swept once a second (every
-// completed transaction waits the same T4, so expiry order is completion order), as the server transactions'
-// Timer J is, instead of a timer object per transaction (Timer K so lasts T4 to T4 + 1 s), and what it holds is the
-// key alone: the transaction, its request bytes and its outcome die young rather than being promoted for T4.
+// function and the transaction as its argument (no closures); Timer K is a DelayQueue of keys with a second's slack
+// (every completed transaction waits the same T4, so expiry order is completion order, and one wake-up a second
+// ends them all: Timer K so lasts T4 to T4 + 1 s) instead of a timer object per transaction, and what it holds is
+// the key alone: the transaction, its request bytes and its outcome die young rather than being promoted for T4.
 
 import { sbError, type SwitchboardError } from '../../errors.ts';
 import type { SipResponse } from '../message/message.ts';
@@ -69,11 +69,8 @@ export function clientKey(branch: string, method: string): string {
 
 export class ClientTransactionTable {
   private readonly table = new Map<string, ClientTransaction | typeof COMPLETED>();
-  /** Keys of completed transactions over unreliable transports, in completion order, and when their Timer K ends. */
-  private completedKeys: string[] = [];
-  private completedUntil: number[] = [];
-  private completedHead = 0;
-  private sweeper: NodeJS.Timeout | null = null;
+  /** Keys of completed transactions over unreliable transports until their Timer K ends (up to a second late). */
+  private readonly timerK = new DelayQueue<string>(T4, (key) => this.endTimerK(key), Date.now, 1000);
   private readonly firstOverUdp = new DelayQueue<string>(T1, (key) => this.fireQueued(key), Date.now);
   private readonly firstOverStream = new DelayQueue<string>(64 * T1, (key) => this.fireQueued(key), Date.now);
 
@@ -164,34 +161,12 @@ export class ClientTransactionTable {
 
   private holdForTimerK(key: string): void {
     this.table.set(key, COMPLETED);
-    this.completedKeys.push(key);
-    this.completedUntil.push(Date.now() + T4);
-    if (!this.sweeper) {
-      this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
-      this.sweeper.unref();
-    }
+    this.timerK.add(key);
   }
 
-  /** Ends the transactions whose Timer K has run out. */
-  sweep(now: number): void {
-    const keys = this.completedKeys;
-    const until = this.completedUntil;
-    let h = this.completedHead;
-    while (h < keys.length && until[h] <= now) {
-      // Branches are unique, so the key still names this transaction.
-      if (this.table.get(keys[h]) === COMPLETED) this.table.delete(keys[h]);
-      h++;
-    }
-    if (h === keys.length) {
-      this.completedKeys = [];
-      this.completedUntil = [];
-      h = 0;
-    } else if (h > 4096 && h * 2 > keys.length) {
-      this.completedKeys = keys.slice(h);
-      this.completedUntil = until.slice(h);
-      h = 0;
-    }
-    this.completedHead = h;
+  /** Timer K ran out: the transaction ends (branches are unique, so the key still names it). */
+  private endTimerK(key: string): void {
+    if (this.table.get(key) === COMPLETED) this.table.delete(key);
   }
 
   close(): void {
@@ -203,11 +178,7 @@ export class ClientTransactionTable {
     this.table.clear();
     this.firstOverUdp.clear();
     this.firstOverStream.clear();
-    this.completedKeys = [];
-    this.completedUntil = [];
-    this.completedHead = 0;
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = null;
+    this.timerK.clear();
   }
 }
 

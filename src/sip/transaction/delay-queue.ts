@@ -13,12 +13,18 @@ export class DelayQueue<T> {
   private readonly ms: number;
   private readonly fire: (item: T) => void;
   private readonly now: () => number;
+  private readonly slackMs: number;
 
-  /** `now` is the clock deadlines are read on (Date.now where tests mock the clock). */
-  constructor(ms: number, fire: (item: T) => void, now: () => number = () => performance.now()) {
+  /**
+   * `now` is the clock deadlines are read on (Date.now where tests mock the clock). `slackMs`: the timer never waits
+   * less than this, so items due close together fire together, up to that much late (for waits whose end need not
+   * be punctual, such as Timer K's: one wake-up a second rather than one per transaction).
+   */
+  constructor(ms: number, fire: (item: T) => void, now: () => number = () => performance.now(), slackMs = 0) {
     this.ms = ms;
     this.fire = fire;
     this.now = now;
+    this.slackMs = slackMs;
   }
 
   get size(): number {
@@ -42,7 +48,7 @@ export class DelayQueue<T> {
   }
 
   private arm(): void {
-    const wait = Math.max(0, Math.ceil(this.deadlines[this.head] - this.now()));
+    const wait = Math.max(this.slackMs, Math.ceil(this.deadlines[this.head] - this.now()));
     this.timer = setTimeout(this.run, wait);
     this.timer.unref();
   }
