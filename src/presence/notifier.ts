@@ -22,6 +22,7 @@ import {
   aorOf,
   createResponse,
   detach,
+  keep,
   formatNameAddr,
   formatUri,
   H,
@@ -261,10 +262,7 @@ export class Notifier implements NotifyListener {
     if (contacts === null || contacts === '*' || contacts.length > 1) return sipError(req, Errors.SIP_ERR_CONTACT, 'malformed Contact');
     const now = ctx.now();
     r.remoteCseq = cseq;
-    if (contacts.length === 1) {
-      const target = formatUri(contacts[0].uri); // target refresh (RFC 6665 §4.1.2.1)
-      if (target !== r.remoteTarget) r.remoteTarget = detach(target);
-    }
+    if (contacts.length === 1) r.remoteTarget = keep(r.remoteTarget, formatUri(contacts[0].uri)); // target refresh (RFC 6665 §4.1.2.1)
     r.flow = ctx.flowOf(rc.source);
     r.updatedAt = now;
     const res = this.ok(req, r.localTag, expires, rc.source.transport);
