@@ -122,8 +122,12 @@ export class Lockout {
   /**
    * The same marks for checks that name what they authenticated (a cached credential): the last source written
    * for it and when, found by identity rather than by hashing a fresh "<subject>|<source>" string per REGISTER.
+   * A Map bounded like `memo`, not a WeakMap: a WeakMap's entries are ephemerons, which every mark-compact traces
+   * in a phase of its own inside the pause; with 20,000 registered users that phase was 2.9–3.2 ms of each 16–22 ms
+   * pause at 6,000 REGISTERs a second (bench/tools/gc-trace.sh, --trace-gc-nvp: mark 3.6–4.1 → 0.3–0.4 ms). A
+   * credential the cache has dropped stays referenced here until the bound clears the map.
    */
-  private readonly memoByHolder = new WeakMap<object, { from: string; at: number }>();
+  private readonly memoByHolder = new Map<object, { from: string; at: number }>();
 
   constructor(o: LockoutOptions) {
     this.o = o;
@@ -210,6 +214,7 @@ export class Lockout {
     if (holder !== undefined) {
       const mark = this.memoByHolder.get(holder);
       if (mark !== undefined && mark.from === k.address && now - mark.at < every) return;
+      if (mark === undefined && this.memoByHolder.size >= MEMO_ENTRIES) this.memoByHolder.clear();
       this.memoByHolder.set(holder, { from: k.address, at: now });
     }
     const last = this.memo.get(k.pair);
