@@ -17,7 +17,7 @@ function lockout() {
     written.push(key);
     return remember(key, ttl);
   };
-  const policy = loadConfig({ argv: [] }).auth;
+  const policy = loadConfig({ env: {} }).auth;
   const l = new Lockout({ failures, policy, log: createLogger('silent'), now: () => now });
   return { l, written, advance: (ms: number) => void (now += ms) };
 }
