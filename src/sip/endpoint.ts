@@ -496,7 +496,7 @@ export class SipEndpoint {
   private addVia(req: SipRequest, dest: Destination, branch: string): void {
     const { host, port } = this.sender!.viaAddress(dest.transport);
     const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
-    req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
+    req.prepend(H.via, `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport`);
     if (!req.has(H.maxForwards)) req.append('Max-Forwards', '70');
   }
 

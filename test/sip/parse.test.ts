@@ -313,6 +313,34 @@ describe('list headers and repeated headers', () => {
     assert.equal(parseReq(wire(BASE)).viasWellFormed(), true);
   });
 
+  it('gives the same Vias and verdict when topVia() was read first (its parse is reused)', () => {
+    const cases = [
+      [BASE[0], 'Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;rport=x, SIP/2.0/UDP c', ...BASE.slice(2)],
+      [BASE[0], 'Via: SIP/2.0/UDP a:5070;branch=z9hG4bK1;;rport', 'Via: SIP/2.0/UDP b', ...BASE.slice(2)],
+      [BASE[0], 'Via: garbage', 'Via: SIP/2.0/UDP b', ...BASE.slice(2)],
+      [BASE[0], 'Via: SIP/2.0/UDP a;branch=z9hG4bK1', 'Via: SIP/2.0/UDP b;branch=z9hG4bK2', ...BASE.slice(2)],
+      BASE,
+    ];
+    for (const lines of cases) {
+      const fresh = parseReq(wire(lines));
+      const topFirst = parseReq(wire(lines));
+      const top = topFirst.topVia();
+      assert.deepEqual(topFirst.vias(), fresh.vias(), lines[1]);
+      assert.equal(topFirst.viasWellFormed(), fresh.viasWellFormed(), lines[1]);
+      if (top) assert.equal(topFirst.vias()[0], top, 'the very object topVia() returned');
+    }
+  });
+
+  it('prepend() puts a Via on top and forgets the Vias read before', () => {
+    const r = parseReq(wire(BASE));
+    const old = r.topVia()!;
+    r.vias();
+    r.prepend(H.via, 'SIP/2.0/UDP proxy.test;branch=z9hG4bKp');
+    assert.equal(r.headers[0].name, 'Via');
+    assert.equal(r.topVia()?.host, 'proxy.test');
+    assert.deepEqual(r.vias().map((v) => v.host), ['proxy.test', old.host]);
+  });
+
   it('does not split on commas inside quoted strings or angle brackets', () => {
     const r = parseReq(wire([...BASE, 'Contact: "Doe, John" <sip:j@h;x=a,b>;q=0.5, <sip:k@h>', 'Contact: *']));
     assert.deepEqual(r.values(H.contact), ['"Doe, John" <sip:j@h;x=a,b>;q=0.5', '<sip:k@h>', '*']);
