@@ -2,7 +2,7 @@
 // Parsing keeps the user part as written (with its escapes) so that serialization is exact; comparison and
 // address-of-record keys use the unescaped form, as §19.1.4 requires.
 
-import { unescapePercent, type Params } from './grammar.ts';
+import { EMPTY_PARAMS, unescapePercent, type Params } from './grammar.ts';
 
 export interface SipUri {
   readonly scheme: 'sip' | 'sips';
@@ -128,7 +128,7 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
     port = Number(s.slice(pStart, i));
     if (port > 65535) return null;
   }
-  const params: Params = new Map();
+  let params: Map<string, string | null> | null = null;
   while (i < s.length && s.charCodeAt(i) === 59 /* ; */) {
     const pStart = ++i;
     while (i < s.length && s.charCodeAt(i) !== 59 && s.charCodeAt(i) !== 63) i++;
@@ -138,7 +138,7 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
     if (!name || !allIn(name, PARAMCHAR)) return null;
     const value = eq < 0 ? null : part.slice(eq + 1);
     if (value !== null && (!value || !allIn(value, PARAMCHAR))) return null;
-    params.set(name.toLowerCase(), value);
+    (params ??= new Map()).set(name.toLowerCase(), value);
   }
   const headers: Array<[string, string]> = [];
   if (i < s.length) {
@@ -152,7 +152,7 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
       headers.push([hname, hvalue]);
     }
   }
-  return { scheme, user, password, host, port, params, headers };
+  return { scheme, user, password, host, port, params: params ?? EMPTY_PARAMS, headers };
 }
 
 function parseTelUri(s: string, start: number): TelUri | null {
@@ -160,16 +160,15 @@ function parseTelUri(s: string, start: number): TelUri | null {
   const number = semi < 0 ? s.slice(start) : s.slice(start, semi);
   // global-number "+" digits with visual separators, or local-number with hex digits, "*", "#".
   if (!/^\+?[0-9A-Fa-f*#().-]+$/.test(number) || !/[0-9A-Fa-f*#]/.test(number)) return null;
-  const params: Params = new Map();
-  if (semi >= 0) {
-    for (const part of s.slice(semi + 1).split(';')) {
-      const eq = part.indexOf('=');
-      const name = eq < 0 ? part : part.slice(0, eq);
-      if (!name || !allIn(name, PARAMCHAR)) return null;
-      const value = eq < 0 ? null : part.slice(eq + 1);
-      if (value !== null && !allIn(value, PARAMCHAR)) return null;
-      params.set(name.toLowerCase(), value);
-    }
+  if (semi < 0) return { scheme: 'tel', number, params: EMPTY_PARAMS };
+  const params = new Map<string, string | null>();
+  for (const part of s.slice(semi + 1).split(';')) {
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? part : part.slice(0, eq);
+    if (!name || !allIn(name, PARAMCHAR)) return null;
+    const value = eq < 0 ? null : part.slice(eq + 1);
+    if (value !== null && !allIn(value, PARAMCHAR)) return null;
+    params.set(name.toLowerCase(), value);
   }
   return { scheme: 'tel', number, params };
 }

@@ -119,7 +119,7 @@ function isHost(v: string): boolean {
 
 /** The well-formed `;name[=value]` parameters of a malformed list, skipping what cannot be read. */
 function salvageParams(s: string, i: number): Params {
-  const out: Params = new Map();
+  const out = new Map<string, string | null>();
   for (const part of s.slice(i).split(';')) {
     const one = parseParams(';' + part, 0);
     if (one && one.size === 1) {
