@@ -513,6 +513,27 @@ describe('body framing on datagrams (RFC 3261 §18.3)', () => {
     assert.equal(e.partial?.get(H.callId), 'abc@192.0.2.1');
   });
 
+  it('frames a body the same whether or not it holds a control byte (decoded whole, or header range first)', () => {
+    // A body with a NUL or a bare CR sends the message the exact way (header range, then the check over it); a
+    // clean one is decoded whole and its headers end at the first empty line. Both read the same headers and body.
+    const looksLikeHeaders = 'Via: SIP/2.0/UDP evil.test;branch=z9hG4bKx\r\nCall-ID: not-this\r\n\r\nmore';
+    for (const eol of ['\r\n', '\n']) {
+      for (const tail of ['', '\u0000', '\r']) {
+        const body = looksLikeHeaders + tail;
+        const r = parseReq(wire(head, body, eol));
+        assert.equal(r.body.toString('latin1'), body, JSON.stringify([eol, tail]));
+        assert.equal(r.getAll(H.via).length, 1);
+        assert.equal(r.callId(), 'abc@192.0.2.1');
+        assert.deepEqual(shape(r).headers, shape(parseReq(wire(head, 'x', eol))).headers);
+      }
+    }
+    // The control byte in a header is found whichever route the body sends the message on.
+    for (const body of ['clean', 'nul\u0000']) {
+      assert.equal(parseError(wire([...head, 'Subject: a\u0001b'], body)).code, 'SIP_ERR_HEADER_SYNTAX', body);
+      assert.equal(parseError(wire([...head, 'Subject: a\rb'], body)).code, 'SIP_ERR_HEADER_SYNTAX', body);
+    }
+  });
+
   it('an exact Content-Length keeps binary bodies whole, NULs included', () => {
     const body = Buffer.from([0, 1, 2, 13, 10, 13, 10, 255, 0]);
     const r = parseReq(Buffer.concat([wire([...head, `Content-Length: ${body.length}`]), body]));
