@@ -140,6 +140,26 @@ class NoParams extends Map<string, string | null> {
 export const EMPTY_PARAMS: Params = Object.freeze(new NoParams());
 
 /**
+ * Parameter names as constants, by length: the ones nearly every Via, From, To, Contact and their URIs carry. A name
+ * written so (in lower case) is matched in place and the constant taken, where a slice and a toLowerCase made a new
+ * string each, for the params Map to hash once more (branch, tag, transport, rport: five or six a request).
+ */
+const PARAM_NAMES_BY_LENGTH: string[][] = [];
+for (const name of [
+  'branch', 'tag', 'rport', 'received', 'transport', 'expires', 'q', 'lr', 'user', 'maddr', 'ttl', 'method', 'ob',
+  'gr', 'reg-id', '+sip.instance', 'alias', 'comp', 'pub-gruu', 'temp-gruu', 'pn-provider', 'pn-prid', 'pn-param',
+]) {
+  (PARAM_NAMES_BY_LENGTH[name.length] ??= []).push(name);
+}
+
+/** The lower-case name of the parameter written at s[from, to). */
+export function paramName(s: string, from: number, to: number): string {
+  const known = PARAM_NAMES_BY_LENGTH[to - from];
+  if (known !== undefined) for (let k = 0; k < known.length; k++) if (s.startsWith(known[k], from)) return known[k];
+  return s.slice(from, to).toLowerCase();
+}
+
+/**
  * Parses `;name[=value]` parameters starting at `i` (which points at the first ';' or at the end). Names are
  * lower-cased (they compare case-insensitively); values keep their case, quoted values keep their quotes so
  * they serialize back unchanged. Returns null on a syntax error, EMPTY_PARAMS when there are none.
@@ -153,7 +173,7 @@ export function parseParams(s: string, i: number, end = s.length): Params | null
     const nameStart = i;
     while (i < end && isTokenChar(s.charCodeAt(i))) i++;
     if (i === nameStart) return null;
-    const name = s.slice(nameStart, i).toLowerCase();
+    const name = paramName(s, nameStart, i);
     i = skipLws(s, i, end);
     let value: string | null = null;
     if (i < end && s.charCodeAt(i) === 61 /* = */) {
