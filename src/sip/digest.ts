@@ -7,7 +7,7 @@
 // the way Kamailio's auth module does.
 
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
-import { quote, scanQuoted, skipLws, isTokenChar, unquote } from './message/grammar.ts';
+import { quote, scanQuoted, skipLws, isTokenChar, Spellings, unquote } from './message/grammar.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
 
@@ -79,16 +79,11 @@ export function parseAuthHeader(value: string): AuthHeader | null {
  * matched in place and the constant taken, where a slice and a toLowerCase made a new string for the Map to hash,
  * ten times a Digest answer.
  */
-const DIRECTIVES_BY_LENGTH: string[][] = [];
-for (const d of ['username', 'realm', 'nonce', 'uri', 'response', 'algorithm', 'cnonce', 'opaque', 'qop', 'nc', 'userhash']) {
-  (DIRECTIVES_BY_LENGTH[d.length] ??= []).push(d);
-}
+const DIRECTIVES = Spellings.of(['username', 'realm', 'nonce', 'uri', 'response', 'algorithm', 'cnonce', 'opaque', 'qop', 'nc', 'userhash']);
 
 /** The lower-case name of the directive written at value[from, to). */
 function directiveName(value: string, from: number, to: number): string {
-  const known = DIRECTIVES_BY_LENGTH[to - from];
-  if (known !== undefined) for (let k = 0; k < known.length; k++) if (value.startsWith(known[k], from)) return known[k];
-  return value.slice(from, to).toLowerCase();
+  return DIRECTIVES.lookup(value, from, to) ?? value.slice(from, to).toLowerCase();
 }
 
 /** auth-param *( "," auth-param ) from `i` to the end, names lower-case, values unquoted; null when malformed. */
@@ -104,13 +99,23 @@ function parseAuthParams(value: string, i: number): Map<string, string> | null {
     i = skipLws(value, i + 1);
     let v: string;
     if (value.charCodeAt(i) === 34) {
-      const end = scanQuoted(value, i);
-      if (end < 0) return null;
       // The quotes off in one slice when nothing inside is escaped (every value real clients send); unquote only
-      // when a quoted-pair needs resolving.
-      const inner = value.slice(i + 1, end - 1);
-      v = inner.indexOf('\\') < 0 ? inner : unquote(value.slice(i, end));
-      i = end;
+      // when a quoted-pair needs resolving. One scan finds the closing quote and whether a backslash came first.
+      let end = i + 1;
+      while (end < value.length) {
+        const c = value.charCodeAt(end);
+        if (c === 34 || c === 92) break;
+        end++;
+      }
+      if (value.charCodeAt(end) === 34) {
+        v = value.slice(i + 1, end);
+        i = end + 1;
+      } else {
+        end = scanQuoted(value, i);
+        if (end < 0) return null;
+        v = unquote(value.slice(i, end));
+        i = end;
+      }
     } else {
       const vs = i;
       while (i < value.length && isTokenChar(value.charCodeAt(i))) i++;

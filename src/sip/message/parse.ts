@@ -9,7 +9,7 @@
 
 import { Errors, SwitchboardError } from '../../errors.ts';
 import { headerKey, H } from './header-names.ts';
-import { isLws, isTokenChar, trimLws } from './grammar.ts';
+import { isLws, isTokenChar, Spellings, trimLws } from './grammar.ts';
 import { SipRequest, SipResponse, EMPTY_BODY, type SipMessage } from './message.ts';
 
 export class SipParseError extends SwitchboardError {
@@ -22,28 +22,23 @@ export class SipParseError extends SwitchboardError {
 }
 
 /**
- * The canonical spellings nearly every client sends, by length: [spelling, key] pairs. A header named so is matched
- * in place (startsWith at its offset) and takes the constant as its name, so neither the name's slice nor a
- * toLowerCase is made: ten to fourteen strings fewer per request.
+ * The canonical spellings nearly every client sends, with their keys. A header named so is matched in place and
+ * takes the constant as its name, so neither the name's slice nor a toLowerCase is made (ten to fourteen strings
+ * fewer per request), and its characters need no token check.
  */
-const CANONICAL_BY_LENGTH: Array<Array<[string, string]>> = [];
-for (const [spelling, key] of [
-  ['To', H.to], ['Via', H.via], ['From', H.from], ['CSeq', H.cseq], ['Call-ID', H.callId], ['Contact', H.contact],
-  ['Expires', H.expires], ['User-Agent', H.userAgent], ['Max-Forwards', H.maxForwards], ['Content-Type', H.contentType],
-  ['Authorization', H.authorization], ['Content-Length', H.contentLength], ['Supported', H.supported],
-  ['Allow', H.allow], ['Route', H.route], ['Record-Route', H.recordRoute], ['Event', H.event], ['Accept', H.accept],
-  ['Path', H.path], ['Require', H.require], ['Allow-Events', H.allowEvents],
-] as const) (CANONICAL_BY_LENGTH[spelling.length] ??= []).push([spelling, key]);
+const CANONICAL = new Spellings<readonly [string, string]>(
+  (
+    [
+      ['To', H.to], ['Via', H.via], ['From', H.from], ['CSeq', H.cseq], ['Call-ID', H.callId], ['Contact', H.contact],
+      ['Expires', H.expires], ['User-Agent', H.userAgent], ['Max-Forwards', H.maxForwards], ['Content-Type', H.contentType],
+      ['Authorization', H.authorization], ['Content-Length', H.contentLength], ['Supported', H.supported],
+      ['Allow', H.allow], ['Route', H.route], ['Record-Route', H.recordRoute], ['Event', H.event], ['Accept', H.accept],
+      ['Path', H.path], ['Require', H.require], ['Allow-Events', H.allowEvents],
+    ] as const
+  ).map(([spelling, key]): [string, readonly [string, string]] => [spelling, [spelling, key]]),
+);
 
-/** The canonical [spelling, key] pair of the header name s[from, to), or undefined when it is spelt otherwise. */
-function canonicalAt(s: string, from: number, to: number): [string, string] | undefined {
-  const candidates = CANONICAL_BY_LENGTH[to - from];
-  if (candidates === undefined) return undefined;
-  for (let i = 0; i < candidates.length; i++) if (s.startsWith(candidates[i][0], from)) return candidates[i];
-  return undefined;
-}
-
-/** Exact spelling → key for the names canonicalAt does not know, so a repeated one skips toLowerCase. Bounded against floods. */
+/** Exact spelling → key for the names CANONICAL does not know, so a repeated one skips toLowerCase. Bounded against floods. */
 const keyBySpelling = new Map<string, string>();
 function keyFor(name: string): string {
   let key = keyBySpelling.get(name);
@@ -208,10 +203,12 @@ export function parseMessage(buf: Buffer, stream = false): SipMessage {
       let nameEnd = colon;
       while (nameEnd > pos && (s.charCodeAt(nameEnd - 1) === 32 || s.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
       if (nameEnd === pos) throw new SipParseError('SIP_ERR_HEADER_SYNTAX', 'empty header name', msg);
-      for (let i = pos; i < nameEnd; i++) {
-        if (!isTokenChar(s.charCodeAt(i))) throw new SipParseError('SIP_ERR_HEADER_SYNTAX', 'invalid header name', msg);
+      const canonical = CANONICAL.lookup(s, pos, nameEnd);
+      if (canonical === undefined) {
+        for (let i = pos; i < nameEnd; i++) {
+          if (!isTokenChar(s.charCodeAt(i))) throw new SipParseError('SIP_ERR_HEADER_SYNTAX', 'invalid header name', msg);
+        }
       }
-      const canonical = canonicalAt(s, pos, nameEnd);
       const name = canonical === undefined ? s.slice(pos, nameEnd) : canonical[0];
       if (tainted && hasCtl(s, colon + 1, lineEnd)) {
         ctlHeader ??= name;

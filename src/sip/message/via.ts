@@ -1,6 +1,6 @@
 // Via (RFC 3261 §20.42, §25.1; RFC 3581 rport). One Via value; a header line may hold several, split first.
 
-import { isTokenChar, parseParams, serializeParams, skipLws, type Params } from './grammar.ts';
+import { isTokenChar, parseParams, serializeParams, skipLws, Spellings, type Params } from './grammar.ts';
 import { isHostname, isIPv4, isIPv6 } from './uri.ts';
 
 export const MAGIC_COOKIE = 'z9hG4bK';
@@ -19,17 +19,13 @@ export interface Via {
  * s[from, to) as one of `spellings` when it is written so, else `fallback` of its slice: "SIP", "2.0" and the
  * transport of every Via without a slice each (and a toUpperCase for the transport).
  */
-function spelt(s: string, from: number, to: number, spellings: readonly string[], fallback: (t: string) => string): string {
-  for (let k = 0; k < spellings.length; k++) {
-    const w = spellings[k];
-    if (w.length === to - from && s.startsWith(w, from)) return w;
-  }
-  return fallback(s.slice(from, to));
+function spelt(s: string, from: number, to: number, spellings: Spellings<string>, fallback: (t: string) => string): string {
+  return spellings.lookup(s, from, to) ?? fallback(s.slice(from, to));
 }
 
-const PROTOCOLS = ['SIP'] as const;
-const VERSIONS = ['2.0'] as const;
-const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP'] as const;
+const PROTOCOLS = Spellings.of(['SIP']);
+const VERSIONS = Spellings.of(['2.0']);
+const TRANSPORTS = Spellings.of(['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP']);
 const asIs = (t: string): string => t;
 const upper = (t: string): string => t.toUpperCase();
 
