@@ -176,6 +176,18 @@ describe('parseAuthHeader', () => {
     }
   });
 
+  it('holds its directives as a read-only map: get, has, size, iteration in order, forEach', () => {
+    const h = parseAuthHeader('Digest realm="r", nonce="n", qop=auth')!;
+    assert.deepEqual([h.params.get('realm'), h.params.get('nonce'), h.params.get('qop'), h.params.get('uri')], ['r', 'n', 'auth', undefined]);
+    assert.deepEqual([h.params.has('nonce'), h.params.has('NONCE'), h.params.size], [true, false, 3]);
+    assert.deepEqual([...h.params.keys()], ['realm', 'nonce', 'qop']);
+    assert.deepEqual([...h.params.values()], ['r', 'n', 'auth']);
+    assert.deepEqual(Object.fromEntries(h.params), { realm: 'r', nonce: 'n', qop: 'auth' });
+    const seen: string[] = [];
+    h.params.forEach((v, k, m) => seen.push(`${k}=${v}:${m === h.params}`));
+    assert.deepEqual(seen, ['realm=r:true', 'nonce=n:true', 'qop=auth:true']);
+  });
+
   it('rejects a directive given twice, in whatever case (RFC 7616 §3.4)', () => {
     assert.equal(parseAuthHeader('Digest realm="a", realm="a"'), null);
     assert.equal(parseAuthHeader('Digest realm="a", REALM="b"'), null);
@@ -251,7 +263,9 @@ describe('parseAuthHeader', () => {
       for (let k = rnd(8); k > 0; k--) v += alphabet[rnd(alphabet.length)];
       cases.push(v);
     }
-    for (const v of cases) assert.deepEqual(parseAuthHeader(v), reference(v), JSON.stringify(v));
+    // Compared as entries: the parser holds its directives in an AuthParams, the reference in a Map.
+    const entries = (h: { scheme: string; params: ReadonlyMap<string, string>; token: string | null } | null) => h && { ...h, params: [...h.params] };
+    for (const v of cases) assert.deepEqual(entries(parseAuthHeader(v)), entries(reference(v)), JSON.stringify(v));
   });
   for (const bad of ['', '   ', '"Digest"', 'Digest realm="open', 'Digest =x', 'Digest a=1 b=2', 'Digest a=1,,b=2', 'Digest a="1"x', 'Bearer a b', 'Digest a=<b>']) {
     it(`rejects ${JSON.stringify(bad)}`, () => assert.equal(parseAuthHeader(bad), null));
