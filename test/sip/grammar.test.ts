@@ -110,13 +110,21 @@ describe('parseParams', () => {
     assert.equal((to.uri as { params: unknown }).params, EMPTY_PARAMS);
     assert.equal((parseUri('tel:+15551234') as { params: unknown }).params, EMPTY_PARAMS);
     assert.notEqual(parseNameAddr('<sip:alice@example.test>;tag=1')!.params, EMPTY_PARAMS);
-    // The type has no set (ReadonlyMap); past a cast, the shared instance refuses to change.
+    // The type has no set (ReadonlyMap), nor has the object: past a cast, the shared instance cannot change.
     const mutable = EMPTY_PARAMS as Map<string, string | null>;
     assert.throws(() => mutable.set('tag', 'x'), TypeError);
     assert.throws(() => mutable.delete('tag'), TypeError);
     assert.throws(() => mutable.clear(), TypeError);
     assert.equal(EMPTY_PARAMS.size, 0);
     assert.deepEqual([...EMPTY_PARAMS], []);
+  });
+  it('keeps a repeated name once, in its first place, with the last value (as a Map would)', () => {
+    const p = parseParams(';a=1;B=2;A=3;c', 0)!;
+    assert.deepEqual([...p], [['a', '3'], ['b', '2'], ['c', null]]);
+    assert.deepEqual([p.size, p.get('a'), p.get('c'), p.has('c'), p.get('d'), p.has('d')], [3, '3', null, true, undefined, false]);
+    assert.deepEqual([...p.keys()], ['a', 'b', 'c']);
+    assert.deepEqual([...p.values()], ['3', '2', null]);
+    assert.deepEqual([...new Map(p)], [...p], 'copies into a Map of its own to edit');
   });
   it('serializeParams writes them back', () => {
     const p = parseParams(';tag=x;lr;q="1"', 0)!;

@@ -113,23 +113,83 @@ export function splitComma(s: string): string[] {
 }
 
 /**
- * The parameters of a URI, name-addr or Via, names lower-case, in order. Read-only: a parsed value without any
- * parameters holds the one shared EMPTY_PARAMS, so code that changes parameters puts a Map of its own in their
- * place (copy-on-write: stampVia's received and rport, a notifier's From without its tag).
+ * The parameters of a URI, name-addr or Via, names lower-case, in order. Read-only: parsed ones are a ParamList
+ * (a value without any holds the one shared EMPTY_PARAMS), so code that changes parameters puts a Map of its own in
+ * their place (copy-on-write: stampVia's received and rport, a notifier's From without its tag).
  */
 export type Params = ReadonlyMap<string, string | null>;
 
-/** EMPTY_PARAMS's class: a Map that stays empty; set, delete and clear throw, should a cast get past the type. */
-class NoParams extends Map<string, string | null> {
-  override set(): this {
-    throw new TypeError('EMPTY_PARAMS is shared: copy it into a Map of its own to add a parameter');
+/**
+ * Parsed parameters: name, value pairs in one array, found by a scan. A Via, a From or a Contact URI has one to
+ * three parameters; as a Map each list was a table allocated for four and a hash of every name set or looked up.
+ * Read-only to everyone: it has no set, so a cast to Map cannot change it either (copy into a Map to edit).
+ */
+export class ParamList implements ReadonlyMap<string, string | null> {
+  /** name, value, name, value, … in order, each name once. */
+  private readonly list: Array<string | null>;
+
+  constructor(list: Array<string | null>) {
+    this.list = list;
   }
-  override delete(): boolean {
-    throw new TypeError('EMPTY_PARAMS is shared and cannot change');
+
+  get size(): number {
+    return this.list.length >> 1;
   }
-  override clear(): void {
-    throw new TypeError('EMPTY_PARAMS is shared and cannot change');
+
+  private indexOf(name: string): number {
+    const l = this.list;
+    for (let i = 0; i < l.length; i += 2) if (l[i] === name) return i;
+    return -1;
   }
+
+  get(name: string): string | null | undefined {
+    const i = this.indexOf(name);
+    return i < 0 ? undefined : this.list[i + 1];
+  }
+
+  has(name: string): boolean {
+    return this.indexOf(name) >= 0;
+  }
+
+  forEach(f: (value: string | null, name: string, map: ReadonlyMap<string, string | null>) => void): void {
+    const l = this.list;
+    for (let i = 0; i < l.length; i += 2) f(l[i + 1], l[i] as string, this);
+  }
+
+  *entries(): MapIterator<[string, string | null]> {
+    const l = this.list;
+    for (let i = 0; i < l.length; i += 2) yield [l[i] as string, l[i + 1]];
+  }
+
+  *keys(): MapIterator<string> {
+    const l = this.list;
+    for (let i = 0; i < l.length; i += 2) yield l[i] as string;
+  }
+
+  *values(): MapIterator<string | null> {
+    const l = this.list;
+    for (let i = 1; i < l.length; i += 2) yield l[i];
+  }
+
+  [Symbol.iterator](): MapIterator<[string, string | null]> {
+    return this.entries();
+  }
+}
+
+/**
+ * Adds a parameter to a list being built (`list` null: none yet), a repeated name taking the new value in the old
+ * place (as Map.set did). Starts the array at its first pair: an empty array's first push reserves 16 slots.
+ */
+export function addParam(list: Array<string | null> | null, name: string, value: string | null): Array<string | null> {
+  if (list === null) return [name, value];
+  for (let i = 0; i < list.length; i += 2) {
+    if (list[i] === name) {
+      list[i + 1] = value;
+      return list;
+    }
+  }
+  list.push(name, value);
+  return list;
 }
 
 /**
@@ -137,7 +197,7 @@ class NoParams extends Map<string, string | null> {
  * Contact's header parameters. A Map each was ~180 bytes, nine of them per registration (1.6 of its 34 KB,
  * allocation profile of bench/tools/gc-trace.sh).
  */
-export const EMPTY_PARAMS: Params = Object.freeze(new NoParams());
+export const EMPTY_PARAMS: Params = Object.freeze(new ParamList(Object.freeze([]) as unknown as Array<string | null>));
 
 /**
  * Whether `word` is written in `s` at `from`: its characters compared in place (the caller knows the length fits).
@@ -203,7 +263,7 @@ export function paramName(s: string, from: number, to: number): string {
  * they serialize back unchanged. Returns null on a syntax error, EMPTY_PARAMS when there are none.
  */
 export function parseParams(s: string, i: number, end = s.length): Params | null {
-  let params: Map<string, string | null> | null = null;
+  let params: Array<string | null> | null = null;
   i = skipLws(s, i, end);
   while (i < end) {
     if (s.charCodeAt(i) !== 59 /* ; */) return null;
@@ -234,9 +294,9 @@ export function parseParams(s: string, i: number, end = s.length): Params | null
       }
       i = skipLws(s, i, end);
     }
-    (params ??= new Map()).set(name, value);
+    params = addParam(params, name, value);
   }
-  return params ?? EMPTY_PARAMS;
+  return params === null ? EMPTY_PARAMS : new ParamList(params);
 }
 
 export function serializeParams(params: Params | undefined): string {

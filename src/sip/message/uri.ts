@@ -2,7 +2,7 @@
 // Parsing keeps the user part as written (with its escapes) so that serialization is exact; comparison and
 // address-of-record keys use the unescaped form, as §19.1.4 requires.
 
-import { EMPTY_PARAMS, paramName, unescapePercent, type Params } from './grammar.ts';
+import { addParam, EMPTY_PARAMS, ParamList, paramName, unescapePercent, type Params } from './grammar.ts';
 
 /** URI header components, in order. Read-only: most URIs have none and share NO_HEADERS. */
 export type UriHeaders = ReadonlyArray<readonly [string, string]>;
@@ -140,7 +140,7 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
     if (i === pStart || i - pStart > 5 || n > 65535) return null;
     port = n;
   }
-  let params: Map<string, string | null> | null = null;
+  let params: Array<string | null> | null = null;
   while (i < s.length && s.charCodeAt(i) === 59 /* ; */) {
     const pStart = ++i;
     let eq = -1;
@@ -153,7 +153,7 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
     const nameEnd = eq < 0 ? i : eq;
     if (nameEnd === pStart || !allIn(s, PARAMCHAR, pStart, nameEnd)) return null;
     if (eq >= 0 && (eq + 1 === i || !allIn(s, PARAMCHAR, eq + 1, i))) return null;
-    (params ??= new Map()).set(paramName(s, pStart, nameEnd), eq < 0 ? null : s.slice(eq + 1, i));
+    params = addParam(params, paramName(s, pStart, nameEnd), eq < 0 ? null : s.slice(eq + 1, i));
   }
   let headers: UriHeaders = NO_HEADERS;
   if (i < s.length) {
@@ -169,7 +169,7 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
     }
     headers = list;
   }
-  return { scheme, user, password, host, port, params: params ?? EMPTY_PARAMS, headers };
+  return { scheme, user, password, host, port, params: params === null ? EMPTY_PARAMS : new ParamList(params), headers };
 }
 
 function parseTelUri(s: string, start: number): TelUri | null {
