@@ -243,6 +243,15 @@ export class Spellings<V = string> {
 }
 
 /**
+ * The methods of the IANA registry as constants: a request line's or CSeq's method written so is taken without a
+ * slice, and the handler, metrics and CSeq comparisons of every request then meet strings that are one already.
+ */
+export const METHODS = Spellings.of([
+  'REGISTER', 'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'INFO', 'PRACK',
+  'UPDATE', 'REFER',
+]);
+
+/**
  * Parameter names as constants, by length: the ones nearly every Via, From, To, Contact and their URIs carry. A name
  * written so (in lower case) is matched in place and the constant taken, where a slice and a toLowerCase made a new
  * string each, for the params Map to hash once more (branch, tag, transport, rport: five or six a request).

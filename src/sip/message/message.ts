@@ -3,7 +3,7 @@
 // header a request never asks for costs only its name lookup.
 
 import { canonicalName, H, headerKey, isListHeader, keyOf } from './header-names.ts';
-import { isLws, isTokenChar, splitComma } from './grammar.ts';
+import { isLws, isTokenChar, METHODS, splitComma } from './grammar.ts';
 import { parseNameAddr, type NameAddr } from './name-addr.ts';
 import { parseVia, type Via } from './via.ts';
 import { parseUri, type Uri } from './uri.ts';
@@ -357,7 +357,7 @@ export function parseCSeq(v: string | undefined): CSeq | null {
   const methodEnd = i;
   while (i < n && (v.charCodeAt(i) === 32 || v.charCodeAt(i) === 9)) i++;
   if (i !== n) return null;
-  return { seq, method: v.slice(methodStart, methodEnd) };
+  return { seq, method: METHODS.lookup(v, methodStart, methodEnd) ?? v.slice(methodStart, methodEnd) };
 }
 
 export function parseContactValues(msg: SipMessage): NameAddr[] | '*' | null {

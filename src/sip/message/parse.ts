@@ -9,7 +9,7 @@
 
 import { Errors, SwitchboardError } from '../../errors.ts';
 import { headerKey, H } from './header-names.ts';
-import { isLws, isTokenChar, Spellings, trimLws } from './grammar.ts';
+import { equalsAt, isLws, isTokenChar, METHODS, Spellings, trimLws } from './grammar.ts';
 import { SipRequest, SipResponse, EMPTY_BODY, type SipMessage } from './message.ts';
 
 export class SipParseError extends SwitchboardError {
@@ -37,6 +37,8 @@ const CANONICAL = new Spellings<readonly [string, string]>(
     ] as const
   ).map(([spelling, key]): [string, readonly [string, string]] => [spelling, [spelling, key]]),
 );
+
+const SIP_2_0 = 'SIP/2.0';
 
 /** Exact spelling → key for the names CANONICAL does not know, so a repeated one skips toLowerCase. Bounded against floods. */
 const keyBySpelling = new Map<string, string>();
@@ -143,9 +145,9 @@ export function parseMessage(buf: Buffer, stream = false): SipMessage {
   } else {
     const sp1 = startLine.indexOf(' ');
     const sp2 = sp1 < 0 ? -1 : startLine.indexOf(' ', sp1 + 1);
-    const method = sp1 < 0 ? startLine : startLine.slice(0, sp1);
+    const method = sp1 < 0 ? startLine : (METHODS.lookup(startLine, 0, sp1) ?? startLine.slice(0, sp1));
     const uri = sp2 < 0 ? '' : startLine.slice(sp1 + 1, sp2);
-    const version = sp2 < 0 ? '' : startLine.slice(sp2 + 1);
+    const version = sp2 < 0 ? '' : startLine.length - sp2 - 1 === 7 && equalsAt(startLine, sp2 + 1, SIP_2_0) ? SIP_2_0 : startLine.slice(sp2 + 1);
     const req = new SipRequest(method, uri, version);
     msg = req;
     if (!isMethod(method)) {
