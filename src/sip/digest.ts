@@ -290,8 +290,7 @@ function ncText(h: AuthHeader): string {
 export function expectedResponse(c: DigestCredentials, ha1: string, method: string, rawNc: string, body?: Buffer): string {
   const alg = c.algorithm;
   const a1 = c.session ? digestHash(alg, `${ha1}:${c.nonce}:${c.cnonce}`) : ha1;
-  const a2 = `${method}:${c.uri}`;
-  const ha2 = c.qop === 'auth-int' ? digestHash(alg, a2 + ':' + createHash(HASH_NAME[alg]).update(body ?? Buffer.alloc(0)).digest('hex')) : hashA2(alg, a2);
+  const ha2 = c.qop === 'auth-int' ? digestHash(alg, `${method}:${c.uri}:` + createHash(HASH_NAME[alg]).update(body ?? Buffer.alloc(0)).digest('hex')) : hashA2(alg, method, c.uri);
   if (c.qop) return digestHash(alg, `${a1}:${c.nonce}:${rawNc}:${c.cnonce}:${c.qop}:${ha2}`);
   return digestHash(alg, `${a1}:${c.nonce}:${ha2}`);
 }
@@ -302,16 +301,28 @@ export function expectedResponse(c: DigestCredentials, ha1: string, method: stri
  * secret, so neither does the table; it is bounded (entries of at most 512 characters, emptied when full).
  */
 const HA2_ENTRIES = 4096;
-const ha2Memo: Record<DigestAlgorithm, Map<string, string>> = { MD5: new Map(), 'SHA-256': new Map(), 'SHA-512-256': new Map() };
+/**
+ * By algorithm, method and digest-uri: looked up with the two strings as they are, not their concatenation (a new
+ * string to flatten and hash on every Digest answer).
+ */
+const ha2Memo: Record<DigestAlgorithm, Map<string, Map<string, string>>> = { MD5: new Map(), 'SHA-256': new Map(), 'SHA-512-256': new Map() };
+let ha2Entries = 0;
 
-function hashA2(alg: DigestAlgorithm, a2: string): string {
-  if (a2.length > 2 * MAX_DIRECTIVE_BYTES) return digestHash(alg, a2);
+function hashA2(alg: DigestAlgorithm, method: string, uri: string): string {
+  if (method.length + uri.length > 2 * MAX_DIRECTIVE_BYTES) return digestHash(alg, `${method}:${uri}`);
   const memo = ha2Memo[alg];
-  let h = memo.get(a2);
+  let byUri = memo.get(method);
+  let h = byUri?.get(uri);
   if (h === undefined) {
-    h = digestHash(alg, a2);
-    if (memo.size >= HA2_ENTRIES) memo.clear();
-    memo.set(a2, h);
+    h = digestHash(alg, `${method}:${uri}`);
+    if (ha2Entries >= HA2_ENTRIES) {
+      for (const m of Object.values(ha2Memo)) m.clear();
+      ha2Entries = 0;
+      byUri = undefined;
+    }
+    if (byUri === undefined) memo.set(method, (byUri = new Map()));
+    byUri.set(uri, h);
+    ha2Entries++;
   }
   return h;
 }
@@ -421,9 +432,11 @@ export class NonceIssuer {
 
   check(nonce: string, nowMs: number): NonceCheck {
     if (nonce.length !== NONCE_CHARS) return { valid: false };
-    // Decoded into a buffer of this issuer's (check is synchronous): no Buffer per Digest answer.
+    // Decoded into a buffer of this issuer's (check is synchronous): no Buffer per Digest answer, and no call into
+    // C++ for 34 characters. Strictly: a character outside the alphabet is no nonce of ours (the forgiving decoder
+    // used before let it through to the canonical-spelling check below, which refused it).
     const b = this.checked;
-    if (b.write(nonce, 'base64url') !== NONCE_BYTES || b[0] !== 1) return { valid: false };
+    if (!decodeBase64url(nonce, b) || b[0] !== 1) return { valid: false };
     const boot = b.readUInt32BE(5);
     const index = b.readUInt32BE(9);
     if (boot !== this.boot || !this.issuedRecently(index, nonce)) {
@@ -450,6 +463,36 @@ export class NonceIssuer {
 }
 
 const RECENT = 1 << 16;
+
+/** base64url alphabet value by character code; 64 for characters outside it. */
+const BASE64URL = (() => {
+  const t = new Uint8Array(128).fill(64);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  for (let i = 0; i < 64; i++) t[alphabet.charCodeAt(i)] = i;
+  return t;
+})();
+
+/**
+ * Decodes a nonce's NONCE_CHARS characters into NONCE_BYTES bytes of `out` (the last character's spare bits
+ * dropped, as Buffer's decoder drops them); false when a character is outside the base64url alphabet.
+ */
+function decodeBase64url(s: string, out: Buffer): boolean {
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < NONCE_CHARS; i++) {
+    const c = s.charCodeAt(i);
+    const v = c < 128 ? BASE64URL[c] : 64;
+    if (v === 64) return false;
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (o < NONCE_BYTES) out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return o === NONCE_BYTES;
+}
 
 /**
  * HMAC-SHA256 (RFC 2104) over short messages with a fixed key, from two one-shot crypto.hash calls on buffers
