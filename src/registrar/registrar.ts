@@ -182,9 +182,10 @@ export class Registrar {
     const cseq = req.cseq()!.seq;
 
     // Validate every contact before changing anything: the REGISTER applies whole or not at all.
-    const plans: Array<{ na: NameAddr; key: string; expires: number; q: number | null }> = [];
+    const plans: Array<{ na: NameAddr; key: string; expires: number; q: number | null }> = new Array(contacts.length);
     let pns: string | null = null;
-    for (const na of contacts) {
+    for (let c = 0; c < contacts.length; c++) {
+      const na = contacts[c];
       const q = parseQ(na.params.get('q'));
       if (q === 'invalid') return this.reject(req, Errors.SIP_ERR_CONTACT, 'invalid q value');
       let expires = parseDeltaSeconds(na.params.get('expires')) ?? headerExpires ?? rules.defaultExpires;
@@ -197,23 +198,30 @@ export class Registrar {
         if (!this.o.push!.providers.includes(name)) return this.reject(req, Errors.REG_ERR_PUSH_PROVIDER, `pn-provider ${name.slice(0, 32)} not supported`);
         pns = name;
       }
-      plans.push({ na, key: bindingKey(na), expires, q });
+      plans[c] = { na, key: bindingKey(na), expires, q };
     }
 
     const path = this.pathOf(req, ctx.source);
     const userAgent = req.get(H.userAgent) ?? null;
     const src = ctx.source;
+    // Whether a binding key is one this REGISTER names (among its first `upTo` contacts): a scan of the plans, not a
+    // Set of their keys (a new string hashed per contact, a fifth of this plan's time in a line-level profile).
+    const touched = (key: string, upTo = plans.length): boolean => {
+      for (let j = 0; j < upTo; j++) if (plans[j].key === key) return true;
+      return false;
+    };
     return this.change(req, aor, (current) => {
       const next = current.slice();
       const changes: BindingChange[] = [];
-      const touched = new Set<string>();
-      for (const p of plans) {
-        const i = next.findIndex((b) => b.key === p.key);
+      for (let k = 0; k < plans.length; k++) {
+        const p = plans[k];
+        let i = 0;
+        while (i < next.length && next[i].key !== p.key) i++;
+        if (i === next.length) i = -1;
         const existing = i >= 0 ? next[i] : null;
-        if (existing && !touched.has(p.key) && existing.callId === callId && cseq <= existing.cseq) {
+        if (existing && !touched(p.key, k) && existing.callId === callId && cseq <= existing.cseq) {
           return { declined: this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order') };
         }
-        touched.add(p.key);
         if (p.expires === 0) {
           if (existing) {
             next.splice(i, 1);
@@ -267,7 +275,7 @@ export class Registrar {
           return { declined: this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts: at most ${max} per address of record`) };
         }
         // evict-oldest: drop the longest-standing bindings this request did not touch.
-        const evictable = next.filter((b) => !touched.has(b.key)).sort((a, b) => a.createdAt - b.createdAt);
+        const evictable = next.filter((b) => !touched(b.key)).sort((a, b) => a.createdAt - b.createdAt);
         while (next.length > max && evictable.length) {
           const victim = evictable.shift()!;
           next.splice(next.indexOf(victim), 1);
