@@ -253,32 +253,47 @@ export class LocationService {
    * The one read-plan-write loop. Reads the AOR, lets `plan` compute the change from its live bindings (and the
    * whole state, expired ones included), and writes it if the AOR is still as read; when another writer changed
    * it meanwhile, reads and plans again (at most ATTEMPTS times, then LocationConflict). A plan that returns
-   * `{ declined }` writes nothing, and that is the result. Store failures are thrown. An in-process read answers
-   * at once and is used without awaiting it.
+   * `{ declined }` writes nothing, and that is the result. Store failures reject; nothing is thrown.
+   *
+   * Promise chains, not an async loop: an in-process read answers at once, so the first attempt plans and writes
+   * without suspending, and only the store's commit is waited for. As async functions this and apply's persist
+   * (under the registrar's own two) cost a frame, a promise and a microtask each per REGISTER; the chain of .then
+   * measured 0.21 against 0.68 us for the five layers (a microbenchmark of the same shape).
    */
-  async update<R>(
-    aor: string,
-    plan: (live: BindingRecord[], state: AorState) => LocationPlan | Declined<R>,
-    o: UpdateOptions = {},
-  ): Promise<LocationPlan | Declined<R>> {
-    for (let attempt = 1; ; attempt++) {
-      const read = attempt === 1 && o.first ? o.first : this.index.read(aor);
-      const state = isPromise(read) ? await read : read;
-      const p = plan(live(state.bindings, this.now()), state);
-      if ('declined' in p) return p;
-      if (o.indexOnly) {
-        const w = this.index.write(aor, state.version, p.next);
-        if (isPromise(w) ? await w : w) return p;
-        if (attempt >= ATTEMPTS) throw new LocationConflict(aor);
-        continue;
-      }
-      try {
-        await this.apply(aor, state, p.next, p.changes);
-        return p;
-      } catch (err) {
-        if (!(err instanceof LocationConflict) || attempt >= ATTEMPTS) throw err;
-      }
+  update<R>(aor: string, plan: (live: BindingRecord[], state: AorState) => LocationPlan | Declined<R>, o: UpdateOptions = {}): Promise<LocationPlan | Declined<R>> {
+    try {
+      return this.attempt(aor, plan, o, 1);
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  /** Attempt `attempt` of update(): read, plan, write; the next attempt on a conflict. May throw (update catches). */
+  private attempt<R>(aor: string, plan: (live: BindingRecord[], state: AorState) => LocationPlan | Declined<R>, o: UpdateOptions, attempt: number): Promise<LocationPlan | Declined<R>> {
+    const read = attempt === 1 && o.first ? o.first : this.index.read(aor);
+    if (isPromise(read)) return read.then((state) => this.planned(aor, plan, o, attempt, state));
+    return this.planned(aor, plan, o, attempt, read);
+  }
+
+  private planned<R>(aor: string, plan: (live: BindingRecord[], state: AorState) => LocationPlan | Declined<R>, o: UpdateOptions, attempt: number, state: AorState): Promise<LocationPlan | Declined<R>> {
+    const p = plan(live(state.bindings, this.now()), state);
+    if ('declined' in p) return Promise.resolve(p);
+    if (o.indexOnly) {
+      const again = (written: boolean): LocationPlan | Promise<LocationPlan | Declined<R>> => {
+        if (written) return p;
+        if (attempt >= ATTEMPTS) throw new LocationConflict(aor);
+        return this.attempt(aor, plan, o, attempt + 1);
+      };
+      const w = this.index.write(aor, state.version, p.next);
+      return isPromise(w) ? w.then(again) : Promise.resolve(again(w));
+    }
+    return this.apply(aor, state, p.next, p.changes).then(
+      () => p,
+      (err: unknown) => {
+        if (!(err instanceof LocationConflict) || attempt >= ATTEMPTS) throw err;
+        return this.attempt(aor, plan, o, attempt + 1);
+      },
+    );
   }
 
   /** `apply` against whatever the AOR holds now (callers that did not read first: tools, tests, benchmarks). */
@@ -286,8 +301,8 @@ export class LocationService {
     return this.apply(aor, await this.index.read(aor), next, changes);
   }
 
-  private async persist(aor: string, written: boolean, changes: BindingChange[]): Promise<void> {
-    if (!written) throw new LocationConflict(aor);
+  private persist(aor: string, written: boolean, changes: BindingChange[]): Promise<void> {
+    if (!written) return Promise.reject(new LocationConflict(aor));
     const writes: BindingWrite[] = [];
     for (const c of changes) {
       if (c.event === 'added' || c.event === 'refreshed') {
@@ -300,13 +315,16 @@ export class LocationService {
         }
       } else writes.push({ op: 'delete', aor: c.binding.aor, key: c.binding.key });
     }
+    let durable: Promise<void>;
     try {
-      await this.store.write(writes);
+      durable = this.store.write(writes);
     } catch (e) {
-      await this.reload(aor);
-      throw e;
+      durable = Promise.reject(e);
     }
-    this.announce(changes);
+    return durable.then(
+      () => this.announce(changes),
+      (e: unknown) => this.reload(aor).then(() => Promise.reject(e)),
+    );
   }
 
   /**

@@ -3,7 +3,7 @@
 // LocationService.
 
 import type { Config } from '../config.ts';
-import type { SipAuthenticator, SipIdentity } from '../identity/sip-authenticator.ts';
+import type { AuthOutcome, SipAuthenticator, SipIdentity } from '../identity/sip-authenticator.ts';
 import type { Logger } from '../log.ts';
 import type { RequestContext } from '../sip/endpoint.ts';
 import {
@@ -27,7 +27,7 @@ import { bindingKey, contactValue, instanceOf, keptParams, parseDeltaSeconds, pa
 import type { NetworkSet } from '../sip/transport/networks.ts';
 import type { Gruus } from './gruu.ts';
 import { live, type BindingChange, type Declined, type LocationPlan, type LocationService } from './location-service.ts';
-import { isPromise } from '../maybe-promise.ts';
+import { isPromise, settle } from '../maybe-promise.ts';
 
 export type RegisterOutcome = 'query' | 'updated' | 'unregistered-all' | 'rejected';
 
@@ -74,7 +74,12 @@ export class Registrar {
     this.random = o.random ?? Math.random;
   }
 
-  handle = async (req: SipRequest, ctx: RequestContext): Promise<SipResponse> => {
+  /**
+   * A REGISTER's answer: at once when nothing had to be waited for (a challenge, a refusal), a promise otherwise (the
+   * 200 after its binding is durable). As an async function every answer cost a promise and two suspensions, the
+   * first for awaiting an authentication outcome that in process is ready at once.
+   */
+  handle = (req: SipRequest, ctx: RequestContext): SipResponse | Promise<SipResponse> => {
     // Step 1: the Request-URI names a domain we serve (or this server itself).
     const ruri = servedRequestUri(req, this.realms, this.o.isLocalHost);
     if (ruri instanceof SipResponse) return this.rejected(ruri);
@@ -95,7 +100,13 @@ export class Registrar {
       if (isPromise(r)) (prefetch = r).catch(() => {});
     }
     // Steps 3–4: authenticate, then authorise this identity for this AOR.
-    const auth = await this.o.authenticator.authenticate(req, ctx.source, domain);
+    const auth = this.o.authenticator.authenticate(req, ctx.source, domain);
+    if (isPromise(auth)) return auth.then((a) => this.authenticated(req, ctx, aor, a, prefetch));
+    return this.authenticated(req, ctx, aor, auth, prefetch);
+  };
+
+  /** Steps 4, 6 and 7, once step 3 has an outcome. */
+  private authenticated(req: SipRequest, ctx: RequestContext, aor: string, auth: AuthOutcome, prefetch: Promise<AorState> | null): SipResponse | Promise<SipResponse> {
     if (!auth.ok) {
       this.o.onOutcome?.('rejected', []);
       return auth.response;
@@ -112,55 +123,58 @@ export class Registrar {
     if (contacts === '*') return this.unregisterAll(req, aor, prefetch);
     if (contacts.length === 0) {
       this.o.onOutcome?.('query', []);
-      if (prefetch) return this.ok(req, live((await prefetch).bindings, this.now()));
-      const found = this.o.location.lookup(aor);
-      return this.ok(req, isPromise(found) ? await found : found);
+      if (prefetch) return prefetch.then((state) => this.ok(req, live(state.bindings, this.now())));
+      return settle(this.o.location.lookup(aor), (found) => this.ok(req, found));
     }
     return this.update(req, ctx, aor, contacts, identity, prefetch);
-  };
+  }
 
-  /** The change `plan` computes, through the location service's compare-and-set loop; 500 when it cannot be stored. */
-  private async change(
+  /**
+   * The change `plan` computes, through the location service's compare-and-set loop, and what `then` makes of it
+   * once durable; a declined plan's answer as it is, and 500 when the change cannot be stored.
+   */
+  private change(
     req: SipRequest,
     aor: string,
     plan: (live: BindingRecord[]) => LocationPlan | Declined<SipResponse>,
     prefetch: Promise<AorState> | null,
-  ): Promise<LocationPlan | SipResponse> {
-    try {
-      const done = await this.o.location.update(aor, plan, { first: prefetch });
-      return 'declined' in done ? done.declined : done;
-    } catch (err) {
-      this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
-      return this.reject(req, Errors.STORE_ERR_WRITE, 'could not store the binding');
-    }
+    then: (done: LocationPlan) => SipResponse,
+  ): Promise<SipResponse> {
+    return this.o.location.update(aor, plan, { first: prefetch }).then(
+      (done) => ('declined' in done ? done.declined : then(done)),
+      (err: unknown) => {
+        this.o.log.error({ err, aor }, 'binding change not stored; REGISTER refused');
+        return this.reject(req, Errors.STORE_ERR_WRITE, 'could not store the binding');
+      },
+    );
   }
 
-  private async unregisterAll(req: SipRequest, aor: string, prefetch: Promise<AorState> | null): Promise<SipResponse> {
+  private unregisterAll(req: SipRequest, aor: string, prefetch: Promise<AorState> | null): SipResponse | Promise<SipResponse> {
     const expires = req.get(H.expires);
     if (expires === undefined || parseDeltaSeconds(expires) !== 0) {
       return this.reject(req, Errors.REG_ERR_WILDCARD, 'Contact: * requires Expires: 0');
     }
     const callId = req.callId()!;
     const cseq = req.cseq()!.seq;
-    const done = await this.change(req, aor, (current) => {
+    return this.change(req, aor, (current) => {
       for (const b of current) {
         if (b.callId === callId && cseq <= b.cseq) return { declined: this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order') };
       }
       return { next: [], changes: current.map((binding) => ({ event: 'removed' as const, binding })) };
-    }, prefetch);
-    if (done instanceof SipResponse) return done;
-    this.o.onOutcome?.('unregistered-all', done.changes);
-    return this.ok(req, done.next);
+    }, prefetch, (done) => {
+      this.o.onOutcome?.('unregistered-all', done.changes);
+      return this.ok(req, done.next);
+    });
   }
 
-  private async update(
+  private update(
     req: SipRequest,
     ctx: RequestContext,
     aor: string,
     contacts: NameAddr[],
     identity: SipIdentity,
     prefetch: Promise<AorState> | null,
-  ): Promise<SipResponse> {
+  ): SipResponse | Promise<SipResponse> {
     const rules = this.o.rules;
     const now = this.now();
     const headerExpires = parseDeltaSeconds(req.get(H.expires));
@@ -168,9 +182,10 @@ export class Registrar {
     const cseq = req.cseq()!.seq;
 
     // Validate every contact before changing anything: the REGISTER applies whole or not at all.
-    const plans: Array<{ na: NameAddr; key: string; expires: number; q: number | null }> = [];
+    const plans: Array<{ na: NameAddr; key: string; expires: number; q: number | null }> = new Array(contacts.length);
     let pns: string | null = null;
-    for (const na of contacts) {
+    for (let c = 0; c < contacts.length; c++) {
+      const na = contacts[c];
       const q = parseQ(na.params.get('q'));
       if (q === 'invalid') return this.reject(req, Errors.SIP_ERR_CONTACT, 'invalid q value');
       let expires = parseDeltaSeconds(na.params.get('expires')) ?? headerExpires ?? rules.defaultExpires;
@@ -183,23 +198,30 @@ export class Registrar {
         if (!this.o.push!.providers.includes(name)) return this.reject(req, Errors.REG_ERR_PUSH_PROVIDER, `pn-provider ${name.slice(0, 32)} not supported`);
         pns = name;
       }
-      plans.push({ na, key: bindingKey(na), expires, q });
+      plans[c] = { na, key: bindingKey(na), expires, q };
     }
 
     const path = this.pathOf(req, ctx.source);
     const userAgent = req.get(H.userAgent) ?? null;
     const src = ctx.source;
-    const done = await this.change(req, aor, (current) => {
+    // Whether a binding key is one this REGISTER names (among its first `upTo` contacts): a scan of the plans, not a
+    // Set of their keys (a new string hashed per contact, a fifth of this plan's time in a line-level profile).
+    const touched = (key: string, upTo = plans.length): boolean => {
+      for (let j = 0; j < upTo; j++) if (plans[j].key === key) return true;
+      return false;
+    };
+    return this.change(req, aor, (current) => {
       const next = current.slice();
       const changes: BindingChange[] = [];
-      const touched = new Set<string>();
-      for (const p of plans) {
-        const i = next.findIndex((b) => b.key === p.key);
+      for (let k = 0; k < plans.length; k++) {
+        const p = plans[k];
+        let i = 0;
+        while (i < next.length && next[i].key !== p.key) i++;
+        if (i === next.length) i = -1;
         const existing = i >= 0 ? next[i] : null;
-        if (existing && !touched.has(p.key) && existing.callId === callId && cseq <= existing.cseq) {
+        if (existing && !touched(p.key, k) && existing.callId === callId && cseq <= existing.cseq) {
           return { declined: this.reject(req, Errors.REG_ERR_OUT_OF_ORDER, 'CSeq out of order') };
         }
-        touched.add(p.key);
         if (p.expires === 0) {
           if (existing) {
             next.splice(i, 1);
@@ -253,7 +275,7 @@ export class Registrar {
           return { declined: this.reject(req, Errors.REG_ERR_TOO_MANY_CONTACTS, `too many contacts: at most ${max} per address of record`) };
         }
         // evict-oldest: drop the longest-standing bindings this request did not touch.
-        const evictable = next.filter((b) => !touched.has(b.key)).sort((a, b) => a.createdAt - b.createdAt);
+        const evictable = next.filter((b) => !touched(b.key)).sort((a, b) => a.createdAt - b.createdAt);
         while (next.length > max && evictable.length) {
           const victim = evictable.shift()!;
           next.splice(next.indexOf(victim), 1);
@@ -264,20 +286,20 @@ export class Registrar {
         }
       }
       return { next, changes };
-    }, prefetch);
-    if (done instanceof SipResponse) return done;
-    this.o.onOutcome?.('updated', done.changes);
-    const res = this.ok(req, done.next);
-    // RFC 8599 §5.2: the push service we will use, when to re-register before expiry, and Web Push's VAPID key.
-    if (pns !== null) {
-      const vapid = pns === 'webpush' && this.o.push!.vapid ? `;+sip.vapid="${this.o.push!.vapid}"` : '';
-      res.append('Feature-Caps', `*;+sip.pns="${pns}"${vapid};+sip.pnsreg="${this.o.push!.pnsreg}"`);
-    }
-    // RFC 3327 §5.3: echo the stored Path when the client said it supports it.
-    if (path.length && req.values(H.supported).some((t) => t.toLowerCase() === 'path')) {
-      for (const p of path) res.append('Path', p);
-    }
-    return res;
+    }, prefetch, (done) => {
+      this.o.onOutcome?.('updated', done.changes);
+      const res = this.ok(req, done.next);
+      // RFC 8599 §5.2: the push service we will use, when to re-register before expiry, and Web Push's VAPID key.
+      if (pns !== null) {
+        const vapid = pns === 'webpush' && this.o.push!.vapid ? `;+sip.vapid="${this.o.push!.vapid}"` : '';
+        res.append('Feature-Caps', `*;+sip.pns="${pns}"${vapid};+sip.pnsreg="${this.o.push!.pnsreg}"`);
+      }
+      // RFC 3327 §5.3: echo the stored Path when the client said it supports it.
+      if (path.length && req.values(H.supported).some((t) => t.toLowerCase() === 'path')) {
+        for (const p of path) res.append('Path', p);
+      }
+      return res;
+    });
   }
 
   /** The Path to store: the request's when it came from a trusted edge proxy, else none. */

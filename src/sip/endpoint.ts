@@ -25,7 +25,7 @@ import { ClientTransactionTable, type TransactionOutcome } from './transaction/c
 import { DelayQueue } from './transaction/delay-queue.ts';
 import type { TransactionTimers } from './transaction/invite-server.ts';
 import { InviteTable, type InviteClientCallbacks, type InviteClientHandle, type InviteServerHandle, type OutboundSender, type ServerInvite } from './transaction/invite-table.ts';
-import { ServerTransactionTable, transactionKey } from './transaction/server.ts';
+import { ServerTransactionTable, transactionKey, type ServerTransaction } from './transaction/server.ts';
 import { responseDestination, stampVia } from './transport/route.ts';
 import { isReliable, type Destination, type SendDone, type Source, type TransportName } from './transport/types.ts';
 
@@ -252,13 +252,12 @@ export class SipEndpoint {
       this.sender?.sendNow(completed.data, completed.destination);
       return;
     }
-    const txn = this.server.create(key, now);
     this.observer?.request?.(req.method);
     const ctx: RequestContext = { source, arrivedAt };
     const invalid = validateRequest(req);
     if (invalid) {
       this.badInput.warn({ code: invalid.code, reason: invalid.message, from: `${source.transport} ${source.address}:${source.port}`, method: req.method }, 'invalid SIP request');
-      this.sendResponse(req, source, this.errorResponse(req, invalid), txn, arrivedAt);
+      this.sendResponse(req, source, this.errorResponse(req, invalid), key, arrivedAt);
       return;
     }
     let res: SipResponse | Promise<SipResponse>;
@@ -267,8 +266,12 @@ export class SipEndpoint {
     } catch (e) {
       res = this.internalError(req, e);
     }
-    if (res instanceof SipResponse) this.sendResponse(req, source, res, txn, arrivedAt);
+    // A final answer given at once needs no transaction (nothing can arrive meanwhile): it is only kept for
+    // retransmissions (ServerTransactionTable.answered). A transaction absorbs them while a handler works.
+    if (res instanceof SipResponse && res.status >= 200) this.sendResponse(req, source, res, key, arrivedAt);
+    else if (res instanceof SipResponse) this.sendResponse(req, source, res, this.server.create(key, now), arrivedAt);
     else {
+      const txn = this.server.create(key, now);
       this.inFlight++;
       res.then(
         (r) => {
@@ -383,23 +386,25 @@ export class SipEndpoint {
     return sipError(req, Errors.SIP_ERR_INTERNAL);
   }
 
-  private sendResponse(
-    req: SipRequest,
-    source: Source,
-    res: SipResponse,
-    txn: ReturnType<ServerTransactionTable['create']> | null,
-    arrivedAt?: number,
-  ): void {
+  /**
+   * Sends `res` and records it: in `txn`, its transaction, or, given the transaction key of a request answered at
+   * once with a final response, for its retransmissions (null: neither, a message that could not be parsed).
+   */
+  private sendResponse(req: SipRequest, source: Source, res: SipResponse, txn: ServerTransaction | string | null, arrivedAt?: number): void {
     const via = req.topVia();
     if (!via || !this.sender) return;
     if (res.drop) {
-      if (txn) this.server.respond(txn, res.status, Buffer.alloc(0), source, true);
+      if (txn !== null && typeof txn !== 'string') this.server.respond(txn, res.status, Buffer.alloc(0), source, true);
       return;
     }
     if (this.opts.serverHeader && !res.has(H.server)) res.append('Server', this.opts.serverHeader);
     const data = serialize(res);
     const dest = responseDestination(via, source, this.opts.forceRport);
-    if (txn) this.server.respond(txn, res.status, data, dest, res.stateless || isReliable(source.transport) || rejectsStatelessly(req, res));
+    if (txn !== null) {
+      const endNow = res.stateless || isReliable(source.transport) || rejectsStatelessly(req, res);
+      if (typeof txn === 'string') this.server.answered(txn, data, dest, endNow);
+      else this.server.respond(txn, res.status, data, dest, endNow);
+    }
     this.sender.sendNow(data, dest);
     if (arrivedAt !== undefined) this.observer?.response?.(req.method, res.status, arrivedAt);
   }
@@ -496,7 +501,7 @@ export class SipEndpoint {
   private addVia(req: SipRequest, dest: Destination, branch: string): void {
     const { host, port } = this.sender!.viaAddress(dest.transport);
     const hostText = host.indexOf(':') >= 0 ? `[${host}]` : host;
-    req.headers.unshift({ key: H.via, name: 'Via', value: `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport` });
+    req.prepend(H.via, `SIP/2.0/${dest.transport} ${hostText}:${port};branch=${branch};rport`);
     if (!req.has(H.maxForwards)) req.append('Max-Forwards', '70');
   }
 

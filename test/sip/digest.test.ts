@@ -12,6 +12,7 @@ import {
   expectedResponse,
   NonceIssuer,
   parseAuthHeader,
+  sameText,
   verifyDigest,
   type AuthHeader,
   type DigestAlgorithm,
@@ -133,6 +134,16 @@ describe('every algorithm and variant, against an independent computation', () =
     for (const alg of ['MD5', 'SHA-256', 'SHA-512-256'] as DigestAlgorithm[]) assert.equal(digestHash(alg, wire), h(alg, Buffer.from(wire, 'latin1')));
   });
 
+  it('sameText tells equal strings from unequal ones of the same length, wherever they differ', () => {
+    const a = 'd2b4dd5c8a1e0e3f6c7bb1a7b1d0f8e4';
+    assert.equal(sameText(a, a.slice()), true);
+    assert.equal(sameText('', ''), true);
+    for (let i = 0; i < a.length; i++) assert.equal(sameText(a, a.slice(0, i) + (a[i] === '0' ? '1' : '0') + a.slice(i + 1)), false, String(i));
+    assert.equal(sameText(a, a.slice(1)), false);
+    assert.equal(sameText(a.slice(1), a), false);
+    assert.equal(sameText('\u0100', '\u0000'), false, 'beyond one byte, no bit lost');
+  });
+
   it('verifyDigest refuses a response of the wrong length without throwing', () => {
     const { header, c } = creds('Digest username="a", realm="r", nonce="n", uri="sip:r", response="abc"');
     assert.equal(verifyDigest(header, c, computeHa1('MD5', 'a', 'r', 'p'), 'REGISTER'), false);
@@ -157,6 +168,26 @@ describe('parseAuthHeader', () => {
     assert.equal(a.params.get('username'), 'a"b\\c');
     assert.equal(a.params.get('realm'), 'x, y=z');
   });
+  it('reads every RFC 7616 directive name in any case as its lower-case name', () => {
+    const names = ['username', 'realm', 'nonce', 'uri', 'response', 'algorithm', 'cnonce', 'opaque', 'qop', 'nc', 'userhash', 'x-other'];
+    for (const spell of [(n: string) => n, (n: string) => n.toUpperCase(), (n: string) => n[0].toUpperCase() + n.slice(1)]) {
+      const h = parseAuthHeader('Digest ' + names.map((n, i) => `${spell(n)}="v${i}"`).join(', '))!;
+      assert.deepEqual([...h.params], names.map((n, i) => [n, `v${i}`]));
+    }
+  });
+
+  it('holds its directives as a read-only map: get, has, size, iteration in order, forEach', () => {
+    const h = parseAuthHeader('Digest realm="r", nonce="n", qop=auth')!;
+    assert.deepEqual([h.params.get('realm'), h.params.get('nonce'), h.params.get('qop'), h.params.get('uri')], ['r', 'n', 'auth', undefined]);
+    assert.deepEqual([h.params.has('nonce'), h.params.has('NONCE'), h.params.size], [true, false, 3]);
+    assert.deepEqual([...h.params.keys()], ['realm', 'nonce', 'qop']);
+    assert.deepEqual([...h.params.values()], ['r', 'n', 'auth']);
+    assert.deepEqual(Object.fromEntries(h.params), { realm: 'r', nonce: 'n', qop: 'auth' });
+    const seen: string[] = [];
+    h.params.forEach((v, k, m) => seen.push(`${k}=${v}:${m === h.params}`));
+    assert.deepEqual(seen, ['realm=r:true', 'nonce=n:true', 'qop=auth:true']);
+  });
+
   it('rejects a directive given twice, in whatever case (RFC 7616 §3.4)', () => {
     assert.equal(parseAuthHeader('Digest realm="a", realm="a"'), null);
     assert.equal(parseAuthHeader('Digest realm="a", REALM="b"'), null);
@@ -232,7 +263,9 @@ describe('parseAuthHeader', () => {
       for (let k = rnd(8); k > 0; k--) v += alphabet[rnd(alphabet.length)];
       cases.push(v);
     }
-    for (const v of cases) assert.deepEqual(parseAuthHeader(v), reference(v), JSON.stringify(v));
+    // Compared as entries: the parser holds its directives in an AuthParams, the reference in a Map.
+    const entries = (h: { scheme: string; params: ReadonlyMap<string, string>; token: string | null } | null) => h && { ...h, params: [...h.params] };
+    for (const v of cases) assert.deepEqual(entries(parseAuthHeader(v)), entries(reference(v)), JSON.stringify(v));
   });
   for (const bad of ['', '   ', '"Digest"', 'Digest realm="open', 'Digest =x', 'Digest a=1 b=2', 'Digest a=1,,b=2', 'Digest a="1"x', 'Bearer a b', 'Digest a=<b>']) {
     it(`rejects ${JSON.stringify(bad)}`, () => assert.equal(parseAuthHeader(bad), null));

@@ -6,8 +6,9 @@ import { buildRequest, SipTestClient } from '../helpers/sip-client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createLogger } from '../../src/log.ts';
 import { SipEndpoint } from '../../src/sip/endpoint.ts';
-import { parseMessage, type SipRequest } from '../../src/sip/message/index.ts';
-import { createResponse } from '../../src/sip/message/response.ts';
+import { Errors } from '../../src/errors.ts';
+import { parseMessage, type SipRequest, type SipResponse } from '../../src/sip/message/index.ts';
+import { createResponse, sipError } from '../../src/sip/message/response.ts';
 import type { Source } from '../../src/sip/transport/types.ts';
 
 describe('SIP endpoint', () => {
@@ -157,6 +158,43 @@ describe('SIP endpoint without handlers', () => {
     assert.match(sent[0], /^SIP\/2\.0 405 /);
     assert.match(sent[0], /\r\nAllow: OPTIONS, REGISTER\r\n/);
     assert.match(sent[1], /^SIP\/2\.0 501 /);
+  });
+});
+
+// A handler that answers at once: no transaction is held for its request (nothing can arrive meanwhile), yet a
+// retransmission after the answer gets the same bytes (a 2xx) or a fresh answer (a rejection, sent statelessly);
+// one that answers later holds a transaction that absorbs retransmissions until then.
+describe('SIP endpoint answers given at once and later', () => {
+  it('re-sends a 2xx given at once for a retransmission, answers a rejection anew, absorbs while a handler works', async () => {
+    const sent: string[] = [];
+    const endpoint = new SipEndpoint({ logger: createLogger('silent'), supported: [], forceRport: false, serverHeader: null });
+    endpoint.attach({ sendNow: (d) => void sent.push(d.toString('latin1')), send: async (d) => void sent.push(d.toString('latin1')), viaAddress: () => ({ host: '127.0.0.1', port: 5060 }) });
+    let calls = 0;
+    let later: (() => void) | null = null;
+    endpoint.handle('REGISTER', (r) => (++calls, createResponse(r, 200)));
+    endpoint.handle('MESSAGE', (r) => (++calls, sipError(r, Errors.AUTH_ERR_FORBIDDEN)));
+    endpoint.handle('OPTIONS', (r) => (++calls, new Promise<SipResponse>((resolve) => (later = () => resolve(createResponse(r, 200))))));
+    const source: Source = { transport: 'UDP', address: '127.0.0.1', port: 40000, family: 4, connectionId: null, local: { address: '127.0.0.1', port: 5060 } };
+    const request = (method: string) =>
+      Buffer.from(
+        [`${method} sip:example.test SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK${method}1`, 'Max-Forwards: 70', 'From: <sip:a@example.test>;tag=1', 'To: <sip:example.test>', `Call-ID: ${method}@t`, `CSeq: 1 ${method}`, 'Content-Length: 0', '', ''].join('\r\n'),
+        'latin1',
+      );
+    endpoint.receive(request('REGISTER'), source);
+    assert.equal(endpoint.stats.serverTransactions, 1, 'only the 200 kept for retransmissions');
+    endpoint.receive(request('REGISTER'), source);
+    assert.deepEqual([calls, sent.length, sent[1]], [1, 2, sent[0]], 'the same 200, the handler not asked again');
+    endpoint.receive(request('MESSAGE'), source);
+    endpoint.receive(request('MESSAGE'), source);
+    assert.equal(calls, 3, 'a rejection is not kept: the retransmission is answered anew');
+    assert.match(sent[3], /^SIP\/2\.0 403 /);
+    endpoint.receive(request('OPTIONS'), source);
+    endpoint.receive(request('OPTIONS'), source);
+    assert.deepEqual([calls, sent.length], [4, 4], 'absorbed while the handler works');
+    later!();
+    await new Promise((r) => setImmediate(r));
+    assert.match(sent[4], /^SIP\/2\.0 200 /);
+    endpoint.close();
   });
 });
 

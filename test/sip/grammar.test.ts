@@ -1,7 +1,7 @@
 // Scanners from RFC 3261 §25.1 (src/sip/message/grammar.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isToken, isTokenChar, parseParams, quote, scanQuoted, serializeParams, skipLws, splitComma, textToWire, trimLws, unescapePercent, unquote, wireToText } from '../../src/sip/message/index.ts';
+import { EMPTY_PARAMS, isToken, isTokenChar, parseNameAddr, parseParams, parseUri, quote, scanQuoted, serializeParams, skipLws, splitComma, textToWire, trimLws, unescapePercent, unquote, wireToText } from '../../src/sip/message/index.ts';
 
 describe('token', () => {
   it('is alphanum and -.!%*_+`\'~ only', () => {
@@ -102,6 +102,30 @@ describe('parseParams', () => {
   for (const bad of [';', ';;', ';;a', ';=x', ';a=', ';a= ;b', ';a="open', 'x', ';a b', ';a=b c', ';a=<b>', ';a=b,c', ';ä=1']) {
     it(`rejects ${JSON.stringify(bad)}`, () => assert.equal(parseParams(bad, 0), null));
   }
+  it('shares one empty, unchangeable list among everything parsed without parameters', () => {
+    assert.equal(parseParams('abc', 3), EMPTY_PARAMS);
+    assert.equal(parseParams('<sip:x>  ', 7), EMPTY_PARAMS);
+    const to = parseNameAddr('<sip:alice@example.test>')!;
+    assert.equal(to.params, EMPTY_PARAMS);
+    assert.equal((to.uri as { params: unknown }).params, EMPTY_PARAMS);
+    assert.equal((parseUri('tel:+15551234') as { params: unknown }).params, EMPTY_PARAMS);
+    assert.notEqual(parseNameAddr('<sip:alice@example.test>;tag=1')!.params, EMPTY_PARAMS);
+    // The type has no set (ReadonlyMap), nor has the object: past a cast, the shared instance cannot change.
+    const mutable = EMPTY_PARAMS as Map<string, string | null>;
+    assert.throws(() => mutable.set('tag', 'x'), TypeError);
+    assert.throws(() => mutable.delete('tag'), TypeError);
+    assert.throws(() => mutable.clear(), TypeError);
+    assert.equal(EMPTY_PARAMS.size, 0);
+    assert.deepEqual([...EMPTY_PARAMS], []);
+  });
+  it('keeps a repeated name once, in its first place, with the last value (as a Map would)', () => {
+    const p = parseParams(';a=1;B=2;A=3;c', 0)!;
+    assert.deepEqual([...p], [['a', '3'], ['b', '2'], ['c', null]]);
+    assert.deepEqual([p.size, p.get('a'), p.get('c'), p.has('c'), p.get('d'), p.has('d')], [3, '3', null, true, undefined, false]);
+    assert.deepEqual([...p.keys()], ['a', 'b', 'c']);
+    assert.deepEqual([...p.values()], ['3', '2', null]);
+    assert.deepEqual([...new Map(p)], [...p], 'copies into a Map of its own to edit');
+  });
   it('serializeParams writes them back', () => {
     const p = parseParams(';tag=x;lr;q="1"', 0)!;
     assert.equal(serializeParams(p), ';tag=x;lr;q="1"');

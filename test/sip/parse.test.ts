@@ -313,6 +313,34 @@ describe('list headers and repeated headers', () => {
     assert.equal(parseReq(wire(BASE)).viasWellFormed(), true);
   });
 
+  it('gives the same Vias and verdict when topVia() was read first (its parse is reused)', () => {
+    const cases = [
+      [BASE[0], 'Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;rport=x, SIP/2.0/UDP c', ...BASE.slice(2)],
+      [BASE[0], 'Via: SIP/2.0/UDP a:5070;branch=z9hG4bK1;;rport', 'Via: SIP/2.0/UDP b', ...BASE.slice(2)],
+      [BASE[0], 'Via: garbage', 'Via: SIP/2.0/UDP b', ...BASE.slice(2)],
+      [BASE[0], 'Via: SIP/2.0/UDP a;branch=z9hG4bK1', 'Via: SIP/2.0/UDP b;branch=z9hG4bK2', ...BASE.slice(2)],
+      BASE,
+    ];
+    for (const lines of cases) {
+      const fresh = parseReq(wire(lines));
+      const topFirst = parseReq(wire(lines));
+      const top = topFirst.topVia();
+      assert.deepEqual(topFirst.vias(), fresh.vias(), lines[1]);
+      assert.equal(topFirst.viasWellFormed(), fresh.viasWellFormed(), lines[1]);
+      if (top) assert.equal(topFirst.vias()[0], top, 'the very object topVia() returned');
+    }
+  });
+
+  it('prepend() puts a Via on top and forgets the Vias read before', () => {
+    const r = parseReq(wire(BASE));
+    const old = r.topVia()!;
+    r.vias();
+    r.prepend(H.via, 'SIP/2.0/UDP proxy.test;branch=z9hG4bKp');
+    assert.equal(r.headers[0].name, 'Via');
+    assert.equal(r.topVia()?.host, 'proxy.test');
+    assert.deepEqual(r.vias().map((v) => v.host), ['proxy.test', old.host]);
+  });
+
   it('does not split on commas inside quoted strings or angle brackets', () => {
     const r = parseReq(wire([...BASE, 'Contact: "Doe, John" <sip:j@h;x=a,b>;q=0.5, <sip:k@h>', 'Contact: *']));
     assert.deepEqual(r.values(H.contact), ['"Doe, John" <sip:j@h;x=a,b>;q=0.5', '<sip:k@h>', '*']);
@@ -483,6 +511,27 @@ describe('body framing on datagrams (RFC 3261 §18.3)', () => {
     assert.equal(e.code, 'SIP_ERR_CONTENT_LENGTH');
     assert.equal(e.sip, 400);
     assert.equal(e.partial?.get(H.callId), 'abc@192.0.2.1');
+  });
+
+  it('frames a body the same whether or not it holds a control byte (decoded whole, or header range first)', () => {
+    // A body with a NUL or a bare CR sends the message the exact way (header range, then the check over it); a
+    // clean one is decoded whole and its headers end at the first empty line. Both read the same headers and body.
+    const looksLikeHeaders = 'Via: SIP/2.0/UDP evil.test;branch=z9hG4bKx\r\nCall-ID: not-this\r\n\r\nmore';
+    for (const eol of ['\r\n', '\n']) {
+      for (const tail of ['', '\u0000', '\r']) {
+        const body = looksLikeHeaders + tail;
+        const r = parseReq(wire(head, body, eol));
+        assert.equal(r.body.toString('latin1'), body, JSON.stringify([eol, tail]));
+        assert.equal(r.getAll(H.via).length, 1);
+        assert.equal(r.callId(), 'abc@192.0.2.1');
+        assert.deepEqual(shape(r).headers, shape(parseReq(wire(head, 'x', eol))).headers);
+      }
+    }
+    // The control byte in a header is found whichever route the body sends the message on.
+    for (const body of ['clean', 'nul\u0000']) {
+      assert.equal(parseError(wire([...head, 'Subject: a\u0001b'], body)).code, 'SIP_ERR_HEADER_SYNTAX', body);
+      assert.equal(parseError(wire([...head, 'Subject: a\rb'], body)).code, 'SIP_ERR_HEADER_SYNTAX', body);
+    }
   });
 
   it('an exact Content-Length keeps binary bodies whole, NULs included', () => {

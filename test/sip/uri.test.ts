@@ -2,7 +2,7 @@
 // RFC 3261 §19.1.4 equality (with the RFC's own examples).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { aorOf, formatUri, isIPv4, isIPv6, isHostname, isSipUri, isTelUri, parseUri, sipUriEquals, type SipUri, type TelUri } from '../../src/sip/message/index.ts';
+import { aorOf, EMPTY_PARAMS, formatUri, isIPv4, isIPv6, isHostname, isSipUri, isTelUri, NO_HEADERS, parseUri, sipUriEquals, type SipUri, type TelUri } from '../../src/sip/message/index.ts';
 
 function sip(s: string): SipUri {
   const u = parseUri(s);
@@ -35,6 +35,21 @@ describe('SIP and SIPS URIs', () => {
     assert.deepEqual([a.user, a.password, a.host, a.port, a.params.size, a.headers.length], [null, null, 'example.test', null, 0, 0]);
     assert.equal(sip('sip:192.0.2.1:5060').port, 5060);
     assert.equal(sip('sip:host.example.com.').host, 'host.example.com.', 'a fully qualified name with its trailing dot');
+  });
+
+  it('shares the empty parameter list and header components of a URI without any', () => {
+    const a = sip('sip:alice@example.test');
+    assert.equal(a.params, EMPTY_PARAMS);
+    assert.equal(a.headers, NO_HEADERS);
+    assert.ok(Object.isFrozen(NO_HEADERS));
+    assert.notEqual(sip('sip:a@b?x=1').headers, NO_HEADERS);
+  });
+
+  it('lower-cases parameter names however they are written, the common ones and others alike', () => {
+    const u = sip('sip:a@b;Transport=TCP;LR;tag=x;Branch=y;X-Custom=Z;%74tl=1');
+    assert.deepEqual([...u.params], [['transport', 'TCP'], ['lr', null], ['tag', 'x'], ['branch', 'y'], ['x-custom', 'Z'], ['%74tl', '1']]);
+    for (const bad of ['sip:a@b;=x', 'sip:a@b;x=', 'sip:a@b;x=1=2', 'sip:a@b;x y', 'sip:a@b;%7', 'sip:a@b:65536', 'sip:a@b:123456', 'sip:a@b:']) assert.equal(parseUri(bad), null, bad);
+    assert.equal(sip('sip:a@b:00065').port, 65);
   });
 
   it('takes the scheme in any case', () => {

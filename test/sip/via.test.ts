@@ -1,7 +1,9 @@
 // Via values (src/sip/message/via.ts): RFC 3261 §20.42 with RFC 3581 rport and RFC 5118 IPv6 sent-by.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { branchOf, defaultPort, formatVia, MAGIC_COOKIE, parseVia, type Via } from '../../src/sip/message/index.ts';
+import { branchOf, defaultPort, EMPTY_PARAMS, formatVia, MAGIC_COOKIE, parseMessage, parseVia, type SipRequest, type Via } from '../../src/sip/message/index.ts';
+import { stampVia } from '../../src/sip/transport/route.ts';
+import type { Source } from '../../src/sip/transport/types.ts';
 
 function via(s: string): Via {
   const v = parseVia(s);
@@ -118,5 +120,31 @@ describe('formatVia', () => {
 describe('defaultPort', () => {
   it('is 5061 for TLS and WSS, 5060 otherwise', () => {
     assert.deepEqual(['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP'].map(defaultPort), [5060, 5060, 5061, 5060, 5061, 5060]);
+  });
+});
+
+describe('stampVia', () => {
+  const source: Source = { transport: 'UDP', address: '192.0.2.9', port: 4711, family: 4, connectionId: null, local: { address: '127.0.0.1', port: 5060 } };
+  const request = (via: string) =>
+    parseMessage(Buffer.from(`OPTIONS sip:x@example.test SIP/2.0\r\nVia: ${via}\r\nFrom: <sip:a@example.test>;tag=1\r\nTo: <sip:x@example.test>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n`, 'latin1')) as SipRequest;
+
+  it('stamps a Via without parameters on a copy, leaving the shared empty list empty', () => {
+    const req = request('SIP/2.0/UDP 10.0.0.1:5060');
+    assert.equal(req.topVia()!.params, EMPTY_PARAMS);
+    const via = stampVia(req, source)!;
+    assert.notEqual(via.params, EMPTY_PARAMS);
+    assert.deepEqual([...via.params], [['received', '192.0.2.9']]);
+    assert.equal(EMPTY_PARAMS.size, 0);
+    assert.equal(req.get('Via'), 'SIP/2.0/UDP 10.0.0.1:5060;received=192.0.2.9');
+    assert.equal(request('SIP/2.0/UDP 10.0.0.2').topVia()!.params, EMPTY_PARAMS);
+  });
+
+  it('keeps the parameters in order, a replaced received and a filled-in rport in their places', () => {
+    const req = request('SIP/2.0/UDP 10.0.0.1:5060;rport;received=203.0.113.1;branch=z9hG4bK1');
+    stampVia(req, source);
+    assert.equal(req.get('Via'), 'SIP/2.0/UDP 10.0.0.1:5060;rport=4711;received=192.0.2.9;branch=z9hG4bK1');
+    const same = request('SIP/2.0/UDP 192.0.2.9:5060;received=203.0.113.1;branch=z9hG4bK2');
+    stampVia(same, source);
+    assert.equal(same.get('Via'), 'SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK2');
   });
 });

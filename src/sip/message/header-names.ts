@@ -6,12 +6,23 @@
 const CANONICAL: Record<string, string> = {};
 /** Key by lower-case name as written (full or compact). */
 const KEY_BY_LOWER = new Map<string, string>();
+/**
+ * Key by exact spelling: the canonical name, the key itself and the compact form. The names code passes
+ * (append('WWW-Authenticate', …), set('To', …)) find their key without a toLowerCase, a new string to hash: five
+ * appends to a registration's two responses.
+ */
+const KEY_BY_SPELLING = new Map<string, string>();
 
 function define(canonical: string, compact?: string): string {
   const key = canonical.toLowerCase();
   CANONICAL[key] = canonical;
   KEY_BY_LOWER.set(key, key);
-  if (compact) KEY_BY_LOWER.set(compact, key);
+  KEY_BY_SPELLING.set(canonical, key);
+  KEY_BY_SPELLING.set(key, key);
+  if (compact) {
+    KEY_BY_LOWER.set(compact, key);
+    KEY_BY_SPELLING.set(compact, key);
+  }
   return key;
 }
 
@@ -80,6 +91,8 @@ export const H = {
 
 /** The key for a header name as it appeared on the wire. Unknown names key by their lower-case form. */
 export function headerKey(name: string): string {
+  const exact = KEY_BY_SPELLING.get(name);
+  if (exact !== undefined) return exact;
   const lower = name.toLowerCase();
   return KEY_BY_LOWER.get(lower) ?? lower;
 }

@@ -2,7 +2,13 @@
 // Parsing keeps the user part as written (with its escapes) so that serialization is exact; comparison and
 // address-of-record keys use the unescaped form, as §19.1.4 requires.
 
-import { unescapePercent, type Params } from './grammar.ts';
+import { addParam, EMPTY_PARAMS, ParamList, paramName, unescapePercent, type Params } from './grammar.ts';
+
+/** URI header components, in order. Read-only: most URIs have none and share NO_HEADERS. */
+export type UriHeaders = ReadonlyArray<readonly [string, string]>;
+
+/** The header components of every URI without any. */
+export const NO_HEADERS: UriHeaders = Object.freeze([]);
 
 export interface SipUri {
   readonly scheme: 'sip' | 'sips';
@@ -12,7 +18,7 @@ export interface SipUri {
   host: string;
   port: number | null;
   params: Params;
-  headers: Array<[string, string]>;
+  headers: UriHeaders;
 }
 
 export interface TelUri {
@@ -70,6 +76,8 @@ function isHexAt(s: string, i: number): boolean {
 
 /** Parses a URI; returns null when it is not well-formed. Never throws. */
 export function parseUri(s: string): Uri | null {
+  // The scheme nearly every URI has, written in lower case, without a slice and a toLowerCase.
+  if (s.startsWith('sip:')) return parseSipUri(s, 4, 'sip');
   const colon = s.indexOf(':');
   if (colon <= 0) return null;
   const scheme = s.slice(0, colon).toLowerCase();
@@ -123,36 +131,45 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
   let port: number | null = null;
   if (s.charCodeAt(i) === 58 /* : */) {
     const pStart = ++i;
-    while (i < s.length && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
-    if (i === pStart || i - pStart > 5) return null;
-    port = Number(s.slice(pStart, i));
-    if (port > 65535) return null;
+    let n = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      n = n * 10 + (c - 48);
+    }
+    if (i === pStart || i - pStart > 5 || n > 65535) return null;
+    port = n;
   }
-  const params: Params = new Map();
+  let params: Array<string | null> | null = null;
   while (i < s.length && s.charCodeAt(i) === 59 /* ; */) {
     const pStart = ++i;
-    while (i < s.length && s.charCodeAt(i) !== 59 && s.charCodeAt(i) !== 63) i++;
-    const part = s.slice(pStart, i);
-    const eq = part.indexOf('=');
-    const name = eq < 0 ? part : part.slice(0, eq);
-    if (!name || !allIn(name, PARAMCHAR)) return null;
-    const value = eq < 0 ? null : part.slice(eq + 1);
-    if (value !== null && (!value || !allIn(value, PARAMCHAR))) return null;
-    params.set(name.toLowerCase(), value);
+    let eq = -1;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 59 || c === 63) break;
+      if (c === 61 && eq < 0) eq = i;
+    }
+    // uri-parameter = pname [ "=" pvalue ], both of paramchar: checked in place, each sliced once.
+    const nameEnd = eq < 0 ? i : eq;
+    if (nameEnd === pStart || !allIn(s, PARAMCHAR, pStart, nameEnd)) return null;
+    if (eq >= 0 && (eq + 1 === i || !allIn(s, PARAMCHAR, eq + 1, i))) return null;
+    params = addParam(params, paramName(s, pStart, nameEnd), eq < 0 ? null : s.slice(eq + 1, i));
   }
-  const headers: Array<[string, string]> = [];
+  let headers: UriHeaders = NO_HEADERS;
   if (i < s.length) {
     if (s.charCodeAt(i) !== 63 /* ? */) return null;
+    const list: Array<[string, string]> = [];
     for (const pair of s.slice(i + 1).split('&')) {
       const eq = pair.indexOf('=');
       if (eq <= 0) return null;
       const hname = pair.slice(0, eq);
       const hvalue = pair.slice(eq + 1);
       if (!allIn(hname, HNV) || !allIn(hvalue, HNV)) return null;
-      headers.push([hname, hvalue]);
+      list.push([hname, hvalue]);
     }
+    headers = list;
   }
-  return { scheme, user, password, host, port, params, headers };
+  return { scheme, user, password, host, port, params: params === null ? EMPTY_PARAMS : new ParamList(params), headers };
 }
 
 function parseTelUri(s: string, start: number): TelUri | null {
@@ -160,16 +177,15 @@ function parseTelUri(s: string, start: number): TelUri | null {
   const number = semi < 0 ? s.slice(start) : s.slice(start, semi);
   // global-number "+" digits with visual separators, or local-number with hex digits, "*", "#".
   if (!/^\+?[0-9A-Fa-f*#().-]+$/.test(number) || !/[0-9A-Fa-f*#]/.test(number)) return null;
-  const params: Params = new Map();
-  if (semi >= 0) {
-    for (const part of s.slice(semi + 1).split(';')) {
-      const eq = part.indexOf('=');
-      const name = eq < 0 ? part : part.slice(0, eq);
-      if (!name || !allIn(name, PARAMCHAR)) return null;
-      const value = eq < 0 ? null : part.slice(eq + 1);
-      if (value !== null && !allIn(value, PARAMCHAR)) return null;
-      params.set(name.toLowerCase(), value);
-    }
+  if (semi < 0) return { scheme: 'tel', number, params: EMPTY_PARAMS };
+  const params = new Map<string, string | null>();
+  for (const part of s.slice(semi + 1).split(';')) {
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? part : part.slice(0, eq);
+    if (!name || !allIn(name, PARAMCHAR)) return null;
+    const value = eq < 0 ? null : part.slice(eq + 1);
+    if (value !== null && !allIn(value, PARAMCHAR)) return null;
+    params.set(name.toLowerCase(), value);
   }
   return { scheme: 'tel', number, params };
 }
@@ -322,7 +338,7 @@ function comparableParams(p: Params): Map<string, string | null> {
 }
 
 /** The header components as a sorted list of "name=value" (names case-insensitive, escapes canonical). */
-function comparableHeaders(h: Array<[string, string]>): string[] {
+function comparableHeaders(h: UriHeaders): string[] {
   return h.map(([k, v]) => canonicalEscapes(k).toLowerCase() + '=' + canonicalEscapes(v)).sort();
 }
 

@@ -1,6 +1,6 @@
 // Via (RFC 3261 §20.42, §25.1; RFC 3581 rport). One Via value; a header line may hold several, split first.
 
-import { isTokenChar, parseParams, serializeParams, skipLws, type Params } from './grammar.ts';
+import { isTokenChar, parseParams, serializeParams, skipLws, Spellings, type Params } from './grammar.ts';
 import { isHostname, isIPv4, isIPv6 } from './uri.ts';
 
 export const MAGIC_COOKIE = 'z9hG4bK';
@@ -14,6 +14,20 @@ export interface Via {
   port: number | null;
   params: Params;
 }
+
+/**
+ * s[from, to) as one of `spellings` when it is written so, else `fallback` of its slice: "SIP", "2.0" and the
+ * transport of every Via without a slice each (and a toUpperCase for the transport).
+ */
+function spelt(s: string, from: number, to: number, spellings: Spellings<string>, fallback: (t: string) => string): string {
+  return spellings.lookup(s, from, to) ?? fallback(s.slice(from, to));
+}
+
+const PROTOCOLS = Spellings.of(['SIP']);
+const VERSIONS = Spellings.of(['2.0']);
+const TRANSPORTS = Spellings.of(['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP']);
+const asIs = (t: string): string => t;
+const upper = (t: string): string => t.toUpperCase();
 
 function token(s: string, i: number): number {
   while (i < s.length && isTokenChar(s.charCodeAt(i))) i++;
@@ -31,19 +45,19 @@ export function parseVia(s: string, lenient = false): Via | null {
   let i = skipLws(s, 0);
   let e = token(s, i);
   if (e === i) return null;
-  const protocol = s.slice(i, e);
+  const protocol = spelt(s, i, e, PROTOCOLS, asIs);
   i = skipLws(s, e);
   if (s.charCodeAt(i) !== 47) return null;
   i = skipLws(s, i + 1);
   e = token(s, i);
   if (e === i) return null;
-  const version = s.slice(i, e);
+  const version = spelt(s, i, e, VERSIONS, asIs);
   i = skipLws(s, e);
   if (s.charCodeAt(i) !== 47) return null;
   i = skipLws(s, i + 1);
   e = token(s, i);
   if (e === i) return null;
-  const transport = s.slice(i, e).toUpperCase();
+  const transport = spelt(s, i, e, TRANSPORTS, upper);
   i = skipLws(s, e);
   if (i === e && i < s.length) return null; // LWS required before sent-by
   let host: string;
@@ -67,9 +81,14 @@ export function parseVia(s: string, lenient = false): Via | null {
   if (s.charCodeAt(i) === 58) {
     i = skipLws(s, i + 1);
     const ps = i;
-    while (i < s.length && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
+    let n = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      n = n * 10 + (c - 48);
+    }
     if (i === ps || i - ps > 5) return null;
-    port = Number(s.slice(ps, i));
+    port = n;
     // Port 0 is grammatical but names no port: a response cannot be sent there (and the socket API throws).
     if (port === 0 || port > 65535) return null;
   }
@@ -119,7 +138,7 @@ function isHost(v: string): boolean {
 
 /** The well-formed `;name[=value]` parameters of a malformed list, skipping what cannot be read. */
 function salvageParams(s: string, i: number): Params {
-  const out: Params = new Map();
+  const out = new Map<string, string | null>();
   for (const part of s.slice(i).split(';')) {
     const one = parseParams(';' + part, 0);
     if (one && one.size === 1) {

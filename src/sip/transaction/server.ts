@@ -107,6 +107,16 @@ export class ServerTransactionTable {
     this.end(txn);
   }
 
+  /**
+   * A final response given while its request was being received, its handler having answered at once: no
+   * transaction was created for it, since no retransmission can arrive before the answer. Kept for retransmissions
+   * as respond() keeps one, unless `endNow`. (Created and ended around a synchronous answer, the transaction was a
+   * Map insertion, a deletion and a FIFO slot for every challenge.)
+   */
+  answered(key: string, data: Buffer, destination: Destination, endNow: boolean, now = Date.now()): void {
+    if (!endNow) this.completed.add(key, data, destination, now + 64 * T1, now);
+  }
+
   private end(txn: ServerTransaction): void {
     if (this.table.get(txn.key) === txn) this.table.delete(txn.key);
     const i = txn.slot - this.base;

@@ -27,9 +27,13 @@ export function stampVia(msg: SipMessage, source: Source): Via | null {
   const wantsRport = via.params.has('rport') && via.params.get('rport') === null;
   const fixClaim = claimed !== undefined && (needReceived ? claimed !== source.address : true);
   if (!needReceived && !wantsRport && !fixClaim) return via;
-  if (needReceived) via.params.set('received', source.address);
-  else if (claimed !== undefined) via.params.delete('received');
-  if (wantsRport) via.params.set('rport', String(source.port));
+  // Parsed parameters are read-only (an empty list is the shared EMPTY_PARAMS): the stamped ones are a copy, in the
+  // same order, a changed value keeping its place.
+  const params = new Map(via.params);
+  if (needReceived) params.set('received', source.address);
+  else if (claimed !== undefined) params.delete('received');
+  if (wantsRport) params.set('rport', String(source.port));
+  via.params = params;
   const hs = msg.headers;
   for (let i = 0; i < hs.length; i++) {
     if (hs[i].key !== H.via) continue;
