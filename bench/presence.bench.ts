@@ -6,13 +6,13 @@
 //
 // 1. Footprint: server CPU to set up every subscription (Digest, SQLite group commit, first NOTIFY and its answer),
 //    then RSS and V8 heap with all of them live, against the same server before (both read from /metrics after a
-//    full GC, 40 s after the set-up so its transactions have ended). That set-up, started a second after the server,
-//    is the cold figure (much of it V8 compiling the path); two more batches of the same shape (other watchers to
-//    other presentities) follow, the third giving the warm figure, the code's own cost per subscription. Then the
-//    CPU the server spends idle with all three batches live.
+//    full GC, 40 s after the set-up so its transactions have ended), and the CPU the server spends idle with them.
+//    That set-up, started a second after the server, is the cold figure (much of it V8 compiling the path).
 // 2. Fan-out: ROUNDS PUBLISHes (SIP-If-Match, alternating open/busy and closed) for the first presentity, each
 //    reaching its WATCHERS watchers. Time from the PUBLISH leaving this process to the last of its NOTIFYs
 //    arriving here (all of them carrying the new state), and to the first.
+// 3. Set-up, warm: two more batches of the same shape (other watchers to other presentities) after the fan-out;
+//    the third's CPU per subscription is the warm figure, the code's own cost once V8 has compiled it.
 //
 // QUICK=1 leaves the memory figures out (and waits 3 s instead of 40 after the set-up, measures idle CPU over 2 s
 // instead of 10): the set-up and the fan-out are measured the same, in a quarter of the time, for runs alternating
@@ -232,19 +232,6 @@ try {
   // what stays is the subscriptions themselves.
   await sleep(QUICK ? 3000 : 40_000);
   const after = QUICK ? { rss: 0, heap: 0 } : await memory(server.httpPort, pid);
-  // The same set-up again, twice, each batch with its own WATCHERS accounts (one Digest challenge each, as in the
-  // first) and its own PRESENTITIES presentities (so the fan-out below still reaches WATCHERS). The first batch starts
-  // a second after the server and pays for V8 compiling the path as it runs (compiler threads a fifth of the
-  // server's CPU, perf record at 3677d0f); it leaves the hot functions in Maglev, and Turbofan recompiles them
-  // during the second batch (--trace-opt, 2026-12-07: authenticate, create, requestWire, onRequest... all
-  // completed there; its compiler threads 12 % of the server's CPU in perf record). The third batch is the code's
-  // cost per subscription, what a server that has been up for a while pays: it read the same as a fourth (103/97
-  // against 105 us). All three are reported. After QUICK's 3 s waits the previous batch's client transactions
-  // (Timer K, 5 s) may still end during the next; after 40 s, none does.
-  const second = await setUp('v', 'q', false);
-  await sleep(QUICK ? 3000 : 40_000);
-  const warm = await setUp('u', 'r', false);
-  await sleep(QUICK ? 3000 : 40_000);
   let cpu0 = cpuSeconds(pid);
   await sleep(QUICK ? 2000 : 10_000);
   const idleCpu = ((cpuSeconds(pid) - cpu0) * 10_000) / (QUICK ? 2000 : 10_000); // per 10 s
@@ -290,6 +277,20 @@ try {
   }
   const fanCpu = cpuSeconds(pid) - cpu0 - (0.2 * (WARMUP + ROUNDS) * idleCpu) / 10;
 
+  // 3. The same set-up again, twice, after the fan-out (which is measured as before, with the first batch's
+  // subscriptions alone): each batch with its own WATCHERS accounts (one Digest challenge each, as in the first) to
+  // its own PRESENTITIES presentities. The first batch starts a second after the server and pays for V8 compiling
+  // the path as it runs (compiler threads a fifth of the server's CPU, perf record at 3677d0f); it leaves the hot
+  // functions in Maglev, and Turbofan compiles them during the second batch (--trace-opt, 2026-12-07: authenticate,
+  // create, requestWire, onRequest... all completed there, its threads 12 % of the server's CPU in perf record).
+  // The third batch is the code's own cost per subscription, what a server that has been up a while pays: it read
+  // the same as a fourth (103/97 against 105 us). All three are reported. Each batch starts 6 s after what came
+  // before it, so that the client transactions before it (Timer K, 5 s, swept once a second) have ended.
+  await sleep(6000);
+  const second = await setUp('v', 'q', false);
+  await sleep(6000);
+  const warm = await setUp('u', 'r', false);
+
   const stats = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
   const lines = [
     `presence bench, ${new Date().toISOString()}, ${WATCHERS} watchers x ${PRESENTITIES} presentities over UDP (${SOCKETS} sockets), server pid ${pid}`,
@@ -297,7 +298,7 @@ try {
     `subscriptions, second batch (another ${WATCHERS} watchers x ${PRESENTITIES} presentities; Turbofan still compiling): ${total} set up in ${second.secs.toFixed(2)} s, server CPU ${((second.cpu * 1e6) / total).toFixed(0)} us per subscription`,
     `subscriptions, warm (third batch, another ${WATCHERS} watchers x ${PRESENTITIES} presentities): ${total} set up in ${warm.secs.toFixed(2)} s (${(total / warm.secs).toFixed(0)}/s), server CPU ${((warm.cpu * 1e6) / total).toFixed(0)} us per subscription`,
     QUICK ? 'memory: not measured (QUICK=1)' : `memory with ${total} live subscriptions: RSS ${mb(before.rss)} -> ${mb(after.rss)} MB (+${mb(after.rss - before.rss)}), V8 heap used ${mb(before.heap)} -> ${mb(after.heap)} MB (+${mb(after.heap - before.heap)}, ${((after.heap - before.heap) / total).toFixed(0)} bytes per subscription)`,
-    `idle with the three batches (${3 * total} subscriptions): server CPU ${((idleCpu / 10) * 100).toFixed(2)} % of a core (expiry sweeps)`,
+    `idle with them: server CPU ${((idleCpu / 10) * 100).toFixed(2)} % of a core (expiry sweeps)`,
     `fan-out, one PUBLISH to ${fan.length} watchers, ${ROUNDS} rounds after ${WARMUP} warm-up: PUBLISH sent -> last NOTIFY received median ${pct(lastMs, 0.5).toFixed(1)} ms, p95 ${pct(lastMs, 0.95).toFixed(1)} ms, max ${Math.max(...lastMs).toFixed(1)} ms; -> first NOTIFY median ${pct(firstMs, 0.5).toFixed(1)} ms`,
     `fan-out server CPU: ${((fanCpu * 1000) / (WARMUP + ROUNDS)).toFixed(1)} ms per PUBLISH (${((fanCpu * 1e6) / ((WARMUP + ROUNDS) * fan.length)).toFixed(1)} us per NOTIFY, its answer included)`,
     `rounds (ms to last NOTIFY): ${lastMs.map((x) => x.toFixed(1)).join(' ')}`,
