@@ -7,9 +7,12 @@
 // 1. Footprint: server CPU to set up every subscription (Digest, SQLite group commit, first NOTIFY and its answer),
 //    then RSS and V8 heap with all of them live, against the same server before (both read from /metrics after a
 //    full GC, 40 s after the set-up so its transactions have ended), and the CPU the server spends idle with them.
+//    That set-up, started a second after the server, is the cold figure (much of it V8 compiling the path).
 // 2. Fan-out: ROUNDS PUBLISHes (SIP-If-Match, alternating open/busy and closed) for the first presentity, each
 //    reaching its WATCHERS watchers. Time from the PUBLISH leaving this process to the last of its NOTIFYs
 //    arriving here (all of them carrying the new state), and to the first.
+// 3. Set-up, warm: two more batches of the same shape (other watchers to other presentities) after the fan-out;
+//    the third's CPU per subscription is the warm figure, the code's own cost once V8 has compiled it.
 //
 // QUICK=1 leaves the memory figures out (and waits 3 s instead of 40 after the set-up, measures idle CPU over 2 s
 // instead of 10): the set-up and the fan-out are measured the same, in a quarter of the time, for runs alternating
@@ -46,6 +49,8 @@ interface Dialog {
 }
 
 const dialogs = new Map<string, Dialog>();
+/** The warm batch's dialogs: counted, left out of the fan-out. */
+const others = new Map<string, Dialog>();
 const waiting = new Map<string, (raw: string) => void>();
 let onNotify: ((d: Dialog) => void) | null = null;
 let serverPort = 0;
@@ -85,7 +90,8 @@ function receive(raw: string, sock: number): void {
   const head = raw.slice(0, end);
   const keep = head.split('\r\n').filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
   sockets[sock].send(`SIP/2.0 200 OK\r\n${keep.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`, serverPort, '127.0.0.1');
-  const d = dialogs.get(header(raw, 'Call-ID')!);
+  const callId = header(raw, 'Call-ID')!;
+  const d = dialogs.get(callId) ?? others.get(callId);
   if (!d) return;
   d.notifies++;
   d.lastAt = performance.now();
@@ -169,10 +175,45 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length - 1) * p))];
 const mb = (b: number) => (b / 1048576).toFixed(1);
 
+/** One batch of WATCHERS x PRESENTITIES subscriptions ({w}0.. to {p}0..): wall time and server CPU until each has its
+ * first NOTIFY. `track`: keep its dialogs for the fan-out (their NOTIFYs are answered either way). */
+async function setUp(w: string, p: string, track: boolean): Promise<{ secs: number; cpu: number }> {
+  const mine: Dialog[] = [];
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < WATCHERS) {
+        const i = next++;
+        const user = `${w}${i}`;
+        for (let k = 0; k < PRESENTITIES; k++) {
+          const presentity = `${p}${k}`;
+          const d: Dialog = { callId: `b-${user}-${presentity}`, fromTag: `t${i}x${k}`, user, presentity, sock: i % SOCKETS, notifies: 0, lastBasic: '', lastAt: 0 };
+          mine.push(d);
+          (track ? dialogs : others).set(d.callId, d);
+          const port = sockets[d.sock].address().port;
+          await authed('SUBSCRIBE', `sip:${presentity}@${D}`, {
+            sock: d.sock, user, to: `sip:${presentity}@${D}`, callId: d.callId, fromTag: d.fromTag, cseq: 1,
+            headers: [`Contact: <sip:${user}@127.0.0.1:${port}>`, 'Event: presence', 'Accept: application/pidf+xml', 'Expires: 3600'],
+          });
+        }
+      }
+    }),
+  );
+  while (mine.some((d) => d.notifies === 0)) await sleep(20);
+  return { secs: (performance.now() - t0) / 1000, cpu: cpuSeconds(pid) - cpu0 };
+}
+
 const dir = tempDir('sb-bench-presence-');
 const users: Record<string, string> = {};
 for (let i = 0; i < WATCHERS; i++) users[`w${i}@${D}`] = pw(`w${i}`);
 for (let i = 0; i < PRESENTITIES; i++) users[`p${i}@${D}`] = pw(`p${i}`);
+// The second and third batches' accounts.
+for (const [w, p] of [['v', 'q'], ['u', 'r']]) {
+  for (let i = 0; i < WATCHERS; i++) users[`${w}${i}@${D}`] = pw(`${w}${i}`);
+  for (let i = 0; i < PRESENTITIES; i++) users[`${p}${i}@${D}`] = pw(`${p}${i}`);
+}
 await addUsers(testConfig(dir, { realm: [D] }), users);
 // The server child may be asked for a full GC (SIGUSR2) so that heap figures are what is live, not what awaits
 // collection. It costs nothing until asked.
@@ -186,35 +227,12 @@ try {
 
   // 1. WATCHERS x PRESENTITIES subscriptions, CONCURRENCY users at a time, each user's one after the other.
   const total = WATCHERS * PRESENTITIES;
-  let cpu0 = cpuSeconds(pid);
-  const t0 = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < WATCHERS) {
-        const i = next++;
-        const user = `w${i}`;
-        for (let p = 0; p < PRESENTITIES; p++) {
-          const presentity = `p${p}`;
-          const d: Dialog = { callId: `b-${user}-${presentity}`, fromTag: `t${i}x${p}`, user, presentity, sock: i % SOCKETS, notifies: 0, lastBasic: '', lastAt: 0 };
-          dialogs.set(d.callId, d);
-          const port = sockets[d.sock].address().port;
-          await authed('SUBSCRIBE', `sip:${presentity}@${D}`, {
-            sock: d.sock, user, to: `sip:${presentity}@${D}`, callId: d.callId, fromTag: d.fromTag, cseq: 1,
-            headers: [`Contact: <sip:${user}@127.0.0.1:${port}>`, 'Event: presence', 'Accept: application/pidf+xml', 'Expires: 3600'],
-          });
-        }
-      }
-    }),
-  );
-  while ([...dialogs.values()].some((d) => d.notifies === 0)) await sleep(20);
-  const setupSecs = (performance.now() - t0) / 1000;
-  const setupCpu = cpuSeconds(pid) - cpu0;
+  const cold = await setUp('w', 'p', true);
   // Transactions of the set-up (server ones held 32 s for Timer J, client ones 5 s for Timer K) are gone after this:
   // what stays is the subscriptions themselves.
   await sleep(QUICK ? 3000 : 40_000);
   const after = QUICK ? { rss: 0, heap: 0 } : await memory(server.httpPort, pid);
-  cpu0 = cpuSeconds(pid);
+  let cpu0 = cpuSeconds(pid);
   await sleep(QUICK ? 2000 : 10_000);
   const idleCpu = ((cpuSeconds(pid) - cpu0) * 10_000) / (QUICK ? 2000 : 10_000); // per 10 s
 
@@ -259,10 +277,26 @@ try {
   }
   const fanCpu = cpuSeconds(pid) - cpu0 - (0.2 * (WARMUP + ROUNDS) * idleCpu) / 10;
 
+  // 3. The same set-up again, twice, after the fan-out (which is measured as before, with the first batch's
+  // subscriptions alone): each batch with its own WATCHERS accounts (one Digest challenge each, as in the first) to
+  // its own PRESENTITIES presentities. The first batch starts a second after the server and pays for V8 compiling
+  // the path as it runs (compiler threads a fifth of the server's CPU, perf record at 3677d0f); it leaves the hot
+  // functions in Maglev, and Turbofan compiles them during the second batch (--trace-opt, 2026-12-07: authenticate,
+  // create, requestWire, onRequest... all completed there, its threads 12 % of the server's CPU in perf record).
+  // The third batch is the code's own cost per subscription, what a server that has been up a while pays: it read
+  // the same as a fourth (103/97 against 105 us). All three are reported. Each batch starts 6 s after what came
+  // before it, so that the client transactions before it (Timer K, 5 s, swept once a second) have ended.
+  await sleep(6000);
+  const second = await setUp('v', 'q', false);
+  await sleep(6000);
+  const warm = await setUp('u', 'r', false);
+
   const stats = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
   const lines = [
     `presence bench, ${new Date().toISOString()}, ${WATCHERS} watchers x ${PRESENTITIES} presentities over UDP (${SOCKETS} sockets), server pid ${pid}`,
-    `subscriptions: ${total} set up in ${setupSecs.toFixed(2)} s (${(total / setupSecs).toFixed(0)}/s; 1 Digest challenge per watcher, then nonce counts), server CPU ${((setupCpu * 1e6) / total).toFixed(0)} us per subscription (SUBSCRIBE, 200, first NOTIFY and its 200)`,
+    `subscriptions, cold (first batch, ${WATCHERS} watchers x ${PRESENTITIES} presentities, from 1 s after the server started: includes the JIT's warm-up): ${total} set up in ${cold.secs.toFixed(2)} s (${(total / cold.secs).toFixed(0)}/s; 1 Digest challenge per watcher, then nonce counts), server CPU ${((cold.cpu * 1e6) / total).toFixed(0)} us per subscription (SUBSCRIBE, 200, first NOTIFY and its 200)`,
+    `subscriptions, second batch (another ${WATCHERS} watchers x ${PRESENTITIES} presentities; Turbofan still compiling): ${total} set up in ${second.secs.toFixed(2)} s, server CPU ${((second.cpu * 1e6) / total).toFixed(0)} us per subscription`,
+    `subscriptions, warm (third batch, another ${WATCHERS} watchers x ${PRESENTITIES} presentities): ${total} set up in ${warm.secs.toFixed(2)} s (${(total / warm.secs).toFixed(0)}/s), server CPU ${((warm.cpu * 1e6) / total).toFixed(0)} us per subscription`,
     QUICK ? 'memory: not measured (QUICK=1)' : `memory with ${total} live subscriptions: RSS ${mb(before.rss)} -> ${mb(after.rss)} MB (+${mb(after.rss - before.rss)}), V8 heap used ${mb(before.heap)} -> ${mb(after.heap)} MB (+${mb(after.heap - before.heap)}, ${((after.heap - before.heap) / total).toFixed(0)} bytes per subscription)`,
     `idle with them: server CPU ${((idleCpu / 10) * 100).toFixed(2)} % of a core (expiry sweeps)`,
     `fan-out, one PUBLISH to ${fan.length} watchers, ${ROUNDS} rounds after ${WARMUP} warm-up: PUBLISH sent -> last NOTIFY received median ${pct(lastMs, 0.5).toFixed(1)} ms, p95 ${pct(lastMs, 0.95).toFixed(1)} ms, max ${Math.max(...lastMs).toFixed(1)} ms; -> first NOTIFY median ${pct(firstMs, 0.5).toFixed(1)} ms`,

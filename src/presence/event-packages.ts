@@ -25,9 +25,24 @@ export interface EventHeader {
   id: string | null;
 }
 
+/**
+ * The last Event value parsed and what it gave: the SUBSCRIBEs and PUBLISHes of a burst carry the same few values
+ * ("presence"), and comparing a short string is cheaper than trimming, lower-casing and matching it again.
+ */
+let lastValue: string | undefined;
+let lastHeader: Readonly<EventHeader> | null = null;
+
 /** Parses an Event header value: event-type *( ";" event-param ). Null when absent or malformed. */
-export function parseEvent(value: string | undefined): EventHeader | null {
+export function parseEvent(value: string | undefined): Readonly<EventHeader> | null {
   if (value === undefined) return null;
+  if (value === lastValue) return lastHeader;
+  const header = parseEventValue(value);
+  lastValue = value;
+  lastHeader = header;
+  return header;
+}
+
+function parseEventValue(value: string): Readonly<EventHeader> | null {
   const v = value.trim();
   const semi = v.indexOf(';');
   const type = (semi < 0 ? v : v.slice(0, semi)).trim().toLowerCase();
@@ -38,7 +53,7 @@ export function parseEvent(value: string | undefined): EventHeader | null {
     if (!params) return null;
     id = params.get('id') ?? null;
   }
-  return { event: type, id };
+  return Object.freeze({ event: type, id });
 }
 
 export class EventPackages {
@@ -61,6 +76,7 @@ export class EventPackages {
 /** True when an Accept header (its values) admits the package's body type; no Accept header admits it. */
 export function acceptsPackage(accept: string[], pkg: EventPackage): boolean {
   if (accept.length === 0) return true;
+  for (const a of accept) if (pkg.accept.includes(a)) return true; // as written, the usual case: nothing to normalise
   return accept.some((a) => pkg.accept.includes(a.split(';')[0].trim().toLowerCase()));
 }
 

@@ -45,6 +45,8 @@ import { Subscription, subscriptionEvent, type NotifyListener, type Subscription
 
 /** Responses to NOTIFY that end the subscription (RFC 6665 §4.2.2; RFC 5057 §5.1 usage-destroying responses). */
 const ENDS_SUBSCRIPTION = new Set([404, 405, 408, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 502, 604]);
+/** The parameters of a From that has none but its tag, once the tag is taken out (never changed). */
+const NO_PARAMS: Map<string, string | null> = new Map();
 /** After a restart our NOTIFY CSeqs jump by this much: the ones sent since the record was last written are unknown. */
 const CSEQ_GAP_AFTER_RESTART = 65_536;
 
@@ -179,7 +181,8 @@ export class Notifier implements NotifyListener {
   private followed(sub: SubscribeRequest): SipResponse | Promise<SipResponse> {
     const { req, rc, pkg, toTag } = sub;
     if (toTag) return this.resubscribe(req, rc, pkg, toTag, sub.fromTag, sub.watcher, sub.expires);
-    if (!acceptsPackage(req.values(H.accept), pkg)) {
+    const accept = req.values(H.accept);
+    if (!acceptsPackage(accept, pkg)) {
       const res = sipError(req, Errors.PRES_ERR_NOT_ACCEPTABLE, `NOTIFYs of ${pkg.name} carry ${pkg.contentType}`);
       res.append('Accept', pkg.contentType);
       return res;
@@ -190,19 +193,24 @@ export class Notifier implements NotifyListener {
     // and the same bodiless NOTIFY (Subscription-State: pending), so SUBSCRIBE does not tell which accounts
     // (phone numbers) exist. A 404 did.
     const found = this.ctx.o.presentityExists(sub.presentity);
-    return isPromise(found) ? found.then((exists) => this.create(sub, contacts[0], exists)) : this.create(sub, contacts[0], found);
+    return isPromise(found) ? found.then((exists) => this.create(sub, contacts[0], accept, exists)) : this.create(sub, contacts[0], accept, found);
   }
 
   /** A new subscription: stored (the 200 waits for the commit), then its first NOTIFY. */
-  private create(sub: SubscribeRequest, contact: NameAddr, exists: boolean): SipResponse | Promise<SipResponse> {
+  private create(sub: SubscribeRequest, contact: NameAddr, accept: string[], exists: boolean): SipResponse | Promise<SipResponse> {
     const { req, rc, pkg, presentity, watcher, expires } = sub;
     const ctx = this.ctx;
     const now = ctx.now();
     const from = req.from()!;
     const to = req.to()!;
     const localTag = newTag();
-    const remote = { displayName: from.displayName, uri: from.uri, params: new Map(from.params) };
-    remote.params.delete('tag');
+    // From without its tag (our To): From's parameters copied only when it has others than the tag.
+    let params = NO_PARAMS;
+    if (from.params.size > 1) {
+      params = new Map(from.params);
+      params.delete('tag');
+    }
+    const remote = { displayName: from.displayName, uri: from.uri, params };
     // The strings it keeps are copies (sip/message/detach.ts): cut from the SUBSCRIBE's text, each would keep all of
     // it alive for the subscription's life.
     const record: SubscriptionRecord = {
@@ -222,7 +230,7 @@ export class Notifier implements NotifyListener {
       routeSet: req.values(H.recordRoute).map((v) => detach(v)),
       localCseq: 0,
       remoteCseq: req.cseq()!.seq,
-      accept: req.values(H.accept).map((v) => detach(v)),
+      accept: accept.map((v) => detach(v)),
       flow: ctx.flowOf(rc.source),
       expiresAt: now + expires * 1000,
       createdAt: now,
@@ -238,15 +246,22 @@ export class Notifier implements NotifyListener {
       setImmediate(() => this.sendNotify(s));
       return res;
     }
-    return ctx.persist([{ op: 'put-subscription', subscription: record }]).then((stored) => {
-      if (!stored) return ctx.storeFailed(req);
-      this.subs.add(s);
-      this.wheel.add(s);
-      ctx.o.keepFlow?.(record.flow, record.expiresAt);
-      ctx.o.bus.publish('presence.subscription.created', subscriptionEvent(s, now));
-      this.notifySoon(s);
-      return res;
-    });
+    // The store's promise taken as it is (one per commit, shared by the turn's writes) rather than through
+    // ctx.persist, whose own then() made a second promise and microtask hop per SUBSCRIBE.
+    return ctx.o.store.write([{ op: 'put-subscription', subscription: record }]).then(
+      () => {
+        this.subs.add(s);
+        this.wheel.add(s);
+        ctx.o.keepFlow?.(record.flow, record.expiresAt);
+        ctx.o.bus.publish('presence.subscription.created', subscriptionEvent(s, now));
+        this.notifySoon(s);
+        return res;
+      },
+      (err: unknown) => {
+        ctx.log.error({ err }, 'presence change not stored');
+        return ctx.storeFailed(req);
+      },
+    );
   }
 
   private async resubscribe(req: SipRequest, rc: RequestContext, pkg: EventPackage, toTag: string, fromTag: string, watcher: string, expires: number): Promise<SipResponse> {
