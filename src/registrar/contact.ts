@@ -71,10 +71,9 @@ function normalizedUri(contact: NameAddr): string {
 /** Contact header parameters kept with the binding: everything but expires and q (those are recomputed). */
 export function keptParams(params: Params): string {
   let out = '';
-  for (const [k, v] of params) {
-    if (k === 'expires' || k === 'q') continue;
-    out += v === null ? ';' + k : ';' + k + '=' + v;
-  }
+  params.forEach((v, k) => {
+    if (k !== 'expires' && k !== 'q') out += v === null ? ';' + k : ';' + k + '=' + v;
+  });
   return out;
 }
 

@@ -313,7 +313,7 @@ export function parseParams(s: string, i: number, end = s.length): Params | null
 export function serializeParams(params: Params | undefined): string {
   if (!params || params.size === 0) return '';
   let out = '';
-  for (const [k, v] of params) out += v === null ? ';' + k : ';' + k + '=' + v;
+  params.forEach((v, k) => (out += v === null ? ';' + k : ';' + k + '=' + v));
   return out;
 }
 

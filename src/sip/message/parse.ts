@@ -40,6 +40,9 @@ const CANONICAL = new Spellings<readonly [string, string]>(
 
 const SIP_2_0 = 'SIP/2.0';
 
+/** The largest message decoded whole (see parseMessage): a REGISTER, a SUBSCRIBE, an INVITE with its SDP. */
+const WHOLE_MESSAGE = 2048;
+
 /** Exact spelling → key for the names CANONICAL does not know, so a repeated one skips toLowerCase. Bounded against floods. */
 const keyBySpelling = new Map<string, string>();
 function keyFor(name: string): string {
@@ -105,12 +108,14 @@ export function parseMessage(buf: Buffer, stream = false): SipMessage {
   // 400's copy of Via/From/To, the User-Agent and Path exported to Kazoo). One pass over the bytes keeps a clean
   // message on its fast path; only a message that has such a byte pays for finding where (hasCtl below).
   //
-  // A clean message (every line ending in LF or CRLF, no other control byte, body included) is decoded whole, and
-  // its header section ends at the first empty line the line loop below meets: searching the buffer for the blank
-  // line first (findHeaderEnd, two scans of the whole message) was 0.5 us of each REGISTER's parse in
-  // bench:hotpath's profile. Any other message, a text body with a stray control byte included, takes the exact
-  // route: header range first, then the check over the header bytes alone.
-  let tainted = mayHaveCtl(buf, start, buf.length);
+  // A small clean message (every line ending in LF or CRLF, no other control byte, body included) is decoded whole,
+  // and its header section ends at the first empty line the line loop below meets: searching the buffer for the
+  // blank line first (findHeaderEnd, two scans of the whole message) was 0.5 us of each REGISTER's parse in
+  // bench:hotpath's profile. Any other message takes the exact route, header range first and the check over the
+  // header bytes alone: one with a stray control byte (a binary body's included), and one beyond WHOLE_MESSAGE
+  // bytes, whose body would cost more to check byte by byte than the search saves and would be held, as text, by
+  // every header value sliced from it.
+  let tainted = buf.length - start > WHOLE_MESSAGE || mayHaveCtl(buf, start, buf.length);
   const whole = !tainted;
   let s: string;
   /** Where the body starts: found by the line loop on a clean message (the buffer's end when no empty line comes). */

@@ -282,13 +282,13 @@ export function formatUri(u: Uri): string {
     if (u.user !== null) out += u.user + (u.password !== null ? ':' + u.password : '') + '@';
     out += u.host;
     if (u.port !== null) out += ':' + u.port;
-    for (const [k, v] of u.params) out += v === null ? ';' + k : ';' + k + '=' + v;
+    u.params.forEach((v, k) => (out += v === null ? ';' + k : ';' + k + '=' + v));
     if (u.headers.length) out += '?' + u.headers.map(([k, v]) => k + '=' + v).join('&');
     return out;
   }
   if (isTelUri(u)) {
     let out = 'tel:' + u.number;
-    for (const [k, v] of u.params) out += v === null ? ';' + k : ';' + k + '=' + v;
+    u.params.forEach((v, k) => (out += v === null ? ';' + k : ';' + k + '=' + v));
     return out;
   }
   return (u as OtherUri).raw;
