@@ -2,7 +2,7 @@
 // Parsing keeps the user part as written (with its escapes) so that serialization is exact; comparison and
 // address-of-record keys use the unescaped form, as §19.1.4 requires.
 
-import { addParam, EMPTY_PARAMS, ParamList, paramName, unescapePercent, type Params } from './grammar.ts';
+import { addParam, EMPTY_PARAMS, ParamList, paramName, serializeParams, unescapePercent, type Params } from './grammar.ts';
 
 /** URI header components, in order. Read-only: most URIs have none and share NO_HEADERS. */
 export type UriHeaders = ReadonlyArray<readonly [string, string]>;
@@ -282,13 +282,13 @@ export function formatUri(u: Uri): string {
     if (u.user !== null) out += u.user + (u.password !== null ? ':' + u.password : '') + '@';
     out += u.host;
     if (u.port !== null) out += ':' + u.port;
-    u.params.forEach((v, k) => (out += v === null ? ';' + k : ';' + k + '=' + v));
+    out += serializeParams(u.params);
     if (u.headers.length) out += '?' + u.headers.map(([k, v]) => k + '=' + v).join('&');
     return out;
   }
   if (isTelUri(u)) {
     let out = 'tel:' + u.number;
-    u.params.forEach((v, k) => (out += v === null ? ';' + k : ';' + k + '=' + v));
+    out += serializeParams(u.params);
     return out;
   }
   return (u as OtherUri).raw;
