@@ -103,7 +103,7 @@ export class ServerTransactionTable {
       return;
     }
     txn.state = 'completed';
-    if (!endNow) this.completed.add(txn.key, data, destination, now + 64 * T1, now);
+    this.answered(txn.key, data, destination, endNow, now);
     this.end(txn);
   }
 
