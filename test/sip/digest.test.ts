@@ -263,7 +263,7 @@ describe('parseAuthHeader', () => {
       for (let k = rnd(8); k > 0; k--) v += alphabet[rnd(alphabet.length)];
       cases.push(v);
     }
-    // Compared as entries: the parser holds its directives in an AuthParams, the reference in a Map.
+    // Compared as entries: the parser holds its directives in a ParamList, the reference in a Map.
     const entries = (h: { scheme: string; params: ReadonlyMap<string, string>; token: string | null } | null) => h && { ...h, params: [...h.params] };
     for (const v of cases) assert.deepEqual(entries(parseAuthHeader(v)), entries(reference(v)), JSON.stringify(v));
   });

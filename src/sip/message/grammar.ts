@@ -124,11 +124,11 @@ export type Params = ReadonlyMap<string, string | null>;
  * three parameters; as a Map each list was a table allocated for four and a hash of every name set or looked up.
  * Read-only to everyone: it has no set, so a cast to Map cannot change it either (copy into a Map to edit).
  */
-export class ParamList implements ReadonlyMap<string, string | null> {
+export class ParamList<V = string | null> implements ReadonlyMap<string, V> {
   /** name, value, name, value, … in order, each name once. */
-  private readonly list: Array<string | null>;
+  private readonly list: Array<string | V>;
 
-  constructor(list: Array<string | null>) {
+  constructor(list: Array<string | V>) {
     this.list = list;
   }
 
@@ -142,23 +142,23 @@ export class ParamList implements ReadonlyMap<string, string | null> {
     return -1;
   }
 
-  get(name: string): string | null | undefined {
+  get(name: string): V | undefined {
     const i = this.indexOf(name);
-    return i < 0 ? undefined : this.list[i + 1];
+    return i < 0 ? undefined : (this.list[i + 1] as V);
   }
 
   has(name: string): boolean {
     return this.indexOf(name) >= 0;
   }
 
-  forEach(f: (value: string | null, name: string, map: ReadonlyMap<string, string | null>) => void): void {
+  forEach(f: (value: V, name: string, map: ReadonlyMap<string, V>) => void): void {
     const l = this.list;
-    for (let i = 0; i < l.length; i += 2) f(l[i + 1], l[i] as string, this);
+    for (let i = 0; i < l.length; i += 2) f(l[i + 1] as V, l[i] as string, this);
   }
 
-  *entries(): MapIterator<[string, string | null]> {
+  *entries(): MapIterator<[string, V]> {
     const l = this.list;
-    for (let i = 0; i < l.length; i += 2) yield [l[i] as string, l[i + 1]];
+    for (let i = 0; i < l.length; i += 2) yield [l[i] as string, l[i + 1] as V];
   }
 
   *keys(): MapIterator<string> {
@@ -166,12 +166,12 @@ export class ParamList implements ReadonlyMap<string, string | null> {
     for (let i = 0; i < l.length; i += 2) yield l[i] as string;
   }
 
-  *values(): MapIterator<string | null> {
+  *values(): MapIterator<V> {
     const l = this.list;
-    for (let i = 1; i < l.length; i += 2) yield l[i];
+    for (let i = 1; i < l.length; i += 2) yield l[i] as V;
   }
 
-  [Symbol.iterator](): MapIterator<[string, string | null]> {
+  [Symbol.iterator](): MapIterator<[string, V]> {
     return this.entries();
   }
 }
