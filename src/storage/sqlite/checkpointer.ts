@@ -9,8 +9,9 @@
 // never checkpoints (wal_autocheckpoint = 0) and a worker thread with a connection of its own runs PASSIVE
 // checkpoints, which copy what is committed without taking the write lock: commits on the event loop go on during
 // the copy and its fsyncs. A COMMIT is as durable as before (the log reaches the OS before it returns; FULL also
-// fsyncs it there); only the copy into the database file moved. SQLite restarts the log from its start at the
-// first write after a checkpoint has caught up, so it stays a few MB under load.
+// fsyncs it there); only the copy into the database file moved. The worker also keeps the writer from starting the
+// log over after every checkpoint (checkpoint-worker.ts, the pin: each start costs the writer an fsync), so under
+// load the log grows to restartFrames and is started over then.
 
 import { Worker } from 'node:worker_threads';
 
@@ -19,6 +20,8 @@ export interface CheckpointerOptions {
   intervalMs?: number;
   /** A fully copied log of this many frames or more is restarted (RESTART checkpoint); 16,384 (64 MiB of 4 KiB pages). */
   restartFrames?: number;
+  /** Intervals without a commit after which the worker lets the log start over at the next commit (the pin goes). */
+  idleIntervals?: number;
 }
 
 export class WalCheckpointer {
@@ -33,7 +36,7 @@ export class WalCheckpointer {
 
   constructor(file: string, opts: CheckpointerOptions = {}) {
     this.worker = new Worker(new URL('./checkpoint-worker.ts', import.meta.url), {
-      workerData: { file, intervalMs: opts.intervalMs ?? 100, restartFrames: opts.restartFrames ?? 16_384 },
+      workerData: { file, intervalMs: opts.intervalMs ?? 100, restartFrames: opts.restartFrames ?? 16_384, idleIntervals: opts.idleIntervals ?? 10 },
     });
     this.worker.on('message', (m: { checkpoints: number; frames: number; log: number; checkpointed: number }) => {
       this.checkpoints = m.checkpoints;
