@@ -18,8 +18,8 @@
 # final response's last byte out of the server, kernel stamps in ns, the same clock for both servers).
 # Environment: USERS (20000), N (registrations of the peak run, 20000), LOADS ("25 50 75"), DURATION (s per run, 20),
 #              ROUNDS (1), TRANSPORTS ("u1 t1"), CONFIGS ("embedded scaleout"), PEAK_u1/PEAK_t1 (reg/s: skip measuring
-#              the peak), SB_FLAGS (more `switchboard start` flags), PLOT (docs/images/latency.png; "" for none),
-#              WIRE (1: capture each measured run, needs tcpdump and CAP_NET_RAW; 0: SIPp's clock only).
+#              the peak), SB_FLAGS (more `switchboard start` flags), NODE_FLAGS (node's own, embedded only),
+#              PLOT (docs/images/latency.png; "" for none), WIRE (1: capture each measured run, needs tcpdump and CAP_NET_RAW; 0: SIPp's clock only).
 # Needs: apt-get install -y sip-tester kamailio kamailio-sqlite-modules sqlite3 bc; the scaleout configuration
 # PostgreSQL, Redis and RabbitMQ. Short check: DURATION=3 USERS=2000 N=2000 CONFIGS=embedded npm run bench:latency
 set -euo pipefail
@@ -75,7 +75,7 @@ sleep 1
 
 start_embedded() {
   rm -rf "$WORK/embedded-run"; cp -r "$WORK/embedded-data" "$WORK/embedded-run"
-  "$NODE" "$ROOT/src/cli.ts" start --data-dir "$WORK/embedded-run" --realm bench.test --sip-host 127.0.0.1 --sip-port "$SIP_PORT" \
+  "$NODE" ${NODE_FLAGS:-} "$ROOT/src/cli.ts" start --data-dir "$WORK/embedded-run" --realm bench.test --sip-host 127.0.0.1 --sip-port "$SIP_PORT" \
     --sip-transports UDP,TCP --http-port "$HTTP_PORT" --log-level warn ${SB_FLAGS:-} > "$WORK/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do curl -sf "localhost:$HTTP_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
