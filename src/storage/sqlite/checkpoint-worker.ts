@@ -21,8 +21,8 @@ const dataVersion = db.prepare('PRAGMA data_version');
  * arriving meanwhile waited; a lone PUBLISH's commit took 0.7 ms instead of 0.07. A reader holding a mark other
  * than 0 makes the writer skip the restart (it needs those marks exclusively) and append instead; the checkpoint
  * still copies everything up to the pin's mark, which is everything committed before it was taken. The log then
- * grows until restartFrames and is started over by a RESTART checkpoint with the pin let go: one fsync a
- * restartFrames of log instead of one a checkpoint. An idle server lets go of the pin (idleIntervals without a
+ * grows until restartFrames; there the pin is let go until the writer has started the log over: one fsync a
+ * restartFrames of log instead of one a checkpoint. An idle server lets go of the pin too (idleIntervals without a
  * commit), so that the log can start over and other tools' TRUNCATE checkpoints are not held up.
  */
 const pin = new DatabaseSync(file);
@@ -45,6 +45,8 @@ function repin(): void {
 
 let version = -1;
 let idle = 0;
+/** The log reached restartFrames: no pin until the writer has started it over (its frame count goes down). */
+let lettingGo = false;
 let checkpoints = 0;
 let frames = 0;
 let last = { log: 0, checkpointed: 0 };
@@ -61,16 +63,22 @@ function run(): void {
     idle = 0;
     // Taken while the log has frames not yet copied, so the pin's mark is not 0 (mark 0 means "the log is all
     // copied, read the database file", which would not hold the writer back from starting it over).
-    repin();
+    if (!lettingGo) repin();
     // log: frames in the WAL; checkpointed: how many of them are in the database file now (both start over when
     // the log restarts).
     const r = checkpoint.get() as { busy: number; log: number; checkpointed: number };
+    if (r.log < last.log) lettingGo = false; // started over
     if (r.log === last.log && r.checkpointed === last.checkpointed) return;
-    if (r.log >= restartFrames && r.checkpointed === r.log) {
-      // Long enough: the pin goes and a RESTART checkpoint (nothing left to copy; it holds the write lock only to
-      // see the readers off, busy_timeout 0: if the writer is busy, a later interval tries again) has the next
-      // commit start the log over.
+    if (r.log >= restartFrames && r.checkpointed === r.log && !lettingGo) {
+      // Long enough: the pin goes, and the writer starts the log over at its next commit. Not a RESTART checkpoint
+      // here: it holds the write lock while it sees the readers off, and the writer's COMMIT meeting it waits in
+      // SQLite's busy handler (sleeps of 1 ms on the event loop, three in 20 s at 4,771 REGISTERs a second).
       unpin();
+      lettingGo = true;
+    } else if (r.log >= 2 * restartFrames && r.checkpointed === r.log) {
+      // SQLite starts the log over only if no checkpoint holds the log's read marks at the instant of that commit;
+      // a log that has missed the moment for another restartFrames gets a RESTART checkpoint (nothing left to copy,
+      // busy_timeout 0: if the writer is busy, a later interval tries again).
       restart.get();
     }
     checkpoints++;
