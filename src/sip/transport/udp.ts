@@ -19,8 +19,6 @@ export interface UdpOptions {
 
 /** Datagrams a turn may queue before they are sent without waiting for its end (enqueue). */
 const OUTBOX_MAX = 64;
-/** How long (ms) the oldest queued datagram may wait while the pass handles more input (enqueue). */
-const OUTBOX_WAIT_MS = 0.5;
 
 export class UdpTransport implements Transport {
   readonly name = 'UDP' as const;
@@ -32,8 +30,6 @@ export class UdpTransport implements Transport {
   /** The turn's end flushed the outbox and no datagram has been read since: what is queued now is a straggler. */
   private afterFlush = false;
   private stragglers = false;
-  /** performance.now() when the outbox's oldest datagram was queued. */
-  private queuedSince = 0;
 
   constructor(opts: UdpOptions) {
     this.opts = opts;
@@ -79,9 +75,8 @@ export class UdpTransport implements Transport {
           connectionId: null,
           local,
         };
-        // The previous turn's stragglers leave before this pass's first datagram is handled, and what the pass
-        // queued leaves once it has waited OUTBOX_WAIT_MS (enqueue).
-        if (this.stragglers || (this.outbox.length !== 0 && performance.now() - this.queuedSince >= OUTBOX_WAIT_MS)) this.flush();
+        // The previous turn's stragglers leave before this pass's first datagram is handled (enqueue).
+        if (this.stragglers) this.flush();
         this.afterFlush = false;
         if (data.length > max) {
           this.opts.onDrop?.('datagram above max message size', source);
@@ -137,10 +132,6 @@ export class UdpTransport implements Transport {
    * Order is kept (one queue for every socket and every kind of send). What a turn's last immediates produce (the
    * 200 OKs released by a group commit run after this flush) would otherwise wait a whole pass over the input for
    * the next check phase: they leave before the next datagram is handled instead (`stragglers`).
-   * A pass is bounded in time too: libuv reads up to 32 datagrams a pass, and after a stall (a scavenge of 2–5 ms)
-   * the pass is that long, so the first answer waited for the other 31 requests (~2 ms at 60 µs each) on top of
-   * the stall. What has waited OUTBOX_WAIT_MS leaves before the next datagram is handled; at ordinary loads a pass
-   * is shorter than that and nothing changes.
    */
   /** Datagrams queued for the turn's end, not yet handed to the kernel. */
   get queued(): number {
@@ -149,7 +140,6 @@ export class UdpTransport implements Transport {
 
   private enqueue(socket: dgram.Socket, data: Buffer, to: Destination, done: SendDone | undefined): void {
     const o = this.outbox;
-    if (o.length === 0) this.queuedSince = performance.now();
     o.push(socket, data, to.port, to.address, done);
     if (this.afterFlush) this.stragglers = true;
     if (o.length >= OUTBOX_MAX * 5) this.flush();
