@@ -64,7 +64,7 @@ describe('WalCheckpointer', () => {
     const dir = tempDir();
     const file = path.join(dir, 'db.sqlite');
     const db = openDatabase({ file, durability: 'os', checkpointsElsewhere: true });
-    const checkpointer = new WalCheckpointer(file, { intervalMs: 10, idleIntervals: 30 });
+    const checkpointer = new WalCheckpointer(file, { intervalMs: 10, idleIntervals: 20 });
     const insert = db.prepare('INSERT INTO binding_journal (writes) VALUES (?)');
     const caughtUp = async () => {
       const seen = checkpointer.checkpoints;
@@ -83,8 +83,9 @@ describe('WalCheckpointer', () => {
       }
       assert.equal(logGeneration(file), generation, 'the log was not started over');
       assert.ok(checkpointer.walFrames >= frames0 + 10, `the log grew: ${frames0} → ${checkpointer.walFrames} frames`);
-      // Idle for idleIntervals (30 × 10 ms): the pin goes, and the next commit starts the log over.
-      await sleep(600);
+      // Idle for idleIntervals (20 × 10 ms, waited six times over for a loaded CI machine): the pin goes, and the
+      // next commit starts the log over.
+      await sleep(1200);
       insert.run('["after a pause"]');
       assert.equal(logGeneration(file), generation + 1, 'an idle server\u2019s log starts over at the next commit');
       await caughtUp();
