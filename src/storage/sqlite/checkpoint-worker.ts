@@ -28,19 +28,31 @@ const dataVersion = db.prepare('PRAGMA data_version');
 const pin = new DatabaseSync(file);
 pin.exec('PRAGMA busy_timeout = 0');
 const pinRead = pin.prepare('SELECT 1 FROM sqlite_schema LIMIT 1');
-let pinned = false;
 
+/** Ends the pin's read transaction, whatever state a failed repin left it in. */
 function unpin(): void {
-  if (!pinned) return;
-  pinned = false;
-  pin.exec('COMMIT');
+  if (pin.isTransaction) pin.exec('COMMIT');
 }
 
-function repin(): void {
-  unpin();
-  pin.exec('BEGIN');
-  pinRead.get(); // a deferred transaction reads, and takes its read mark, at its first statement
-  pinned = true;
+/**
+ * A new pin at the log's end. False when it could not be taken (the database busy, say): none is held then, and the
+ * caller leaves the checkpoint to the next interval, since one without the pin would let the writer start the log
+ * over.
+ */
+function repin(): boolean {
+  try {
+    unpin();
+    pin.exec('BEGIN');
+    pinRead.get(); // a deferred transaction reads, and takes its read mark, at its first statement
+    return true;
+  } catch {
+    try {
+      unpin();
+    } catch {
+      // Nothing held.
+    }
+    return false;
+  }
 }
 
 let version = -1;
@@ -63,7 +75,10 @@ function run(): void {
     idle = 0;
     // Taken while the log has frames not yet copied, so the pin's mark is not 0 (mark 0 means "the log is all
     // copied, read the database file", which would not hold the writer back from starting it over).
-    if (!lettingGo) repin();
+    if (!lettingGo && !repin()) {
+      version = -1; // the next interval tries again, commit or not
+      return;
+    }
     // log: frames in the WAL; checkpointed: how many of them are in the database file now (both start over when
     // the log restarts).
     const r = checkpoint.get() as { busy: number; log: number; checkpointed: number };
