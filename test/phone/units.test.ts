@@ -46,6 +46,30 @@ describe('MemoryCache', () => {
     }
   });
 
+  it('keeps what sync sets as it is (no JSON per call) while the async side still gets copies and compares text', async () => {
+    const clock = new TestClock();
+    const c = new MemoryCache(clock.now);
+    try {
+      const bucket = { p: 1, at: 0 };
+      c.sync.set('k', bucket, 20);
+      assert.equal(c.sync.get('k'), bucket, 'the value itself, not a parse of its text');
+      const copy = (await c.get<{ p: number; at: number }>('k'))!;
+      assert.deepEqual(copy, bucket);
+      assert.notEqual(copy, bucket, 'the async side never holds the stored object');
+      assert.equal(await c.compareAndSet('k', { p: 1, at: 0 }, { p: 0, at: 5 }, 20), true, 'compared as text');
+      assert.deepEqual(c.sync.get('k'), { p: 0, at: 5 }, 'what the async side set, read through sync');
+      assert.equal(c.sync.get('k'), c.sync.get('k'), 'parsed once, then kept');
+      c.sync.set('gone', { p: 0, at: 0 }, 5);
+      clock.advance(5_000);
+      assert.equal(c.sync.get('gone'), null, 'expiry as for the async side');
+      assert.equal(await c.get('gone'), null);
+      c.sync.set('k', 1, 0);
+      assert.equal(c.sync.get('k'), null, 'a TTL of nothing deletes');
+    } finally {
+      c.close();
+    }
+  });
+
   it('setIfAbsent and compareAndSet are atomic per key', async () => {
     const clock = new TestClock();
     const c = new MemoryCache(clock.now);

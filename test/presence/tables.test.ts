@@ -3,9 +3,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { acceptsPackage, isPackageType, parseEvent, PRESENCE_PACKAGE } from '../../src/presence/event-packages.ts';
 import { ExpiryWheel } from '../../src/presence/expiry-wheel.ts';
-import { LocalBuckets, subscribeLimiter } from '../../src/presence/subscribe-rate.ts';
-import { RateLimiter } from '../../src/identity/rate-limiter.ts';
-import { MemoryCache } from '../../src/storage/memory/cache.ts';
 import { newEntityTag, PublicationTable } from '../../src/presence/publications.ts';
 import { Subscription, SubscriptionTable } from '../../src/presence/subscriptions.ts';
 import type { PublicationRecord, SubscriptionRecord } from '../../src/storage/ports.ts';
@@ -133,50 +130,5 @@ describe('Event header and package types', () => {
     assert.equal(acceptsPackage(['application/xpidf+xml'], PRESENCE_PACKAGE), false);
     assert.equal(isPackageType('application/pidf+xml; charset=UTF-8', PRESENCE_PACKAGE), true);
     assert.equal(isPackageType('text/plain', PRESENCE_PACKAGE), false);
-  });
-});
-
-describe('SUBSCRIBE buckets kept in process (LocalBuckets)', () => {
-  it('limits as RateLimiter over the in-process cache did: a full bucket, then Retry-After, then permits back with time', () => {
-    let t = 1_000_000;
-    const now = () => t;
-    const cache = new MemoryCache(now);
-    const before = new RateLimiter('presenceSubscribe', { size: 3, permitSeconds: 10 }, cache, now);
-    const other = new MemoryCache(now);
-    const after = subscribeLimiter({ size: 3, permitSeconds: 10 }, other, now);
-    const take = (key: string) => {
-      const r = after.take(key);
-      assert.deepEqual(r, before.take(key));
-      return r;
-    };
-    assert.deepEqual([take('a'), take('a'), take('a')].map((r) => (r as { ok: boolean }).ok), [true, true, true]);
-    assert.deepEqual(take('a'), { ok: false, retryAfter: 10 });
-    assert.equal((take('b') as { ok: boolean }).ok, true); // per account
-    t += 4_000;
-    assert.deepEqual(take('a'), { ok: false, retryAfter: 6 });
-    t += 6_000;
-    assert.equal((take('a') as { ok: boolean }).ok, true);
-    t += 60_000; // full again: both forget it
-    assert.deepEqual(take('a'), { ok: true, remaining: 2 });
-    assert.equal(cache.size, 2);
-    assert.equal(other.size, 0); // its buckets are not in the cache
-    cache.close();
-    other.close();
-  });
-  it('forgets a bucket when it would be full again, and sweeps expired ones', async () => {
-    let t = 0;
-    const buckets = new LocalBuckets(() => t);
-    buckets.sync.set('k', { p: 1, at: 0 }, 20);
-    buckets.sync.set('gone', { p: 0, at: 0 }, 5);
-    assert.deepEqual(buckets.sync.get('k'), { p: 1, at: 0 });
-    t = 5_000;
-    assert.equal(buckets.sync.get('gone'), null);
-    t = 40_000;
-    buckets.sync.set('new', { p: 2, at: t }, 1); // past the sweep time: 'k' (expired at 20 s) is swept out
-    assert.equal(buckets.size, 1);
-    assert.equal(await buckets.compareAndSet('new', { p: 2, at: t }, null, 1), true);
-    assert.equal(await buckets.get('new'), null);
-    buckets.sync.set('x', 1, 0); // a TTL of nothing deletes
-    assert.equal(buckets.sync.get('x'), null);
   });
 });

@@ -29,7 +29,11 @@ export interface Cache {
   readonly sync?: SyncCache;
 }
 
-/** The synchronous half of an in-process Cache: the same semantics as its get and set. */
+/**
+ * The synchronous half of an in-process Cache: the same semantics as its get and set, on the values themselves.
+ * `get` returns the stored value and `set` keeps the one given, so neither side may change a value once handed
+ * over (RateLimiter replaces a bucket, never changes one); the async methods still see copies.
+ */
 export interface SyncCache {
   get<T extends JsonValue = JsonValue>(key: string): T | null;
   set(key: string, value: JsonValue, ttlSeconds: number): void;
