@@ -135,15 +135,31 @@ export class PresenceContext {
     return this.o.store.write(writes).then(
       () => true,
       (err: unknown) => {
-        this.log.error({ err }, 'presence change not stored');
+        this.notStored(err);
         return false;
       },
     );
   }
 
-  persistInBackground(writes: PresenceWrite[]): void {
-    this.o.store.write(writes).catch((err: unknown) => this.log.error({ err }, 'presence change not stored'));
+  /**
+   * Writes, then answers with `stored()`, or with the 500 (logged) when the store failed: the store's own promise
+   * and one reaction, where persist's boolean and an await after it made a second promise and microtask hop (a
+   * new SUBSCRIBE's, on the set-up path).
+   */
+  persistThen<T>(writes: PresenceWrite[], req: SipRequest, stored: () => T): Promise<T | SipResponse> {
+    return this.o.store.write(writes).then(stored, (err: unknown) => {
+      this.notStored(err);
+      return this.storeFailed(req);
+    });
   }
+
+  persistInBackground(writes: PresenceWrite[]): void {
+    this.o.store.write(writes).catch(this.notStored);
+  }
+
+  private readonly notStored = (err: unknown): void => {
+    this.log.error({ err }, 'presence change not stored');
+  };
 }
 
 export function domainOf(aor: string): string {

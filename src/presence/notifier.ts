@@ -246,22 +246,14 @@ export class Notifier implements NotifyListener {
       setImmediate(() => this.sendNotify(s));
       return res;
     }
-    // The store's promise taken as it is (one per commit, shared by the turn's writes) rather than through
-    // ctx.persist, whose own then() made a second promise and microtask hop per SUBSCRIBE.
-    return ctx.o.store.write([{ op: 'put-subscription', subscription: record }]).then(
-      () => {
-        this.subs.add(s);
-        this.wheel.add(s);
-        ctx.o.keepFlow?.(record.flow, record.expiresAt);
-        ctx.o.bus.publish('presence.subscription.created', subscriptionEvent(s, now));
-        this.notifySoon(s);
-        return res;
-      },
-      (err: unknown) => {
-        ctx.log.error({ err }, 'presence change not stored');
-        return ctx.storeFailed(req);
-      },
-    );
+    return ctx.persistThen([{ op: 'put-subscription', subscription: record }], req, () => {
+      this.subs.add(s);
+      this.wheel.add(s);
+      ctx.o.keepFlow?.(record.flow, record.expiresAt);
+      ctx.o.bus.publish('presence.subscription.created', subscriptionEvent(s, now));
+      this.notifySoon(s);
+      return res;
+    });
   }
 
   private async resubscribe(req: SipRequest, rc: RequestContext, pkg: EventPackage, toTag: string, fromTag: string, watcher: string, expires: number): Promise<SipResponse> {

@@ -77,6 +77,7 @@ describe('presence notifier (state machine)', () => {
   let bindings: Map<string, BindingRecord[]>;
   let svc: PresenceService;
   let bus: InProcessBus;
+  let db: ReturnType<typeof openDatabase>;
 
   beforeEach(async () => {
     clock = 1_700_000_000_000;
@@ -111,7 +112,7 @@ describe('presence notifier (state machine)', () => {
         },
       },
       location: { lookup: (aor) => bindings.get(aor) ?? [] },
-      store: new SqlitePresenceStore(openDatabase({ file: ':memory:', durability: 'os' })),
+      store: new SqlitePresenceStore((db = openDatabase({ file: ':memory:', durability: 'os' }))),
       bus,
       presentityExists: (aor) => aor !== `ghost@${D}`,
       rules: { defaultExpires: 3600, minExpires: 60, maxExpires: 3600 },
@@ -147,6 +148,20 @@ describe('presence notifier (state machine)', () => {
     const again = sent.slice(2).find((x) => x.req.callId() === 'strict')!.req;
     assert.equal(again.uri, 'sip:p3.example.test');
     assert.equal(again.get('CSeq'), '2 NOTIFY');
+  });
+
+  it('a new subscription the store refuses: 500, no NOTIFY, nothing announced, and the next one is stored', async () => {
+    db.exec("CREATE TRIGGER refuse BEFORE INSERT ON presence_subscriptions BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    const res = await sub({ callId: 'refused' });
+    assert.equal(res.status, 500);
+    await tick();
+    assert.equal(sent.length, 0, 'no NOTIFY for a subscription that was not stored');
+    assert.equal(events.filter((e) => e.topic === 'presence.subscription.created').length, 0);
+    db.exec('DROP TRIGGER refuse');
+    assert.equal((await sub({ callId: 'stored' })).status, 200);
+    await tick();
+    assert.equal(sent.length, 1);
+    assert.equal(events.filter((e) => e.topic === 'presence.subscription.created').length, 1);
   });
 
   it('a new subscription: 200 with our tag, Expires and Contact, then at once a NOTIFY with the full state', async () => {
