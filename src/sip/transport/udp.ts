@@ -123,21 +123,24 @@ export class UdpTransport implements Transport {
     this.enqueue(socket, data, to, done);
   }
 
-  /**
-   * Every send goes out with the turn's others, as TCP's sendNow corks a connection until the turn's end: the
-   * datagrams a pass over the socket's input produced leave back to back when it is done (setImmediate), or at
-   * OUTBOX_MAX. Measured on a 2-vCPU Xeon VM (bench:register over UDP, alternating pairs, 2026-12-07): server CPU a
-   * registration 97 → 94, 100 → 89, 83 → 79, 112 → 89 µs (Kamailio 66–76 in the same runs). The kernel's cost of a datagram on loopback is mostly waking its reader (the IPI to another vCPU
-   * is a VM exit): sent one by one between requests, nearly every datagram woke SIPp; sent together, one does.
-   * Order is kept (one queue for every socket and every kind of send). What a turn's last immediates produce (the
-   * 200 OKs released by a group commit run after this flush) would otherwise wait a whole pass over the input for
-   * the next check phase: they leave before the next datagram is handled instead (`stragglers`).
-   */
   /** Datagrams queued for the turn's end, not yet handed to the kernel. */
   get queued(): number {
     return this.outbox.length / 5;
   }
 
+  /**
+   * Every send goes out with the turn's others, as TCP's sendNow corks a connection until the turn's end: the
+   * datagrams a pass over the socket's input produced leave back to back when it is done (setImmediate), or at
+   * OUTBOX_MAX. Measured on a 2-vCPU Xeon VM (bench:register over UDP, alternating pairs, 2026-12-07): server CPU a
+   * registration 97 → 94, 100 → 89, 83 → 79, 112 → 89 µs (Kamailio 66–76 in the same runs). The kernel's cost of
+   * a datagram on loopback is mostly waking its reader (the IPI to another vCPU is a VM exit): sent one by one
+   * between requests, nearly every datagram woke SIPp; sent together, one does. Order is kept (one queue for every
+   * socket and every kind of send). What a turn's last immediates produce (the 200 OKs released by a group commit
+   * run after this flush) would otherwise wait a whole pass over the input for the next check phase: they leave
+   * before the next datagram is handled instead (`stragglers`). A bound in time as well (what has waited 0.5 ms
+   * leaves before the next datagram) was worse at half load, wire p50 0.8 → 0.9–1.1 ms: each earlier flush is one
+   * more wake-up of the peer (bench/RESULTS.md, 2026-12-08).
+   */
   private enqueue(socket: dgram.Socket, data: Buffer, to: Destination, done: SendDone | undefined): void {
     const o = this.outbox;
     o.push(socket, data, to.port, to.address, done);

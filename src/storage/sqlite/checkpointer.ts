@@ -18,7 +18,10 @@ import { Worker } from 'node:worker_threads';
 export interface CheckpointerOptions {
   /** How often the worker checkpoints (ms). */
   intervalMs?: number;
-  /** A fully copied log of this many frames or more is restarted (RESTART checkpoint); 16,384 (64 MiB of 4 KiB pages). */
+  /**
+   * Frames the log may grow to before the worker lets the writer start it over (the pin goes; a RESTART checkpoint
+   * only at twice this, for a log that missed the moment); 16,384 (64 MiB of 4 KiB pages).
+   */
   restartFrames?: number;
   /** Intervals without a commit after which the worker lets the log start over at the next commit (the pin goes). */
   idleIntervals?: number;
