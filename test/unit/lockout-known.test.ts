@@ -42,6 +42,17 @@ describe('lockout: known sources', () => {
     assert.equal(written.length, 1000);
   });
 
+  it('is bounded: past 100,000 holders the marks start over, so a flood of credentials is not held', () => {
+    const { l, written } = lockout();
+    const first = { authUser: 'u0' };
+    l.succeeded(l.keys('u0@example.test', '192.0.2.9'), first);
+    for (let i = 1; i <= 100_000; i++) l.succeeded(l.keys(`u${i}@example.test`, '192.0.2.9'), { authUser: `u${i}` });
+    assert.equal(written.length, 100_001);
+    // Its mark went with the others: the first holder's source is written again rather than remembered for ever.
+    l.succeeded(l.keys('u0@example.test', '192.0.2.9'), first);
+    assert.equal(written.length, 100_002);
+  });
+
   it('answers a check without a holder from the pair\u2019s own mark', () => {
     const { l, written } = lockout();
     for (let i = 0; i < 3; i++) l.succeeded(l.keys('bob@example.test', '198.51.100.7'));
