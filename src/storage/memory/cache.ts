@@ -50,7 +50,15 @@ export class MemoryCache implements Cache {
       this.map.delete(key);
       return;
     }
-    if (!this.map.has(key) && this.map.size >= this.maxEntries) {
+    const e = this.map.get(key);
+    if (e !== undefined) {
+      // In place: a bucket is rewritten at every permit, and a Map keeps a key's insertion order on set anyway.
+      e.json = json;
+      e.value = value;
+      e.expiresAt = this.now() + ttlSeconds * 1000;
+      return;
+    }
+    if (this.map.size >= this.maxEntries) {
       this.sweep();
       // Still full: drop the oldest insertion rather than refuse.
       if (this.map.size >= this.maxEntries) this.map.delete(this.map.keys().next().value!);
